@@ -1,0 +1,137 @@
+/*
+ * api.h — JSON ⇄ engine: graph definitions, tensors, parameters, node-type
+ * listings, graph drawings and errors. No HTTP here: the server calls these
+ * and sends what they return.
+ *
+ * Every function that can fail returns 0 on success or -1 and fills an
+ * api_error with the HTTP status, a stable code and a message that names
+ * the field, node or input at fault.
+ */
+#ifndef API_H
+#define API_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "nn_graph.h"
+
+typedef struct api_error {
+    int http_status;  /* 400, 404, 409, 413, 415, 422, 429, ... */
+    char code[48];    /* e.g. "bad_request", "graph_invalid", "not_found" */
+    char message[600];
+} api_error;
+
+/* Fills err and returns -1. */
+int api_fail(api_error *err, int http_status, const char *code,
+             const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* Maps an engine error to an HTTP error: graph and shape errors are 422,
+ * invalid values 400, unknown names 404 (or 422 inside a graph definition:
+ * pass in_definition nonzero), taken names 409, limits 429. Returns -1. */
+int api_fail_from_nn(api_error *err, const nn_error *e, int in_definition);
+/* {"error": {"code": ..., "message": ...}}; caller owns (cJSON_Delete). */
+cJSON *api_error_json(const api_error *err);
+
+/* Limits applied while reading client documents. */
+typedef struct api_limits {
+    size_t max_tensor_elems;  /* per tensor */
+    int max_nodes;            /* per graph */
+    int max_steps;            /* time steps per run request */
+    int max_batch;
+} api_limits;
+api_limits api_default_limits(void);
+
+/* ------------------------------------------------------------ graphs */
+
+/* Builds a graph from a definition:
+ *   {"name": "...", "seed": 42,
+ *    "nodes": [{"name": "i1", "type": "Input", "shape": [3]}, ...],
+ *    "ff": [["i1", "l"]], "fb": [["r", "o"]],     (fb pairs: receiver, sender)
+ *    "edges": ["{i1, i2, i3} >> l", "r << o"]}
+ * Every member of a node other than name and type is a parameter of its
+ * type, checked against the type's table (JSON type, bounds, choices).
+ * Returns a built graph the caller owns, or NULL. */
+nn_graph *api_graph_from_json(const cJSON *def, const nn_registry *reg,
+                              const api_limits *lim, api_error *err);
+/* The optional "name" of a definition, or NULL (borrowed from def).
+ * Fails (-1) when present but not a valid name string. */
+int api_graph_def_name(const cJSON *def, const char **name, api_error *err);
+
+/* Describes a built graph: seed, entries, exits, and for every node its
+ * type, parameters, ff and fb inputs, input shapes, output shape (batch
+ * axis as null), parameter count, weights (name, shape, trainable) and
+ * state. Caller owns the result. */
+cJSON *api_graph_describe(const nn_graph *g);
+
+/* Every registered type: name, doc, supports_feedback, stateful,
+ * trainable, differentiable, source, and its parameter table (name, type,
+ * default, min, max, choices, doc). Caller owns the result. */
+cJSON *api_node_types_json(const nn_registry *reg);
+
+/* The graph as Graphviz DOT (ff edges solid, fb edges dashed, shapes on the
+ * nodes) or as a standalone SVG drawn by our own layered layout. Caller
+ * frees with free(). */
+char *api_graph_dot(const nn_graph *g);
+char *api_graph_svg(const nn_graph *g);
+
+/* ----------------------------------------------------------- tensors */
+
+/* Reads a tensor written as nested arrays ([[1, 2], [3, 4]]) or as
+ * {"shape": [2, 2], "data": [1, 2, 3, 4]}. Refuses ragged arrays, non-
+ * numbers, NaN/Inf, empty axes and more than lim->max_tensor_elems
+ * elements; `where` names the value in messages ("inputs.i1"). On success
+ * *out is a new tensor the caller frees (nn_tensor_free). */
+int api_tensor_from_json(const cJSON *j, const char *where,
+                         const api_limits *lim, nn_tensor **out,
+                         api_error *err);
+/* Nested arrays of numbers, each written with the fewest digits that read
+ * back as the same float32. Caller owns the result. */
+cJSON *api_tensor_to_json(const nn_tensor *t);
+/* A float32 as the shortest decimal text that reads back to it. */
+void api_format_float(float v, char *buf, size_t bufsize);
+
+/* ------------------------------------------------ inputs and outputs */
+
+/* Writes {"name": tensor, ...} into the session's entry buffers for one
+ * step: every entry must be given, shaped (batch, input shape); unknown
+ * names are refused. */
+int api_bind_step_inputs(const cJSON *inputs, nn_session *s,
+                         const nn_graph *g, const api_limits *lim,
+                         api_error *err);
+/* {"<exit>": tensor, ...} of the session's exits after a step. */
+cJSON *api_step_outputs_json(const nn_session *s, const nn_graph *g);
+
+/* Reads {"name": (batch, time, features...)} for a whole sequence: every
+ * entry present, all with the same batch (must equal batch) and time
+ * length. On success *bindings is an array of nn_graph_entry_count entries
+ * (aligned with nn_graph_entry_at) of new tensors, and *num_steps is set;
+ * free with api_bindings_free. */
+int api_read_sequence_inputs(const cJSON *inputs, const nn_graph *g,
+                             int batch, const api_limits *lim,
+                             nn_binding **bindings, int *num_steps,
+                             api_error *err);
+void api_bindings_free(nn_binding *bindings, int n);
+/* {"<exit>": (batch, time, features...)} from nn_session_run's outputs. */
+cJSON *api_sequence_outputs_json(const nn_graph *g, nn_tensor **outputs);
+
+/* -------------------------------------------------------- parameters */
+
+/* {"nodes": {"<node>": {"<weight>": {"shape": [...], "data": [...],
+ *  "trainable": true}}}}. Caller owns the result. */
+cJSON *api_params_to_json(nn_graph *g);
+/* Imports the same document. Every named node and weight must exist with
+ * the same shape; all is checked before anything is written, so a refused
+ * document changes nothing. Weights not mentioned keep their values. */
+int api_params_from_json(nn_graph *g, const cJSON *doc, api_error *err);
+
+/* ------------------------------------------------------------ OpenAPI */
+
+/* The OpenAPI 3 document of the daemon's API (api/openapi.json, compiled
+ * in). */
+const char *api_openapi_json(void);
+
+#endif /* API_H */

@@ -1,0 +1,156 @@
+/*
+ * nn_graph.h — node graphs, their compiled plan, and sessions that run them.
+ *
+ * A graph is built in three stages:
+ *   1. describe  — nn_graph_add_node, nn_node_set_param, nn_graph_ff /
+ *                  nn_graph_fb or nn_graph_link("{a, b} >> c");
+ *   2. build     — nn_graph_build validates, orders the nodes once, and runs
+ *                  every node's init_ff then init_fb: weights now exist;
+ *   3. run       — nn_session_new preallocates every buffer for a batch
+ *                  size; nn_session_step / nn_session_run then compute
+ *                  without allocating.
+ * A built graph is read-only while sessions use it, so sessions of one graph
+ * may run on different threads at once. One session is not thread-safe.
+ */
+#ifndef NN_GRAPH_H
+#define NN_GRAPH_H
+
+#include "nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nn_graph nn_graph;
+typedef struct nn_session nn_session;
+
+/* ----------------------------------------------------------- description */
+
+/* Creates an empty graph that looks types up in reg (which must outlive it)
+ * and draws every weight from seed. The caller owns it: nn_graph_free. */
+nn_graph *nn_graph_new(const nn_registry *reg, uint64_t seed);
+/* Frees the graph and its nodes. No session of it may remain. */
+void nn_graph_free(nn_graph *g);
+
+/* Adds a node of the named type. name NULL or "" picks the type name plus a
+ * per-type counter (Dense0, Dense1, ...). Returns the node (owned by the
+ * graph) or NULL with err filled: unknown type, duplicate or invalid name. */
+nn_node *nn_graph_add_node(nn_graph *g, const char *type, const char *name,
+                           nn_error *err);
+/* Sets a parameter from text, checked against the type's table (kind,
+ * bounds, choices); `trainable` is accepted by every type. Errors name the
+ * node and the parameter. Only before nn_graph_build. */
+int nn_node_set_param(nn_node *node, const char *key, const char *value,
+                      nn_error *err);
+
+/* a >> b: from feeds to. Several ff inputs into one node are concatenated
+ * in the order their edges were added. */
+int nn_graph_ff(nn_graph *g, const char *from, const char *to, nn_error *err);
+/* receiver << sender: sender's output of the previous step feeds receiver. */
+int nn_graph_fb(nn_graph *g, const char *receiver, const char *sender,
+                nn_error *err);
+/* Adds the edges of one expression in BrainPy's notation, where a term is
+ * a node name or a set "{a, b, c}":
+ *   "a >> b >> c", "{i1, i2} >> l", "a >> {b, c}", "r << o", "r << {o, p}".
+ * A set on the left of >> feeds every node on the right. Errors give the
+ * character position. */
+int nn_graph_link(nn_graph *g, const char *expr, nn_error *err);
+
+/* ------------------------------------------------------------------ build */
+
+/* Validates the graph and initialises every node. Reports, naming nodes:
+ * unknown names, source nodes (Input) with incoming edges, nodes without
+ * ff input, no entry or no exit, a feedforward cycle (listing it), feedback
+ * into a type without init_fb, feedback whose receiver has no feedforward
+ * path to the sender, and shape errors from init_ff/init_fb. */
+int nn_graph_build(nn_graph *g, nn_error *err);
+int nn_graph_is_built(const nn_graph *g);
+
+/* ------------------------------------------------------------ inspection */
+
+int nn_graph_node_count(const nn_graph *g);
+/* Nodes in the order they were added. */
+nn_node *nn_graph_node_at(const nn_graph *g, int i);
+nn_node *nn_graph_find(const nn_graph *g, const char *name);
+uint64_t nn_graph_seed(const nn_graph *g);
+/* After build: nodes in execution order. */
+nn_node *nn_graph_order_at(const nn_graph *g, int i);
+/* Entries (source nodes, the named inputs) and exits (nodes feeding no
+ * other node), each in the order the nodes were added. */
+int nn_graph_entry_count(const nn_graph *g);
+nn_node *nn_graph_entry_at(const nn_graph *g, int i);
+int nn_graph_exit_count(const nn_graph *g);
+nn_node *nn_graph_exit_at(const nn_graph *g, int i);
+
+/* Edges of a node, in declaration order. */
+int nn_node_ff_count(const nn_node *node);
+nn_node *nn_node_ff_at(const nn_node *node, int i);
+int nn_node_fb_count(const nn_node *node);
+nn_node *nn_node_fb_at(const nn_node *node, int i);
+/* Per-sample shapes, valid after build. */
+nn_shape nn_node_output_shape(const nn_node *node);
+/* Text of a parameter's value as set or defaulted; NULL if no such name. */
+const char *nn_node_param_text(const nn_node *node, const char *name);
+
+/* Weights of a node, in creation order. */
+int nn_node_weight_count(const nn_node *node);
+nn_tensor *nn_node_weight_at(nn_node *node, int i);
+const char *nn_node_weight_name(const nn_node *node, int i);
+int nn_node_weight_trainable(const nn_node *node, int i);
+nn_tensor *nn_node_weight(nn_node *node, const char *name);
+/* Number of weight elements in the node. */
+size_t nn_node_param_count(const nn_node *node);
+
+/* Per-sample state declared by the node. */
+int nn_node_state_count(const nn_node *node);
+const char *nn_node_state_name(const nn_node *node, int i);
+nn_shape nn_node_state_shape(const nn_node *node, int i);
+
+/* -------------------------------------------------------------- sessions */
+
+/* Compiles the run of a built graph for num_batch rows: one output buffer
+ * per node, the state of every stateful node and each node's scratch are
+ * allocated here and never again. Steps then allocate nothing. seed drives
+ * the per-node random streams used in forward (Dropout). The caller owns the
+ * session (nn_session_free); the graph must outlive it. */
+nn_session *nn_session_new(nn_graph *g, int num_batch, uint64_t seed,
+                           nn_error *err);
+void nn_session_free(nn_session *s);
+int nn_session_batch(const nn_session *s);
+/* Zeroes all state and feedback, runs init_state, restarts the step count
+ * and the random streams. */
+int nn_session_reset(nn_session *s, nn_error *err);
+/* Reallocates for another batch size and resets. */
+int nn_session_resize(nn_session *s, int num_batch, nn_error *err);
+long nn_session_steps(const nn_session *s);
+
+/* The buffer of entry `name`, shaped (batch, input shape), to fill before a
+ * step; NULL if name is not an entry. */
+nn_tensor *nn_session_input(nn_session *s, const char *name);
+/* One step over the inputs already written. */
+int nn_session_step(nn_session *s, int train, nn_error *err);
+/* The output of any node after a step, shaped (batch, output shape). */
+const nn_tensor *nn_session_output(const nn_session *s, const char *name);
+/* State tensor i of the named node, or NULL. */
+nn_tensor *nn_session_state(nn_session *s, const char *node, int i);
+
+/* An input or output bound by node name. */
+typedef struct nn_binding {
+    const char *name;
+    nn_tensor *tensor;
+} nn_binding;
+
+/* Runs num_steps steps. inputs has one binding per entry, each shaped
+ * (batch, num_steps, input shape); a missing or unknown name is an error
+ * naming it. On success outputs[i] receives a new tensor shaped
+ * (batch, num_steps, exit shape) for exit i (nn_graph_exit_at order); the
+ * caller frees them. The session's state afterwards is as if each step had
+ * been taken on its own. */
+int nn_session_run(nn_session *s, const nn_binding *inputs, int n_inputs,
+                   int num_steps, int train, nn_tensor **outputs,
+                   nn_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NN_GRAPH_H */

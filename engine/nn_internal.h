@@ -1,0 +1,126 @@
+/*
+ * nn_internal.h — layouts shared by the engine's own files. Not installed:
+ * node types and the server see only nn.h and nn_graph.h.
+ */
+#ifndef NN_INTERNAL_H
+#define NN_INTERNAL_H
+
+#include "nn.h"
+#include "nn_graph.h"
+
+/* A parameter's validated value. text is the canonical form (owned). */
+typedef struct nn_param_val {
+    char *text;
+    long i;
+    double f;
+    int b;
+    nn_shape shape;
+    nn_init init;
+} nn_param_val;
+
+typedef struct nn_weight {
+    char name[NN_NAME_MAX];
+    nn_tensor t;
+    int trainable;
+} nn_weight;
+
+typedef struct nn_state_decl {
+    char name[NN_NAME_MAX];
+    nn_shape shape;
+} nn_state_decl;
+
+struct nn_node {
+    nn_graph *graph;
+    const nn_node_type *type;
+    char name[NN_NAME_MAX];
+    int index;               /* position in graph->nodes */
+    void *priv;              /* type->priv_size bytes */
+    nn_param_val *params;    /* aligned with type->params */
+    int n_params;
+    int trainable;
+
+    nn_node **ff;            /* feedforward inputs, declaration order */
+    int n_ff, cap_ff;
+    nn_node **fb;            /* feedback senders, declaration order */
+    int n_fb, cap_fb;
+    int n_consumers;         /* nodes this one feeds forward */
+
+    nn_shape out_shape;
+    int out_shape_set;
+    nn_weight **weights;     /* each allocated alone: pointers handed out stay valid */
+    int n_weights, cap_weights;
+    nn_state_decl *states;
+    int n_states, cap_states;
+    size_t work_per_row;
+    nn_rng init_rng;
+};
+
+typedef struct nn_type_counter {
+    const nn_node_type *type;
+    int next;
+} nn_type_counter;
+
+struct nn_graph {
+    const nn_registry *reg;
+    uint64_t seed;
+    nn_node **nodes;
+    int n_nodes, cap_nodes;
+    nn_type_counter *counters;
+    int n_counters, cap_counters;
+    int built;
+    int build_failed;         /* a failed build leaves nodes half made */
+    nn_node **order;          /* execution order, n_nodes long */
+    nn_node **entries;
+    int n_entries;
+    nn_node **exits;
+    int n_exits;
+};
+
+/* A session's buffers for one node (session.c). */
+typedef struct node_run {
+    nn_tensor out;        /* (batch, output shape) */
+    nn_tensor *state;     /* (batch, state shape) each */
+    int n_state;
+    float *work;
+    nn_rng rng;
+    nn_tensor *ff;        /* views of the inputs' out buffers */
+    nn_tensor *fb;        /* views of the feedback senders' out buffers */
+} node_run;
+
+struct nn_session {
+    nn_graph *g;
+    int batch;
+    uint64_t seed;
+    long steps;
+    node_run *runs;       /* indexed by node->index */
+};
+
+/* (batch, per-sample shape). */
+nn_shape nn_batched_shape(int batch, const nn_shape *per_sample);
+/* Sequence runs, shared by nn_session_run and the taped run: bound[e] gets
+ * the tensor of entry e after checking names and shapes. */
+int nn_session_bind_sequence(nn_session *s, const nn_binding *inputs,
+                             int n_inputs, int num_steps,
+                             const nn_tensor **bound, nn_error *err);
+int nn_session_sequence_outputs(nn_session *s, int num_steps,
+                                nn_tensor **outputs, nn_error *err);
+void nn_session_outputs_free(nn_session *s, nn_tensor **outputs);
+/* Copies step t of the bound inputs into the entry buffers. */
+void nn_session_load_step(nn_session *s, const nn_tensor **bound,
+                          int num_steps, int t);
+/* Copies the exits' outputs into step t of the sequence outputs. */
+void nn_session_store_step(nn_session *s, nn_tensor **outputs, int num_steps,
+                           int t);
+
+/* Grows *arr (of elem bytes) so that it holds at least need elements. */
+int nn_grow(void **arr, int *cap, int need, size_t elem, nn_error *err);
+
+/* Parameters (param.c). */
+int nn_param_parse(const nn_param_def *def, const char *node, const char *text,
+                   nn_param_val *out, nn_error *err);
+void nn_param_val_clear(nn_param_val *v);
+int nn_param_table_check(const nn_node_type *type, nn_error *err);
+/* Index of name in the type's table, or -1. */
+int nn_param_index(const nn_node_type *type, const char *name);
+
+#endif /* NN_INTERNAL_H */

@@ -1,0 +1,40 @@
+/*
+ * activations.h — elementwise (and row-wise softmax) activation functions
+ * and their derivatives, shared by every node type that applies one.
+ */
+#ifndef NN_ACTIVATIONS_H
+#define NN_ACTIVATIONS_H
+
+#include <stddef.h>
+
+typedef enum nn_act {
+    NN_ACT_IDENTITY,
+    NN_ACT_TANH,
+    NN_ACT_RELU,
+    NN_ACT_SIGMOID,
+    NN_ACT_SOFTMAX,     /* over the last axis */
+    NN_ACT_LOG_SOFTMAX, /* over the last axis */
+    NN_ACT_SOFTPLUS,
+    NN_ACT_ELU,         /* alpha = 1 */
+    NN_ACT_LEAKY_RELU,  /* slope 0.01 below zero */
+    NN_ACT_GELU,        /* tanh approximation */
+    NN_ACT_SILU
+} nn_act;
+
+/* The choices string for an NN_PARAM_ENUM parameter, in enum order. */
+#define NN_ACT_CHOICES \
+    "identity|tanh|relu|sigmoid|softmax|log_softmax|softplus|elu|leaky_relu|gelu|silu"
+
+/* The function named name (one of NN_ACT_CHOICES), or -1. */
+int nn_act_parse(const char *name);
+
+/* y = f(x) for a rows x cols block; y may be x. */
+void nn_act_forward(nn_act act, const float *x, float *y, size_t rows,
+                    size_t cols);
+
+/* dx = d loss / d x given x, y = f(x) and dy = d loss / d y; dx may be dy
+ * but not x or y. */
+void nn_act_backward(nn_act act, const float *x, const float *y,
+                     const float *dy, float *dx, size_t rows, size_t cols);
+
+#endif

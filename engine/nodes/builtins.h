@@ -1,0 +1,24 @@
+/*
+ * builtins.h — the built-in node types. Each is an ordinary nn_node_type,
+ * written with the public API only, exactly as a plugin would be.
+ */
+#ifndef NN_BUILTINS_H
+#define NN_BUILTINS_H
+
+#include "nn.h"
+#include "nn_graph.h"
+
+extern const nn_node_type nn_type_input;
+extern const nn_node_type nn_type_dense;
+extern const nn_node_type nn_type_vanilla_rnn;
+extern const nn_node_type nn_type_dropout;
+extern const nn_node_type nn_type_activation;
+extern const nn_node_type nn_type_concat;
+
+/* nn_check_shape_consistency over a node's ff (or fb) input shapes, with
+ * the senders' names as labels for the error message. */
+int nn_inputs_consistent(nn_node *node, const nn_shape *in, int n,
+                         int feedback, nn_shape *lead, int *total,
+                         nn_error *err);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * rnn.c — VanillaRNN: h = act(concat(x) · Wi + h · Wr + b (+ concat(fb) ·
+ * Wfb)), the guide's VRNN with an activation and a bias. The state h lives
+ * in each session; the output is the new h.
+ */
+#include "activations.h"
+#include "builtins.h"
+#include "matmul.h"
+
+#include <string.h>
+
+typedef struct rnn {
+    nn_tensor *Wi, *Wr, *b, *Wfb;
+    int wi_index, wr_index, b_index, wfb_index;
+    int units;
+    nn_act act;
+} rnn;
+
+static const nn_param_def rnn_params[] = {
+    {"num_unit", NN_PARAM_INT, NULL, 1, 1 << 20, NULL, "size of the state h"},
+    {"activation", NN_PARAM_ENUM, "relu", 0, 0, NN_ACT_CHOICES,
+     "activation applied to the new state (relu, as BrainPy)"},
+    {"Wi_initializer", NN_PARAM_INIT, "XavierNormal", 0, 0, NULL,
+     "input weights Wi (inputs, num_unit), and Wfb"},
+    {"Wr_initializer", NN_PARAM_INIT, "XavierNormal", 0, 0, NULL,
+     "recurrent weights Wr (num_unit, num_unit)"},
+    {"b_initializer", NN_PARAM_INIT, "Zeros", 0, 0, NULL, "bias b (num_unit)"},
+    {"use_bias", NN_PARAM_BOOL, "true", 0, 0, NULL, "add the bias b"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL}};
+
+static nn_tensor *add_weight(nn_node *node, const char *name, nn_shape shape,
+                             const char *init_param, int *index, nn_error *err)
+{
+    nn_init init = nn_node_param_init(node, init_param);
+    nn_tensor *t = nn_node_add_weight(node, name, &shape, &init, 1, err);
+    *index = nn_node_weight_count(node) - 1;
+    return t;
+}
+
+static int rnn_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
+                       nn_error *err)
+{
+    rnn *self = nn_node_priv(node);
+    nn_shape lead;
+    int total;
+    int rc = nn_inputs_consistent(node, ff, n_ff, 0, &lead, &total, err);
+    if (rc != NN_OK)
+        return rc;
+    if (lead.ndim != 0) {
+        char buf[64];
+        return nn_error_set(err, NN_ERR_SHAPE, "a recurrent node takes "
+                            "(batch, features) inputs; got per-sample shape %s",
+                            nn_shape_str(&ff[0], buf, sizeof buf));
+    }
+    self->units = (int)nn_node_param_int(node, "num_unit");
+    self->act = (nn_act)nn_act_parse(nn_node_param_str(node, "activation"));
+    self->b_index = self->wfb_index = -1;
+    if (!(self->Wi = add_weight(node, "Wi", nn_shape2(total, self->units),
+                                "Wi_initializer", &self->wi_index, err)) ||
+        !(self->Wr = add_weight(node, "Wr", nn_shape2(self->units, self->units),
+                                "Wr_initializer", &self->wr_index, err)))
+        return err->code;
+    if (nn_node_param_bool(node, "use_bias") &&
+        !(self->b = add_weight(node, "b", nn_shape1(self->units),
+                               "b_initializer", &self->b_index, err)))
+        return err->code;
+    nn_shape h = nn_shape1(self->units);
+    rc = nn_node_add_state(node, "h", &h, err);
+    if (rc < 0)
+        return rc;
+    /* Pre-activation, and in backward its gradient. */
+    nn_node_set_work(node, 2 * (size_t)self->units);
+    nn_node_set_output_shape(node, &h);
+    return NN_OK;
+}
+
+static int rnn_init_fb(nn_node *node, const nn_shape *fb, int n_fb,
+                       nn_error *err)
+{
+    rnn *self = nn_node_priv(node);
+    nn_shape lead;
+    int total;
+    int rc = nn_inputs_consistent(node, fb, n_fb, 1, &lead, &total, err);
+    if (rc != NN_OK)
+        return rc;
+    if (lead.ndim != 0)
+        return nn_error_set(err, NN_ERR_SHAPE, "feedback into a recurrent node "
+                            "must be (batch, features)");
+    if (!(self->Wfb = add_weight(node, "Wfb", nn_shape2(total, self->units),
+                                 "Wi_initializer", &self->wfb_index, err)))
+        return err->code;
+    return NN_OK;
+}
+
+/* pre = b + concat(ff) · Wi + h · Wr + concat(fb) · Wfb, into pre. */
+static void pre_activation(const rnn *self, const nn_tensor *ff, int n_ff,
+                           const nn_tensor *fb, int n_fb, const nn_tensor *h,
+                           float *pre)
+{
+    size_t rows = nn_tensor_rows(h);
+    if (self->b)
+        nn_rows_set(pre, rows, self->b->data, self->units);
+    else
+        memset(pre, 0, rows * (size_t)self->units * sizeof(float));
+    nn_matmul_concat(ff, n_ff, self->Wi->data, self->units, 1.0f, pre);
+    nn_matmul_concat(h, 1, self->Wr->data, self->units, 1.0f, pre);
+    if (n_fb)
+        nn_matmul_concat(fb, n_fb, self->Wfb->data, self->units, 1.0f, pre);
+}
+
+static int rnn_forward(nn_node *node, const nn_tensor *ff, int n_ff,
+                       const nn_tensor *fb, int n_fb, nn_tensor *out,
+                       nn_ctx *ctx)
+{
+    const rnn *self = nn_node_priv_const(node);
+    nn_tensor *h = &ctx->state[0];
+    float *pre = ctx->work;
+    pre_activation(self, ff, n_ff, fb, n_fb, h, pre);
+    nn_act_forward(self->act, pre, out->data, nn_tensor_rows(out),
+                   (size_t)self->units);
+    memcpy(h->data, out->data, nn_tensor_numel(h) * sizeof(float));
+    return NN_OK;
+}
+
+static int rnn_backward(nn_node *node, const nn_tensor *ff, int n_ff,
+                        const nn_tensor *fb, int n_fb, const nn_tensor *out,
+                        const nn_tensor *dout, nn_tensor *dff, nn_tensor *dfb,
+                        nn_ctx *ctx)
+{
+    const rnn *self = nn_node_priv_const(node);
+    const nn_tensor *h_prev = &ctx->state[0];
+    nn_tensor *dh = &ctx->dstate[0];
+    size_t rows = nn_tensor_rows(out), n = rows * (size_t)self->units;
+    float *pre = ctx->work, *dpre = ctx->work + n;
+    pre_activation(self, ff, n_ff, fb, n_fb, h_prev, pre);
+    /* The new h is both the output and the next step's state. */
+    for (size_t i = 0; i < n; i++)
+        dpre[i] = dout->data[i] + dh->data[i];
+    nn_act_backward(self->act, pre, out->data, dpre, dpre, rows,
+                    (size_t)self->units);
+    nn_matmul_concat_backward(ff, n_ff, self->Wi->data, self->units, dpre, dff,
+                              ctx->grad[self->wi_index].data);
+    if (n_fb)
+        nn_matmul_concat_backward(fb, n_fb, self->Wfb->data, self->units, dpre,
+                                  dfb, ctx->grad[self->wfb_index].data);
+    if (self->b)
+        nn_rows_sum_into(dpre, rows, self->units,
+                         ctx->grad[self->b_index].data);
+    /* d h_prev = dpre · Wrᵀ replaces the incoming state gradient. */
+    nn_tensor_zero(dh);
+    nn_matmul_concat_backward(h_prev, 1, self->Wr->data, self->units, dpre, dh,
+                              ctx->grad[self->wr_index].data);
+    return NN_OK;
+}
+
+const nn_node_type nn_type_vanilla_rnn = {
+    .api_version = NN_API_VERSION,
+    .name = "VanillaRNN",
+    .doc = "h = act(concat(ff) · Wi + h · Wr + b (+ concat(fb) · Wfb))",
+    .flags = NN_TYPE_TRAINABLE | NN_TYPE_STATEFUL,
+    .params = rnn_params,
+    .priv_size = sizeof(rnn),
+    .init_ff = rnn_init_ff,
+    .init_fb = rnn_init_fb,
+    .forward = rnn_forward,
+    .backward = rnn_backward,
+};

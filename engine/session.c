@@ -1,0 +1,403 @@
+/*
+ * session.c — the compiled run of a built graph for one batch size.
+ *
+ * Everything a step touches is allocated in nn_session_new: one output
+ * buffer per node, each node's state and scratch, and the input views each
+ * node's forward receives. A step walks the graph's execution order and
+ * allocates nothing.
+ *
+ * Feedback needs no copy: a receiver has a feedforward path to its sender,
+ * so it runs before the sender in every step and reads the sender's output
+ * buffer while it still holds the previous step's value (zeros after reset).
+ */
+#include "nn_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+nn_shape nn_batched_shape(int batch, const nn_shape *per_sample)
+{
+    nn_shape s;
+    memset(&s, 0, sizeof s);
+    s.ndim = per_sample->ndim + 1;
+    s.dims[0] = batch;
+    for (int d = 0; d < per_sample->ndim; d++)
+        s.dims[d + 1] = per_sample->dims[d];
+    return s;
+}
+
+static void runs_release(nn_session *s)
+{
+    if (!s->runs)
+        return;
+    for (int i = 0; i < s->g->n_nodes; i++) {
+        node_run *r = &s->runs[i];
+        nn_tensor_release(&r->out);
+        for (int k = 0; k < r->n_state; k++)
+            nn_tensor_release(&r->state[k]);
+        nn_free(r->state);
+        nn_free(r->work);
+        nn_free(r->ff);
+        nn_free(r->fb);
+    }
+    nn_free(s->runs);
+    s->runs = NULL;
+}
+
+static int runs_alloc(nn_session *s, nn_error *err)
+{
+    nn_graph *g = s->g;
+    s->runs = nn_calloc((size_t)g->n_nodes, sizeof *s->runs);
+    if (!s->runs)
+        return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+    /* Output buffers first: the input views below point into them. */
+    for (int i = 0; i < g->n_nodes; i++) {
+        nn_node *node = g->nodes[i];
+        node_run *r = &s->runs[i];
+        if (node->out_shape.ndim + 1 > NN_MAX_DIMS)
+            return nn_error_set(err, NN_ERR_SHAPE, "node '%s': output has too "
+                                "many axes", node->name);
+        nn_shape shape = nn_batched_shape(s->batch, &node->out_shape);
+        if (nn_tensor_alloc(&r->out, &shape, err) != NN_OK)
+            return nn_error_prefix(err, "node '%s' output", node->name);
+        if (node->n_states) {
+            r->state = nn_calloc((size_t)node->n_states, sizeof *r->state);
+            if (!r->state)
+                return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+            r->n_state = node->n_states;
+            for (int k = 0; k < node->n_states; k++) {
+                nn_shape ss = nn_batched_shape(s->batch, &node->states[k].shape);
+                if (nn_tensor_alloc(&r->state[k], &ss, err) != NN_OK)
+                    return nn_error_prefix(err, "node '%s' state '%s'",
+                                           node->name, node->states[k].name);
+            }
+        }
+        if (node->work_per_row) {
+            r->work = nn_calloc(node->work_per_row * (size_t)s->batch,
+                                sizeof(float));
+            if (!r->work)
+                return nn_error_set(err, NN_ERR_NOMEM, "out of memory for the "
+                                    "scratch of node '%s'", node->name);
+        }
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        nn_node *node = g->nodes[i];
+        node_run *r = &s->runs[i];
+        if (node->n_ff && !(r->ff = nn_calloc((size_t)node->n_ff,
+                                              sizeof(nn_tensor))))
+            return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+        if (node->n_fb && !(r->fb = nn_calloc((size_t)node->n_fb,
+                                              sizeof(nn_tensor))))
+            return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+        for (int k = 0; k < node->n_ff; k++) {
+            nn_tensor *src = &s->runs[node->ff[k]->index].out;
+            r->ff[k] = nn_tensor_view(src->data, &src->shape);
+        }
+        for (int k = 0; k < node->n_fb; k++) {
+            nn_tensor *src = &s->runs[node->fb[k]->index].out;
+            r->fb[k] = nn_tensor_view(src->data, &src->shape);
+        }
+    }
+    return NN_OK;
+}
+
+int nn_session_reset(nn_session *s, nn_error *err)
+{
+    nn_graph *g = s->g;
+    s->steps = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        nn_node *node = g->nodes[i];
+        node_run *r = &s->runs[i];
+        nn_tensor_zero(&r->out);
+        for (int k = 0; k < r->n_state; k++)
+            nn_tensor_zero(&r->state[k]);
+        nn_rng_seed(&r->rng, nn_seed_derive(s->seed, node->name));
+        if (node->type->init_state) {
+            nn_error_clear(err);
+            int rc = node->type->init_state(node, r->state, r->n_state,
+                                            s->batch, err);
+            if (rc != NN_OK) {
+                if (err)
+                    err->code = rc;
+                return nn_error_prefix(err, "node '%s' (%s) init_state",
+                                       node->name, node->type->name);
+            }
+        }
+    }
+    return NN_OK;
+}
+
+nn_session *nn_session_new(nn_graph *g, int num_batch, uint64_t seed,
+                           nn_error *err)
+{
+    if (!g || !g->built) {
+        nn_error_set(err, NN_ERR_STATE, "a session needs a built graph");
+        return NULL;
+    }
+    if (num_batch < 1) {
+        nn_error_set(err, NN_ERR_INVALID, "batch size must be at least 1, "
+                     "got %d", num_batch);
+        return NULL;
+    }
+    nn_session *s = nn_calloc(1, sizeof *s);
+    if (!s) {
+        nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    s->g = g;
+    s->batch = num_batch;
+    s->seed = seed;
+    if (runs_alloc(s, err) != NN_OK || nn_session_reset(s, err) != NN_OK) {
+        nn_session_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void nn_session_free(nn_session *s)
+{
+    if (!s)
+        return;
+    runs_release(s);
+    nn_free(s);
+}
+
+int nn_session_batch(const nn_session *s) { return s->batch; }
+long nn_session_steps(const nn_session *s) { return s->steps; }
+
+int nn_session_resize(nn_session *s, int num_batch, nn_error *err)
+{
+    if (num_batch < 1)
+        return nn_error_set(err, NN_ERR_INVALID, "batch size must be at least "
+                            "1, got %d", num_batch);
+    int old = s->batch;
+    node_run *old_runs = s->runs;
+    s->runs = NULL;
+    s->batch = num_batch;
+    int rc = runs_alloc(s, err);
+    if (rc == NN_OK)
+        rc = nn_session_reset(s, err);
+    if (rc != NN_OK) {
+        /* Keep the session usable at its old size. */
+        runs_release(s);
+        s->runs = old_runs;
+        s->batch = old;
+        return rc;
+    }
+    node_run *fresh = s->runs;
+    s->runs = old_runs;
+    s->batch = old;
+    runs_release(s);
+    s->runs = fresh;
+    s->batch = num_batch;
+    return NN_OK;
+}
+
+nn_tensor *nn_session_input(nn_session *s, const char *name)
+{
+    nn_node *node = nn_graph_find(s->g, name);
+    if (!node || !(node->type->flags & NN_TYPE_SOURCE))
+        return NULL;
+    return &s->runs[node->index].out;
+}
+
+int nn_session_step(nn_session *s, int train, nn_error *err)
+{
+    nn_graph *g = s->g;
+    for (int i = 0; i < g->n_nodes; i++) {
+        nn_node *node = g->order[i];
+        node_run *r = &s->runs[node->index];
+        nn_ctx ctx;
+        memset(&ctx, 0, sizeof ctx);
+        ctx.train = train != 0;
+        ctx.num_batch = s->batch;
+        ctx.step = s->steps;
+        ctx.rng = &r->rng;
+        ctx.state = r->state;
+        ctx.n_state = r->n_state;
+        ctx.work = r->work;
+        ctx.err = err;
+        nn_error_clear(err);
+        int rc = node->type->forward(node, r->ff, node->n_ff, r->fb,
+                                     node->n_fb, &r->out, &ctx);
+        if (rc != NN_OK) {
+            if (err) {
+                err->code = rc;
+                if (!err->msg[0])
+                    nn_error_set(err, rc, "forward failed");
+            }
+            return nn_error_prefix(err, "node '%s' (%s)", node->name,
+                                   node->type->name);
+        }
+    }
+    s->steps++;
+    return NN_OK;
+}
+
+const nn_tensor *nn_session_output(const nn_session *s, const char *name)
+{
+    nn_node *node = nn_graph_find(s->g, name);
+    return node ? &s->runs[node->index].out : NULL;
+}
+
+nn_tensor *nn_session_state(nn_session *s, const char *name, int i)
+{
+    nn_node *node = nn_graph_find(s->g, name);
+    if (!node || i < 0 || i >= s->runs[node->index].n_state)
+        return NULL;
+    return &s->runs[node->index].state[i];
+}
+
+/* Checks that a sequence tensor is (batch, num_steps, per-sample shape). */
+static int check_sequence(const nn_session *s, const nn_node *entry,
+                          const nn_tensor *t, int *num_steps, nn_error *err)
+{
+    char got[96], want[96];
+    nn_shape expect = nn_batched_shape(s->batch, &entry->out_shape);
+    int ok = t && t->data && t->shape.ndim == expect.ndim + 1 &&
+             t->shape.dims[0] == s->batch && t->shape.dims[1] >= 1;
+    for (int d = 1; ok && d < expect.ndim; d++)
+        ok = t->shape.dims[d + 1] == expect.dims[d];
+    if (ok && *num_steps >= 0 && t->shape.dims[1] != *num_steps)
+        ok = 0;
+    if (!ok) {
+        nn_shape_str(&entry->out_shape, want, sizeof want);
+        return nn_error_set(err, NN_ERR_SHAPE, "input '%s' must be shaped "
+                            "(batch=%d, time, %s), all inputs with the same "
+                            "time length; got %s", entry->name, s->batch,
+                            want, t ? nn_shape_str(&t->shape, got, sizeof got)
+                                    : "nothing");
+    }
+    *num_steps = t->shape.dims[1];
+    return NN_OK;
+}
+
+int nn_session_bind_sequence(nn_session *s, const nn_binding *inputs,
+                             int n_inputs, int num_steps,
+                             const nn_tensor **bound, nn_error *err)
+{
+    nn_graph *g = s->g;
+    if (num_steps < 1)
+        return nn_error_set(err, NN_ERR_INVALID, "a run needs at least one "
+                            "step, got %d", num_steps);
+    for (int e = 0; e < g->n_entries; e++)
+        bound[e] = NULL;
+    /* Bind by name: every entry exactly once, nothing unknown. */
+    for (int k = 0; k < n_inputs; k++) {
+        int found = -1;
+        for (int e = 0; e < g->n_entries; e++)
+            if (inputs[k].name && strcmp(inputs[k].name,
+                                         g->entries[e]->name) == 0)
+                found = e;
+        if (found < 0)
+            return nn_error_set(err, NN_ERR_NOT_FOUND, "'%.64s' is not an "
+                                "input of this network",
+                                inputs[k].name ? inputs[k].name : "");
+        if (bound[found])
+            return nn_error_set(err, NN_ERR_INVALID, "input '%s' is given "
+                                "twice", g->entries[found]->name);
+        int steps = num_steps;
+        int rc = check_sequence(s, g->entries[found], inputs[k].tensor, &steps,
+                                err);
+        if (rc != NN_OK)
+            return rc;
+        bound[found] = inputs[k].tensor;
+    }
+    for (int e = 0; e < g->n_entries; e++)
+        if (!bound[e])
+            return nn_error_set(err, NN_ERR_INVALID, "input '%s' is missing",
+                                g->entries[e]->name);
+    return NN_OK;
+}
+
+int nn_session_sequence_outputs(nn_session *s, int num_steps,
+                                nn_tensor **outputs, nn_error *err)
+{
+    nn_graph *g = s->g;
+    for (int x = 0; x < g->n_exits; x++)
+        outputs[x] = NULL;
+    for (int x = 0; x < g->n_exits; x++) {
+        nn_shape per = g->exits[x]->out_shape;
+        if (per.ndim + 2 > NN_MAX_DIMS) {
+            nn_session_outputs_free(s, outputs);
+            return nn_error_set(err, NN_ERR_SHAPE, "output '%s' has too many "
+                                "axes for a sequence", g->exits[x]->name);
+        }
+        nn_shape seq = nn_batched_shape(s->batch, &per);
+        memmove(&seq.dims[2], &seq.dims[1], sizeof(int) * (size_t)per.ndim);
+        seq.dims[1] = num_steps;
+        seq.ndim = per.ndim + 2;
+        if (!(outputs[x] = nn_tensor_new(&seq))) {
+            nn_session_outputs_free(s, outputs);
+            return nn_error_set(err, NN_ERR_NOMEM, "out of memory for output "
+                                "'%s'", g->exits[x]->name);
+        }
+    }
+    return NN_OK;
+}
+
+void nn_session_outputs_free(nn_session *s, nn_tensor **outputs)
+{
+    for (int x = 0; x < s->g->n_exits; x++) {
+        nn_tensor_free(outputs[x]);
+        outputs[x] = NULL;
+    }
+}
+
+void nn_session_load_step(nn_session *s, const nn_tensor **bound,
+                          int num_steps, int t)
+{
+    nn_graph *g = s->g;
+    for (int e = 0; e < g->n_entries; e++) {
+        nn_tensor *dst = &s->runs[g->entries[e]->index].out;
+        size_t row = nn_shape_numel(&g->entries[e]->out_shape);
+        for (int b = 0; b < s->batch; b++)
+            memcpy(dst->data + (size_t)b * row,
+                   bound[e]->data + ((size_t)b * (size_t)num_steps +
+                                     (size_t)t) * row,
+                   row * sizeof(float));
+    }
+}
+
+void nn_session_store_step(nn_session *s, nn_tensor **outputs, int num_steps,
+                           int t)
+{
+    nn_graph *g = s->g;
+    for (int x = 0; x < g->n_exits; x++) {
+        const nn_tensor *src = &s->runs[g->exits[x]->index].out;
+        size_t row = nn_shape_numel(&g->exits[x]->out_shape);
+        for (int b = 0; b < s->batch; b++)
+            memcpy(outputs[x]->data + ((size_t)b * (size_t)num_steps +
+                                       (size_t)t) * row,
+                   src->data + (size_t)b * row, row * sizeof(float));
+    }
+}
+
+int nn_session_run(nn_session *s, const nn_binding *inputs, int n_inputs,
+                   int num_steps, int train, nn_tensor **outputs,
+                   nn_error *err)
+{
+    nn_graph *g = s->g;
+    for (int x = 0; x < g->n_exits; x++)
+        outputs[x] = NULL;
+    const nn_tensor **bound = nn_calloc((size_t)g->n_entries + 1,
+                                        sizeof *bound);
+    if (!bound)
+        return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+    int rc = nn_session_bind_sequence(s, inputs, n_inputs, num_steps, bound,
+                                      err);
+    if (rc == NN_OK)
+        rc = nn_session_sequence_outputs(s, num_steps, outputs, err);
+    for (int t = 0; t < num_steps && rc == NN_OK; t++) {
+        nn_session_load_step(s, bound, num_steps, t);
+        rc = nn_session_step(s, train, err);
+        if (rc != NN_OK)
+            nn_error_prefix(err, "step %d", t);
+        else
+            nn_session_store_step(s, outputs, num_steps, t);
+    }
+    nn_free(bound);
+    if (rc != NN_OK)
+        nn_session_outputs_free(s, outputs);
+    return rc;
+}
