@@ -9,11 +9,18 @@ void nn_matmul_concat(const nn_tensor *in, int n, const float *W, int units,
     int offset = 0;
     for (int i = 0; i < n; i++) {
         int rows = (int)nn_tensor_rows(&in[i]), cols = nn_tensor_cols(&in[i]);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, units,
-                    cols, 1.0f, in[i].data, cols,
-                    W + (size_t)offset * (size_t)units, units,
-                    i == 0 ? beta : 1.0f, out, units);
+        float b = i == 0 ? beta : 1.0f;
+        const float *Wi = W + (size_t)offset * (size_t)units;
         offset += cols;
+        if (rows == 1) {
+            /* One row (a recurrent step at batch 1): sgemm would spend more
+             * time packing W than multiplying. */
+            cblas_sgemv(CblasRowMajor, CblasTrans, cols, units, 1.0f, Wi,
+                        units, in[i].data, 1, b, out, 1);
+            continue;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, units,
+                    cols, 1.0f, in[i].data, cols, Wi, units, b, out, units);
     }
 }
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs the engine benchmarks and prints the figures the README reports.
+# PyTorch comes from Debian's python3-torch, installed here if missing (it
+# is large, so the test command never installs it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$(nproc)" --target bench_dense bench_rnn >/dev/null
+if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd=sudo
+    $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch </dev/null
+fi
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo
+build/bench/bench_dense 1
+echo
+nerved=$(build/bench/bench_rnn 1)
+torch=$(/usr/bin/python3 bench/rnn_torch.py)
+echo "VanillaRNN(256), 64 inputs, 1,000 steps at batch 1, one thread"
+echo "$nerved" | sed 's/^/  /'
+echo "$torch" | sed 's/^/  /'
+step=$(echo "$nerved" | awk '/nerved_step_ms/ {print $2}')
+run=$(echo "$nerved" | awk '/nerved_run_ms/ {print $2}')
+pt=$(echo "$torch" | awk '/torch_step_ms/ {print $2}')
+awk -v s="$step" -v r="$run" -v p="$pt" 'BEGIN {
+    printf "  speed-up over PyTorch eager: %.1fx (steps), %.1fx (run)\n", p / s, p / r }'
