@@ -1,0 +1,748 @@
+/*
+ * api_graph.c — graph definitions in, graph descriptions and node-type
+ * listings out. Parameter values are checked against the type's table here
+ * for their JSON type, then handed to the engine as text, which checks
+ * bounds and choices: one table, one place for each rule.
+ */
+#include "api.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --------------------------------------------------------- definitions */
+
+int api_graph_def_name(const cJSON *def, const char **name, api_error *err)
+{
+    *name = NULL;
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(def, "name");
+    if (!n || cJSON_IsNull(n))
+        return 0;
+    if (!cJSON_IsString(n) || !n->valuestring[0] ||
+        strlen(n->valuestring) >= NN_NAME_MAX)
+        return api_fail(err, 400, "bad_request", "\"name\" must be a non-empty "
+                        "string of at most %d bytes", NN_NAME_MAX - 1);
+    for (const char *p = n->valuestring; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
+            return api_fail(err, 400, "bad_request", "\"name\" may hold "
+                            "letters, digits, '_', '-' and '.' only");
+    *name = n->valuestring;
+    return 0;
+}
+
+/* A JSON integer within [lo, hi]. */
+static int json_integer(const cJSON *v, double lo, double hi, long long *out)
+{
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
+        v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
+        v->valuedouble > hi)
+        return 0;
+    *out = (long long)v->valuedouble;
+    return 1;
+}
+
+/* An initializer object {"type": "Normal", "scale": 0.1} as text. */
+static int init_object_text(const cJSON *v, const char *where, char *buf,
+                            size_t size, api_error *err)
+{
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(v, "type");
+    if (!cJSON_IsString(type))
+        return api_fail(err, 400, "bad_parameter", "%s: an initializer object "
+                        "needs a \"type\" string", where);
+    size_t len = (size_t)snprintf(buf, size, "%s(", type->valuestring);
+    int first = 1;
+    for (const cJSON *c = v->child; c && len < size; c = c->next) {
+        if (strcmp(c->string, "type") == 0)
+            continue;
+        if (!cJSON_IsNumber(c))
+            return api_fail(err, 400, "bad_parameter", "%s.%s must be a "
+                            "number", where, c->string);
+        len += (size_t)snprintf(buf + len, size - len, "%s%s=%.17g",
+                                first ? "" : ", ", c->string, c->valuedouble);
+        first = 0;
+    }
+    if (len + 2 >= size)
+        return api_fail(err, 400, "bad_parameter", "%s: initializer too long",
+                        where);
+    snprintf(buf + len, size - len, ")");
+    return 0;
+}
+
+/* Turns a JSON parameter value into the engine's text, refusing JSON types
+ * that do not fit the parameter's kind. */
+static int param_text(const nn_param_def *def, const cJSON *v,
+                      const char *where, char *buf, size_t size,
+                      api_error *err)
+{
+    long long i;
+    switch (def->kind) {
+    case NN_PARAM_INT:
+        if (!json_integer(v, -9.2e18, 9.2e18, &i))
+            return api_fail(err, 400, "bad_parameter", "%s must be an integer",
+                            where);
+        snprintf(buf, size, "%lld", i);
+        return 0;
+    case NN_PARAM_FLOAT:
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+            return api_fail(err, 400, "bad_parameter", "%s must be a finite "
+                            "number", where);
+        snprintf(buf, size, "%.17g", v->valuedouble);
+        return 0;
+    case NN_PARAM_BOOL:
+        if (!cJSON_IsBool(v))
+            return api_fail(err, 400, "bad_parameter", "%s must be true or "
+                            "false", where);
+        snprintf(buf, size, "%s", cJSON_IsTrue(v) ? "true" : "false");
+        return 0;
+    case NN_PARAM_ENUM:
+    case NN_PARAM_STRING:
+        if (!cJSON_IsString(v))
+            return api_fail(err, 400, "bad_parameter", "%s must be a string",
+                            where);
+        snprintf(buf, size, "%s", v->valuestring);
+        return 0;
+    case NN_PARAM_SHAPE: {
+        if (json_integer(v, 1, 1 << 30, &i)) {
+            snprintf(buf, size, "%lld", i);
+            return 0;
+        }
+        if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1)
+            return api_fail(err, 400, "bad_parameter", "%s must be a positive "
+                            "integer or an array of them", where);
+        size_t len = 0;
+        buf[0] = '\0';
+        for (const cJSON *c = v->child; c; c = c->next) {
+            if (!json_integer(c, 1, 1 << 30, &i))
+                return api_fail(err, 400, "bad_parameter", "%s must hold "
+                                "positive integers", where);
+            if (len < size)
+                len += (size_t)snprintf(buf + len, size - len, "%s%lld",
+                                        len ? "," : "", i);
+        }
+        return 0;
+    }
+    case NN_PARAM_INIT:
+        if (cJSON_IsString(v)) {
+            snprintf(buf, size, "%s", v->valuestring);
+            return 0;
+        }
+        if (cJSON_IsObject(v))
+            return init_object_text(v, where, buf, size, err);
+        return api_fail(err, 400, "bad_parameter", "%s must be an initializer "
+                        "such as \"Normal(0, 0.1)\" or {\"type\": \"Normal\", "
+                        "\"scale\": 0.1}", where);
+    }
+    return api_fail(err, 400, "bad_parameter", "%s: unknown kind", where);
+}
+
+static void known_params(const nn_node_type *type, char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; type->params && type->params[i].name && len < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s, ",
+                                type->params[i].name);
+    if (len < size)
+        snprintf(buf + len, size - len, "trainable");
+}
+
+static void known_types(const nn_registry *reg, char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < nn_registry_count(reg) && len < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? ", " : "",
+                                nn_registry_at(reg, i)->name);
+}
+
+static int add_nodes(nn_graph *g, const cJSON *nodes, const nn_registry *reg,
+                     api_error *err)
+{
+    int index = 0;
+    char where[160], text[1024], list[600];
+    for (const cJSON *n = nodes->child; n; n = n->next, index++) {
+        if (!cJSON_IsObject(n))
+            return api_fail(err, 400, "bad_request", "nodes[%d] must be an "
+                            "object", index);
+        const cJSON *type_j = cJSON_GetObjectItemCaseSensitive(n, "type");
+        const cJSON *name_j = cJSON_GetObjectItemCaseSensitive(n, "name");
+        if (!cJSON_IsString(type_j))
+            return api_fail(err, 400, "bad_request", "nodes[%d].type must be a "
+                            "string naming a node type", index);
+        if (name_j && !cJSON_IsNull(name_j) && !cJSON_IsString(name_j))
+            return api_fail(err, 400, "bad_request", "nodes[%d].name must be a "
+                            "string", index);
+        const nn_node_type *type = nn_registry_find(reg, type_j->valuestring);
+        if (!type) {
+            known_types(reg, list, sizeof list);
+            return api_fail(err, 400, "unknown_node_type", "nodes[%d]: unknown "
+                            "node type '%.64s' (known: %s)", index,
+                            type_j->valuestring, list);
+        }
+        nn_error e;
+        nn_node *node = nn_graph_add_node(
+            g, type->name, cJSON_IsString(name_j) ? name_j->valuestring : NULL,
+            &e);
+        if (!node) {
+            if (e.code == NN_ERR_EXISTS)
+                return api_fail(err, 422, "graph_invalid", "nodes[%d]: %s",
+                                index, e.msg);
+            return api_fail(err, e.code == NN_ERR_NOMEM ? 503 : 400,
+                            e.code == NN_ERR_NOMEM ? "out_of_memory"
+                                                   : "bad_request",
+                            "nodes[%d]: %s", index, e.msg);
+        }
+        for (const cJSON *p = n->child; p; p = p->next) {
+            if (strcmp(p->string, "type") == 0 || strcmp(p->string, "name") == 0)
+                continue;
+            snprintf(where, sizeof where, "nodes[%d] ('%s').%.64s", index,
+                     nn_node_name(node), p->string);
+            static const nn_param_def trainable = {
+                "trainable", NN_PARAM_BOOL, NULL, 0, 0, NULL, NULL};
+            const nn_param_def *def = &trainable;
+            if (strcmp(p->string, "trainable") != 0) {
+                def = NULL;
+                for (int k = 0; type->params && type->params[k].name; k++)
+                    if (strcmp(type->params[k].name, p->string) == 0)
+                        def = &type->params[k];
+            }
+            if (!def) {
+                known_params(type, list, sizeof list);
+                return api_fail(err, 400, "unknown_parameter", "%s: type '%s' "
+                                "has no parameter '%.64s' (it has: %s)", where,
+                                type->name, p->string, list);
+            }
+            if (param_text(def, p, where, text, sizeof text, err))
+                return -1;
+            if (nn_node_set_param(node, p->string, text, &e) != NN_OK)
+                return api_fail(err, 400, "bad_parameter", "nodes[%d]: %s",
+                                index, e.msg);
+        }
+    }
+    return 0;
+}
+
+static int add_pairs(nn_graph *g, const cJSON *pairs, const char *key,
+                     api_error *err)
+{
+    int index = 0;
+    for (const cJSON *p = pairs->child; p; p = p->next, index++) {
+        if (!cJSON_IsArray(p) || cJSON_GetArraySize(p) != 2 ||
+            !cJSON_IsString(p->child) || !cJSON_IsString(p->child->next))
+            return api_fail(err, 400, "bad_request", "%s[%d] must be a pair of "
+                            "node names", key, index);
+        const char *a = p->child->valuestring, *b = p->child->next->valuestring;
+        nn_error e;
+        int rc = strcmp(key, "ff") == 0 ? nn_graph_ff(g, a, b, &e)
+                                        : nn_graph_fb(g, a, b, &e);
+        if (rc != NN_OK)
+            return api_fail(err, 422, "graph_invalid", "%s[%d]: %s", key, index,
+                            e.msg);
+    }
+    return 0;
+}
+
+static int add_edges(nn_graph *g, const cJSON *def, api_error *err)
+{
+    const char *keys[] = {"ff", "fb", "edges"};
+    for (int k = 0; k < 3; k++) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(def, keys[k]);
+        if (!list || cJSON_IsNull(list))
+            continue;
+        if (!cJSON_IsArray(list))
+            return api_fail(err, 400, "bad_request", "\"%s\" must be an array",
+                            keys[k]);
+        if (k < 2) {
+            if (add_pairs(g, list, keys[k], err))
+                return -1;
+            continue;
+        }
+        int index = 0;
+        for (const cJSON *e = list->child; e; e = e->next, index++) {
+            nn_error ne;
+            if (!cJSON_IsString(e))
+                return api_fail(err, 400, "bad_request", "edges[%d] must be a "
+                                "string such as \"{a, b} >> c\"", index);
+            int rc = nn_graph_link(g, e->valuestring, &ne);
+            if (rc == NN_ERR_INVALID)
+                return api_fail(err, 400, "bad_edge", "edges[%d]: %s", index,
+                                ne.msg);
+            if (rc != NN_OK)
+                return api_fail(err, 422, "graph_invalid", "edges[%d]: %s",
+                                index, ne.msg);
+        }
+    }
+    return 0;
+}
+
+nn_graph *api_graph_from_json(const cJSON *def, const nn_registry *reg,
+                              const api_limits *lim, api_error *err)
+{
+    static const char *const members[] = {"name", "seed", "nodes", "ff", "fb",
+                                          "edges", NULL};
+    if (!cJSON_IsObject(def)) {
+        api_fail(err, 400, "bad_request", "a graph definition must be a JSON "
+                 "object");
+        return NULL;
+    }
+    for (const cJSON *c = def->child; c; c = c->next) {
+        int known = 0;
+        for (int k = 0; members[k]; k++)
+            known |= strcmp(c->string, members[k]) == 0;
+        if (!known) {
+            api_fail(err, 400, "bad_request", "unknown member '%.64s' in the "
+                     "graph definition (expected name, seed, nodes, ff, fb, "
+                     "edges)", c->string);
+            return NULL;
+        }
+    }
+    const char *name;
+    if (api_graph_def_name(def, &name, err))
+        return NULL;
+    long long seed = 0;
+    const cJSON *seed_j = cJSON_GetObjectItemCaseSensitive(def, "seed");
+    if (seed_j && !json_integer(seed_j, 0, 9007199254740991.0, &seed)) {
+        api_fail(err, 400, "bad_request", "\"seed\" must be a non-negative "
+                 "integer below 2^53");
+        return NULL;
+    }
+    const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(def, "nodes");
+    if (!cJSON_IsArray(nodes) || cJSON_GetArraySize(nodes) == 0) {
+        api_fail(err, 400, "bad_request", "\"nodes\" must be a non-empty array "
+                 "of {\"name\", \"type\", ...parameters}");
+        return NULL;
+    }
+    /* 422: the document is well formed, the graph is too big to accept. */
+    if (cJSON_GetArraySize(nodes) > lim->max_nodes) {
+        api_fail(err, 422, "too_many_nodes", "the graph has %d nodes; the "
+                 "limit is %d", cJSON_GetArraySize(nodes), lim->max_nodes);
+        return NULL;
+    }
+    nn_graph *g = nn_graph_new(reg, (uint64_t)seed);
+    if (!g) {
+        api_fail(err, 503, "out_of_memory", "out of memory");
+        return NULL;
+    }
+    nn_error e;
+    if (add_nodes(g, nodes, reg, err) || add_edges(g, def, err))
+        goto fail;
+    if (nn_graph_build(g, &e) != NN_OK) {
+        api_fail_from_nn(err, &e, 1);
+        goto fail;
+    }
+    return g;
+fail:
+    nn_graph_free(g);
+    return NULL;
+}
+
+/* ------------------------------------------------------------- describing */
+
+/* A per-sample shape with the batch axis first as null. */
+static cJSON *batch_shape_json(const nn_shape *s)
+{
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr)
+        return NULL;
+    cJSON_AddItemToArray(arr, cJSON_CreateNull());
+    for (int d = 0; d < s->ndim; d++)
+        cJSON_AddItemToArray(arr, cJSON_CreateNumber(s->dims[d]));
+    return arr;
+}
+
+static cJSON *shape_json(const nn_shape *s)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (int d = 0; arr && d < s->ndim; d++)
+        cJSON_AddItemToArray(arr, cJSON_CreateNumber(s->dims[d]));
+    return arr;
+}
+
+static cJSON *node_json(nn_node *node)
+{
+    const nn_node_type *type = nn_node_type_of(node);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", nn_node_name(node));
+    cJSON_AddStringToObject(o, "type", type->name);
+    cJSON *params = cJSON_AddObjectToObject(o, "params");
+    for (int i = 0; type->params && type->params[i].name; i++) {
+        const nn_param_def *def = &type->params[i];
+        const char *text = nn_node_param_text(node, def->name);
+        if (!text)
+            continue;
+        if (def->kind == NN_PARAM_INT || def->kind == NN_PARAM_FLOAT)
+            cJSON_AddNumberToObject(params, def->name, strtod(text, NULL));
+        else if (def->kind == NN_PARAM_BOOL)
+            cJSON_AddBoolToObject(params, def->name, strcmp(text, "true") == 0);
+        else if (def->kind == NN_PARAM_SHAPE) {
+            nn_shape s = nn_node_param_shape(node, def->name);
+            cJSON_AddItemToObject(params, def->name, shape_json(&s));
+        } else
+            cJSON_AddStringToObject(params, def->name, text);
+    }
+    cJSON_AddBoolToObject(params, "trainable", nn_node_trainable(node));
+    cJSON *ff = cJSON_AddArrayToObject(o, "ff");
+    cJSON *fb = cJSON_AddArrayToObject(o, "fb");
+    cJSON *in_shapes = cJSON_AddArrayToObject(o, "input_shapes");
+    for (int i = 0; i < nn_node_ff_count(node); i++) {
+        nn_node *src = nn_node_ff_at(node, i);
+        nn_shape s = nn_node_output_shape(src);
+        cJSON_AddItemToArray(ff, cJSON_CreateString(nn_node_name(src)));
+        cJSON_AddItemToArray(in_shapes, batch_shape_json(&s));
+    }
+    cJSON *fb_shapes = cJSON_AddArrayToObject(o, "feedback_shapes");
+    for (int i = 0; i < nn_node_fb_count(node); i++) {
+        nn_node *src = nn_node_fb_at(node, i);
+        nn_shape s = nn_node_output_shape(src);
+        cJSON_AddItemToArray(fb, cJSON_CreateString(nn_node_name(src)));
+        cJSON_AddItemToArray(fb_shapes, batch_shape_json(&s));
+    }
+    nn_shape out = nn_node_output_shape(node);
+    cJSON_AddItemToObject(o, "output_shape", batch_shape_json(&out));
+    cJSON_AddNumberToObject(o, "param_count", (double)nn_node_param_count(node));
+    cJSON *weights = cJSON_AddArrayToObject(o, "weights");
+    for (int i = 0; i < nn_node_weight_count(node); i++) {
+        cJSON *w = cJSON_CreateObject();
+        cJSON_AddStringToObject(w, "name", nn_node_weight_name(node, i));
+        cJSON_AddItemToObject(w, "shape",
+                              shape_json(&nn_node_weight_at(node, i)->shape));
+        cJSON_AddBoolToObject(w, "trainable",
+                              nn_node_weight_trainable(node, i));
+        cJSON_AddItemToArray(weights, w);
+    }
+    cJSON *state = cJSON_AddArrayToObject(o, "state");
+    for (int i = 0; i < nn_node_state_count(node); i++) {
+        cJSON *s = cJSON_CreateObject();
+        nn_shape shape = nn_node_state_shape(node, i);
+        cJSON_AddStringToObject(s, "name", nn_node_state_name(node, i));
+        cJSON_AddItemToObject(s, "shape", batch_shape_json(&shape));
+        cJSON_AddItemToArray(state, s);
+    }
+    return o;
+}
+
+cJSON *api_graph_describe(const nn_graph *g)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "seed", (double)nn_graph_seed(g));
+    cJSON *entries = cJSON_AddArrayToObject(o, "entries");
+    for (int i = 0; i < nn_graph_entry_count(g); i++)
+        cJSON_AddItemToArray(entries, cJSON_CreateString(
+                                          nn_node_name(nn_graph_entry_at(g, i))));
+    cJSON *exits = cJSON_AddArrayToObject(o, "exits");
+    for (int i = 0; i < nn_graph_exit_count(g); i++)
+        cJSON_AddItemToArray(exits, cJSON_CreateString(
+                                        nn_node_name(nn_graph_exit_at(g, i))));
+    cJSON *nodes = cJSON_AddArrayToObject(o, "nodes");
+    size_t total = 0;
+    for (int i = 0; i < nn_graph_node_count(g); i++) {
+        nn_node *node = nn_graph_node_at(g, i);
+        total += nn_node_param_count(node);
+        cJSON_AddItemToArray(nodes, node_json(node));
+    }
+    cJSON_AddNumberToObject(o, "param_count", (double)total);
+    return o;
+}
+
+cJSON *api_node_types_json(const nn_registry *reg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *types = cJSON_AddArrayToObject(o, "node_types");
+    for (int i = 0; i < nn_registry_count(reg); i++) {
+        const nn_node_type *type = nn_registry_at(reg, i);
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "name", type->name);
+        cJSON_AddStringToObject(t, "doc", type->doc ? type->doc : "");
+        cJSON_AddBoolToObject(t, "supports_feedback", type->init_fb != NULL);
+        cJSON_AddBoolToObject(t, "stateful",
+                              (type->flags & NN_TYPE_STATEFUL) != 0);
+        cJSON_AddBoolToObject(t, "trainable",
+                              (type->flags & NN_TYPE_TRAINABLE) != 0);
+        cJSON_AddBoolToObject(t, "differentiable", type->backward != NULL);
+        cJSON_AddBoolToObject(t, "source", (type->flags & NN_TYPE_SOURCE) != 0);
+        cJSON *params = cJSON_AddArrayToObject(t, "params");
+        for (int k = 0; type->params && type->params[k].name; k++) {
+            const nn_param_def *def = &type->params[k];
+            cJSON *p = cJSON_CreateObject();
+            cJSON_AddStringToObject(p, "name", def->name);
+            cJSON_AddStringToObject(p, "type", nn_param_kind_str(def->kind));
+            if (def->def)
+                cJSON_AddStringToObject(p, "default", def->def);
+            else
+                cJSON_AddBoolToObject(p, "required", 1);
+            if ((def->kind == NN_PARAM_INT || def->kind == NN_PARAM_FLOAT) &&
+                def->min != def->max) {
+                cJSON_AddNumberToObject(p, "min", def->min);
+                cJSON_AddNumberToObject(p, "max", def->max);
+            }
+            if (def->kind == NN_PARAM_ENUM && def->choices) {
+                cJSON *choices = cJSON_AddArrayToObject(p, "choices");
+                char buf[512];
+                snprintf(buf, sizeof buf, "%s", def->choices);
+                for (char *save = NULL, *c = strtok_r(buf, "|", &save); c;
+                     c = strtok_r(NULL, "|", &save))
+                    cJSON_AddItemToArray(choices, cJSON_CreateString(c));
+            }
+            cJSON_AddStringToObject(p, "doc", def->doc ? def->doc : "");
+            cJSON_AddItemToArray(params, p);
+        }
+        cJSON *common = cJSON_CreateObject();
+        cJSON_AddStringToObject(common, "name", "trainable");
+        cJSON_AddStringToObject(common, "type", "bool");
+        cJSON_AddStringToObject(common, "default", (type->flags &
+                                                    NN_TYPE_TRAINABLE)
+                                                       ? "true" : "false");
+        cJSON_AddStringToObject(common, "doc", "whether the node's weights are "
+                                "trained");
+        cJSON_AddItemToArray(params, common);
+        cJSON_AddItemToArray(types, t);
+    }
+    return o;
+}
+
+/* ------------------------------------------------------ inputs and outputs */
+
+static int check_input_names(const cJSON *inputs, const nn_graph *g,
+                             api_error *err)
+{
+    if (!cJSON_IsObject(inputs))
+        return api_fail(err, 400, "bad_request", "\"inputs\" must be an object "
+                        "mapping input names to tensors");
+    for (const cJSON *c = inputs->child; c; c = c->next) {
+        nn_node *node = nn_graph_find(g, c->string);
+        if (!node || !(nn_node_type_of(node)->flags & NN_TYPE_SOURCE))
+            return api_fail(err, 400, "unknown_input", "inputs.%.64s: the "
+                            "network has no input of that name", c->string);
+    }
+    for (int e = 0; e < nn_graph_entry_count(g); e++) {
+        const char *name = nn_node_name(nn_graph_entry_at(g, e));
+        if (!cJSON_GetObjectItemCaseSensitive(inputs, name))
+            return api_fail(err, 400, "missing_input", "inputs.%s is missing",
+                            name);
+    }
+    return 0;
+}
+
+int api_bind_step_inputs(const cJSON *inputs, nn_session *s,
+                         const nn_graph *g, const api_limits *lim,
+                         api_error *err)
+{
+    if (check_input_names(inputs, g, err))
+        return -1;
+    for (int e = 0; e < nn_graph_entry_count(g); e++) {
+        nn_node *entry = nn_graph_entry_at(g, e);
+        char where[96];
+        snprintf(where, sizeof where, "inputs.%s", nn_node_name(entry));
+        nn_tensor *t;
+        if (api_tensor_from_json(cJSON_GetObjectItemCaseSensitive(
+                                     inputs, nn_node_name(entry)),
+                                 where, lim, &t, err))
+            return -1;
+        nn_tensor *dst = nn_session_input(s, nn_node_name(entry));
+        if (!nn_shape_equal(&t->shape, &dst->shape)) {
+            char got[96], want[96];
+            api_fail(err, 400, "shape_mismatch", "%s has shape %s; the network "
+                     "needs %s (batch, ...)", where,
+                     nn_shape_str(&t->shape, got, sizeof got),
+                     nn_shape_str(&dst->shape, want, sizeof want));
+            nn_tensor_free(t);
+            return -1;
+        }
+        memcpy(dst->data, t->data, nn_tensor_numel(t) * sizeof(float));
+        nn_tensor_free(t);
+    }
+    return 0;
+}
+
+cJSON *api_step_outputs_json(const nn_session *s, const nn_graph *g)
+{
+    cJSON *o = cJSON_CreateObject();
+    for (int x = 0; o && x < nn_graph_exit_count(g); x++) {
+        const char *name = nn_node_name(nn_graph_exit_at(g, x));
+        cJSON *t = api_tensor_to_json(nn_session_output(s, name));
+        if (!t) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+        cJSON_AddItemToObject(o, name, t);
+    }
+    return o;
+}
+
+void api_bindings_free(nn_binding *bindings, int n)
+{
+    if (!bindings)
+        return;
+    for (int i = 0; i < n; i++)
+        nn_tensor_free(bindings[i].tensor);
+    free(bindings);
+}
+
+int api_read_sequence_inputs(const cJSON *inputs, const nn_graph *g,
+                             int batch, const api_limits *lim,
+                             nn_binding **bindings, int *num_steps,
+                             api_error *err)
+{
+    *bindings = NULL;
+    *num_steps = 0;
+    if (check_input_names(inputs, g, err))
+        return -1;
+    int n = nn_graph_entry_count(g);
+    nn_binding *b = calloc((size_t)n, sizeof *b);
+    if (!b)
+        return api_fail(err, 503, "out_of_memory", "out of memory");
+    int steps = -1;
+    for (int e = 0; e < n; e++) {
+        nn_node *entry = nn_graph_entry_at(g, e);
+        char where[96];
+        snprintf(where, sizeof where, "inputs.%s", nn_node_name(entry));
+        b[e].name = nn_node_name(entry);
+        if (api_tensor_from_json(cJSON_GetObjectItemCaseSensitive(
+                                     inputs, nn_node_name(entry)),
+                                 where, lim, &b[e].tensor, err))
+            goto fail;
+        const nn_shape *got = &b[e].tensor->shape;
+        nn_shape per = nn_node_output_shape(entry);
+        int ok = got->ndim == per.ndim + 2 && got->dims[0] == batch;
+        for (int d = 0; ok && d < per.ndim; d++)
+            ok = got->dims[d + 2] == per.dims[d];
+        if (!ok) {
+            char gs[96], ps[96];
+            api_fail(err, 400, "shape_mismatch", "%s has shape %s; a run needs "
+                     "(batch=%d, time, %s without parentheses)", where,
+                     nn_shape_str(got, gs, sizeof gs), batch,
+                     nn_shape_str(&per, ps, sizeof ps));
+            goto fail;
+        }
+        if (steps >= 0 && got->dims[1] != steps) {
+            api_fail(err, 400, "shape_mismatch", "%s has %d time steps where "
+                     "the other inputs have %d", where, got->dims[1], steps);
+            goto fail;
+        }
+        steps = got->dims[1];
+    }
+    if (steps > lim->max_steps) {
+        api_fail(err, 413, "too_large", "%d time steps; the limit is %d", steps,
+                 lim->max_steps);
+        goto fail;
+    }
+    *bindings = b;
+    *num_steps = steps;
+    return 0;
+fail:
+    api_bindings_free(b, n);
+    return -1;
+}
+
+cJSON *api_sequence_outputs_json(const nn_graph *g, nn_tensor **outputs)
+{
+    cJSON *o = cJSON_CreateObject();
+    for (int x = 0; o && x < nn_graph_exit_count(g); x++) {
+        cJSON *t = api_tensor_to_json(outputs[x]);
+        if (!t) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+        cJSON_AddItemToObject(o, nn_node_name(nn_graph_exit_at(g, x)), t);
+    }
+    return o;
+}
+
+/* ------------------------------------------------------------ parameters */
+
+cJSON *api_params_to_json(nn_graph *g)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *nodes = cJSON_AddObjectToObject(o, "nodes");
+    for (int i = 0; nodes && i < nn_graph_node_count(g); i++) {
+        nn_node *node = nn_graph_node_at(g, i);
+        if (!nn_node_weight_count(node))
+            continue;
+        cJSON *weights = cJSON_AddObjectToObject(nodes, nn_node_name(node));
+        for (int w = 0; w < nn_node_weight_count(node); w++) {
+            nn_tensor *t = nn_node_weight_at(node, w);
+            cJSON *entry = cJSON_AddObjectToObject(weights,
+                                                   nn_node_weight_name(node, w));
+            cJSON_AddItemToObject(entry, "shape", shape_json(&t->shape));
+            cJSON *data = cJSON_AddArrayToObject(entry, "data");
+            for (size_t k = 0; data && k < nn_tensor_numel(t); k++) {
+                char buf[32];
+                api_format_float(t->data[k], buf, sizeof buf);
+                cJSON_AddItemToArray(data, cJSON_CreateRaw(buf));
+            }
+            cJSON_AddBoolToObject(entry, "trainable",
+                                  nn_node_weight_trainable(node, w));
+        }
+    }
+    return o;
+}
+
+/* Checks (write = 0) or copies (write = 1) every weight of the document. */
+static int params_pass(nn_graph *g, const cJSON *nodes, int write,
+                       api_error *err)
+{
+    api_limits lim = api_default_limits();
+    lim.max_tensor_elems = (size_t)1 << 31;
+    for (const cJSON *n = nodes->child; n; n = n->next) {
+        nn_node *node = nn_graph_find(g, n->string);
+        if (!node)
+            return api_fail(err, 400, "unknown_node", "nodes.%.64s: no such "
+                            "node", n->string);
+        if (!cJSON_IsObject(n))
+            return api_fail(err, 400, "bad_request", "nodes.%s must map weight "
+                            "names to tensors", n->string);
+        for (const cJSON *w = n->child; w; w = w->next) {
+            char where[160];
+            snprintf(where, sizeof where, "nodes.%s.%.64s", n->string,
+                     w->string);
+            nn_tensor *dst = nn_node_weight(node, w->string);
+            if (!dst)
+                return api_fail(err, 400, "unknown_weight", "%s: node '%s' has "
+                                "no weight of that name", where, n->string);
+            const cJSON *value = w;
+            cJSON *stripped = NULL;
+            if (cJSON_IsObject(w) &&
+                cJSON_GetObjectItemCaseSensitive(w, "trainable")) {
+                /* "trainable" is reported on export and ignored on import. */
+                stripped = cJSON_Duplicate(w, 1);
+                if (!stripped)
+                    return api_fail(err, 503, "out_of_memory", "out of memory");
+                cJSON_DeleteItemFromObjectCaseSensitive(stripped, "trainable");
+                value = stripped;
+            }
+            nn_tensor *t;
+            int rc = api_tensor_from_json(value, where, &lim, &t, err);
+            cJSON_Delete(stripped);
+            if (rc)
+                return -1;
+            if (!nn_shape_equal(&t->shape, &dst->shape)) {
+                char a[96], b[96];
+                api_fail(err, 400, "shape_mismatch", "%s has shape %s; the "
+                         "weight is %s", where,
+                         nn_shape_str(&t->shape, a, sizeof a),
+                         nn_shape_str(&dst->shape, b, sizeof b));
+                nn_tensor_free(t);
+                return -1;
+            }
+            if (write)
+                memcpy(dst->data, t->data, nn_tensor_numel(t) * sizeof(float));
+            nn_tensor_free(t);
+        }
+    }
+    return 0;
+}
+
+int api_params_from_json(nn_graph *g, const cJSON *doc, api_error *err)
+{
+    const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(doc, "nodes");
+    if (!cJSON_IsObject(doc) || !cJSON_IsObject(nodes))
+        return api_fail(err, 400, "bad_request", "a parameter document is "
+                        "{\"nodes\": {\"<node>\": {\"<weight>\": tensor}}}");
+    if (params_pass(g, nodes, 0, err))
+        return -1;
+    return params_pass(g, nodes, 1, err);
+}

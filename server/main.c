@@ -1,0 +1,163 @@
+/*
+ * main.c — nerved: configuration, node types (built-in and plugins), the
+ * HTTP daemon, the idle-session reaper, and a graceful shutdown on SIGTERM
+ * or SIGINT (stop accepting, finish what is in flight, free everything).
+ */
+#include "srv.h"
+#include "srv_http.h"
+#include "srv_metrics.h"
+#include "srv_plugin.h"
+#include "srv_routes.h"
+#include "srv_store.h"
+
+#include <arpa/inet.h>
+#include <cblas.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+static pthread_mutex_t reaper_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reaper_wake = PTHREAD_COND_INITIALIZER;
+static int stopping;
+
+static void *reaper(void *arg)
+{
+    const srv_config *cfg = arg;
+    pthread_mutex_lock(&reaper_lock);
+    while (!stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&reaper_wake, &reaper_lock, &until);
+        if (stopping)
+            break;
+        pthread_mutex_unlock(&reaper_lock);
+        int expired = srv_session_expire(cfg->session_timeout);
+        if (expired)
+            srv_metrics_expired(expired);
+        pthread_mutex_lock(&reaper_lock);
+    }
+    pthread_mutex_unlock(&reaper_lock);
+    return NULL;
+}
+
+static int load_plugins(const srv_config *cfg, nn_registry *reg)
+{
+    char msg[1024];
+    for (int i = 0; i < cfg->n_plugins; i++)
+        if (srv_plugin_load(reg, cfg->plugins[i], msg, sizeof msg)) {
+            fprintf(stderr, "nerved: %s\n", msg);
+            return -1;
+        }
+    if (cfg->plugin_dir &&
+        srv_plugin_load_dir(reg, cfg->plugin_dir, msg, sizeof msg) < 0) {
+        fprintf(stderr, "nerved: %s\n", msg);
+        return -1;
+    }
+    return 0;
+}
+
+static struct MHD_Daemon *start_daemon(const srv_config *cfg,
+                                       struct sockaddr_storage *addr)
+{
+    memset(addr, 0, sizeof *addr);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+                     MHD_USE_ITC; /* quiescing at shutdown needs it */
+    struct sockaddr_in *v4 = (struct sockaddr_in *)addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)addr;
+    if (inet_pton(AF_INET, cfg->host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)cfg->port);
+    } else if (inet_pton(AF_INET6, cfg->host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)cfg->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        fprintf(stderr, "nerved: --host must be a numeric IPv4 or IPv6 "
+                        "address, got '%s'\n", cfg->host);
+        return NULL;
+    }
+    return MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, srv_http_handle, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
+        MHD_OPTION_NOTIFY_COMPLETED, srv_http_completed, NULL,
+        MHD_OPTION_END);
+}
+
+int main(int argc, char **argv)
+{
+    srv_config cfg;
+    int rc = srv_config_load(&cfg, argc, argv);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    if (cfg.list_routes) {
+        for (int i = 0; srv_routes[i].method; i++)
+            printf("%s %s\n", srv_routes[i].method, srv_routes[i].pattern);
+        return 0;
+    }
+    openblas_set_num_threads(cfg.blas_threads);
+    signal(SIGPIPE, SIG_IGN);
+
+    nn_error err;
+    nn_registry *reg = nn_registry_new();
+    if (!reg || nn_registry_add_builtins(reg, &err) != NN_OK) {
+        fprintf(stderr, "nerved: built-in node types: %s\n", err.msg);
+        return 1;
+    }
+    if (load_plugins(&cfg, reg)) {
+        nn_registry_free(reg);
+        srv_plugins_unload_all();
+        return 2;
+    }
+    srv_store_init(cfg.max_networks, cfg.max_sessions);
+    srv_http_init(&cfg, reg);
+
+    /* Signals go to the main thread only, which waits for them below. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+    struct sockaddr_storage addr;
+    struct MHD_Daemon *daemon = start_daemon(&cfg, &addr);
+    if (!daemon) {
+        fprintf(stderr, "nerved: cannot listen on %s:%d\n", cfg.host, cfg.port);
+        nn_registry_free(reg);
+        srv_plugins_unload_all();
+        return 1;
+    }
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
+    printf("nerved listening on %s:%u\n", cfg.host,
+           info ? (unsigned)info->port : (unsigned)cfg.port);
+    fflush(stdout);
+
+    pthread_t reaper_thread;
+    int reaping = pthread_create(&reaper_thread, NULL, reaper, &cfg) == 0;
+
+    int sig = 0;
+    while (sigwait(&stop_signals, &sig) != 0)
+        ;
+    fprintf(stderr, "nerved: signal %d, shutting down\n", sig);
+    /* Stop accepting, then let in-flight requests finish. */
+    MHD_quiesce_daemon(daemon);
+    MHD_stop_daemon(daemon);
+    pthread_mutex_lock(&reaper_lock);
+    stopping = 1;
+    pthread_cond_signal(&reaper_wake);
+    pthread_mutex_unlock(&reaper_lock);
+    if (reaping)
+        pthread_join(reaper_thread, NULL);
+    srv_store_shutdown();
+    nn_registry_free(reg);
+    srv_plugins_unload_all();
+    return 0;
+}

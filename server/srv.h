@@ -1,0 +1,67 @@
+/*
+ * srv.h — the daemon's configuration and the request a route handler sees.
+ */
+#ifndef SRV_H
+#define SRV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+
+#define SRV_MAX_PLUGINS 32
+
+typedef struct srv_config {
+    char host[128];
+    int port;
+    int threads;
+    size_t max_body;
+    int max_networks;
+    int max_sessions;
+    int session_timeout;        /* seconds idle before a session expires */
+    int connection_timeout;     /* seconds a connection may sit idle */
+    int blas_threads;
+    api_limits limits;
+    const char *plugins[SRV_MAX_PLUGINS];
+    int n_plugins;
+    const char *plugin_dir;
+    int list_routes;            /* print the route table and exit */
+    int quiet;                  /* no access log */
+} srv_config;
+
+/* Defaults, then NERVED_* environment variables, then flags. Returns 0 to
+ * run, 1 when it printed help (exit 0), -1 on a bad value (message on
+ * stderr; exit 2). */
+int srv_config_load(srv_config *cfg, int argc, char **argv);
+
+/* A request as route handlers see it; they answer through the srv_reply_*
+ * helpers (srv_http.c). */
+typedef struct srv_request {
+    const char *method;
+    const char *path;
+    const char *query_format;   /* ?format=..., or NULL */
+    char params[2][96];         /* {net}, {sid} */
+    const cJSON *json;          /* parsed body; NULL when there was none */
+    const srv_config *cfg;
+    nn_registry *reg;
+
+    int status;                 /* reply */
+    char *body;                 /* malloc'd */
+    size_t body_len;
+    const char *content_type;
+} srv_request;
+
+/* Takes j (deletes it). */
+void srv_reply_json(srv_request *req, int status, cJSON *j);
+void srv_reply_error(srv_request *req, const api_error *err);
+void srv_reply_fail(srv_request *req, int status, const char *code,
+                    const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* Takes text (free()d later). */
+void srv_reply_text(srv_request *req, int status, const char *content_type,
+                    char *text);
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * srv_config.c — flags and NERVED_* environment variables, one table for
+ * both and for --help.
+ */
+#include "srv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum opt_kind { OPT_STRING, OPT_INT, OPT_SIZE, OPT_FLAG } opt_kind;
+
+typedef struct srv_option {
+    const char *flag;
+    const char *env;
+    opt_kind kind;
+    size_t offset;      /* into srv_config, or (size_t)-1 for special ones */
+    long min, max;
+    const char *doc;
+} srv_option;
+
+#define AT(member) offsetof(srv_config, member)
+#define SPECIAL ((size_t)-1)
+
+static const srv_option options[] = {
+    {"--host", "NERVED_HOST", OPT_STRING, AT(host), 0, 0,
+     "address to listen on (default 127.0.0.1)"},
+    {"--port", "NERVED_PORT", OPT_INT, AT(port), 0, 65535,
+     "port (default 8080; 0 picks a free one, printed on the first line)"},
+    {"--threads", "NERVED_THREADS", OPT_INT, AT(threads), 1, 256,
+     "worker threads (default 4)"},
+    {"--max-body", "NERVED_MAX_BODY", OPT_SIZE, AT(max_body), 64, 1L << 31,
+     "largest request body in bytes (default 16777216)"},
+    {"--max-networks", "NERVED_MAX_NETWORKS", OPT_INT, AT(max_networks), 1,
+     1000000, "networks held at once (default 100)"},
+    {"--max-sessions", "NERVED_MAX_SESSIONS", OPT_INT, AT(max_sessions), 1,
+     10000000, "sessions held at once (default 1000)"},
+    {"--session-timeout", "NERVED_SESSION_TIMEOUT", OPT_INT,
+     AT(session_timeout), 1, 100000000,
+     "seconds an idle session lives (default 3600)"},
+    {"--connection-timeout", "NERVED_CONNECTION_TIMEOUT", OPT_INT,
+     AT(connection_timeout), 1, 3600,
+     "seconds an idle connection is kept (default 30)"},
+    {"--max-tensor-elems", "NERVED_MAX_TENSOR_ELEMS", OPT_SIZE,
+     AT(limits.max_tensor_elems), 1, 1L << 31,
+     "elements per tensor in a request (default 16777216)"},
+    {"--max-nodes", "NERVED_MAX_NODES", OPT_INT, AT(limits.max_nodes), 1,
+     1000000, "nodes per graph (default 1000)"},
+    {"--max-steps", "NERVED_MAX_STEPS", OPT_INT, AT(limits.max_steps), 1,
+     100000000, "time steps per run request (default 100000)"},
+    {"--max-batch", "NERVED_MAX_BATCH", OPT_INT, AT(limits.max_batch), 1,
+     1000000, "batch size of a session or request (default 4096)"},
+    {"--blas-threads", "NERVED_BLAS_THREADS", OPT_INT, AT(blas_threads), 1, 256,
+     "OpenBLAS threads per request (default 1: requests already run in "
+     "parallel)"},
+    {"--plugin", "NERVED_PLUGINS", OPT_STRING, SPECIAL, 0, 0,
+     "load a node-type plugin (repeatable; the variable takes a "
+     "colon-separated list)"},
+    {"--plugin-dir", "NERVED_PLUGIN_DIR", OPT_STRING, AT(plugin_dir), 0, 0,
+     "load every *.so in this directory"},
+    {"--quiet", "NERVED_QUIET", OPT_FLAG, AT(quiet), 0, 1,
+     "no access log"},
+    {"--list-routes", NULL, OPT_FLAG, AT(list_routes), 0, 1,
+     "print the route table and exit"},
+    {"--help", NULL, OPT_FLAG, SPECIAL, 0, 0, "this help"},
+};
+#define N_OPTIONS (sizeof options / sizeof *options)
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: nerved [options]\n\nnerved serves neural node graphs "
+                 "over HTTP.\n\n");
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const srv_option *o = &options[i];
+        char left[64];
+        snprintf(left, sizeof left, "%s%s", o->flag,
+                 o->kind == OPT_FLAG ? "" : " VALUE");
+        fprintf(out, "  %-26s %s", left, o->doc);
+        if (o->env)
+            fprintf(out, " [%s]", o->env);
+        fprintf(out, "\n");
+    }
+}
+
+static int add_plugin(srv_config *cfg, const char *path)
+{
+    if (cfg->n_plugins == SRV_MAX_PLUGINS) {
+        fprintf(stderr, "nerved: at most %d plugins\n", SRV_MAX_PLUGINS);
+        return -1;
+    }
+    cfg->plugins[cfg->n_plugins++] = path;
+    return 0;
+}
+
+static int set_option(srv_config *cfg, const srv_option *o, const char *value,
+                      const char *source)
+{
+    char *base = (char *)cfg;
+    if (o->offset == SPECIAL) { /* --plugin: a list in the environment */
+        if (strcmp(source, "environment") != 0)
+            return add_plugin(cfg, value);
+        static char env_copy[4096];
+        snprintf(env_copy, sizeof env_copy, "%s", value);
+        for (char *save = NULL, *p = strtok_r(env_copy, ":", &save); p;
+             p = strtok_r(NULL, ":", &save))
+            if (add_plugin(cfg, p))
+                return -1;
+        return 0;
+    }
+    switch (o->kind) {
+    case OPT_STRING:
+        if (o->offset == AT(host)) {
+            if (strlen(value) >= sizeof cfg->host) {
+                fprintf(stderr, "nerved: %s: too long\n", o->flag);
+                return -1;
+            }
+            snprintf(cfg->host, sizeof cfg->host, "%s", value);
+        } else {
+            *(const char **)(base + o->offset) = value;
+        }
+        return 0;
+    case OPT_FLAG:
+        *(int *)(base + o->offset) = strcmp(value, "0") != 0;
+        return 0;
+    case OPT_INT:
+    case OPT_SIZE: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end || v < o->min || v > o->max) {
+            fprintf(stderr, "nerved: %s (from the %s) must be an integer from "
+                            "%ld to %ld, got '%s'\n", o->flag, source, o->min,
+                    o->max, value);
+            return -1;
+        }
+        if (o->kind == OPT_INT)
+            *(int *)(base + o->offset) = (int)v;
+        else
+            *(size_t *)(base + o->offset) = (size_t)v;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+int srv_config_load(srv_config *cfg, int argc, char **argv)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->host, sizeof cfg->host, "127.0.0.1");
+    cfg->port = 8080;
+    cfg->threads = 4;
+    cfg->max_body = 16u << 20;
+    cfg->max_networks = 100;
+    cfg->max_sessions = 1000;
+    cfg->session_timeout = 3600;
+    cfg->connection_timeout = 30;
+    cfg->blas_threads = 1;
+    cfg->limits = api_default_limits();
+
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const char *v = options[i].env ? getenv(options[i].env) : NULL;
+        if (v && set_option(cfg, &options[i], v, "environment"))
+            return -1;
+    }
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a], *value = NULL;
+        const srv_option *o = NULL;
+        size_t flag_len = strcspn(arg, "=");
+        for (size_t i = 0; i < N_OPTIONS; i++)
+            if (strlen(options[i].flag) == flag_len &&
+                strncmp(options[i].flag, arg, flag_len) == 0)
+                o = &options[i];
+        if (!o) {
+            fprintf(stderr, "nerved: unknown option '%s' (see --help)\n", arg);
+            return -1;
+        }
+        if (strcmp(o->flag, "--help") == 0) {
+            usage(stdout);
+            return 1;
+        }
+        if (arg[flag_len] == '=')
+            value = arg + flag_len + 1;
+        else if (o->kind == OPT_FLAG)
+            value = "1";
+        else if (a + 1 < argc)
+            value = argv[++a];
+        else {
+            fprintf(stderr, "nerved: %s needs a value\n", o->flag);
+            return -1;
+        }
+        if (set_option(cfg, o, value, "command line"))
+            return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,24 @@
+/*
+ * srv_http.h — the libmicrohttpd callbacks that turn connections into
+ * srv_request calls of the route table.
+ */
+#ifndef SRV_HTTP_H
+#define SRV_HTTP_H
+
+#include <microhttpd.h>
+
+#include "srv.h"
+
+/* Both must outlive the daemon. */
+void srv_http_init(const srv_config *cfg, nn_registry *reg);
+
+/* MHD_AccessHandlerCallback. */
+enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
+                                const char *url, const char *method,
+                                const char *version, const char *upload_data,
+                                size_t *upload_data_size, void **con_cls);
+/* MHD_RequestCompletedCallback: frees what srv_http_handle kept. */
+void srv_http_completed(void *cls, struct MHD_Connection *conn,
+                        void **con_cls, enum MHD_RequestTerminationCode code);
+
+#endif

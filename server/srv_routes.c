@@ -1,0 +1,579 @@
+/*
+ * srv_routes.c — the route table and its handlers. Like redis's command
+ * table: one row per route, looked up by the HTTP layer, each handler a flat
+ * function of one request that answers through the srv_reply_* helpers.
+ */
+#include "srv_routes.h"
+#include "srv_metrics.h"
+#include "srv_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------- helpers */
+
+/* The network named by {net}, held, or NULL after replying 404. */
+static srv_network *route_network(srv_request *req)
+{
+    api_error err;
+    srv_network *net = srv_network_get(req->params[0], &err);
+    if (!net)
+        srv_reply_error(req, &err);
+    return net;
+}
+
+/* The session named by {sid} of net, held, or NULL after replying 404. */
+static srv_session *route_session(srv_request *req, srv_network *net)
+{
+    api_error err;
+    srv_session *s = srv_session_get(net, req->params[1], &err);
+    if (!s)
+        srv_reply_error(req, &err);
+    return s;
+}
+
+/* The optional boolean "train" of a step request. */
+static int train_flag(srv_request *req, int *train)
+{
+    const cJSON *t = req->json ? cJSON_GetObjectItemCaseSensitive(req->json,
+                                                                  "train")
+                               : NULL;
+    *train = 0;
+    if (!t)
+        return 0;
+    if (!cJSON_IsBool(t)) {
+        srv_reply_fail(req, 400, "bad_request", "\"train\" must be true or "
+                       "false");
+        return -1;
+    }
+    *train = cJSON_IsTrue(t);
+    return 0;
+}
+
+/* Checks a step/run body: an object with "inputs" and optional "train". */
+static const cJSON *step_inputs(srv_request *req)
+{
+    if (!cJSON_IsObject(req->json)) {
+        srv_reply_fail(req, 400, "bad_request", "the body must be a JSON "
+                       "object {\"inputs\": {...}, \"train\": false}");
+        return NULL;
+    }
+    for (const cJSON *c = req->json->child; c; c = c->next)
+        if (strcmp(c->string, "inputs") && strcmp(c->string, "train")) {
+            srv_reply_fail(req, 400, "bad_request", "unknown member '%.64s' "
+                           "(expected inputs, train)", c->string);
+            return NULL;
+        }
+    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(req->json, "inputs");
+    if (!inputs) {
+        srv_reply_fail(req, 400, "bad_request", "\"inputs\" is missing");
+        return NULL;
+    }
+    return inputs;
+}
+
+static cJSON *network_json(srv_network *net)
+{
+    cJSON *o = api_graph_describe(net->graph);
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "id", net->id);
+    if (net->name[0])
+        cJSON_AddStringToObject(o, "name", net->name);
+    else
+        cJSON_AddNullToObject(o, "name");
+    return o;
+}
+
+static cJSON *session_json(srv_session *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", s->id);
+    cJSON_AddStringToObject(o, "network", s->net->id);
+    cJSON_AddNumberToObject(o, "batch", nn_session_batch(s->run));
+    cJSON_AddNumberToObject(o, "steps", (double)nn_session_steps(s->run));
+    return o;
+}
+
+/* ------------------------------------------------------------- health */
+
+static void handle_healthz(srv_request *req)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", "ok");
+    srv_reply_json(req, 200, o);
+}
+
+static void handle_readyz(srv_request *req)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", "ready");
+    cJSON_AddNumberToObject(o, "networks", srv_network_count());
+    cJSON_AddNumberToObject(o, "sessions", srv_session_count());
+    srv_reply_json(req, 200, o);
+}
+
+static void handle_metrics(srv_request *req)
+{
+    const char *names[64];
+    int n = srv_route_count();
+    for (int i = 0; i < n && i < 64; i++)
+        names[i] = srv_routes[i].name;
+    char *text = srv_metrics_render(names, n, srv_network_count(),
+                                    srv_session_count());
+    if (!text) {
+        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    srv_reply_text(req, 200, "text/plain; version=0.0.4", text);
+}
+
+static void handle_openapi(srv_request *req)
+{
+    char *copy = strdup(api_openapi_json());
+    if (!copy) {
+        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    srv_reply_text(req, 200, "application/json", copy);
+}
+
+static void handle_node_types(srv_request *req)
+{
+    srv_reply_json(req, 200, api_node_types_json(req->reg));
+}
+
+/* ------------------------------------------------------------- networks */
+
+static void handle_network_create(srv_request *req)
+{
+    api_error err;
+    const char *name;
+    if (api_graph_def_name(req->json, &name, &err)) {
+        srv_reply_error(req, &err);
+        return;
+    }
+    nn_graph *g = api_graph_from_json(req->json, req->reg, &req->cfg->limits,
+                                      &err);
+    if (!g) {
+        srv_reply_error(req, &err);
+        return;
+    }
+    srv_network *net;
+    if (srv_network_add(g, name, &net, &err)) {
+        srv_reply_error(req, &err);
+        return;
+    }
+    srv_reply_json(req, 201, network_json(net));
+    srv_network_release(net);
+}
+
+static void list_network(srv_network *net, void *arg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", net->id);
+    if (net->name[0])
+        cJSON_AddStringToObject(o, "name", net->name);
+    else
+        cJSON_AddNullToObject(o, "name");
+    cJSON *entries = cJSON_AddArrayToObject(o, "entries");
+    for (int i = 0; i < nn_graph_entry_count(net->graph); i++)
+        cJSON_AddItemToArray(entries, cJSON_CreateString(nn_node_name(
+                                          nn_graph_entry_at(net->graph, i))));
+    cJSON *exits = cJSON_AddArrayToObject(o, "exits");
+    for (int i = 0; i < nn_graph_exit_count(net->graph); i++)
+        cJSON_AddItemToArray(exits, cJSON_CreateString(nn_node_name(
+                                        nn_graph_exit_at(net->graph, i))));
+    cJSON_AddItemToArray((cJSON *)arg, o);
+}
+
+static void handle_network_list(srv_request *req)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *list = cJSON_AddArrayToObject(o, "networks");
+    srv_network_each(list_network, list);
+    srv_reply_json(req, 200, o);
+}
+
+static void handle_network_get(srv_request *req)
+{
+    srv_network *net = route_network(req);
+    if (!net)
+        return;
+    srv_reply_json(req, 200, network_json(net));
+    srv_network_release(net);
+}
+
+static void handle_network_delete(srv_request *req)
+{
+    api_error err;
+    if (srv_network_delete(req->params[0], &err)) {
+        srv_reply_error(req, &err);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "deleted", req->params[0]);
+    srv_reply_json(req, 200, o);
+}
+
+/* The batch of a stateless request: axis 0 of the first input given. */
+static int stateless_batch(const cJSON *inputs, srv_request *req)
+{
+    const cJSON *first = cJSON_IsObject(inputs) ? inputs->child : NULL;
+    if (!first)
+        return 1; /* the binding step reports what is missing */
+    if (cJSON_IsArray(first))
+        return cJSON_GetArraySize(first);
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(first, "shape");
+    if (cJSON_IsArray(shape) && cJSON_IsNumber(shape->child))
+        return (int)shape->child->valuedouble;
+    (void)req;
+    return 1;
+}
+
+static void handle_network_forward(srv_request *req)
+{
+    const cJSON *inputs = step_inputs(req);
+    int train;
+    if (!inputs || train_flag(req, &train))
+        return;
+    srv_network *net = route_network(req);
+    if (!net)
+        return;
+    int batch = stateless_batch(inputs, req);
+    if (batch < 1 || batch > req->cfg->limits.max_batch) {
+        srv_reply_fail(req, 400, "bad_request", "the batch (axis 0 of the "
+                       "inputs) must be from 1 to %d",
+                       req->cfg->limits.max_batch);
+        srv_network_release(net);
+        return;
+    }
+    nn_error e;
+    api_error err;
+    nn_session *run = nn_session_new(net->graph, batch, nn_graph_seed(net->graph),
+                                     &e);
+    if (!run) {
+        api_fail_from_nn(&err, &e, 0);
+        srv_reply_error(req, &err);
+    } else if (api_bind_step_inputs(inputs, run, net->graph,
+                                    &req->cfg->limits, &err)) {
+        srv_reply_error(req, &err);
+    } else {
+        pthread_rwlock_rdlock(&net->weights);
+        int rc = nn_session_step(run, train, &e);
+        pthread_rwlock_unlock(&net->weights);
+        if (rc != NN_OK) {
+            api_fail_from_nn(&err, &e, 0);
+            srv_reply_error(req, &err);
+        } else {
+            srv_metrics_steps(1);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddItemToObject(o, "outputs",
+                                  api_step_outputs_json(run, net->graph));
+            srv_reply_json(req, 200, o);
+        }
+    }
+    nn_session_free(run);
+    srv_network_release(net);
+}
+
+static void handle_params_get(srv_request *req)
+{
+    srv_network *net = route_network(req);
+    if (!net)
+        return;
+    pthread_rwlock_rdlock(&net->weights);
+    cJSON *o = api_params_to_json(net->graph);
+    pthread_rwlock_unlock(&net->weights);
+    srv_reply_json(req, 200, o);
+    srv_network_release(net);
+}
+
+static void handle_params_put(srv_request *req)
+{
+    srv_network *net = route_network(req);
+    if (!net)
+        return;
+    api_error err;
+    /* Writers wait for running steps, and steps for the import: a step
+     * never sees half old, half new weights. */
+    pthread_rwlock_wrlock(&net->weights);
+    int rc = api_params_from_json(net->graph, req->json, &err);
+    pthread_rwlock_unlock(&net->weights);
+    if (rc) {
+        srv_reply_error(req, &err);
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "imported", net->id);
+        srv_reply_json(req, 200, o);
+    }
+    srv_network_release(net);
+}
+
+static void handle_graph(srv_request *req)
+{
+    const char *format = req->query_format ? req->query_format : "dot";
+    int svg = strcmp(format, "svg") == 0;
+    if (!svg && strcmp(format, "dot") != 0) {
+        srv_reply_fail(req, 400, "bad_request", "format must be dot or svg, "
+                       "got '%.32s'", format);
+        return;
+    }
+    srv_network *net = route_network(req);
+    if (!net)
+        return;
+    char *text = svg ? api_graph_svg(net->graph) : api_graph_dot(net->graph);
+    if (text)
+        srv_reply_text(req, 200, svg ? "image/svg+xml" : "text/vnd.graphviz",
+                       text);
+    else
+        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
+    srv_network_release(net);
+}
+
+/* ------------------------------------------------------------- sessions */
+
+static void handle_session_create(srv_request *req)
+{
+    int batch = 1;
+    if (req->json) {
+        if (!cJSON_IsObject(req->json)) {
+            srv_reply_fail(req, 400, "bad_request", "the body must be an "
+                           "object such as {\"batch\": 1}");
+            return;
+        }
+        for (const cJSON *c = req->json->child; c; c = c->next)
+            if (strcmp(c->string, "batch") != 0) {
+                srv_reply_fail(req, 400, "bad_request", "unknown member "
+                               "'%.64s' (expected batch)", c->string);
+                return;
+            }
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(req->json, "batch");
+        if (b) {
+            if (!cJSON_IsNumber(b) || b->valuedouble != (int)b->valuedouble ||
+                b->valuedouble < 1 ||
+                b->valuedouble > req->cfg->limits.max_batch) {
+                srv_reply_fail(req, 400, "bad_request", "\"batch\" must be an "
+                               "integer from 1 to %d",
+                               req->cfg->limits.max_batch);
+                return;
+            }
+            batch = (int)b->valuedouble;
+        }
+    }
+    srv_network *net = route_network(req);
+    if (!net)
+        return;
+    api_error err;
+    srv_session *s;
+    if (srv_session_add(net, batch, &s, &err)) {
+        srv_reply_error(req, &err);
+    } else {
+        srv_reply_json(req, 201, session_json(s));
+        srv_session_release(s);
+    }
+    srv_network_release(net);
+}
+
+static void list_session(srv_session *s, void *arg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", s->id);
+    cJSON_AddItemToArray((cJSON *)arg, o);
+}
+
+static void handle_session_list(srv_request *req)
+{
+    srv_network *net = route_network(req);
+    if (!net)
+        return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *list = cJSON_AddArrayToObject(o, "sessions");
+    srv_session_each(net, list_session, list);
+    srv_reply_json(req, 200, o);
+    srv_network_release(net);
+}
+
+static void handle_session_get(srv_request *req)
+{
+    srv_network *net = route_network(req);
+    srv_session *s = net ? route_session(req, net) : NULL;
+    if (s) {
+        pthread_mutex_lock(&s->lock);
+        srv_reply_json(req, 200, session_json(s));
+        pthread_mutex_unlock(&s->lock);
+    }
+    srv_session_release(s);
+    srv_network_release(net);
+}
+
+static void handle_session_delete(srv_request *req)
+{
+    srv_network *net = route_network(req);
+    if (!net)
+        return;
+    api_error err;
+    if (srv_session_delete(net, req->params[1], &err)) {
+        srv_reply_error(req, &err);
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "deleted", req->params[1]);
+        srv_reply_json(req, 200, o);
+    }
+    srv_network_release(net);
+}
+
+static void handle_session_reset(srv_request *req)
+{
+    srv_network *net = route_network(req);
+    srv_session *s = net ? route_session(req, net) : NULL;
+    if (s) {
+        nn_error e;
+        api_error err;
+        pthread_mutex_lock(&s->lock);
+        if (nn_session_reset(s->run, &e) != NN_OK) {
+            api_fail_from_nn(&err, &e, 0);
+            srv_reply_error(req, &err);
+        } else {
+            srv_reply_json(req, 200, session_json(s));
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    srv_session_release(s);
+    srv_network_release(net);
+}
+
+static void handle_session_forward(srv_request *req)
+{
+    const cJSON *inputs = step_inputs(req);
+    int train;
+    if (!inputs || train_flag(req, &train))
+        return;
+    srv_network *net = route_network(req);
+    srv_session *s = net ? route_session(req, net) : NULL;
+    if (s) {
+        api_error err;
+        nn_error e;
+        pthread_mutex_lock(&s->lock);
+        if (api_bind_step_inputs(inputs, s->run, net->graph, &req->cfg->limits,
+                                 &err)) {
+            srv_reply_error(req, &err);
+        } else {
+            pthread_rwlock_rdlock(&net->weights);
+            int rc = nn_session_step(s->run, train, &e);
+            pthread_rwlock_unlock(&net->weights);
+            if (rc != NN_OK) {
+                api_fail_from_nn(&err, &e, 0);
+                srv_reply_error(req, &err);
+            } else {
+                srv_metrics_steps(1);
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddItemToObject(o, "outputs",
+                                      api_step_outputs_json(s->run, net->graph));
+                cJSON_AddNumberToObject(o, "step",
+                                        (double)nn_session_steps(s->run));
+                srv_reply_json(req, 200, o);
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    srv_session_release(s);
+    srv_network_release(net);
+}
+
+static void handle_session_run(srv_request *req)
+{
+    const cJSON *inputs = step_inputs(req);
+    int train;
+    if (!inputs || train_flag(req, &train))
+        return;
+    srv_network *net = route_network(req);
+    srv_session *s = net ? route_session(req, net) : NULL;
+    if (s) {
+        api_error err;
+        nn_error e;
+        nn_binding *bind;
+        int steps;
+        if (api_read_sequence_inputs(inputs, net->graph,
+                                     nn_session_batch(s->run),
+                                     &req->cfg->limits, &bind, &steps, &err)) {
+            srv_reply_error(req, &err);
+        } else {
+            int n_in = nn_graph_entry_count(net->graph);
+            int n_out = nn_graph_exit_count(net->graph);
+            nn_tensor **outs = calloc((size_t)n_out, sizeof *outs);
+            pthread_mutex_lock(&s->lock);
+            pthread_rwlock_rdlock(&net->weights);
+            int rc = outs ? nn_session_run(s->run, bind, n_in, steps, train,
+                                           outs, &e)
+                          : nn_error_set(&e, NN_ERR_NOMEM, "out of memory");
+            pthread_rwlock_unlock(&net->weights);
+            long total = nn_session_steps(s->run);
+            pthread_mutex_unlock(&s->lock);
+            if (rc != NN_OK) {
+                api_fail_from_nn(&err, &e, 0);
+                srv_reply_error(req, &err);
+            } else {
+                srv_metrics_steps(steps);
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddItemToObject(o, "outputs",
+                                      api_sequence_outputs_json(net->graph,
+                                                                outs));
+                cJSON_AddNumberToObject(o, "step", (double)total);
+                srv_reply_json(req, 200, o);
+                for (int x = 0; x < n_out; x++)
+                    nn_tensor_free(outs[x]);
+            }
+            free(outs);
+            api_bindings_free(bind, n_in);
+        }
+    }
+    srv_session_release(s);
+    srv_network_release(net);
+}
+
+/* ---------------------------------------------------------------- table */
+
+const srv_route srv_routes[] = {
+    {"GET", "/healthz", "healthz", handle_healthz, 0},
+    {"GET", "/readyz", "readyz", handle_readyz, 0},
+    {"GET", "/metrics", "metrics", handle_metrics, 0},
+    {"GET", "/openapi.json", "openapi", handle_openapi, 0},
+    {"GET", "/v1/node-types", "node_types", handle_node_types, 0},
+    {"POST", "/v1/networks", "network_create", handle_network_create,
+     SRV_BODY_REQUIRED},
+    {"GET", "/v1/networks", "network_list", handle_network_list, 0},
+    {"GET", "/v1/networks/{net}", "network_get", handle_network_get, 0},
+    {"DELETE", "/v1/networks/{net}", "network_delete", handle_network_delete,
+     0},
+    {"POST", "/v1/networks/{net}/forward", "network_forward",
+     handle_network_forward, SRV_BODY_REQUIRED},
+    {"GET", "/v1/networks/{net}/params", "params_get", handle_params_get, 0},
+    {"PUT", "/v1/networks/{net}/params", "params_put", handle_params_put,
+     SRV_BODY_REQUIRED},
+    {"GET", "/v1/networks/{net}/graph", "graph", handle_graph, 0},
+    {"POST", "/v1/networks/{net}/sessions", "session_create",
+     handle_session_create, SRV_BODY_OPTIONAL},
+    {"GET", "/v1/networks/{net}/sessions", "session_list", handle_session_list,
+     0},
+    {"GET", "/v1/networks/{net}/sessions/{sid}", "session_get",
+     handle_session_get, 0},
+    {"DELETE", "/v1/networks/{net}/sessions/{sid}", "session_delete",
+     handle_session_delete, 0},
+    {"POST", "/v1/networks/{net}/sessions/{sid}/reset", "session_reset",
+     handle_session_reset, SRV_BODY_OPTIONAL},
+    {"POST", "/v1/networks/{net}/sessions/{sid}/forward", "session_forward",
+     handle_session_forward, SRV_BODY_REQUIRED},
+    {"POST", "/v1/networks/{net}/sessions/{sid}/run", "session_run",
+     handle_session_run, SRV_BODY_REQUIRED},
+    {NULL, NULL, NULL, NULL, 0},
+};
+
+int srv_route_count(void)
+{
+    int n = 0;
+    while (srv_routes[n].method)
+        n++;
+    return n;
+}

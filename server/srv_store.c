@@ -1,0 +1,340 @@
+/*
+ * srv_store.c — networks and sessions in two small arrays under one lock.
+ * Lookups are linear: the counts are bounded by the configured limits and
+ * a step's cost dwarfs a scan.
+ */
+#include "srv_store.h"
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
+static srv_network **networks;
+static int n_networks, max_networks_;
+static srv_session **sessions;
+static int n_sessions, max_sessions_;
+static unsigned long long next_network_id, next_session_id;
+
+void srv_store_init(int max_networks, int max_sessions)
+{
+    max_networks_ = max_networks;
+    max_sessions_ = max_sessions;
+}
+
+static void network_free(srv_network *net)
+{
+    nn_graph_free(net->graph);
+    pthread_rwlock_destroy(&net->weights);
+    free(net);
+}
+
+static void session_free(srv_session *s)
+{
+    nn_session_free(s->run);
+    pthread_mutex_destroy(&s->lock);
+    srv_network_release(s->net);
+    free(s);
+}
+
+/* Store lock held. Drops one reference; returns 1 when it was the last. */
+static int drop(int *refs)
+{
+    return --*refs == 0;
+}
+
+void srv_network_release(srv_network *net)
+{
+    if (!net)
+        return;
+    pthread_mutex_lock(&store_lock);
+    int last = drop(&net->refs);
+    pthread_mutex_unlock(&store_lock);
+    if (last)
+        network_free(net);
+}
+
+void srv_session_release(srv_session *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&store_lock);
+    s->last_used = time(NULL); /* idleness counts from the last request */
+    int last = drop(&s->refs);
+    pthread_mutex_unlock(&store_lock);
+    if (last)
+        session_free(s);
+}
+
+int srv_network_add(nn_graph *graph, const char *name, srv_network **out,
+                    api_error *err)
+{
+    srv_network *net = calloc(1, sizeof *net);
+    if (!net) {
+        nn_graph_free(graph);
+        return api_fail(err, 503, "out_of_memory", "out of memory");
+    }
+    net->graph = graph;
+    pthread_rwlock_init(&net->weights, NULL);
+    snprintf(net->name, sizeof net->name, "%s", name ? name : "");
+    pthread_mutex_lock(&store_lock);
+    int rc = 0;
+    if (n_networks >= max_networks_) {
+        rc = api_fail(err, 429, "limit", "the server holds %d networks, its "
+                      "limit; delete one first", n_networks);
+    } else {
+        for (int i = 0; name && i < n_networks; i++)
+            if (strcmp(networks[i]->name, name) == 0)
+                rc = api_fail(err, 409, "conflict", "a network named '%s' "
+                              "exists (id %s)", name, networks[i]->id);
+    }
+    if (rc == 0 && !networks &&
+        !(networks = calloc((size_t)max_networks_, sizeof *networks)))
+        rc = api_fail(err, 503, "out_of_memory", "out of memory");
+    if (rc == 0) {
+        snprintf(net->id, sizeof net->id, "n%llu", ++next_network_id);
+        net->refs = 2; /* the store's and the caller's */
+        net->linked = 1;
+        networks[n_networks++] = net;
+    }
+    pthread_mutex_unlock(&store_lock);
+    if (rc) {
+        network_free(net);
+        return rc;
+    }
+    *out = net;
+    return 0;
+}
+
+/* Store lock held. */
+static int find_network(const char *key)
+{
+    for (int i = 0; i < n_networks; i++)
+        if (strcmp(networks[i]->id, key) == 0 ||
+            (networks[i]->name[0] && strcmp(networks[i]->name, key) == 0))
+            return i;
+    return -1;
+}
+
+srv_network *srv_network_get(const char *key, api_error *err)
+{
+    pthread_mutex_lock(&store_lock);
+    int i = find_network(key);
+    srv_network *net = i >= 0 ? networks[i] : NULL;
+    if (net)
+        net->refs++;
+    pthread_mutex_unlock(&store_lock);
+    if (!net)
+        api_fail(err, 404, "not_found", "no network '%.64s'", key);
+    return net;
+}
+
+/* Store lock held: unlinks session i; returns it if its last reference
+ * went with the link (to be freed outside the lock). */
+static srv_session *unlink_session(int i)
+{
+    srv_session *s = sessions[i];
+    sessions[i] = sessions[--n_sessions];
+    s->linked = 0;
+    return drop(&s->refs) ? s : NULL;
+}
+
+int srv_network_delete(const char *key, api_error *err)
+{
+    srv_session *dead[64];
+    int n_dead = 0;
+    pthread_mutex_lock(&store_lock);
+    int i = find_network(key);
+    if (i < 0) {
+        pthread_mutex_unlock(&store_lock);
+        return api_fail(err, 404, "not_found", "no network '%.64s'", key);
+    }
+    srv_network *net = networks[i];
+    networks[i] = networks[--n_networks];
+    net->linked = 0;
+    for (int k = n_sessions - 1; k >= 0; k--) {
+        if (sessions[k]->net != net)
+            continue;
+        srv_session *s = unlink_session(k);
+        if (s && n_dead < 64)
+            dead[n_dead++] = s;
+        else if (s) { /* rare: free inside the lock rather than leak */
+            pthread_mutex_unlock(&store_lock);
+            session_free(s);
+            pthread_mutex_lock(&store_lock);
+        }
+    }
+    int last = drop(&net->refs);
+    pthread_mutex_unlock(&store_lock);
+    for (int k = 0; k < n_dead; k++)
+        session_free(dead[k]);
+    if (last)
+        network_free(net);
+    return 0;
+}
+
+void srv_network_each(void (*fn)(srv_network *net, void *arg), void *arg)
+{
+    pthread_mutex_lock(&store_lock);
+    for (int i = 0; i < n_networks; i++)
+        fn(networks[i], arg);
+    pthread_mutex_unlock(&store_lock);
+}
+
+int srv_network_count(void)
+{
+    pthread_mutex_lock(&store_lock);
+    int n = n_networks;
+    pthread_mutex_unlock(&store_lock);
+    return n;
+}
+
+int srv_session_add(srv_network *net, int batch, srv_session **out,
+                    api_error *err)
+{
+    pthread_mutex_lock(&store_lock);
+    int full = n_sessions >= max_sessions_;
+    unsigned long long id = ++next_session_id;
+    pthread_mutex_unlock(&store_lock);
+    if (full)
+        return api_fail(err, 429, "limit", "the server holds %d sessions, its "
+                        "limit", max_sessions_);
+    srv_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return api_fail(err, 503, "out_of_memory", "out of memory");
+    snprintf(s->id, sizeof s->id, "s%llu", id);
+    nn_error e;
+    /* Each session's random streams follow the network seed and its id. */
+    s->run = nn_session_new(net->graph, batch,
+                            nn_seed_derive(nn_graph_seed(net->graph), s->id),
+                            &e);
+    if (!s->run) {
+        free(s);
+        return api_fail_from_nn(err, &e, 0);
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    s->last_used = time(NULL);
+    int rc = 0;
+    pthread_mutex_lock(&store_lock);
+    if (!net->linked)
+        rc = api_fail(err, 404, "not_found", "network '%s' was deleted",
+                      net->id);
+    else if (n_sessions >= max_sessions_)
+        rc = api_fail(err, 429, "limit", "the server holds %d sessions, its "
+                      "limit", max_sessions_);
+    else if (!sessions &&
+             !(sessions = calloc((size_t)max_sessions_, sizeof *sessions)))
+        rc = api_fail(err, 503, "out_of_memory", "out of memory");
+    if (rc == 0) {
+        net->refs++;
+        s->net = net;
+        s->refs = 2;
+        s->linked = 1;
+        sessions[n_sessions++] = s;
+    }
+    pthread_mutex_unlock(&store_lock);
+    if (rc) {
+        nn_session_free(s->run);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+srv_session *srv_session_get(srv_network *net, const char *sid, api_error *err)
+{
+    srv_session *found = NULL;
+    pthread_mutex_lock(&store_lock);
+    for (int i = 0; i < n_sessions; i++)
+        if (sessions[i]->net == net && strcmp(sessions[i]->id, sid) == 0) {
+            found = sessions[i];
+            found->refs++;
+            found->last_used = time(NULL);
+            break;
+        }
+    pthread_mutex_unlock(&store_lock);
+    if (!found)
+        api_fail(err, 404, "not_found", "network '%s' has no session '%.64s'",
+                 net->id, sid);
+    return found;
+}
+
+int srv_session_delete(srv_network *net, const char *sid, api_error *err)
+{
+    srv_session *dead = NULL;
+    int found = 0;
+    pthread_mutex_lock(&store_lock);
+    for (int i = 0; i < n_sessions; i++)
+        if (sessions[i]->net == net && strcmp(sessions[i]->id, sid) == 0) {
+            dead = unlink_session(i);
+            found = 1;
+            break;
+        }
+    pthread_mutex_unlock(&store_lock);
+    if (dead)
+        session_free(dead);
+    if (!found)
+        return api_fail(err, 404, "not_found", "network '%s' has no session "
+                        "'%.64s'", net->id, sid);
+    return 0;
+}
+
+void srv_session_each(srv_network *net,
+                      void (*fn)(srv_session *s, void *arg), void *arg)
+{
+    pthread_mutex_lock(&store_lock);
+    for (int i = 0; i < n_sessions; i++)
+        if (sessions[i]->net == net)
+            fn(sessions[i], arg);
+    pthread_mutex_unlock(&store_lock);
+}
+
+int srv_session_count(void)
+{
+    pthread_mutex_lock(&store_lock);
+    int n = n_sessions;
+    pthread_mutex_unlock(&store_lock);
+    return n;
+}
+
+int srv_session_expire(int timeout)
+{
+    srv_session *dead[64];
+    int n_dead = 0, expired = 0;
+    time_t now = time(NULL);
+    pthread_mutex_lock(&store_lock);
+    for (int i = n_sessions - 1; i >= 0 && n_dead < 64; i--) {
+        srv_session *s = sessions[i];
+        /* refs == 1: only the store holds it, so no request is using it. */
+        if (s->refs == 1 && now - s->last_used > timeout) {
+            dead[n_dead++] = unlink_session(i);
+            expired++;
+        }
+    }
+    pthread_mutex_unlock(&store_lock);
+    for (int k = 0; k < n_dead; k++)
+        session_free(dead[k]);
+    return expired;
+}
+
+void srv_store_shutdown(void)
+{
+    while (1) {
+        pthread_mutex_lock(&store_lock);
+        if (!n_networks) {
+            pthread_mutex_unlock(&store_lock);
+            break;
+        }
+        char id[24];
+        snprintf(id, sizeof id, "%s", networks[0]->id);
+        pthread_mutex_unlock(&store_lock);
+        srv_network_delete(id, NULL);
+    }
+    free(networks);
+    free(sessions);
+    networks = NULL;
+    sessions = NULL;
+}

@@ -1,0 +1,69 @@
+/*
+ * srv_store.h — the networks and sessions the daemon holds.
+ *
+ * Networks and sessions are reference counted: a lookup returns a held
+ * reference the caller releases, so a DELETE while requests run only
+ * unlinks; the last release frees. A session's mutex serializes the
+ * requests on it; a network's rwlock lets steps read the weights in
+ * parallel while an import writes them alone.
+ */
+#ifndef SRV_STORE_H
+#define SRV_STORE_H
+
+#include <pthread.h>
+#include <time.h>
+
+#include "api.h"
+
+typedef struct srv_network {
+    char id[24];
+    char name[NN_NAME_MAX];      /* "" when unnamed */
+    nn_graph *graph;             /* owned */
+    pthread_rwlock_t weights;    /* read: steps; write: params import */
+    int refs;                    /* guarded by the store lock */
+    int linked;
+} srv_network;
+
+typedef struct srv_session {
+    char id[24];
+    srv_network *net;            /* a held reference */
+    nn_session *run;             /* owned */
+    pthread_mutex_t lock;        /* one request at a time */
+    time_t last_used;
+    int refs;
+    int linked;
+} srv_session;
+
+/* Prepares the store with its limits. */
+void srv_store_init(int max_networks, int max_sessions);
+/* Frees everything (at shutdown, with no request in flight). */
+void srv_store_shutdown(void);
+
+/* Takes graph. On success *out is a held reference to the new network.
+ * Fails with 409 (name taken) or 429 (limit). */
+int srv_network_add(nn_graph *graph, const char *name, srv_network **out,
+                    api_error *err);
+/* By id or name; a held reference, or NULL with a 404 in err. */
+srv_network *srv_network_get(const char *key, api_error *err);
+void srv_network_release(srv_network *net);
+/* Unlinks the network and its sessions; returns 0, or -1 with a 404. */
+int srv_network_delete(const char *key, api_error *err);
+/* Calls fn for each linked network, under the store lock. */
+void srv_network_each(void (*fn)(srv_network *net, void *arg), void *arg);
+int srv_network_count(void);
+
+/* Creates a session of batch rows; a held reference. 429 at the limit. */
+int srv_session_add(srv_network *net, int batch, srv_session **out,
+                    api_error *err);
+srv_session *srv_session_get(srv_network *net, const char *sid,
+                             api_error *err);
+void srv_session_release(srv_session *s);
+int srv_session_delete(srv_network *net, const char *sid, api_error *err);
+void srv_session_each(srv_network *net,
+                      void (*fn)(srv_session *s, void *arg), void *arg);
+int srv_session_count(void);
+/* Unlinks sessions idle longer than timeout seconds and not in use;
+ * returns how many. */
+int srv_session_expire(int timeout);
+
+#endif
