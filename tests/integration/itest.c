@@ -1,0 +1,210 @@
+#define _GNU_SOURCE
+#include "itest.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+static const char *binary(void)
+{
+    const char *b = getenv("NERVED_BIN");
+    return b ? b : "nerved";
+}
+
+/* argv = binary, fixed..., args... */
+static char **make_argv(const char *const *fixed, const char *const *args)
+{
+    size_t n = 1;
+    while (fixed && fixed[n - 1])
+        n++;
+    size_t m = 0;
+    while (args && args[m])
+        m++;
+    char **argv = calloc(n + m + 1, sizeof *argv);
+    argv[0] = (char *)binary();
+    for (size_t i = 0; fixed && fixed[i]; i++)
+        argv[1 + i] = (char *)fixed[i];
+    for (size_t i = 0; i < m; i++)
+        argv[n + i] = (char *)args[i];
+    return argv;
+}
+
+int it_start(it_server *s, const char *const *args)
+{
+    static const char *const fixed[] = {"--port", "0", "--quiet", NULL};
+    int out[2];
+    if (pipe(out))
+        return -1;
+    char **argv = make_argv(fixed, args);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        close(out[1]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    free(argv);
+    close(out[1]);
+    if (pid < 0) {
+        close(out[0]);
+        return -1;
+    }
+    FILE *f = fdopen(out[0], "r");
+    char line[256] = "";
+    int port = 0;
+    if (!f || !fgets(line, sizeof line, f) ||
+        sscanf(line, "nerved listening on %*[^:]:%d", &port) != 1) {
+        fprintf(stderr, "nerved did not start: '%s'\n", line);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f); /* the daemon logs to stderr; stdout has no more to say */
+    s->pid = pid;
+    s->port = port;
+    snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", port);
+    return 0;
+}
+
+int it_stop(it_server *s)
+{
+    int status;
+    if (kill(s->pid, SIGTERM))
+        return -1;
+    if (waitpid(s->pid, &status, 0) != s->pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int it_run(const char *const *args, char *err_out, size_t size)
+{
+    int err[2];
+    if (pipe(err))
+        return -1;
+    char **argv = make_argv(NULL, args);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(err[1], 2);
+        int devnull = open("/dev/null", 1);
+        if (devnull >= 0)
+            dup2(devnull, 1);
+        close(err[0]);
+        close(err[1]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    free(argv);
+    close(err[1]);
+    size_t len = 0;
+    ssize_t n;
+    while (len + 1 < size && (n = read(err[0], err_out + len, size - 1 - len)) > 0)
+        len += (size_t)n;
+    err_out[len] = '\0';
+    close(err[0]);
+    int status;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    it_response *r = arg;
+    size_t add = size * n;
+    char *p = realloc(r->body, r->len + add + 1);
+    if (!p)
+        return 0;
+    memcpy(p + r->len, data, add);
+    r->body = p;
+    r->len += add;
+    r->body[r->len] = '\0';
+    return add;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+    it_response *r = arg;
+    size_t len = size * n;
+    const char *names[2] = {"Content-Type:", "Allow:"};
+    char *targets[2] = {r->content_type, r->allow};
+    for (int k = 0; k < 2; k++) {
+        size_t nl = strlen(names[k]);
+        if (len > nl && strncasecmp(data, names[k], nl) == 0) {
+            size_t start = nl;
+            while (start < len && data[start] == ' ')
+                start++;
+            size_t end = len;
+            while (end > start && (data[end - 1] == '\r' || data[end - 1] == '\n'))
+                end--;
+            snprintf(targets[k], 128, "%.*s", (int)(end - start), data + start);
+        }
+    }
+    return len;
+}
+
+int it_request(const it_server *s, const char *method, const char *path,
+               const char *content_type, const char *body, size_t body_len,
+               it_response *r)
+{
+    memset(r, 0, sizeof *r);
+    CURL *c = curl_easy_init();
+    if (!c)
+        return -1;
+    char url[1024], header[160];
+    snprintf(url, sizeof url, "%s%s", s->base, path);
+    struct curl_slist *headers = NULL;
+    if (content_type) {
+        snprintf(header, sizeof header, "Content-Type: %s", content_type);
+        headers = curl_slist_append(headers, header);
+    }
+    headers = curl_slist_append(headers, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(c);
+    if (!r->body)
+        r->body = calloc(1, 1);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+cJSON *it_json(const it_server *s, const char *method, const char *path,
+               const char *body, long *status)
+{
+    it_response r;
+    *status = 0;
+    if (it_request(s, method, path, body ? "application/json" : NULL, body,
+                   body ? strlen(body) : 0, &r))
+        return NULL;
+    *status = r.status;
+    cJSON *j = cJSON_Parse(r.body);
+    it_response_free(&r);
+    return j;
+}
+
+void it_response_free(it_response *r)
+{
+    free(r->body);
+    r->body = NULL;
+}

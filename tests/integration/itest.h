@@ -1,0 +1,46 @@
+/*
+ * itest.h — start the real nerved on a free port and talk HTTP to it.
+ */
+#ifndef ITEST_H
+#define ITEST_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <cjson/cJSON.h>
+
+typedef struct it_server {
+    pid_t pid;
+    int port;
+    char base[64];  /* "http://127.0.0.1:PORT" */
+} it_server;
+
+/* Starts $NERVED_BIN --port 0 --quiet plus args (NULL-terminated) and reads
+ * the bound port from its first line. Returns 0, or -1. */
+int it_start(it_server *s, const char *const *args);
+/* SIGTERM, then waits: the exit status (0 after a clean shutdown), or -1. */
+int it_stop(it_server *s);
+/* Runs $NERVED_BIN with args expecting it to exit by itself; captures up to
+ * size-1 bytes of its stderr and returns its exit status. */
+int it_run(const char *const *args, char *err_out, size_t size);
+
+typedef struct it_response {
+    long status;
+    char *body;     /* NUL-terminated, malloc'd */
+    size_t len;
+    char content_type[128];
+    char allow[128];
+} it_response;
+
+/* One request; content_type NULL sends none. Returns 0 when a response
+ * came back. */
+int it_request(const it_server *s, const char *method, const char *path,
+               const char *content_type, const char *body, size_t body_len,
+               it_response *r);
+/* JSON shorthands: body may be NULL. The parsed reply (or NULL) is
+ * returned; *status gets the HTTP status. Caller deletes the JSON. */
+cJSON *it_json(const it_server *s, const char *method, const char *path,
+               const char *body, long *status);
+void it_response_free(it_response *r);
+
+#endif
