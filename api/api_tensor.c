@@ -49,10 +49,17 @@ static int nested_shape(const cJSON *j, const char *where, nn_shape *shape,
 static int read_number(const cJSON *v, const char *where, size_t index,
                        float *out, api_error *err)
 {
-    if (!cJSON_IsNumber(v))
+    double d;
+    char *end = NULL;
+    if (cJSON_IsNumber(v))
+        d = v->valuedouble;
+    else if (cJSON_IsRaw(v) && v->valuestring &&
+             (d = strtod(v->valuestring, &end), end != v->valuestring &&
+                                                    *end == '\0'))
+        ; /* our own output, still in memory: numbers kept as text */
+    else
         return api_fail(err, 400, "bad_tensor", "%s: element %zu is not a "
                         "number", where, index);
-    double d = v->valuedouble;
     float f = (float)d;
     if (!isfinite(d) || !isfinite(f))
         return api_fail(err, 400, "bad_tensor", "%s: element %zu is not a "

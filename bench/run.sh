@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target bench_dense bench_rnn >/dev/null
+cmake --build build -j "$(nproc)" --target bench_dense bench_rnn bench_http >/dev/null
 if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd=sudo
     $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch </dev/null
@@ -24,3 +24,5 @@ run=$(echo "$nerved" | awk '/nerved_run_ms/ {print $2}')
 pt=$(echo "$torch" | awk '/torch_step_ms/ {print $2}')
 awk -v s="$step" -v r="$run" -v p="$pt" 'BEGIN {
     printf "  speed-up over PyTorch eager: %.1fx (steps), %.1fx (run)\n", p / s, p / r }'
+echo
+build/bench/bench_http build/server/nerved 3 2 2 2>/dev/null

@@ -76,9 +76,8 @@ static int dense_init_fb(nn_node *node, const nn_shape *fb, int n_fb,
 {
     dense *self = nn_node_priv(node);
     if (!nn_node_param_bool(node, "feedback"))
-        return nn_error_set(err, NN_ERR_UNSUPPORTED, "node '%s' (Dense with "
-                            "feedback=false) does not support feedback",
-                            nn_node_name(node));
+        return nn_error_set(err, NN_ERR_UNSUPPORTED, "a Dense with "
+                            "feedback=false does not support feedback");
     nn_shape lead;
     int total;
     int rc = nn_inputs_consistent(node, fb, n_fb, 1, &lead, &total, err);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static it_server server;
@@ -631,6 +632,59 @@ static void test_concurrent_clients(void)
     nn_graph_free(g);
 }
 
+typedef struct hammer {
+    char path[160];
+    int ok, gone, other;
+} hammer;
+
+static void *hammer_session(void *arg)
+{
+    hammer *h = arg;
+    for (int k = 0; k < 200; k++) {
+        long status;
+        cJSON *j = it_json(&server, "POST", h->path,
+                           "{\"inputs\": {\"x\": [[0.3, -0.2]]}}", &status);
+        cJSON_Delete(j);
+        if (status == 200)
+            h->ok++;
+        else if (status == 404)
+            h->gone++;
+        else
+            h->other++;
+        if (h->gone > 5)
+            break;
+    }
+    return NULL;
+}
+
+static void test_delete_during_requests(void)
+{
+    char def[1024];
+    snprintf(def, sizeof def, "%s", RNN_NET);
+    memcpy(strstr(def, "\"rnn\""), "\"tmp\"", 5);
+    cJSON_Delete(call("POST", "/v1/networks", def, 201));
+    hammer h[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        cJSON *s = call("POST", "/v1/networks/tmp/sessions", NULL, 201);
+        memset(&h[i], 0, sizeof h[i]);
+        snprintf(h[i].path, sizeof h[i].path,
+                 "/v1/networks/tmp/sessions/%s/forward",
+                 cJSON_GetStringValue(get(s, "id")));
+        cJSON_Delete(s);
+        pthread_create(&th[i], NULL, hammer_session, &h[i]);
+    }
+    nanosleep(&(struct timespec){0, 20000000}, NULL);
+    cJSON_Delete(call("DELETE", "/v1/networks/tmp", NULL, 200));
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        /* Every request was answered: a step, or "no such network". */
+        CU_ASSERT_EQUAL(h[i].other, 0);
+        CU_ASSERT(h[i].gone > 0);
+    }
+    cJSON_Delete(call("GET", "/healthz", NULL, 200));
+}
+
 /* -------------------------------------------------------- metrics, openapi */
 
 static void test_metrics(void)
@@ -754,6 +808,7 @@ int main(void)
         {"graph drawings", test_graph_drawings},
         {"bad requests", test_bad_requests},
         {"concurrent clients", test_concurrent_clients},
+        {"deleting a network during requests", test_delete_during_requests},
         {"metrics", test_metrics},
         {"OpenAPI lists every route", test_openapi_lists_every_route},
         {"limits and session expiry", test_limits_and_expiry},

@@ -1,0 +1,304 @@
+/*
+ * test_api.c — the JSON layer without HTTP: float text round trips,
+ * tensors in both forms, graph definitions and their errors, descriptions,
+ * drawings and parameter documents.
+ */
+#include "api.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static nn_registry *reg;
+static api_limits lim;
+
+static void test_floats_read_back_exactly(void)
+{
+    nn_rng rng;
+    nn_rng_seed(&rng, 3);
+    float special[] = {0.0f, -0.0f, 1.0f, -1.0f, 0.1f, 1e-45f, 1.17549435e-38f,
+                       3.40282347e38f, -3.40282347e38f, 16777217.0f,
+                       0.333333343f, 1e-10f};
+    char buf[32];
+    for (size_t k = 0; k < sizeof special / sizeof *special; k++) {
+        api_format_float(special[k], buf, sizeof buf);
+        float back = strtof(buf, NULL);
+        CU_ASSERT_EQUAL(memcmp(&back, &special[k], sizeof back), 0);
+    }
+    for (int k = 0; k < 100000; k++) {
+        uint32_t bits = (uint32_t)nn_rng_u64(&rng);
+        float v;
+        memcpy(&v, &bits, sizeof v);
+        if (!isfinite(v))
+            continue;
+        api_format_float(v, buf, sizeof buf);
+        float back = strtof(buf, NULL);
+        CU_ASSERT_EQUAL(memcmp(&back, &v, sizeof v), 0);
+        CU_ASSERT(strlen(buf) <= 16);
+    }
+    api_format_float(0.1f, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "0.1"); /* the fewest digits */
+}
+
+static nn_tensor *parse(const char *text, int expect_ok, int status,
+                        const char *needle)
+{
+    cJSON *j = cJSON_Parse(text);
+    nn_tensor *t = NULL;
+    api_error err;
+    memset(&err, 0, sizeof err);
+    int rc = api_tensor_from_json(j, "inputs.x", &lim, &t, &err);
+    CU_ASSERT_EQUAL(rc == 0, expect_ok);
+    if (!expect_ok) {
+        CU_ASSERT_EQUAL(err.http_status, status);
+        if (!strstr(err.message, needle) || !strstr(err.message, "inputs.x"))
+            fprintf(stderr, "%s -> %s\n", text, err.message);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.message, needle));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "inputs.x"));
+    }
+    cJSON_Delete(j);
+    return t;
+}
+
+static void test_tensors(void)
+{
+    nn_tensor *t = parse("[[1, 2, 3], [4, 5, 6]]", 1, 0, NULL);
+    CU_ASSERT_EQUAL(t->shape.ndim, 2);
+    CU_ASSERT_EQUAL(t->shape.dims[0], 2);
+    CU_ASSERT_EQUAL(t->shape.dims[1], 3);
+    CU_ASSERT_EQUAL(t->data[5], 6);
+    nn_tensor *u = parse("{\"shape\": [2, 3], \"data\": [1, 2, 3, 4, 5, 6]}", 1,
+                         0, NULL);
+    CU_ASSERT(nn_shape_equal(&t->shape, &u->shape));
+    CU_ASSERT_EQUAL(memcmp(t->data, u->data, 6 * sizeof(float)), 0);
+    /* Out and back in. */
+    cJSON *j = api_tensor_to_json(t);
+    char *text = cJSON_PrintUnformatted(j);
+    CU_ASSERT_STRING_EQUAL(text, "[[1,2,3],[4,5,6]]");
+    free(text);
+    cJSON_Delete(j);
+    nn_tensor_free(t);
+    nn_tensor_free(u);
+
+    nn_tensor_free(parse("[[1, 2], [3]]", 0, 400, "ragged"));
+    nn_tensor_free(parse("[[1, 2], 3]", 0, 400, "ragged"));
+    nn_tensor_free(parse("[[1, \"2\"]]", 0, 400, "not a number"));
+    nn_tensor_free(parse("[[1, null]]", 0, 400, "not a number"));
+    nn_tensor_free(parse("[]", 0, 400, "empty"));
+    nn_tensor_free(parse("[[]]", 0, 400, "empty"));
+    nn_tensor_free(parse("3", 0, 400, "array"));
+    nn_tensor_free(parse("[1e39]", 0, 400, "finite"));
+    nn_tensor_free(parse("[1e999]", 0, 400, "finite"));
+    nn_tensor_free(parse("[[[[[[[[[1]]]]]]]]]", 0, 400, "axes"));
+    nn_tensor_free(parse("{\"shape\": [2], \"data\": [1]}", 0, 400, "\"data\""));
+    nn_tensor_free(parse("{\"shape\": [0], \"data\": []}", 0, 400, "shape"));
+    nn_tensor_free(parse("{\"shape\": [2.5], \"data\": [1, 2]}", 0, 400,
+                         "shape"));
+    nn_tensor_free(parse("{\"shape\": [1], \"data\": [1], \"x\": 1}", 0, 400,
+                         "'x'"));
+    api_limits keep = lim;
+    lim.max_tensor_elems = 4;
+    nn_tensor_free(parse("[1, 2, 3, 4, 5]", 0, 413, "elements"));
+    nn_tensor_free(parse("{\"shape\": [100000, 100000], \"data\": []}", 0, 413,
+                         "elements"));
+    lim = keep;
+}
+
+static nn_graph *graph_of(const char *text, api_error *err)
+{
+    cJSON *j = cJSON_Parse(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    memset(err, 0, sizeof *err);
+    nn_graph *g = api_graph_from_json(j, reg, &lim, err);
+    cJSON_Delete(j);
+    return g;
+}
+
+static void test_definitions(void)
+{
+    api_error err;
+    nn_graph *g = graph_of(
+        "{\"seed\": 5, \"nodes\": ["
+        "{\"name\": \"i\", \"type\": \"Input\", \"shape\": [3]},"
+        "{\"name\": \"d\", \"type\": \"Dense\", \"num_unit\": 4, "
+        "\"W_initializer\": {\"type\": \"Normal\", \"scale\": 0.5}, "
+        "\"use_bias\": false, \"trainable\": false},"
+        "{\"type\": \"Dense\", \"num_unit\": 2}],"
+        "\"ff\": [[\"i\", \"d\"], [\"d\", \"Dense0\"]], \"fb\": [[\"d\", \"Dense0\"]]}",
+        &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    nn_node *d = nn_graph_find(g, "d");
+    CU_ASSERT_STRING_EQUAL(nn_node_param_text(d, "W_initializer"),
+                           "Normal(mean=0, scale=0.5)");
+    CU_ASSERT_FALSE(nn_node_trainable(d));
+    CU_ASSERT_PTR_NULL(nn_node_weight(d, "b"));
+    CU_ASSERT_PTR_NOT_NULL(nn_node_weight(d, "Wfb"));
+    CU_ASSERT_EQUAL(nn_graph_seed(g), 5);
+
+    cJSON *desc = api_graph_describe(g);
+    const cJSON *nodes = cJSON_GetObjectItem(desc, "nodes");
+    const cJSON *dj = cJSON_GetArrayItem(nodes, 1);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(dj, "param_count")->valueint, 12 + 8);
+    const cJSON *fbs = cJSON_GetObjectItem(dj, "feedback_shapes");
+    CU_ASSERT_EQUAL(cJSON_GetArrayItem(cJSON_GetArrayItem(fbs, 0), 1)->valueint,
+                    2);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(cJSON_GetObjectItem(desc, "exits"),
+                                              0)->valuestring, "Dense0");
+    cJSON_Delete(desc);
+
+    /* Drawings name every node and mark feedback. */
+    char *dot = api_graph_dot(g), *svg = api_graph_svg(g);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dot, "\"Dense0\" -> \"d\" [style=dashed"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(dot, "(None, 4)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(svg, ">Dense0</text>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(svg, "stroke-dasharray"));
+    int open = 0, close = 0;
+    for (const char *p = svg; (p = strstr(p, "<g ")); p++)
+        open++;
+    for (const char *p = svg; (p = strstr(p, "</g>")); p++)
+        close++;
+    CU_ASSERT_EQUAL(open, 3);
+    CU_ASSERT_EQUAL(close, 3);
+    free(dot);
+    free(svg);
+
+    /* Parameters: export, change, import all-or-nothing. */
+    cJSON *params = api_params_to_json(g);
+    cJSON *W = cJSON_GetObjectItem(cJSON_GetObjectItem(
+                                       cJSON_GetObjectItem(params, "nodes"), "d"),
+                                   "W");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(W, "data")), 12);
+    cJSON *bad = cJSON_Parse("{\"nodes\": {\"d\": {\"W\": {\"shape\": [3, 4], "
+                             "\"data\": [1,1,1,1,1,1,1,1,1,1,1,1]}, \"zz\": [1]}}}");
+    float before = nn_node_weight(d, "W")->data[0];
+    CU_ASSERT_EQUAL(api_params_from_json(g, bad, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "nodes.d.zz"));
+    CU_ASSERT_EQUAL(nn_node_weight(d, "W")->data[0], before);
+    cJSON_DeleteItemFromObject(cJSON_GetObjectItem(cJSON_GetObjectItem(bad,
+                                                                       "nodes"),
+                                                   "d"), "zz");
+    CU_ASSERT_EQUAL(api_params_from_json(g, bad, &err), 0);
+    CU_ASSERT_EQUAL(nn_node_weight(d, "W")->data[11], 1.0f);
+    CU_ASSERT_EQUAL(api_params_from_json(g, params, &err), 0);
+    CU_ASSERT_EQUAL(nn_node_weight(d, "W")->data[0], before);
+    cJSON_Delete(bad);
+    cJSON_Delete(params);
+    nn_graph_free(g);
+}
+
+typedef struct def_case {
+    const char *text;
+    int status;
+    const char *needle;
+} def_case;
+
+static void test_definition_errors(void)
+{
+    static const def_case cases[] = {
+        {"[]", 400, "JSON object"},
+        {"{\"nodes\": []}", 400, "non-empty"},
+        {"{\"nodes\": [1]}", 400, "nodes[0]"},
+        {"{\"nodes\": [{\"type\": 3}]}", 400, "nodes[0].type"},
+        {"{\"nodes\": [{\"type\": \"Input\", \"name\": 7}]}", 400,
+         "nodes[0].name"},
+        {"{\"nodes\": [{\"type\": \"Input\", \"shape\": 2, \"name\": \"a b\"}]}",
+         400, "'a b'"},
+        {"{\"nodes\": [{\"type\": \"Input\", \"shape\": 0}]}", 400, "shape"},
+        {"{\"nodes\": [{\"type\": \"Input\", \"shape\": [2, -1]}]}", 400,
+         "shape"},
+        {"{\"nodes\": [{\"type\": \"Input\", \"shape\": 2, \"trainable\": 1}]}",
+         400, "trainable"},
+        {"{\"nodes\": [{\"type\": \"Input\", \"shape\": 2, \"name\": \"i\"}, "
+         "{\"type\": \"Dense\", \"num_unit\": 1, \"W_initializer\": "
+         "{\"scale\": 1}}], \"edges\": [\"i >> Dense0\"]}", 400, "\"type\""},
+        {"{\"nodes\": [{\"type\": \"Input\", \"shape\": 2, \"name\": \"i\"}], "
+         "\"ff\": [[\"i\"]]}", 400, "ff[0]"},
+        {"{\"nodes\": [{\"type\": \"Input\", \"shape\": 2, \"name\": \"i\"}], "
+         "\"fb\": \"i\"}", 400, "\"fb\""},
+        {"{\"nodes\": [{\"type\": \"Input\", \"shape\": 2, \"name\": \"i\"}], "
+         "\"edges\": [3]}", 400, "edges[0]"},
+        {"{\"nodes\": [{\"type\": \"Input\", \"shape\": 2, \"name\": \"i\"}]}",
+         422, "feeds no node"},
+        {"{\"nodes\": [{\"type\": \"Dense\", \"num_unit\": 2}]}", 422,
+         "no feedforward input"},
+        {"{\"name\": \"\", \"nodes\": [{\"type\": \"Input\", \"shape\": 2}]}",
+         400, "\"name\""},
+        {"{\"seed\": 1.5, \"nodes\": [{\"type\": \"Input\", \"shape\": 2}]}",
+         400, "seed"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        api_error err;
+        nn_graph *g = graph_of(cases[k].text, &err);
+        CU_ASSERT_PTR_NULL(g);
+        nn_graph_free(g);
+        int ok = err.http_status == cases[k].status &&
+                 strstr(err.message, cases[k].needle);
+        if (!ok)
+            fprintf(stderr, "%s -> %d %s\n", cases[k].text, err.http_status,
+                    err.message);
+        CU_ASSERT(ok);
+    }
+    /* More nodes than the limit. */
+    api_limits keep = lim;
+    lim.max_nodes = 1;
+    api_error err;
+    CU_ASSERT_PTR_NULL(graph_of("{\"nodes\": [{\"type\": \"Input\", \"shape\": "
+                                "1, \"name\": \"i\"}, {\"type\": \"Dense\", "
+                                "\"num_unit\": 1}]}", &err));
+    CU_ASSERT_STRING_EQUAL(err.code, "too_many_nodes");
+    lim = keep;
+}
+
+static void test_error_body(void)
+{
+    api_error err;
+    api_fail(&err, 404, "not_found", "no network '%s'", "x\"y");
+    cJSON *j = api_error_json(&err);
+    char *text = cJSON_PrintUnformatted(j);
+    CU_ASSERT_STRING_EQUAL(text, "{\"error\":{\"code\":\"not_found\","
+                                 "\"message\":\"no network 'x\\\"y'\"}}");
+    free(text);
+    cJSON_Delete(j);
+    nn_error e;
+    nn_error_set(&e, NN_ERR_GRAPH, "cycle");
+    api_fail_from_nn(&err, &e, 0);
+    CU_ASSERT_EQUAL(err.http_status, 422);
+    nn_error_set(&e, NN_ERR_EXISTS, "taken");
+    api_fail_from_nn(&err, &e, 0);
+    CU_ASSERT_EQUAL(err.http_status, 409);
+    nn_error_set(&e, NN_ERR_LIMIT, "full");
+    api_fail_from_nn(&err, &e, 0);
+    CU_ASSERT_EQUAL(err.http_status, 429);
+}
+
+static void test_openapi_document_parses(void)
+{
+    cJSON *doc = cJSON_Parse(api_openapi_json());
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(doc, "openapi")->valuestring,
+                           "3.0.3");
+    CU_ASSERT(cJSON_GetArraySize(cJSON_GetObjectItem(doc, "paths")) >= 15);
+    cJSON_Delete(doc);
+}
+
+int main(void)
+{
+    nn_error e;
+    reg = nn_registry_new();
+    if (!reg || nn_registry_add_builtins(reg, &e) != NN_OK)
+        return 2;
+    lim = api_default_limits();
+    static const tu_test tests[] = {
+        {"floats read back exactly", test_floats_read_back_exactly},
+        {"tensors", test_tensors},
+        {"definitions, descriptions, drawings, parameters", test_definitions},
+        {"definition errors name the fault", test_definition_errors},
+        {"error bodies and status mapping", test_error_body},
+        {"the OpenAPI document parses", test_openapi_document_parses},
+        {NULL, NULL}};
+    int rc = tu_run_suite("api", tests);
+    nn_registry_free(reg);
+    return rc;
+}
