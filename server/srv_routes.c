@@ -4,6 +4,7 @@
  * function of one request that answers through the srv_reply_* helpers.
  */
 #include "srv_routes.h"
+#include "srv_kserve.h"
 #include "srv_metrics.h"
 #include "srv_store.h"
 
@@ -567,6 +568,20 @@ const srv_route srv_routes[] = {
      handle_session_forward, SRV_BODY_REQUIRED},
     {"POST", "/v1/networks/{net}/sessions/{sid}/run", "session_run",
      handle_session_run, SRV_BODY_REQUIRED},
+    /* KServe v2 / Open Inference Protocol */
+    {"GET", "/v2/health/live", "v2_live", srv_v2_live, 0},
+    {"GET", "/v2/health/ready", "v2_ready", srv_v2_ready, 0},
+    {"GET", "/v2", "v2_server", srv_v2_server_metadata, 0},
+    {"GET", "/v2/models/{net}", "v2_model", srv_v2_model_metadata, 0},
+    {"GET", "/v2/models/{net}/ready", "v2_model_ready", srv_v2_model_ready, 0},
+    {"POST", "/v2/models/{net}/infer", "v2_infer", srv_v2_infer,
+     SRV_BODY_REQUIRED},
+    {"GET", "/v2/models/{net}/versions/{sid}", "v2_model_version",
+     srv_v2_model_version_metadata, 0},
+    {"GET", "/v2/models/{net}/versions/{sid}/ready", "v2_model_version_ready",
+     srv_v2_model_version_ready, 0},
+    {"POST", "/v2/models/{net}/versions/{sid}/infer", "v2_version_infer",
+     srv_v2_version_infer, SRV_BODY_REQUIRED},
     {NULL, NULL, NULL, NULL, 0},
 };
 

@@ -338,3 +338,55 @@ void srv_store_shutdown(void)
     networks = NULL;
     sessions = NULL;
 }
+
+/* Store lock held. */
+static srv_session *find_sequence(srv_network *net, const char *key)
+{
+    for (int i = 0; i < n_sessions; i++)
+        if (sessions[i]->net == net && strcmp(sessions[i]->sequence, key) == 0)
+            return sessions[i];
+    return NULL;
+}
+
+int srv_session_sequence(srv_network *net, const char *key, int batch,
+                         int create, srv_session **out, int *created,
+                         api_error *err)
+{
+    *created = 0;
+    pthread_mutex_lock(&store_lock);
+    srv_session *s = find_sequence(net, key);
+    if (s) {
+        s->refs++;
+        s->last_used = time(NULL);
+    }
+    pthread_mutex_unlock(&store_lock);
+    if (s) {
+        *out = s;
+        return 0;
+    }
+    if (!create)
+        return api_fail(err, 400, "unknown_sequence", "sequence '%.64s' was "
+                        "not started (send parameters.sequence_start: true)",
+                        key);
+    srv_session *made;
+    if (srv_session_add(net, batch, &made, err))
+        return -1;
+    /* Claim the key unless a concurrent request claimed it first. */
+    pthread_mutex_lock(&store_lock);
+    s = find_sequence(net, key);
+    if (s) {
+        s->refs++;
+    } else {
+        snprintf(made->sequence, sizeof made->sequence, "%s", key);
+        *created = 1;
+    }
+    pthread_mutex_unlock(&store_lock);
+    if (s) {
+        srv_session_delete(net, made->id, NULL);
+        srv_session_release(made);
+        *out = s;
+        return 0;
+    }
+    *out = made;
+    return 0;
+}

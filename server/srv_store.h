@@ -26,6 +26,7 @@ typedef struct srv_network {
 
 typedef struct srv_session {
     char id[24];
+    char sequence[64];           /* KServe sequence_id, or "" */
     srv_network *net;            /* a held reference */
     nn_session *run;             /* owned */
     pthread_mutex_t lock;        /* one request at a time */
@@ -62,6 +63,14 @@ int srv_session_delete(srv_network *net, const char *sid, api_error *err);
 void srv_session_each(srv_network *net,
                       void (*fn)(srv_session *s, void *arg), void *arg);
 int srv_session_count(void);
+/* The session of net with the client's sequence key (the KServe sequence
+ * extension), held. When none exists and create is set, one of batch rows
+ * is made (*created = 1); two racing creators get the same session. Without
+ * create, a missing one is a 400 naming the key. */
+int srv_session_sequence(srv_network *net, const char *key, int batch,
+                         int create, srv_session **out, int *created,
+                         api_error *err);
+
 /* Unlinks sessions idle longer than timeout seconds and not in use;
  * returns how many. */
 int srv_session_expire(int timeout);
