@@ -20,6 +20,40 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
+
+/* SIGTERM and SIGINT write their number here; main waits on it. A handler
+ * rather than sigwait, because threads that libraries start before main
+ * (OpenBLAS starts its pool in a constructor) cannot have the signals
+ * blocked, and any of them may be the one the signal is delivered to. */
+static int stop_pipe[2] = {-1, -1};
+
+static void on_stop_signal(int sig)
+{
+    unsigned char b = (unsigned char)sig;
+    ssize_t ignored = write(stop_pipe[1], &b, 1);
+    (void)ignored;
+}
+
+static int install_stop_handler(void)
+{
+    if (pipe(stop_pipe))
+        return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    return sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL);
+}
+
+static int wait_for_stop_signal(void)
+{
+    unsigned char b = 0;
+    while (read(stop_pipe[0], &b, 1) < 0 && errno == EINTR)
+        ;
+    return b;
+}
 
 static pthread_mutex_t reaper_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reaper_wake = PTHREAD_COND_INITIALIZER;
@@ -119,12 +153,19 @@ int main(int argc, char **argv)
     srv_store_init(cfg.max_networks, cfg.max_sessions);
     srv_http_init(&cfg, reg);
 
-    /* Signals go to the main thread only, which waits for them below. */
-    sigset_t stop_signals;
+    if (install_stop_handler()) {
+        fprintf(stderr, "nerved: cannot install signal handlers\n");
+        nn_registry_free(reg);
+        srv_plugins_unload_all();
+        return 1;
+    }
+    /* The daemon's own threads are created with the stop signals blocked,
+     * so their system calls are not interrupted; main takes them again. */
+    sigset_t stop_signals, previous;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &previous);
 
     struct sockaddr_storage addr;
     struct MHD_Daemon *daemon = start_daemon(&cfg, &addr);
@@ -142,10 +183,9 @@ int main(int argc, char **argv)
 
     pthread_t reaper_thread;
     int reaping = pthread_create(&reaper_thread, NULL, reaper, &cfg) == 0;
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
 
-    int sig = 0;
-    while (sigwait(&stop_signals, &sig) != 0)
-        ;
+    int sig = wait_for_stop_signal();
     fprintf(stderr, "nerved: signal %d, shutting down\n", sig);
     /* Stop accepting, then let in-flight requests finish. */
     MHD_quiesce_daemon(daemon);
