@@ -12,6 +12,8 @@
 
 #include <arpa/inet.h>
 #include <cblas.h>
+#include <dirent.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -80,6 +82,50 @@ static void *reaper(void *arg)
     return NULL;
 }
 
+static char *read_file(const char *path, size_t limit)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = malloc(limit + 1);
+    size_t n = buf ? fread(buf, 1, limit + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > limit) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static int preload_one(const char *path, const char *file_name,
+                       const srv_config *cfg, nn_registry *reg)
+{
+    char *text = read_file(path, cfg->max_body);
+    cJSON *def = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (!def) {
+        fprintf(stderr, "nerved: --preload: '%s' is not a readable JSON "
+                        "document of at most %zu bytes\n", path, cfg->max_body);
+        return -1;
+    }
+    api_error err;
+    const char *name;
+    nn_graph *g = NULL;
+    srv_network *net = NULL;
+    int rc = -1;
+    if (api_graph_def_name(def, &name, &err) == 0 &&
+        (g = api_graph_from_json(def, reg, &cfg->limits, &err)) != NULL &&
+        srv_network_add(g, name ? name : file_name, &net, &err) == 0) {
+        srv_network_release(net);
+        rc = 0;
+    } else {
+        fprintf(stderr, "nerved: --preload: %s: %s\n", path, err.message);
+    }
+    cJSON_Delete(def);
+    return rc;
+}
+
 static int load_plugins(const srv_config *cfg, nn_registry *reg)
 {
     char msg[1024];
@@ -94,6 +140,33 @@ static int load_plugins(const srv_config *cfg, nn_registry *reg)
         return -1;
     }
     return 0;
+}
+
+/* Creates a network from each *.json graph definition in dir, in name
+ * order; a definition without "name" is named after its file. */
+static int preload_networks(const srv_config *cfg, nn_registry *reg)
+{
+    struct dirent **entries;
+    int n = scandir(cfg->preload_dir, &entries, NULL, alphasort);
+    if (n < 0) {
+        fprintf(stderr, "nerved: --preload: cannot read '%s'\n",
+                cfg->preload_dir);
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        const char *file = entries[i]->d_name;
+        size_t len = strlen(file);
+        if (rc == 0 && len > 5 && strcmp(file + len - 5, ".json") == 0) {
+            char path[4096], name[NN_NAME_MAX];
+            snprintf(path, sizeof path, "%s/%s", cfg->preload_dir, file);
+            snprintf(name, sizeof name, "%.*s", (int)(len - 5), file);
+            rc = preload_one(path, name, cfg, reg);
+        }
+        free(entries[i]);
+    }
+    free(entries);
+    return rc;
 }
 
 static struct MHD_Daemon *start_daemon(const srv_config *cfg,
@@ -152,6 +225,12 @@ int main(int argc, char **argv)
     }
     srv_store_init(cfg.max_networks, cfg.max_sessions);
     srv_http_init(&cfg, reg);
+    if (cfg.preload_dir && preload_networks(&cfg, reg)) {
+        srv_store_shutdown();
+        nn_registry_free(reg);
+        srv_plugins_unload_all();
+        return 2;
+    }
 
     if (install_stop_handler()) {
         fprintf(stderr, "nerved: cannot install signal handlers\n");

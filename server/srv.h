@@ -25,6 +25,7 @@ typedef struct srv_config {
     const char *plugins[SRV_MAX_PLUGINS];
     int n_plugins;
     const char *plugin_dir;
+    const char *preload_dir;    /* graph definitions (*.json) to load */
     int list_routes;            /* print the route table and exit */
     int quiet;                  /* no access log */
 } srv_config;

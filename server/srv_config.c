@@ -59,6 +59,9 @@ static const srv_option options[] = {
      "colon-separated list)"},
     {"--plugin-dir", "NERVED_PLUGIN_DIR", OPT_STRING, AT(plugin_dir), 0, 0,
      "load every *.so in this directory"},
+    {"--preload", "NERVED_PRELOAD", OPT_STRING, AT(preload_dir), 0, 0,
+     "create the networks defined by every *.json in this directory at "
+     "start (so every replica serves the same ones)"},
     {"--quiet", "NERVED_QUIET", OPT_FLAG, AT(quiet), 0, 1,
      "no access log"},
     {"--list-routes", NULL, OPT_FLAG, AT(list_routes), 0, 1,

@@ -335,9 +335,26 @@ static void handle_graph(srv_request *req)
 
 /* ------------------------------------------------------------- sessions */
 
+/* A client's session id: what nginx hashes on to keep a session on one
+ * replica, so it must be known before the session exists. */
+static int valid_session_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n >= 24)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
+              (id[i] >= '0' && id[i] <= '9') || id[i] == '_' || id[i] == '-' ||
+              id[i] == '.'))
+            return 0;
+    /* "s" and digits is the server's own form (s1, s2, ...). */
+    return !(id[0] == 's' && n > 1 && strspn(id + 1, "0123456789") == n - 1);
+}
+
 static void handle_session_create(srv_request *req)
 {
     int batch = 1;
+    const char *id = NULL;
     if (req->json) {
         if (!cJSON_IsObject(req->json)) {
             srv_reply_fail(req, 400, "bad_request", "the body must be an "
@@ -345,11 +362,21 @@ static void handle_session_create(srv_request *req)
             return;
         }
         for (const cJSON *c = req->json->child; c; c = c->next)
-            if (strcmp(c->string, "batch") != 0) {
+            if (strcmp(c->string, "batch") != 0 && strcmp(c->string, "id")) {
                 srv_reply_fail(req, 400, "bad_request", "unknown member "
-                               "'%.64s' (expected batch)", c->string);
+                               "'%.64s' (expected batch, id)", c->string);
                 return;
             }
+        const cJSON *id_j = cJSON_GetObjectItemCaseSensitive(req->json, "id");
+        if (id_j) {
+            if (!cJSON_IsString(id_j) || !valid_session_id(id_j->valuestring)) {
+                srv_reply_fail(req, 400, "bad_request", "\"id\" must be 1-23 "
+                               "letters, digits, '_', '-' or '.', and not "
+                               "\"s\" and digits (the server's own ids)");
+                return;
+            }
+            id = id_j->valuestring;
+        }
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(req->json, "batch");
         if (b) {
             if (!cJSON_IsNumber(b) || b->valuedouble != (int)b->valuedouble ||
@@ -368,7 +395,7 @@ static void handle_session_create(srv_request *req)
         return;
     api_error err;
     srv_session *s;
-    if (srv_session_add(net, batch, &s, &err)) {
+    if (srv_session_add(net, batch, id, &s, &err)) {
         srv_reply_error(req, &err);
     } else {
         srv_reply_json(req, 201, session_json(s));

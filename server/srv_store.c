@@ -190,12 +190,21 @@ int srv_network_count(void)
     return n;
 }
 
-int srv_session_add(srv_network *net, int batch, srv_session **out,
-                    api_error *err)
+/* Store lock held. */
+static int session_id_taken(srv_network *net, const char *id)
+{
+    for (int i = 0; i < n_sessions; i++)
+        if (sessions[i]->net == net && strcmp(sessions[i]->id, id) == 0)
+            return 1;
+    return 0;
+}
+
+int srv_session_add(srv_network *net, int batch, const char *id,
+                    srv_session **out, api_error *err)
 {
     pthread_mutex_lock(&store_lock);
     int full = n_sessions >= max_sessions_;
-    unsigned long long id = ++next_session_id;
+    unsigned long long serial = ++next_session_id;
     pthread_mutex_unlock(&store_lock);
     if (full)
         return api_fail(err, 429, "limit", "the server holds %d sessions, its "
@@ -203,7 +212,10 @@ int srv_session_add(srv_network *net, int batch, srv_session **out,
     srv_session *s = calloc(1, sizeof *s);
     if (!s)
         return api_fail(err, 503, "out_of_memory", "out of memory");
-    snprintf(s->id, sizeof s->id, "s%llu", id);
+    if (id)
+        snprintf(s->id, sizeof s->id, "%s", id);
+    else
+        snprintf(s->id, sizeof s->id, "s%llu", serial);
     nn_error e;
     /* Each session's random streams follow the network seed and its id. */
     s->run = nn_session_new(net->graph, batch,
@@ -223,6 +235,9 @@ int srv_session_add(srv_network *net, int batch, srv_session **out,
     else if (n_sessions >= max_sessions_)
         rc = api_fail(err, 429, "limit", "the server holds %d sessions, its "
                       "limit", max_sessions_);
+    else if (session_id_taken(net, s->id))
+        rc = api_fail(err, 409, "conflict", "network '%s' has a session '%s' "
+                      "already", net->id, s->id);
     else if (!sessions &&
              !(sessions = calloc((size_t)max_sessions_, sizeof *sessions)))
         rc = api_fail(err, 503, "out_of_memory", "out of memory");
@@ -369,7 +384,7 @@ int srv_session_sequence(srv_network *net, const char *key, int batch,
                         "not started (send parameters.sequence_start: true)",
                         key);
     srv_session *made;
-    if (srv_session_add(net, batch, &made, err))
+    if (srv_session_add(net, batch, NULL, &made, err))
         return -1;
     /* Claim the key unless a concurrent request claimed it first. */
     pthread_mutex_lock(&store_lock);

@@ -53,9 +53,11 @@ int srv_network_delete(const char *key, api_error *err);
 void srv_network_each(void (*fn)(srv_network *net, void *arg), void *arg);
 int srv_network_count(void);
 
-/* Creates a session of batch rows; a held reference. 429 at the limit. */
-int srv_session_add(srv_network *net, int batch, srv_session **out,
-                    api_error *err);
+/* Creates a session of batch rows; a held reference. id NULL picks one
+ * ("s1", "s2", ...); a client's id must be free in the network (409).
+ * 429 at the limit. */
+int srv_session_add(srv_network *net, int batch, const char *id,
+                    srv_session **out, api_error *err);
 srv_session *srv_session_get(srv_network *net, const char *sid,
                              api_error *err);
 void srv_session_release(srv_session *s);

@@ -134,9 +134,9 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 {
     it_response *r = arg;
     size_t len = size * n;
-    const char *names[2] = {"Content-Type:", "Allow:"};
-    char *targets[2] = {r->content_type, r->allow};
-    for (int k = 0; k < 2; k++) {
+    const char *names[3] = {"Content-Type:", "Allow:", "X-Nerved-Backend:"};
+    char *targets[3] = {r->content_type, r->allow, r->backend};
+    for (int k = 0; k < 3; k++) {
         size_t nl = strlen(names[k]);
         if (len > nl && strncasecmp(data, names[k], nl) == 0) {
             size_t start = nl;
@@ -155,6 +155,14 @@ int it_request(const it_server *s, const char *method, const char *path,
                const char *content_type, const char *body, size_t body_len,
                it_response *r)
 {
+    return it_request_with(s, method, path, content_type, body, body_len, NULL,
+                           r);
+}
+
+int it_request_with(const it_server *s, const char *method, const char *path,
+                    const char *content_type, const char *body,
+                    size_t body_len, const char *extra, it_response *r)
+{
     memset(r, 0, sizeof *r);
     CURL *c = curl_easy_init();
     if (!c)
@@ -167,6 +175,8 @@ int it_request(const it_server *s, const char *method, const char *path,
         headers = curl_slist_append(headers, header);
     }
     headers = curl_slist_append(headers, "Expect:");
+    if (extra)
+        headers = curl_slist_append(headers, extra);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);

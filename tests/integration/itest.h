@@ -30,6 +30,7 @@ typedef struct it_response {
     size_t len;
     char content_type[128];
     char allow[128];
+    char backend[128];  /* X-Nerved-Backend, set by the nginx front */
 } it_response;
 
 /* One request; content_type NULL sends none. Returns 0 when a response
@@ -37,6 +38,11 @@ typedef struct it_response {
 int it_request(const it_server *s, const char *method, const char *path,
                const char *content_type, const char *body, size_t body_len,
                it_response *r);
+/* As it_request, with one more request header line ("Name: value"). */
+int it_request_with(const it_server *s, const char *method, const char *path,
+                    const char *content_type, const char *body,
+                    size_t body_len, const char *header, it_response *r);
+
 /* JSON shorthands: body may be NULL. The parsed reply (or NULL) is
  * returned; *status gets the HTTP status. Caller deletes the JSON. */
 cJSON *it_json(const it_server *s, const char *method, const char *path,

@@ -238,6 +238,14 @@ static void test_session_state(void)
     cJSON_Delete(j);
     cJSON_Delete(call("DELETE", p2, NULL, 200));
     cJSON_Delete(call("GET", p2, NULL, 404));
+    /* A client may name its session, once. */
+    j = call("POST", "/v1/networks/rnn/sessions", "{\"id\": \"mine-1\"}", 201);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(j, "id")), "mine-1");
+    cJSON_Delete(j);
+    cJSON_Delete(call("POST", "/v1/networks/rnn/sessions", "{\"id\": \"mine-1\"}",
+                      409));
+    cJSON_Delete(call("GET", "/v1/networks/rnn/sessions/mine-1", NULL, 200));
+    cJSON_Delete(call("DELETE", "/v1/networks/rnn/sessions/mine-1", NULL, 200));
     nn_session_free(local);
     nn_graph_free(g);
 }
@@ -488,6 +496,9 @@ static const bad_case bad_cases[] = {
      "{\"inputs\": {\"x\": [[1, 2]]}}", 404, "s999999"},
     {"POST", "/v1/networks/rnn/sessions", J, "{\"batch\": 0}", 400, "batch"},
     {"POST", "/v1/networks/rnn/sessions", J, "{\"batch\": \"2\"}", 400, "batch"},
+    {"POST", "/v1/networks/rnn/sessions", J, "{\"id\": \"s12\"}", 400,
+     "server's own"},
+    {"POST", "/v1/networks/rnn/sessions", J, "{\"id\": \"a/b\"}", 400, "\"id\""},
     {"DELETE", "/v1/node-types", NULL, NULL, 405, "allowed: GET"},
     {"PATCH", "/v1/networks/guide", NULL, NULL, 405, "GET, DELETE"},
     {"GET", "/v2/models", NULL, NULL, 404, "no route"},

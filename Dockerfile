@@ -1,0 +1,35 @@
+# nerved: build on Debian bookworm, run on bookworm-slim with only the
+# shared libraries the daemon needs, as a non-root user.
+FROM debian:bookworm-slim AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      build-essential cmake pkg-config libopenblas-dev libmicrohttpd-dev \
+      libcjson-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DNERVED_TESTS=OFF \
+ && cmake --build /build -j"$(nproc)" --target nerved \
+ && cmake --install /build --prefix /opt/nerved
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libopenblas0-pthread libmicrohttpd12 libcjson1 curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --home-dir /var/lib/nerved --shell /usr/sbin/nologin nerved \
+ && mkdir -p /var/lib/nerved /usr/lib/nerved/plugins /etc/nerved/networks \
+ && chown nerved /var/lib/nerved
+COPY --from=build /opt/nerved/bin/nerved /usr/bin/nerved
+COPY --from=build /opt/nerved/include/nerved /usr/include/nerved
+# Configuration is by environment; every flag has a NERVED_* variable.
+ENV NERVED_HOST=0.0.0.0 \
+    NERVED_PORT=8080 \
+    NERVED_THREADS=4 \
+    NERVED_PLUGIN_DIR=/usr/lib/nerved/plugins
+VOLUME ["/var/lib/nerved"]
+USER nerved
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
+  CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+ENTRYPOINT ["/usr/bin/nerved"]
