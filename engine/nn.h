@@ -253,7 +253,13 @@ enum {
     NN_TYPE_SOURCE = 1u << 0,    /* takes no inputs; the caller binds its
                                     output by the node's name (Input) */
     NN_TYPE_TRAINABLE = 1u << 1, /* instances are trainable by default */
-    NN_TYPE_STATEFUL = 1u << 2   /* declares state (recurrent types) */
+    NN_TYPE_STATEFUL = 1u << 2,  /* declares state (recurrent types) */
+    NN_TYPE_LINEAR = 1u << 3     /* a linear readout: the output is
+                                    concat(ff) · W + concat(fb) · Wfb + b with
+                                    weights named "W", "Wfb" (when it has
+                                    feedback) and "b" (when it has a bias),
+                                    each (inputs, units) / (units); the ridge
+                                    and RLS trainers fit exactly these */
 };
 
 /*

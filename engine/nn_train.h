@@ -62,6 +62,170 @@ int nn_tape_run(nn_tape *tape, const nn_binding *inputs, int n_inputs,
 int nn_tape_backward(nn_tape *tape, nn_tensor *const *d_outputs,
                      nn_grads *grads, nn_error *err);
 
+/* --------------------------------------------------------------- losses */
+
+typedef enum nn_loss_kind {
+    NN_LOSS_MSE,        /* mean of (y − target)² over every element */
+    NN_LOSS_SOFTMAX_CE  /* mean over rows of −Σ target · log softmax(y), the
+                           softmax over the last axis; targets are one-hot
+                           rows or probabilities */
+} nn_loss_kind;
+
+/* "mse", "softmax_cross_entropy" (or "cross_entropy"); -1 if unknown. */
+int nn_loss_parse(const char *name);
+const char *nn_loss_name(nn_loss_kind kind);
+
+/* The loss of pred against target (same shape) times scale, as PyTorch's
+ * mean reductions define it; when dpred is not NULL it receives
+ * d (scale · loss) / d pred, shaped like pred. */
+double nn_loss(nn_loss_kind kind, const nn_tensor *pred,
+               const nn_tensor *target, nn_tensor *dpred, double scale);
+
+/* ----------------------------------------------------------- optimizers */
+
+typedef enum nn_optim_kind { NN_OPTIM_SGD, NN_OPTIM_ADAM } nn_optim_kind;
+
+typedef enum nn_schedule_kind {
+    NN_SCHEDULE_CONSTANT,    /* lr */
+    NN_SCHEDULE_STEP,        /* lr · gamma^floor(epoch / step_size) */
+    NN_SCHEDULE_EXPONENTIAL, /* lr · gamma^epoch */
+    NN_SCHEDULE_COSINE       /* lr_min + (lr − lr_min)(1 + cos(π e / E)) / 2,
+                                E = the fit's epochs */
+} nn_schedule_kind;
+
+typedef struct nn_optim_opts {
+    nn_optim_kind kind;
+    double lr;            /* > 0 */
+    double momentum;      /* SGD, in [0, 1) (PyTorch's form: v = μv + g) */
+    double beta1, beta2;  /* Adam, in [0, 1) */
+    double eps;           /* Adam, > 0 */
+    double weight_decay;  /* added to the gradient as decay · w */
+    nn_schedule_kind schedule;
+    int step_size;        /* STEP: epochs per decay */
+    double gamma;         /* STEP, EXPONENTIAL */
+    double lr_min;        /* COSINE */
+    int epochs;           /* COSINE: the horizon E */
+} nn_optim_opts;
+
+/* SGD without momentum at lr 0.01, Adam's usual betas, a constant rate. */
+nn_optim_opts nn_optim_defaults(void);
+/* The schedule's learning rate at an epoch (from 0). */
+double nn_optim_lr_at(const nn_optim_opts *opts, int epoch);
+/* Checks the ranges above; the message names the field. */
+int nn_optim_check(const nn_optim_opts *opts, nn_error *err);
+
+typedef struct nn_optim nn_optim;
+
+/* Momentum or moment buffers for every trainable weight of a built graph.
+ * The caller owns it (nn_optim_free); g must outlive it. */
+nn_optim *nn_optim_new(nn_graph *g, const nn_optim_opts *opts, nn_error *err);
+void nn_optim_free(nn_optim *opt);
+/* One update of every trainable weight from grads at the epoch's learning
+ * rate. Weights that are not trainable, or of nodes with trainable=false,
+ * never change. */
+void nn_optim_step(nn_optim *opt, const nn_grads *grads, int epoch);
+
+/* Scales grads so their norm (nn_grads_norm) is at most max_norm; returns
+ * the norm before clipping. */
+double nn_grads_clip(nn_grads *grads, double max_norm);
+
+/* ------------------------------------------------ gradient training (BPTT) */
+
+/* Called after each epoch; a nonzero return stops the fit (cancelled). */
+typedef int (*nn_fit_progress_fn)(void *user, int epoch, int epochs,
+                                  double loss);
+
+typedef struct nn_fit_opts {
+    nn_loss_kind loss;
+    nn_optim_opts optim;
+    int epochs;           /* >= 1 */
+    int batch_size;       /* sequences per minibatch; 0: all */
+    int shuffle;          /* reshuffle the sequences every epoch */
+    int window;           /* truncated BPTT: steps per backward; 0: all */
+    double clip_norm;     /* > 0: clip the gradient norm of each update */
+    uint64_t seed;        /* shuffling and the sessions' random streams */
+    nn_fit_progress_fn progress;
+    void *user;
+} nn_fit_opts;
+
+nn_fit_opts nn_fit_defaults(void);
+
+/* Trains g's trainable weights by backpropagation through time. inputs bind
+ * every entry to a (N, T, input shape) tensor, targets bind some exits to
+ * (N, T, exit shape) tensors; the loss is the sum over those exits. Each
+ * epoch visits the N sequences in minibatches (shuffled when asked); each
+ * minibatch starts from a fresh state and is cut into windows of
+ * opts->window steps, with one update per window and the state carried
+ * across windows (truncated BPTT). history[epoch] (when not NULL, epochs
+ * long) receives the epoch's mean loss; *epochs_done the epochs completed.
+ * Errors name the node: a target that is not an exit, a trainable node
+ * without backward, no trainable weight at all. Returns NN_ERR_STATE with
+ * "cancelled" when progress asked to stop; the weights then hold the last
+ * update. */
+int nn_fit_bptt(nn_graph *g, const nn_binding *inputs, int n_inputs,
+                const nn_binding *targets, int n_targets,
+                const nn_fit_opts *opts, double *history, int *epochs_done,
+                nn_error *err);
+
+/* ------------------------------------------ linear readouts: ridge and RLS */
+
+/* Both trainers fit nodes whose type has NN_TYPE_LINEAR, whose output is
+ * targeted; unlike BPTT's, these targets need not be exits (a readout may
+ * feed a node that feeds back into it). A readout's features at step t are its ff inputs at t, its
+ * feedback inputs (what it saw: the senders' outputs of t − 1) and a 1 for
+ * the bias when it has one. Readouts are named by the target bindings. */
+
+typedef struct nn_ridge nn_ridge;
+
+/* Accumulators XᵀX and XᵀY (double) for each targeted readout of g. Memory
+ * is (features + 1)² + (features + 1) · units doubles per readout, however
+ * long the data. Fails naming a target that is not a linear, trainable
+ * node. The caller owns it (nn_ridge_free); it refers to nodes by name, so
+ * it may be fed from any graph of the same definition. */
+nn_ridge *nn_ridge_new(nn_graph *g, const nn_binding *targets, int n_targets,
+                       nn_error *err);
+void nn_ridge_free(nn_ridge *r);
+
+/* Runs s over the sequences (inputs (batch, T, ...), targets as for
+ * nn_ridge_new, shaped (batch, T, exit shape)) from its current state and
+ * adds every step after the first `warmup` to the accumulators. A readout
+ * whose output is fed back is teacher-forced: after each step its output
+ * is replaced by the target, so what follows sees the target. */
+int nn_ridge_feed(nn_ridge *r, nn_session *s, const nn_binding *inputs,
+                  int n_inputs, const nn_binding *targets, int n_targets,
+                  int num_steps, int warmup, nn_error *err);
+/* Solves (XᵀX + βI) W = XᵀY for each readout (Cholesky, LAPACK dposv) and
+ * writes W, Wfb and b into g's weights. Rows fed so far: *rows. */
+int nn_ridge_solve(nn_ridge *r, nn_graph *g, double beta, long *rows,
+                   nn_error *err);
+
+typedef struct nn_rls nn_rls;
+
+/* Recursive least squares (FORCE when the readout's output feeds back) for
+ * each targeted readout, with P₀ = I/alpha. Keeps P between runs, so
+ * training continues across calls; nodes are referred to by name. The
+ * caller owns it (nn_rls_free). */
+nn_rls *nn_rls_new(nn_graph *g, const nn_binding *targets, int n_targets,
+                   double alpha, nn_error *err);
+void nn_rls_free(nn_rls *r);
+/* Checks that the rls still fits g (same readouts and feature sizes). */
+int nn_rls_compatible(const nn_rls *r, nn_graph *g, nn_error *err);
+
+/* Runs s over the sequences from its current state; after each step (and
+ * each batch row) updates the readouts' weights in s's graph by the error of
+ * the output just produced: e = y − target, k = P x / (1 + xᵀ P x),
+ * P ← P − k xᵀ P, W ← W − k eᵀ. The output is not replaced by the target:
+ * FORCE feeds back the readout's own output. *mse (when not NULL) receives
+ * the mean squared error before each update, over the run. */
+int nn_rls_run(nn_rls *r, nn_session *s, const nn_binding *inputs,
+               int n_inputs, const nn_binding *targets, int n_targets,
+               int num_steps, double *mse, nn_error *err);
+
+/* Copies every weight of src into dst; both built from one definition
+ * (same nodes, weight names and shapes), else an error naming the first
+ * difference. */
+int nn_graph_copy_weights(nn_graph *dst, nn_graph *src, nn_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -140,7 +140,7 @@ const nn_node_type nn_type_dense = {
     .api_version = NN_API_VERSION,
     .name = "Dense",
     .doc = "y = concat(ff) · W + b (+ concat(fb) · Wfb)",
-    .flags = NN_TYPE_TRAINABLE,
+    .flags = NN_TYPE_TRAINABLE | NN_TYPE_LINEAR,
     .params = dense_params,
     .priv_size = sizeof(dense),
     .init_ff = dense_init_ff,
