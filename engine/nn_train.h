@@ -167,6 +167,12 @@ int nn_fit_bptt(nn_graph *g, const nn_binding *inputs, int n_inputs,
                 const nn_fit_opts *opts, double *history, int *epochs_done,
                 nn_error *err);
 
+/* Every check nn_fit_bptt makes before training, with its errors, and no
+ * training: a server answers bad requests before it starts a job. */
+int nn_fit_check(nn_graph *g, const nn_binding *inputs, int n_inputs,
+                 const nn_binding *targets, int n_targets,
+                 const nn_fit_opts *opts, nn_error *err);
+
 /* ------------------------------------------ linear readouts: ridge and RLS */
 
 /* Both trainers fit nodes whose type has NN_TYPE_LINEAR, whose output is
@@ -220,6 +226,11 @@ int nn_rls_compatible(const nn_rls *r, nn_graph *g, nn_error *err);
 int nn_rls_run(nn_rls *r, nn_session *s, const nn_binding *inputs,
                int n_inputs, const nn_binding *targets, int n_targets,
                int num_steps, double *mse, nn_error *err);
+
+/* A new built graph equal to g: same nodes, parameters, edges and weight
+ * values, sharing nothing but the registry. Trainers work on a clone while
+ * sessions keep running on the original. The caller owns it. */
+nn_graph *nn_graph_clone(nn_graph *g, nn_error *err);
 
 /* Copies every weight of src into dst; both built from one definition
  * (same nodes, weight names and shapes), else an error naming the first

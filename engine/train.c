@@ -519,6 +519,52 @@ static int fit_minibatch(fit_run *fr, nn_graph *g, const nn_binding *inputs,
     return rc;
 }
 
+/* The checks of nn_fit_bptt; on success *target_of (exits long, owned by
+ * the caller) maps exits to target bindings. */
+static int fit_check(nn_graph *g, const nn_binding *inputs, int n_inputs,
+                     const nn_binding *targets, int n_targets,
+                     const nn_fit_opts *opts, nn_optim_opts *optim,
+                     int **target_of, int *N, int *T, nn_error *err)
+{
+    *target_of = NULL;
+    if (!g->built)
+        return nn_error_set(err, NN_ERR_STATE, "training needs a built graph");
+    if (opts->epochs < 1 || opts->batch_size < 0 || opts->window < 0 ||
+        !(opts->clip_norm >= 0))
+        return nn_error_set(err, NN_ERR_INVALID, "epochs must be >= 1, "
+                            "batch_size, window and clip_norm >= 0");
+    *optim = opts->optim;
+    if (optim->schedule == NN_SCHEDULE_COSINE && optim->epochs < 1)
+        optim->epochs = opts->epochs;
+    int rc = nn_optim_check(optim, err);
+    if (rc != NN_OK)
+        return rc;
+    if (!(*target_of = nn_malloc(sizeof(int) * ((size_t)g->n_exits + 1))))
+        return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+    rc = bind_targets(g, targets, n_targets, *target_of, err);
+    if (rc == NN_OK)
+        rc = check_data(g, inputs, n_inputs, targets, *target_of, N, T, err);
+    if (rc == NN_OK)
+        rc = bptt_trainable_check(g, err);
+    if (rc != NN_OK) {
+        nn_free(*target_of);
+        *target_of = NULL;
+    }
+    return rc;
+}
+
+int nn_fit_check(nn_graph *g, const nn_binding *inputs, int n_inputs,
+                 const nn_binding *targets, int n_targets,
+                 const nn_fit_opts *opts, nn_error *err)
+{
+    nn_optim_opts oo;
+    int *target_of, N, T;
+    int rc = fit_check(g, inputs, n_inputs, targets, n_targets, opts, &oo,
+                       &target_of, &N, &T, err);
+    nn_free(target_of);
+    return rc;
+}
+
 int nn_fit_bptt(nn_graph *g, const nn_binding *inputs, int n_inputs,
                 const nn_binding *targets, int n_targets,
                 const nn_fit_opts *opts, double *history, int *epochs_done,
@@ -526,28 +572,12 @@ int nn_fit_bptt(nn_graph *g, const nn_binding *inputs, int n_inputs,
 {
     if (epochs_done)
         *epochs_done = 0;
-    if (!g->built)
-        return nn_error_set(err, NN_ERR_STATE, "training needs a built graph");
-    if (opts->epochs < 1 || opts->batch_size < 0 || opts->window < 0 ||
-        !(opts->clip_norm >= 0))
-        return nn_error_set(err, NN_ERR_INVALID, "epochs must be >= 1, "
-                            "batch_size, window and clip_norm >= 0");
-    nn_optim_opts oo = opts->optim;
-    if (oo.schedule == NN_SCHEDULE_COSINE && oo.epochs < 1)
-        oo.epochs = opts->epochs;
-    int *target_of = nn_malloc(sizeof(int) * ((size_t)g->n_exits + 1));
-    if (!target_of)
-        return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
-    int N = 0, T = 0;
-    int rc = bind_targets(g, targets, n_targets, target_of, err);
-    if (rc == NN_OK)
-        rc = check_data(g, inputs, n_inputs, targets, target_of, &N, &T, err);
-    if (rc == NN_OK)
-        rc = bptt_trainable_check(g, err);
-    if (rc != NN_OK) {
-        nn_free(target_of);
+    nn_optim_opts oo;
+    int *target_of = NULL, N = 0, T = 0;
+    int rc = fit_check(g, inputs, n_inputs, targets, n_targets, opts, &oo,
+                       &target_of, &N, &T, err);
+    if (rc != NN_OK)
         return rc;
-    }
     int B = opts->batch_size && opts->batch_size < N ? opts->batch_size : N;
     int K = opts->window && opts->window < T ? opts->window : T;
     int tail = N % B;
@@ -608,4 +638,52 @@ int nn_fit_bptt(nn_graph *g, const nn_binding *inputs, int n_inputs,
     nn_free(perm);
     nn_free(target_of);
     return rc;
+}
+
+/* Re-describes g node by node (same names, types, parameter texts and edges
+ * in the same order), builds it, then copies the weights: the result is g
+ * again, with its own weights. */
+nn_graph *nn_graph_clone(nn_graph *g, nn_error *err)
+{
+    if (!g->built) {
+        nn_error_set(err, NN_ERR_STATE, "only a built graph can be cloned");
+        return NULL;
+    }
+    nn_graph *c = nn_graph_new(g->reg, g->seed);
+    if (!c) {
+        nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    int rc = NN_OK;
+    for (int n = 0; n < g->n_nodes && rc == NN_OK; n++) {
+        nn_node *src = g->nodes[n];
+        nn_node *dst = nn_graph_add_node(c, src->type->name, src->name, err);
+        if (!dst) {
+            rc = err->code;
+            break;
+        }
+        for (int p = 0; p < src->n_params && rc == NN_OK; p++)
+            if (src->params[p].text)
+                rc = nn_node_set_param(dst, src->type->params[p].name,
+                                       src->params[p].text, err);
+        if (rc == NN_OK)
+            rc = nn_node_set_param(dst, "trainable",
+                                   src->trainable ? "true" : "false", err);
+    }
+    for (int n = 0; n < g->n_nodes && rc == NN_OK; n++) {
+        nn_node *node = g->nodes[n];
+        for (int k = 0; k < node->n_ff && rc == NN_OK; k++)
+            rc = nn_graph_ff(c, node->ff[k]->name, node->name, err);
+        for (int k = 0; k < node->n_fb && rc == NN_OK; k++)
+            rc = nn_graph_fb(c, node->name, node->fb[k]->name, err);
+    }
+    if (rc == NN_OK)
+        rc = nn_graph_build(c, err);
+    if (rc == NN_OK)
+        rc = nn_graph_copy_weights(c, g, err);
+    if (rc != NN_OK) {
+        nn_graph_free(c);
+        return NULL;
+    }
+    return c;
 }

@@ -6,6 +6,7 @@
 #include "srv.h"
 #include "srv_http.h"
 #include "srv_metrics.h"
+#include "srv_fit.h"
 #include "srv_plugin.h"
 #include "srv_routes.h"
 #include "srv_store.h"
@@ -268,6 +269,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "nerved: signal %d, shutting down\n", sig);
     /* Stop accepting, then let in-flight requests finish. */
     MHD_quiesce_daemon(daemon);
+    srv_fit_stop();
     MHD_stop_daemon(daemon);
     pthread_mutex_lock(&reaper_lock);
     stopping = 1;
@@ -275,6 +277,7 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&reaper_lock);
     if (reaping)
         pthread_join(reaper_thread, NULL);
+    srv_fit_shutdown();
     srv_store_shutdown();
     nn_registry_free(reg);
     srv_plugins_unload_all();

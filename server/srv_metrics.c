@@ -29,6 +29,7 @@ static route_stats routes[MAX_ROUTES + 1]; /* last: unmatched paths */
 static unsigned long long bucket_count[N_BUCKETS + 1];
 static double latency_sum;
 static unsigned long long latency_count, steps_total, expired_total;
+static unsigned long long fits_done, fits_other;
 
 void srv_metrics_request(int route, int status, double seconds)
 {
@@ -56,6 +57,16 @@ void srv_metrics_steps(long steps)
 {
     pthread_mutex_lock(&lock);
     steps_total += (unsigned long long)steps;
+    pthread_mutex_unlock(&lock);
+}
+
+void srv_metrics_fit(int succeeded)
+{
+    pthread_mutex_lock(&lock);
+    if (succeeded)
+        fits_done++;
+    else
+        fits_other++;
     pthread_mutex_unlock(&lock);
 }
 
@@ -133,8 +144,12 @@ char *srv_metrics_render(const char *const *route_names, int n_routes,
             "nerved_forward_steps_total %llu\n"
             "# HELP nerved_sessions_expired_total Sessions removed after idling.\n"
             "# TYPE nerved_sessions_expired_total counter\n"
-            "nerved_sessions_expired_total %llu\n",
-        networks, sessions, steps_total, expired_total);
+            "nerved_sessions_expired_total %llu\n"
+            "# HELP nerved_fits_total Training jobs ended, by outcome.\n"
+            "# TYPE nerved_fits_total counter\n"
+            "nerved_fits_total{outcome=\"done\"} %llu\n"
+            "nerved_fits_total{outcome=\"failed_or_cancelled\"} %llu\n",
+        networks, sessions, steps_total, expired_total, fits_done, fits_other);
     pthread_mutex_unlock(&lock);
     return o.buf;
 }

@@ -4,6 +4,7 @@
  * function of one request that answers through the srv_reply_* helpers.
  */
 #include "srv_routes.h"
+#include "srv_fit.h"
 #include "srv_kserve.h"
 #include "srv_metrics.h"
 #include "srv_store.h"
@@ -595,6 +596,12 @@ const srv_route srv_routes[] = {
      handle_session_forward, SRV_BODY_REQUIRED},
     {"POST", "/v1/networks/{net}/sessions/{sid}/run", "session_run",
      handle_session_run, SRV_BODY_REQUIRED},
+    {"POST", "/v1/networks/{net}/fit", "fit_start", srv_fit_start,
+     SRV_BODY_REQUIRED},
+    {"GET", "/v1/networks/{net}/fit", "fit_list", srv_fit_list, 0},
+    {"GET", "/v1/networks/{net}/fit/{job}", "fit_get", srv_fit_get, 0},
+    {"DELETE", "/v1/networks/{net}/fit/{job}", "fit_cancel", srv_fit_cancel,
+     0},
     /* KServe v2 / Open Inference Protocol */
     {"GET", "/v2/health/live", "v2_live", srv_v2_live, 0},
     {"GET", "/v2/health/ready", "v2_ready", srv_v2_ready, 0},

@@ -25,6 +25,8 @@ void srv_store_init(int max_networks, int max_sessions)
 
 static void network_free(srv_network *net)
 {
+    if (net->trainer && net->trainer_free)
+        net->trainer_free(net->trainer);
     nn_graph_free(net->graph);
     pthread_rwlock_destroy(&net->weights);
     free(net);

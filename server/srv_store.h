@@ -22,6 +22,11 @@ typedef struct srv_network {
     pthread_rwlock_t weights;    /* read: steps; write: params import */
     int refs;                    /* guarded by the store lock */
     int linked;
+    /* Trainer state kept between requests (the RLS P matrices), owned by
+     * the fit module, which alone touches it, one job at a time; freed
+     * with the network through trainer_free. */
+    void *trainer;
+    void (*trainer_free)(void *trainer);
 } srv_network;
 
 typedef struct srv_session {

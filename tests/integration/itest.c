@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "itest.h"
+#include "testutil.h"
 
 #include <curl/curl.h>
 #include <signal.h>
@@ -210,6 +211,21 @@ cJSON *it_json(const it_server *s, const char *method, const char *path,
     *status = r.status;
     cJSON *j = cJSON_Parse(r.body);
     it_response_free(&r);
+    return j;
+}
+
+cJSON *it_call(const it_server *s, const char *method, const char *path,
+               const char *body, long expect)
+{
+    long status;
+    cJSON *j = it_json(s, method, path, body, &status);
+    if (status != expect) {
+        char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+        fprintf(stderr, "%s %s: %ld, expected %ld: %s\n", method, path, status,
+                expect, text ? text : "");
+        free(text);
+    }
+    CU_ASSERT_EQUAL(status, expect);
     return j;
 }
 

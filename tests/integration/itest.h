@@ -48,5 +48,9 @@ int it_request_with(const it_server *s, const char *method, const char *path,
 cJSON *it_json(const it_server *s, const char *method, const char *path,
                const char *body, long *status);
 void it_response_free(it_response *r);
+/* it_json that asserts (CUnit) the status is expect, printing the body when
+ * it is not. */
+cJSON *it_call(const it_server *s, const char *method, const char *path,
+               const char *body, long expect);
 
 #endif

@@ -24,16 +24,7 @@ static const cJSON *get(const cJSON *j, const char *key)
 static cJSON *call(const char *method, const char *path, const char *body,
                    long expect)
 {
-    long status;
-    cJSON *j = it_json(&server, method, path, body, &status);
-    if (status != expect) {
-        char *text = j ? cJSON_PrintUnformatted(j) : NULL;
-        fprintf(stderr, "%s %s: %ld, expected %ld: %s\n", method, path, status,
-                expect, text ? text : "");
-        free(text);
-    }
-    CU_ASSERT_EQUAL(status, expect);
-    return j;
+    return it_call(&server, method, path, body, expect);
 }
 
 /* Weight `w` of node `node` of network `net`, as a flat float array of

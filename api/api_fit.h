@@ -1,0 +1,64 @@
+/*
+ * api_fit.h — the JSON of a training request and of its result.
+ *
+ *   {"method": "ridge" | "rls" | "force" | "bptt",
+ *    "inputs": {"<input>": (N, T, ...)}, "targets": {"<node>": (N, T, ...)},
+ *    (ridge also: "data": [{"inputs": ..., "targets": ...}, ...]),
+ *    ridge: "beta" (1e-7), "warmup" (0);
+ *    rls/force: "alpha" (1), "reset" (false);
+ *    bptt: "loss" ("mse" | "softmax_cross_entropy"), "epochs" (10),
+ *          "batch_size" (0: all), "shuffle" (true), "window" (0: whole),
+ *          "clip_norm" (0: none), "seed",
+ *          "optimizer": {"type": "sgd" | "adam", "lr", "momentum", "beta1",
+ *                        "beta2", "eps", "weight_decay"},
+ *          "schedule": {"type": "constant" | "step" | "exponential" |
+ *                       "cosine", "step_size", "gamma", "lr_min"};
+ *    "wait": false}
+ * Unknown members are refused by name, so a misspelt option is never
+ * silently ignored.
+ */
+#ifndef API_FIT_H
+#define API_FIT_H
+
+#include "api.h"
+#include "nn_train.h"
+
+typedef enum api_fit_method {
+    API_FIT_RIDGE,
+    API_FIT_RLS,
+    API_FIT_BPTT
+} api_fit_method;
+
+/* One batch of sequences: inputs by entry, targets by node. */
+typedef struct api_fit_data {
+    nn_binding *inputs;  /* nn_graph_entry_count long */
+    int n_inputs;
+    nn_binding *targets;
+    int n_targets;
+    int batch, steps;
+} api_fit_data;
+
+typedef struct api_fit_request {
+    api_fit_method method;
+    char method_name[8];
+    api_fit_data *data;
+    int n_data;
+    double beta;   /* ridge */
+    int warmup;    /* ridge */
+    double alpha;  /* rls */
+    int reset;     /* rls: start P again */
+    nn_fit_opts fit; /* bptt */
+    int wait;
+} api_fit_request;
+
+/* Reads a request against g: names in the bindings point into g, which must
+ * outlive req. Checks every option's type and range and every tensor's
+ * shape against its node; the trainers check what depends on the method
+ * (which nodes they can train). Release with api_fit_request_release, also
+ * after a failure. */
+int api_fit_request_parse(const cJSON *body, nn_graph *g,
+                          const api_limits *lim, api_fit_request *req,
+                          api_error *err);
+void api_fit_request_release(api_fit_request *req);
+
+#endif

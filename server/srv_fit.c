@@ -1,0 +1,537 @@
+/*
+ * srv_fit.c — training jobs (see srv_fit.h).
+ *
+ * The request is read and checked in the handler, so a bad one is a 4xx
+ * before any thread starts; the job thread then only trains. Job fields a
+ * reader may see while the thread runs are guarded by jobs_lock.
+ */
+#include "srv_fit.h"
+#include "api_fit.h"
+#include "srv_metrics.h"
+#include "srv_store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef enum job_status {
+    JOB_RUNNING,
+    JOB_DONE,
+    JOB_FAILED,
+    JOB_CANCELLED
+} job_status;
+
+static const char *const status_names[] = {"running", "done", "failed",
+                                           "cancelled"};
+
+typedef struct fit_job {
+    char id[24];
+    srv_network *net;        /* held until the job is forgotten */
+    nn_graph *clone;         /* what the thread trains */
+    api_fit_request req;     /* bindings point into clone */
+    pthread_t thread;
+    int joined;
+    atomic_int cancel;
+    pthread_cond_t finished; /* signalled (under jobs_lock) at the end */
+
+    /* Under jobs_lock. */
+    int waiters;             /* handlers waiting for the end: keep it */
+    job_status status;
+    int epoch, epochs;
+    double loss;             /* last epoch's (bptt), or the rls mse */
+    double *history;         /* bptt: epochs long */
+    long rows;               /* ridge: rows fed */
+    api_error error;         /* when failed */
+    struct timespec started, ended;
+} fit_job;
+
+/* The RLS state a network keeps between requests, for one set of targets. */
+typedef struct rls_trainer {
+    nn_rls *rls;
+    char targets[512]; /* the target names, as a key */
+} rls_trainer;
+
+static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
+static fit_job *jobs[SRV_FIT_MAX_JOBS];
+static int n_jobs;
+static long next_job_id = 1;
+static int stopping; /* under jobs_lock: refuse new jobs */
+
+static double seconds_between(const struct timespec *a,
+                              const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) +
+           (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void rls_trainer_free(void *p)
+{
+    rls_trainer *t = p;
+    nn_rls_free(t->rls);
+    free(t);
+}
+
+static void job_free(fit_job *job)
+{
+    api_fit_request_release(&job->req);
+    nn_graph_free(job->clone);
+    free(job->history);
+    pthread_cond_destroy(&job->finished);
+    srv_network_release(job->net);
+    free(job);
+}
+
+/* --------------------------------------------------------------- the JSON */
+
+/* Under jobs_lock. */
+static cJSON *job_json(const fit_job *job)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "job", job->id);
+    cJSON_AddStringToObject(o, "network", job->net->id);
+    cJSON_AddStringToObject(o, "method", job->req.method_name);
+    cJSON_AddStringToObject(o, "status", status_names[job->status]);
+    if (job->req.method == API_FIT_BPTT) {
+        cJSON_AddNumberToObject(o, "epoch", job->epoch);
+        cJSON_AddNumberToObject(o, "epochs", job->epochs);
+        cJSON *h = cJSON_AddArrayToObject(o, "history");
+        for (int e = 0; h && e < job->epoch; e++) {
+            char buf[32];
+            snprintf(buf, sizeof buf, "%.9g", job->history[e]);
+            cJSON_AddItemToArray(h, cJSON_CreateRaw(buf));
+        }
+        if (job->epoch > 0)
+            cJSON_AddNumberToObject(o, "loss", job->loss);
+    } else if (job->req.method == API_FIT_RIDGE) {
+        if (job->status == JOB_DONE)
+            cJSON_AddNumberToObject(o, "rows", (double)job->rows);
+        cJSON_AddNumberToObject(o, "beta", job->req.beta);
+    } else if (job->status == JOB_DONE) {
+        cJSON_AddNumberToObject(o, "mse", job->loss);
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    cJSON_AddNumberToObject(o, "seconds",
+                            seconds_between(&job->started,
+                                            job->status == JOB_RUNNING
+                                                ? &now
+                                                : &job->ended));
+    if (job->status == JOB_FAILED)
+        cJSON_AddItemToObject(o, "error", api_error_json(&job->error));
+    return o;
+}
+
+/* ------------------------------------------------------------ the thread */
+
+static int bptt_progress(void *user, int epoch, int epochs, double loss)
+{
+    fit_job *job = user;
+    pthread_mutex_lock(&jobs_lock);
+    job->history[epoch - 1] = loss;
+    job->epoch = epoch;
+    job->epochs = epochs;
+    job->loss = loss;
+    pthread_mutex_unlock(&jobs_lock);
+    return atomic_load(&job->cancel);
+}
+
+static int run_ridge(fit_job *job, nn_error *e)
+{
+    api_fit_request *req = &job->req;
+    nn_ridge *ridge = nn_ridge_new(job->clone, req->data[0].targets,
+                                   req->data[0].n_targets, e);
+    if (!ridge)
+        return e->code;
+    int rc = NN_OK;
+    for (int i = 0; i < req->n_data && rc == NN_OK; i++) {
+        api_fit_data *d = &req->data[i];
+        if (atomic_load(&job->cancel)) {
+            rc = nn_error_set(e, NN_ERR_STATE, "cancelled");
+            break;
+        }
+        nn_session *s = nn_session_new(job->clone, d->batch,
+                                       nn_graph_seed(job->clone), e);
+        rc = s ? nn_ridge_feed(ridge, s, d->inputs, d->n_inputs, d->targets,
+                               d->n_targets, d->steps, req->warmup, e)
+               : e->code;
+        nn_session_free(s);
+    }
+    long rows = 0;
+    if (rc == NN_OK)
+        rc = nn_ridge_solve(ridge, job->clone, req->beta, &rows, e);
+    pthread_mutex_lock(&jobs_lock);
+    job->rows = rows;
+    pthread_mutex_unlock(&jobs_lock);
+    nn_ridge_free(ridge);
+    return rc;
+}
+
+static void targets_key(const api_fit_data *d, char *key, size_t size)
+{
+    key[0] = '\0';
+    for (int i = 0; i < d->n_targets; i++)
+        snprintf(key + strlen(key), size - strlen(key), "%s\n",
+                 d->targets[i].name);
+}
+
+/* The network's RLS state, made anew on reset, for other targets, or when
+ * the readouts changed shape. Only the job running on the network touches
+ * net->trainer. */
+static int rls_state(fit_job *job, rls_trainer **out, nn_error *e)
+{
+    srv_network *net = job->net;
+    const api_fit_data *d = &job->req.data[0];
+    char key[512];
+    targets_key(d, key, sizeof key);
+    rls_trainer *t = net->trainer;
+    if (t && (job->req.reset || strcmp(t->targets, key) ||
+              nn_rls_compatible(t->rls, job->clone, e) != NN_OK)) {
+        rls_trainer_free(t);
+        net->trainer = t = NULL;
+    }
+    if (!t) {
+        if (!(t = calloc(1, sizeof *t)))
+            return nn_error_set(e, NN_ERR_NOMEM, "out of memory");
+        if (!(t->rls = nn_rls_new(job->clone, d->targets, d->n_targets,
+                                  job->req.alpha, e))) {
+            free(t);
+            return e->code;
+        }
+        snprintf(t->targets, sizeof t->targets, "%s", key);
+        net->trainer = t;
+        net->trainer_free = rls_trainer_free;
+    }
+    *out = t;
+    return NN_OK;
+}
+
+static int run_rls(fit_job *job, nn_error *e)
+{
+    rls_trainer *t = NULL;
+    int rc = rls_state(job, &t, e);
+    double sq = 0, weight = 0;
+    for (int i = 0; rc == NN_OK && i < job->req.n_data; i++) {
+        api_fit_data *d = &job->req.data[i];
+        nn_session *s = nn_session_new(job->clone, d->batch,
+                                       nn_graph_seed(job->clone), e);
+        double mse = 0;
+        rc = s ? nn_rls_run(t->rls, s, d->inputs, d->n_inputs, d->targets,
+                            d->n_targets, d->steps, &mse, e)
+               : e->code;
+        sq += mse * d->batch * d->steps;
+        weight += (double)d->batch * d->steps;
+        nn_session_free(s);
+    }
+    pthread_mutex_lock(&jobs_lock);
+    job->loss = weight > 0 ? sq / weight : 0;
+    pthread_mutex_unlock(&jobs_lock);
+    return rc;
+}
+
+static void *job_main(void *arg)
+{
+    fit_job *job = arg;
+    nn_error e = {0};
+    int rc;
+    api_fit_data *d = &job->req.data[0];
+    switch (job->req.method) {
+    case API_FIT_RIDGE:
+        rc = run_ridge(job, &e);
+        break;
+    case API_FIT_RLS:
+        rc = run_rls(job, &e);
+        break;
+    case API_FIT_BPTT:
+    default:
+        job->req.fit.progress = bptt_progress;
+        job->req.fit.user = job;
+        rc = nn_fit_bptt(job->clone, d->inputs, d->n_inputs, d->targets,
+                         d->n_targets, &job->req.fit, NULL, NULL, &e);
+        break;
+    }
+    int cancelled = atomic_load(&job->cancel);
+    if (rc == NN_OK && !cancelled) {
+        /* The swap: steps hold the read lock, so none sees a mix. */
+        pthread_rwlock_wrlock(&job->net->weights);
+        rc = nn_graph_copy_weights(job->net->graph, job->clone, &e);
+        pthread_rwlock_unlock(&job->net->weights);
+    }
+    pthread_mutex_lock(&jobs_lock);
+    clock_gettime(CLOCK_MONOTONIC, &job->ended);
+    if (cancelled) {
+        job->status = JOB_CANCELLED;
+    } else if (rc == NN_OK) {
+        job->status = JOB_DONE;
+    } else {
+        job->status = JOB_FAILED;
+        api_fail_from_nn(&job->error, &e, 0);
+    }
+    srv_metrics_fit(job->status == JOB_DONE);
+    pthread_cond_broadcast(&job->finished);
+    pthread_mutex_unlock(&jobs_lock);
+    return NULL;
+}
+
+/* ---------------------------------------------------------- the job table */
+
+/* Under jobs_lock: a free slot, forgetting the oldest finished job when
+ * full; -1 when every slot runs. */
+static int free_slot(fit_job **forget)
+{
+    *forget = NULL;
+    if (n_jobs < SRV_FIT_MAX_JOBS)
+        return n_jobs++;
+    for (int i = 0; i < n_jobs; i++)
+        if (jobs[i]->status != JOB_RUNNING && !jobs[i]->waiters) {
+            *forget = jobs[i];
+            memmove(&jobs[i], &jobs[i + 1],
+                    (size_t)(n_jobs - i - 1) * sizeof *jobs);
+            return n_jobs - 1;
+        }
+    return -1;
+}
+
+static fit_job *find_job(const char *net_id, const char *job_id)
+{
+    for (int i = 0; i < n_jobs; i++)
+        if (strcmp(jobs[i]->net->id, net_id) == 0 &&
+            strcmp(jobs[i]->id, job_id) == 0)
+            return jobs[i];
+    return NULL;
+}
+
+static fit_job *running_on(const srv_network *net)
+{
+    for (int i = 0; i < n_jobs; i++)
+        if (jobs[i]->net == net && jobs[i]->status == JOB_RUNNING)
+            return jobs[i];
+    return NULL;
+}
+
+static void join_job(fit_job *job)
+{
+    if (!job->joined) {
+        pthread_join(job->thread, NULL);
+        job->joined = 1;
+    }
+}
+
+/* ---------------------------------------------------------------- routes */
+
+/* Checks what the trainer would refuse, before a thread starts. */
+static int precheck(fit_job *job, nn_error *e)
+{
+    api_fit_request *req = &job->req;
+    api_fit_data *d = &req->data[0];
+    for (int i = 1; i < req->n_data; i++) {
+        int same = req->data[i].n_targets == d->n_targets;
+        for (int k = 0; same && k < d->n_targets; k++)
+            same = strcmp(req->data[i].targets[k].name,
+                          d->targets[k].name) == 0;
+        if (!same)
+            return nn_error_set(e, NN_ERR_INVALID, "data[%d]: every item must "
+                                "target the same nodes, in the same order", i);
+    }
+    if (req->method == API_FIT_BPTT) {
+        if (req->n_data > 1)
+            return nn_error_set(e, NN_ERR_INVALID, "bptt takes \"inputs\" and "
+                                "\"targets\", not \"data\"");
+        return nn_fit_check(job->clone, d->inputs, d->n_inputs, d->targets,
+                            d->n_targets, &req->fit, e);
+    }
+    if (req->method == API_FIT_RLS && req->n_data > 1)
+        return nn_error_set(e, NN_ERR_INVALID, "rls takes \"inputs\" and "
+                            "\"targets\", not \"data\"");
+    nn_ridge *probe = nn_ridge_new(job->clone, d->targets, d->n_targets, e);
+    nn_ridge_free(probe);
+    return probe ? NN_OK : e->code;
+}
+
+void srv_fit_start(srv_request *req)
+{
+    api_error err;
+    nn_error e;
+    srv_network *net = srv_network_get(req->params[0], &err);
+    if (!net) {
+        srv_reply_error(req, &err);
+        return;
+    }
+    fit_job *job = calloc(1, sizeof *job);
+    if (!job) {
+        srv_network_release(net);
+        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    job->net = net;
+    pthread_cond_init(&job->finished, NULL);
+    pthread_rwlock_rdlock(&net->weights);
+    job->clone = nn_graph_clone(net->graph, &e);
+    pthread_rwlock_unlock(&net->weights);
+    if (!job->clone) {
+        api_fail_from_nn(&err, &e, 0);
+        goto refuse;
+    }
+    if (api_fit_request_parse(req->json, job->clone, &req->cfg->limits,
+                              &job->req, &err))
+        goto refuse;
+    if (precheck(job, &e) != NN_OK) {
+        api_fail_from_nn(&err, &e, 0);
+        if (err.http_status == 404)
+            err.http_status = 422;
+        goto refuse;
+    }
+    if (job->req.method == API_FIT_BPTT &&
+        !(job->history = calloc((size_t)job->req.fit.epochs, sizeof(double)))) {
+        api_fail(&err, 503, "out_of_memory", "out of memory");
+        goto refuse;
+    }
+    job->epochs = job->req.fit.epochs;
+
+    pthread_mutex_lock(&jobs_lock);
+    fit_job *busy = running_on(net), *forget = NULL;
+    int slot = busy || stopping ? -1 : free_slot(&forget);
+    if (stopping)
+        api_fail(&err, 503, "unavailable", "the server is shutting down");
+    else if (busy)
+        api_fail(&err, 409, "busy", "network '%s' is already training (job "
+                 "%s); wait for it or cancel it", net->id, busy->id);
+    else if (slot < 0)
+        api_fail(&err, 429, "limit", "%d training jobs are running, the "
+                 "limit; wait for one to end", SRV_FIT_MAX_JOBS);
+    if (slot >= 0) {
+        snprintf(job->id, sizeof job->id, "f%ld", next_job_id++);
+        job->status = JOB_RUNNING;
+        clock_gettime(CLOCK_MONOTONIC, &job->started);
+        if (pthread_create(&job->thread, NULL, job_main, job) != 0) {
+            api_fail(&err, 503, "unavailable", "could not start a thread");
+            n_jobs--;
+            slot = -1;
+        } else {
+            jobs[slot] = job;
+        }
+    }
+    pthread_mutex_unlock(&jobs_lock);
+    if (forget) {
+        join_job(forget);
+        job_free(forget);
+    }
+    if (slot < 0)
+        goto refuse;
+
+    pthread_mutex_lock(&jobs_lock);
+    if (!job->req.wait) {
+        cJSON *started = job_json(job);
+        pthread_mutex_unlock(&jobs_lock);
+        srv_reply_json(req, 202, started);
+        return;
+    }
+    job->waiters++;
+    while (job->status == JOB_RUNNING)
+        pthread_cond_wait(&job->finished, &jobs_lock);
+    job->waiters--;
+    cJSON *o = job_json(job);
+    int failed = job->status == JOB_FAILED;
+    api_error failure = job->error;
+    pthread_mutex_unlock(&jobs_lock);
+    if (failed) {
+        cJSON_Delete(o);
+        srv_reply_error(req, &failure);
+    } else {
+        srv_reply_json(req, 200, o);
+    }
+    return;
+refuse:
+    srv_reply_error(req, &err);
+    job_free(job);
+}
+
+/* The job {job} of network {net}, under jobs_lock (held on return when a
+ * job is found; the caller unlocks), or NULL after replying 404. */
+static fit_job *lock_job(srv_request *req)
+{
+    api_error err;
+    srv_network *net = srv_network_get(req->params[0], &err);
+    if (!net) {
+        srv_reply_error(req, &err);
+        return NULL;
+    }
+    pthread_mutex_lock(&jobs_lock);
+    fit_job *job = find_job(net->id, req->params[1]);
+    if (!job) {
+        pthread_mutex_unlock(&jobs_lock);
+        srv_reply_fail(req, 404, "not_found", "network '%s' has no training "
+                       "job '%.32s'", net->id, req->params[1]);
+    }
+    srv_network_release(net);
+    return job;
+}
+
+void srv_fit_get(srv_request *req)
+{
+    fit_job *job = lock_job(req);
+    if (!job)
+        return;
+    cJSON *o = job_json(job);
+    pthread_mutex_unlock(&jobs_lock);
+    srv_reply_json(req, 200, o);
+}
+
+/* Asks the job to stop and answers once it has: BPTT stops after the
+ * current epoch, ridge after the current data item; the network keeps
+ * the weights it had. A finished job is reported as it is. */
+void srv_fit_cancel(srv_request *req)
+{
+    fit_job *job = lock_job(req);
+    if (!job)
+        return;
+    atomic_store(&job->cancel, 1);
+    job->waiters++;
+    while (job->status == JOB_RUNNING)
+        pthread_cond_wait(&job->finished, &jobs_lock);
+    job->waiters--;
+    cJSON *o = job_json(job);
+    pthread_mutex_unlock(&jobs_lock);
+    srv_reply_json(req, 200, o);
+}
+
+void srv_fit_list(srv_request *req)
+{
+    api_error err;
+    srv_network *net = srv_network_get(req->params[0], &err);
+    if (!net) {
+        srv_reply_error(req, &err);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON *list = cJSON_AddArrayToObject(o, "jobs");
+    pthread_mutex_lock(&jobs_lock);
+    for (int i = 0; list && i < n_jobs; i++)
+        if (jobs[i]->net == net)
+            cJSON_AddItemToArray(list, job_json(jobs[i]));
+    pthread_mutex_unlock(&jobs_lock);
+    srv_network_release(net);
+    srv_reply_json(req, 200, o);
+}
+
+void srv_fit_stop(void)
+{
+    pthread_mutex_lock(&jobs_lock);
+    stopping = 1;
+    for (int i = 0; i < n_jobs; i++)
+        atomic_store(&jobs[i]->cancel, 1);
+    pthread_mutex_unlock(&jobs_lock);
+}
+
+void srv_fit_shutdown(void)
+{
+    srv_fit_stop();
+    for (int i = 0; i < n_jobs; i++) {
+        join_job(jobs[i]);
+        job_free(jobs[i]);
+        jobs[i] = NULL;
+    }
+    n_jobs = 0;
+}

@@ -1,0 +1,374 @@
+/*
+ * test_fit.c — training over HTTP: ridge and its accumulation over data
+ * items, RLS continuing across requests, BPTT as a job with progress,
+ * forward calls that keep running on the old weights during a fit and
+ * switch to the new ones at its end, cancellation, and refusals.
+ */
+#include "itest.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static it_server server;
+
+static cJSON *call(const char *method, const char *path, const char *body,
+                   long expect)
+{
+    return it_call(&server, method, path, body, expect);
+}
+
+static const cJSON *get(const cJSON *j, const char *key)
+{
+    return cJSON_GetObjectItemCaseSensitive(j, key);
+}
+
+static void create(const char *def)
+{
+    cJSON_Delete(call("POST", "/v1/networks", def, 201));
+}
+
+/* The data array of weight `weight` of node `node`, from the params route. */
+static cJSON *weights(const char *net, const char *node, const char *weight)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/networks/%s/params", net);
+    cJSON *p = call("GET", path, NULL, 200);
+    cJSON *entry = (cJSON *)get(get(get(p, "nodes"), node), weight);
+    cJSON *data = entry ? cJSON_DetachItemFromObjectCaseSensitive(entry, "data")
+                        : NULL;
+    cJSON_Delete(p);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+    return data;
+}
+
+static double at(const cJSON *array, int i)
+{
+    return cJSON_GetNumberValue(cJSON_GetArrayItem(array, i));
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Polls a job until it is not running; returns its final document. */
+static cJSON *wait_job(const char *net, const char *job)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/networks/%s/fit/%s", net, job);
+    for (int i = 0; i < 3000; i++) {
+        cJSON *j = call("GET", path, NULL, 200);
+        if (strcmp(cJSON_GetStringValue(get(j, "status")), "running") != 0)
+            return j;
+        cJSON_Delete(j);
+        sleep_ms(10);
+    }
+    CU_FAIL("the job did not end");
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- ridge */
+
+static const char *LINEAR =
+    "{\"name\": \"lin\", \"nodes\": ["
+    "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 2},"
+    "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 1}],"
+    "\"edges\": [\"x >> o\"]}";
+
+/* y = x1 + 2 x2 + 0.5 exactly: ridge with a tiny beta recovers it. */
+static void test_ridge_over_http(void)
+{
+    create(LINEAR);
+    cJSON *j = call("POST", "/v1/networks/lin/fit",
+                    "{\"method\": \"ridge\", \"wait\": true, \"beta\": 1e-9,"
+                    " \"inputs\": {\"x\": [[[1, 0], [0, 1], [1, 1], [2, 1],"
+                    " [3, -1]]]},"
+                    " \"targets\": {\"o\": [[[1.5], [2.5], [3.5], [4.5],"
+                    " [1.5]]]}}",
+                    200);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(j, "status")), "done");
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(get(j, "rows")), 5);
+    cJSON_Delete(j);
+    cJSON *W = weights("lin", "o", "W"), *b = weights("lin", "o", "b");
+    TU_ASSERT_CLOSE(at(W, 0), 1.0, 1e-4);
+    TU_ASSERT_CLOSE(at(W, 1), 2.0, 1e-4);
+    TU_ASSERT_CLOSE(at(b, 0), 0.5, 1e-4);
+    cJSON_Delete(W);
+    cJSON_Delete(b);
+
+    /* Two data items of different lengths accumulate into one solution:
+     * the same as the five rows at once. */
+    j = call("POST", "/v1/networks/lin/fit",
+             "{\"method\": \"ridge\", \"wait\": true, \"beta\": 1e-9, \"data\": ["
+             "{\"inputs\": {\"x\": [[[1, 0], [0, 1]]]},"
+             " \"targets\": {\"o\": [[[1.5], [2.5]]]}},"
+             "{\"inputs\": {\"x\": [[[1, 1], [2, 1], [3, -1]]]},"
+             " \"targets\": {\"o\": [[[3.5], [4.5], [1.5]]]}}]}",
+             200);
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(get(j, "rows")), 5);
+    cJSON_Delete(j);
+    W = weights("lin", "o", "W");
+    TU_ASSERT_CLOSE(at(W, 1), 2.0, 1e-4);
+    cJSON_Delete(W);
+    cJSON_Delete(call("DELETE", "/v1/networks/lin", NULL, 200));
+}
+
+/* --------------------------------------------------------------- RLS */
+
+static void rls_request(double *mse, int reset)
+{
+    /* y = 0.5 x1 - x2 over 40 steps of a fixed signal. */
+    char body[8192];
+    int n = snprintf(body, sizeof body, "{\"method\": \"force\", \"wait\": "
+                     "true, \"alpha\": 0.001, \"reset\": %s, \"inputs\": "
+                     "{\"x\": [[", reset ? "true" : "false");
+    char targets[4096];
+    int m = snprintf(targets, sizeof targets, "\"targets\": {\"o\": [[");
+    for (int t = 0; t < 40; t++) {
+        double a = sin(0.7 * t), c = cos(0.3 * t);
+        n += snprintf(body + n, sizeof body - (size_t)n, "%s[%.6f, %.6f]",
+                      t ? ", " : "", a, c);
+        m += snprintf(targets + m, sizeof targets - (size_t)m, "%s[%.6f]",
+                      t ? ", " : "", 0.5 * a - c);
+    }
+    snprintf(body + n, sizeof body - (size_t)n, "]]}, %s]]}}", targets);
+    cJSON *j = call("POST", "/v1/networks/lin/fit", body, 200);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(j, "method")), "force");
+    *mse = cJSON_GetNumberValue(get(j, "mse"));
+    cJSON_Delete(j);
+}
+
+/* P persists: a second request starts where the first ended (lower error
+ * from its first step); reset starts afresh from the trained weights. */
+static void test_rls_continues_across_requests(void)
+{
+    create(LINEAR);
+    double first, second, again;
+    rls_request(&first, 0);
+    rls_request(&second, 0);
+    CU_ASSERT(second < first / 10);
+    cJSON *W = weights("lin", "o", "W");
+    TU_ASSERT_CLOSE(at(W, 0), 0.5, 1e-2);
+    TU_ASSERT_CLOSE(at(W, 1), -1.0, 1e-2);
+    cJSON_Delete(W);
+    rls_request(&again, 1);
+    CU_ASSERT(again < first);
+    cJSON_Delete(call("DELETE", "/v1/networks/lin", NULL, 200));
+}
+
+/* ---------------------------------------------------------------- BPTT */
+
+static const char *RNN =
+    "{\"name\": \"rnn\", \"seed\": 3, \"nodes\": ["
+    "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+    "{\"name\": \"r\", \"type\": \"VanillaRNN\", \"num_unit\": 16,"
+    " \"activation\": \"tanh\"},"
+    "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 1}],"
+    "\"edges\": [\"x >> r >> o\"]}";
+
+/* A delay task: 8 sequences of 20 steps, y(t) = x(t - 1). */
+static char *delay_task(const char *options)
+{
+    size_t size = 32768;
+    char *body = malloc(size);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+    int n = snprintf(body, size, "{\"method\": \"bptt\", %s, \"inputs\": "
+                     "{\"x\": [", options);
+    char *tg = malloc(size);
+    int m = snprintf(tg, size, "\"targets\": {\"o\": [");
+    for (int s = 0; s < 8; s++) {
+        n += snprintf(body + n, size - (size_t)n, "%s[", s ? ", " : "");
+        m += snprintf(tg + m, size - (size_t)m, "%s[", s ? ", " : "");
+        for (int t = 0; t < 20; t++) {
+            double x = sin(0.5 * t + s), prev = t ? sin(0.5 * (t - 1) + s) : 0;
+            n += snprintf(body + n, size - (size_t)n, "%s[%.5f]", t ? ", " : "",
+                          x);
+            m += snprintf(tg + m, size - (size_t)m, "%s[%.5f]", t ? ", " : "",
+                          prev);
+        }
+        n += snprintf(body + n, size - (size_t)n, "]");
+        m += snprintf(tg + m, size - (size_t)m, "]");
+    }
+    snprintf(body + n, size - (size_t)n, "]}, %s]}}", tg);
+    free(tg);
+    return body;
+}
+
+static const char *SEQ_INPUT = "{\"inputs\": {\"x\": [[[0.3], [-0.2], [0.9]]]}}";
+
+/* The outputs of a fresh session over SEQ_INPUT, as text. */
+static char *probe(void)
+{
+    cJSON_Delete(call("POST", "/v1/networks/rnn/sessions",
+                      "{\"id\": \"probe\"}", 201));
+    cJSON *j = call("POST", "/v1/networks/rnn/sessions/probe/run", SEQ_INPUT,
+                    200);
+    char *text = cJSON_PrintUnformatted(get(j, "outputs"));
+    cJSON_Delete(j);
+    cJSON_Delete(call("DELETE", "/v1/networks/rnn/sessions/probe", NULL, 200));
+    return text;
+}
+
+static void test_bptt_job_with_progress_and_atomic_swap(void)
+{
+    create(RNN);
+    char *before = probe();
+    char *body = delay_task("\"epochs\": 300, \"batch_size\": 4, "
+                            "\"window\": 10, \"clip_norm\": 5, "
+                            "\"optimizer\": {\"type\": \"adam\", \"lr\": 0.01},"
+                            " \"schedule\": {\"type\": \"step\", "
+                            "\"step_size\": 100, \"gamma\": 0.5}");
+    cJSON *j = call("POST", "/v1/networks/rnn/fit", body, 202);
+    free(body);
+    char job[24];
+    snprintf(job, sizeof job, "%s", cJSON_GetStringValue(get(j, "job")));
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(j, "status")), "running");
+    cJSON_Delete(j);
+
+    /* A second fit on the same network waits its turn. */
+    cJSON_Delete(call("POST", "/v1/networks/rnn/fit",
+                      "{\"method\": \"bptt\", \"inputs\": {\"x\": [[[1]]]},"
+                      " \"targets\": {\"o\": [[[1]]]}}", 409));
+
+    /* While it runs, sessions see the old weights, whole. */
+    char *seen[64];
+    int n_seen = 0, running = 1;
+    while (running && n_seen < 64) {
+        seen[n_seen++] = probe();
+        char path[96];
+        snprintf(path, sizeof path, "/v1/networks/rnn/fit/%s", job);
+        j = call("GET", path, NULL, 200);
+        running = strcmp(cJSON_GetStringValue(get(j, "status")), "running") == 0;
+        cJSON_Delete(j);
+    }
+    j = wait_job("rnn", job);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(j, "status")), "done");
+    const cJSON *history = get(j, "history");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(history), 300);
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(get(j, "epoch")), 300);
+    double first = at(history, 0), last = at(history, 299);
+    if (!(last < first / 10))
+        fprintf(stderr, "bptt over http: loss %g -> %g\n", first, last);
+    CU_ASSERT(last < first / 10);
+    cJSON_Delete(j);
+
+    char *after = probe();
+    CU_ASSERT(strcmp(before, after) != 0);
+    for (int i = 0; i < n_seen; i++) {
+        CU_ASSERT(strcmp(seen[i], before) == 0 || strcmp(seen[i], after) == 0);
+        free(seen[i]);
+    }
+    free(before);
+    free(after);
+
+    j = call("GET", "/v1/networks/rnn/fit", NULL, 200);
+    CU_ASSERT(cJSON_GetArraySize(get(j, "jobs")) >= 1);
+    cJSON_Delete(j);
+}
+
+static void test_cancel_keeps_the_weights(void)
+{
+    char *before = probe();
+    char *body = delay_task("\"epochs\": 1000000");
+    cJSON *j = call("POST", "/v1/networks/rnn/fit", body, 202);
+    free(body);
+    char path[96];
+    snprintf(path, sizeof path, "/v1/networks/rnn/fit/%s",
+             cJSON_GetStringValue(get(j, "job")));
+    cJSON_Delete(j);
+    sleep_ms(50);
+    j = call("DELETE", path, NULL, 200);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(j, "status")), "cancelled");
+    CU_ASSERT(cJSON_GetNumberValue(get(j, "epoch")) < 1000000);
+    cJSON_Delete(j);
+    j = call("GET", path, NULL, 200);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(j, "status")), "cancelled");
+    cJSON_Delete(j);
+    char *after = probe();
+    CU_ASSERT_STRING_EQUAL(before, after);
+    free(before);
+    free(after);
+}
+
+/* ------------------------------------------------------------- refusals */
+
+static void expect_error(const char *body, long status, const char *needle)
+{
+    cJSON *j = call("POST", "/v1/networks/rnn/fit", body, status);
+    const char *msg = cJSON_GetStringValue(get(get(j, "error"), "message"));
+    if (!msg || !strstr(msg, needle))
+        fprintf(stderr, "message '%s' lacks '%s'\n", msg ? msg : "", needle);
+    CU_ASSERT(msg && strstr(msg, needle));
+    cJSON_Delete(j);
+}
+
+static void test_refusals(void)
+{
+    const char *data = "\"inputs\": {\"x\": [[[1], [2]]]}, "
+                       "\"targets\": {\"o\": [[[1], [2]]]}";
+    char body[512];
+    expect_error("{\"inputs\": {}}", 400, "\"method\" is required");
+    expect_error("{\"method\": \"sgd\"}", 400, "ridge, rls, force, bptt");
+    snprintf(body, sizeof body, "{\"method\": \"bptt\", \"epoch\": 3, %s}",
+             data);
+    expect_error(body, 400, "\"epoch\" is not an option of bptt");
+    snprintf(body, sizeof body, "{\"method\": \"ridge\", \"epochs\": 3, %s}",
+             data);
+    expect_error(body, 400, "\"epochs\" is not an option of ridge");
+    snprintf(body, sizeof body, "{\"method\": \"bptt\", \"epochs\": 0, %s}",
+             data);
+    expect_error(body, 400, "\"epochs\" must be an integer in [1,");
+    snprintf(body, sizeof body, "{\"method\": \"bptt\", \"optimizer\": "
+             "{\"type\": \"adam\", \"lr\": -1}, %s}", data);
+    expect_error(body, 400, "optimizer.\"lr\"");
+    expect_error("{\"method\": \"bptt\", \"inputs\": {\"x\": [[[1], [2]]]}, "
+                 "\"targets\": {\"zz\": [[[1], [2]]]}}", 404,
+                 "no node 'zz'");
+    expect_error("{\"method\": \"bptt\", \"inputs\": {\"x\": [[[1], [2]]]}, "
+                 "\"targets\": {\"o\": [[[1], [2], [3]]]}}", 400,
+                 "targets.o has shape");
+    expect_error("{\"method\": \"bptt\", \"inputs\": {\"x\": [[[1], [2]]]}, "
+                 "\"targets\": {\"r\": [[[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],"
+                 "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]]]}}", 400, "not an exit");
+    expect_error("{\"method\": \"ridge\", \"inputs\": {\"x\": [[[1], [2]]]}, "
+                 "\"targets\": {\"r\": [[[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],"
+                 "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]]]}}", 422,
+                 "'r' (VanillaRNN) is not a linear readout");
+    snprintf(body, sizeof body, "{\"method\": \"ridge\", \"warmup\": 2, %s}",
+             data);
+    expect_error(body, 400, "\"warmup\" (2) must be shorter");
+    cJSON_Delete(call("GET", "/v1/networks/rnn/fit/f999", NULL, 404));
+    cJSON_Delete(call("POST", "/v1/networks/nope/fit",
+                      "{\"method\": \"ridge\"}", 404));
+
+    it_response r;
+    CU_ASSERT_EQUAL_FATAL(it_request(&server, "GET", "/metrics", NULL, NULL, 0,
+                                     &r), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "nerved_fits_total{outcome=\"done\"}"));
+    it_response_free(&r);
+}
+
+int main(void)
+{
+    if (it_start(&server, NULL)) {
+        fprintf(stderr, "cannot start nerved\n");
+        return 1;
+    }
+    static const tu_test tests[] = {
+        {"ridge over http, accumulated over data items", test_ridge_over_http},
+        {"rls continues across requests", test_rls_continues_across_requests},
+        {"a bptt job: progress, sessions keep running, atomic swap",
+         test_bptt_job_with_progress_and_atomic_swap},
+        {"cancelling keeps the weights", test_cancel_keeps_the_weights},
+        {"bad requests are refused by name", test_refusals},
+        {NULL, NULL}};
+    int rc = tu_run_suite("fit", tests);
+    if (it_stop(&server) != 0)
+        rc = 1;
+    return rc;
+}
