@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target bench_dense bench_rnn bench_http >/dev/null
+cmake --build build -j "$(nproc)" --target bench_dense bench_rnn bench_train bench_http >/dev/null
 if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd=sudo
     $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch </dev/null
@@ -24,5 +24,17 @@ run=$(echo "$nerved" | awk '/nerved_run_ms/ {print $2}')
 pt=$(echo "$torch" | awk '/torch_step_ms/ {print $2}')
 awk -v s="$step" -v r="$run" -v p="$pt" 'BEGIN {
     printf "  speed-up over PyTorch eager: %.1fx (steps), %.1fx (run)\n", p / s, p / r }'
+echo
+nerved=$(build/bench/bench_train)
+torch=$(/usr/bin/python3 bench/train_torch.py)
+echo "Training, one thread: ridge over a frozen RNN(500) for 5,000 steps;"
+echo "one BPTT update of RNN(128) + Dense(1) on 32 x 50 steps, Adam"
+echo "$nerved" | sed 's/^/  /'
+echo "$torch" | sed 's/^/  /'
+echo "$nerved $torch" | tr ' ' '\n' | paste - - | awk '
+    {v[$1] = $2}
+    END {printf "  speed-up over PyTorch: %.1fx (ridge), %.1fx (bptt update)\n",
+         v["torch_ridge_ms"] / v["nerved_ridge_ms"],
+         v["torch_bptt_update_ms"] / v["nerved_bptt_update_ms"]}'
 echo
 build/bench/bench_http build/server/nerved 3 2 2 2>/dev/null
