@@ -76,8 +76,9 @@ static int dense_init_fb(nn_node *node, const nn_shape *fb, int n_fb,
 {
     dense *self = nn_node_priv(node);
     if (!nn_node_param_bool(node, "feedback"))
-        return nn_error_set(err, NN_ERR_UNSUPPORTED, "a Dense with "
-                            "feedback=false does not support feedback");
+        return nn_error_set(err, NN_ERR_UNSUPPORTED, "a %s with "
+                            "feedback=false does not support feedback",
+                            nn_node_type_of(node)->name);
     nn_shape lead;
     int total;
     int rc = nn_inputs_consistent(node, fb, n_fb, 1, &lead, &total, err);
@@ -142,6 +143,37 @@ const nn_node_type nn_type_dense = {
     .doc = "y = concat(ff) · W + b (+ concat(fb) · Wfb)",
     .flags = NN_TYPE_TRAINABLE | NN_TYPE_LINEAR,
     .params = dense_params,
+    .priv_size = sizeof(dense),
+    .init_ff = dense_init_ff,
+    .init_fb = dense_init_fb,
+    .forward = dense_forward,
+    .backward = dense_backward,
+};
+
+/* BrainPy's and ReservoirPy's readout: a Dense that declares itself for the
+ * ridge and RLS trainers (they fit any NN_TYPE_LINEAR type; Dense is one
+ * too) and always takes feedback. Its own name says what the node is for in
+ * a reservoir graph, and its weights start at zero, as a readout's do
+ * before it is fitted. */
+static const nn_param_def readout_params[] = {
+    {"num_unit", NN_PARAM_INT, NULL, 1, 1 << 24, NULL,
+     "number of output features"},
+    {"W_initializer", NN_PARAM_INIT, "Zeros", 0, 0, NULL,
+     "initializer of W (inputs, num_unit) and Wfb"},
+    {"b_initializer", NN_PARAM_INIT, "Zeros", 0, 0, NULL,
+     "initializer of the bias b (num_unit)"},
+    {"use_bias", NN_PARAM_BOOL, "true", 0, 0, NULL, "add the bias b"},
+    {"feedback", NN_PARAM_BOOL, "true", 0, 0, NULL,
+     "accept feedback inputs (adding concat(fb) · Wfb)"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL}};
+
+const nn_node_type nn_type_linear_readout = {
+    .api_version = NN_API_VERSION,
+    .name = "LinearReadout",
+    .doc = "a linear readout y = concat(ff) · W + b (+ concat(fb) · Wfb), "
+           "fitted by ridge or rls (or bptt)",
+    .flags = NN_TYPE_TRAINABLE | NN_TYPE_LINEAR,
+    .params = readout_params,
     .priv_size = sizeof(dense),
     .init_ff = dense_init_ff,
     .init_fb = dense_init_fb,

@@ -296,6 +296,76 @@ static void test_ridge_accumulates_over_batches(void)
     nn_graph_free(g);
 }
 
+/* LinearReadout starts at zero and is fitted like a Dense (both declare
+ * NN_TYPE_LINEAR). */
+static void test_linear_readout(void)
+{
+    enum { T = 20 };
+    nn_error err;
+    nn_graph *g = tg_graph(reg, 8);
+    tg_node(g, "Input", "x", "shape=2", NULL);
+    nn_node *a = tg_node(g, "LinearReadout", "a", "num_unit=1", NULL);
+    nn_node *b = tg_node(g, "Dense", "b", "num_unit=1", NULL);
+    tg_link(g, "x >> {a, b}");
+    tg_build(g);
+    CU_ASSERT_EQUAL(nn_node_weight(a, "W")->data[0], 0.0f);
+    CU_ASSERT_EQUAL(nn_node_weight(a, "W")->data[1], 0.0f);
+    nn_tensor *x = signal(1, T, 2, 0.4f), *y = signal(1, T, 1, 1.4f);
+    nn_binding in = {"x", x}, tg[2] = {{"a", y}, {"b", y}};
+    nn_ridge *r = nn_ridge_new(g, tg, 2, &err);
+    nn_session *s = nn_session_new(g, 1, 0, &err);
+    CU_ASSERT_EQUAL_FATAL(nn_ridge_feed(r, s, &in, 1, tg, 2, T, 0, &err),
+                          NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_ridge_solve(r, g, 1e-5, NULL, &err), NN_OK);
+    for (int k = 0; k < 2; k++)
+        TU_ASSERT_CLOSE(nn_node_weight(a, "W")->data[k],
+                        nn_node_weight(b, "W")->data[k], 1e-6);
+    CU_ASSERT_NOT_EQUAL(nn_node_weight(a, "W")->data[0], 0.0f);
+    nn_session_free(s);
+    nn_ridge_free(r);
+    nn_tensor_free(x);
+    nn_tensor_free(y);
+    nn_graph_free(g);
+}
+
+/* A clone computes the same outputs and owns its weights. */
+static void test_clone(void)
+{
+    nn_error err;
+    nn_graph *g = tg_graph(reg, 12);
+    tg_node(g, "Input", "x", "shape=3", NULL);
+    tg_node(g, "VanillaRNN", "r", "num_unit=4", "activation=tanh", NULL);
+    tg_node(g, "Dense", "o", "num_unit=2", "trainable=false", NULL);
+    tg_link(g, "x >> r >> o");
+    tg_link(g, "r << o");
+    tg_build(g);
+    nn_graph *c = nn_graph_clone(g, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(nn_node_param_text(nn_graph_find(c, "o"),
+                                              "trainable"), "false");
+    nn_node_weight(nn_graph_find(g, "r"), "Wi")->data[0] += 1.0f;
+    CU_ASSERT_EQUAL(nn_graph_copy_weights(c, g, &err), NN_OK);
+    nn_tensor *x = signal(2, 5, 3, 0.0f);
+    nn_binding in = {"x", x};
+    nn_tensor *a[1], *b[1];
+    nn_session *sa = nn_session_new(g, 2, 0, &err);
+    nn_session *sb = nn_session_new(c, 2, 0, &err);
+    CU_ASSERT_EQUAL_FATAL(nn_session_run(sa, &in, 1, 5, 0, a, &err), NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_session_run(sb, &in, 1, 5, 0, b, &err), NN_OK);
+    CU_ASSERT_EQUAL(memcmp(a[0]->data, b[0]->data,
+                           nn_tensor_numel(a[0]) * sizeof(float)), 0);
+    nn_node_weight(nn_graph_find(c, "o"), "W")->data[0] += 1.0f;
+    CU_ASSERT_NOT_EQUAL(nn_node_weight(nn_graph_find(g, "o"), "W")->data[0],
+                        nn_node_weight(nn_graph_find(c, "o"), "W")->data[0]);
+    nn_tensor_free(a[0]);
+    nn_tensor_free(b[0]);
+    nn_session_free(sa);
+    nn_session_free(sb);
+    nn_tensor_free(x);
+    nn_graph_free(c);
+    nn_graph_free(g);
+}
+
 static void test_ridge_refusals(void)
 {
     nn_error err;
@@ -732,6 +802,8 @@ int main(void)
         {"ridge teacher-forces a fed-back readout", test_ridge_teacher_forcing},
         {"ridge accumulates over batches", test_ridge_accumulates_over_batches},
         {"ridge and rls refusals name the node", test_ridge_refusals},
+        {"LinearReadout is fitted like a Dense", test_linear_readout},
+        {"a clone is equal and independent", test_clone},
         {"rls converges to the ridge solution", test_rls_converges_to_ridge},
         {"mse and softmax cross-entropy", test_losses},
         {"sgd with momentum, adam, schedules", test_optimizers_and_schedules},
