@@ -31,7 +31,8 @@ int api_fail(api_error *err, int http_status, const char *code,
     ;
 /* Maps an engine error to an HTTP error: graph and shape errors are 422,
  * invalid values 400, unknown names 404 (or 422 inside a graph definition:
- * pass in_definition nonzero), taken names 409, limits 429. Returns -1. */
+ * pass in_definition nonzero), taken names 409, sizes past a limit 413
+ * (422 in a definition). Returns -1. */
 int api_fail_from_nn(api_error *err, const nn_error *e, int in_definition);
 /* {"error": {"code": ..., "message": ...}}; caller owns (cJSON_Delete). */
 cJSON *api_error_json(const api_error *err);
@@ -42,6 +43,8 @@ typedef struct api_limits {
     int max_nodes;            /* per graph */
     int max_steps;            /* time steps per run request */
     int max_batch;
+    size_t max_params;        /* weight elements per network */
+    size_t max_session_floats; /* outputs, state, scratch per session */
 } api_limits;
 api_limits api_default_limits(void);
 

@@ -36,7 +36,10 @@ int api_fail_from_nn(api_error *err, const nn_error *e, int in_definition)
         return in_definition ? api_fail(err, 422, "graph_invalid", "%s", e->msg)
                              : api_fail(err, 409, "conflict", "%s", e->msg);
     case NN_ERR_LIMIT:
-        return api_fail(err, 429, "limit", "%s", e->msg);
+        /* A size the server will not hold (weights, session buffers): the
+         * request is too large, not too frequent. */
+        return api_fail(err, in_definition ? 422 : 413, "too_large", "%s",
+                        e->msg);
     case NN_ERR_NOMEM:
         return api_fail(err, 503, "out_of_memory", "%s", e->msg);
     default:
@@ -58,6 +61,6 @@ cJSON *api_error_json(const api_error *err)
 
 api_limits api_default_limits(void)
 {
-    api_limits lim = {1u << 24, 1000, 100000, 4096};
+    api_limits lim = {1u << 24, 1000, 100000, 4096, 1u << 26, 1u << 26};
     return lim;
 }

@@ -326,6 +326,11 @@ nn_graph *api_graph_from_json(const cJSON *def, const nn_registry *reg,
         return NULL;
     }
     nn_error e;
+    if (nn_graph_set_limits(g, lim->max_params, lim->max_session_floats,
+                            &e) != NN_OK) {
+        api_fail_from_nn(err, &e, 1);
+        goto fail;
+    }
     if (add_nodes(g, nodes, reg, err) || add_edges(g, def, err))
         goto fail;
     if (nn_graph_build(g, &e) != NN_OK) {

@@ -165,11 +165,21 @@ nn_shape nn_shape2(int d0, int d1)
     return nn_shape_make(2, d);
 }
 
+/* Saturates at SIZE_MAX instead of wrapping: a client's shape like
+ * [65536, 65536, 65536, 65536] must make the allocation fail, not shrink
+ * into a small buffer that later loops overrun. */
 size_t nn_shape_numel(const nn_shape *s)
 {
     size_t n = 1;
-    for (int i = 0; i < s->ndim; i++)
-        n *= (size_t)(s->dims[i] > 0 ? s->dims[i] : 0);
+    for (int i = 0; i < s->ndim; i++) {
+        size_t d = (size_t)(s->dims[i] > 0 ? s->dims[i] : 0);
+        if (d == 0)
+            return 0;
+        if (n > SIZE_MAX / d)
+            n = SIZE_MAX;
+        else
+            n *= d;
+    }
     return n;
 }
 

@@ -754,6 +754,17 @@ static int init_node_fb(nn_node *node, nn_error *err)
     return NN_OK;
 }
 
+int nn_graph_set_limits(nn_graph *g, size_t max_params,
+                        size_t max_session_floats, nn_error *err)
+{
+    if (g->built || g->build_failed)
+        return nn_error_set(err, NN_ERR_STATE, "limits are set before the "
+                            "graph is built");
+    g->max_params = max_params;
+    g->max_session_floats = max_session_floats;
+    return NN_OK;
+}
+
 int nn_graph_build(nn_graph *g, nn_error *err)
 {
     if (g->built || g->build_failed)
@@ -989,6 +1000,16 @@ nn_tensor *nn_node_add_weight(nn_node *node, const char *name,
                          name, nn_shape_str(shape, buf, sizeof buf));
             return NULL;
         }
+    nn_graph *g = node->graph;
+    size_t numel = nn_shape_numel(shape);
+    if (g->max_params && (numel > g->max_params ||
+                          g->n_params > g->max_params - numel)) {
+        char buf[96];
+        nn_error_set(err, NN_ERR_LIMIT, "weight '%s' %s would bring the "
+                     "network past %zu parameters, its limit", name,
+                     nn_shape_str(shape, buf, sizeof buf), g->max_params);
+        return NULL;
+    }
     if (nn_grow((void **)&node->weights, &node->cap_weights,
                 node->n_weights + 1, sizeof *node->weights, err) != NN_OK)
         return NULL;
@@ -1010,6 +1031,7 @@ nn_tensor *nn_node_add_weight(nn_node *node, const char *name,
         return NULL;
     }
     node->weights[node->n_weights++] = w;
+    g->n_params += numel;
     return &w->t;
 }
 

@@ -98,7 +98,7 @@ typedef struct nn_shape {
 nn_shape nn_shape_make(int ndim, const int *dims);
 nn_shape nn_shape1(int d0);
 nn_shape nn_shape2(int d0, int d1);
-size_t nn_shape_numel(const nn_shape *s);        /* 1 for ndim 0 */
+size_t nn_shape_numel(const nn_shape *s); /* 1 for ndim 0; SIZE_MAX on overflow */
 int nn_shape_equal(const nn_shape *a, const nn_shape *b);
 /* Writes "(2, 3)" into buf; returns buf. */
 char *nn_shape_str(const nn_shape *s, char *buf, size_t bufsize);

@@ -56,6 +56,14 @@ int nn_graph_fb(nn_graph *g, const char *receiver, const char *sender,
  * character position. */
 int nn_graph_link(nn_graph *g, const char *expr, nn_error *err);
 
+/* Caps what building and running g may allocate, for graphs described by
+ * untrusted clients: max_params weight elements in all, and
+ * max_session_floats floats of outputs, state and scratch per session
+ * (0: no cap). Refusals are NN_ERR_LIMIT naming the node or the batch.
+ * Only before nn_graph_build. */
+int nn_graph_set_limits(nn_graph *g, size_t max_params,
+                        size_t max_session_floats, nn_error *err);
+
 /* ------------------------------------------------------------------ build */
 
 /* Validates the graph and initialises every node. Reports, naming nodes:

@@ -74,6 +74,9 @@ struct nn_graph {
     int n_entries;
     nn_node **exits;
     int n_exits;
+    size_t max_params;         /* 0: no cap (nn_graph_set_limits) */
+    size_t max_session_floats;
+    size_t n_params;           /* weight elements so far */
 };
 
 /* A session's buffers for one node (session.c). */
@@ -111,6 +114,13 @@ void nn_session_load_step(nn_session *s, const nn_tensor **bound,
 /* Copies the exits' outputs into step t of the sequence outputs. */
 void nn_session_store_step(nn_session *s, nn_tensor **outputs, int num_steps,
                            int t);
+
+/* Floats of outputs, state and scratch one batch row of a session holds
+ * (saturating), and the check of `rows` such rows against the graph's
+ * max_session_floats; `what` names the holder in the message. */
+size_t nn_floats_per_row(const nn_graph *g);
+int nn_check_session_floats(const nn_graph *g, size_t rows, const char *what,
+                            nn_error *err);
 
 /* Grows *arr (of elem bytes) so that it holds at least need elements. */
 int nn_grow(void **arr, int *cap, int need, size_t elem, nn_error *err);

@@ -44,12 +44,49 @@ static void runs_release(nn_session *s)
     s->runs = NULL;
 }
 
+/* Adds b to *a, saturating. */
+static void add_sat(size_t *a, size_t b)
+{
+    *a = *a > SIZE_MAX - b ? SIZE_MAX : *a + b;
+}
+
+size_t nn_floats_per_row(const nn_graph *g)
+{
+    size_t per_row = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const nn_node *node = g->nodes[i];
+        add_sat(&per_row, nn_shape_numel(&node->out_shape));
+        for (int k = 0; k < node->n_states; k++)
+            add_sat(&per_row, nn_shape_numel(&node->states[k].shape));
+        add_sat(&per_row, node->work_per_row);
+    }
+    return per_row;
+}
+
+int nn_check_session_floats(const nn_graph *g, size_t rows, const char *what,
+                            nn_error *err)
+{
+    size_t per_row = nn_floats_per_row(g);
+    if (!g->max_session_floats || rows == 0 ||
+        per_row <= g->max_session_floats / rows)
+        return NN_OK;
+    return nn_error_set(err, NN_ERR_LIMIT, "%s would hold %zu rows of %zu "
+                        "floats (outputs, state, scratch); the network's "
+                        "limit is %zu floats", what, rows, per_row,
+                        g->max_session_floats);
+}
+
 static int runs_alloc(nn_session *s, nn_error *err)
 {
     nn_graph *g = s->g;
     s->runs = nn_calloc((size_t)g->n_nodes, sizeof *s->runs);
     if (!s->runs)
         return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+    char what[48];
+    snprintf(what, sizeof what, "a session of batch %d", s->batch);
+    int rc = nn_check_session_floats(g, (size_t)s->batch, what, err);
+    if (rc != NN_OK)
+        return rc;
     /* Output buffers first: the input views below point into them. */
     for (int i = 0; i < g->n_nodes; i++) {
         nn_node *node = g->nodes[i];

@@ -13,6 +13,7 @@
 #include "nn_train.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- grads */
@@ -223,6 +224,13 @@ nn_tape *nn_tape_new(nn_session *s, int max_steps, nn_error *err)
         nn_error_set(err, NN_ERR_INVALID, "a tape needs at least one step");
         return NULL;
     }
+    /* A tape holds a session's worth of floats for every step. */
+    char what[80];
+    snprintf(what, sizeof what, "a BPTT tape of %d steps at batch %d",
+             max_steps, s->batch);
+    if (nn_check_session_floats(g, (size_t)max_steps * (size_t)s->batch,
+                                what, err) != NN_OK)
+        return NULL;
     nn_tape *tape = nn_calloc(1, sizeof *tape);
     if (!tape) {
         nn_error_set(err, NN_ERR_NOMEM, "out of memory");

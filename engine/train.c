@@ -6,6 +6,7 @@
 #include "nn_train.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* --------------------------------------------------------------- losses */
@@ -546,6 +547,16 @@ static int fit_check(nn_graph *g, const nn_binding *inputs, int n_inputs,
         rc = check_data(g, inputs, n_inputs, targets, *target_of, N, T, err);
     if (rc == NN_OK)
         rc = bptt_trainable_check(g, err);
+    if (rc == NN_OK) {
+        size_t B = opts->batch_size && opts->batch_size < *N
+                       ? (size_t)opts->batch_size : (size_t)*N;
+        size_t K = opts->window && opts->window < *T ? (size_t)opts->window
+                                                     : (size_t)*T;
+        char what[96];
+        snprintf(what, sizeof what, "a BPTT tape of %zu steps (the window) "
+                 "at batch %zu", K, B);
+        rc = nn_check_session_floats(g, K * B, what, err);
+    }
     if (rc != NN_OK) {
         nn_free(*target_of);
         *target_of = NULL;
@@ -654,7 +665,7 @@ nn_graph *nn_graph_clone(nn_graph *g, nn_error *err)
         nn_error_set(err, NN_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    int rc = NN_OK;
+    int rc = nn_graph_set_limits(c, g->max_params, g->max_session_floats, err);
     for (int n = 0; n < g->n_nodes && rc == NN_OK; n++) {
         nn_node *src = g->nodes[n];
         nn_node *dst = nn_graph_add_node(c, src->type->name, src->name, err);

@@ -51,6 +51,12 @@ static const srv_option options[] = {
      100000000, "time steps per run request (default 100000)"},
     {"--max-batch", "NERVED_MAX_BATCH", OPT_INT, AT(limits.max_batch), 1,
      1000000, "batch size of a session or request (default 4096)"},
+    {"--max-params", "NERVED_MAX_PARAMS", OPT_SIZE, AT(limits.max_params), 1,
+     1L << 40, "weight elements per network (default 67108864: 256 MiB)"},
+    {"--max-session-floats", "NERVED_MAX_SESSION_FLOATS", OPT_SIZE,
+     AT(limits.max_session_floats), 1, 1L << 40,
+     "floats of outputs, state and scratch per session, and per training "
+     "tape (default 67108864: 256 MiB)"},
     {"--blas-threads", "NERVED_BLAS_THREADS", OPT_INT, AT(blas_threads), 1, 256,
      "OpenBLAS threads per request (default 1: requests already run in "
      "parallel)"},

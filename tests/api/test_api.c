@@ -268,9 +268,11 @@ static void test_error_body(void)
     nn_error_set(&e, NN_ERR_EXISTS, "taken");
     api_fail_from_nn(&err, &e, 0);
     CU_ASSERT_EQUAL(err.http_status, 409);
-    nn_error_set(&e, NN_ERR_LIMIT, "full");
+    nn_error_set(&e, NN_ERR_LIMIT, "too big");
     api_fail_from_nn(&err, &e, 0);
-    CU_ASSERT_EQUAL(err.http_status, 429);
+    CU_ASSERT_EQUAL(err.http_status, 413);
+    api_fail_from_nn(&err, &e, 1);
+    CU_ASSERT_EQUAL(err.http_status, 422);
 }
 
 static void test_openapi_document_parses(void)

@@ -787,6 +787,35 @@ static void test_limits_and_expiry(void)
     CU_ASSERT_EQUAL(it_stop(&small), 0);
 }
 
+/* Shapes a client may ask for are checked before anything that size is
+ * allocated: weights against --max-params, session buffers against
+ * --max-session-floats (both 64 Mi floats by default), and a shape whose
+ * element count overflows is not wrapped into a small one. */
+static void test_sizes_past_the_limits(void)
+{
+    cJSON *j = call("POST", "/v1/networks",
+                    "{\"name\": \"huge\", \"nodes\": ["
+                    "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 4096},"
+                    "{\"name\": \"d\", \"type\": \"Dense\", \"num_unit\": 16777216}],"
+                    "\"edges\": [\"x >> d\"]}", 422);
+    const char *msg = cJSON_GetStringValue(get(get(j, "error"), "message"));
+    CU_ASSERT_PTR_NOT_NULL(msg && strstr(msg, "past 67108864 parameters"));
+    cJSON_Delete(j);
+    cJSON_Delete(call("POST", "/v1/networks",
+                      "{\"name\": \"wide\", \"nodes\": ["
+                      "{\"name\": \"x\", \"type\": \"Input\","
+                      " \"shape\": [65536, 65536, 65536, 65536]},"
+                      "{\"name\": \"a\", \"type\": \"Activation\", \"function\": \"tanh\"}],"
+                      "\"edges\": [\"x >> a\"]}", 201));
+    j = call("POST", "/v1/networks/wide/sessions", NULL, 413);
+    msg = cJSON_GetStringValue(get(get(j, "error"), "message"));
+    CU_ASSERT_PTR_NOT_NULL(msg && strstr(msg, "a session of batch 1"));
+    cJSON_Delete(j);
+    cJSON_Delete(call("POST", "/v1/networks/wide/forward",
+                      "{\"inputs\": {\"x\": [[[[[1]]]]]}}", 413));
+    cJSON_Delete(call("DELETE", "/v1/networks/wide", NULL, 200));
+}
+
 static void test_bad_flags(void)
 {
     char err[2048];
@@ -823,6 +852,7 @@ int main(void)
         {"metrics", test_metrics},
         {"OpenAPI lists every route", test_openapi_lists_every_route},
         {"limits and session expiry", test_limits_and_expiry},
+        {"sizes past the limits", test_sizes_past_the_limits},
         {"bad flags", test_bad_flags},
         {NULL, NULL}};
     int rc = tu_run_suite("http", tests);
