@@ -37,6 +37,26 @@ static char **make_argv(const char *const *fixed, const char *const *args)
 
 int it_start(it_server *s, const char *const *args)
 {
+    return it_start_logged(s, args, NULL);
+}
+
+int it_start_tls(it_server *s, const char *const *args, const char *ca_file)
+{
+    if (it_start(s, args))
+        return -1;
+    snprintf(s->base, sizeof s->base, "https://127.0.0.1:%d", s->port);
+    snprintf(s->cainfo, sizeof s->cainfo, "%s", ca_file);
+    return 0;
+}
+
+void it_kill(it_server *s)
+{
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+}
+
+int it_start_logged(it_server *s, const char *const *args, const char *log)
+{
     static const char *const fixed[] = {"--port", "0", "--quiet", NULL};
     int out[2];
     if (pipe(out))
@@ -44,6 +64,11 @@ int it_start(it_server *s, const char *const *args)
     char **argv = make_argv(fixed, args);
     pid_t pid = fork();
     if (pid == 0) {
+        if (log) {
+            int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+            if (fd >= 0)
+                dup2(fd, 2);
+        }
         dup2(out[1], 1);
         close(out[0]);
         close(out[1]);
@@ -71,6 +96,7 @@ int it_start(it_server *s, const char *const *args)
     fclose(f); /* the daemon logs to stderr; stdout has no more to say */
     s->pid = pid;
     s->port = port;
+    s->cainfo[0] = '\0';
     snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", port);
     return 0;
 }
@@ -134,9 +160,11 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 {
     it_response *r = arg;
     size_t len = size * n;
-    const char *names[3] = {"Content-Type:", "Allow:", "X-Nerved-Backend:"};
-    char *targets[3] = {r->content_type, r->allow, r->backend};
-    for (int k = 0; k < 3; k++) {
+    const char *names[4] = {"Content-Type:", "Allow:", "X-Nerved-Backend:",
+                            "WWW-Authenticate:"};
+    char *targets[4] = {r->content_type, r->allow, r->backend,
+                        r->www_authenticate};
+    for (int k = 0; k < 4; k++) {
         size_t nl = strlen(names[k]);
         if (len > nl && strncasecmp(data, names[k], nl) == 0) {
             size_t start = nl;
@@ -185,6 +213,11 @@ int it_request_with(const it_server *s, const char *method, const char *path,
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    if (s->cainfo[0]) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, s->cainfo);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    }
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
