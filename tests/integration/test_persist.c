@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,6 +327,7 @@ static void verify(const it_server *s, model *m, int round)
 typedef struct killer {
     it_server *server;
     long delay_us;
+    atomic_int done;
 } killer;
 
 static void *kill_later(void *arg)
@@ -334,6 +336,7 @@ static void *kill_later(void *arg)
     struct timespec delay = {0, k->delay_us * 1000};
     nanosleep(&delay, NULL);
     it_kill(k->server);
+    atomic_store(&k->done, 1);
     return NULL;
 }
 
@@ -574,12 +577,15 @@ static void test_crash_loop(void)
         verify(&s, m, round);
         /* The loop network itself never changes; its weights are the
          * reference's. */
-        killer k = {&s, pick(&rng, 4000)};
+        killer k = {&s, pick(&rng, 4000), 0};
         int unanswered_before = unanswered;
         int kill_at = pick(&rng, 8);
         pthread_t thread;
         int started = 0;
-        for (int op = 0; op < 8; op++) {
+        /* Changes go on until the kill has landed, however fast they are,
+         * so it lands in the middle of one. */
+        for (int op = 0; op < 200 && (op < 8 || !atomic_load(&k.done));
+             op++) {
             if (op == kill_at) {
                 CU_ASSERT_EQUAL_FATAL(pthread_create(&thread, NULL, kill_later,
                                                      &k), 0);
