@@ -26,7 +26,8 @@ COPY --from=build /opt/nerved/include/nerved /usr/include/nerved
 ENV NERVED_HOST=0.0.0.0 \
     NERVED_PORT=8080 \
     NERVED_THREADS=4 \
-    NERVED_PLUGIN_DIR=/usr/lib/nerved/plugins
+    NERVED_PLUGIN_DIR=/usr/lib/nerved/plugins \
+    NERVED_DATA_DIR=/var/lib/nerved
 VOLUME ["/var/lib/nerved"]
 USER nerved
 EXPOSE 8080

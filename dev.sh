@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config libopenblas-dev libmicrohttpd-dev
-          libcjson-dev libcurl4-openssl-dev libcunit1-dev curl nginx)
+          libcjson-dev libcurl4-openssl-dev libcunit1-dev curl nginx openssl)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 install_missing() {

@@ -142,6 +142,15 @@ const nn_tensor *nn_session_output(const nn_session *s, const char *name);
 /* State tensor i of the named node, or NULL. */
 nn_tensor *nn_session_state(nn_session *s, const char *node, int i);
 
+/* The rest of what one step hands the next, so a checkpoint can bring a
+ * session back exactly: each node's output buffer (feedback reads the
+ * previous step's), each node's random stream, and the step count. Meant
+ * for saving and restoring between steps; NULL for an unknown name. */
+nn_tensor *nn_session_output_buffer(nn_session *s, const char *name);
+nn_rng *nn_session_rng(nn_session *s, const char *node);
+/* Fails on a negative count. */
+int nn_session_set_steps(nn_session *s, long steps, nn_error *err);
+
 /* An input or output bound by node name. */
 typedef struct nn_binding {
     const char *name;

@@ -285,6 +285,27 @@ nn_tensor *nn_session_state(nn_session *s, const char *name, int i)
     return &s->runs[node->index].state[i];
 }
 
+nn_tensor *nn_session_output_buffer(nn_session *s, const char *name)
+{
+    nn_node *node = nn_graph_find(s->g, name);
+    return node ? &s->runs[node->index].out : NULL;
+}
+
+nn_rng *nn_session_rng(nn_session *s, const char *name)
+{
+    nn_node *node = nn_graph_find(s->g, name);
+    return node ? &s->runs[node->index].rng : NULL;
+}
+
+int nn_session_set_steps(nn_session *s, long steps, nn_error *err)
+{
+    if (steps < 0)
+        return nn_error_set(err, NN_ERR_INVALID, "a step count cannot be "
+                            "negative, got %ld", steps);
+    s->steps = steps;
+    return NN_OK;
+}
+
 /* Checks that a sequence tensor is (batch, num_steps, per-sample shape). */
 static int check_sequence(const nn_session *s, const nn_node *entry,
                           const nn_tensor *t, int *num_steps, nn_error *err)

@@ -4,9 +4,11 @@
  * or SIGINT (stop accepting, finish what is in flight, free everything).
  */
 #include "srv.h"
+#include "srv_auth.h"
 #include "srv_http.h"
 #include "srv_metrics.h"
 #include "srv_fit.h"
+#include "srv_persist.h"
 #include "srv_plugin.h"
 #include "srv_routes.h"
 #include "srv_store.h"
@@ -100,7 +102,8 @@ static char *read_file(const char *path, size_t limit)
 }
 
 static int preload_one(const char *path, const char *file_name,
-                       const srv_config *cfg, nn_registry *reg)
+                       const srv_config *cfg, nn_registry *reg,
+                       srv_persist *persist)
 {
     char *text = read_file(path, cfg->max_body);
     cJSON *def = text ? cJSON_Parse(text) : NULL;
@@ -115,14 +118,28 @@ static int preload_one(const char *path, const char *file_name,
     nn_graph *g = NULL;
     srv_network *net = NULL;
     int rc = -1;
-    if (api_graph_def_name(def, &name, &err) == 0 &&
-        (g = api_graph_from_json(def, reg, &cfg->limits, &err)) != NULL &&
-        srv_network_add(g, name ? name : file_name, &net, &err) == 0) {
+    if (api_graph_def_name(def, &name, &err) == 0 && persist &&
+        (net = srv_network_get(name ? name : file_name, &err)) != NULL) {
+        /* Restored from the data directory, weights and all: what it
+         * holds is newer than the definition's initial weights. */
         srv_network_release(net);
-        rc = 0;
-    } else {
-        fprintf(stderr, "nerved: --preload: %s: %s\n", path, err.message);
+        cJSON_Delete(def);
+        return 0;
     }
+    char *definition = cJSON_PrintUnformatted(def);
+    if (definition && api_graph_def_name(def, &name, &err) == 0 &&
+        (g = api_graph_from_json(def, reg, &cfg->limits, &err)) != NULL &&
+        srv_network_add(g, definition, name ? name : file_name, NULL, &net,
+                        &err) == 0) {
+        rc = srv_persist_save_network(persist, net, &err);
+        srv_network_release(net);
+    } else if (!definition) {
+        api_fail(&err, 503, "out_of_memory", "out of memory");
+    } else if (!g) {
+        free(definition);
+    }
+    if (rc)
+        fprintf(stderr, "nerved: --preload: %s: %s\n", path, err.message);
     cJSON_Delete(def);
     return rc;
 }
@@ -145,7 +162,8 @@ static int load_plugins(const srv_config *cfg, nn_registry *reg)
 
 /* Creates a network from each *.json graph definition in dir, in name
  * order; a definition without "name" is named after its file. */
-static int preload_networks(const srv_config *cfg, nn_registry *reg)
+static int preload_networks(const srv_config *cfg, nn_registry *reg,
+                            srv_persist *persist)
 {
     struct dirent **entries;
     int n = scandir(cfg->preload_dir, &entries, NULL, alphasort);
@@ -162,7 +180,7 @@ static int preload_networks(const srv_config *cfg, nn_registry *reg)
             char path[4096], name[NN_NAME_MAX];
             snprintf(path, sizeof path, "%s/%s", cfg->preload_dir, file);
             snprintf(name, sizeof name, "%.*s", (int)(len - 5), file);
-            rc = preload_one(path, name, cfg, reg);
+            rc = preload_one(path, name, cfg, reg, persist);
         }
         free(entries[i]);
     }
@@ -170,7 +188,45 @@ static int preload_networks(const srv_config *cfg, nn_registry *reg)
     return rc;
 }
 
+/* PEM certificate and key, read once; libmicrohttpd wants them in memory. */
+typedef struct tls_files {
+    char *cert, *key;
+} tls_files;
+
+static int load_tls(const srv_config *cfg, tls_files *tls)
+{
+    memset(tls, 0, sizeof *tls);
+    if (!cfg->tls_cert)
+        return 0;
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        fprintf(stderr, "nerved: --tls-cert: this libmicrohttpd was built "
+                        "without TLS support\n");
+        return -1;
+    }
+    const size_t limit = 1u << 20;
+    if (!(tls->cert = read_file(cfg->tls_cert, limit))) {
+        fprintf(stderr, "nerved: --tls-cert: cannot read '%s' (at most %zu "
+                        "bytes)\n", cfg->tls_cert, limit);
+        return -1;
+    }
+    if (!(tls->key = read_file(cfg->tls_key, limit))) {
+        fprintf(stderr, "nerved: --tls-key: cannot read '%s' (at most %zu "
+                        "bytes)\n", cfg->tls_key, limit);
+        return -1;
+    }
+    return 0;
+}
+
+static void free_tls(tls_files *tls)
+{
+    free(tls->cert);
+    if (tls->key) /* a secret: no copy outlives its use */
+        memset(tls->key, 0, strlen(tls->key));
+    free(tls->key);
+}
+
 static struct MHD_Daemon *start_daemon(const srv_config *cfg,
+                                       const tls_files *tls,
                                        struct sockaddr_storage *addr)
 {
     memset(addr, 0, sizeof *addr);
@@ -190,12 +246,22 @@ static struct MHD_Daemon *start_daemon(const srv_config *cfg,
                         "address, got '%s'\n", cfg->host);
         return NULL;
     }
+    struct MHD_OptionItem tls_options[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, tls->cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, tls->key},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (tls->cert)
+        flags |= MHD_USE_TLS;
+    else
+        tls_options[0].option = MHD_OPTION_END;
     return MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, srv_http_handle, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
         MHD_OPTION_NOTIFY_COMPLETED, srv_http_completed, NULL,
+        MHD_OPTION_ARRAY, tls_options,
         MHD_OPTION_END);
 }
 
@@ -217,27 +283,41 @@ int main(int argc, char **argv)
     nn_registry *reg = nn_registry_new();
     if (!reg || nn_registry_add_builtins(reg, &err) != NN_OK) {
         fprintf(stderr, "nerved: built-in node types: %s\n", err.msg);
+        nn_registry_free(reg);
         return 1;
     }
-    if (load_plugins(&cfg, reg)) {
-        nn_registry_free(reg);
-        srv_plugins_unload_all();
-        return 2;
-    }
+    srv_auth *auth = NULL;
+    srv_persist *persist = NULL;
+    tls_files tls = {NULL, NULL};
+    char msg[1024];
+    rc = 2; /* a start refused for its configuration */
     srv_store_init(cfg.max_networks, cfg.max_sessions);
-    srv_http_init(&cfg, reg);
-    if (cfg.preload_dir && preload_networks(&cfg, reg)) {
-        srv_store_shutdown();
-        nn_registry_free(reg);
-        srv_plugins_unload_all();
-        return 2;
+    if (load_plugins(&cfg, reg) || load_tls(&cfg, &tls))
+        goto out;
+    if (cfg.api_key_file && !(auth = srv_auth_load(cfg.api_key_file, msg,
+                                                   sizeof msg))) {
+        fprintf(stderr, "nerved: %s\n", msg);
+        goto out;
     }
+    if (cfg.data_dir) {
+        if (!(persist = srv_persist_open(cfg.data_dir, msg, sizeof msg))) {
+            fprintf(stderr, "nerved: %s\n", msg);
+            goto out;
+        }
+        int networks, sessions;
+        srv_persist_load(persist, reg, &cfg.limits, &networks, &sessions);
+        fprintf(stderr, "nerved: data directory %s: %d networks and %d "
+                        "session checkpoints restored\n", cfg.data_dir,
+                networks, sessions);
+    }
+    srv_http_init(&cfg, reg, persist, auth);
+    if (cfg.preload_dir && preload_networks(&cfg, reg, persist))
+        goto out;
 
+    rc = 1;
     if (install_stop_handler()) {
         fprintf(stderr, "nerved: cannot install signal handlers\n");
-        nn_registry_free(reg);
-        srv_plugins_unload_all();
-        return 1;
+        goto out;
     }
     /* The daemon's own threads are created with the stop signals blocked,
      * so their system calls are not interrupted; main takes them again. */
@@ -248,12 +328,12 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_signals, &previous);
 
     struct sockaddr_storage addr;
-    struct MHD_Daemon *daemon = start_daemon(&cfg, &addr);
+    struct MHD_Daemon *daemon = start_daemon(&cfg, &tls, &addr);
     if (!daemon) {
-        fprintf(stderr, "nerved: cannot listen on %s:%d\n", cfg.host, cfg.port);
-        nn_registry_free(reg);
-        srv_plugins_unload_all();
-        return 1;
+        fprintf(stderr, "nerved: cannot listen on %s:%d%s\n", cfg.host,
+                cfg.port, tls.cert ? " (or the TLS certificate and key were "
+                                     "refused)" : "");
+        goto out;
     }
     const union MHD_DaemonInfo *info =
         MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -277,9 +357,14 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&reaper_lock);
     if (reaping)
         pthread_join(reaper_thread, NULL);
+    rc = 0;
+out:
     srv_fit_shutdown();
     srv_store_shutdown();
+    srv_persist_close(persist);
+    srv_auth_free(auth);
+    free_tls(&tls);
     nn_registry_free(reg);
     srv_plugins_unload_all();
-    return 0;
+    return rc;
 }

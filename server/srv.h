@@ -26,6 +26,10 @@ typedef struct srv_config {
     int n_plugins;
     const char *plugin_dir;
     const char *preload_dir;    /* graph definitions (*.json) to load */
+    const char *data_dir;       /* networks and checkpoints on disk */
+    const char *api_key_file;   /* bearer keys, one per line */
+    const char *tls_cert;       /* PEM files: serve HTTPS */
+    const char *tls_key;
     int list_routes;            /* print the route table and exit */
     int quiet;                  /* no access log */
 } srv_config;
@@ -34,6 +38,8 @@ typedef struct srv_config {
  * run, 1 when it printed help (exit 0), -1 on a bad value (message on
  * stderr; exit 2). */
 int srv_config_load(srv_config *cfg, int argc, char **argv);
+
+typedef struct srv_persist srv_persist;
 
 /* A request as route handlers see it; they answer through the srv_reply_*
  * helpers (srv_http.c). */
@@ -45,6 +51,7 @@ typedef struct srv_request {
     const cJSON *json;          /* parsed body; NULL when there was none */
     const srv_config *cfg;
     nn_registry *reg;
+    srv_persist *persist;       /* the data directory, or NULL */
 
     int status;                 /* reply */
     char *body;                 /* malloc'd */

@@ -68,6 +68,16 @@ static const srv_option options[] = {
     {"--preload", "NERVED_PRELOAD", OPT_STRING, AT(preload_dir), 0, 0,
      "create the networks defined by every *.json in this directory at "
      "start (so every replica serves the same ones)"},
+    {"--data-dir", "NERVED_DATA_DIR", OPT_STRING, AT(data_dir), 0, 0,
+     "keep every network and session checkpoint here, written before "
+     "answering, and load them at start"},
+    {"--api-key-file", "NERVED_API_KEY_FILE", OPT_STRING, AT(api_key_file),
+     0, 0, "require 'Authorization: Bearer KEY' on every route but the "
+     "health checks; one key per line"},
+    {"--tls-cert", "NERVED_TLS_CERT", OPT_STRING, AT(tls_cert), 0, 0,
+     "serve HTTPS with this PEM certificate (with --tls-key)"},
+    {"--tls-key", "NERVED_TLS_KEY", OPT_STRING, AT(tls_key), 0, 0,
+     "the PEM private key of --tls-cert"},
     {"--quiet", "NERVED_QUIET", OPT_FLAG, AT(quiet), 0, 1,
      "no access log"},
     {"--list-routes", NULL, OPT_FLAG, AT(list_routes), 0, 1,
@@ -200,6 +210,10 @@ int srv_config_load(srv_config *cfg, int argc, char **argv)
         }
         if (set_option(cfg, o, value, "command line"))
             return -1;
+    }
+    if (!cfg->tls_cert != !cfg->tls_key) {
+        fprintf(stderr, "nerved: --tls-cert and --tls-key go together\n");
+        return -1;
     }
     return 0;
 }

@@ -8,6 +8,7 @@
 #include "srv_fit.h"
 #include "api_fit.h"
 #include "srv_metrics.h"
+#include "srv_persist.h"
 #include "srv_store.h"
 
 #include <pthread.h>
@@ -30,6 +31,7 @@ static const char *const status_names[] = {"running", "done", "failed",
 typedef struct fit_job {
     char id[24];
     srv_network *net;        /* held until the job is forgotten */
+    srv_persist *persist;    /* the data directory, or NULL */
     nn_graph *clone;         /* what the thread trains */
     api_fit_request req;     /* bindings point into clone */
     pthread_t thread;
@@ -253,16 +255,35 @@ static void *job_main(void *arg)
         break;
     }
     int cancelled = atomic_load(&job->cancel);
+    api_error stored = {0};
+    int store_failed = 0;
     if (rc == NN_OK && !cancelled) {
-        /* The swap: steps hold the read lock, so none sees a mix. */
+        /* The swap: steps hold the read lock, so none sees a mix. With a
+         * data directory the new weights are on disk before anyone is told
+         * the fit is done, and a failed write puts the old ones back, so
+         * what is served is what a restart would load. */
         pthread_rwlock_wrlock(&job->net->weights);
-        rc = nn_graph_copy_weights(job->net->graph, job->clone, &e);
+        nn_graph *old = job->persist ? nn_graph_clone(job->net->graph, &e)
+                                     : NULL;
+        if (job->persist && !old)
+            rc = e.code;
+        if (rc == NN_OK)
+            rc = nn_graph_copy_weights(job->net->graph, job->clone, &e);
+        if (rc == NN_OK && job->persist &&
+            srv_persist_save_network(job->persist, job->net, &stored)) {
+            nn_graph_copy_weights(job->net->graph, old, &e);
+            store_failed = 1;
+        }
         pthread_rwlock_unlock(&job->net->weights);
+        nn_graph_free(old);
     }
     pthread_mutex_lock(&jobs_lock);
     clock_gettime(CLOCK_MONOTONIC, &job->ended);
     if (cancelled) {
         job->status = JOB_CANCELLED;
+    } else if (store_failed) {
+        job->status = JOB_FAILED;
+        job->error = stored;
     } else if (rc == NN_OK) {
         job->status = JOB_DONE;
     } else {
@@ -366,6 +387,7 @@ void srv_fit_start(srv_request *req)
         return;
     }
     job->net = net;
+    job->persist = req->persist;
     pthread_cond_init(&job->finished, NULL);
     pthread_rwlock_rdlock(&net->weights);
     job->clone = nn_graph_clone(net->graph, &e);

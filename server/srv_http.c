@@ -4,6 +4,7 @@
  * reply, and counts and logs the request.
  */
 #include "srv_http.h"
+#include "srv_auth.h"
 #include "srv_metrics.h"
 #include "srv_routes.h"
 
@@ -25,15 +26,21 @@ typedef struct conn_state {
     char *body;
     size_t len, cap;
     int too_large;
+    int challenge;        /* answer with WWW-Authenticate */
 } conn_state;
 
 static const srv_config *config;
 static nn_registry *registry;
+static srv_persist *persistence;
+static const srv_auth *keys;
 
-void srv_http_init(const srv_config *cfg, nn_registry *reg)
+void srv_http_init(const srv_config *cfg, nn_registry *reg,
+                   srv_persist *persist, const srv_auth *auth)
 {
     config = cfg;
     registry = reg;
+    persistence = persist;
+    keys = auth;
 }
 
 static double now_seconds(void)
@@ -209,6 +216,9 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
                                               : "application/json");
     if (allow && allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (st->challenge)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"nerved\"");
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)req->status, resp);
     MHD_destroy_response(resp);
     double seconds = now_seconds() - st->start;
@@ -227,6 +237,7 @@ static void init_request(srv_request *req, const char *method,
     req->path = path;
     req->cfg = config;
     req->reg = registry;
+    req->persist = persistence;
 }
 
 static enum MHD_Result answer_now(struct MHD_Connection *conn, conn_state *st,
@@ -262,6 +273,17 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
         st->start = now_seconds();
         st->route = find_route(method, url, params, allow, sizeof allow);
         *con_cls = st;
+        /* Before anything else: without a key, not even which routes
+         * exist is told. */
+        if (keys && !srv_auth_exempt(method, url) &&
+            !srv_auth_check(keys, MHD_lookup_connection_value(
+                                      conn, MHD_HEADER_KIND,
+                                      MHD_HTTP_HEADER_AUTHORIZATION))) {
+            st->challenge = 1;
+            return answer_now(conn, st, method, url, 401, "unauthorized",
+                              NULL, "this server needs 'Authorization: "
+                              "Bearer <key>' with one of its keys");
+        }
         if (st->route < 0) {
             if (allow[0])
                 return answer_now(conn, st, method, url, 405,

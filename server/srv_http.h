@@ -8,9 +8,12 @@
 #include <microhttpd.h>
 
 #include "srv.h"
+#include "srv_auth.h"
 
-/* Both must outlive the daemon. */
-void srv_http_init(const srv_config *cfg, nn_registry *reg);
+/* All must outlive the daemon. persist NULL: no data directory; auth
+ * NULL: no keys required. */
+void srv_http_init(const srv_config *cfg, nn_registry *reg,
+                   srv_persist *persist, const srv_auth *auth);
 
 /* MHD_AccessHandlerCallback. */
 enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,

@@ -7,6 +7,7 @@
 #include "srv_fit.h"
 #include "srv_kserve.h"
 #include "srv_metrics.h"
+#include "srv_persist.h"
 #include "srv_store.h"
 
 #include <stdio.h>
@@ -162,12 +163,28 @@ static void handle_network_create(srv_request *req)
         srv_reply_error(req, &err);
         return;
     }
+    char *definition = cJSON_PrintUnformatted(req->json);
+    if (!definition) {
+        nn_graph_free(g);
+        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
+        return;
+    }
     srv_network *net;
-    if (srv_network_add(g, name, &net, &err)) {
+    if (srv_network_add(g, definition, name, NULL, &net, &err)) {
         srv_reply_error(req, &err);
         return;
     }
-    srv_reply_json(req, 201, network_json(net));
+    /* On disk before it is acknowledged; a network that could not be
+     * saved is not kept either. */
+    pthread_rwlock_rdlock(&net->weights);
+    int rc = srv_persist_save_network(req->persist, net, &err);
+    pthread_rwlock_unlock(&net->weights);
+    if (rc) {
+        srv_network_delete(net->id, NULL);
+        srv_reply_error(req, &err);
+    } else {
+        srv_reply_json(req, 201, network_json(net));
+    }
     srv_network_release(net);
 }
 
@@ -209,14 +226,29 @@ static void handle_network_get(srv_request *req)
 
 static void handle_network_delete(srv_request *req)
 {
-    api_error err;
-    if (srv_network_delete(req->params[0], &err)) {
-        srv_reply_error(req, &err);
+    srv_network *net = route_network(req);
+    if (!net)
         return;
+    api_error err;
+    /* The write lock keeps saves of the network and of its sessions'
+     * checkpoints out while its files go, so none comes back. */
+    if (req->persist)
+        pthread_rwlock_wrlock(&net->weights);
+    int rc = srv_network_linked(net)
+                 ? srv_persist_remove_network(req->persist, net, &err)
+                 : 0;
+    if (rc == 0)
+        rc = srv_network_delete(net->id, &err);
+    if (req->persist)
+        pthread_rwlock_unlock(&net->weights);
+    if (rc) {
+        srv_reply_error(req, &err);
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "deleted", req->params[0]);
+        srv_reply_json(req, 200, o);
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "deleted", req->params[0]);
-    srv_reply_json(req, 200, o);
+    srv_network_release(net);
 }
 
 /* The batch of a stateless request: axis 0 of the first input given. */
@@ -292,6 +324,30 @@ static void handle_params_get(srv_request *req)
     srv_network_release(net);
 }
 
+/* Every weight of g, one after the other, in a malloc'd array (NULL when
+ * out of memory); or, with back set, copies such an array back into g. */
+static float *weights_copy(nn_graph *g, float *back)
+{
+    size_t total = 0;
+    for (int i = 0; i < nn_graph_node_count(g); i++)
+        total += nn_node_param_count(nn_graph_node_at(g, i));
+    float *copy = back ? back : malloc((total ? total : 1) * sizeof *copy);
+    size_t at = 0;
+    for (int i = 0; copy && i < nn_graph_node_count(g); i++) {
+        nn_node *node = nn_graph_node_at(g, i);
+        for (int w = 0; w < nn_node_weight_count(node); w++) {
+            nn_tensor *t = nn_node_weight_at(node, w);
+            size_t n = nn_tensor_numel(t) * sizeof(float);
+            if (back)
+                memcpy(t->data, copy + at, n);
+            else
+                memcpy(copy + at, t->data, n);
+            at += nn_tensor_numel(t);
+        }
+    }
+    return copy;
+}
+
 static void handle_params_put(srv_request *req)
 {
     srv_network *net = route_network(req);
@@ -301,8 +357,18 @@ static void handle_params_put(srv_request *req)
     /* Writers wait for running steps, and steps for the import: a step
      * never sees half old, half new weights. */
     pthread_rwlock_wrlock(&net->weights);
-    int rc = api_params_from_json(net->graph, req->json, &err);
+    /* An import that cannot be saved is undone, so what the daemon serves
+     * is what its data directory holds. */
+    float *before = req->persist ? weights_copy(net->graph, NULL) : NULL;
+    int rc = req->persist && !before
+                 ? api_fail(&err, 503, "out_of_memory", "out of memory")
+                 : api_params_from_json(net->graph, req->json, &err);
+    if (rc == 0 && srv_persist_save_network(req->persist, net, &err)) {
+        weights_copy(net->graph, before);
+        rc = -1;
+    }
     pthread_rwlock_unlock(&net->weights);
+    free(before);
     if (rc) {
         srv_reply_error(req, &err);
     } else {
@@ -440,16 +506,79 @@ static void handle_session_get(srv_request *req)
 static void handle_session_delete(srv_request *req)
 {
     srv_network *net = route_network(req);
-    if (!net)
-        return;
-    api_error err;
-    if (srv_session_delete(net, req->params[1], &err)) {
-        srv_reply_error(req, &err);
-    } else {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "deleted", req->params[1]);
-        srv_reply_json(req, 200, o);
+    srv_session *s = net ? route_session(req, net) : NULL;
+    if (s) {
+        api_error err;
+        /* Under the session's lock no checkpoint of it is being written. */
+        pthread_mutex_lock(&s->lock);
+        int rc = srv_persist_remove_session(req->persist, s, &err);
+        if (rc == 0)
+            rc = srv_session_delete(net, s->id, &err);
+        pthread_mutex_unlock(&s->lock);
+        if (rc) {
+            srv_reply_error(req, &err);
+        } else {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "deleted", req->params[1]);
+            srv_reply_json(req, 200, o);
+        }
     }
+    srv_session_release(s);
+    srv_network_release(net);
+}
+
+/* What a checkpoint holds, for its answer: the session, the file's size
+ * and each node's state tensors by name and shape. */
+static cJSON *checkpoint_json(srv_session *s, size_t bytes)
+{
+    cJSON *o = session_json(s);
+    cJSON *saved = cJSON_AddObjectToObject(o, "checkpoint");
+    cJSON_AddNumberToObject(saved, "bytes", (double)bytes);
+    cJSON_AddNumberToObject(saved, "nodes", nn_graph_node_count(s->net->graph));
+    cJSON *states = cJSON_AddArrayToObject(saved, "states");
+    for (int i = 0; states && i < nn_graph_node_count(s->net->graph); i++) {
+        nn_node *node = nn_graph_node_at(s->net->graph, i);
+        for (int k = 0; k < nn_node_state_count(node); k++) {
+            const nn_tensor *t = nn_session_state(s->run, nn_node_name(node), k);
+            cJSON *st = cJSON_CreateObject();
+            cJSON_AddStringToObject(st, "node", nn_node_name(node));
+            cJSON_AddStringToObject(st, "state", nn_node_state_name(node, k));
+            cJSON *shape = cJSON_AddArrayToObject(st, "shape");
+            for (int d = 0; shape && d < t->shape.ndim; d++)
+                cJSON_AddItemToArray(shape,
+                                     cJSON_CreateNumber(t->shape.dims[d]));
+            cJSON_AddItemToArray(states, st);
+        }
+    }
+    return o;
+}
+
+static void handle_session_checkpoint(srv_request *req)
+{
+    if (!req->persist) {
+        srv_reply_fail(req, 409, "no_data_dir", "checkpoints need the daemon "
+                       "to run with --data-dir");
+        return;
+    }
+    srv_network *net = route_network(req);
+    srv_session *s = net ? route_session(req, net) : NULL;
+    if (s) {
+        api_error err;
+        size_t bytes;
+        pthread_mutex_lock(&s->lock);
+        pthread_rwlock_rdlock(&net->weights);
+        int rc = srv_persist_save_session(req->persist, s, &bytes, &err);
+        pthread_rwlock_unlock(&net->weights);
+        if (rc)
+            srv_reply_error(req, &err);
+        else if (!srv_session_linked(s))
+            srv_reply_fail(req, 404, "not_found", "session '%s' was deleted",
+                           s->id);
+        else
+            srv_reply_json(req, 200, checkpoint_json(s, bytes));
+        pthread_mutex_unlock(&s->lock);
+    }
+    srv_session_release(s);
     srv_network_release(net);
 }
 
@@ -602,6 +731,8 @@ const srv_route srv_routes[] = {
     {"GET", "/v1/networks/{net}/fit/{job}", "fit_get", srv_fit_get, 0},
     {"DELETE", "/v1/networks/{net}/fit/{job}", "fit_cancel", srv_fit_cancel,
      0},
+    {"POST", "/v1/networks/{net}/sessions/{sid}/checkpoint",
+     "session_checkpoint", handle_session_checkpoint, 0},
     /* KServe v2 / Open Inference Protocol */
     {"GET", "/v2/health/live", "v2_live", srv_v2_live, 0},
     {"GET", "/v2/health/ready", "v2_ready", srv_v2_ready, 0},

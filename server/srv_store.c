@@ -28,6 +28,7 @@ static void network_free(srv_network *net)
     if (net->trainer && net->trainer_free)
         net->trainer_free(net->trainer);
     nn_graph_free(net->graph);
+    free(net->definition);
     pthread_rwlock_destroy(&net->weights);
     free(net);
 }
@@ -69,15 +70,43 @@ void srv_session_release(srv_session *s)
         session_free(s);
 }
 
-int srv_network_add(nn_graph *graph, const char *name, srv_network **out,
-                    api_error *err)
+/* The serial of an id of the daemon's own form (prefix and digits), or 0. */
+static unsigned long long id_serial(const char *id, char prefix)
+{
+    if (id[0] != prefix || !id[1] || strspn(id + 1, "0123456789") !=
+                                         strlen(id + 1) || strlen(id) > 19)
+        return 0;
+    return strtoull(id + 1, NULL, 10);
+}
+
+/* Store lock held. */
+static void reserve(const char *id)
+{
+    unsigned long long n = id_serial(id, 'n'), s = id_serial(id, 's');
+    if (n > next_network_id)
+        next_network_id = n;
+    if (s > next_session_id)
+        next_session_id = s;
+}
+
+void srv_store_reserve_id(const char *id)
+{
+    pthread_mutex_lock(&store_lock);
+    reserve(id);
+    pthread_mutex_unlock(&store_lock);
+}
+
+int srv_network_add(nn_graph *graph, char *definition, const char *name,
+                    const char *id, srv_network **out, api_error *err)
 {
     srv_network *net = calloc(1, sizeof *net);
     if (!net) {
         nn_graph_free(graph);
+        free(definition);
         return api_fail(err, 503, "out_of_memory", "out of memory");
     }
     net->graph = graph;
+    net->definition = definition;
     pthread_rwlock_init(&net->weights, NULL);
     snprintf(net->name, sizeof net->name, "%s", name ? name : "");
     pthread_mutex_lock(&store_lock);
@@ -90,12 +119,21 @@ int srv_network_add(nn_graph *graph, const char *name, srv_network **out,
             if (strcmp(networks[i]->name, name) == 0)
                 rc = api_fail(err, 409, "conflict", "a network named '%s' "
                               "exists (id %s)", name, networks[i]->id);
+        for (int i = 0; id && rc == 0 && i < n_networks; i++)
+            if (strcmp(networks[i]->id, id) == 0)
+                rc = api_fail(err, 409, "conflict", "a network with id '%s' "
+                              "exists", id);
     }
     if (rc == 0 && !networks &&
         !(networks = calloc((size_t)max_networks_, sizeof *networks)))
         rc = api_fail(err, 503, "out_of_memory", "out of memory");
     if (rc == 0) {
-        snprintf(net->id, sizeof net->id, "n%llu", ++next_network_id);
+        if (id) {
+            snprintf(net->id, sizeof net->id, "%s", id);
+            reserve(id);
+        } else {
+            snprintf(net->id, sizeof net->id, "n%llu", ++next_network_id);
+        }
         net->refs = 2; /* the store's and the caller's */
         net->linked = 1;
         networks[n_networks++] = net;
@@ -107,6 +145,22 @@ int srv_network_add(nn_graph *graph, const char *name, srv_network **out,
     }
     *out = net;
     return 0;
+}
+
+int srv_network_linked(srv_network *net)
+{
+    pthread_mutex_lock(&store_lock);
+    int linked = net->linked;
+    pthread_mutex_unlock(&store_lock);
+    return linked;
+}
+
+int srv_session_linked(srv_session *s)
+{
+    pthread_mutex_lock(&store_lock);
+    int linked = s->linked;
+    pthread_mutex_unlock(&store_lock);
+    return linked;
 }
 
 /* Store lock held. */
@@ -206,7 +260,7 @@ int srv_session_add(srv_network *net, int batch, const char *id,
 {
     pthread_mutex_lock(&store_lock);
     int full = n_sessions >= max_sessions_;
-    unsigned long long serial = ++next_session_id;
+    unsigned long long serial = id ? 0 : ++next_session_id;
     pthread_mutex_unlock(&store_lock);
     if (full)
         return api_fail(err, 429, "limit", "the server holds %d sessions, its "
@@ -244,6 +298,7 @@ int srv_session_add(srv_network *net, int batch, const char *id,
              !(sessions = calloc((size_t)max_sessions_, sizeof *sessions)))
         rc = api_fail(err, 503, "out_of_memory", "out of memory");
     if (rc == 0) {
+        reserve(s->id);
         net->refs++;
         s->net = net;
         s->refs = 2;

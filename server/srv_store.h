@@ -19,6 +19,7 @@ typedef struct srv_network {
     char id[24];
     char name[NN_NAME_MAX];      /* "" when unnamed */
     nn_graph *graph;             /* owned */
+    char *definition;            /* the JSON it was created from; owned */
     pthread_rwlock_t weights;    /* read: steps; write: params import */
     int refs;                    /* guarded by the store lock */
     int linked;
@@ -45,10 +46,15 @@ void srv_store_init(int max_networks, int max_sessions);
 /* Frees everything (at shutdown, with no request in flight). */
 void srv_store_shutdown(void);
 
-/* Takes graph. On success *out is a held reference to the new network.
- * Fails with 409 (name taken) or 429 (limit). */
-int srv_network_add(nn_graph *graph, const char *name, srv_network **out,
-                    api_error *err);
+/* Takes graph and definition (malloc'd JSON text it was built from, kept
+ * for the data directory; may be NULL). id NULL picks one ("n1", "n2",
+ * ...); a given one (a network restored from disk) must be free, and ids
+ * picked later never repeat it. On success *out is a held reference to the
+ * new network. Fails with 409 (name or id taken) or 429 (limit). */
+int srv_network_add(nn_graph *graph, char *definition, const char *name,
+                    const char *id, srv_network **out, api_error *err);
+/* Whether the network is still in the store (not deleted). */
+int srv_network_linked(srv_network *net);
 /* By id or name; a held reference, or NULL with a 404 in err. */
 srv_network *srv_network_get(const char *key, api_error *err);
 void srv_network_release(srv_network *net);
@@ -59,13 +65,14 @@ void srv_network_each(void (*fn)(srv_network *net, void *arg), void *arg);
 int srv_network_count(void);
 
 /* Creates a session of batch rows; a held reference. id NULL picks one
- * ("s1", "s2", ...); a client's id must be free in the network (409).
- * 429 at the limit. */
+ * ("s1", "s2", ...); a given id must be free in the network (409), and ids
+ * picked later never repeat one of that form. 429 at the limit. */
 int srv_session_add(srv_network *net, int batch, const char *id,
                     srv_session **out, api_error *err);
 srv_session *srv_session_get(srv_network *net, const char *sid,
                              api_error *err);
 void srv_session_release(srv_session *s);
+int srv_session_linked(srv_session *s);
 int srv_session_delete(srv_network *net, const char *sid, api_error *err);
 void srv_session_each(srv_network *net,
                       void (*fn)(srv_session *s, void *arg), void *arg);
@@ -77,6 +84,10 @@ int srv_session_count(void);
 int srv_session_sequence(srv_network *net, const char *key, int batch,
                          int create, srv_session **out, int *created,
                          api_error *err);
+
+/* Makes ids picked from now on ("n..." or "s...") skip past a given one,
+ * so an id named by a file on disk is never handed out again. */
+void srv_store_reserve_id(const char *id);
 
 /* Unlinks sessions idle longer than timeout seconds and not in use;
  * returns how many. */

@@ -3,6 +3,8 @@
 #include "testutil.h"
 
 #include <curl/curl.h>
+#include <sys/stat.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,26 @@ static char **make_argv(const char *const *fixed, const char *const *args)
 
 int it_start(it_server *s, const char *const *args)
 {
+    return it_start_logged(s, args, NULL);
+}
+
+int it_start_tls(it_server *s, const char *const *args, const char *ca_file)
+{
+    if (it_start(s, args))
+        return -1;
+    snprintf(s->base, sizeof s->base, "https://127.0.0.1:%d", s->port);
+    snprintf(s->cainfo, sizeof s->cainfo, "%s", ca_file);
+    return 0;
+}
+
+void it_kill(it_server *s)
+{
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+}
+
+int it_start_logged(it_server *s, const char *const *args, const char *log)
+{
     static const char *const fixed[] = {"--port", "0", "--quiet", NULL};
     int out[2];
     if (pipe(out))
@@ -45,6 +67,11 @@ int it_start(it_server *s, const char *const *args)
     char **argv = make_argv(fixed, args);
     pid_t pid = fork();
     if (pid == 0) {
+        if (log) {
+            int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+            if (fd >= 0)
+                dup2(fd, 2);
+        }
         dup2(out[1], 1);
         close(out[0]);
         close(out[1]);
@@ -72,6 +99,7 @@ int it_start(it_server *s, const char *const *args)
     fclose(f); /* the daemon logs to stderr; stdout has no more to say */
     s->pid = pid;
     s->port = port;
+    s->cainfo[0] = '\0';
     snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", port);
     return 0;
 }
@@ -135,9 +163,11 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 {
     it_response *r = arg;
     size_t len = size * n;
-    const char *names[3] = {"Content-Type:", "Allow:", "X-Nerved-Backend:"};
-    char *targets[3] = {r->content_type, r->allow, r->backend};
-    for (int k = 0; k < 3; k++) {
+    const char *names[4] = {"Content-Type:", "Allow:", "X-Nerved-Backend:",
+                            "WWW-Authenticate:"};
+    char *targets[4] = {r->content_type, r->allow, r->backend,
+                        r->www_authenticate};
+    for (int k = 0; k < 4; k++) {
         size_t nl = strlen(names[k]);
         if (len > nl && strncasecmp(data, names[k], nl) == 0) {
             size_t start = nl;
@@ -186,6 +216,11 @@ int it_request_with(const it_server *s, const char *method, const char *path,
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    if (s->cainfo[0]) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, s->cainfo);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    }
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
@@ -212,6 +247,39 @@ cJSON *it_json(const it_server *s, const char *method, const char *path,
     cJSON *j = cJSON_Parse(r.body);
     it_response_free(&r);
     return j;
+}
+
+char *it_temp_dir(const char *prefix)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *dir = malloc(512);
+    if (!dir)
+        return NULL;
+    snprintf(dir, 512, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
+    if (!mkdtemp(dir)) {
+        free(dir);
+        return NULL;
+    }
+    return dir;
+}
+
+void it_remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            it_remove_tree(path);
+        else
+            unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
 }
 
 cJSON *it_call(const it_server *s, const char *method, const char *path,

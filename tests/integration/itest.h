@@ -12,14 +12,23 @@
 typedef struct it_server {
     pid_t pid;
     int port;
-    char base[64];  /* "http://127.0.0.1:PORT" */
+    char base[64];  /* "http://127.0.0.1:PORT" or "https://..." */
+    char cainfo[512]; /* https: the PEM the server's certificate must match */
 } it_server;
 
 /* Starts $NERVED_BIN --port 0 --quiet plus args (NULL-terminated) and reads
  * the bound port from its first line. Returns 0, or -1. */
 int it_start(it_server *s, const char *const *args);
+/* As it_start, with the daemon's stderr appended to the file log. */
+int it_start_logged(it_server *s, const char *const *args, const char *log);
+/* As it_start for a daemon serving HTTPS (args give --tls-cert and
+ * --tls-key): requests go to https://127.0.0.1:PORT and the client checks
+ * the server's certificate against ca_file. */
+int it_start_tls(it_server *s, const char *const *args, const char *ca_file);
 /* SIGTERM, then waits: the exit status (0 after a clean shutdown), or -1. */
 int it_stop(it_server *s);
+/* SIGKILL, as a crash: nothing of the daemon runs after it. Waits. */
+void it_kill(it_server *s);
 /* Runs $NERVED_BIN with args expecting it to exit by itself; captures up to
  * size-1 bytes of its stderr and returns its exit status. */
 int it_run(const char *const *args, char *err_out, size_t size);
@@ -31,6 +40,7 @@ typedef struct it_response {
     char content_type[128];
     char allow[128];
     char backend[128];  /* X-Nerved-Backend, set by the nginx front */
+    char www_authenticate[128];
 } it_response;
 
 /* One request; content_type NULL sends none. Returns 0 when a response
@@ -48,6 +58,11 @@ int it_request_with(const it_server *s, const char *method, const char *path,
 cJSON *it_json(const it_server *s, const char *method, const char *path,
                const char *body, long *status);
 void it_response_free(it_response *r);
+/* A new empty directory under $TMPDIR (or /tmp) named prefix-XXXXXX;
+ * malloc'd, NULL on failure. it_remove_tree deletes it and its contents. */
+char *it_temp_dir(const char *prefix);
+void it_remove_tree(const char *dir);
+
 /* it_json that asserts (CUnit) the status is expect, printing the body when
  * it is not. */
 cJSON *it_call(const it_server *s, const char *method, const char *path,

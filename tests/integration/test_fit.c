@@ -118,6 +118,35 @@ static void test_ridge_over_http(void)
     cJSON_Delete(call("DELETE", "/v1/networks/lin", NULL, 200));
 }
 
+/* With a data directory, the fitted weights are on disk when the fit is
+ * answered: a restarted daemon serves them. */
+static void test_fit_survives_a_restart(void)
+{
+    char *dir = it_temp_dir("nerved-fit");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    const char *const args[] = {"--data-dir", dir, NULL};
+    it_server keep = server, stored;
+    CU_ASSERT_EQUAL_FATAL(it_start(&stored, args), 0);
+    server = stored;
+    create(LINEAR);
+    cJSON_Delete(call("POST", "/v1/networks/lin/fit",
+                      "{\"method\": \"ridge\", \"wait\": true, \"beta\": 1e-9,"
+                      " \"inputs\": {\"x\": [[[1, 0], [0, 1], [1, 1]]]},"
+                      " \"targets\": {\"o\": [[[1.5], [2.5], [3.5]]]}}", 200));
+    cJSON *before = call("GET", "/v1/networks/lin/params", NULL, 200);
+    CU_ASSERT_EQUAL(it_stop(&stored), 0);
+    CU_ASSERT_EQUAL_FATAL(it_start(&stored, args), 0);
+    server = stored;
+    cJSON *after = call("GET", "/v1/networks/lin/params", NULL, 200);
+    CU_ASSERT(cJSON_Compare(before, after, 1));
+    cJSON_Delete(before);
+    cJSON_Delete(after);
+    CU_ASSERT_EQUAL(it_stop(&stored), 0);
+    server = keep;
+    it_remove_tree(dir);
+    free(dir);
+}
+
 /* --------------------------------------------------------------- RLS */
 
 static void rls_request(double *mse, int reset)
@@ -361,6 +390,7 @@ int main(void)
     }
     static const tu_test tests[] = {
         {"ridge over http, accumulated over data items", test_ridge_over_http},
+        {"a fit survives a restart (--data-dir)", test_fit_survives_a_restart},
         {"rls continues across requests", test_rls_continues_across_requests},
         {"a bptt job: progress, sessions keep running, atomic swap",
          test_bptt_job_with_progress_and_atomic_swap},

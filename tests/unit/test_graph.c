@@ -407,6 +407,56 @@ static void test_feedback_timing(void)
     nn_registry_free(reg);
 }
 
+/* A checkpoint restores a session through these: feedback comes from the
+ * output buffers, so writing them into a fresh session is enough for its
+ * next step to equal the original's. */
+static void test_session_carry_can_be_restored(void)
+{
+    nn_registry *reg = make_registry();
+    nn_graph *g = nn_graph_new(reg, 1);
+    nn_error err;
+    add_input(g, "i", "1");
+    add(g, "TAdd", "r");
+    add(g, "TAdd", "o");
+    link_ok(g, "i >> r >> o");
+    link_ok(g, "r << o");
+    CU_ASSERT_EQUAL_FATAL(nn_graph_build(g, &err), NN_OK);
+    nn_session *a = nn_session_new(g, 1, 7, &err);
+    nn_session *b = nn_session_new(g, 1, 7, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    float xs[] = {1, 10};
+    for (int t = 0; t < 2; t++) {
+        nn_session_input(a, "i")->data[0] = xs[t];
+        CU_ASSERT_EQUAL_FATAL(nn_session_step(a, 0, &err), NN_OK);
+    }
+    nn_session_rng(a, "r")->s[0] ^= 0x5a5a;
+    nn_session_output_buffer(b, "o")->data[0] =
+        nn_session_output_buffer(a, "o")->data[0];
+    *nn_session_rng(b, "r") = *nn_session_rng(a, "r");
+    CU_ASSERT_EQUAL(nn_session_set_steps(b, nn_session_steps(a), &err), NN_OK);
+    CU_ASSERT_EQUAL(nn_session_steps(b), 2);
+    nn_session_input(a, "i")->data[0] = 100;
+    nn_session_input(b, "i")->data[0] = 100;
+    CU_ASSERT_EQUAL(nn_session_step(a, 0, &err), NN_OK);
+    CU_ASSERT_EQUAL(nn_session_step(b, 0, &err), NN_OK);
+    CU_ASSERT_EQUAL(nn_session_output(b, "r")->data[0], 111);
+    CU_ASSERT_EQUAL(nn_session_output(a, "r")->data[0],
+                    nn_session_output(b, "r")->data[0]);
+    CU_ASSERT_EQUAL(nn_rng_u64(nn_session_rng(a, "r")),
+                    nn_rng_u64(nn_session_rng(b, "r")));
+    CU_ASSERT_EQUAL(nn_session_steps(b), 3);
+    /* Unknown names and a negative count are refused. */
+    CU_ASSERT_PTR_NULL(nn_session_output_buffer(a, "nope"));
+    CU_ASSERT_PTR_NULL(nn_session_rng(a, "nope"));
+    CU_ASSERT_EQUAL(nn_session_set_steps(a, -1, &err), NN_ERR_INVALID);
+    CU_ASSERT_EQUAL(nn_session_steps(a), 3);
+    nn_session_free(a);
+    nn_session_free(b);
+    nn_graph_free(g);
+    nn_registry_free(reg);
+}
+
 static nn_graph *acc_graph(nn_registry *reg, float start)
 {
     nn_graph *g = nn_graph_new(reg, 3);
@@ -722,6 +772,8 @@ int main(void)
          test_link_errors_leave_graph_unchanged},
         {"validation errors name the nodes", test_validation_errors},
         {"feedback arrives one step late", test_feedback_timing},
+        {"what a step hands the next can be restored",
+         test_session_carry_can_be_restored},
         {"state persists, is per session, resets",
          test_state_persists_and_resets},
         {"compiled steps allocate nothing", test_steps_allocate_nothing},

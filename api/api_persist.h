@@ -1,0 +1,102 @@
+/*
+ * api_persist.h — the data directory's files as bytes: a network (its
+ * definition as accepted and its weights) and a session checkpoint (all it
+ * carries from one step to the next). No file I/O here: the server writes
+ * these bytes atomically and hands back what it reads.
+ *
+ * Format version 1; every integer and float is little-endian:
+ *
+ *   offset  size
+ *        0     6  magic "NERVED"
+ *        6     1  kind: 'N' a network, 'C' a session checkpoint
+ *        7     1  format version: 1
+ *        8     4  u32 length of the meta JSON
+ *       12     4  u32 length of the definition JSON (0 in a checkpoint)
+ *       16     8  u64 number of float32 values
+ *       24     4  u32 CRC-32 (IEEE 802.3, the polynomial of zlib and PNG)
+ *                 of every byte of the file except these four
+ *       28        meta JSON, definition JSON, values
+ *
+ * A file is exactly that long: a shorter or longer one is refused.
+ *
+ * Network: meta {"id": "n3", "name": "guide"} (name null when unnamed); the
+ * definition as accepted by POST /v1/networks; the values are every weight
+ * in the order GET /v1/networks/{net}/params lists them (nodes in the order
+ * they were added, each node's weights in creation order, row-major).
+ *
+ * Checkpoint: meta {"network": "n3", "session": "s1", "batch": 1,
+ * "steps": 12, "nodes": [{"name": "r", "rng": "<64 hex digits>",
+ * "output": [1, 4], "states": [[1, 4]]}, ...]} with every node of the graph
+ * in the order it was added; the values are, node after node, its output
+ * buffer then each of its state tensors.
+ *
+ * Readers return 0, or -1 with an api_error whose message says what is
+ * wrong with the bytes (its HTTP status means nothing here).
+ */
+#ifndef API_PERSIST_H
+#define API_PERSIST_H
+
+#include "api.h"
+
+#define API_PERSIST_VERSION 1
+#define API_PERSIST_HEADER 28
+
+/* Continues a CRC-32 over len more bytes; start with crc = 0. */
+uint32_t api_crc32(uint32_t crc, const void *data, size_t len);
+
+/* ------------------------------------------------------------ networks */
+
+typedef struct api_stored_network {
+    char id[24];
+    char name[NN_NAME_MAX];     /* "" when unnamed */
+    char *definition;           /* NUL-terminated; owned */
+    nn_graph *graph;            /* built, with the stored weights; owned */
+} api_stored_network;
+
+/* The file of a network. name may be NULL or ""; definition is the JSON
+ * text it was created from and must build g. On success *bytes is a
+ * malloc'd buffer of *len bytes the caller frees. The caller keeps the
+ * weights from changing meanwhile. */
+int api_network_file_write(const char *id, const char *name,
+                           const char *definition, nn_graph *g,
+                           unsigned char **bytes, size_t *len,
+                           api_error *err);
+/* Checks the bytes, rebuilds the graph from the definition against reg
+ * and lim, and loads the stored weights into it. On success out holds what
+ * the caller frees with api_stored_network_free. */
+int api_network_file_read(const unsigned char *bytes, size_t len,
+                          const nn_registry *reg, const api_limits *lim,
+                          api_stored_network *out, api_error *err);
+void api_stored_network_free(api_stored_network *n);
+
+/* --------------------------------------------------------- checkpoints */
+
+typedef struct api_checkpoint {
+    char network[24];           /* the network's id */
+    char session[24];
+    int batch;
+    long steps;
+    cJSON *meta;                /* owned */
+    float *values;              /* owned */
+    size_t n_values;
+} api_checkpoint;
+
+/* The checkpoint of session s of graph g (network id net_id, session id
+ * sid). On success *bytes is a malloc'd buffer of *len bytes the caller
+ * frees. Call between steps. */
+int api_checkpoint_write(const char *net_id, const char *sid,
+                         const nn_graph *g, nn_session *s,
+                         unsigned char **bytes, size_t *len,
+                         api_error *err);
+/* Checks the bytes and reads the checkpoint into out, which the caller
+ * frees with api_checkpoint_free (also after a failure). */
+int api_checkpoint_read(const unsigned char *bytes, size_t len,
+                        api_checkpoint *out, api_error *err);
+/* Puts the checkpoint's state into s, a session of g with the checkpoint's
+ * batch. Every node, shape and size is checked before anything is written,
+ * so a refused checkpoint leaves s as it was. */
+int api_checkpoint_apply(const api_checkpoint *c, const nn_graph *g,
+                         nn_session *s, api_error *err);
+void api_checkpoint_free(api_checkpoint *c);
+
+#endif

@@ -1,0 +1,844 @@
+/*
+ * test_persist.c — the data directory against the real daemon: networks,
+ * imported weights and session checkpoints survive kill -9; a restored
+ * session continues bit for bit like the same session run here, never
+ * interrupted; deletions stay deleted; damaged files are named at start and
+ * skipped; preloaded networks keep their imported weights.
+ *
+ * The crash loop starts the daemon on one directory again and again,
+ * issues changes and kills it with SIGKILL at a point drawn from a fixed
+ * seed. A change that was answered must be there after the restart, bit
+ * for bit; one that was in flight may be there or not, but whole.
+ * Values are compared as the daemon's own JSON text, which writes each
+ * float32 with the fewest digits that read back to it: equal text, equal
+ * bits.
+ */
+#include "api.h"
+#include "itest.h"
+#include "testutil.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static nn_registry *reg;
+static api_limits lim;
+
+static const char *LOOP_NET =
+    "{\"name\": \"loop\", \"seed\": 5, \"nodes\": ["
+    "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 3},"
+    "{\"name\": \"r\", \"type\": \"VanillaRNN\", \"num_unit\": 4,"
+    " \"activation\": \"tanh\"},"
+    "{\"name\": \"d\", \"type\": \"Dropout\", \"prob\": 0.6},"
+    "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 2}],"
+    "\"edges\": [\"x >> r >> d >> o\", \"r << o\"]}";
+
+static void ff_def(int k, char *out, size_t size)
+{
+    snprintf(out, size,
+             "{\"name\": \"ff%d\", \"seed\": %d, \"nodes\": ["
+             "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 3},"
+             "{\"name\": \"h\", \"type\": \"Dense\", \"num_unit\": 4},"
+             "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 2}],"
+             "\"edges\": [\"x >> h >> o\"]}", k, 100 + k);
+}
+
+static nn_graph *local_graph(const char *def)
+{
+    cJSON *j = cJSON_Parse(def);
+    api_error err;
+    nn_graph *g = api_graph_from_json(j, reg, &lim, &err);
+    cJSON_Delete(j);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    return g;
+}
+
+/* The daemon's text for GET .../params of g. */
+static char *params_text(nn_graph *g)
+{
+    cJSON *j = api_params_to_json(g);
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return text;
+}
+
+/* Requests that got no answer (the daemon was killed), and whether one
+ * did since the daemon last started: no change after it reached the
+ * daemon, so it must not enter the model. */
+static int unanswered, dead;
+
+/* One request; the body text (malloc'd) or NULL when no answer came. */
+static char *request(const it_server *s, const char *method, const char *path,
+                     const char *body, long *status)
+{
+    it_response r;
+    *status = 0;
+    if (it_request(s, method, path, body ? "application/json" : NULL, body,
+                   body ? strlen(body) : 0, &r)) {
+        it_response_free(&r);
+        unanswered++;
+        dead = 1;
+        return NULL;
+    }
+    *status = r.status;
+    return r.body;
+}
+
+static char *make_data_dir(void)
+{
+    char *dir = it_temp_dir("nerved-persist");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    return dir;
+}
+
+static void remove_tree(const char *dir) { it_remove_tree(dir); }
+
+static int start_on(it_server *s, const char *dir, const char *log)
+{
+    const char *const args[] = {"--data-dir", dir, NULL};
+    dead = 0;
+    return it_start_logged(s, args, log);
+}
+
+/* ---------------------------------------------------------- sessions */
+
+/* The input of step t of session k, and whether it trains (Dropout then
+ * draws from the session's random stream). */
+static void step_body(int k, long t, int batch, char *out, size_t size)
+{
+    size_t n = (size_t)snprintf(out, size, "{\"inputs\": {\"x\": [");
+    for (int b = 0; b < batch; b++) {
+        n += (size_t)snprintf(out + n, size - n, "%s[", b ? ", " : "");
+        for (int f = 0; f < 3; f++)
+            n += (size_t)snprintf(out + n, size - n, "%s%g", f ? ", " : "",
+                                  (double)((k * 5 + (int)t * 3 + b * 7 + f) %
+                                           9 - 4) * 0.25);
+        n += (size_t)snprintf(out + n, size - n, "]");
+    }
+    snprintf(out + n, size - n, "]}, \"train\": %s}",
+             t % 3 == 0 ? "true" : "false");
+}
+
+/* What the daemon must answer to step t of session k (id sid, batch
+ * rows): the same session run here from its start, never interrupted. */
+static char *expected_step(nn_graph *loop, int k, const char *sid, int batch,
+                           long t)
+{
+    nn_error e;
+    nn_session *s = nn_session_new(loop, batch,
+                                   nn_seed_derive(nn_graph_seed(loop), sid), &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    char body[1024];
+    cJSON *o = NULL;
+    for (long i = 0; i <= t; i++) {
+        step_body(k, i, batch, body, sizeof body);
+        cJSON *j = cJSON_Parse(body);
+        api_error err;
+        CU_ASSERT_EQUAL_FATAL(api_bind_step_inputs(cJSON_GetObjectItem(j, "inputs"),
+                                                   s, loop, &lim, &err), 0);
+        CU_ASSERT_EQUAL_FATAL(nn_session_step(s, i % 3 == 0, &e), NN_OK);
+        cJSON_Delete(j);
+    }
+    o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "outputs", api_step_outputs_json(s, loop));
+    cJSON_AddNumberToObject(o, "step", (double)(t + 1));
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    nn_session_free(s);
+    return text;
+}
+
+/* ------------------------------------------------ the model of the disk */
+
+enum { ABSENT, PRESENT, MAYBE };
+
+typedef struct net_model {
+    char name[16];
+    char id[24];
+    int state;
+    char *weights;      /* expected params text when present */
+    char *other;        /* an import in flight: these are fine too */
+} net_model;
+
+typedef struct session_model {
+    char id[24];
+    int k, batch;
+    int state;          /* PRESENT: restored at durable (or pending) */
+    long steps;         /* in the running daemon */
+    long durable;       /* steps at the last answered checkpoint, -1 none */
+    long pending;       /* steps at a checkpoint in flight, -1 none */
+} session_model;
+
+#define MAX_NETS 64
+#define MAX_SESSIONS 48
+
+typedef struct model {
+    net_model nets[MAX_NETS];
+    int n_nets, next_ff;
+    session_model sessions[MAX_SESSIONS];
+    int n_sessions, next_session;
+    nn_graph *loop;
+} model;
+
+static void set_text(char **slot, char *text)
+{
+    free(*slot);
+    *slot = text;
+}
+
+/* Checks what the restarted daemon holds against the model, then makes
+ * the model what the daemon holds (resolving changes that were in
+ * flight). */
+static void verify(const it_server *s, model *m, int round)
+{
+    long status;
+    char path[256];
+    char *list = request(s, "GET", "/v1/networks", NULL, &status);
+    CU_ASSERT_EQUAL_FATAL(status, 200);
+    cJSON *j = cJSON_Parse(list);
+    free(list);
+    const cJSON *nets = cJSON_GetObjectItem(j, "networks");
+    /* Nothing the model does not know of. */
+    for (const cJSON *n = nets ? nets->child : NULL; n; n = n->next) {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(n, "name"));
+        int known = 0;
+        for (int i = 0; i < m->n_nets && name; i++)
+            known |= strcmp(m->nets[i].name, name) == 0 &&
+                     m->nets[i].state != ABSENT;
+        if (!known)
+            fprintf(stderr, "round %d: unexpected network %s\n", round,
+                    name ? name : "(unnamed)");
+        CU_ASSERT(known);
+    }
+    cJSON_Delete(j);
+
+    for (int i = 0; i < m->n_nets; i++) {
+        net_model *n = &m->nets[i];
+        snprintf(path, sizeof path, "/v1/networks/%s/params", n->name);
+        char *got = request(s, "GET", path, NULL, &status);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+        if (status == 404) {
+            if (n->state == PRESENT)
+                fprintf(stderr, "round %d: network %s lost\n", round, n->name);
+            CU_ASSERT(n->state != PRESENT);
+            n->state = ABSENT;
+        } else {
+            CU_ASSERT_EQUAL(status, 200);
+            if (n->state == ABSENT)
+                fprintf(stderr, "round %d: network %s came back\n", round,
+                        n->name);
+            CU_ASSERT(n->state != ABSENT);
+            int same = n->weights && strcmp(got, n->weights) == 0;
+            int other = n->other && strcmp(got, n->other) == 0;
+            if (!same && !other)
+                fprintf(stderr, "round %d: network %s has other weights\n",
+                        round, n->name);
+            CU_ASSERT(same || other);
+            if (other && !same)
+                set_text(&n->weights, n->other), n->other = NULL;
+            /* Same id as when it was created. */
+            snprintf(path, sizeof path, "/v1/networks/%s", n->name);
+            char *desc = request(s, "GET", path, NULL, &status);
+            cJSON *dj = cJSON_Parse(desc);
+            const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(dj, "id"));
+            CU_ASSERT_PTR_NOT_NULL_FATAL(id);
+            if (n->id[0])
+                CU_ASSERT_STRING_EQUAL(id, n->id);
+            snprintf(n->id, sizeof n->id, "%s", id);
+            cJSON_Delete(dj);
+            free(desc);
+            n->state = PRESENT;
+        }
+        set_text(&n->other, NULL);
+        free(got);
+    }
+
+    for (int i = 0; i < m->n_sessions; i++) {
+        session_model *q = &m->sessions[i];
+        snprintf(path, sizeof path, "/v1/networks/loop/sessions/%s", q->id);
+        char *got = request(s, "GET", path, NULL, &status);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+        cJSON *sj = cJSON_Parse(got);
+        free(got);
+        if (status == 404) {
+            if (q->state == PRESENT && q->durable >= 0)
+                fprintf(stderr, "round %d: session %s lost\n", round, q->id);
+            CU_ASSERT(!(q->state == PRESENT && q->durable >= 0));
+            q->state = ABSENT;
+            cJSON_Delete(sj);
+            continue;
+        }
+        CU_ASSERT_EQUAL(status, 200);
+        if (q->state == ABSENT)
+            fprintf(stderr, "round %d: session %s came back\n", round, q->id);
+        CU_ASSERT(q->state != ABSENT);
+        long steps = (long)cJSON_GetObjectItem(sj, "steps")->valuedouble;
+        cJSON_Delete(sj);
+        if (steps != q->durable && steps != q->pending)
+            fprintf(stderr, "round %d: session %s at step %ld, checkpoints at "
+                    "%ld and %ld\n", round, q->id, steps, q->durable,
+                    q->pending);
+        CU_ASSERT(steps == q->durable || steps == q->pending);
+        /* It continues exactly where the checkpoint was. */
+        char body[1024];
+        step_body(q->k, steps, q->batch, body, sizeof body);
+        snprintf(path, sizeof path, "/v1/networks/loop/sessions/%s/forward",
+                 q->id);
+        got = request(s, "POST", path, body, &status);
+        CU_ASSERT_EQUAL(status, 200);
+        char *want = expected_step(m->loop, q->k, q->id, q->batch, steps);
+        if (!got || strcmp(got, want) != 0)
+            fprintf(stderr, "round %d: session %s step %ld:\n  got  %s\n  "
+                    "want %s\n", round, q->id, steps, got ? got : "-", want);
+        CU_ASSERT(got && strcmp(got, want) == 0);
+        free(got);
+        free(want);
+        q->state = PRESENT;
+        q->durable = steps;
+        q->pending = -1;
+        q->steps = steps + 1;
+    }
+}
+
+/* ---------------------------------------------------------- the changes */
+
+typedef struct killer {
+    it_server *server;
+    long delay_us;
+    atomic_int done;
+} killer;
+
+static void *kill_later(void *arg)
+{
+    killer *k = arg;
+    struct timespec delay = {0, k->delay_us * 1000};
+    nanosleep(&delay, NULL);
+    it_kill(k->server);
+    atomic_store(&k->done, 1);
+    return NULL;
+}
+
+static int pick(nn_rng *rng, int n)
+{
+    return (int)(nn_rng_u64(rng) % (uint64_t)n);
+}
+
+/* A random present feedforward network, or -1. */
+static int some_ff(model *m, nn_rng *rng)
+{
+    int candidates[MAX_NETS], n = 0;
+    for (int i = 0; i < m->n_nets; i++)
+        if (m->nets[i].state == PRESENT && strncmp(m->nets[i].name, "ff", 2) == 0)
+            candidates[n++] = i;
+    return n ? candidates[pick(rng, n)] : -1;
+}
+
+static int some_session(model *m, nn_rng *rng)
+{
+    int candidates[MAX_SESSIONS], n = 0;
+    for (int i = 0; i < m->n_sessions; i++)
+        if (m->sessions[i].state == PRESENT)
+            candidates[n++] = i;
+    return n ? candidates[pick(rng, n)] : -1;
+}
+
+static void op_create_network(const it_server *s, model *m)
+{
+    if (m->n_nets == MAX_NETS)
+        return;
+    net_model *n = &m->nets[m->n_nets++];
+    char def[1024];
+    int k = m->next_ff++;
+    ff_def(k, def, sizeof def);
+    snprintf(n->name, sizeof n->name, "ff%d", k);
+    nn_graph *g = local_graph(def);
+    n->weights = params_text(g);
+    nn_graph_free(g);
+    n->state = MAYBE;
+    long status;
+    char *got = request(s, "POST", "/v1/networks", def, &status);
+    if (status == 201) {
+        cJSON *j = cJSON_Parse(got);
+        snprintf(n->id, sizeof n->id, "%s",
+                 cJSON_GetStringValue(cJSON_GetObjectItem(j, "id")));
+        cJSON_Delete(j);
+        n->state = PRESENT;
+    }
+    free(got);
+}
+
+static void op_import(const it_server *s, model *m, nn_rng *rng)
+{
+    int i = some_ff(m, rng);
+    if (i < 0)
+        return;
+    net_model *n = &m->nets[i];
+    char def[1024];
+    ff_def(atoi(n->name + 2), def, sizeof def);
+    nn_graph *g = local_graph(def);
+    for (int x = 0; x < nn_graph_node_count(g); x++) {
+        nn_node *node = nn_graph_node_at(g, x);
+        for (int w = 0; w < nn_node_weight_count(node); w++) {
+            nn_tensor *t = nn_node_weight_at(node, w);
+            for (size_t e = 0; e < nn_tensor_numel(t); e++)
+                t->data[e] = (float)nn_rng_normal(rng);
+        }
+    }
+    char *doc = params_text(g);
+    /* What the daemon holds after importing this very text. */
+    cJSON *parsed = cJSON_Parse(doc);
+    api_error err;
+    CU_ASSERT_EQUAL_FATAL(api_params_from_json(g, parsed, &err), 0);
+    cJSON_Delete(parsed);
+    set_text(&n->other, params_text(g));
+    nn_graph_free(g);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/networks/%s/params", n->name);
+    long status;
+    free(request(s, "PUT", path, doc, &status));
+    free(doc);
+    if (status == 200) {
+        set_text(&n->weights, n->other);
+        n->other = NULL;
+    }
+}
+
+static void op_delete_network(const it_server *s, model *m, nn_rng *rng)
+{
+    int i = some_ff(m, rng);
+    if (i < 0)
+        return;
+    net_model *n = &m->nets[i];
+    char path[128];
+    snprintf(path, sizeof path, "/v1/networks/%s", n->name);
+    n->state = MAYBE;
+    long status;
+    free(request(s, "DELETE", path, NULL, &status));
+    if (status == 200)
+        n->state = ABSENT;
+}
+
+static int checkpoint(const it_server *s, session_model *q)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/networks/loop/sessions/%s/checkpoint",
+             q->id);
+    q->pending = q->steps;
+    long status;
+    char *got = request(s, "POST", path, NULL, &status);
+    if (status == 200) {
+        cJSON *j = cJSON_Parse(got);
+        CU_ASSERT_EQUAL((long)cJSON_GetObjectItem(j, "steps")->valuedouble,
+                        q->steps);
+        cJSON_Delete(j);
+        q->durable = q->steps;
+        q->pending = -1;
+    }
+    free(got);
+    return status == 200;
+}
+
+static void op_step_and_checkpoint(const it_server *s, model *m, nn_rng *rng)
+{
+    int i = some_session(m, rng);
+    if (i < 0)
+        return;
+    session_model *q = &m->sessions[i];
+    char path[128], body[1024];
+    snprintf(path, sizeof path, "/v1/networks/loop/sessions/%s/forward", q->id);
+    for (int n = 1 + pick(rng, 3); n > 0; n--) {
+        step_body(q->k, q->steps, q->batch, body, sizeof body);
+        long status;
+        free(request(s, "POST", path, body, &status));
+        if (status != 200)
+            return; /* killed: the running state is gone anyway */
+        q->steps++;
+    }
+    checkpoint(s, q);
+}
+
+static void op_new_session(const it_server *s, model *m, nn_rng *rng)
+{
+    if (m->n_sessions == MAX_SESSIONS)
+        return;
+    session_model *q = &m->sessions[m->n_sessions];
+    memset(q, 0, sizeof *q);
+    q->k = m->next_session++;
+    q->batch = 1 + pick(rng, 2);
+    /* Both kinds of id: the client's and the daemon's own. */
+    int named = q->k % 2 == 0;
+    char body[128];
+    if (named)
+        snprintf(body, sizeof body, "{\"batch\": %d, \"id\": \"q-%d\"}",
+                 q->batch, q->k);
+    else
+        snprintf(body, sizeof body, "{\"batch\": %d}", q->batch);
+    long status;
+    char *got = request(s, "POST", "/v1/networks/loop/sessions", body, &status);
+    if (status != 201) {
+        free(got);
+        return; /* not answered: a session without checkpoint is not kept */
+    }
+    cJSON *j = cJSON_Parse(got);
+    snprintf(q->id, sizeof q->id, "%s",
+             cJSON_GetStringValue(cJSON_GetObjectItem(j, "id")));
+    cJSON_Delete(j);
+    free(got);
+    q->state = PRESENT;
+    q->durable = q->pending = -1;
+    /* The daemon's own ids restart from what its directory holds, so the
+     * id of a session deleted before a restart may come again. */
+    int slot = m->n_sessions;
+    for (int i = 0; i < m->n_sessions; i++)
+        if (strcmp(m->sessions[i].id, q->id) == 0) {
+            CU_ASSERT_EQUAL(m->sessions[i].state, ABSENT);
+            slot = i;
+        }
+    if (slot != m->n_sessions)
+        m->sessions[slot] = *q;
+    else
+        m->n_sessions++;
+    checkpoint(s, &m->sessions[slot]);
+}
+
+static void op_delete_session(const it_server *s, model *m, nn_rng *rng)
+{
+    int i = some_session(m, rng);
+    if (i < 0)
+        return;
+    session_model *q = &m->sessions[i];
+    char path[128];
+    snprintf(path, sizeof path, "/v1/networks/loop/sessions/%s", q->id);
+    q->state = MAYBE;
+    long status;
+    free(request(s, "DELETE", path, NULL, &status));
+    if (status == 200)
+        q->state = ABSENT;
+}
+
+/* ----------------------------------------------------------------- tests */
+
+static void test_crash_loop(void)
+{
+    char *dir = make_data_dir();
+    model *m = calloc(1, sizeof *m);
+    m->loop = local_graph(LOOP_NET);
+    nn_rng rng;
+    nn_rng_seed(&rng, 2022);
+    it_server s;
+    long status;
+
+    /* Networks, an import, sessions with checkpoints; then a crash. */
+    CU_ASSERT_EQUAL_FATAL(start_on(&s, dir, NULL), 0);
+    free(request(&s, "POST", "/v1/networks", LOOP_NET, &status));
+    CU_ASSERT_EQUAL_FATAL(status, 201);
+    net_model *loop = &m->nets[m->n_nets++];
+    snprintf(loop->name, sizeof loop->name, "loop");
+    snprintf(loop->id, sizeof loop->id, "n1");
+    loop->weights = params_text(m->loop);
+    loop->state = PRESENT;
+    for (int k = 0; k < 3; k++)
+        op_create_network(&s, m);
+    op_import(&s, m, &rng);
+    for (int k = 0; k < 4; k++)
+        op_new_session(&s, m, &rng);
+    for (int k = 0; k < 6; k++)
+        op_step_and_checkpoint(&s, m, &rng);
+    CU_ASSERT_EQUAL(m->n_sessions, 4);
+    for (int i = 0; i < m->n_nets; i++)
+        CU_ASSERT_EQUAL(m->nets[i].state, PRESENT);
+    it_kill(&s);
+
+    int rounds = 24, kills_in_flight = 0;
+    for (int round = 0; round < rounds; round++) {
+        CU_ASSERT_EQUAL_FATAL(start_on(&s, dir, NULL), 0);
+        verify(&s, m, round);
+        /* The loop network itself never changes; its weights are the
+         * reference's. */
+        killer k = {&s, pick(&rng, 4000), 0};
+        int unanswered_before = unanswered;
+        int kill_at = pick(&rng, 8);
+        pthread_t thread;
+        int started = 0;
+        /* Changes go on until the kill has landed, however fast they are,
+         * so it lands in the middle of one. */
+        for (int op = 0; op < 200 && !dead &&
+                         (op < 8 || !atomic_load(&k.done));
+             op++) {
+            if (op == kill_at) {
+                CU_ASSERT_EQUAL_FATAL(pthread_create(&thread, NULL, kill_later,
+                                                     &k), 0);
+                started = 1;
+            }
+            switch (pick(&rng, 6)) {
+            case 0: op_create_network(&s, m); break;
+            case 1: op_import(&s, m, &rng); break;
+            case 2: op_delete_network(&s, m, &rng); break;
+            case 3: op_new_session(&s, m, &rng); break;
+            case 4: op_delete_session(&s, m, &rng); break;
+            default: op_step_and_checkpoint(&s, m, &rng); break;
+            }
+        }
+        if (started)
+            pthread_join(thread, NULL);
+        /* Did the kill land while changes were still being made? */
+        kills_in_flight += unanswered > unanswered_before;
+    }
+    CU_ASSERT_EQUAL_FATAL(start_on(&s, dir, NULL), 0);
+    verify(&s, m, rounds);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+    fprintf(stderr, "crash loop: %d kills, %d while changes ran\n", rounds,
+            kills_in_flight);
+    /* Most kills must have hit running changes, or the loop proves little. */
+    CU_ASSERT(kills_in_flight >= rounds / 2);
+
+    for (int i = 0; i < m->n_nets; i++) {
+        free(m->nets[i].weights);
+        free(m->nets[i].other);
+    }
+    nn_graph_free(m->loop);
+    free(m);
+    remove_tree(dir);
+    free(dir);
+}
+
+static int file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[2048];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+static void damage(const char *path, long at, int truncate_to)
+{
+    FILE *f = fopen(path, "r+b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    if (truncate_to >= 0) {
+        CU_ASSERT_EQUAL(ftruncate(fileno(f), truncate_to), 0);
+    } else {
+        fseek(f, at, SEEK_SET);
+        int c = fgetc(f);
+        fseek(f, at, SEEK_SET);
+        fputc(c ^ 0x20, f);
+    }
+    fclose(f);
+}
+
+static void test_damaged_files_are_skipped(void)
+{
+    char *dir = make_data_dir();
+    char log[600], path[700], data[600];
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(log, sizeof log, "%s/stderr.log", dir);
+    it_server s;
+    long status;
+    CU_ASSERT_EQUAL_FATAL(start_on(&s, data, NULL), 0);
+    char def[1024];
+    for (int k = 0; k < 3; k++) {
+        ff_def(k, def, sizeof def);
+        free(request(&s, "POST", "/v1/networks", def, &status));
+        CU_ASSERT_EQUAL(status, 201);
+    }
+    free(request(&s, "POST", "/v1/networks", LOOP_NET, &status));
+    free(request(&s, "POST", "/v1/networks/loop/sessions", "{\"id\": \"a\"}",
+                 &status));
+    free(request(&s, "POST", "/v1/networks/loop/sessions", "{\"id\": \"b\"}",
+                 &status));
+    free(request(&s, "POST", "/v1/networks/loop/sessions/a/checkpoint", NULL,
+                 &status));
+    CU_ASSERT_EQUAL(status, 200);
+    free(request(&s, "POST", "/v1/networks/loop/sessions/b/checkpoint", NULL,
+                 &status));
+    CU_ASSERT_EQUAL(status, 200);
+    char *ff2 = request(&s, "GET", "/v1/networks/ff2/params", NULL, &status);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+
+    /* ff0 (n1) loses a bit, ff1 (n2) its tail, checkpoint a its tail; a
+     * stranger and an empty checkpoint join them. */
+    snprintf(path, sizeof path, "%s/net-n1.nerved", data);
+    damage(path, 40, -1);
+    snprintf(path, sizeof path, "%s/net-n2.nerved", data);
+    damage(path, 0, 100);
+    snprintf(path, sizeof path, "%s/ckpt-n4-a.nerved", data);
+    damage(path, 0, 30);
+    snprintf(path, sizeof path, "%s/net-n9.nerved", data);
+    FILE *f = fopen(path, "w");
+    fputs("not a network at all", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/ckpt-n4-zz.nerved", data);
+    fclose(fopen(path, "w"));
+
+    CU_ASSERT_EQUAL_FATAL(start_on(&s, data, log), 0);
+    CU_ASSERT(file_contains(log, "net-n1.nerved: CRC-32 mismatch"));
+    CU_ASSERT(file_contains(log, "net-n2.nerved:") &&
+              file_contains(log, "truncated or damaged"));
+    CU_ASSERT(file_contains(log, "ckpt-n4-a.nerved:"));
+    CU_ASSERT(file_contains(log, "net-n9.nerved: truncated"));
+    CU_ASSERT(file_contains(log, "ckpt-n4-zz.nerved: truncated"));
+    CU_ASSERT(file_contains(log, "2 networks and 1 session checkpoints "
+                                 "restored"));
+    /* The others are intact and served. */
+    char *got = request(&s, "GET", "/v1/networks/ff2/params", NULL, &status);
+    CU_ASSERT_EQUAL(status, 200);
+    CU_ASSERT(got && ff2 && strcmp(got, ff2) == 0);
+    free(got);
+    free(request(&s, "GET", "/v1/networks/loop/sessions/b", NULL, &status));
+    CU_ASSERT_EQUAL(status, 200);
+    free(request(&s, "GET", "/v1/networks/loop/sessions/a", NULL, &status));
+    CU_ASSERT_EQUAL(status, 404);
+    free(request(&s, "GET", "/v1/networks/ff0", NULL, &status));
+    CU_ASSERT_EQUAL(status, 404);
+    /* A new network does not take an id a skipped file holds. */
+    ff_def(5, def, sizeof def);
+    got = request(&s, "POST", "/v1/networks", def, &status);
+    CU_ASSERT_EQUAL(status, 201);
+    CU_ASSERT_PTR_NOT_NULL(got && strstr(got, "\"id\":\"n10\""));
+    free(got);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+    free(ff2);
+    remove_tree(dir);
+    free(dir);
+}
+
+static void test_deletions_and_checkpoint_answers(void)
+{
+    char *dir = make_data_dir();
+    it_server s;
+    long status;
+    CU_ASSERT_EQUAL_FATAL(start_on(&s, dir, NULL), 0);
+    free(request(&s, "POST", "/v1/networks", LOOP_NET, &status));
+    char def[1024];
+    ff_def(1, def, sizeof def);
+    free(request(&s, "POST", "/v1/networks", def, &status));
+    free(request(&s, "POST", "/v1/networks/loop/sessions",
+                 "{\"id\": \"keep\", \"batch\": 2}", &status));
+    free(request(&s, "POST", "/v1/networks/loop/sessions", "{\"id\": \"drop\"}",
+                 &status));
+    char *got = request(&s, "POST", "/v1/networks/loop/sessions/keep/checkpoint",
+                        NULL, &status);
+    CU_ASSERT_EQUAL(status, 200);
+    cJSON *j = cJSON_Parse(got);
+    free(got);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(j, "id")),
+                           "keep");
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(j, "batch")->valueint, 2);
+    const cJSON *saved = cJSON_GetObjectItem(j, "checkpoint");
+    CU_ASSERT(cJSON_GetObjectItem(saved, "bytes")->valuedouble > 28);
+    const cJSON *state = cJSON_GetArrayItem(cJSON_GetObjectItem(saved,
+                                                                "states"), 0);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(state,
+                                                                    "node")),
+                           "r");
+    cJSON_Delete(j);
+    free(request(&s, "POST", "/v1/networks/loop/sessions/drop/checkpoint",
+                 NULL, &status));
+    free(request(&s, "DELETE", "/v1/networks/loop/sessions/drop", NULL,
+                 &status));
+    CU_ASSERT_EQUAL(status, 200);
+    free(request(&s, "DELETE", "/v1/networks/ff1", NULL, &status));
+    CU_ASSERT_EQUAL(status, 200);
+    free(request(&s, "POST", "/v1/networks/loop/sessions/nope/checkpoint",
+                 NULL, &status));
+    CU_ASSERT_EQUAL(status, 404);
+    it_kill(&s);
+
+    CU_ASSERT_EQUAL_FATAL(start_on(&s, dir, NULL), 0);
+    free(request(&s, "GET", "/v1/networks/loop/sessions/keep", NULL, &status));
+    CU_ASSERT_EQUAL(status, 200);
+    free(request(&s, "GET", "/v1/networks/loop/sessions/drop", NULL, &status));
+    CU_ASSERT_EQUAL(status, 404);
+    free(request(&s, "GET", "/v1/networks/ff1", NULL, &status));
+    CU_ASSERT_EQUAL(status, 404);
+    /* Deleting the network takes its checkpoints along. */
+    free(request(&s, "DELETE", "/v1/networks/loop", NULL, &status));
+    CU_ASSERT_EQUAL(status, 200);
+    it_kill(&s);
+    DIR *d = opendir(dir);
+    int files = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        files += e->d_name[0] != '.';
+    closedir(d);
+    CU_ASSERT_EQUAL(files, 0);
+    remove_tree(dir);
+    free(dir);
+
+    /* Without a data directory there is nowhere to checkpoint to. */
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, NULL), 0);
+    free(request(&s, "POST", "/v1/networks", LOOP_NET, &status));
+    free(request(&s, "POST", "/v1/networks/loop/sessions", NULL, &status));
+    got = request(&s, "POST", "/v1/networks/loop/sessions/s1/checkpoint", NULL,
+                  &status);
+    CU_ASSERT_EQUAL(status, 409);
+    CU_ASSERT_PTR_NOT_NULL(got && strstr(got, "--data-dir"));
+    free(got);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
+static void test_preloaded_networks_keep_imports(void)
+{
+    char *dir = make_data_dir();
+    char pre[600], data[600], path[700];
+    snprintf(pre, sizeof pre, "%s/pre", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    CU_ASSERT_EQUAL_FATAL(mkdir(pre, 0700), 0);
+    snprintf(path, sizeof path, "%s/ff3.json", pre);
+    char def[1024];
+    ff_def(3, def, sizeof def);
+    FILE *f = fopen(path, "w");
+    fputs(def, f);
+    fclose(f);
+    const char *const args[] = {"--data-dir", data, "--preload", pre, NULL};
+    it_server s;
+    long status;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    nn_graph *g = local_graph(def);
+    nn_node *h = nn_graph_find(g, "h");
+    nn_node_weight_at(h, 0)->data[0] = 0.5f;
+    char *doc = params_text(g);
+    free(request(&s, "PUT", "/v1/networks/ff3/params", doc, &status));
+    CU_ASSERT_EQUAL(status, 200);
+    it_kill(&s);
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    char *got = request(&s, "GET", "/v1/networks/ff3/params", NULL, &status);
+    CU_ASSERT_EQUAL(status, 200);
+    CU_ASSERT(got && strcmp(got, doc) == 0);
+    free(got);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+    free(doc);
+    nn_graph_free(g);
+    remove_tree(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    nn_error e;
+    reg = nn_registry_new();
+    if (!reg || nn_registry_add_builtins(reg, &e) != NN_OK)
+        return 2;
+    lim = api_default_limits();
+    static const tu_test tests[] = {
+        {"deletions stay deleted; checkpoints answer what they saved",
+         test_deletions_and_checkpoint_answers},
+        {"damaged files are named and skipped", test_damaged_files_are_skipped},
+        {"preloaded networks keep their imported weights",
+         test_preloaded_networks_keep_imports},
+        {"what was answered survives kill -9, bit for bit", test_crash_loop},
+        {NULL, NULL}};
+    int rc = tu_run_suite("persist", tests);
+    nn_registry_free(reg);
+    return rc;
+}
