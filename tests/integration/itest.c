@@ -20,21 +20,38 @@ static const char *binary(void)
     return b ? b : "nerved";
 }
 
-/* argv = binary, fixed..., args... */
+/* argv = [wrapper words...] binary, fixed..., args... . NERVED_WRAPPER, when
+ * set, is a command line the daemon runs under (valgrind, for one run of
+ * the suite), split on spaces. */
 static char **make_argv(const char *const *fixed, const char *const *args)
 {
-    size_t n = 1;
-    while (fixed && fixed[n - 1])
+    static char wrapper[1024];
+    char *words[32];
+    size_t w = 0;
+    const char *env = getenv("NERVED_WRAPPER");
+    if (env && *env) {
+        snprintf(wrapper, sizeof wrapper, "%s", env);
+        for (char *save = NULL, *tok = strtok_r(wrapper, " ", &save);
+             tok && w < 32; tok = strtok_r(NULL, " ", &save))
+            words[w++] = tok;
+    }
+    size_t n = 0;
+    while (fixed && fixed[n])
         n++;
     size_t m = 0;
     while (args && args[m])
         m++;
-    char **argv = calloc(n + m + 1, sizeof *argv);
-    argv[0] = (char *)binary();
-    for (size_t i = 0; fixed && fixed[i]; i++)
-        argv[1 + i] = (char *)fixed[i];
+    char **argv = calloc(w + 1 + n + m + 1, sizeof *argv);
+    if (!argv)
+        return NULL;
+    size_t at = 0;
+    for (size_t i = 0; i < w; i++)
+        argv[at++] = words[i];
+    argv[at++] = (char *)binary();
+    for (size_t i = 0; i < n; i++)
+        argv[at++] = (char *)fixed[i];
     for (size_t i = 0; i < m; i++)
-        argv[n + i] = (char *)args[i];
+        argv[at++] = (char *)args[i];
     return argv;
 }
 
@@ -65,6 +82,11 @@ int it_start_logged(it_server *s, const char *const *args, const char *log)
     if (pipe(out))
         return -1;
     char **argv = make_argv(fixed, args);
+    if (!argv) {
+        close(out[0]);
+        close(out[1]);
+        return -1;
+    }
     pid_t pid = fork();
     if (pid == 0) {
         if (log) {
@@ -75,7 +97,7 @@ int it_start_logged(it_server *s, const char *const *args, const char *log)
         dup2(out[1], 1);
         close(out[0]);
         close(out[1]);
-        execv(argv[0], argv);
+        execvp(argv[0], argv);
         _exit(127);
     }
     free(argv);
@@ -120,6 +142,11 @@ int it_run(const char *const *args, char *err_out, size_t size)
     if (pipe(err))
         return -1;
     char **argv = make_argv(NULL, args);
+    if (!argv) {
+        close(err[0]);
+        close(err[1]);
+        return -1;
+    }
     pid_t pid = fork();
     if (pid == 0) {
         dup2(err[1], 2);
@@ -128,7 +155,7 @@ int it_run(const char *const *args, char *err_out, size_t size)
             dup2(devnull, 1);
         close(err[0]);
         close(err[1]);
-        execv(argv[0], argv);
+        execvp(argv[0], argv);
         _exit(127);
     }
     free(argv);
