@@ -181,11 +181,12 @@ static int lstm_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
     rc = nn_node_add_state(node, "c", &c, err);
     if (rc < 0)
         return rc;
-    if (self->bi) {
-        float forget_bias = (float)nn_node_param_float(node, "forget_bias");
-        for (int j = 0; j < self->units; j++)
-            self->bi->data[self->units + j] += forget_bias;
-    }
+    float forget_bias = (float)nn_node_param_float(node, "forget_bias");
+    if (!self->bi && forget_bias != 0)
+        return nn_error_set(err, NN_ERR_INVALID, "'forget_bias' goes into the "
+                            "bias bi, which use_bias=false leaves out");
+    for (int j = 0; self->bi && j < self->units; j++)
+        self->bi->data[self->units + j] += forget_bias;
     return NN_OK;
 }
 

@@ -357,6 +357,15 @@ static void test_cell_errors(void)
                     NN_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'forget_bias'"));
     nn_graph_free(g);
+    /* A forget bias without biases would be silently lost. */
+    g = graph(1);
+    node(g, "Input", "x", "shape=2", NULL);
+    node(g, "LSTM", "cell", "num_unit=2", "use_bias=false", "forget_bias=1",
+         NULL);
+    link(g, "x >> cell");
+    build_fails(g, NN_ERR_INVALID, "'cell' (LSTM)", "'forget_bias'",
+                "use_bias=false", NULL);
+    nn_graph_free(g);
 }
 
 /* --------------------------------------------------------------- LayerNorm */
@@ -653,6 +662,68 @@ static void test_steps_allocate_nothing(void)
     nn_graph_free(g);
 }
 
+/* Every allocation of describing, building, compiling and taping a graph
+ * of the new types may fail: each failure is NN_ERR_NOMEM, never a crash,
+ * and the sanitizer build checks nothing leaks. */
+static void test_out_of_memory_paths(void)
+{
+    int failures_seen = 0, succeeded = 0;
+    for (uint64_t k = 1; k < 1000 && !succeeded; k++) {
+        nn_error err;
+        memset(&err, 0, sizeof err);
+        nn_alloc_fail_after(k);
+        int ok = 0;
+        nn_graph *g = nn_graph_new(reg, 1);
+        nn_session *s = NULL;
+        nn_tape *tape = NULL;
+        nn_grads *grads = NULL;
+        static const char *const nodes[][3] = {
+            {"Input", "x", "shape=4"},       {"LSTM", "l", "num_unit=4"},
+            {"GRU", "r", "num_unit=4"},      {"Summation", "sum", NULL},
+            {"LayerNorm", "ln", NULL},       {"Reshape", "rs", "shape=2,2"},
+            {"Select", "sel", "index=::-1"},
+        };
+        int described = g != NULL;
+        for (size_t i = 0; described && i < sizeof nodes / sizeof *nodes;
+             i++) {
+            nn_node *n = nn_graph_add_node(g, nodes[i][0], nodes[i][1], &err);
+            const char *kv = nodes[i][2];
+            if (!n) {
+                described = 0;
+            } else if (kv) {
+                char key[32];
+                const char *eq = strchr(kv, '=');
+                snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
+                described = nn_node_set_param(n, key, eq + 1, &err) == NN_OK;
+            }
+        }
+        if (described &&
+            nn_graph_link(g, "x >> {l, r} >> sum >> ln >> rs >> sel",
+                          &err) == NN_OK &&
+            nn_graph_link(g, "l << ln", &err) == NN_OK &&
+            nn_graph_build(g, &err) == NN_OK &&
+            (s = nn_session_new(g, 2, 0, &err)) != NULL &&
+            (tape = nn_tape_new(s, 2, &err)) != NULL &&
+            (grads = nn_grads_new(g, &err)) != NULL &&
+            nn_session_step(s, 0, &err) == NN_OK)
+            ok = 1;
+        nn_alloc_fail_after(0);
+        if (!ok) {
+            failures_seen++;
+            if (g) { /* without a graph no error record was filled */
+                CU_ASSERT_EQUAL(err.code, NN_ERR_NOMEM);
+            }
+        }
+        nn_grads_free(grads);
+        nn_tape_free(tape);
+        nn_session_free(s);
+        nn_graph_free(g);
+        succeeded = ok; /* then k is past the last allocation */
+    }
+    CU_ASSERT(succeeded);
+    CU_ASSERT(failures_seen > 20);
+}
+
 /* --------------------------------------- backward vs finite differences */
 
 enum { FD_B = 2, FD_T = 4 };
@@ -838,6 +909,7 @@ int main(void)
         {"Reshape", test_reshape},
         {"Summation", test_summation},
         {"steps and backward allocate nothing", test_steps_allocate_nothing},
+        {"out-of-memory paths fail cleanly", test_out_of_memory_paths},
         {"LSTM and GRU gradients", test_cell_gradients},
         {"LayerNorm gradients", test_layernorm_gradients},
         {"Summation, Reshape and Select gradients", test_utility_gradients},
