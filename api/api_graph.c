@@ -97,12 +97,39 @@ static int param_text(const nn_param_def *def, const cJSON *v,
         snprintf(buf, size, "%s", cJSON_IsTrue(v) ? "true" : "false");
         return 0;
     case NN_PARAM_ENUM:
-    case NN_PARAM_STRING:
         if (!cJSON_IsString(v))
             return api_fail(err, 400, "bad_parameter", "%s must be a string",
                             where);
         snprintf(buf, size, "%s", v->valuestring);
         return 0;
+    case NN_PARAM_STRING:
+        if (cJSON_IsString(v)) {
+            snprintf(buf, size, "%s", v->valuestring);
+            return 0;
+        }
+        /* Types parse their own strings, and some hold integers ("index":
+         * 2, "shape": [2, -1]): JSON's own form is accepted as their text. */
+        if (json_integer(v, -9.2e18, 9.2e18, &i)) {
+            snprintf(buf, size, "%lld", i);
+            return 0;
+        }
+        if (cJSON_IsArray(v) && cJSON_GetArraySize(v) >= 1) {
+            size_t len = (size_t)snprintf(buf, size, "[");
+            const cJSON *c = v->child;
+            for (; c && json_integer(c, -9.2e18, 9.2e18, &i) && len < size;
+                 c = c->next)
+                len += (size_t)snprintf(buf + len, size - len, "%s%lld",
+                                        c == v->child ? "" : ", ", i);
+            if (!c && len < size)
+                len += (size_t)snprintf(buf + len, size - len, "]");
+            if (len >= size)
+                return api_fail(err, 400, "bad_parameter", "%s: too many "
+                                "values", where);
+            if (!c)
+                return 0;
+        }
+        return api_fail(err, 400, "bad_parameter", "%s must be a string, an "
+                        "integer or an array of integers", where);
     case NN_PARAM_SHAPE: {
         if (json_integer(v, 1, 1 << 30, &i)) {
             snprintf(buf, size, "%lld", i);

@@ -15,6 +15,12 @@ extern const nn_node_type nn_type_dropout;
 extern const nn_node_type nn_type_activation;
 extern const nn_node_type nn_type_concat;
 extern const nn_node_type nn_type_linear_readout;
+extern const nn_node_type nn_type_lstm;
+extern const nn_node_type nn_type_gru;
+extern const nn_node_type nn_type_layernorm;
+extern const nn_node_type nn_type_select;
+extern const nn_node_type nn_type_reshape;
+extern const nn_node_type nn_type_summation;
 
 /* nn_check_shape_consistency over a node's ff (or fb) input shapes, with
  * the senders' names as labels for the error message. */

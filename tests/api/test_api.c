@@ -251,6 +251,55 @@ static void test_definition_errors(void)
     lim = keep;
 }
 
+/* String parameters that types parse themselves take JSON integers and
+ * arrays of integers too: Select's index, Reshape's shape. */
+static void test_string_params_from_json_numbers(void)
+{
+    api_error err;
+    nn_graph *g = graph_of(
+        "{\"nodes\": ["
+        "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 6},"
+        "{\"name\": \"rs\", \"type\": \"Reshape\", \"shape\": [2, -1]},"
+        "{\"name\": \"last\", \"type\": \"Select\", \"index\": -1},"
+        "{\"name\": \"tail\", \"type\": \"Select\", \"index\": \"1:\"}],"
+        "\"edges\": [\"x >> rs >> {last, tail}\"]}", &err);
+    if (!g)
+        fprintf(stderr, "%s\n", err.message);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT_STRING_EQUAL(nn_node_param_text(nn_graph_find(g, "rs"), "shape"),
+                           "[2, -1]");
+    nn_shape rs = nn_node_output_shape(nn_graph_find(g, "rs"));
+    CU_ASSERT(rs.ndim == 2 && rs.dims[0] == 2 && rs.dims[1] == 3);
+    CU_ASSERT_STRING_EQUAL(
+        nn_node_param_text(nn_graph_find(g, "last"), "index"), "-1");
+    CU_ASSERT_EQUAL(nn_node_output_shape(nn_graph_find(g, "tail")).dims[1], 2);
+    nn_graph_free(g);
+
+    static const def_case cases[] = {
+        {"{\"nodes\": [{\"type\": \"Select\", \"index\": 1.5}]}", 400,
+         ".index must be a string, an integer or an array"},
+        {"{\"nodes\": [{\"type\": \"Reshape\", \"shape\": [2, \"a\"]}]}",
+         400, "('Reshape0').shape must be a string"},
+        {"{\"nodes\": [{\"type\": \"Reshape\", \"shape\": []}]}", 400,
+         "('Reshape0').shape must be a string"},
+        {"{\"nodes\": [{\"name\": \"x\", \"type\": \"Input\", "
+         "\"shape\": 6}, {\"name\": \"rs\", \"type\": \"Reshape\", "
+         "\"shape\": [4, -1]}], \"edges\": [\"x >> rs\"]}", 422,
+         "not a multiple of 4"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        g = graph_of(cases[k].text, &err);
+        CU_ASSERT_PTR_NULL(g);
+        nn_graph_free(g);
+        int ok = err.http_status == cases[k].status &&
+                 strstr(err.message, cases[k].needle);
+        if (!ok)
+            fprintf(stderr, "%s -> %d %s\n", cases[k].text, err.http_status,
+                    err.message);
+        CU_ASSERT(ok);
+    }
+}
+
 static void test_error_body(void)
 {
     api_error err;
@@ -297,6 +346,8 @@ int main(void)
         {"tensors", test_tensors},
         {"definitions, descriptions, drawings, parameters", test_definitions},
         {"definition errors name the fault", test_definition_errors},
+        {"string parameters from JSON numbers",
+         test_string_params_from_json_numbers},
         {"error bodies and status mapping", test_error_body},
         {"the OpenAPI document parses", test_openapi_document_parses},
         {NULL, NULL}};

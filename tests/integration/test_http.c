@@ -250,6 +250,101 @@ static void test_session_state(void)
     nn_graph_free(g);
 }
 
+/* ------------------------------------------------- gated cells, utilities */
+
+static const char *LSTM_NET =
+    "{\"name\": \"lstm\", \"seed\": 9, \"nodes\": ["
+    "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 2},"
+    "{\"name\": \"l\", \"type\": \"LSTM\", \"num_unit\": 3,"
+    " \"forget_bias\": 1},"
+    "{\"name\": \"ln\", \"type\": \"LayerNorm\"},"
+    "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 2}],"
+    "\"edges\": [\"x >> l >> ln >> o\", \"l << o\"]}";
+
+static const cJSON *find_type(const cJSON *listing, const char *name)
+{
+    for (const cJSON *t = get(listing, "node_types")->child; t; t = t->next)
+        if (strcmp(cJSON_GetStringValue(get(t, "name")), name) == 0)
+            return t;
+    return NULL;
+}
+
+static void test_gated_cells_and_utilities(void)
+{
+    cJSON *j = call("GET", "/v1/node-types", NULL, 200);
+    static const char *names[] = {"LSTM", "GRU", "LayerNorm", "Select",
+                                  "Reshape", "Summation"};
+    for (int k = 0; k < 6; k++) {
+        const cJSON *t = find_type(j, names[k]);
+        if (!t)
+            fprintf(stderr, "%s is not listed\n", names[k]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+        CU_ASSERT(cJSON_IsTrue(get(t, "differentiable")));
+        CU_ASSERT_EQUAL(cJSON_IsTrue(get(t, "stateful")), k < 2);
+        CU_ASSERT_EQUAL(cJSON_IsTrue(get(t, "supports_feedback")), k < 2);
+        CU_ASSERT(strlen(cJSON_GetStringValue(get(t, "doc"))) > 0);
+    }
+    const cJSON *p = get(find_type(j, "LSTM"), "params")->child;
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(p, "name")), "num_unit");
+    CU_ASSERT(cJSON_IsTrue(get(p, "required")));
+    int forget_bias = 0;
+    for (; p; p = p->next)
+        if (strcmp(cJSON_GetStringValue(get(p, "name")), "forget_bias") == 0) {
+            forget_bias = 1;
+            CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(p, "default")),
+                                   "0");
+            CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(p, "type")),
+                                   "float");
+        }
+    CU_ASSERT(forget_bias);
+    p = get(find_type(j, "Select"), "params")->child;
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(p, "name")), "index");
+    CU_ASSERT(cJSON_IsTrue(get(p, "required")));
+    cJSON_Delete(j);
+
+    /* A network with an LSTM (fed back from its readout) and a LayerNorm:
+     * described, then stepped in a session as the engine steps it here. */
+    j = call("POST", "/v1/networks", LSTM_NET, 201);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    const cJSON *l = cJSON_GetArrayItem(get(j, "nodes"), 1);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(l, "name")), "l");
+    /* Wi (2, 12), Wh (3, 12), bi and bh (12), Wfb (2, 12). */
+    CU_ASSERT_EQUAL(get(l, "param_count")->valueint, 24 + 36 + 24 + 24);
+    cJSON_Delete(j);
+    cJSON *s = call("POST", "/v1/networks/lstm/sessions", NULL, 201);
+    char path[160];
+    snprintf(path, sizeof path, "/v1/networks/lstm/sessions/%s/forward",
+             cJSON_GetStringValue(get(s, "id")));
+    cJSON_Delete(s);
+    nn_graph *g = local_graph(LSTM_NET);
+    nn_error e;
+    nn_session *local = nn_session_new(g, 1, 0, &e);
+    float xs[3][2] = {{1, 0.5f}, {-0.3f, 0.8f}, {0.2f, -1}};
+    for (int t = 0; t < 3; t++) {
+        char *body = step_body(xs[t][0], xs[t][1]);
+        j = call("POST", path, body, 200);
+        free(body);
+        memcpy(nn_session_input(local, "x")->data, xs[t], sizeof xs[t]);
+        CU_ASSERT_EQUAL(nn_session_step(local, 0, &e), NN_OK);
+        assert_tensor(get(get(j, "outputs"), "o"),
+                      nn_session_output(local, "o"), 0);
+        cJSON_Delete(j);
+    }
+    nn_session_free(local);
+    nn_graph_free(g);
+    cJSON_Delete(call("DELETE", "/v1/networks/lstm", NULL, 200));
+
+    /* A shape that does not fit is a 422 naming the node. */
+    j = call("POST", "/v1/networks", "{\"nodes\": ["
+             "{\"name\": \"a\", \"type\": \"Input\", \"shape\": 2},"
+             "{\"name\": \"b\", \"type\": \"Input\", \"shape\": 3},"
+             "{\"name\": \"sum\", \"type\": \"Summation\"}],"
+             "\"edges\": [\"{a, b} >> sum\"]}", 422);
+    const char *msg = cJSON_GetStringValue(get(get(j, "error"), "message"));
+    CU_ASSERT_PTR_NOT_NULL(msg && strstr(msg, "'sum' (Summation)"));
+    cJSON_Delete(j);
+}
+
 static void test_run_equals_steps(void)
 {
     cJSON *s = call("POST", "/v1/networks/rnn/sessions", "{\"batch\": 2}", 201);
@@ -843,6 +938,7 @@ int main(void)
         {"delete a network", test_delete_network},
         {"session state persists, is separate, resets", test_session_state},
         {"run equals the same steps", test_run_equals_steps},
+        {"gated cells and utility nodes", test_gated_cells_and_utilities},
         {"Dropout follows the train flag", test_dropout_train_flag},
         {"params round trip", test_params_round_trip},
         {"graph drawings", test_graph_drawings},
