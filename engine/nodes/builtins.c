@@ -9,6 +9,7 @@ int nn_registry_add_builtins(nn_registry *reg, nn_error *err)
     static const nn_node_type *const types[] = {
         &nn_type_input,   &nn_type_dense,      &nn_type_vanilla_rnn,
         &nn_type_dropout, &nn_type_activation, &nn_type_concat,
+        &nn_type_reservoir, &nn_type_nvar,
     };
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         int rc = nn_register_type(reg, types[i], err);

@@ -14,6 +14,8 @@ extern const nn_node_type nn_type_vanilla_rnn;
 extern const nn_node_type nn_type_dropout;
 extern const nn_node_type nn_type_activation;
 extern const nn_node_type nn_type_concat;
+extern const nn_node_type nn_type_reservoir;
+extern const nn_node_type nn_type_nvar;
 
 /* nn_check_shape_consistency over a node's ff (or fb) input shapes, with
  * the senders' names as labels for the error message. */
