@@ -185,29 +185,29 @@ done:
     return w;
 }
 
-/* y = x · W in double, for the Arnoldi estimate. */
+/* y = W x in double, for the Arnoldi estimate: W and Wᵀ have the same
+ * spectrum, and rows gathered into one sum beat columns scattered. */
 typedef struct radius_op {
     const reservoir *self;
-    const double *val; /* sparse: nnz values */
+    const double *val; /* W's values, dense or in CSR order */
 } radius_op;
 
 static void radius_apply(void *ctx, const double *x, double *y)
 {
     const radius_op *op = ctx;
     const reservoir *self = op->self;
-    if (self->sparse) {
-        nn_csr_vecmat_d(&self->pattern, op->val, x, y);
-        return;
-    }
     size_t n = (size_t)self->units;
-    const float *W = self->W->data;
-    memset(y, 0, n * sizeof(double));
     for (size_t r = 0; r < n; r++) {
-        double xr = x[r];
-        if (xr == 0)
-            continue;
-        for (size_t c = 0; c < n; c++)
-            y[c] += xr * W[r * n + c];
+        double sum = 0;
+        if (self->sparse) {
+            const nn_csr *m = &self->pattern;
+            for (size_t k = m->row_ptr[r]; k < m->row_ptr[r + 1]; k++)
+                sum += op->val[k] * x[m->col[k]];
+        } else {
+            for (size_t c = 0; c < n; c++)
+                sum += op->val[r * n + c] * x[c];
+        }
+        y[r] = sum;
     }
 }
 
@@ -227,7 +227,9 @@ static int rescale_radius(reservoir *self, double want, nn_error *err)
         rc = nn_spectral_radius_dense(self->units, vals, &rho, err);
     } else {
         radius_op op = {self, vals};
-        nn_eig_opts opts = {0, 0, 1e-9};
+        /* A relative residual of 1e-5 puts |λ| within about 1e-7: the
+         * circular-law spectrum's crowded edge makes tighter cost seconds. */
+        nn_eig_opts opts = {0, 0, 1e-5};
         rc = nn_spectral_radius_op(self->units, radius_apply, &op, &opts, &rho,
                                    NULL, err);
     }
