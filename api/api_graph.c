@@ -97,6 +97,13 @@ static int param_text(const nn_param_def *def, const cJSON *v,
         snprintf(buf, size, "%s", cJSON_IsTrue(v) ? "true" : "false");
         return 0;
     case NN_PARAM_ENUM:
+        /* A choice that reads as a bool ("auto|true|false") may be written
+         * as one; the engine checks it against the choices like any text. */
+        if (cJSON_IsBool(v)) {
+            snprintf(buf, size, "%s", cJSON_IsTrue(v) ? "true" : "false");
+            return 0;
+        }
+        /* fall through */
     case NN_PARAM_STRING:
         if (!cJSON_IsString(v))
             return api_fail(err, 400, "bad_parameter", "%s must be a string",
