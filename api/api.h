@@ -66,8 +66,9 @@ int api_graph_def_name(const cJSON *def, const char **name, api_error *err);
 
 /* Describes a built graph: seed, entries, exits, and for every node its
  * type, parameters, ff and fb inputs, input shapes, output shape (batch
- * axis as null), parameter count, weights (name, shape, trainable) and
- * state. Caller owns the result. */
+ * axis as null), parameter count, weights (name, shape, trainable), state,
+ * and the names of its output features when its type gives them
+ * (nn_node_type.feature_name). Caller owns the result. */
 cJSON *api_graph_describe(const nn_graph *g);
 
 /* Every registered type: name, doc, supports_feedback, stateful,

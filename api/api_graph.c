@@ -97,6 +97,12 @@ static int param_text(const nn_param_def *def, const cJSON *v,
         snprintf(buf, size, "%s", cJSON_IsTrue(v) ? "true" : "false");
         return 0;
     case NN_PARAM_ENUM:
+        /* A choice that reads as a bool ("auto|true|false") may be written
+         * as one; the engine checks it against the choices like any text. */
+        if (cJSON_IsBool(v)) {
+            snprintf(buf, size, "%s", cJSON_IsTrue(v) ? "true" : "false");
+            return 0;
+        }
         if (!cJSON_IsString(v))
             return api_fail(err, 400, "bad_parameter", "%s must be a string",
                             where);
@@ -392,6 +398,25 @@ static cJSON *shape_json(const nn_shape *s)
     return arr;
 }
 
+/* "feature_names": what each output feature is, for types that say so
+ * (NVAR's "x0(t)*x1(t-2)"); left out if the type reports an error. */
+static void add_feature_names(cJSON *o, const nn_node *node, int count)
+{
+    const nn_node_type *type = nn_node_type_of(node);
+    cJSON *names = cJSON_CreateArray();
+    for (int i = 0; names && i < count; i++) {
+        char buf[256];
+        nn_error err;
+        if (type->feature_name(node, i, buf, sizeof buf, &err) != NN_OK) {
+            cJSON_Delete(names);
+            return;
+        }
+        cJSON_AddItemToArray(names, cJSON_CreateString(buf));
+    }
+    if (names)
+        cJSON_AddItemToObject(o, "feature_names", names);
+}
+
 static cJSON *node_json(nn_node *node)
 {
     const nn_node_type *type = nn_node_type_of(node);
@@ -433,6 +458,8 @@ static cJSON *node_json(nn_node *node)
     }
     nn_shape out = nn_node_output_shape(node);
     cJSON_AddItemToObject(o, "output_shape", batch_shape_json(&out));
+    if (type->feature_name && out.ndim >= 1)
+        add_feature_names(o, node, out.dims[out.ndim - 1]);
     cJSON_AddNumberToObject(o, "param_count", (double)nn_node_param_count(node));
     cJSON *weights = cJSON_AddArrayToObject(o, "weights");
     for (int i = 0; i < nn_node_weight_count(node); i++) {

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs the engine benchmarks and prints the figures the README reports.
-# PyTorch comes from Debian's python3-torch, installed here if missing (it
-# is large, so the test command never installs it).
+# PyTorch, NumPy and SciPy come from Debian's python3-torch, python3-numpy
+# and python3-scipy, installed here if missing (they are large, so the test
+# command never installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target bench_dense bench_rnn bench_train bench_http >/dev/null
-if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+cmake --build build -j "$(nproc)" --target bench_dense bench_rnn bench_train bench_reservoir bench_http >/dev/null
+if ! /usr/bin/python3 -c 'import torch, numpy, scipy' 2>/dev/null; then
     sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd=sudo
-    $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch </dev/null
+    $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        python3-torch python3-numpy python3-scipy </dev/null
 fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo
@@ -36,5 +38,17 @@ echo "$nerved $torch" | tr ' ' '\n' | paste - - | awk '
     END {printf "  speed-up over PyTorch: %.1fx (ridge), %.1fx (bptt update)\n",
          v["torch_ridge_ms"] / v["nerved_ridge_ms"],
          v["torch_bptt_update_ms"] / v["nerved_bptt_update_ms"]}'
+echo
+nerved=$(build/bench/bench_reservoir 1)
+numpy=$(/usr/bin/python3 bench/reservoir_numpy.py)
+echo "Reservoir(1000), 10 % connectivity, 10,000 steps at batch 1, one thread"
+echo "$nerved" | sed 's/^/  /'
+echo "$numpy" | sed 's/^/  /'
+for kind in dense sparse; do
+    a=$(echo "$nerved" | awk -v k="nerved_${kind}_steps_per_s" '$1 == k {print $2}')
+    b=$(echo "$numpy" | awk -v k="numpy_${kind}_steps_per_s" '$1 == k {print $2}')
+    awk -v a="$a" -v b="$b" -v k="$kind" 'BEGIN {
+        printf "  %s: nerved / NumPy-SciPy = %.2f\n", k, a / b }'
+done
 echo
 build/bench/bench_http build/server/nerved 3 2 2 2>/dev/null

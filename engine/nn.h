@@ -316,6 +316,13 @@ typedef struct nn_node_type {
                     const nn_tensor *dout, nn_tensor *dff, nn_tensor *dfb,
                     nn_ctx *ctx);
     void (*destroy)(nn_node *node);
+    /* Optional (NULL: features are unnamed). Writes the name of output
+     * feature i, 0 <= i < the last axis of the output shape, into buf
+     * (NUL-terminated, cut to size), e.g. "x0(t-2)" or "x0(t)*x1(t-2)".
+     * Called after build; a network's description lists the names. Returns
+     * NN_OK or fills err. */
+    int (*feature_name)(const nn_node *node, int i, char *buf, size_t size,
+                        nn_error *err);
 } nn_node_type;
 
 /* ------------------------------------------------- what a node type calls */

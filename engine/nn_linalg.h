@@ -42,7 +42,8 @@ typedef struct nn_eig_opts {
  * plain C in a fixed order (only the small projected eigenproblems go
  * through LAPACK). opts may be NULL. *matvecs (when not NULL) receives the
  * number of products used. Fails with NN_ERR_LIMIT, *rho still holding the
- * best estimate, when the residual did not reach 1e-6 within max_matvec. */
+ * best estimate, when the residual did not reach tol (or 1e-6, if tol is
+ * tighter) within max_matvec. */
 int nn_spectral_radius_op(int n, nn_linop_fn op, void *ctx,
                           const nn_eig_opts *opts, double *rho, int *matvecs,
                           nn_error *err);

@@ -188,6 +188,60 @@ static void test_definitions(void)
     nn_graph_free(g);
 }
 
+/* A type that names its features (NVAR) has them listed in the
+ * description; a sparse reservoir's W travels as its nnz values. */
+static void test_reservoir_computing_nodes(void)
+{
+    api_error err;
+    nn_graph *g = graph_of(
+        "{\"seed\": 3, \"nodes\": ["
+        "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 2},"
+        "{\"name\": \"f\", \"type\": \"NVAR\", \"delay\": 2, "
+        "\"order\": 2, \"stride\": 2, \"constant\": true},"
+        "{\"name\": \"r\", \"type\": \"Reservoir\", \"num_unit\": 30, "
+        "\"sparse\": true, \"spectral_radius\": 0.9, "
+        "\"rc_connectivity\": 0.2}],"
+        "\"edges\": [\"x >> f >> r\"]}", &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    cJSON *desc = api_graph_describe(g);
+    const cJSON *nodes = cJSON_GetObjectItem(desc, "nodes");
+    const cJSON *names = cJSON_GetObjectItem(cJSON_GetArrayItem(nodes, 1),
+                                             "feature_names");
+    CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(names), 1 + 4 + 10);
+    const char *want[] = {"1", "x0(t)", "x1(t)", "x0(t-2)", "x1(t-2)",
+                          "x0(t)*x0(t)", "x0(t)*x1(t)"};
+    for (int i = 0; i < 7; i++)
+        CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(names, i)->valuestring,
+                               want[i]);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(names, 14)->valuestring,
+                           "x1(t-2)*x1(t-2)");
+    /* Types without names have no such member. */
+    CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(cJSON_GetArrayItem(nodes, 2),
+                                           "feature_names"));
+    const cJSON *weights = cJSON_GetObjectItem(cJSON_GetArrayItem(nodes, 2),
+                                               "weights");
+    const cJSON *w = cJSON_GetArrayItem(weights, 1);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(w, "name")->valuestring, "W");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(w, "shape")), 1);
+    CU_ASSERT_FALSE(cJSON_IsTrue(cJSON_GetObjectItem(w, "trainable")));
+    /* Export and import round trip the nnz values. */
+    nn_node *r = nn_graph_find(g, "r");
+    nn_tensor *W = nn_node_weight(r, "W");
+    cJSON *params = api_params_to_json(g);
+    cJSON *wj = cJSON_GetObjectItem(cJSON_GetObjectItem(
+                                        cJSON_GetObjectItem(params, "nodes"),
+                                        "r"), "W");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(wj, "data")),
+                    (int)nn_tensor_numel(W));
+    float first = W->data[0];
+    W->data[0] = 42;
+    CU_ASSERT_EQUAL(api_params_from_json(g, params, &err), 0);
+    CU_ASSERT_EQUAL(W->data[0], first);
+    cJSON_Delete(params);
+    cJSON_Delete(desc);
+    nn_graph_free(g);
+}
+
 typedef struct def_case {
     const char *text;
     int status;
@@ -348,6 +402,8 @@ int main(void)
         {"definition errors name the fault", test_definition_errors},
         {"string parameters from JSON numbers",
          test_string_params_from_json_numbers},
+        {"NVAR feature names, a sparse reservoir's parameters",
+         test_reservoir_computing_nodes},
         {"error bodies and status mapping", test_error_body},
         {"the OpenAPI document parses", test_openapi_document_parses},
         {NULL, NULL}};
