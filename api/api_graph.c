@@ -458,7 +458,8 @@ static cJSON *node_json(nn_node *node)
     }
     nn_shape out = nn_node_output_shape(node);
     cJSON_AddItemToObject(o, "output_shape", batch_shape_json(&out));
-    if (type->feature_name && out.ndim >= 1)
+    /* A version-1 type's struct ends before feature_name. */
+    if (type->api_version >= 2 && type->feature_name && out.ndim >= 1)
         add_feature_names(o, node, out.dims[out.ndim - 1]);
     cJSON_AddNumberToObject(o, "param_count", (double)nn_node_param_count(node));
     cJSON *weights = cJSON_AddArrayToObject(o, "weights");

@@ -13,8 +13,11 @@
  *   - Shapes handed to node types are per-sample: the batch axis is implicit
  *     and always first at run time. A node fed (batch, 3) sees shape (3).
  *   - Ownership is stated on every function that creates or takes an object.
- *   - New members of nn_node_type are only ever appended; a type declares the
- *     NN_API_VERSION it was built against and the host refuses other majors.
+ *   - New members of nn_node_type are only ever appended, each with the
+ *     version that added it; a type declares the NN_API_VERSION it was built
+ *     against, the host accepts NN_API_VERSION_MIN up to NN_API_VERSION and
+ *     never reads a member newer than the type (an older plugin's struct
+ *     ends before it), as SQLite does with a module's iVersion.
  */
 #ifndef NN_H
 #define NN_H
@@ -27,8 +30,10 @@
 extern "C" {
 #endif
 
-/* Bumped when nn_node_type or any function here changes incompatibly. */
-#define NN_API_VERSION 1
+/* The version this header describes: 2 appended nn_node_type.feature_name.
+ * Types built against NN_API_VERSION_MIN or later still load. */
+#define NN_API_VERSION 2
+#define NN_API_VERSION_MIN 1
 
 #define NN_MAX_DIMS 8
 #define NN_NAME_MAX 64  /* node, type, weight and parameter names, with NUL */
@@ -287,7 +292,7 @@ enum {
  * changes per step lives in ctx->state. They must not allocate.
  */
 typedef struct nn_node_type {
-    int api_version;             /* NN_API_VERSION */
+    int api_version;             /* NN_API_VERSION when built */
     const char *name;            /* registry key, e.g. "Dense" */
     const char *doc;             /* one line */
     unsigned flags;              /* NN_TYPE_* */
@@ -316,8 +321,8 @@ typedef struct nn_node_type {
                     const nn_tensor *dout, nn_tensor *dff, nn_tensor *dfb,
                     nn_ctx *ctx);
     void (*destroy)(nn_node *node);
-    /* Optional (NULL: features are unnamed). Writes the name of output
-     * feature i, 0 <= i < the last axis of the output shape, into buf
+    /* Since version 2. Optional (NULL: features are unnamed). Writes the
+     * name of output feature i, 0 <= i < the output's last axis, into buf
      * (NUL-terminated, cut to size), e.g. "x0(t-2)" or "x0(t)*x1(t-2)".
      * Called after build; a network's description lists the names. Returns
      * NN_OK or fills err. */

@@ -45,10 +45,12 @@ int nn_register_type(nn_registry *reg, const nn_node_type *type, nn_error *err)
     if (!type)
         return nn_error_set(err, NN_ERR_INVALID, "no node type given");
     const char *name = type->name ? type->name : "(unnamed)";
-    if (type->api_version != NN_API_VERSION)
+    if (type->api_version < NN_API_VERSION_MIN ||
+        type->api_version > NN_API_VERSION)
         return nn_error_set(err, NN_ERR_VERSION, "node type '%s' was built "
                             "against node API version %d; this engine "
-                            "provides version %d", name, type->api_version,
+                            "accepts versions %d to %d", name,
+                            type->api_version, NN_API_VERSION_MIN,
                             NN_API_VERSION);
     if (!valid_type_name(type->name))
         return nn_error_set(err, NN_ERR_INVALID, "node type name '%s' must be "

@@ -48,7 +48,10 @@ static int install_stop_handler(void)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
+    /* No SA_RESTART: the main thread's read must return EINTR. Under
+     * ThreadSanitizer the handler only runs once the interrupted call
+     * returns, and a restarted read would wait forever. */
+    sa.sa_flags = 0;
     return sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL);
 }
 
@@ -230,8 +233,11 @@ static struct MHD_Daemon *start_daemon(const srv_config *cfg,
                                        struct sockaddr_storage *addr)
 {
     memset(addr, 0, sizeof *addr);
+    /* MHD_USE_AUTO picks epoll on Linux: select() could not watch more
+     * than 1024 sockets, which a crowd of slow clients would reach. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-                     MHD_USE_ITC; /* quiescing at shutdown needs it */
+                     MHD_USE_ITC | /* quiescing at shutdown needs it */
+                     MHD_USE_AUTO;
     struct sockaddr_in *v4 = (struct sockaddr_in *)addr;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)addr;
     if (inet_pton(AF_INET, cfg->host, &v4->sin_addr) == 1) {
@@ -260,6 +266,7 @@ static struct MHD_Daemon *start_daemon(const srv_config *cfg,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_NOTIFY_COMPLETED, srv_http_completed, NULL,
         MHD_OPTION_ARRAY, tls_options,
         MHD_OPTION_END);

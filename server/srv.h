@@ -20,6 +20,7 @@ typedef struct srv_config {
     int max_sessions;
     int session_timeout;        /* seconds idle before a session expires */
     int connection_timeout;     /* seconds a connection may sit idle */
+    int max_connections;        /* open at once; more are refused */
     int blas_threads;
     api_limits limits;
     const char *plugins[SRV_MAX_PLUGINS];

@@ -42,6 +42,9 @@ static const srv_option options[] = {
     {"--connection-timeout", "NERVED_CONNECTION_TIMEOUT", OPT_INT,
      AT(connection_timeout), 1, 3600,
      "seconds an idle connection is kept (default 30)"},
+    {"--max-connections", "NERVED_MAX_CONNECTIONS", OPT_INT,
+     AT(max_connections), 1, 1000000,
+     "connections open at once; more are refused (default 1024)"},
     {"--max-tensor-elems", "NERVED_MAX_TENSOR_ELEMS", OPT_SIZE,
      AT(limits.max_tensor_elems), 1, 1L << 31,
      "elements per tensor in a request (default 16777216)"},
@@ -174,6 +177,7 @@ int srv_config_load(srv_config *cfg, int argc, char **argv)
     cfg->max_sessions = 1000;
     cfg->session_timeout = 3600;
     cfg->connection_timeout = 30;
+    cfg->max_connections = 1024;
     cfg->blas_threads = 1;
     cfg->limits = api_default_limits();
 

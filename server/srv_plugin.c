@@ -53,9 +53,10 @@ int srv_plugin_load(nn_registry *reg, const char *path, char *msg,
                     NN_PLUGIN_VERSION_SYMBOL " (declare NN_PLUGIN_EXPORT_VERSION "
                     "once in the plugin)");
     }
-    if (*version != NN_API_VERSION) {
+    if (*version < NN_API_VERSION_MIN || *version > NN_API_VERSION) {
         snprintf(why, sizeof why, "built against node API version %d; this "
-                 "nerved provides version %d", *version, NN_API_VERSION);
+                 "nerved accepts versions %d to %d", *version,
+                 NN_API_VERSION_MIN, NN_API_VERSION);
         dlclose(handle);
         return fail(msg, msgsize, path, why);
     }

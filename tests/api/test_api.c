@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,6 +355,48 @@ static void test_string_params_from_json_numbers(void)
     }
 }
 
+/* A type built against version 1 has a struct that ends before the members
+ * version 2 appended: it registers, runs and is described without the host
+ * reading past its end (the sanitizer build would catch the overread). */
+static void test_version_1_types_still_load(void)
+{
+    nn_error e;
+    nn_registry *reg = nn_registry_new();
+    CU_ASSERT_EQUAL_FATAL(nn_registry_add_builtins(reg, &e), NN_OK);
+    size_t v1_size = offsetof(nn_node_type, feature_name);
+    nn_node_type v1 = *nn_registry_find(reg, "Dense");
+    v1.api_version = 1;
+    v1.name = "OldDense";
+    unsigned char *old = malloc(v1_size);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(old);
+    memcpy(old, &v1, v1_size);
+    CU_ASSERT_EQUAL_FATAL(nn_register_type(reg, (const nn_node_type *)(void *)old,
+                                           &e), NN_OK);
+    api_limits lim = api_default_limits();
+    api_error err;
+    cJSON *def = cJSON_Parse("{\"nodes\": [{\"name\": \"x\", \"type\": "
+                             "\"Input\", \"shape\": 2}, {\"name\": \"d\", "
+                             "\"type\": \"OldDense\", \"num_unit\": 3}],"
+                             " \"edges\": [\"x >> d\"]}");
+    nn_graph *g = api_graph_from_json(def, reg, &lim, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    cJSON *d = api_graph_describe(g);
+    CU_ASSERT_PTR_NOT_NULL(d);
+    cJSON_Delete(d);
+    nn_graph_free(g);
+    cJSON_Delete(def);
+
+    nn_node_type future = *nn_registry_find(reg, "Dense");
+    future.name = "FutureDense";
+    future.api_version = NN_API_VERSION + 1;
+    CU_ASSERT_EQUAL(nn_register_type(reg, &future, &e), NN_ERR_VERSION);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "accepts versions 1 to"));
+    future.api_version = 0;
+    CU_ASSERT_EQUAL(nn_register_type(reg, &future, &e), NN_ERR_VERSION);
+    nn_registry_free(reg);
+    free(old);
+}
+
 static void test_error_body(void)
 {
     api_error err;
@@ -404,6 +447,7 @@ int main(void)
          test_string_params_from_json_numbers},
         {"NVAR feature names, a sparse reservoir's parameters",
          test_reservoir_computing_nodes},
+        {"version-1 node types still load", test_version_1_types_still_load},
         {"error bodies and status mapping", test_error_body},
         {"the OpenAPI document parses", test_openapi_document_parses},
         {NULL, NULL}};

@@ -263,7 +263,7 @@ static void expect_refused(const char *flag, const char *path,
 static void test_bad_plugins_are_refused(void)
 {
     expect_refused("--plugin", getenv("NERVED_BAD_VERSION"),
-                   "built against node API version 2");
+                   "built against node API version 3; this nerved accepts versions 1 to 2");
     expect_refused("--plugin", getenv("NERVED_DUPLICATE_NAME"),
                    "node type 'Dense' is already registered");
     expect_refused("--plugin", getenv("NERVED_MISSING_INIT"),
