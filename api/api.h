@@ -95,7 +95,8 @@ int api_tensor_from_json(const cJSON *j, const char *where,
 /* Nested arrays of numbers, each written with the fewest digits that read
  * back as the same float32. Caller owns the result. */
 cJSON *api_tensor_to_json(const nn_tensor *t);
-/* A float32 as the shortest decimal text that reads back to it. */
+/* A float32 as the shortest decimal text that reads back to it; NaN and
+ * infinities, which JSON cannot hold, as null. */
 void api_format_float(float v, char *buf, size_t bufsize);
 
 /* ------------------------------------------------ inputs and outputs */
@@ -119,6 +120,14 @@ int api_read_sequence_inputs(const cJSON *inputs, const nn_graph *g,
                              nn_binding **bindings, int *num_steps,
                              api_error *err);
 void api_bindings_free(nn_binding *bindings, int n);
+/* Reads {"<node>": (batch, steps, output shape)} for any nodes (targets,
+ * forced feedback): each node must exist and each tensor fit it; `what`
+ * names the object in messages ("targets"). *bindings (names point into g)
+ * is set even on failure; free it with api_bindings_free(*bindings, *n). */
+int api_read_node_sequences(const cJSON *obj, const nn_graph *g, int batch,
+                            int steps, const char *what,
+                            const api_limits *lim, nn_binding **bindings,
+                            int *n, api_error *err);
 /* {"<exit>": (batch, time, features...)} from nn_session_run's outputs. */
 cJSON *api_sequence_outputs_json(const nn_graph *g, nn_tensor **outputs);
 

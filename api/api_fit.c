@@ -128,37 +128,10 @@ static int read_targets(const cJSON *targets, nn_graph *g, const char *where,
         return api_fail(err, 400, "bad_request", "%s\"targets\" must be an "
                         "object {\"<node>\": (sequences, steps, features)} "
                         "with at least one node", where);
-    int n = cJSON_GetArraySize(targets);
-    if (!(d->targets = calloc((size_t)n, sizeof *d->targets)))
-        return api_fail(err, 503, "out_of_memory", "out of memory");
-    for (const cJSON *c = targets->child; c; c = c->next) {
-        char here[160];
-        snprintf(here, sizeof here, "%stargets.%s", where, c->string);
-        nn_node *node = nn_graph_find(g, c->string);
-        if (!node)
-            return api_fail(err, 404, "not_found", "%s: the network has no "
-                            "node '%s'", here, c->string);
-        nn_binding *b = &d->targets[d->n_targets++];
-        b->name = nn_node_name(node);
-        if (api_tensor_from_json(c, here, lim, &b->tensor, err))
-            return -1;
-        nn_shape per = nn_node_output_shape(node);
-        const nn_shape *got = &b->tensor->shape;
-        int ok = got->ndim == per.ndim + 2 && got->dims[0] == d->batch &&
-                 got->dims[1] == d->steps;
-        for (int k = 0; ok && k < per.ndim; k++)
-            ok = got->dims[k + 2] == per.dims[k];
-        if (!ok) {
-            char gs[96], ps[96];
-            return api_fail(err, 400, "shape_mismatch", "%s has shape %s; it "
-                            "needs (%d sequences, %d steps, %s without "
-                            "parentheses) like the inputs and node '%s'", here,
-                            nn_shape_str(got, gs, sizeof gs), d->batch,
-                            d->steps, nn_shape_str(&per, ps, sizeof ps),
-                            c->string);
-        }
-    }
-    return 0;
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "%stargets", where);
+    return api_read_node_sequences(targets, g, d->batch, d->steps, prefix, lim,
+                                   &d->targets, &d->n_targets, err);
 }
 
 static int read_data(const cJSON *obj, nn_graph *g, const char *where,

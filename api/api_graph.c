@@ -698,6 +698,50 @@ fail:
     return -1;
 }
 
+int api_read_node_sequences(const cJSON *obj, const nn_graph *g, int batch,
+                            int steps, const char *what,
+                            const api_limits *lim, nn_binding **bindings,
+                            int *n, api_error *err)
+{
+    *bindings = NULL;
+    *n = 0;
+    if (!cJSON_IsObject(obj))
+        return api_fail(err, 400, "bad_request", "\"%s\" must be an object "
+                        "{\"<node>\": (batch, steps, features)}", what);
+    int count = cJSON_GetArraySize(obj);
+    nn_binding *b = calloc((size_t)count + 1, sizeof *b);
+    if (!b)
+        return api_fail(err, 503, "out_of_memory", "out of memory");
+    *bindings = b;
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        char here[160];
+        snprintf(here, sizeof here, "%s.%s", what, c->string);
+        nn_node *node = nn_graph_find(g, c->string);
+        if (!node)
+            return api_fail(err, 404, "not_found", "%s: the network has no "
+                            "node '%s'", here, c->string);
+        nn_binding *bind = &b[(*n)++];
+        bind->name = nn_node_name(node);
+        if (api_tensor_from_json(c, here, lim, &bind->tensor, err))
+            return -1;
+        nn_shape per = nn_node_output_shape(node);
+        const nn_shape *got = &bind->tensor->shape;
+        int ok = got->ndim == per.ndim + 2 && got->dims[0] == batch &&
+                 got->dims[1] == steps;
+        for (int k = 0; ok && k < per.ndim; k++)
+            ok = got->dims[k + 2] == per.dims[k];
+        if (!ok) {
+            char gs[96], ps[96];
+            return api_fail(err, 400, "shape_mismatch", "%s has shape %s; it "
+                            "needs (%d sequences, %d steps, %s without "
+                            "parentheses) like the inputs and node '%s'", here,
+                            nn_shape_str(got, gs, sizeof gs), batch, steps,
+                            nn_shape_str(&per, ps, sizeof ps), c->string);
+        }
+    }
+    return 0;
+}
+
 cJSON *api_sequence_outputs_json(const nn_graph *g, nn_tensor **outputs)
 {
     cJSON *o = cJSON_CreateObject();

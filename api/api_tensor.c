@@ -12,6 +12,12 @@
 
 void api_format_float(float v, char *buf, size_t bufsize)
 {
+    /* JSON has no NaN or infinity; a diverged network's outputs are sent
+     * as null rather than as text no parser accepts. */
+    if (!isfinite(v)) {
+        snprintf(buf, bufsize, "null");
+        return;
+    }
     if (v == 0.0f) { /* also -0 */
         snprintf(buf, bufsize, signbit(v) ? "-0" : "0");
         return;

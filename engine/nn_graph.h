@@ -167,6 +167,17 @@ int nn_session_run(nn_session *s, const nn_binding *inputs, int n_inputs,
                    int num_steps, int train, nn_tensor **outputs,
                    nn_error *err);
 
+/* nn_session_run with teacher forcing, as ReservoirPy's forced feedbacks:
+ * forced binds nodes whose output is fed back to (batch, num_steps, output
+ * shape) values; after step t each such node's output is replaced by step
+ * t of its values, so the feedback of step t + 1 reads them. outputs still
+ * hold what the nodes computed. A forced node that no node receives
+ * feedback from is an error. */
+int nn_session_run_forced(nn_session *s, const nn_binding *inputs,
+                          int n_inputs, const nn_binding *forced,
+                          int n_forced, int num_steps, int train,
+                          nn_tensor **outputs, nn_error *err);
+
 #ifdef __cplusplus
 }
 #endif

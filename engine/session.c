@@ -431,31 +431,105 @@ void nn_session_store_step(nn_session *s, nn_tensor **outputs, int num_steps,
     }
 }
 
-int nn_session_run(nn_session *s, const nn_binding *inputs, int n_inputs,
-                   int num_steps, int train, nn_tensor **outputs,
-                   nn_error *err)
+/* The node behind each forced binding, checked: it must feed some node
+ * back (forcing anything else would change nothing) and its values must be
+ * (batch, num_steps, output shape). */
+static int bind_forced(nn_session *s, const nn_binding *forced, int n_forced,
+                       int num_steps, nn_node **nodes, nn_error *err)
+{
+    nn_graph *g = s->g;
+    for (int k = 0; k < n_forced; k++) {
+        nn_node *node = nn_graph_find(g, forced[k].name);
+        if (!node)
+            return nn_error_set(err, NN_ERR_NOT_FOUND, "forced '%s': no such "
+                                "node", forced[k].name);
+        int sender = 0;
+        for (int n = 0; n < g->n_nodes && !sender; n++)
+            for (int f = 0; f < g->nodes[n]->n_fb && !sender; f++)
+                sender = g->nodes[n]->fb[f] == node;
+        if (!sender)
+            return nn_error_set(err, NN_ERR_INVALID, "forced '%s': no node "
+                                "receives its feedback, so forcing it would "
+                                "change nothing", forced[k].name);
+        nn_shape want = nn_batched_shape(s->batch, &node->out_shape);
+        const nn_shape *got = &forced[k].tensor->shape;
+        int ok = got->ndim == want.ndim + 1 && got->dims[0] == s->batch &&
+                 got->dims[1] == num_steps;
+        for (int d = 1; ok && d < want.ndim; d++)
+            ok = got->dims[d + 1] == want.dims[d];
+        if (!ok) {
+            char a[96];
+            return nn_error_set(err, NN_ERR_SHAPE, "forced '%s' has shape %s; "
+                                "it needs (batch %d, %d steps, the node's "
+                                "output shape)", forced[k].name,
+                                nn_shape_str(got, a, sizeof a), s->batch,
+                                num_steps);
+        }
+        nodes[k] = node;
+    }
+    return NN_OK;
+}
+
+/* Overwrites each forced node's output with step t of its values: what
+ * reads that output from now on (the feedback of step t + 1) reads them. */
+static void apply_forced(nn_session *s, const nn_binding *forced,
+                         int n_forced, nn_node *const *nodes, int num_steps,
+                         int t)
+{
+    for (int k = 0; k < n_forced; k++) {
+        nn_tensor *out = &s->runs[nodes[k]->index].out;
+        size_t per = nn_tensor_numel(out) / (size_t)s->batch;
+        for (int b = 0; b < s->batch; b++)
+            memcpy(out->data + (size_t)b * per,
+                   forced[k].tensor->data +
+                       ((size_t)b * (size_t)num_steps + (size_t)t) * per,
+                   per * sizeof(float));
+    }
+}
+
+int nn_session_run_forced(nn_session *s, const nn_binding *inputs,
+                          int n_inputs, const nn_binding *forced,
+                          int n_forced, int num_steps, int train,
+                          nn_tensor **outputs, nn_error *err)
 {
     nn_graph *g = s->g;
     for (int x = 0; x < g->n_exits; x++)
         outputs[x] = NULL;
     const nn_tensor **bound = nn_calloc((size_t)g->n_entries + 1,
                                         sizeof *bound);
-    if (!bound)
+    nn_node **nodes = nn_calloc((size_t)n_forced + 1, sizeof *nodes);
+    if (!bound || !nodes) {
+        nn_free(bound);
+        nn_free(nodes);
         return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+    }
     int rc = nn_session_bind_sequence(s, inputs, n_inputs, num_steps, bound,
                                       err);
+    if (rc == NN_OK)
+        rc = bind_forced(s, forced, n_forced, num_steps, nodes, err);
     if (rc == NN_OK)
         rc = nn_session_sequence_outputs(s, num_steps, outputs, err);
     for (int t = 0; t < num_steps && rc == NN_OK; t++) {
         nn_session_load_step(s, bound, num_steps, t);
         rc = nn_session_step(s, train, err);
-        if (rc != NN_OK)
+        if (rc != NN_OK) {
             nn_error_prefix(err, "step %d", t);
-        else
+        } else {
             nn_session_store_step(s, outputs, num_steps, t);
+            apply_forced(s, forced, n_forced, nodes, num_steps, t);
+        }
     }
     nn_free(bound);
+    nn_free(nodes);
     if (rc != NN_OK)
         nn_session_outputs_free(s, outputs);
     return rc;
+}
+
+int nn_session_run(nn_session *s, const nn_binding *inputs, int n_inputs,
+                   int num_steps, int train, nn_tensor **outputs,
+                   nn_error *err)
+{
+    return nn_session_run_forced(s, inputs, n_inputs, NULL, 0, num_steps,
+                                 train, outputs, err);
 }

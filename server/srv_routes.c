@@ -62,10 +62,14 @@ static const cJSON *step_inputs(srv_request *req)
                        "object {\"inputs\": {...}, \"train\": false}");
         return NULL;
     }
+    /* "forced" only where a whole sequence runs (handle_session_run). */
+    int sequence = strstr(req->path, "/run") != NULL;
     for (const cJSON *c = req->json->child; c; c = c->next)
-        if (strcmp(c->string, "inputs") && strcmp(c->string, "train")) {
+        if (strcmp(c->string, "inputs") && strcmp(c->string, "train") &&
+            !(sequence && strcmp(c->string, "forced") == 0)) {
             srv_reply_fail(req, 400, "bad_request", "unknown member '%.64s' "
-                           "(expected inputs, train)", c->string);
+                           "(expected inputs, train%s)", c->string,
+                           sequence ? ", forced" : "");
             return NULL;
         }
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(req->json, "inputs");
@@ -653,18 +657,30 @@ static void handle_session_run(srv_request *req)
         nn_error e;
         nn_binding *bind;
         int steps;
+        const cJSON *forced_j = cJSON_GetObjectItemCaseSensitive(req->json,
+                                                                "forced");
+        nn_binding *forced = NULL;
+        int n_forced = 0;
         if (api_read_sequence_inputs(inputs, net->graph,
                                      nn_session_batch(s->run),
                                      &req->cfg->limits, &bind, &steps, &err)) {
             srv_reply_error(req, &err);
+        } else if (forced_j &&
+                   api_read_node_sequences(forced_j, net->graph,
+                                           nn_session_batch(s->run), steps,
+                                           "forced", &req->cfg->limits,
+                                           &forced, &n_forced, &err)) {
+            srv_reply_error(req, &err);
+            api_bindings_free(bind, nn_graph_entry_count(net->graph));
         } else {
             int n_in = nn_graph_entry_count(net->graph);
             int n_out = nn_graph_exit_count(net->graph);
             nn_tensor **outs = calloc((size_t)n_out, sizeof *outs);
             pthread_mutex_lock(&s->lock);
             pthread_rwlock_rdlock(&net->weights);
-            int rc = outs ? nn_session_run(s->run, bind, n_in, steps, train,
-                                           outs, &e)
+            int rc = outs ? nn_session_run_forced(s->run, bind, n_in, forced,
+                                                  n_forced, steps, train, outs,
+                                                  &e)
                           : nn_error_set(&e, NN_ERR_NOMEM, "out of memory");
             pthread_rwlock_unlock(&net->weights);
             long total = nn_session_steps(s->run);
@@ -686,6 +702,7 @@ static void handle_session_run(srv_request *req)
             free(outs);
             api_bindings_free(bind, n_in);
         }
+        api_bindings_free(forced, n_forced);
     }
     srv_session_release(s);
     srv_network_release(net);

@@ -41,6 +41,26 @@ static void test_floats_read_back_exactly(void)
     }
     api_format_float(0.1f, buf, sizeof buf);
     CU_ASSERT_STRING_EQUAL(buf, "0.1"); /* the fewest digits */
+    /* JSON has no NaN or infinity: a diverged output is null, and a
+     * document holding it still parses. */
+    api_format_float(NAN, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "null");
+    api_format_float(-INFINITY, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "null");
+    int dims[1] = {2};
+    nn_shape sh = nn_shape_make(1, dims);
+    nn_tensor *t = nn_tensor_new(&sh);
+    t->data[0] = NAN;
+    t->data[1] = 1.5f;
+    cJSON *j = api_tensor_to_json(t);
+    char *text = cJSON_PrintUnformatted(j);
+    CU_ASSERT_STRING_EQUAL(text, "[null,1.5]");
+    cJSON *back = cJSON_Parse(text);
+    CU_ASSERT_PTR_NOT_NULL(back);
+    cJSON_Delete(back);
+    free(text);
+    cJSON_Delete(j);
+    nn_tensor_free(t);
 }
 
 static nn_tensor *parse(const char *text, int expect_ok, int status,

@@ -324,6 +324,43 @@ static void test_cancel_keeps_the_weights(void)
     free(after);
 }
 
+/* A run with "forced" feeds the given values back instead of the node's
+ * own output (what generation after a teacher-forced warm-up needs). */
+static void test_forced_run(void)
+{
+    create("{\"name\": \"loop\", \"seed\": 4, \"nodes\": ["
+           "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+           "{\"name\": \"r\", \"type\": \"Dense\", \"num_unit\": 2},"
+           "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 1}],"
+           "\"edges\": [\"x >> r >> o\", \"r << o\"]}");
+    cJSON_Delete(call("POST", "/v1/networks/loop/sessions", "{\"id\": \"a\"}",
+                      201));
+    cJSON_Delete(call("POST", "/v1/networks/loop/sessions", "{\"id\": \"b\"}",
+                      201));
+    const char *run = "{\"inputs\": {\"x\": [[[1], [2], [3]]]}}";
+    const char *forced = "{\"inputs\": {\"x\": [[[1], [2], [3]]]}, "
+                         "\"forced\": {\"o\": [[[5], [-5], [5]]]}}";
+    cJSON *a = call("POST", "/v1/networks/loop/sessions/a/run", run, 200);
+    cJSON *b = call("POST", "/v1/networks/loop/sessions/b/run", forced, 200);
+    const cJSON *oa = get(get(a, "outputs"), "o"), *ob = get(get(b, "outputs"), "o");
+    /* Step 0 sees zeros either way; later steps see different feedback. */
+    CU_ASSERT_EQUAL(at(cJSON_GetArrayItem(cJSON_GetArrayItem(oa, 0), 0), 0),
+                    at(cJSON_GetArrayItem(cJSON_GetArrayItem(ob, 0), 0), 0));
+    CU_ASSERT(at(cJSON_GetArrayItem(cJSON_GetArrayItem(oa, 0), 2), 0) !=
+              at(cJSON_GetArrayItem(cJSON_GetArrayItem(ob, 0), 2), 0));
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    cJSON_Delete(call("POST", "/v1/networks/loop/sessions/a/run",
+                      "{\"inputs\": {\"x\": [[[1]]]}, \"forced\": "
+                      "{\"zz\": [[[1]]]}}", 404));
+    cJSON_Delete(call("POST", "/v1/networks/loop/sessions/a/run",
+                      "{\"inputs\": {\"x\": [[[1]]]}, \"forced\": "
+                      "{\"r\": [[[1, 1]]]}}", 400));
+    cJSON_Delete(call("POST", "/v1/networks/loop/sessions/a/forward",
+                      "{\"inputs\": {\"x\": [[1]]}, \"forced\": {}}", 400));
+    cJSON_Delete(call("DELETE", "/v1/networks/loop", NULL, 200));
+}
+
 /* ------------------------------------------------------------- refusals */
 
 static void expect_error(const char *body, long status, const char *needle)
@@ -395,6 +432,7 @@ int main(void)
         {"a bptt job: progress, sessions keep running, atomic swap",
          test_bptt_job_with_progress_and_atomic_swap},
         {"cancelling keeps the weights", test_cancel_keeps_the_weights},
+        {"a run with forced feedback", test_forced_run},
         {"bad requests are refused by name", test_refusals},
         {NULL, NULL}};
     int rc = tu_run_suite("fit", tests);

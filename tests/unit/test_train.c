@@ -244,6 +244,55 @@ static void test_ridge_teacher_forcing(void)
     nn_graph_free(g);
 }
 
+/* A forced run feeds r the given values of o instead of o's own output,
+ * and reports what o computed. */
+static void test_forced_run(void)
+{
+    enum { N = 2, T = 6 };
+    nn_error err;
+    nn_graph *g = tg_graph(reg, 3);
+    tg_node(g, "Input", "x", "shape=1", NULL);
+    nn_node *r = tg_node(g, "Dense", "r", "num_unit=2",
+                         "b_initializer=Normal(0, 1)", NULL);
+    tg_node(g, "Dense", "o", "num_unit=1", NULL);
+    tg_link(g, "x >> r >> o");
+    tg_link(g, "r << o");
+    tg_build(g);
+    nn_tensor *x = signal(N, T, 1, 0.2f), *f = signal(N, T, 1, 2.2f);
+    nn_binding in = {"x", x}, forced = {"o", f};
+    nn_session *s = nn_session_new(g, N, 0, &err);
+    nn_tensor *out[1];
+    CU_ASSERT_EQUAL_FATAL(nn_session_run_forced(s, &in, 1, &forced, 1, T, 0,
+                                                out, &err), NN_OK);
+    const float *W = nn_node_weight(r, "W")->data;
+    const float *Wfb = nn_node_weight(r, "Wfb")->data;
+    const float *b = nn_node_weight(r, "b")->data;
+    const nn_tensor *rout = nn_session_output(s, "r");
+    for (int n = 0; n < N; n++)
+        for (int u = 0; u < 2; u++)
+            TU_ASSERT_CLOSE(rout->data[n * 2 + u],
+                            x->data[n * T + T - 1] * W[u] +
+                                f->data[n * T + T - 2] * Wfb[u] + b[u],
+                            1e-5);
+    /* The outputs are o's own values, not the forced ones. */
+    CU_ASSERT_NOT_EQUAL(out[0]->data[T - 1], f->data[T - 1]);
+    nn_tensor_free(out[0]);
+    /* Forcing a node nobody reads back is refused, as is a bad shape. */
+    forced.name = "r";
+    CU_ASSERT_EQUAL(nn_session_run_forced(s, &in, 1, &forced, 1, T, 0, out,
+                                          &err), NN_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "change nothing"));
+    nn_tensor *bad = tensor3(N, T - 1, 1);
+    nn_binding bad_forced = {"o", bad};
+    CU_ASSERT_EQUAL(nn_session_run_forced(s, &in, 1, &bad_forced, 1, T, 0, out,
+                                          &err), NN_ERR_SHAPE);
+    nn_tensor_free(bad);
+    nn_session_free(s);
+    nn_tensor_free(x);
+    nn_tensor_free(f);
+    nn_graph_free(g);
+}
+
 /* Feeding two sequences one by one equals feeding them as one batch. */
 static void test_ridge_accumulates_over_batches(void)
 {
@@ -801,6 +850,7 @@ int main(void)
         {"ridge with feedback inputs", test_ridge_with_feedback_inputs},
         {"ridge teacher-forces a fed-back readout", test_ridge_teacher_forcing},
         {"ridge accumulates over batches", test_ridge_accumulates_over_batches},
+        {"a forced run feeds back the given values", test_forced_run},
         {"ridge and rls refusals name the node", test_ridge_refusals},
         {"LinearReadout is fitted like a Dense", test_linear_readout},
         {"a clone is equal and independent", test_clone},
