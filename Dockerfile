@@ -8,9 +8,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DNERVED_TESTS=OFF \
- && cmake --build /build -j"$(nproc)" --target nerved \
- && cmake --install /build --prefix /opt/nerved
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNERVED_TESTS=OFF \
+ && cmake --build /build -j"$(nproc)" --target nerved nerved-data \
+ && cmake --install /build --prefix /opt/nerved --strip
 
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -20,7 +20,7 @@ RUN apt-get update \
  && useradd --system --home-dir /var/lib/nerved --shell /usr/sbin/nologin nerved \
  && mkdir -p /var/lib/nerved /usr/lib/nerved/plugins /etc/nerved/networks \
  && chown nerved /var/lib/nerved
-COPY --from=build /opt/nerved/bin/nerved /usr/bin/nerved
+COPY --from=build /opt/nerved/bin/nerved /opt/nerved/bin/nerved-data /usr/bin/
 COPY --from=build /opt/nerved/include/nerved /usr/include/nerved
 # Configuration is by environment; every flag has a NERVED_* variable.
 ENV NERVED_HOST=0.0.0.0 \

@@ -448,7 +448,7 @@ int api_checkpoint_read(const unsigned char *bytes, size_t len,
     if (unframe(bytes, len, KIND_CHECKPOINT, &p, err))
         return -1;
     out->meta = p.meta;
-    double batch, steps;
+    double batch = 0, steps = 0;
     if (p.def_len)
         return api_fail(err, 422, "corrupt_file", "a checkpoint holds no "
                         "definition, this one has %zu bytes", p.def_len);

@@ -7,10 +7,16 @@
  *   bench_http PATH_TO_NERVED [seconds=3] [clients=2] [server threads=2]
  *
  * Loopback only; each phase stops after `seconds` or 200,000 requests.
+ *
+ * Then the run route: a 1,000-unit Reservoir (as bench_reservoir.c: leak
+ * 0.3, tanh, radius 1.25, 10 % connectivity, W dense and CSR) with a
+ * LinearReadout, 10,000 steps in one POST .../sessions/{sid}/run; steps
+ * per second including JSON both ways (the best of 3).
  */
 #include "benchutil.h"
 
 #include <curl/curl.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
@@ -154,6 +160,73 @@ static pid_t start_nerved(const char *bin, const char *threads, int *port)
     return pid;
 }
 
+/* POSTs body to url; returns seconds, or dies. */
+static double post_timed(const char *url, const char *body)
+{
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdr =
+        curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+    double t0 = bench_now();
+    long status = 0;
+    if (curl_easy_perform(h) != CURLE_OK)
+        bench_die(url, "request failed");
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 300)
+        bench_die(url, "refused");
+    double dt = bench_now() - t0;
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(h);
+    return dt;
+}
+
+static void reservoir_run_route(int port)
+{
+    enum { STEPS = 10000 };
+    size_t size = (size_t)STEPS * 24 + 64;
+    char *body = malloc(size);
+    if (!body)
+        bench_die("body", "out of memory");
+    size_t n = (size_t)snprintf(body, size, "{\"inputs\": {\"x\": [[");
+    for (int t = 0; t < STEPS; t++)
+        n += (size_t)snprintf(body + n, size - n, "%s[%.6f]", t ? "," : "",
+                              sin(0.01 * t));
+    snprintf(body + n, size - n, "]]}}");
+    printf("Reservoir(1000), 10 %% connectivity, 10,000 steps at batch 1 "
+           "through the run route (JSON in and out)\n");
+    for (int sparse = 0; sparse < 2; sparse++) {
+        char def[1024], url[256];
+        snprintf(def, sizeof def,
+                 "{\"name\": \"res%d\", \"seed\": 1, \"nodes\": ["
+                 "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+                 "{\"name\": \"r\", \"type\": \"Reservoir\", \"num_unit\": 1000,"
+                 " \"rc_connectivity\": 0.1, \"spectral_radius\": 1.25,"
+                 " \"bias_scaling\": 0.1, \"sparse\": %s},"
+                 "{\"name\": \"o\", \"type\": \"LinearReadout\", \"num_unit\": 1}],"
+                 " \"edges\": [\"x >> r >> o\"]}",
+                 sparse, sparse ? "true" : "false");
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/networks", port);
+        post_timed(url, def);
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/networks/res%d/sessions",
+                 port, sparse);
+        post_timed(url, "{\"id\": \"b\"}");
+        snprintf(url, sizeof url,
+                 "http://127.0.0.1:%d/v1/networks/res%d/sessions/b/run", port,
+                 sparse);
+        double best = 1e9;
+        for (int round = 0; round < 3; round++) {
+            double dt = post_timed(url, body);
+            best = dt < best ? dt : best;
+        }
+        printf("  nerved_route_%s_steps_per_s %.0f\n", sparse ? "sparse" : "dense",
+               STEPS / best);
+    }
+    free(body);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -203,6 +276,7 @@ int main(int argc, char **argv)
     printf("  ratio nerved / bare: %.2f\n", rps_nerved / rps_bare);
     printf("  peak RSS of the client + bare server: %.1f MiB\n", bench_peak_mib());
     MHD_stop_daemon(d);
+    reservoir_run_route(port);
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     curl_global_cleanup();
