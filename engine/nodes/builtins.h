@@ -30,4 +30,10 @@ int nn_inputs_consistent(nn_node *node, const nn_shape *in, int n,
                          int feedback, nn_shape *lead, int *total,
                          nn_error *err);
 
+/* The same for a node that takes only (batch, features) inputs (the
+ * recurrent types, NVAR): *total receives the concatenated width; inputs
+ * with more axes are an error naming the type. */
+int nn_flat_inputs(nn_node *node, const nn_shape *in, int n, int feedback,
+                   int *total, nn_error *err);
+
 #endif

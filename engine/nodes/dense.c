@@ -42,6 +42,24 @@ int nn_inputs_consistent(nn_node *node, const nn_shape *in, int n,
                                       total, err);
 }
 
+int nn_flat_inputs(nn_node *node, const nn_shape *in, int n, int feedback,
+                   int *total, nn_error *err)
+{
+    nn_shape lead;
+    int rc = nn_inputs_consistent(node, in, n, feedback, &lead, total, err);
+    if (rc != NN_OK)
+        return rc;
+    if (lead.ndim != 0) {
+        char buf[64];
+        return nn_error_set(err, NN_ERR_SHAPE, "a %s takes (batch, features) "
+                            "%s; got per-sample shape %s",
+                            nn_node_type_of(node)->name,
+                            feedback ? "feedback" : "inputs",
+                            nn_shape_str(&in[0], buf, sizeof buf));
+    }
+    return NN_OK;
+}
+
 static int dense_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
                          nn_error *err)
 {

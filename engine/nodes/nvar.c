@@ -60,17 +60,10 @@ static int nvar_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
                         nn_error *err)
 {
     nvar *self = nn_node_priv(node);
-    nn_shape lead;
     int total;
-    int rc = nn_inputs_consistent(node, ff, n_ff, 0, &lead, &total, err);
+    int rc = nn_flat_inputs(node, ff, n_ff, 0, &total, err);
     if (rc != NN_OK)
         return rc;
-    if (lead.ndim != 0) {
-        char buf[64];
-        return nn_error_set(err, NN_ERR_SHAPE, "NVAR takes (batch, features) "
-                            "inputs; got per-sample shape %s",
-                            nn_shape_str(&ff[0], buf, sizeof buf));
-    }
     self->dim = total;
     self->delay = (int)nn_node_param_int(node, "delay");
     self->stride = (int)nn_node_param_int(node, "stride");

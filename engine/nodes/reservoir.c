@@ -259,17 +259,10 @@ static int reservoir_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
                              nn_error *err)
 {
     reservoir *self = nn_node_priv(node);
-    nn_shape lead;
     int total;
-    int rc = nn_inputs_consistent(node, ff, n_ff, 0, &lead, &total, err);
+    int rc = nn_flat_inputs(node, ff, n_ff, 0, &total, err);
     if (rc != NN_OK)
         return rc;
-    if (lead.ndim != 0) {
-        char buf[64];
-        return nn_error_set(err, NN_ERR_SHAPE, "a Reservoir takes (batch, "
-                            "features) inputs; got per-sample shape %s",
-                            nn_shape_str(&ff[0], buf, sizeof buf));
-    }
     int units = (int)nn_node_param_int(node, "num_unit");
     self->units = units;
     self->n_in = total;
@@ -320,14 +313,10 @@ static int reservoir_init_fb(nn_node *node, const nn_shape *fb, int n_fb,
                              nn_error *err)
 {
     reservoir *self = nn_node_priv(node);
-    nn_shape lead;
     int total;
-    int rc = nn_inputs_consistent(node, fb, n_fb, 1, &lead, &total, err);
+    int rc = nn_flat_inputs(node, fb, n_fb, 1, &total, err);
     if (rc != NN_OK)
         return rc;
-    if (lead.ndim != 0)
-        return nn_error_set(err, NN_ERR_SHAPE, "feedback into a Reservoir must "
-                            "be (batch, features)");
     self->n_fb = total;
     if (!(self->Wfb = draw_matrix(node, "Wfb", total, self->units,
                                   nn_node_param_float(node, "fb_connectivity"),

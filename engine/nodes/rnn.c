@@ -41,17 +41,10 @@ static int rnn_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
                        nn_error *err)
 {
     rnn *self = nn_node_priv(node);
-    nn_shape lead;
     int total;
-    int rc = nn_inputs_consistent(node, ff, n_ff, 0, &lead, &total, err);
+    int rc = nn_flat_inputs(node, ff, n_ff, 0, &total, err);
     if (rc != NN_OK)
         return rc;
-    if (lead.ndim != 0) {
-        char buf[64];
-        return nn_error_set(err, NN_ERR_SHAPE, "a recurrent node takes "
-                            "(batch, features) inputs; got per-sample shape %s",
-                            nn_shape_str(&ff[0], buf, sizeof buf));
-    }
     self->units = (int)nn_node_param_int(node, "num_unit");
     self->act = (nn_act)nn_act_parse(nn_node_param_str(node, "activation"));
     self->b_index = self->wfb_index = -1;
@@ -78,14 +71,10 @@ static int rnn_init_fb(nn_node *node, const nn_shape *fb, int n_fb,
                        nn_error *err)
 {
     rnn *self = nn_node_priv(node);
-    nn_shape lead;
     int total;
-    int rc = nn_inputs_consistent(node, fb, n_fb, 1, &lead, &total, err);
+    int rc = nn_flat_inputs(node, fb, n_fb, 1, &total, err);
     if (rc != NN_OK)
         return rc;
-    if (lead.ndim != 0)
-        return nn_error_set(err, NN_ERR_SHAPE, "feedback into a recurrent node "
-                            "must be (batch, features)");
     if (!(self->Wfb = add_weight(node, "Wfb", nn_shape2(total, self->units),
                                  "Wi_initializer", &self->wfb_index, err)))
         return err->code;

@@ -23,47 +23,6 @@ static nn_graph *graph(uint64_t seed)
     return g;
 }
 
-/* Adds a node and sets "key=value" parameters (NULL-terminated). */
-static nn_node *node(nn_graph *g, const char *type, const char *name, ...)
-{
-    nn_error err;
-    nn_node *n = nn_graph_add_node(g, type, name, &err);
-    if (!n)
-        fprintf(stderr, "add %s: %s\n", name, err.msg);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(n);
-    va_list ap;
-    va_start(ap, name);
-    for (const char *kv; (kv = va_arg(ap, const char *)) != NULL;) {
-        char key[64];
-        const char *eq = strchr(kv, '=');
-        snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
-        int rc = nn_node_set_param(n, key, eq + 1, &err);
-        if (rc != NN_OK)
-            fprintf(stderr, "%s: %s\n", kv, err.msg);
-        CU_ASSERT_EQUAL_FATAL(rc, NN_OK);
-    }
-    va_end(ap);
-    return n;
-}
-
-static void link(nn_graph *g, const char *expr)
-{
-    nn_error err;
-    int rc = nn_graph_link(g, expr, &err);
-    if (rc != NN_OK)
-        fprintf(stderr, "%s: %s\n", expr, err.msg);
-    CU_ASSERT_EQUAL_FATAL(rc, NN_OK);
-}
-
-static void build(nn_graph *g)
-{
-    nn_error err;
-    int rc = nn_graph_build(g, &err);
-    if (rc != NN_OK)
-        fprintf(stderr, "build: %s\n", err.msg);
-    CU_ASSERT_EQUAL_FATAL(rc, NN_OK);
-}
-
 /* Builds g expecting failure with code, and every fragment (NULL-ended) in
  * the message. */
 static void build_fails(nn_graph *g, int code, ...)
@@ -79,12 +38,6 @@ static void build_fails(nn_graph *g, int code, ...)
         CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, want));
     }
     va_end(ap);
-}
-
-static void fill(nn_tensor *t, float scale, float phase)
-{
-    for (size_t k = 0; k < nn_tensor_numel(t); k++)
-        t->data[k] = scale * sinf(1.3f * (float)k + phase);
 }
 
 static double sigmoid(double x)
@@ -144,11 +97,11 @@ static void check_cell_values(const char *type, const char *use_bias)
 {
     int lstm = strcmp(type, "LSTM") == 0;
     nn_graph *g = graph(17);
-    node(g, "Input", "x", "shape=3", NULL);
-    nn_node *n = node(g, type, "cell", "num_unit=4", use_bias,
+    tu_node(g, "Input", "x", "shape=3", NULL);
+    nn_node *n = tu_node(g, type, "cell", "num_unit=4", use_bias,
                       "b_initializer=Normal(0, 0.5)", NULL);
-    link(g, "x >> cell");
-    build(g);
+    tu_link(g, "x >> cell");
+    tu_build(g);
     int gates = lstm ? 4 : 3;
     CU_ASSERT_EQUAL(nn_node_weight(n, "Wi")->shape.dims[0], CIN);
     CU_ASSERT_EQUAL(nn_node_weight(n, "Wi")->shape.dims[1], gates * CU);
@@ -167,7 +120,7 @@ static void check_cell_values(const char *type, const char *use_bias)
         memset(c, 0, sizeof c);
         for (int t = 0; t < CT; t++) {
             nn_tensor *in = nn_session_input(s, "x");
-            fill(in, 1.2f, 0.4f * (float)t);
+            tu_fill(in, 1.2f, 0.4f * (float)t);
             CU_ASSERT_EQUAL_FATAL(nn_session_step(s, 0, &err), NN_OK);
             const float *out = nn_session_output(s, "cell")->data;
             const float *state_h = nn_session_state(s, "cell", 0)->data;
@@ -211,11 +164,11 @@ static void test_cell_values(void)
 static void test_lstm_by_hand(void)
 {
     nn_graph *g = graph(1);
-    node(g, "Input", "x", "shape=1", NULL);
-    nn_node *n = node(g, "LSTM", "l", "num_unit=1", "Wi_initializer=Zeros",
+    tu_node(g, "Input", "x", "shape=1", NULL);
+    nn_node *n = tu_node(g, "LSTM", "l", "num_unit=1", "Wi_initializer=Zeros",
                       "Wh_initializer=Zeros", NULL);
-    link(g, "x >> l");
-    build(g);
+    tu_link(g, "x >> l");
+    tu_build(g);
     /* i = sigmoid(0) = 1/2, f = 1/2, g = tanh(atanh(0.8)) = 0.8, o = 1/2:
      * c1 = 0.4, c2 = 0.2 + 0.4 = 0.6, h = tanh(c) / 2. */
     float *bi = nn_node_weight(n, "bi")->data;
@@ -234,11 +187,11 @@ static void test_lstm_by_hand(void)
 
     /* forget_bias lands in the f block of bi only, on top of b_initializer. */
     g = graph(1);
-    node(g, "Input", "x", "shape=2", NULL);
-    n = node(g, "LSTM", "l", "num_unit=3", "forget_bias=1",
+    tu_node(g, "Input", "x", "shape=2", NULL);
+    n = tu_node(g, "LSTM", "l", "num_unit=3", "forget_bias=1",
              "b_initializer=Constant(0.25)", NULL);
-    link(g, "x >> l");
-    build(g);
+    tu_link(g, "x >> l");
+    tu_build(g);
     bi = nn_node_weight(n, "bi")->data;
     const float *bh = nn_node_weight(n, "bh")->data;
     for (int k = 0; k < 12; k++) {
@@ -253,11 +206,11 @@ static void test_lstm_by_hand(void)
 static void test_gru_by_hand(void)
 {
     nn_graph *g = graph(1);
-    node(g, "Input", "x", "shape=1", NULL);
-    nn_node *n = node(g, "GRU", "r", "num_unit=1", "Wi_initializer=Zeros",
+    tu_node(g, "Input", "x", "shape=1", NULL);
+    nn_node *n = tu_node(g, "GRU", "r", "num_unit=1", "Wi_initializer=Zeros",
                       "Wh_initializer=Zeros", NULL);
-    link(g, "x >> r");
-    build(g);
+    tu_link(g, "x >> r");
+    tu_build(g);
     nn_node_weight(n, "bi")->data[2] = 0.3f;
     nn_node_weight(n, "bh")->data[2] = 0.4f; /* scaled by r = 1/2 */
     nn_error err;
@@ -278,13 +231,13 @@ static void test_cells_concatenate_and_take_feedback(void)
     for (int k = 0; k < 2; k++) {
         /* Two ff inputs, concatenated: Wi has their summed width. */
         nn_graph *g = graph(5);
-        node(g, "Input", "a", "shape=2", NULL);
-        node(g, "Input", "b", "shape=3", NULL);
-        nn_node *n = node(g, types[k], "cell", "num_unit=4", NULL);
-        node(g, "Dense", "o", "num_unit=2", NULL);
-        link(g, "{a, b} >> cell >> o");
-        link(g, "cell << o");
-        build(g);
+        tu_node(g, "Input", "a", "shape=2", NULL);
+        tu_node(g, "Input", "b", "shape=3", NULL);
+        nn_node *n = tu_node(g, types[k], "cell", "num_unit=4", NULL);
+        tu_node(g, "Dense", "o", "num_unit=2", NULL);
+        tu_link(g, "{a, b} >> cell >> o");
+        tu_link(g, "cell << o");
+        tu_build(g);
         int gates = k == 0 ? 4 : 3;
         CU_ASSERT_EQUAL(nn_node_weight(n, "Wi")->shape.dims[0], 5);
         nn_tensor *Wfb = nn_node_weight(n, "Wfb");
@@ -297,8 +250,8 @@ static void test_cells_concatenate_and_take_feedback(void)
         nn_error err;
         nn_session *s = nn_session_new(g, 1, 0, &err);
         float first[4], second[4];
-        fill(nn_session_input(s, "a"), 1, 0);
-        fill(nn_session_input(s, "b"), 1, 1);
+        tu_fill(nn_session_input(s, "a"), 1, 0);
+        tu_fill(nn_session_input(s, "b"), 1, 1);
         for (int t = 0; t < 2; t++) {
             CU_ASSERT_EQUAL_FATAL(nn_session_step(s, 0, &err), NN_OK);
             memcpy(t ? second : first, nn_session_output(s, "cell")->data,
@@ -306,8 +259,8 @@ static void test_cells_concatenate_and_take_feedback(void)
         }
         nn_tensor_zero(Wfb);
         CU_ASSERT_EQUAL(nn_session_reset(s, &err), NN_OK);
-        fill(nn_session_input(s, "a"), 1, 0);
-        fill(nn_session_input(s, "b"), 1, 1);
+        tu_fill(nn_session_input(s, "a"), 1, 0);
+        tu_fill(nn_session_input(s, "b"), 1, 1);
         CU_ASSERT_EQUAL_FATAL(nn_session_step(s, 0, &err), NN_OK);
         CU_ASSERT_EQUAL(memcmp(first, nn_session_output(s, "cell")->data,
                                sizeof first), 0);
@@ -335,16 +288,16 @@ static void test_cell_errors(void)
         CU_ASSERT_EQUAL(nn_node_set_param(n, "forget_bias", "1", &err),
                         k == 0 ? NN_OK : NN_ERR_INVALID);
         /* num_unit is required. */
-        node(g, "Input", "x", "shape=2", NULL);
-        link(g, "x >> cell");
+        tu_node(g, "Input", "x", "shape=2", NULL);
+        tu_link(g, "x >> cell");
         build_fails(g, NN_ERR_INVALID, "'num_unit' is required", NULL);
         nn_graph_free(g);
 
         /* Per-sample inputs must be flat, as for every recurrent type. */
         g = graph(1);
-        node(g, "Input", "x", "shape=[2, 3]", NULL);
-        node(g, types[k], "cell", "num_unit=3", NULL);
-        link(g, "x >> cell");
+        tu_node(g, "Input", "x", "shape=[2, 3]", NULL);
+        tu_node(g, types[k], "cell", "num_unit=3", NULL);
+        tu_link(g, "x >> cell");
         char named[64];
         snprintf(named, sizeof named, "'cell' (%s)", types[k]);
         build_fails(g, NN_ERR_SHAPE, named, "(batch, features)", NULL);
@@ -359,10 +312,10 @@ static void test_cell_errors(void)
     nn_graph_free(g);
     /* A forget bias without biases would be silently lost. */
     g = graph(1);
-    node(g, "Input", "x", "shape=2", NULL);
-    node(g, "LSTM", "cell", "num_unit=2", "use_bias=false", "forget_bias=1",
+    tu_node(g, "Input", "x", "shape=2", NULL);
+    tu_node(g, "LSTM", "cell", "num_unit=2", "use_bias=false", "forget_bias=1",
          NULL);
-    link(g, "x >> cell");
+    tu_link(g, "x >> cell");
     build_fails(g, NN_ERR_INVALID, "'cell' (LSTM)", "'forget_bias'",
                 "use_bias=false", NULL);
     nn_graph_free(g);
@@ -373,12 +326,12 @@ static void test_cell_errors(void)
 static void test_layernorm_values(void)
 {
     nn_graph *g = graph(1);
-    node(g, "Input", "x", "shape=[2, 4]", NULL);
-    nn_node *n = node(g, "LayerNorm", "ln", "gain_initializer=Constant(2)",
+    tu_node(g, "Input", "x", "shape=[2, 4]", NULL);
+    nn_node *n = tu_node(g, "LayerNorm", "ln", "gain_initializer=Constant(2)",
                       "b_initializer=Constant(0.5)", "epsilon=0.01", NULL);
-    node(g, "LayerNorm", "plain", "affine=false", NULL);
-    link(g, "x >> {ln, plain}");
-    build(g);
+    tu_node(g, "LayerNorm", "plain", "affine=false", NULL);
+    tu_link(g, "x >> {ln, plain}");
+    tu_build(g);
     CU_ASSERT_EQUAL(nn_node_param_count(n), 8);
     CU_ASSERT_EQUAL(nn_node_param_count(nn_graph_find(g, "plain")), 0);
     nn_shape out = nn_node_output_shape(n);
@@ -407,9 +360,9 @@ static void test_layernorm_values(void)
     CU_ASSERT_EQUAL(nn_node_set_param(n, "epsilon", "0", &err),
                     NN_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'epsilon'"));
-    node(g, "Input", "a", "shape=2", NULL);
-    node(g, "Input", "b", "shape=2", NULL);
-    link(g, "{a, b} >> ln");
+    tu_node(g, "Input", "a", "shape=2", NULL);
+    tu_node(g, "Input", "b", "shape=2", NULL);
+    tu_link(g, "{a, b} >> ln");
     build_fails(g, NN_ERR_SHAPE, "'ln' (LayerNorm)", "exactly one", NULL);
     nn_graph_free(g);
 }
@@ -425,10 +378,10 @@ static void check_select(const char *shape, const char *index, int n_expect,
     snprintf(shape_kv, sizeof shape_kv, "shape=%s", shape);
     snprintf(index_kv, sizeof index_kv, "index=%s", index);
     nn_graph *g = graph(1);
-    node(g, "Input", "x", shape_kv, NULL);
-    nn_node *n = node(g, "Select", "sel", index_kv, NULL);
-    link(g, "x >> sel");
-    build(g);
+    tu_node(g, "Input", "x", shape_kv, NULL);
+    nn_node *n = tu_node(g, "Select", "sel", index_kv, NULL);
+    tu_link(g, "x >> sel");
+    tu_build(g);
     nn_shape out = nn_node_output_shape(n);
     CU_ASSERT_EQUAL(out.dims[out.ndim - 1], n_expect);
     nn_error err;
@@ -482,25 +435,25 @@ static void test_select(void)
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         nn_error err;
         nn_graph *g = graph(1);
-        node(g, "Input", "x", "shape=5", NULL);
+        tu_node(g, "Input", "x", "shape=5", NULL);
         nn_node *n = nn_graph_add_node(g, "Select", "sel", &err);
         CU_ASSERT_EQUAL(nn_node_set_param(n, "index", bad[k].index, &err),
                         NN_OK);
-        link(g, "x >> sel");
+        tu_link(g, "x >> sel");
         build_fails(g, bad[k].code, "'sel' (Select)", bad[k].says, NULL);
         nn_graph_free(g);
     }
     nn_graph *g = graph(1);
-    node(g, "Input", "a", "shape=2", NULL);
-    node(g, "Input", "b", "shape=2", NULL);
-    node(g, "Select", "sel", "index=0", NULL);
-    link(g, "{a, b} >> sel");
+    tu_node(g, "Input", "a", "shape=2", NULL);
+    tu_node(g, "Input", "b", "shape=2", NULL);
+    tu_node(g, "Select", "sel", "index=0", NULL);
+    tu_link(g, "{a, b} >> sel");
     build_fails(g, NN_ERR_SHAPE, "exactly one", NULL);
     nn_graph_free(g);
     g = graph(1);
-    node(g, "Input", "a", "shape=2", NULL);
-    node(g, "Select", "sel", NULL);
-    link(g, "a >> sel");
+    tu_node(g, "Input", "a", "shape=2", NULL);
+    tu_node(g, "Select", "sel", NULL);
+    tu_link(g, "a >> sel");
     build_fails(g, NN_ERR_INVALID, "'index' is required", NULL);
     nn_graph_free(g);
 }
@@ -522,17 +475,17 @@ static void test_reshape(void)
         snprintf(in_kv, sizeof in_kv, "shape=%s", ok[k].in);
         snprintf(shape_kv, sizeof shape_kv, "shape=%s", ok[k].shape);
         nn_graph *g = graph(1);
-        node(g, "Input", "x", in_kv, NULL);
-        nn_node *n = node(g, "Reshape", "rs", shape_kv, NULL);
-        link(g, "x >> rs");
-        build(g);
+        tu_node(g, "Input", "x", in_kv, NULL);
+        nn_node *n = tu_node(g, "Reshape", "rs", shape_kv, NULL);
+        tu_link(g, "x >> rs");
+        tu_build(g);
         nn_shape out = nn_node_output_shape(n);
         nn_shape want = nn_shape_make(ok[k].ndim, ok[k].dims);
         CU_ASSERT(nn_shape_equal(&out, &want));
         nn_error err;
         nn_session *s = nn_session_new(g, 2, 0, &err);
         nn_tensor *x = nn_session_input(s, "x");
-        fill(x, 1, 0);
+        tu_fill(x, 1, 0);
         CU_ASSERT_EQUAL_FATAL(nn_session_step(s, 0, &err), NN_OK);
         const nn_tensor *y = nn_session_output(s, "rs");
         CU_ASSERT_EQUAL(y->shape.dims[0], 2);
@@ -560,9 +513,9 @@ static void test_reshape(void)
         char shape_kv[64];
         snprintf(shape_kv, sizeof shape_kv, "shape=%s", bad[k].shape);
         nn_graph *g = graph(1);
-        node(g, "Input", "x", "shape=6", NULL);
-        node(g, "Reshape", "rs", shape_kv, NULL);
-        link(g, "x >> rs");
+        tu_node(g, "Input", "x", "shape=6", NULL);
+        tu_node(g, "Reshape", "rs", shape_kv, NULL);
+        tu_link(g, "x >> rs");
         build_fails(g, bad[k].code, "'rs' (Reshape)", bad[k].says, NULL);
         nn_graph_free(g);
     }
@@ -573,12 +526,12 @@ static void test_reshape(void)
 static void test_summation(void)
 {
     nn_graph *g = graph(1);
-    node(g, "Input", "a", "shape=[2, 2]", NULL);
-    node(g, "Input", "b", "shape=[2, 2]", NULL);
-    node(g, "Input", "c", "shape=[2, 2]", NULL);
-    nn_node *n = node(g, "Summation", "sum", NULL);
-    link(g, "{a, b, c} >> sum");
-    build(g);
+    tu_node(g, "Input", "a", "shape=[2, 2]", NULL);
+    tu_node(g, "Input", "b", "shape=[2, 2]", NULL);
+    tu_node(g, "Input", "c", "shape=[2, 2]", NULL);
+    nn_node *n = tu_node(g, "Summation", "sum", NULL);
+    tu_link(g, "{a, b, c} >> sum");
+    tu_build(g);
     nn_shape out = nn_node_output_shape(n);
     CU_ASSERT_EQUAL(out.ndim, 2); /* not concatenated */
     CU_ASSERT_EQUAL(out.dims[1], 2);
@@ -597,20 +550,20 @@ static void test_summation(void)
     nn_graph_free(g);
 
     g = graph(1);
-    node(g, "Input", "a", "shape=3", NULL);
-    node(g, "Input", "b", "shape=4", NULL);
-    node(g, "Summation", "sum", NULL);
-    link(g, "{a, b} >> sum");
+    tu_node(g, "Input", "a", "shape=3", NULL);
+    tu_node(g, "Input", "b", "shape=4", NULL);
+    tu_node(g, "Summation", "sum", NULL);
+    tu_link(g, "{a, b} >> sum");
     build_fails(g, NN_ERR_SHAPE, "'sum' (Summation)", "'a' is (3,)",
                 "'b' is (4,)", "Concat", NULL);
     nn_graph_free(g);
     /* No feedback into a Summation. */
     g = graph(1);
-    node(g, "Input", "a", "shape=3", NULL);
-    node(g, "Summation", "sum", NULL);
-    node(g, "Dense", "o", "num_unit=3", NULL);
-    link(g, "a >> sum >> o");
-    link(g, "sum << o");
+    tu_node(g, "Input", "a", "shape=3", NULL);
+    tu_node(g, "Summation", "sum", NULL);
+    tu_node(g, "Dense", "o", "num_unit=3", NULL);
+    tu_link(g, "a >> sum >> o");
+    tu_link(g, "sum << o");
     build_fails(g, NN_ERR_GRAPH, "'sum' (Summation) does not support "
                 "feedback", NULL);
     nn_graph_free(g);
@@ -621,21 +574,21 @@ static void test_summation(void)
 static void test_steps_allocate_nothing(void)
 {
     nn_graph *g = graph(4);
-    node(g, "Input", "x", "shape=6", NULL);
-    node(g, "LSTM", "l", "num_unit=6", NULL);
-    node(g, "GRU", "r", "num_unit=6", NULL);
-    node(g, "Summation", "sum", NULL);
-    node(g, "LayerNorm", "ln", NULL);
-    node(g, "Reshape", "rs", "shape=[2, 3]", NULL);
-    node(g, "Select", "sel", "index=::-1", NULL);
-    node(g, "Dense", "o", "num_unit=2", NULL);
-    link(g, "x >> {l, r}");
-    link(g, "{l, r, x} >> sum >> ln >> rs >> sel >> o");
-    link(g, "l << sum");
-    build(g);
+    tu_node(g, "Input", "x", "shape=6", NULL);
+    tu_node(g, "LSTM", "l", "num_unit=6", NULL);
+    tu_node(g, "GRU", "r", "num_unit=6", NULL);
+    tu_node(g, "Summation", "sum", NULL);
+    tu_node(g, "LayerNorm", "ln", NULL);
+    tu_node(g, "Reshape", "rs", "shape=[2, 3]", NULL);
+    tu_node(g, "Select", "sel", "index=::-1", NULL);
+    tu_node(g, "Dense", "o", "num_unit=2", NULL);
+    tu_link(g, "x >> {l, r}");
+    tu_link(g, "{l, r, x} >> sum >> ln >> rs >> sel >> o");
+    tu_link(g, "l << sum");
+    tu_build(g);
     nn_error err;
     nn_session *s = nn_session_new(g, 3, 0, &err);
-    fill(nn_session_input(s, "x"), 1, 0.5f);
+    tu_fill(nn_session_input(s, "x"), 1, 0.5f);
     nn_tape *tape = nn_tape_new(s, 4, &err);
     nn_grads *grads = nn_grads_new(g, &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tape);
@@ -643,7 +596,7 @@ static void test_steps_allocate_nothing(void)
     int dims[3] = {3, 4, 6};
     nn_shape xs = nn_shape_make(3, dims);
     nn_tensor *x = nn_tensor_new(&xs);
-    fill(x, 1, 0);
+    tu_fill(x, 1, 0);
     nn_binding bind = {"x", x};
     nn_tensor *out[1];
     CU_ASSERT_EQUAL_FATAL(nn_tape_run(tape, &bind, 1, 4, 1, out, &err), NN_OK);
@@ -726,97 +679,6 @@ static void test_out_of_memory_paths(void)
 
 /* --------------------------------------- backward vs finite differences */
 
-enum { FD_B = 2, FD_T = 4 };
-
-/* L = sum(c * y) for the single exit over a fresh session, in double. */
-static double fd_loss(nn_graph *g, nn_tensor *x, const nn_tensor *c)
-{
-    nn_error err;
-    nn_session *s = nn_session_new(g, FD_B, 9, &err);
-    nn_binding bind = {"x", x};
-    nn_tensor *out[1];
-    CU_ASSERT_EQUAL_FATAL(nn_session_run(s, &bind, 1, FD_T, 1, out, &err),
-                          NN_OK);
-    double sum = 0;
-    for (size_t k = 0; k < nn_tensor_numel(out[0]); k++)
-        sum += (double)c->data[k] * out[0]->data[k];
-    nn_tensor_free(out[0]);
-    nn_session_free(s);
-    return sum;
-}
-
-/* Checks up to 12 entries of every trainable weight's gradient in g, whose
- * one input is "x" of `width` features. With last_only, only the last
- * step's output enters the loss, so the earlier steps' weights are reached
- * through the recurrent state alone. */
-static void check_gradients(nn_graph *g, int width, int last_only,
-                            const char *what)
-{
-    nn_error err;
-    int dims[3] = {FD_B, FD_T, width};
-    nn_shape xs = nn_shape_make(3, dims);
-    nn_tensor *x = nn_tensor_new(&xs);
-    fill(x, 0.8f, 0.1f);
-    nn_session *s = nn_session_new(g, FD_B, 9, &err);
-    nn_tape *tape = nn_tape_new(s, FD_T, &err);
-    if (!tape)
-        fprintf(stderr, "%s: %s\n", what, err.msg);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(tape);
-    nn_grads *grads = nn_grads_new(g, &err);
-    nn_binding bind = {"x", x};
-    nn_tensor *out[1];
-    CU_ASSERT_EQUAL_FATAL(nn_tape_run(tape, &bind, 1, FD_T, 1, out, &err),
-                          NN_OK);
-    nn_tensor *c = nn_tensor_new(&out[0]->shape);
-    fill(c, 1.0f, 2.0f);
-    if (last_only) {
-        size_t per_step = nn_tensor_numel(c) / (FD_B * FD_T);
-        for (int b = 0; b < FD_B; b++)
-            memset(c->data + (size_t)b * FD_T * per_step, 0,
-                   (FD_T - 1) * per_step * sizeof(float));
-    }
-    nn_tensor *d_out[1] = {c};
-    CU_ASSERT_EQUAL_FATAL(nn_tape_backward(tape, d_out, grads, &err), NN_OK);
-    int checked = 0;
-    for (int n = 0; n < nn_graph_node_count(g); n++) {
-        nn_node *node = nn_graph_node_at(g, n);
-        for (int w = 0; w < nn_node_weight_count(node); w++) {
-            if (!nn_node_weight_trainable(node, w))
-                continue;
-            nn_tensor *weight = nn_node_weight_at(node, w);
-            nn_tensor *grad = nn_grads_at(grads, node, w);
-            size_t count = nn_tensor_numel(weight);
-            size_t stride = count > 12 ? count / 12 : 1;
-            for (size_t k = 0; k < count; k += stride) {
-                const float eps = 1e-3f;
-                float keep = weight->data[k];
-                weight->data[k] = keep + eps;
-                double up = fd_loss(g, x, c);
-                weight->data[k] = keep - eps;
-                double down = fd_loss(g, x, c);
-                weight->data[k] = keep;
-                double numeric = (up - down) / (2.0 * eps);
-                double analytic = grad->data[k];
-                double tol = 1e-2 * fmax(1.0, fabs(numeric));
-                if (fabs(numeric - analytic) > tol)
-                    fprintf(stderr, "%s: %s.%s[%zu] numeric %g analytic %g\n",
-                            what, nn_node_name(node),
-                            nn_node_weight_name(node, w), k, numeric,
-                            analytic);
-                CU_ASSERT(fabs(numeric - analytic) <= tol);
-                checked++;
-            }
-        }
-    }
-    CU_ASSERT(checked > 0);
-    CU_ASSERT(nn_grads_norm(grads) > 0);
-    nn_tensor_free(out[0]);
-    nn_tensor_free(c);
-    nn_tensor_free(x);
-    nn_grads_free(grads);
-    nn_tape_free(tape);
-    nn_session_free(s);
-}
 
 /* x >> Dense >> cell >> Dense, with the readout fed back into the cell: the
  * first Dense's gradient checks the cell's input gradient. */
@@ -827,16 +689,16 @@ static void check_cell_gradients(const char *type, const char *use_bias,
     snprintf(what, sizeof what, "%s %s%s%s", type, use_bias,
              feedback ? " feedback" : "", last_only ? " last step" : "");
     nn_graph *g = graph(23);
-    node(g, "Input", "x", "shape=3", NULL);
-    node(g, "Dense", "d", "num_unit=4", "b_initializer=Normal(0, 0.3)", NULL);
-    node(g, type, "cell", "num_unit=3", use_bias,
+    tu_node(g, "Input", "x", "shape=3", NULL);
+    tu_node(g, "Dense", "d", "num_unit=4", "b_initializer=Normal(0, 0.3)", NULL);
+    tu_node(g, type, "cell", "num_unit=3", use_bias,
          "b_initializer=Normal(0, 0.5)", NULL);
-    node(g, "Dense", "o", "num_unit=2", NULL);
-    link(g, "x >> d >> cell >> o");
+    tu_node(g, "Dense", "o", "num_unit=2", NULL);
+    tu_link(g, "x >> d >> cell >> o");
     if (feedback)
-        link(g, "cell << o");
-    build(g);
-    check_gradients(g, 3, last_only, what);
+        tu_link(g, "cell << o");
+    tu_build(g);
+    tu_check_gradients(g, "x", 3, &(tu_fd_opts){4, 12, last_only}, what);
     nn_graph_free(g);
 }
 
@@ -855,16 +717,16 @@ static void test_layernorm_gradients(void)
     static const char *affine[] = {"affine=true", "affine=false"};
     for (int k = 0; k < 2; k++) {
         nn_graph *g = graph(29);
-        node(g, "Input", "x", "shape=3", NULL);
-        node(g, "Dense", "d", "num_unit=5", "b_initializer=Normal(0, 0.5)",
+        tu_node(g, "Input", "x", "shape=3", NULL);
+        tu_node(g, "Dense", "d", "num_unit=5", "b_initializer=Normal(0, 0.5)",
              NULL);
-        node(g, "LayerNorm", "ln", affine[k],
+        tu_node(g, "LayerNorm", "ln", affine[k],
              "gain_initializer=Normal(1, 0.3)",
              "b_initializer=Normal(0, 0.3)", NULL);
-        node(g, "Dense", "o", "num_unit=2", NULL);
-        link(g, "x >> d >> ln >> o");
-        build(g);
-        check_gradients(g, 3, 0, affine[k]);
+        tu_node(g, "Dense", "o", "num_unit=2", NULL);
+        tu_link(g, "x >> d >> ln >> o");
+        tu_build(g);
+        tu_check_gradients(g, "x", 3, &(tu_fd_opts){4, 12, 0}, affine[k]);
         nn_graph_free(g);
     }
 }
@@ -875,18 +737,18 @@ static void test_utility_gradients(void)
     for (int k = 0; k < 3; k++) {
         /* Two branches summed, reshaped to (2, 2), part of each row taken. */
         nn_graph *g = graph(37);
-        node(g, "Input", "x", "shape=3", NULL);
-        node(g, "Dense", "p", "num_unit=4", NULL);
-        node(g, "Dense", "q", "num_unit=4", NULL);
-        node(g, "Dense", "r", "num_unit=4", NULL);
-        node(g, "Summation", "sum", NULL);
-        node(g, "Reshape", "rs", "shape=[2, -1]", NULL);
-        node(g, "Select", "sel", indexes[k], NULL);
-        node(g, "Dense", "o", "num_unit=3", NULL);
-        link(g, "x >> {p, q, r}");
-        link(g, "{p, q, r} >> sum >> rs >> sel >> o");
-        build(g);
-        check_gradients(g, 3, 0, indexes[k]);
+        tu_node(g, "Input", "x", "shape=3", NULL);
+        tu_node(g, "Dense", "p", "num_unit=4", NULL);
+        tu_node(g, "Dense", "q", "num_unit=4", NULL);
+        tu_node(g, "Dense", "r", "num_unit=4", NULL);
+        tu_node(g, "Summation", "sum", NULL);
+        tu_node(g, "Reshape", "rs", "shape=[2, -1]", NULL);
+        tu_node(g, "Select", "sel", indexes[k], NULL);
+        tu_node(g, "Dense", "o", "num_unit=3", NULL);
+        tu_link(g, "x >> {p, q, r}");
+        tu_link(g, "{p, q, r} >> sum >> rs >> sel >> o");
+        tu_build(g);
+        tu_check_gradients(g, "x", 3, &(tu_fd_opts){4, 12, 0}, indexes[k]);
         nn_graph_free(g);
     }
 }

@@ -21,64 +21,17 @@ static nn_graph *graph(uint64_t seed)
     return g;
 }
 
-/* Adds a node and sets "key=value" parameters (NULL-terminated). */
-static nn_node *node(nn_graph *g, const char *type, const char *name, ...)
-{
-    nn_error err;
-    nn_node *n = nn_graph_add_node(g, type, name, &err);
-    if (!n)
-        fprintf(stderr, "add %s: %s\n", name, err.msg);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(n);
-    va_list ap;
-    va_start(ap, name);
-    for (const char *kv; (kv = va_arg(ap, const char *)) != NULL;) {
-        char key[64];
-        const char *eq = strchr(kv, '=');
-        snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
-        int rc = nn_node_set_param(n, key, eq + 1, &err);
-        if (rc != NN_OK)
-            fprintf(stderr, "%s: %s\n", kv, err.msg);
-        CU_ASSERT_EQUAL_FATAL(rc, NN_OK);
-    }
-    va_end(ap);
-    return n;
-}
-
-static void link(nn_graph *g, const char *expr)
-{
-    nn_error err;
-    int rc = nn_graph_link(g, expr, &err);
-    if (rc != NN_OK)
-        fprintf(stderr, "%s: %s\n", expr, err.msg);
-    CU_ASSERT_EQUAL_FATAL(rc, NN_OK);
-}
-
-static void build(nn_graph *g)
-{
-    nn_error err;
-    int rc = nn_graph_build(g, &err);
-    if (rc != NN_OK)
-        fprintf(stderr, "build: %s\n", err.msg);
-    CU_ASSERT_EQUAL_FATAL(rc, NN_OK);
-}
-
-static void fill(nn_tensor *t, float scale, float phase)
-{
-    for (size_t k = 0; k < nn_tensor_numel(t); k++)
-        t->data[k] = scale * sinf(1.3f * (float)k + phase);
-}
-
 /* ------------------------------------------------------------------ Dense */
 
 static void test_guide_dot_node(void)
 {
     nn_graph *g = graph(2022);
-    node(g, "Input", "i1", "shape=1", NULL);
-    node(g, "Input", "i2", "shape=2", NULL);
-    node(g, "Input", "i3", "shape=3", NULL);
-    node(g, "Dense", "l", "num_unit=10", "b_initializer=Normal(0, 1)", NULL);
-    link(g, "{i1, i2, i3} >> l");
-    build(g);
+    tu_node(g, "Input", "i1", "shape=1", NULL);
+    tu_node(g, "Input", "i2", "shape=2", NULL);
+    tu_node(g, "Input", "i3", "shape=3", NULL);
+    tu_node(g, "Dense", "l", "num_unit=10", "b_initializer=Normal(0, 1)", NULL);
+    tu_link(g, "{i1, i2, i3} >> l");
+    tu_build(g);
     nn_error err;
     nn_session *s = nn_session_new(g, 1, 0, &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -109,10 +62,10 @@ static void test_guide_dot_node(void)
 static void test_dense_without_bias_and_leading_axes(void)
 {
     nn_graph *g = graph(1);
-    node(g, "Input", "x", "shape=[4, 3]", NULL);
-    node(g, "Dense", "d", "num_unit=2", "use_bias=false", NULL);
-    link(g, "x >> d");
-    build(g);
+    tu_node(g, "Input", "x", "shape=[4, 3]", NULL);
+    tu_node(g, "Dense", "d", "num_unit=2", "use_bias=false", NULL);
+    tu_link(g, "x >> d");
+    tu_build(g);
     nn_node *d = nn_graph_find(g, "d");
     CU_ASSERT_PTR_NULL(nn_node_weight(d, "b"));
     nn_shape out_shape = nn_node_output_shape(d);
@@ -122,7 +75,7 @@ static void test_dense_without_bias_and_leading_axes(void)
     nn_error err;
     nn_session *s = nn_session_new(g, 2, 0, &err);
     nn_tensor *in = nn_session_input(s, "x");
-    fill(in, 1, 0);
+    tu_fill(in, 1, 0);
     CU_ASSERT_EQUAL_FATAL(nn_session_step(s, 0, &err), NN_OK);
     const nn_tensor *out = nn_session_output(s, "d");
     const float *W = nn_node_weight(d, "W")->data;
@@ -151,8 +104,8 @@ static void test_dense_parameter_errors(void)
     CU_ASSERT_EQUAL(nn_node_set_param(d, "units", "3", &err), NN_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "num_unit"));
     /* num_unit is required. */
-    node(g, "Input", "x", "shape=2", NULL);
-    link(g, "x >> d");
+    tu_node(g, "Input", "x", "shape=2", NULL);
+    tu_link(g, "x >> d");
     CU_ASSERT_EQUAL(nn_graph_build(g, &err), NN_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'num_unit' is required"));
     nn_graph_free(g);
@@ -165,11 +118,11 @@ static void test_feedback_into_dense(void)
     nn_error err;
     /* DotNode semantics: refused, naming the node. */
     nn_graph *g = graph(3);
-    node(g, "Input", "i", "shape=2", NULL);
-    node(g, "Dense", "d", "num_unit=3", "feedback=false", NULL);
-    node(g, "Dense", "o", "num_unit=2", NULL);
-    link(g, "i >> d >> o");
-    link(g, "d << o");
+    tu_node(g, "Input", "i", "shape=2", NULL);
+    tu_node(g, "Dense", "d", "num_unit=3", "feedback=false", NULL);
+    tu_node(g, "Dense", "o", "num_unit=2", NULL);
+    tu_link(g, "i >> d >> o");
+    tu_link(g, "d << o");
     CU_ASSERT_NOT_EQUAL(nn_graph_build(g, &err), NN_OK);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'d'"));
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "does not support feedback"));
@@ -178,12 +131,12 @@ static void test_feedback_into_dense(void)
     /* FeedBackDotNode semantics: the first step sees zeros, the second the
      * sender's previous output. */
     g = graph(3);
-    node(g, "Input", "i", "shape=2", NULL);
-    node(g, "Dense", "d", "num_unit=3", NULL);
-    node(g, "Dense", "o", "num_unit=2", NULL);
-    link(g, "i >> d >> o");
-    link(g, "d << o");
-    build(g);
+    tu_node(g, "Input", "i", "shape=2", NULL);
+    tu_node(g, "Dense", "d", "num_unit=3", NULL);
+    tu_node(g, "Dense", "o", "num_unit=2", NULL);
+    tu_link(g, "i >> d >> o");
+    tu_link(g, "d << o");
+    tu_build(g);
     nn_node *d = nn_graph_find(g, "d");
     const float *W = nn_node_weight(d, "W")->data;
     const float *b = nn_node_weight(d, "b")->data;
@@ -217,11 +170,11 @@ static void check_rnn(const char *activation)
     char act_param[64];
     snprintf(act_param, sizeof act_param, "activation=%s", activation);
     nn_graph *g = graph(11);
-    node(g, "Input", "x", "shape=2", NULL);
-    node(g, "VanillaRNN", "r", "num_unit=3", act_param,
+    tu_node(g, "Input", "x", "shape=2", NULL);
+    tu_node(g, "VanillaRNN", "r", "num_unit=3", act_param,
          "b_initializer=Normal(0, 0.5)", NULL);
-    link(g, "x >> r");
-    build(g);
+    tu_link(g, "x >> r");
+    tu_build(g);
     nn_node *r = nn_graph_find(g, "r");
     const float *Wi = nn_node_weight(r, "Wi")->data;
     const float *Wr = nn_node_weight(r, "Wr")->data;
@@ -270,9 +223,9 @@ static void test_vanilla_rnn_recurrence(void)
 static void test_rnn_refuses_leading_axes(void)
 {
     nn_graph *g = graph(1);
-    node(g, "Input", "x", "shape=[2, 3]", NULL);
-    node(g, "VanillaRNN", "r", "num_unit=3", NULL);
-    link(g, "x >> r");
+    tu_node(g, "Input", "x", "shape=[2, 3]", NULL);
+    tu_node(g, "VanillaRNN", "r", "num_unit=3", NULL);
+    tu_link(g, "x >> r");
     nn_error err;
     CU_ASSERT_EQUAL(nn_graph_build(g, &err), NN_ERR_SHAPE);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'r' (VanillaRNN)"));
@@ -287,10 +240,10 @@ static nn_graph *dropout_graph(const char *prob, int size)
     snprintf(shape, sizeof shape, "shape=%d", size);
     snprintf(p, sizeof p, "prob=%s", prob);
     nn_graph *g = graph(1);
-    node(g, "Input", "x", shape, NULL);
-    node(g, "Dropout", "drop", p, NULL);
-    link(g, "x >> drop");
-    build(g);
+    tu_node(g, "Input", "x", shape, NULL);
+    tu_node(g, "Dropout", "drop", p, NULL);
+    tu_link(g, "x >> drop");
+    tu_build(g);
     return g;
 }
 
@@ -342,7 +295,7 @@ static void test_dropout(void)
     /* prob = 1 keeps everything even in training; prob 0 is refused. */
     g = dropout_graph("1", 16);
     s = nn_session_new(g, 1, 1, &err);
-    fill(nn_session_input(s, "x"), 1, 0);
+    tu_fill(nn_session_input(s, "x"), 1, 0);
     CU_ASSERT_EQUAL(nn_session_step(s, 1, &err), NN_OK);
     CU_ASSERT_EQUAL(memcmp(nn_session_output(s, "drop")->data,
                            nn_session_input(s, "x")->data, 16 * sizeof(float)),
@@ -353,10 +306,10 @@ static void test_dropout(void)
     nn_node *d = nn_graph_add_node(g, "Dropout", "d", &err);
     CU_ASSERT_EQUAL(nn_node_set_param(d, "prob", "0", &err), NN_ERR_INVALID);
     /* A second input is a clear error naming the node. */
-    node(g, "Input", "a", "shape=2", NULL);
-    node(g, "Input", "b", "shape=2", NULL);
+    tu_node(g, "Input", "a", "shape=2", NULL);
+    tu_node(g, "Input", "b", "shape=2", NULL);
     CU_ASSERT_EQUAL(nn_node_set_param(d, "prob", "0.5", &err), NN_OK);
-    link(g, "{a, b} >> d");
+    tu_link(g, "{a, b} >> d");
     CU_ASSERT_EQUAL(nn_graph_build(g, &err), NN_ERR_SHAPE);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'d' (Dropout)"));
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "exactly one"));
@@ -382,10 +335,10 @@ static void test_activation_values(void)
         char fn[64];
         snprintf(fn, sizeof fn, "function=%s", cases[k].fn);
         nn_graph *g = graph(1);
-        node(g, "Input", "x", "shape=1", NULL);
-        node(g, "Activation", "a", fn, NULL);
-        link(g, "x >> a");
-        build(g);
+        tu_node(g, "Input", "x", "shape=1", NULL);
+        tu_node(g, "Activation", "a", fn, NULL);
+        tu_link(g, "x >> a");
+        tu_build(g);
         nn_error err;
         nn_session *s = nn_session_new(g, 1, 0, &err);
         nn_session_input(s, "x")->data[0] = cases[k].x;
@@ -400,11 +353,11 @@ static void test_activation_values(void)
     }
     /* Softmax rows sum to one, and large inputs do not overflow. */
     nn_graph *g = graph(1);
-    node(g, "Input", "x", "shape=4", NULL);
-    node(g, "Activation", "sm", "function=softmax", NULL);
-    node(g, "Activation", "lsm", "function=log_softmax", NULL);
-    link(g, "x >> {sm, lsm}");
-    build(g);
+    tu_node(g, "Input", "x", "shape=4", NULL);
+    tu_node(g, "Activation", "sm", "function=softmax", NULL);
+    tu_node(g, "Activation", "lsm", "function=log_softmax", NULL);
+    tu_link(g, "x >> {sm, lsm}");
+    tu_build(g);
     nn_error err;
     nn_session *s = nn_session_new(g, 2, 0, &err);
     float x[8] = {1, 2, 3, 4, 1000, 1001, 999, 1000};
@@ -429,12 +382,12 @@ static void test_activation_values(void)
 static void test_concat_order(void)
 {
     nn_graph *g = graph(1);
-    node(g, "Input", "a", "shape=1", NULL);
-    node(g, "Input", "b", "shape=2", NULL);
-    node(g, "Concat", "c", NULL);
-    link(g, "b >> c");
-    link(g, "a >> c");
-    build(g);
+    tu_node(g, "Input", "a", "shape=1", NULL);
+    tu_node(g, "Input", "b", "shape=2", NULL);
+    tu_node(g, "Concat", "c", NULL);
+    tu_link(g, "b >> c");
+    tu_link(g, "a >> c");
+    tu_build(g);
     nn_error err;
     nn_session *s = nn_session_new(g, 2, 0, &err);
     float a[2] = {1, 2}, b[4] = {10, 20, 30, 40};
@@ -453,20 +406,20 @@ static void test_concat_order(void)
 static void test_builtin_steps_allocate_nothing(void)
 {
     nn_graph *g = graph(4);
-    node(g, "Input", "x", "shape=5", NULL);
-    node(g, "Dense", "d", "num_unit=8", NULL);
-    node(g, "VanillaRNN", "r", "num_unit=6", "activation=tanh", NULL);
-    node(g, "Dropout", "drop", "prob=0.5", NULL);
-    node(g, "Activation", "a", "function=softmax", NULL);
-    node(g, "Concat", "c", NULL);
-    node(g, "Dense", "o", "num_unit=3", NULL);
-    link(g, "x >> d >> r >> drop >> a");
-    link(g, "{a, x} >> c >> o");
-    link(g, "r << o");
-    build(g);
+    tu_node(g, "Input", "x", "shape=5", NULL);
+    tu_node(g, "Dense", "d", "num_unit=8", NULL);
+    tu_node(g, "VanillaRNN", "r", "num_unit=6", "activation=tanh", NULL);
+    tu_node(g, "Dropout", "drop", "prob=0.5", NULL);
+    tu_node(g, "Activation", "a", "function=softmax", NULL);
+    tu_node(g, "Concat", "c", NULL);
+    tu_node(g, "Dense", "o", "num_unit=3", NULL);
+    tu_link(g, "x >> d >> r >> drop >> a");
+    tu_link(g, "{a, x} >> c >> o");
+    tu_link(g, "r << o");
+    tu_build(g);
     nn_error err;
     nn_session *s = nn_session_new(g, 4, 0, &err);
-    fill(nn_session_input(s, "x"), 1, 0.5f);
+    tu_fill(nn_session_input(s, "x"), 1, 0.5f);
     const float *buffers[7];
     const char *names[7] = {"x", "d", "r", "drop", "a", "c", "o"};
     for (int i = 0; i < 7; i++)
@@ -483,102 +436,19 @@ static void test_builtin_steps_allocate_nothing(void)
 
 /* --------------------------------------- backward vs finite differences */
 
-enum { FD_B = 2, FD_T = 3 };
-
-/* L = sum(c * y) for the single exit, over a fresh session, in double. */
-static double fd_loss(nn_graph *g, nn_tensor *x, const nn_tensor *c)
-{
-    nn_error err;
-    nn_session *s = nn_session_new(g, FD_B, 9, &err);
-    nn_binding bind = {"x", x};
-    nn_tensor *out[1];
-    double sum = 0;
-    CU_ASSERT_EQUAL_FATAL(nn_session_run(s, &bind, 1, FD_T, 1, out, &err),
-                          NN_OK);
-    for (size_t k = 0; k < nn_tensor_numel(out[0]); k++)
-        sum += (double)c->data[k] * out[0]->data[k];
-    nn_tensor_free(out[0]);
-    nn_session_free(s);
-    return sum;
-}
-
-/* Checks every trainable weight's gradient (up to 8 entries each) of graph
- * g, whose one input is "x" of `width` features. */
-static void check_gradients(nn_graph *g, int width, const char *what)
-{
-    nn_error err;
-    int dims[3] = {FD_B, FD_T, width};
-    nn_shape xs = nn_shape_make(3, dims);
-    nn_tensor *x = nn_tensor_new(&xs);
-    fill(x, 0.8f, 0.1f);
-    nn_session *s = nn_session_new(g, FD_B, 9, &err);
-    nn_tape *tape = nn_tape_new(s, FD_T, &err);
-    if (!tape)
-        fprintf(stderr, "%s: %s\n", what, err.msg);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(tape);
-    nn_grads *grads = nn_grads_new(g, &err);
-    nn_binding bind = {"x", x};
-    nn_tensor *out[1];
-    CU_ASSERT_EQUAL_FATAL(nn_tape_run(tape, &bind, 1, FD_T, 1, out, &err),
-                          NN_OK);
-    nn_tensor *c = nn_tensor_new(&out[0]->shape);
-    fill(c, 1.0f, 2.0f);
-    nn_tensor *d_out[1] = {c};
-    CU_ASSERT_EQUAL_FATAL(nn_tape_backward(tape, d_out, grads, &err), NN_OK);
-    int checked = 0;
-    for (int n = 0; n < nn_graph_node_count(g); n++) {
-        nn_node *node = nn_graph_node_at(g, n);
-        for (int w = 0; w < nn_node_weight_count(node); w++) {
-            if (!nn_node_weight_trainable(node, w))
-                continue;
-            nn_tensor *weight = nn_node_weight_at(node, w);
-            nn_tensor *grad = nn_grads_at(grads, node, w);
-            size_t count = nn_tensor_numel(weight);
-            size_t stride = count > 8 ? count / 8 : 1;
-            for (size_t k = 0; k < count; k += stride) {
-                /* Small enough not to step over relu's kink, large enough
-                 * for float32 sums to resolve. */
-                const float eps = 1e-3f;
-                float keep = weight->data[k];
-                weight->data[k] = keep + eps;
-                double up = fd_loss(g, x, c);
-                weight->data[k] = keep - eps;
-                double down = fd_loss(g, x, c);
-                weight->data[k] = keep;
-                double numeric = (up - down) / (2.0 * eps);
-                double analytic = grad->data[k];
-                double tol = 1e-2 * fmax(1.0, fabs(numeric));
-                if (fabs(numeric - analytic) > tol)
-                    fprintf(stderr, "%s: %s.%s[%zu] numeric %g analytic %g\n",
-                            what, nn_node_name(node),
-                            nn_node_weight_name(node, w), k, numeric,
-                            analytic);
-                CU_ASSERT(fabs(numeric - analytic) <= tol);
-                checked++;
-            }
-        }
-    }
-    CU_ASSERT(checked > 0);
-    nn_tensor_free(out[0]);
-    nn_tensor_free(c);
-    nn_tensor_free(x);
-    nn_grads_free(grads);
-    nn_tape_free(tape);
-    nn_session_free(s);
-}
 
 static void test_dense_and_rnn_gradients(void)
 {
     nn_graph *g = graph(21);
-    node(g, "Input", "x", "shape=3", NULL);
-    node(g, "Dense", "d", "num_unit=4", "b_initializer=Normal(0, 0.3)", NULL);
-    node(g, "VanillaRNN", "r", "num_unit=4", "activation=tanh",
+    tu_node(g, "Input", "x", "shape=3", NULL);
+    tu_node(g, "Dense", "d", "num_unit=4", "b_initializer=Normal(0, 0.3)", NULL);
+    tu_node(g, "VanillaRNN", "r", "num_unit=4", "activation=tanh",
          "b_initializer=Normal(0, 0.3)", NULL);
-    node(g, "Dense", "o", "num_unit=2", NULL);
-    link(g, "x >> d >> r >> o");
-    link(g, "r << o");
-    build(g);
-    check_gradients(g, 3, "Dense + VanillaRNN with feedback");
+    tu_node(g, "Dense", "o", "num_unit=2", NULL);
+    tu_link(g, "x >> d >> r >> o");
+    tu_link(g, "r << o");
+    tu_build(g);
+    tu_check_gradients(g, "x", 3, NULL, "Dense + VanillaRNN with feedback");
     nn_graph_free(g);
 }
 
@@ -591,14 +461,14 @@ static void test_activation_gradients(void)
         char fn[64];
         snprintf(fn, sizeof fn, "function=%s", fns[k]);
         nn_graph *g = graph(31);
-        node(g, "Input", "x", "shape=3", NULL);
-        node(g, "Dense", "d", "num_unit=4", "b_initializer=Normal(0, 0.5)",
+        tu_node(g, "Input", "x", "shape=3", NULL);
+        tu_node(g, "Dense", "d", "num_unit=4", "b_initializer=Normal(0, 0.5)",
              NULL);
-        node(g, "Activation", "a", fn, NULL);
-        node(g, "Dense", "o", "num_unit=3", NULL);
-        link(g, "x >> d >> a >> o");
-        build(g);
-        check_gradients(g, 3, fns[k]);
+        tu_node(g, "Activation", "a", fn, NULL);
+        tu_node(g, "Dense", "o", "num_unit=3", NULL);
+        tu_link(g, "x >> d >> a >> o");
+        tu_build(g);
+        tu_check_gradients(g, "x", 3, NULL, fns[k]);
         nn_graph_free(g);
     }
 }
@@ -606,16 +476,16 @@ static void test_activation_gradients(void)
 static void test_concat_and_dropout_gradients(void)
 {
     nn_graph *g = graph(41);
-    node(g, "Input", "x", "shape=3", NULL);
-    node(g, "Dense", "p", "num_unit=2", NULL);
-    node(g, "Dense", "q", "num_unit=3", NULL);
-    node(g, "Concat", "c", NULL);
-    node(g, "Dropout", "drop", "prob=0.6", NULL);
-    node(g, "Dense", "o", "num_unit=2", NULL);
-    link(g, "x >> {p, q}");
-    link(g, "{q, p} >> c >> drop >> o");
-    build(g);
-    check_gradients(g, 3, "Concat + Dropout (training)");
+    tu_node(g, "Input", "x", "shape=3", NULL);
+    tu_node(g, "Dense", "p", "num_unit=2", NULL);
+    tu_node(g, "Dense", "q", "num_unit=3", NULL);
+    tu_node(g, "Concat", "c", NULL);
+    tu_node(g, "Dropout", "drop", "prob=0.6", NULL);
+    tu_node(g, "Dense", "o", "num_unit=2", NULL);
+    tu_link(g, "x >> {p, q}");
+    tu_link(g, "{q, p} >> c >> drop >> o");
+    tu_build(g);
+    tu_check_gradients(g, "x", 3, NULL, "Concat + Dropout (training)");
     nn_graph_free(g);
 }
 

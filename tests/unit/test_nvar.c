@@ -203,7 +203,7 @@ static void test_gradients(void)
     tu_node(g, "Dense", "o", "num_unit=2", NULL);
     tu_link(g, "x >> d >> f >> o");
     tu_build(g);
-    tu_check_gradients(g, "x", 2, "Dense >> NVAR(3, 2) >> Dense");
+    tu_check_gradients(g, "x", 2, NULL, "Dense >> NVAR(3, 2) >> Dense");
     nn_graph_free(g);
     g = nn_graph_new(reg, 4);
     tu_node(g, "Input", "x", "shape=3", NULL);
@@ -212,7 +212,7 @@ static void test_gradients(void)
     tu_node(g, "Dense", "o", "num_unit=1", NULL);
     tu_link(g, "x >> d >> f >> o");
     tu_build(g);
-    tu_check_gradients(g, "x", 3, "Dense >> NVAR(2, 3, stride 2) >> Dense");
+    tu_check_gradients(g, "x", 3, NULL, "Dense >> NVAR(2, 3, stride 2) >> Dense");
     nn_graph_free(g);
 }
 

@@ -404,7 +404,7 @@ static void test_gradients_through_reservoir(void)
         tu_node(g, "Dense", "o", "num_unit=2", NULL);
         tu_link(g, "x >> d >> r >> o");
         tu_build(g);
-        tu_check_gradients(g, "x", 3, cases[c][2]);
+        tu_check_gradients(g, "x", 3, NULL, cases[c][2]);
         nn_graph_free(g);
     }
     /* trainable=true opts the reservoir's own weights in, feedback too. */
@@ -420,7 +420,7 @@ static void test_gradients_through_reservoir(void)
     nn_node *r = nn_graph_find(g, "r");
     for (int i = 0; i < nn_node_weight_count(r); i++)
         CU_ASSERT(nn_node_weight_trainable(r, i));
-    tu_check_gradients(g, "x", 3, "trainable sparse reservoir with feedback");
+    tu_check_gradients(g, "x", 3, NULL, "trainable sparse reservoir with feedback");
     nn_graph_free(g);
 }
 

@@ -5,7 +5,6 @@
  * batches), RLS against ridge, and BPTT learning XOR and a delay task.
  */
 #include "nn_train.h"
-#include "testgraph.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -112,12 +111,12 @@ static void ridge_dense(int use_bias, int warmup)
 {
     enum { N = 2, T = 15, F = 3, U = 2 };
     nn_error err;
-    nn_graph *g = tg_graph(reg, 7);
-    tg_node(g, "Input", "x", "shape=3", NULL);
-    nn_node *o = tg_node(g, "Dense", "o", "num_unit=2",
+    nn_graph *g = tu_graph(reg, 7);
+    tu_node(g, "Input", "x", "shape=3", NULL);
+    nn_node *o = tu_node(g, "Dense", "o", "num_unit=2",
                          use_bias ? "use_bias=true" : "use_bias=false", NULL);
-    tg_link(g, "x >> o");
-    tg_build(g);
+    tu_link(g, "x >> o");
+    tu_build(g);
     nn_tensor *x = signal(N, T, F, 0.2f);
     nn_tensor *y = signal(N, T, U, 1.1f);
     nn_binding in = {"x", x}, tg = {"o", y};
@@ -162,13 +161,13 @@ static void test_ridge_with_feedback_inputs(void)
 {
     enum { N = 1, T = 30, F = 2, U = 2 };
     nn_error err;
-    nn_graph *g = tg_graph(reg, 11);
-    tg_node(g, "Input", "x", "shape=2", NULL);
-    nn_node *o = tg_node(g, "Dense", "o", "num_unit=2", NULL);
-    tg_node(g, "Activation", "z", "function=tanh", NULL);
-    tg_link(g, "x >> o >> z");
-    tg_link(g, "o << z");
-    tg_build(g);
+    nn_graph *g = tu_graph(reg, 11);
+    tu_node(g, "Input", "x", "shape=2", NULL);
+    nn_node *o = tu_node(g, "Dense", "o", "num_unit=2", NULL);
+    tu_node(g, "Activation", "z", "function=tanh", NULL);
+    tu_link(g, "x >> o >> z");
+    tu_link(g, "o << z");
+    tu_build(g);
     nn_tensor *x = signal(N, T, F, 0.5f);
     nn_tensor *y = signal(N, T, U, 2.0f);
     nn_binding in = {"x", x}, tg = {"o", y};
@@ -212,14 +211,14 @@ static void test_ridge_teacher_forcing(void)
 {
     enum { N = 2, T = 9 };
     nn_error err;
-    nn_graph *g = tg_graph(reg, 3);
-    tg_node(g, "Input", "x", "shape=1", NULL);
-    nn_node *r = tg_node(g, "Dense", "r", "num_unit=3",
+    nn_graph *g = tu_graph(reg, 3);
+    tu_node(g, "Input", "x", "shape=1", NULL);
+    nn_node *r = tu_node(g, "Dense", "r", "num_unit=3",
                          "b_initializer=Normal(0, 1)", NULL);
-    tg_node(g, "Dense", "o", "num_unit=1", NULL);
-    tg_link(g, "x >> r >> o");
-    tg_link(g, "r << o");
-    tg_build(g);
+    tu_node(g, "Dense", "o", "num_unit=1", NULL);
+    tu_link(g, "x >> r >> o");
+    tu_link(g, "r << o");
+    tu_build(g);
     nn_tensor *x = signal(N, T, 1, 0.1f);
     nn_tensor *y = signal(N, T, 1, 0.9f);
     nn_binding in = {"x", x}, tg = {"o", y};
@@ -250,14 +249,14 @@ static void test_forced_run(void)
 {
     enum { N = 2, T = 6 };
     nn_error err;
-    nn_graph *g = tg_graph(reg, 3);
-    tg_node(g, "Input", "x", "shape=1", NULL);
-    nn_node *r = tg_node(g, "Dense", "r", "num_unit=2",
+    nn_graph *g = tu_graph(reg, 3);
+    tu_node(g, "Input", "x", "shape=1", NULL);
+    nn_node *r = tu_node(g, "Dense", "r", "num_unit=2",
                          "b_initializer=Normal(0, 1)", NULL);
-    tg_node(g, "Dense", "o", "num_unit=1", NULL);
-    tg_link(g, "x >> r >> o");
-    tg_link(g, "r << o");
-    tg_build(g);
+    tu_node(g, "Dense", "o", "num_unit=1", NULL);
+    tu_link(g, "x >> r >> o");
+    tu_link(g, "r << o");
+    tu_build(g);
     nn_tensor *x = signal(N, T, 1, 0.2f), *f = signal(N, T, 1, 2.2f);
     nn_binding in = {"x", x}, forced = {"o", f};
     nn_session *s = nn_session_new(g, N, 0, &err);
@@ -298,11 +297,11 @@ static void test_ridge_accumulates_over_batches(void)
 {
     enum { T = 12, F = 3, U = 1 };
     nn_error err;
-    nn_graph *g = tg_graph(reg, 5);
-    tg_node(g, "Input", "x", "shape=3", NULL);
-    nn_node *o = tg_node(g, "Dense", "o", "num_unit=1", NULL);
-    tg_link(g, "x >> o");
-    tg_build(g);
+    nn_graph *g = tu_graph(reg, 5);
+    tu_node(g, "Input", "x", "shape=3", NULL);
+    nn_node *o = tu_node(g, "Dense", "o", "num_unit=1", NULL);
+    tu_link(g, "x >> o");
+    tu_build(g);
     nn_tensor *x = signal(2, T, F, 0.3f);
     nn_tensor *y = signal(2, T, U, 1.3f);
     nn_binding in = {"x", x}, tg = {"o", y};
@@ -351,12 +350,12 @@ static void test_linear_readout(void)
 {
     enum { T = 20 };
     nn_error err;
-    nn_graph *g = tg_graph(reg, 8);
-    tg_node(g, "Input", "x", "shape=2", NULL);
-    nn_node *a = tg_node(g, "LinearReadout", "a", "num_unit=1", NULL);
-    nn_node *b = tg_node(g, "Dense", "b", "num_unit=1", NULL);
-    tg_link(g, "x >> {a, b}");
-    tg_build(g);
+    nn_graph *g = tu_graph(reg, 8);
+    tu_node(g, "Input", "x", "shape=2", NULL);
+    nn_node *a = tu_node(g, "LinearReadout", "a", "num_unit=1", NULL);
+    nn_node *b = tu_node(g, "Dense", "b", "num_unit=1", NULL);
+    tu_link(g, "x >> {a, b}");
+    tu_build(g);
     CU_ASSERT_EQUAL(nn_node_weight(a, "W")->data[0], 0.0f);
     CU_ASSERT_EQUAL(nn_node_weight(a, "W")->data[1], 0.0f);
     nn_tensor *x = signal(1, T, 2, 0.4f), *y = signal(1, T, 1, 1.4f);
@@ -381,13 +380,13 @@ static void test_linear_readout(void)
 static void test_clone(void)
 {
     nn_error err;
-    nn_graph *g = tg_graph(reg, 12);
-    tg_node(g, "Input", "x", "shape=3", NULL);
-    tg_node(g, "VanillaRNN", "r", "num_unit=4", "activation=tanh", NULL);
-    tg_node(g, "Dense", "o", "num_unit=2", "trainable=false", NULL);
-    tg_link(g, "x >> r >> o");
-    tg_link(g, "r << o");
-    tg_build(g);
+    nn_graph *g = tu_graph(reg, 12);
+    tu_node(g, "Input", "x", "shape=3", NULL);
+    tu_node(g, "VanillaRNN", "r", "num_unit=4", "activation=tanh", NULL);
+    tu_node(g, "Dense", "o", "num_unit=2", "trainable=false", NULL);
+    tu_link(g, "x >> r >> o");
+    tu_link(g, "r << o");
+    tu_build(g);
     nn_graph *c = nn_graph_clone(g, &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     CU_ASSERT_STRING_EQUAL(nn_node_param_text(nn_graph_find(c, "o"),
@@ -418,12 +417,12 @@ static void test_clone(void)
 static void test_ridge_refusals(void)
 {
     nn_error err;
-    nn_graph *g = tg_graph(reg, 5);
-    tg_node(g, "Input", "x", "shape=3", NULL);
-    tg_node(g, "Dense", "h", "num_unit=2", "trainable=false", NULL);
-    tg_node(g, "Activation", "a", "function=tanh", NULL);
-    tg_link(g, "x >> h >> a");
-    tg_build(g);
+    nn_graph *g = tu_graph(reg, 5);
+    tu_node(g, "Input", "x", "shape=3", NULL);
+    tu_node(g, "Dense", "h", "num_unit=2", "trainable=false", NULL);
+    tu_node(g, "Activation", "a", "function=tanh", NULL);
+    tu_link(g, "x >> h >> a");
+    tu_build(g);
     nn_tensor *y = tensor3(1, 4, 2);
     nn_binding tg = {"a", y};
     CU_ASSERT_PTR_NULL(nn_ridge_new(g, &tg, 1, &err));
@@ -453,12 +452,12 @@ static void test_rls_converges_to_ridge(void)
     const float A[F][U] = {{0.5f, -1.0f}, {2.0f, 0.25f}, {-0.75f, 1.5f}};
     const float c[U] = {0.3f, -0.2f};
     nn_error err;
-    nn_graph *g = tg_graph(reg, 9);
-    tg_node(g, "Input", "x", "shape=3", NULL);
-    nn_node *o = tg_node(g, "Dense", "o", "num_unit=2",
+    nn_graph *g = tu_graph(reg, 9);
+    tu_node(g, "Input", "x", "shape=3", NULL);
+    nn_node *o = tu_node(g, "Dense", "o", "num_unit=2",
                          "W_initializer=Zeros", NULL);
-    tg_link(g, "x >> o");
-    tg_build(g);
+    tu_link(g, "x >> o");
+    tu_build(g);
     nn_tensor *x = signal(1, T, F, 0.0f);
     nn_tensor *y = tensor3(1, T, U);
     for (int t = 0; t < T; t++)
@@ -562,12 +561,12 @@ static void test_losses(void)
 static void optimizer_path(nn_optim_opts o, const double *expect, int steps)
 {
     nn_error err;
-    nn_graph *g = tg_graph(reg, 1);
-    tg_node(g, "Input", "x", "shape=1", NULL);
-    nn_node *d = tg_node(g, "Dense", "d", "num_unit=1", "use_bias=false",
+    nn_graph *g = tu_graph(reg, 1);
+    tu_node(g, "Input", "x", "shape=1", NULL);
+    nn_node *d = tu_node(g, "Dense", "d", "num_unit=1", "use_bias=false",
                          NULL);
-    tg_link(g, "x >> d");
-    tg_build(g);
+    tu_link(g, "x >> d");
+    tu_build(g);
     nn_node_weight(d, "W")->data[0] = 1.0f;
     nn_grads *gr = nn_grads_new(g, &err);
     nn_optim *opt = nn_optim_new(g, &o, &err);
@@ -624,11 +623,11 @@ static void test_optimizers_and_schedules(void)
 static void test_gradient_clipping(void)
 {
     nn_error err;
-    nn_graph *g = tg_graph(reg, 1);
-    tg_node(g, "Input", "x", "shape=2", NULL);
-    nn_node *d = tg_node(g, "Dense", "d", "num_unit=1", NULL);
-    tg_link(g, "x >> d");
-    tg_build(g);
+    nn_graph *g = tu_graph(reg, 1);
+    tu_node(g, "Input", "x", "shape=2", NULL);
+    nn_node *d = tu_node(g, "Dense", "d", "num_unit=1", NULL);
+    tu_link(g, "x >> d");
+    tu_build(g);
     nn_grads *gr = nn_grads_new(g, &err);
     nn_grads_at(gr, d, 0)->data[0] = 3;
     nn_grads_at(gr, d, 0)->data[1] = 0;
@@ -649,14 +648,14 @@ static void test_gradient_clipping(void)
 static void test_bptt_learns_xor_with_dropout(void)
 {
     nn_error err;
-    nn_graph *g = tg_graph(reg, 4);
-    tg_node(g, "Input", "x", "shape=2", NULL);
-    nn_node *h = tg_node(g, "Dense", "h", "num_unit=16", NULL);
-    tg_node(g, "Activation", "a", "function=tanh", NULL);
-    tg_node(g, "Dropout", "d", "prob=0.9", NULL);
-    tg_node(g, "Dense", "o", "num_unit=1", NULL);
-    tg_link(g, "x >> h >> a >> d >> o");
-    tg_build(g);
+    nn_graph *g = tu_graph(reg, 4);
+    tu_node(g, "Input", "x", "shape=2", NULL);
+    nn_node *h = tu_node(g, "Dense", "h", "num_unit=16", NULL);
+    tu_node(g, "Activation", "a", "function=tanh", NULL);
+    tu_node(g, "Dropout", "d", "prob=0.9", NULL);
+    tu_node(g, "Dense", "o", "num_unit=1", NULL);
+    tu_link(g, "x >> h >> a >> d >> o");
+    tu_build(g);
     nn_tensor *x = tensor3(4, 1, 2), *y = tensor3(4, 1, 1);
     const float xs[8] = {0, 0, 0, 1, 1, 0, 1, 1}, ys[4] = {0, 1, 1, 0};
     memcpy(x->data, xs, sizeof xs);
@@ -706,14 +705,14 @@ static void test_bptt_rnn_learns_delay(void)
 {
     enum { N = 8, T = 24, E = 150 };
     nn_error err;
-    nn_graph *g = tg_graph(reg, 21);
-    tg_node(g, "Input", "x", "shape=1", NULL);
-    tg_node(g, "VanillaRNN", "r", "num_unit=16", "activation=tanh", NULL);
-    nn_node *o = tg_node(g, "Dense", "o", "num_unit=1", NULL);
-    nn_node *frozen = tg_node(g, "Dense", "f", "num_unit=1",
+    nn_graph *g = tu_graph(reg, 21);
+    tu_node(g, "Input", "x", "shape=1", NULL);
+    tu_node(g, "VanillaRNN", "r", "num_unit=16", "activation=tanh", NULL);
+    nn_node *o = tu_node(g, "Dense", "o", "num_unit=1", NULL);
+    nn_node *frozen = tu_node(g, "Dense", "f", "num_unit=1",
                               "trainable=false", NULL);
-    tg_link(g, "x >> r >> {o, f}");
-    tg_build(g);
+    tu_link(g, "x >> r >> {o, f}");
+    tu_build(g);
     nn_tensor *x = signal(N, T, 1, 0.0f);
     nn_tensor *y = tensor3(N, T, 1);
     for (int n = 0; n < N; n++)
@@ -789,13 +788,13 @@ static const nn_node_type no_backward = {
 static void test_bptt_refusals_and_cancel(void)
 {
     nn_error err;
-    nn_graph *g = tg_graph(reg, 4);
-    tg_node(g, "Input", "x", "shape=2", NULL);
-    tg_node(g, "NoBackward", "nb", NULL);
-    tg_node(g, "Dense", "h", "num_unit=2", NULL);
-    tg_node(g, "Dense", "o", "num_unit=1", NULL);
-    tg_link(g, "x >> nb >> h >> o");
-    tg_build(g);
+    nn_graph *g = tu_graph(reg, 4);
+    tu_node(g, "Input", "x", "shape=2", NULL);
+    tu_node(g, "NoBackward", "nb", NULL);
+    tu_node(g, "Dense", "h", "num_unit=2", NULL);
+    tu_node(g, "Dense", "o", "num_unit=1", NULL);
+    tu_link(g, "x >> nb >> h >> o");
+    tu_build(g);
     nn_tensor *x = tensor3(2, 3, 2), *y = tensor3(2, 3, 1);
     nn_binding in = {"x", x}, tg = {"o", y};
     nn_fit_opts fo = nn_fit_defaults();
@@ -804,12 +803,12 @@ static void test_bptt_refusals_and_cancel(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'nb' (NoBackward)"));
     nn_graph_free(g);
 
-    g = tg_graph(reg, 4);
-    tg_node(g, "Input", "x", "shape=2", NULL);
-    tg_node(g, "Dense", "h", "num_unit=2", NULL);
-    tg_node(g, "Dense", "o", "num_unit=1", NULL);
-    tg_link(g, "x >> h >> o");
-    tg_build(g);
+    g = tu_graph(reg, 4);
+    tu_node(g, "Input", "x", "shape=2", NULL);
+    tu_node(g, "Dense", "h", "num_unit=2", NULL);
+    tu_node(g, "Dense", "o", "num_unit=1", NULL);
+    tu_link(g, "x >> h >> o");
+    tu_build(g);
     tg.name = "h";
     CU_ASSERT_EQUAL(nn_fit_bptt(g, &in, 1, &tg, 1, &fo, NULL, NULL, &err),
                     NN_ERR_INVALID);

@@ -31,6 +31,31 @@ fail:
     return 2;
 }
 
+nn_registry *tu_registry(void)
+{
+    nn_error err;
+    nn_registry *reg = nn_registry_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(reg);
+    CU_ASSERT_EQUAL_FATAL(nn_registry_add_builtins(reg, &err), NN_OK);
+    return reg;
+}
+
+nn_graph *tu_graph(nn_registry *reg, uint64_t seed)
+{
+    nn_graph *g = nn_graph_new(reg, seed);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    return g;
+}
+
+nn_tensor *tu_wave(int ndim, const int *dims, float scale, float phase)
+{
+    nn_shape shape = nn_shape_make(ndim, dims);
+    nn_tensor *t = nn_tensor_new(&shape);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    tu_fill(t, scale, phase);
+    return t;
+}
+
 nn_node *tu_node(nn_graph *g, const char *type, const char *name, ...)
 {
     nn_error err;
@@ -77,18 +102,18 @@ void tu_fill(nn_tensor *t, float scale, float phase)
         t->data[k] = scale * sinf(1.3f * (float)k + phase);
 }
 
-enum { FD_B = 2, FD_T = 3 };
+enum { FD_B = 2 };
 
-/* L = sum(c * y) over a fresh session, in double. */
+/* L = sum(c * y) over a fresh session of `steps`, in double. */
 static double fd_loss(nn_graph *g, const char *input, nn_tensor *x,
-                      const nn_tensor *c)
+                      int steps, const nn_tensor *c)
 {
     nn_error err;
     nn_session *s = nn_session_new(g, FD_B, 9, &err);
     nn_binding bind = {input, x};
     nn_tensor *out[1];
     double sum = 0;
-    CU_ASSERT_EQUAL_FATAL(nn_session_run(s, &bind, 1, FD_T, 1, out, &err),
+    CU_ASSERT_EQUAL_FATAL(nn_session_run(s, &bind, 1, steps, 1, out, &err),
                           NN_OK);
     for (size_t k = 0; k < nn_tensor_numel(out[0]); k++)
         sum += (double)c->data[k] * out[0]->data[k];
@@ -98,25 +123,33 @@ static double fd_loss(nn_graph *g, const char *input, nn_tensor *x,
 }
 
 void tu_check_gradients(nn_graph *g, const char *input, int width,
-                        const char *what)
+                        const tu_fd_opts *opts, const char *what)
 {
+    int steps = opts && opts->steps ? opts->steps : 3;
+    int entries = opts && opts->entries ? opts->entries : 8;
     nn_error err;
-    int dims[3] = {FD_B, FD_T, width};
+    int dims[3] = {FD_B, steps, width};
     nn_shape xs = nn_shape_make(3, dims);
     nn_tensor *x = nn_tensor_new(&xs);
     tu_fill(x, 0.8f, 0.1f);
     nn_session *s = nn_session_new(g, FD_B, 9, &err);
-    nn_tape *tape = nn_tape_new(s, FD_T, &err);
+    nn_tape *tape = nn_tape_new(s, steps, &err);
     if (!tape)
         fprintf(stderr, "%s: %s\n", what, err.msg);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tape);
     nn_grads *grads = nn_grads_new(g, &err);
     nn_binding bind = {input, x};
     nn_tensor *out[1];
-    CU_ASSERT_EQUAL_FATAL(nn_tape_run(tape, &bind, 1, FD_T, 1, out, &err),
+    CU_ASSERT_EQUAL_FATAL(nn_tape_run(tape, &bind, 1, steps, 1, out, &err),
                           NN_OK);
     nn_tensor *c = nn_tensor_new(&out[0]->shape);
     tu_fill(c, 1.0f, 2.0f);
+    if (opts && opts->last_only) {
+        size_t per_step = nn_tensor_numel(c) / ((size_t)FD_B * (size_t)steps);
+        for (int b = 0; b < FD_B; b++)
+            memset(c->data + (size_t)b * (size_t)steps * per_step, 0,
+                   (size_t)(steps - 1) * per_step * sizeof(float));
+    }
     nn_tensor *d_out[1] = {c};
     CU_ASSERT_EQUAL_FATAL(nn_tape_backward(tape, d_out, grads, &err), NN_OK);
     int checked = 0;
@@ -128,14 +161,14 @@ void tu_check_gradients(nn_graph *g, const char *input, int width,
             nn_tensor *weight = nn_node_weight_at(node, w);
             nn_tensor *grad = nn_grads_at(grads, node, w);
             size_t count = nn_tensor_numel(weight);
-            size_t stride = count > 8 ? count / 8 : 1;
+            size_t stride = count > (size_t)entries ? count / (size_t)entries : 1;
             for (size_t k = 0; k < count; k += stride) {
                 const float eps = 1e-3f;
                 float keep = weight->data[k];
                 weight->data[k] = keep + eps;
-                double up = fd_loss(g, input, x, c);
+                double up = fd_loss(g, input, x, steps, c);
                 weight->data[k] = keep - eps;
-                double down = fd_loss(g, input, x, c);
+                double down = fd_loss(g, input, x, steps, c);
                 weight->data[k] = keep;
                 double numeric = (up - down) / (2.0 * eps);
                 double analytic = grad->data[k];
@@ -151,6 +184,7 @@ void tu_check_gradients(nn_graph *g, const char *input, int width,
         }
     }
     CU_ASSERT(checked > 0);
+    CU_ASSERT(nn_grads_norm(grads) > 0);
     nn_tensor_free(out[0]);
     nn_tensor_free(c);
     nn_tensor_free(x);
