@@ -1,8 +1,8 @@
 /*
  * test_persist.c — the data directory against the real daemon: networks,
- * imported weights and session checkpoints survive kill -9; a restored
- * session continues bit for bit like the same session run here, never
- * interrupted; deletions stay deleted; damaged files are named at start and
+ * imported and trained weights and session checkpoints survive kill -9; a
+ * restored session continues bit for bit like the same session run here,
+ * never interrupted; deletions stay deleted; damaged files are named at start and
  * skipped; preloaded networks keep their imported weights.
  *
  * The crash loop starts the daemon on one directory again and again,
@@ -14,6 +14,7 @@
  * bits.
  */
 #include "api.h"
+#include "nn_train.h"
 #include "itest.h"
 #include "testutil.h"
 
@@ -410,6 +411,68 @@ static void op_import(const it_server *s, model *m, nn_rng *rng)
     }
 }
 
+/* Trains one: a ridge fit of o over six steps of random data. The test
+ * computes the same fit with the engine to know what an answered (or
+ * interrupted) fit leaves on disk. */
+static void op_fit(const it_server *s, model *m, nn_rng *rng)
+{
+    enum { T = 6 };
+    int i = some_ff(m, rng);
+    if (i < 0)
+        return;
+    net_model *n = &m->nets[i];
+    char def[1024];
+    ff_def(atoi(n->name + 2), def, sizeof def);
+    nn_graph *g = local_graph(def);
+    cJSON *now = cJSON_Parse(n->weights);
+    api_error err;
+    CU_ASSERT_EQUAL_FATAL(api_params_from_json(g, now, &err), 0);
+    cJSON_Delete(now);
+    int xd[3] = {1, T, 3}, yd[3] = {1, T, 2};
+    nn_shape xs = nn_shape_make(3, xd), ys = nn_shape_make(3, yd);
+    nn_tensor *x = nn_tensor_new(&xs), *y = nn_tensor_new(&ys);
+    char body[2048];
+    int len = snprintf(body, sizeof body, "{\"method\": \"ridge\", \"wait\": "
+                       "true, \"beta\": 0.001, \"inputs\": {\"x\": [[");
+    for (int t = 0; t < T; t++)
+        for (int f = 0; f < 3; f++) {
+            x->data[t * 3 + f] = (float)nn_rng_normal(rng);
+            len += snprintf(body + len, sizeof body - (size_t)len, "%s%.9g%s",
+                            f ? ", " : t ? ", [" : "[", x->data[t * 3 + f],
+                            f == 2 ? "]" : "");
+        }
+    len += snprintf(body + len, sizeof body - (size_t)len,
+                    "]]}, \"targets\": {\"o\": [[");
+    for (int t = 0; t < T; t++)
+        for (int f = 0; f < 2; f++) {
+            y->data[t * 2 + f] = (float)nn_rng_normal(rng);
+            len += snprintf(body + len, sizeof body - (size_t)len, "%s%.9g%s",
+                            f ? ", " : t ? ", [" : "[", y->data[t * 2 + f],
+                            f == 1 ? "]" : "");
+        }
+    snprintf(body + len, sizeof body - (size_t)len, "]]}}");
+    nn_error e;
+    nn_binding in = {"x", x}, tg = {"o", y};
+    nn_ridge *r = nn_ridge_new(g, &tg, 1, &e);
+    nn_session *ss = nn_session_new(g, 1, nn_graph_seed(g), &e);
+    CU_ASSERT_EQUAL_FATAL(nn_ridge_feed(r, ss, &in, 1, &tg, 1, T, 0, &e), NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_ridge_solve(r, g, 0.001, NULL, &e), NN_OK);
+    set_text(&n->other, params_text(g));
+    nn_session_free(ss);
+    nn_ridge_free(r);
+    nn_tensor_free(x);
+    nn_tensor_free(y);
+    nn_graph_free(g);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/networks/%s/fit", n->name);
+    long status;
+    free(request(s, "POST", path, body, &status));
+    if (status == 200) {
+        set_text(&n->weights, n->other);
+        n->other = NULL;
+    }
+}
+
 static void op_delete_network(const it_server *s, model *m, nn_rng *rng)
 {
     int i = some_ff(m, rng);
@@ -547,6 +610,7 @@ static void test_crash_loop(void)
     for (int k = 0; k < 3; k++)
         op_create_network(&s, m);
     op_import(&s, m, &rng);
+    op_fit(&s, m, &rng);
     for (int k = 0; k < 4; k++)
         op_new_session(&s, m, &rng);
     for (int k = 0; k < 6; k++)
@@ -577,9 +641,10 @@ static void test_crash_loop(void)
                                                      &k), 0);
                 started = 1;
             }
-            switch (pick(&rng, 6)) {
+            switch (pick(&rng, 7)) {
             case 0: op_create_network(&s, m); break;
             case 1: op_import(&s, m, &rng); break;
+            case 6: op_fit(&s, m, &rng); break;
             case 2: op_delete_network(&s, m, &rng); break;
             case 3: op_new_session(&s, m, &rng); break;
             case 4: op_delete_session(&s, m, &rng); break;
