@@ -79,6 +79,14 @@ static int describe_readout(nn_graph *g, const char *name, readout *out,
     out->d_fb = Wfb ? Wfb->shape.dims[0] : 0;
     out->bias = b != NULL;
     out->D = out->d_ff + out->d_fb + out->bias;
+    /* XᵀX (ridge) or P (RLS) is D x D doubles: held to the graph's cap on
+     * what a session may hold, as a tape is. */
+    size_t doubles = (size_t)out->D * (size_t)out->D;
+    if (g->max_session_floats && doubles > g->max_session_floats / 2)
+        return nn_error_set(err, NN_ERR_LIMIT, "readout '%s' has %d features: "
+                            "its %d x %d matrix of doubles would pass the "
+                            "network's limit of %zu floats", name, out->D,
+                            out->D, out->D, g->max_session_floats);
     nn_shape os = node->out_shape;
     if (os.ndim < 1 || os.dims[os.ndim - 1] != out->U)
         return nn_error_set(err, NN_ERR_UNSUPPORTED, "node '%s': its output's "

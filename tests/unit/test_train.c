@@ -434,6 +434,21 @@ static void test_ridge_refusals(void)
     tg.name = "nope";
     CU_ASSERT_PTR_NULL(nn_rls_new(g, &tg, 1, 1.0, &err));
     CU_ASSERT_EQUAL(err.code, NN_ERR_NOT_FOUND);
+    nn_graph_free(g);
+    /* The D x D matrices count against the graph's memory cap. */
+    g = tu_graph(reg, 5);
+    CU_ASSERT_EQUAL(nn_graph_set_limits(g, 0, 100, &err), NN_OK);
+    tu_node(g, "Input", "x", "shape=9", NULL);
+    tu_node(g, "Dense", "o", "num_unit=2", NULL);
+    tu_link(g, "x >> o");
+    tu_build(g);
+    tg.name = "o";
+    CU_ASSERT_PTR_NULL(nn_ridge_new(g, &tg, 1, &err));
+    CU_ASSERT_EQUAL(err.code, NN_ERR_LIMIT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "10 features"));
+    tg.name = "nope";
+    CU_ASSERT_PTR_NULL(nn_rls_new(g, &tg, 1, 1.0, &err));
+    CU_ASSERT_EQUAL(err.code, NN_ERR_NOT_FOUND);
     tg.name = "a";
     CU_ASSERT_PTR_NULL(nn_rls_new(g, &tg, 1, 0.0, &err));
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "alpha"));
