@@ -26,6 +26,7 @@ static char *expected;             /* the correct client's answer */
 static atomic_int stop_good;
 static atomic_int good_ok, good_wrong;
 static atomic_int hostile_sent, hostile_4xx, hostile_5xx, hostile_silent;
+static atomic_int hostile_cut; /* too-big bodies cut off mid-send */
 
 static const char *GOOD_NET =
     "{\"name\": \"h\", \"seed\": 5, \"nodes\": ["
@@ -133,7 +134,7 @@ static const bad_request BAD[] = {
 };
 enum { N_BAD = sizeof BAD / sizeof BAD[0] };
 
-static void count_status(long status)
+static void count_status(long status, const char *method, const char *path)
 {
     atomic_fetch_add(&hostile_sent, 1);
     if (status >= 400 && status < 500)
@@ -143,7 +144,7 @@ static void count_status(long status)
     else if (status == 0)
         atomic_fetch_add(&hostile_silent, 1);
     if (status < 400 || status >= 500)
-        fprintf(stderr, "hostile request answered %ld\n", status);
+        fprintf(stderr, "hostile %s %s answered %ld\n", method, path, status);
 }
 
 static void *hostile_client(void *arg)
@@ -165,7 +166,17 @@ static void *hostile_client(void *arg)
                             b ? b->path : "/v1/networks",
                             b ? b->content_type : "application/json", body,
                             body ? strlen(body) : 0, &r);
-        count_status(rc ? 0 : r.status);
+        if (rc && k == N_BAD + 1) {
+            /* Too big: the daemon answers 413 from the headers and closes
+             * without reading the body; a client still sending may see the
+             * reset before the answer. Refused either way. */
+            atomic_fetch_add(&hostile_sent, 1);
+            atomic_fetch_add(&hostile_cut, 1);
+        } else {
+            count_status(rc ? 0 : r.status, b ? b->method : "POST",
+                         b ? b->path
+                           : (k == N_BAD ? "(deep nesting)" : "(too big)"));
+        }
         if (!rc)
             it_response_free(&r);
     }
@@ -208,7 +219,7 @@ static int wait_answer(int fd, int ms, char *buf, size_t size)
 
 /* Slow and broken connections: headers that never end, a body promised
  * and never sent, non-HTTP bytes. The server must close the slow ones
- * after its connection timeout (2 s here) and answer the broken ones. */
+ * after its connection timeout (5 s here) and answer the broken ones. */
 static void *raw_client(void *arg)
 {
     (void)arg;
@@ -235,8 +246,8 @@ static void *raw_client(void *arg)
     for (int i = 0; i < SLOW; i++) {
         if (fds[i] < 0)
             continue;
-        /* 2 s timeout, generous slack for slow (sanitizer) builds. */
-        int got = wait_answer(fds[i], 15000, buf, sizeof buf);
+        /* 5 s timeout, generous slack for slow (sanitizer) builds. */
+        int got = wait_answer(fds[i], 20000, buf, sizeof buf);
         closed += got >= 0;
         close(fds[i]);
     }
@@ -311,11 +322,12 @@ static void test_hostile_clients(void)
     hostile_round();
     long after_second = rss_kib(server.pid);
 
-    fprintf(stderr, "hostile: %d sent, %d 4xx, %d 5xx, %d unanswered; "
+    fprintf(stderr, "hostile: %d sent, %d 4xx, %d cut off, %d 5xx, "
+            "%d unanswered; "
             "correct client %d right, %d wrong; RSS %ld -> %ld KiB\n",
             atomic_load(&hostile_sent), atomic_load(&hostile_4xx),
-            atomic_load(&hostile_5xx), atomic_load(&hostile_silent),
-            atomic_load(&good_ok), atomic_load(&good_wrong), after_first,
+            atomic_load(&hostile_cut), atomic_load(&hostile_5xx),
+            atomic_load(&hostile_silent), atomic_load(&good_ok), atomic_load(&good_wrong), after_first,
             after_second);
     CU_ASSERT(atomic_load(&hostile_sent) >= 400);
     CU_ASSERT_EQUAL(atomic_load(&hostile_5xx), 0);
@@ -341,8 +353,10 @@ static void test_hostile_clients(void)
 
 int main(void)
 {
+    /* 5 s: slow connections must be closed, but a sanitizer build on a
+     * busy machine must not stall a real request that long. */
     static const char *const args[] = {"--max-body", "65536",
-                                       "--connection-timeout", "2",
+                                       "--connection-timeout", "5",
                                        "--threads", "4", NULL};
     if (it_start(&server, args)) {
         fprintf(stderr, "cannot start nerved\n");
