@@ -181,6 +181,12 @@ int nn_fit_check(nn_graph *g, const nn_binding *inputs, int n_inputs,
  * feedback inputs (what it saw: the senders' outputs of t − 1) and a 1 for
  * the bias when it has one. Readouts are named by the target bindings. */
 
+/* The checks nn_ridge_new and nn_rls_new make of the targets (each a
+ * linear, trainable node, within the memory cap), without allocating the
+ * matrices. */
+int nn_readouts_check(nn_graph *g, const nn_binding *targets, int n_targets,
+                      nn_error *err);
+
 typedef struct nn_ridge nn_ridge;
 
 /* Accumulators XᵀX and XᵀY (double) for each targeted readout of g. Memory

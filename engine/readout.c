@@ -120,6 +120,15 @@ static int readouts_init(readouts *rs, nn_graph *g, const nn_binding *targets,
     return NN_OK;
 }
 
+int nn_readouts_check(nn_graph *g, const nn_binding *targets, int n_targets,
+                      nn_error *err)
+{
+    readouts rs;
+    int rc = readouts_init(&rs, g, targets, n_targets, err);
+    readouts_release(&rs);
+    return rc;
+}
+
 /* ------------------------------------------------------ running the data */
 
 /* What one run over a sequence needs per readout. */

@@ -366,9 +366,7 @@ static int precheck(fit_job *job, nn_error *e)
     if (req->method == API_FIT_RLS && req->n_data > 1)
         return nn_error_set(e, NN_ERR_INVALID, "rls takes \"inputs\" and "
                             "\"targets\", not \"data\"");
-    nn_ridge *probe = nn_ridge_new(job->clone, d->targets, d->n_targets, e);
-    nn_ridge_free(probe);
-    return probe ? NN_OK : e->code;
+    return nn_readouts_check(job->clone, d->targets, d->n_targets, e);
 }
 
 void srv_fit_start(srv_request *req)
