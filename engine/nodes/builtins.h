@@ -30,9 +30,16 @@ int nn_inputs_consistent(nn_node *node, const nn_shape *in, int n,
                          int feedback, nn_shape *lead, int *total,
                          nn_error *err);
 
-/* The same for a node that takes only (batch, features) inputs (the
- * recurrent types, NVAR): *total receives the concatenated width; inputs
- * with more axes are an error naming the type. */
+/* Adds a trainable weight drawn by the initialiser of parameter init_param
+ * and sets *index to its position (in ctx->grad); NULL with err filled on
+ * failure. */
+nn_tensor *nn_add_init_weight(nn_node *node, const char *name, nn_shape shape,
+                              const char *init_param, int *index,
+                              nn_error *err);
+
+/* nn_inputs_consistent for a node that takes only (batch, features)
+ * inputs (the recurrent types, NVAR): *total receives the concatenated
+ * width; inputs with more axes are an error naming the type. */
 int nn_flat_inputs(nn_node *node, const nn_shape *in, int n, int feedback,
                    int *total, nn_error *err);
 

@@ -42,6 +42,16 @@ int nn_inputs_consistent(nn_node *node, const nn_shape *in, int n,
                                       total, err);
 }
 
+nn_tensor *nn_add_init_weight(nn_node *node, const char *name, nn_shape shape,
+                              const char *init_param, int *index,
+                              nn_error *err)
+{
+    nn_init init = nn_node_param_init(node, init_param);
+    nn_tensor *t = nn_node_add_weight(node, name, &shape, &init, 1, err);
+    *index = nn_node_weight_count(node) - 1;
+    return t;
+}
+
 int nn_flat_inputs(nn_node *node, const nn_shape *in, int n, int feedback,
                    int *total, nn_error *err)
 {

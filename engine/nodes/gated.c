@@ -51,15 +51,6 @@ static const nn_param_def gru_params[] = {
     {"use_bias", NN_PARAM_BOOL, "true", 0, 0, NULL, "add the biases bi and bh"},
     {NULL, 0, NULL, 0, 0, NULL, NULL}};
 
-static nn_tensor *add_weight(nn_node *node, const char *name, nn_shape shape,
-                             const char *init_param, int *index, nn_error *err)
-{
-    nn_init init = nn_node_param_init(node, init_param);
-    nn_tensor *t = nn_node_add_weight(node, name, &shape, &init, 1, err);
-    *index = nn_node_weight_count(node) - 1;
-    return t;
-}
-
 /* The shared part of init_ff: weights for `gates` gates and the state h;
  * work_per_unit floats of scratch per unit and batch row. */
 static int gated_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
@@ -73,16 +64,16 @@ static int gated_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
     self->units = (int)nn_node_param_int(node, "num_unit");
     self->width = gates * self->units;
     self->bi_index = self->bh_index = self->wfb_index = -1;
-    if (!(self->Wi = add_weight(node, "Wi", nn_shape2(total, self->width),
+    if (!(self->Wi = nn_add_init_weight(node, "Wi", nn_shape2(total, self->width),
                                 "Wi_initializer", &self->wi_index, err)) ||
-        !(self->Wh = add_weight(node, "Wh",
+        !(self->Wh = nn_add_init_weight(node, "Wh",
                                 nn_shape2(self->units, self->width),
                                 "Wh_initializer", &self->wh_index, err)))
         return err->code;
     if (nn_node_param_bool(node, "use_bias") &&
-        (!(self->bi = add_weight(node, "bi", nn_shape1(self->width),
+        (!(self->bi = nn_add_init_weight(node, "bi", nn_shape1(self->width),
                                  "b_initializer", &self->bi_index, err)) ||
-         !(self->bh = add_weight(node, "bh", nn_shape1(self->width),
+         !(self->bh = nn_add_init_weight(node, "bh", nn_shape1(self->width),
                                  "b_initializer", &self->bh_index, err))))
         return err->code;
     nn_shape h = nn_shape1(self->units);
@@ -102,7 +93,7 @@ static int gated_init_fb(nn_node *node, const nn_shape *fb, int n_fb,
     int rc = nn_flat_inputs(node, fb, n_fb, 1, &total, err);
     if (rc != NN_OK)
         return rc;
-    if (!(self->Wfb = add_weight(node, "Wfb", nn_shape2(total, self->width),
+    if (!(self->Wfb = nn_add_init_weight(node, "Wfb", nn_shape2(total, self->width),
                                  "Wi_initializer", &self->wfb_index, err)))
         return err->code;
     return NN_OK;

@@ -28,15 +28,6 @@ static const nn_param_def rnn_params[] = {
     {"use_bias", NN_PARAM_BOOL, "true", 0, 0, NULL, "add the bias b"},
     {NULL, 0, NULL, 0, 0, NULL, NULL}};
 
-static nn_tensor *add_weight(nn_node *node, const char *name, nn_shape shape,
-                             const char *init_param, int *index, nn_error *err)
-{
-    nn_init init = nn_node_param_init(node, init_param);
-    nn_tensor *t = nn_node_add_weight(node, name, &shape, &init, 1, err);
-    *index = nn_node_weight_count(node) - 1;
-    return t;
-}
-
 static int rnn_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
                        nn_error *err)
 {
@@ -48,13 +39,13 @@ static int rnn_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
     self->units = (int)nn_node_param_int(node, "num_unit");
     self->act = (nn_act)nn_act_parse(nn_node_param_str(node, "activation"));
     self->b_index = self->wfb_index = -1;
-    if (!(self->Wi = add_weight(node, "Wi", nn_shape2(total, self->units),
+    if (!(self->Wi = nn_add_init_weight(node, "Wi", nn_shape2(total, self->units),
                                 "Wi_initializer", &self->wi_index, err)) ||
-        !(self->Wr = add_weight(node, "Wr", nn_shape2(self->units, self->units),
+        !(self->Wr = nn_add_init_weight(node, "Wr", nn_shape2(self->units, self->units),
                                 "Wr_initializer", &self->wr_index, err)))
         return err->code;
     if (nn_node_param_bool(node, "use_bias") &&
-        !(self->b = add_weight(node, "b", nn_shape1(self->units),
+        !(self->b = nn_add_init_weight(node, "b", nn_shape1(self->units),
                                "b_initializer", &self->b_index, err)))
         return err->code;
     nn_shape h = nn_shape1(self->units);
@@ -75,7 +66,7 @@ static int rnn_init_fb(nn_node *node, const nn_shape *fb, int n_fb,
     int rc = nn_flat_inputs(node, fb, n_fb, 1, &total, err);
     if (rc != NN_OK)
         return rc;
-    if (!(self->Wfb = add_weight(node, "Wfb", nn_shape2(total, self->units),
+    if (!(self->Wfb = nn_add_init_weight(node, "Wfb", nn_shape2(total, self->units),
                                  "Wi_initializer", &self->wfb_index, err)))
         return err->code;
     return NN_OK;
