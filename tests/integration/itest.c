@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <dirent.h>
 #include <signal.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,4 +329,10 @@ void it_response_free(it_response *r)
 {
     free(r->body);
     r->body = NULL;
+}
+
+int it_float_close(double got, double want)
+{
+    double scale = fabs(got) > fabs(want) ? fabs(got) : fabs(want);
+    return fabs(got - want) <= 1e-5 * scale + 1e-6;
 }

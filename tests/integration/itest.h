@@ -63,6 +63,17 @@ void it_response_free(it_response *r);
 char *it_temp_dir(const char *prefix);
 void it_remove_tree(const char *dir);
 
+/* Whether a float the daemon computed is the same as the one this test
+ * computed for it with the engine, to float32 rounding. The two come from
+ * different processes, and OpenBLAS picks its kernels from the CPU each
+ * process sees (under valgrind, or in another container, another one), so
+ * sums are rounded in another order and the last bits differ. The bound:
+ * a relative 1e-5 (some 80 ulps, room for reductions of a few hundred
+ * terms and a few dozen recurrent steps) plus 1e-6 for values near zero.
+ * Only what must be identical (weights saved and restored, exported and
+ * imported back) is compared bit for bit, never through this. */
+int it_float_close(double got, double want);
+
 /* it_json that asserts (CUnit) the status is expect, printing the body when
  * it is not. */
 cJSON *it_call(const it_server *s, const char *method, const char *path,
