@@ -124,6 +124,10 @@ nn_shape nn_node_state_shape(const nn_node *node, int i);
 nn_session *nn_session_new(nn_graph *g, int num_batch, uint64_t seed,
                            nn_error *err);
 void nn_session_free(nn_session *s);
+/* Floats a session of g with num_batch rows holds (outputs, state and
+ * scratch), known before it is made, so a server can charge the memory
+ * first; saturates at SIZE_MAX. */
+size_t nn_session_float_count(const nn_graph *g, int num_batch);
 int nn_session_batch(const nn_session *s);
 /* Zeroes all state and feedback, runs init_state, restarts the step count
  * and the random streams. */

@@ -63,6 +63,13 @@ size_t nn_floats_per_row(const nn_graph *g)
     return per_row;
 }
 
+size_t nn_session_float_count(const nn_graph *g, int num_batch)
+{
+    size_t per_row = nn_floats_per_row(g);
+    size_t rows = num_batch > 0 ? (size_t)num_batch : 0;
+    return rows && per_row > SIZE_MAX / rows ? SIZE_MAX : per_row * rows;
+}
+
 int nn_check_session_floats(const nn_graph *g, size_t rows, const char *what,
                             nn_error *err)
 {

@@ -1,7 +1,9 @@
 /*
  * main.c — nerved: configuration, node types (built-in and plugins), the
- * HTTP daemon, the idle-session reaper, and a graceful shutdown on SIGTERM
- * or SIGINT (stop accepting, finish what is in flight, free everything).
+ * HTTP daemon and the compute scheduler, the reaper (idle sessions, queued
+ * requests past their deadline, connections past the read deadline), and a
+ * graceful shutdown on SIGTERM or SIGINT (stop accepting, finish what is in
+ * flight, free everything).
  */
 #include "srv.h"
 #include "srv_auth.h"
@@ -9,8 +11,10 @@
 #include "srv_metrics.h"
 #include "srv_fit.h"
 #include "srv_persist.h"
+#include "srv_budget.h"
 #include "srv_plugin.h"
 #include "srv_routes.h"
+#include "srv_sched.h"
 #include "srv_store.h"
 
 #include <arpa/inet.h>
@@ -67,9 +71,15 @@ static pthread_mutex_t reaper_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reaper_wake = PTHREAD_COND_INITIALIZER;
 static int stopping;
 
+typedef struct reaper_args {
+    const srv_config *cfg;
+    srv_persist *persist;
+} reaper_args;
+
 static void *reaper(void *arg)
 {
-    const srv_config *cfg = arg;
+    const srv_config *cfg = ((reaper_args *)arg)->cfg;
+    srv_persist *persist = ((reaper_args *)arg)->persist;
     pthread_mutex_lock(&reaper_lock);
     while (!stopping) {
         struct timespec until;
@@ -79,9 +89,11 @@ static void *reaper(void *arg)
         if (stopping)
             break;
         pthread_mutex_unlock(&reaper_lock);
-        int expired = srv_session_expire(cfg->session_timeout);
+        int expired = srv_session_expire(cfg->session_timeout, persist);
         if (expired)
             srv_metrics_expired(expired);
+        srv_sched_expire();
+        srv_http_sweep(cfg->read_timeout);
         pthread_mutex_lock(&reaper_lock);
     }
     pthread_mutex_unlock(&reaper_lock);
@@ -237,6 +249,7 @@ static struct MHD_Daemon *start_daemon(const srv_config *cfg,
      * than 1024 sockets, which a crowd of slow clients would reach. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
                      MHD_USE_ITC | /* quiescing at shutdown needs it */
+                     MHD_ALLOW_SUSPEND_RESUME | /* requests wait for compute */
                      MHD_USE_AUTO;
     struct sockaddr_in *v4 = (struct sockaddr_in *)addr;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)addr;
@@ -267,7 +280,9 @@ static struct MHD_Daemon *start_daemon(const srv_config *cfg,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connections,
         MHD_OPTION_NOTIFY_COMPLETED, srv_http_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, srv_http_connection, NULL,
         MHD_OPTION_ARRAY, tls_options,
         MHD_OPTION_END);
 }
@@ -297,8 +312,11 @@ int main(int argc, char **argv)
     srv_persist *persist = NULL;
     tls_files tls = {NULL, NULL};
     char msg[1024];
+    int scheduling = 0;
     rc = 2; /* a start refused for its configuration */
-    srv_store_init(cfg.max_networks, cfg.max_sessions);
+    srv_budget_init(cfg.max_memory);
+    srv_store_init(cfg.max_networks, cfg.max_sessions,
+                   cfg.max_sessions_per_key);
     if (load_plugins(&cfg, reg) || load_tls(&cfg, &tls))
         goto out;
     if (cfg.api_key_file && !(auth = srv_auth_load(cfg.api_key_file, msg,
@@ -322,6 +340,21 @@ int main(int argc, char **argv)
         goto out;
 
     rc = 1;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    srv_sched_config sched = {
+        .threads = cfg.compute_threads ? cfg.compute_threads
+                                       : (int)(cores > 0 ? cores : 2),
+        .max_queue = cfg.max_queue,
+        .timeout = cfg.request_timeout,
+        .batching = cfg.batching,
+        .batch_max_rows = cfg.batch_max_rows,
+        .batch_window_us = cfg.batch_window_us,
+    };
+    scheduling = srv_sched_start(&sched, msg, sizeof msg) == 0;
+    if (!scheduling) {
+        fprintf(stderr, "nerved: %s\n", msg);
+        goto out;
+    }
     if (install_stop_handler()) {
         fprintf(stderr, "nerved: cannot install signal handlers\n");
         goto out;
@@ -349,14 +382,21 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     pthread_t reaper_thread;
-    int reaping = pthread_create(&reaper_thread, NULL, reaper, &cfg) == 0;
+    reaper_args reaping_args = {&cfg, persist};
+    int reaping = pthread_create(&reaper_thread, NULL, reaper,
+                                 &reaping_args) == 0;
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
 
     int sig = wait_for_stop_signal();
     fprintf(stderr, "nerved: signal %d, shutting down\n", sig);
-    /* Stop accepting, then let in-flight requests finish. */
+    /* Stop accepting, let queued and running requests finish (those still
+     * queued at the deadline are answered 503), then close. Every
+     * suspended connection has been answered and resumed by then, as
+     * MHD_stop_daemon requires. */
     MHD_quiesce_daemon(daemon);
     srv_fit_stop();
+    srv_sched_stop(srv_now() + 25);
+    scheduling = 0;
     MHD_stop_daemon(daemon);
     pthread_mutex_lock(&reaper_lock);
     stopping = 1;
@@ -366,6 +406,8 @@ int main(int argc, char **argv)
         pthread_join(reaper_thread, NULL);
     rc = 0;
 out:
+    if (scheduling)
+        srv_sched_stop(0);
     srv_fit_shutdown();
     srv_store_shutdown();
     srv_persist_close(persist);

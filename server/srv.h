@@ -33,6 +33,19 @@ typedef struct srv_config {
     const char *tls_key;
     int list_routes;            /* print the route table and exit */
     int quiet;                  /* no access log */
+    /* The serving core (srv_sched.h). */
+    int compute_threads;        /* 0: one per core */
+    int max_queue;              /* queued requests per network */
+    int request_timeout;        /* seconds a request may wait to start */
+    int batching;               /* batch steps of different sessions */
+    int batch_max_rows;
+    int batch_window_us;
+    size_t max_memory;          /* bytes for the whole daemon; 0: default */
+    size_t max_output_floats;   /* floats in one response */
+    int per_ip_connections;     /* open connections from one address */
+    int read_timeout;           /* seconds to receive a whole request */
+    int max_sessions_per_key;   /* with --api-key-file; 0: no quota */
+    int max_fits_per_key;
 } srv_config;
 
 /* Defaults, then NERVED_* environment variables, then flags. Returns 0 to
@@ -42,23 +55,40 @@ int srv_config_load(srv_config *cfg, int argc, char **argv);
 
 typedef struct srv_persist srv_persist;
 
+typedef struct srv_network srv_network;
+typedef struct srv_session srv_session;
+
 /* A request as route handlers see it; they answer through the srv_reply_*
- * helpers (srv_http.c). */
+ * helpers (srv_http.c). What the route's row asks for (srv_routes.h) is
+ * resolved, held and locked before the handler runs and released after. */
 typedef struct srv_request {
     const char *method;
     const char *path;
     const char *query_format;   /* ?format=..., or NULL */
     char params[2][96];         /* {net}, {sid} */
     const cJSON *json;          /* parsed body; NULL when there was none */
+    const char *raw;            /* the body as received, raw_len bytes */
+    size_t raw_len;
     const srv_config *cfg;
     nn_registry *reg;
     srv_persist *persist;       /* the data directory, or NULL */
+    srv_network *net;           /* {net}, for routes that name one */
+    srv_session *session;       /* {sid}, for routes that name one */
+    int key;                    /* index of the caller's API key, or -1 */
+    size_t charged;             /* bytes charged to the memory budget for
+                                   this request, released after its reply */
 
     int status;                 /* reply */
     char *body;                 /* malloc'd */
     size_t body_len;
     const char *content_type;
+    int retry_after;            /* seconds, for a Retry-After header; 0 none */
 } srv_request;
+
+/* Parses req->raw into req->json (deleted with the request); replies 400
+ * and returns -1 when it is not one JSON document. An empty body leaves
+ * req->json NULL. */
+int srv_request_parse_json(srv_request *req);
 
 /* Takes j (deletes it). */
 void srv_reply_json(srv_request *req, int status, cJSON *j);

@@ -63,6 +63,43 @@ static const srv_option options[] = {
     {"--blas-threads", "NERVED_BLAS_THREADS", OPT_INT, AT(blas_threads), 1, 256,
      "OpenBLAS threads per request (default 1: requests already run in "
      "parallel)"},
+    {"--compute-threads", "NERVED_COMPUTE_THREADS", OPT_INT,
+     AT(compute_threads), 0, 256,
+     "threads that compute requests (default 0: one per core)"},
+    {"--max-queue", "NERVED_MAX_QUEUE", OPT_INT, AT(max_queue), 1, 1000000,
+     "requests queued per network; more are answered 503 (default 1024)"},
+    {"--request-timeout", "NERVED_REQUEST_TIMEOUT", OPT_INT,
+     AT(request_timeout), 1, 86400,
+     "seconds a request may wait in its queue before it is answered 504 "
+     "unrun (default 60)"},
+    {"--batching", "NERVED_BATCHING", OPT_FLAG, AT(batching), 0, 1,
+     "run queued steps of different sessions as one batched step (default "
+     "on; --batching=0 turns it off)"},
+    {"--batch-max-rows", "NERVED_BATCH_MAX_ROWS", OPT_INT, AT(batch_max_rows),
+     1, 1024, "rows in one batched step (default 256)"},
+    {"--batch-window-us", "NERVED_BATCH_WINDOW_US", OPT_INT,
+     AT(batch_window_us), 0, 1000000,
+     "microseconds a compute thread may wait for more steps to batch "
+     "(default 100)"},
+    {"--max-memory", "NERVED_MAX_MEMORY", OPT_SIZE, AT(max_memory), 0,
+     1L << 50, "bytes the daemon may hold for sessions, bodies and replies "
+     "(default 0: half the machine's or the cgroup's memory)"},
+    {"--max-output-floats", "NERVED_MAX_OUTPUT_FLOATS", OPT_SIZE,
+     AT(max_output_floats), 1, 1L << 40,
+     "floats in one reply; more is refused with 413 (default 67108864)"},
+    {"--per-ip-connections", "NERVED_PER_IP_CONNECTIONS", OPT_INT,
+     AT(per_ip_connections), 0, 1000000,
+     "connections open at once from one address (default 256; 0: no "
+     "limit)"},
+    {"--read-timeout", "NERVED_READ_TIMEOUT", OPT_INT, AT(read_timeout), 1,
+     3600, "seconds a client has to send a whole request, however slowly "
+     "it trickles (default 60)"},
+    {"--max-sessions-per-key", "NERVED_MAX_SESSIONS_PER_KEY", OPT_INT,
+     AT(max_sessions_per_key), 0, 10000000,
+     "sessions one API key may hold (default 0: no quota)"},
+    {"--max-fits-per-key", "NERVED_MAX_FITS_PER_KEY", OPT_INT,
+     AT(max_fits_per_key), 0, 1000000,
+     "training jobs one API key may run at once (default 0: no quota)"},
     {"--plugin", "NERVED_PLUGINS", OPT_STRING, SPECIAL, 0, 0,
      "load a node-type plugin (repeatable; the variable takes a "
      "colon-separated list)"},
@@ -180,6 +217,14 @@ int srv_config_load(srv_config *cfg, int argc, char **argv)
     cfg->max_connections = 1024;
     cfg->blas_threads = 1;
     cfg->limits = api_default_limits();
+    cfg->max_queue = 1024;
+    cfg->request_timeout = 60;
+    cfg->batching = 1;
+    cfg->batch_max_rows = 256;
+    cfg->batch_window_us = 100;
+    cfg->max_output_floats = 64u << 20;
+    cfg->per_ip_connections = 256;
+    cfg->read_timeout = 60;
 
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const char *v = options[i].env ? getenv(options[i].env) : NULL;

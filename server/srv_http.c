@@ -1,38 +1,66 @@
 /*
  * srv_http.c — libmicrohttpd glue: collects a request body within the size
- * limit, matches the route table, parses JSON, calls the handler, sends its
- * reply, and counts and logs the request.
+ * limit and the memory budget, matches the route table, resolves what the
+ * route's row asks for, and either answers on the spot (SRV_INLINE) or
+ * suspends the connection and hands the request to the compute scheduler,
+ * resuming it when the answer is ready. It counts and logs every request,
+ * and closes connections that take longer than --read-timeout to send one.
  */
 #include "srv_http.h"
+#include "api_kserve.h"
 #include "srv_auth.h"
+#include "srv_budget.h"
 #include "srv_metrics.h"
 #include "srv_routes.h"
+#include "srv_sched.h"
+#include "srv_store.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 /* Deeper JSON than this is refused before parsing: no client document
  * needs it, and it bounds the parser's recursion. */
 #define MAX_JSON_DEPTH 64
 
+/* What MHD keeps per connection (its socket context): enough to enforce
+ * the read deadline from the reaper, which cannot reach MHD's own state. */
+typedef struct conn_track {
+    int fd;
+    double since;         /* when the request being received began */
+    int receiving;        /* a request is being received */
+    struct conn_track *prev, *next;
+} conn_track;
+
+/* What MHD keeps per request. */
 typedef struct conn_state {
     double start;
     int route;            /* index in srv_routes, or -1 */
     char *body;
     size_t len, cap;
     int too_large;
+    int no_memory;        /* the body did not fit the memory budget */
     int challenge;        /* answer with WWW-Authenticate */
+    int close;            /* close the connection after the reply */
+    struct MHD_Connection *conn;
+    srv_job job;          /* once the whole body is here */
+    int submitted;        /* the job is the scheduler's, or answered */
+    atomic_int answered;  /* the job's reply is ready */
 } conn_state;
 
 static const srv_config *config;
 static nn_registry *registry;
 static srv_persist *persistence;
 static const srv_auth *keys;
+static pthread_mutex_t tracks_lock = PTHREAD_MUTEX_INITIALIZER;
+static conn_track *tracks;
 
 void srv_http_init(const srv_config *cfg, nn_registry *reg,
                    srv_persist *persist, const srv_auth *auth)
@@ -43,11 +71,12 @@ void srv_http_init(const srv_config *cfg, nn_registry *reg,
     keys = auth;
 }
 
-static double now_seconds(void)
+static double now_seconds(void) { return srv_now(); }
+
+static int is_v2_path(const char *path)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return path && strncmp(path, "/v2", 3) == 0 &&
+           (path[3] == '\0' || path[3] == '/');
 }
 
 /* ------------------------------------------------------------- replies */
@@ -78,7 +107,11 @@ void srv_reply_json(srv_request *req, int status, cJSON *j)
 
 void srv_reply_error(srv_request *req, const api_error *err)
 {
-    srv_reply_json(req, err->http_status, api_error_json(err));
+    /* The inference protocol's clients read {"error": "..."} on every
+     * failing call, whatever part of the server produced it. */
+    srv_reply_json(req, err->http_status,
+                   is_v2_path(req->path) ? api_kserve_error(err->message)
+                                         : api_error_json(err));
 }
 
 void srv_reply_fail(srv_request *req, int status, const char *code,
@@ -175,6 +208,8 @@ static int json_depth(const char *s, size_t len)
 
 static int append(conn_state *st, const char *data, size_t size)
 {
+    if (st->no_memory)
+        return 0;
     if (st->too_large || st->len + size > config->max_body) {
         st->too_large = 1;
         return 0;
@@ -183,9 +218,15 @@ static int append(conn_state *st, const char *data, size_t size)
         size_t cap = st->cap ? st->cap : 4096;
         while (cap < st->len + size + 1)
             cap *= 2;
+        /* The body counts against the daemon's memory before it grows. */
+        if (srv_budget_charge(cap - st->cap)) {
+            st->no_memory = 1;
+            return 0;
+        }
         char *p = realloc(st->body, cap);
         if (!p) {
-            st->too_large = 1;
+            srv_budget_release(cap - st->cap);
+            st->no_memory = 1;
             return 0;
         }
         st->body = p;
@@ -195,6 +236,52 @@ static int append(conn_state *st, const char *data, size_t size)
     st->len += size;
     st->body[st->len] = '\0';
     return 1;
+}
+
+/* ------------------------------------------------------------ logging */
+
+/* Writes v as a logfmt value: bare when it is plain, else quoted with
+ * quotes, backslashes and control characters escaped, so that a path of a
+ * client's choosing can never start a line or a key of its own. */
+static void logfmt_value(FILE *out, const char *v)
+{
+    int plain = *v != '\0';
+    for (const char *p = v; *p && plain; p++)
+        plain = (unsigned char)*p > ' ' && *p != '"' && *p != '=' &&
+                *p != '\\' && (unsigned char)*p < 0x7f;
+    if (plain) {
+        fputs(v, out);
+        return;
+    }
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", out);
+        else if (*p == '\r')
+            fputs("\\r", out);
+        else if (*p == '\t')
+            fputs("\\t", out);
+        else if (*p < ' ' || *p == 0x7f)
+            fprintf(out, "\\x%02x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+static void log_request(const srv_request *req, double seconds)
+{
+    /* One record per line, written whole. */
+    flockfile(stderr);
+    fputs("method=", stderr);
+    logfmt_value(stderr, req->method);
+    fputs(" path=", stderr);
+    logfmt_value(stderr, req->path);
+    fprintf(stderr, " status=%d duration_ms=%.3f\n", req->status,
+            seconds * 1e3);
+    funlockfile(stderr);
 }
 
 /* -------------------------------------------------------------- dispatch */
@@ -208,6 +295,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
         req->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!resp) {
         free(req->body);
+        req->body = NULL;
         return MHD_NO;
     }
     req->body = NULL; /* the response owns it now */
@@ -219,13 +307,19 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
     if (st->challenge)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer realm=\"nerved\"");
+    if (req->retry_after > 0) {
+        char seconds[16];
+        snprintf(seconds, sizeof seconds, "%d", req->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
+    }
+    if (st->close)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)req->status, resp);
     MHD_destroy_response(resp);
     double seconds = now_seconds() - st->start;
     srv_metrics_request(st->route, req->status, seconds);
     if (!config->quiet)
-        fprintf(stderr, "method=%s path=%s status=%d duration_ms=%.3f\n",
-                req->method, req->path, req->status, seconds * 1e3);
+        log_request(req, seconds);
     return rc;
 }
 
@@ -238,6 +332,7 @@ static void init_request(srv_request *req, const char *method,
     req->cfg = config;
     req->reg = registry;
     req->persist = persistence;
+    req->key = -1;
 }
 
 static enum MHD_Result answer_now(struct MHD_Connection *conn, conn_state *st,
@@ -256,6 +351,181 @@ static enum MHD_Result answer_now(struct MHD_Connection *conn, conn_state *st,
     va_end(ap);
     srv_reply_error(&req, &err);
     return send_reply(conn, st, &req, allow);
+}
+
+int srv_request_parse_json(srv_request *req)
+{
+    if (req->raw_len == 0)
+        return 0;
+    if (json_depth(req->raw, req->raw_len) > MAX_JSON_DEPTH) {
+        srv_reply_fail(req, 400, "bad_json", "JSON nested deeper than %d "
+                       "levels", MAX_JSON_DEPTH);
+        return -1;
+    }
+    const char *end = NULL;
+    cJSON *json = cJSON_ParseWithLengthOpts(req->raw, req->raw_len, &end, 0);
+    if (!json) {
+        size_t at = end ? (size_t)(end - req->raw) : 0;
+        srv_reply_fail(req, 400, "bad_json", "malformed JSON at byte %zu", at);
+        return -1;
+    }
+    const char *rest = end, *stop = req->raw + req->raw_len;
+    while (rest && rest < stop && isspace((unsigned char)*rest))
+        rest++;
+    if (rest && rest < stop) {
+        cJSON_Delete(json);
+        srv_reply_fail(req, 400, "bad_json", "unexpected text after the JSON "
+                       "document at byte %zu", (size_t)(rest - req->raw));
+        return -1;
+    }
+    req->json = json;
+    return 0;
+}
+
+/* Calls the route's handler with its body parsed and its locks held. */
+static void run_handler(const srv_route *route, srv_request *req)
+{
+    if (!(route->flags & SRV_BODY_RAW) && srv_request_parse_json(req))
+        return;
+    srv_network *net = req->net;
+    srv_session *s = req->session;
+    if (net && (route->flags & SRV_LOCK_WRITE))
+        pthread_rwlock_wrlock(&net->weights);
+    else if (net && (route->flags & SRV_LOCK_READ))
+        pthread_rwlock_rdlock(&net->weights);
+    if (s && (route->flags & SRV_LOCK_SESSION))
+        pthread_mutex_lock(&s->lock);
+    route->handler(req);
+    if (s && (route->flags & SRV_LOCK_SESSION))
+        pthread_mutex_unlock(&s->lock);
+    if (net && (route->flags & (SRV_LOCK_WRITE | SRV_LOCK_READ)))
+        pthread_rwlock_unlock(&net->weights);
+    cJSON_Delete((cJSON *)req->json);
+    req->json = NULL;
+    if (!req->status)
+        srv_reply_fail(req, 500, "internal", "the handler gave no reply");
+}
+
+static void job_run(srv_job *job)
+{
+    conn_state *st = (conn_state *)((char *)job - offsetof(conn_state, job));
+    run_handler(&srv_routes[st->route], &job->req);
+}
+
+/* On the compute thread: the reply is ready; MHD calls srv_http_handle
+ * again for the connection, which sends it. */
+static void job_done(srv_job *job)
+{
+    conn_state *st = (conn_state *)((char *)job - offsetof(conn_state, job));
+    atomic_store(&st->answered, 1);
+    MHD_resume_connection(st->conn);
+}
+
+/* Resolves {net} and {sid} as the route's row asks; replies 404 and
+ * returns -1 when one does not exist. */
+static int resolve(const srv_route *route, srv_request *req)
+{
+    api_error err;
+    if (route->flags & (SRV_NET | SRV_SESSION)) {
+        req->net = srv_network_get(req->params[0], &err);
+        if (!req->net) {
+            srv_reply_error(req, &err);
+            return -1;
+        }
+    }
+    if (route->flags & SRV_SESSION) {
+        req->session = srv_session_get(req->net, req->params[1], &err);
+        if (!req->session) {
+            srv_reply_error(req, &err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void srv_request_release(srv_request *req)
+{
+    cJSON_Delete((cJSON *)req->json);
+    req->json = NULL;
+    srv_session_release(req->session);
+    srv_network_release(req->net);
+    req->session = NULL;
+    req->net = NULL;
+    if (req->charged)
+        srv_budget_release(req->charged);
+    req->charged = 0;
+}
+
+static conn_track *track_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
+/* The whole request is here: answer it, or hand it to the scheduler. */
+static enum MHD_Result dispatch(struct MHD_Connection *conn, conn_state *st,
+                                const char *method, const char *url)
+{
+    const srv_route *route = &srv_routes[st->route];
+    conn_track *track = track_of(conn);
+    if (track) {
+        pthread_mutex_lock(&tracks_lock);
+        track->receiving = 0;
+        pthread_mutex_unlock(&tracks_lock);
+    }
+    if (st->no_memory)
+        return answer_now(conn, st, method, url, 503, "out_of_memory", NULL,
+                          "the server's memory budget (--max-memory) is "
+                          "spent; retry later");
+    if (st->too_large)
+        return answer_now(conn, st, method, url, 413, "too_large", NULL,
+                          "the body exceeds the limit of %zu bytes",
+                          config->max_body);
+    if (st->len > 0 && !(route->flags & (SRV_BODY_REQUIRED | SRV_BODY_OPTIONAL)))
+        return answer_now(conn, st, method, url, 400, "bad_request", NULL,
+                          "%s %s takes no body", method, route->pattern);
+    if (st->len == 0 && (route->flags & SRV_BODY_REQUIRED))
+        return answer_now(conn, st, method, url, 400, "bad_request", NULL,
+                          "%s %s needs a JSON body", method, route->pattern);
+
+    srv_request *req = &st->job.req;
+    char allow[64];
+    init_request(req, method, url);
+    find_route(method, url, req->params, allow, sizeof allow);
+    req->query_format = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
+                                                    "format");
+    req->raw = st->body ? st->body : "";
+    req->raw_len = st->len;
+    if (resolve(route, req)) {
+        enum MHD_Result rc = send_reply(conn, st, req, NULL);
+        srv_request_release(req);
+        return rc;
+    }
+    if (route->flags & SRV_INLINE) {
+        run_handler(route, req);
+        enum MHD_Result rc = send_reply(conn, st, req, NULL);
+        srv_request_release(req);
+        return rc;
+    }
+    srv_job *job = &st->job;
+    job->net = req->net;
+    job->step = route->step;
+    job->run = job_run;
+    job->done = job_done;
+    job->batch_rows = 1;
+    if (req->session) {
+        job->key = srv_sched_key(req->net->id, req->session->id);
+        job->batch_rows = nn_session_batch(req->session->run);
+    }
+    st->conn = conn;
+    st->submitted = 1;
+    /* Suspended first: the compute thread may answer before submit
+     * returns, and resumes only a suspended connection. */
+    MHD_suspend_connection(conn);
+    if (srv_sched_submit(job))
+        job_done(job);
+    return MHD_YES;
 }
 
 enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
@@ -284,6 +554,18 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                               NULL, "this server needs 'Authorization: "
                               "Bearer <key>' with one of its keys");
         }
+        const char *length = MHD_lookup_connection_value(
+            conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *chunked = MHD_lookup_connection_value(
+            conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (length && chunked) {
+            /* Two framings of one body: whichever a proxy in front read,
+             * the rest would be taken for another request (RFC 9112 6.1). */
+            st->close = 1;
+            return answer_now(conn, st, method, url, 400, "bad_request", NULL,
+                              "a request may not have both Content-Length "
+                              "and Transfer-Encoding");
+        }
         if (st->route < 0) {
             if (allow[0])
                 return answer_now(conn, st, method, url, 405,
@@ -293,15 +575,11 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
             return answer_now(conn, st, method, url, 404, "not_found",
                               NULL, "no route %s %s", method, url);
         }
-        const char *length = MHD_lookup_connection_value(
-            conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length && strtoull(length, NULL, 10) > config->max_body)
             return answer_now(conn, st, method, url, 413, "too_large", NULL,
                               "the body is %s bytes; the limit is %zu", length,
                               config->max_body);
-        int has_body = (length && strtoull(length, NULL, 10) > 0) ||
-                       MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                   "Transfer-Encoding");
+        int has_body = (length && strtoull(length, NULL, 10) > 0) || chunked;
         const char *type = MHD_lookup_connection_value(
             conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         if (has_body && !is_json_type(type))
@@ -310,70 +588,95 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                               "'%.64s'", type ? type : "(none)");
         return MHD_YES;
     }
+    if (st->submitted) {
+        /* Resumed: the compute thread has answered. */
+        if (!atomic_load(&st->answered))
+            return MHD_YES;
+        enum MHD_Result rc = send_reply(conn, st, &st->job.req, NULL);
+        srv_request_release(&st->job.req);
+        return rc;
+    }
     if (*upload_data_size) {
         append(st, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
-
-    /* The whole body is here. */
-    const srv_route *route = &srv_routes[st->route];
-    find_route(method, url, params, allow, sizeof allow);
-    if (st->too_large)
-        return answer_now(conn, st, method, url, 413, "too_large", NULL,
-                          "the body exceeds the limit of %zu bytes",
-                          config->max_body);
-    srv_request req;
-    init_request(&req, method, url);
-    memcpy(req.params, params, sizeof params);
-    req.query_format = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
-                                                   "format");
-    cJSON *json = NULL;
-    if (st->len > 0 && !(route->flags & (SRV_BODY_REQUIRED | SRV_BODY_OPTIONAL)))
-        return answer_now(conn, st, method, url, 400, "bad_request", NULL,
-                          "%s %s takes no body", method, route->pattern);
-    if (st->len == 0 && (route->flags & SRV_BODY_REQUIRED))
-        return answer_now(conn, st, method, url, 400, "bad_request", NULL,
-                          "%s %s needs a JSON body", method, route->pattern);
-    if (st->len > 0) {
-        if (json_depth(st->body, st->len) > MAX_JSON_DEPTH)
-            return answer_now(conn, st, method, url, 400, "bad_json", NULL,
-                              "JSON nested deeper than %d levels",
-                              MAX_JSON_DEPTH);
-        const char *end = NULL;
-        json = cJSON_ParseWithLengthOpts(st->body, st->len, &end, 0);
-        if (!json) {
-            size_t at = end ? (size_t)(end - st->body) : 0;
-            return answer_now(conn, st, method, url, 400, "bad_json", NULL,
-                              "malformed JSON at byte %zu", at);
-        }
-        const char *rest = end;
-        while (rest && rest < st->body + st->len &&
-               isspace((unsigned char)*rest))
-            rest++;
-        if (rest && rest < st->body + st->len) {
-            cJSON_Delete(json);
-            return answer_now(conn, st, method, url, 400, "bad_json", NULL,
-                              "unexpected text after the JSON document at "
-                              "byte %zu", (size_t)(rest - st->body));
-        }
-    }
-    req.json = json;
-    route->handler(&req);
-    cJSON_Delete(json);
-    if (!req.status)
-        srv_reply_fail(&req, 500, "internal", "the handler gave no reply");
-    return send_reply(conn, st, &req, NULL);
+    return dispatch(conn, st, method, url);
 }
 
 void srv_http_completed(void *cls, struct MHD_Connection *conn,
                         void **con_cls, enum MHD_RequestTerminationCode code)
 {
-    (void)cls, (void)conn, (void)code;
+    (void)cls, (void)code;
     conn_state *st = *con_cls;
     if (st) {
+        srv_request_release(&st->job.req);
         free(st->body);
+        srv_budget_release(st->cap);
         free(st);
         *con_cls = NULL;
     }
+    /* The next request on this connection starts its clock now. */
+    conn_track *track = conn ? track_of(conn) : NULL;
+    if (track) {
+        pthread_mutex_lock(&tracks_lock);
+        track->since = now_seconds();
+        track->receiving = 1;
+        pthread_mutex_unlock(&tracks_lock);
+    }
+}
+
+void srv_http_connection(void *cls, struct MHD_Connection *conn,
+                         void **socket_context,
+                         enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    conn_track *t = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        t = calloc(1, sizeof *t);
+        if (!t)
+            return;
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        t->fd = info ? info->connect_fd : -1;
+        t->since = now_seconds();
+        t->receiving = 1;
+        pthread_mutex_lock(&tracks_lock);
+        t->next = tracks;
+        if (tracks)
+            tracks->prev = t;
+        tracks = t;
+        pthread_mutex_unlock(&tracks_lock);
+        *socket_context = t;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && t) {
+        pthread_mutex_lock(&tracks_lock);
+        if (t->prev)
+            t->prev->next = t->next;
+        else
+            tracks = t->next;
+        if (t->next)
+            t->next->prev = t->prev;
+        pthread_mutex_unlock(&tracks_lock);
+        free(t);
+        *socket_context = NULL;
+    }
+}
+
+int srv_http_sweep(int read_timeout)
+{
+    /* A client that trickles its request keeps resetting MHD's idle
+     * timeout; this deadline holds whatever it sends. Shutting the socket
+     * down makes MHD see the end of the stream and close it in its own
+     * thread. A request received whole is never cut. */
+    double now = now_seconds();
+    int cut = 0;
+    pthread_mutex_lock(&tracks_lock);
+    for (conn_track *t = tracks; t; t = t->next)
+        if (t->receiving && t->fd >= 0 && now - t->since > read_timeout) {
+            shutdown(t->fd, SHUT_RDWR);
+            t->receiving = 0;
+            cut++;
+        }
+    pthread_mutex_unlock(&tracks_lock);
+    return cut;
 }

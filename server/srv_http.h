@@ -20,6 +20,14 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                                 const char *url, const char *method,
                                 const char *version, const char *upload_data,
                                 size_t *upload_data_size, void **con_cls);
+/* MHD_NotifyConnectionCallback: tracks connections for srv_http_sweep. */
+void srv_http_connection(void *cls, struct MHD_Connection *conn,
+                         void **socket_context,
+                         enum MHD_ConnectionNotificationCode code);
+/* Closes connections that have spent more than read_timeout seconds
+ * receiving one request (headers and body) or waiting between requests;
+ * returns how many. The reaper calls it every second. */
+int srv_http_sweep(int read_timeout);
 /* MHD_RequestCompletedCallback: frees what srv_http_handle kept. */
 void srv_http_completed(void *cls, struct MHD_Connection *conn,
                         void **con_cls, enum MHD_RequestTerminationCode code);

@@ -1,6 +1,9 @@
 /*
  * srv_metrics.c — request counts by route and status, a latency histogram,
- * steps computed and sessions expired.
+ * steps computed and sessions expired, and per network the scheduler's
+ * queue and compute times, batch sizes and refusals by reason. Networks
+ * are capped (--max-networks) and forgotten when deleted, so the network
+ * label's values are bounded.
  */
 #include "srv_metrics.h"
 
@@ -30,6 +33,116 @@ static unsigned long long bucket_count[N_BUCKETS + 1];
 static double latency_sum;
 static unsigned long long latency_count, steps_total, expired_total;
 static unsigned long long fits_done, fits_other;
+
+/* ---------------------------------------------------- per network */
+
+static const double row_buckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512,
+                                     1024};
+#define N_ROW_BUCKETS (sizeof row_buckets / sizeof *row_buckets)
+static const char *const reasons[] = {"queue_full", "deadline", "memory",
+                                      "quota", "shutdown"};
+#define N_REASONS (sizeof reasons / sizeof *reasons)
+#define MAX_NET_STATS 4096
+
+typedef struct histogram {
+    unsigned long long bucket[N_BUCKETS + 1];
+    double sum;
+    unsigned long long count;
+} histogram;
+
+typedef struct row_histogram {
+    unsigned long long bucket[N_ROW_BUCKETS + 1];
+    double sum;
+    unsigned long long count;
+} row_histogram;
+
+typedef struct net_stats {
+    char id[24];
+    histogram queue, compute;
+    row_histogram rows;
+    unsigned long long rejected[N_REASONS];
+} net_stats;
+
+static net_stats *nets[MAX_NET_STATS];
+static int n_nets;
+
+/* Lock held: the stats of network id ("" for jobs of no network), made on
+ * first use; NULL when the table is full or out of memory. */
+static net_stats *stats_of(const char *id)
+{
+    if (!id)
+        id = "";
+    for (int i = 0; i < n_nets; i++)
+        if (strcmp(nets[i]->id, id) == 0)
+            return nets[i];
+    if (n_nets == MAX_NET_STATS)
+        return NULL;
+    net_stats *st = calloc(1, sizeof *st);
+    if (st) {
+        snprintf(st->id, sizeof st->id, "%s", id);
+        nets[n_nets++] = st;
+    }
+    return st;
+}
+
+static void observe(histogram *h, double seconds)
+{
+    size_t b = 0;
+    while (b < N_BUCKETS && seconds > buckets[b])
+        b++;
+    h->bucket[b]++;
+    h->sum += seconds;
+    h->count++;
+}
+
+void srv_metrics_job(const char *network, double queued, double computed)
+{
+    pthread_mutex_lock(&lock);
+    net_stats *st = stats_of(network);
+    if (st) {
+        observe(&st->queue, queued);
+        observe(&st->compute, computed);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+void srv_metrics_batch(const char *network, int rows, int jobs)
+{
+    (void)jobs;
+    pthread_mutex_lock(&lock);
+    net_stats *st = stats_of(network);
+    if (st) {
+        size_t b = 0;
+        while (b < N_ROW_BUCKETS && rows > row_buckets[b])
+            b++;
+        st->rows.bucket[b]++;
+        st->rows.sum += rows;
+        st->rows.count++;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+void srv_metrics_rejected(const char *network, const char *reason)
+{
+    pthread_mutex_lock(&lock);
+    net_stats *st = stats_of(network);
+    for (size_t r = 0; st && r < N_REASONS; r++)
+        if (strcmp(reasons[r], reason) == 0)
+            st->rejected[r]++;
+    pthread_mutex_unlock(&lock);
+}
+
+void srv_metrics_forget(const char *network)
+{
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < n_nets; i++)
+        if (strcmp(nets[i]->id, network) == 0) {
+            free(nets[i]);
+            nets[i] = nets[--n_nets];
+            break;
+        }
+    pthread_mutex_unlock(&lock);
+}
 
 void srv_metrics_request(int route, int status, double seconds)
 {
@@ -107,11 +220,58 @@ static void put(out *o, const char *fmt, ...)
     }
 }
 
+static void put_histogram(out *o, const char *name, const char *network,
+                          const unsigned long long *bucket,
+                          const double *bounds, size_t n, double sum,
+                          unsigned long long count)
+{
+    unsigned long long cumulative = 0;
+    for (size_t b = 0; b < n; b++) {
+        cumulative += bucket[b];
+        put(o, "%s_bucket{network=\"%s\",le=\"%g\"} %llu\n", name, network,
+            bounds[b], cumulative);
+    }
+    cumulative += bucket[n];
+    put(o, "%s_bucket{network=\"%s\",le=\"+Inf\"} %llu\n"
+           "%s_sum{network=\"%s\"} %.6f\n%s_count{network=\"%s\"} %llu\n",
+        name, network, cumulative, name, network, sum, name, network, count);
+}
+
+/* Lock held. */
+static void render_networks(out *o)
+{
+    put(o, "# HELP nerved_queue_seconds Time requests waited in their "
+           "network's queue.\n# TYPE nerved_queue_seconds histogram\n");
+    for (int i = 0; i < n_nets; i++)
+        put_histogram(o, "nerved_queue_seconds", nets[i]->id,
+                      nets[i]->queue.bucket, buckets, N_BUCKETS,
+                      nets[i]->queue.sum, nets[i]->queue.count);
+    put(o, "# HELP nerved_compute_seconds Time requests computed.\n"
+           "# TYPE nerved_compute_seconds histogram\n");
+    for (int i = 0; i < n_nets; i++)
+        put_histogram(o, "nerved_compute_seconds", nets[i]->id,
+                      nets[i]->compute.bucket, buckets, N_BUCKETS,
+                      nets[i]->compute.sum, nets[i]->compute.count);
+    put(o, "# HELP nerved_batch_rows Rows in each batched step.\n"
+           "# TYPE nerved_batch_rows histogram\n");
+    for (int i = 0; i < n_nets; i++)
+        put_histogram(o, "nerved_batch_rows", nets[i]->id,
+                      nets[i]->rows.bucket, row_buckets, N_ROW_BUCKETS,
+                      nets[i]->rows.sum, nets[i]->rows.count);
+    put(o, "# HELP nerved_rejected_total Requests refused unrun, by "
+           "reason.\n# TYPE nerved_rejected_total counter\n");
+    for (int i = 0; i < n_nets; i++)
+        for (size_t r = 0; r < N_REASONS; r++)
+            put(o, "nerved_rejected_total{network=\"%s\",reason=\"%s\"} "
+                   "%llu\n", nets[i]->id, reasons[r], nets[i]->rejected[r]);
+}
+
 char *srv_metrics_render(const char *const *route_names, int n_routes,
                          int networks, int sessions)
 {
     out o = {0};
     pthread_mutex_lock(&lock);
+    render_networks(&o);
     put(&o, "# HELP nerved_requests_total HTTP requests by route and status.\n"
             "# TYPE nerved_requests_total counter\n");
     for (int r = 0; r <= MAX_ROUTES; r++) {

@@ -2,8 +2,11 @@
  * srv_routes.c — the route table and its handlers. Like redis's command
  * table: one row per route, looked up by the HTTP layer, each handler a flat
  * function of one request that answers through the srv_reply_* helpers.
+ * What a row's flags ask for (the network, the session, their locks) is
+ * there when the handler runs, and released by the dispatcher after it.
  */
 #include "srv_routes.h"
+#include "srv_budget.h"
 #include "srv_fit.h"
 #include "srv_kserve.h"
 #include "srv_metrics.h"
@@ -15,26 +18,6 @@
 #include <string.h>
 
 /* ------------------------------------------------------------- helpers */
-
-/* The network named by {net}, held, or NULL after replying 404. */
-static srv_network *route_network(srv_request *req)
-{
-    api_error err;
-    srv_network *net = srv_network_get(req->params[0], &err);
-    if (!net)
-        srv_reply_error(req, &err);
-    return net;
-}
-
-/* The session named by {sid} of net, held, or NULL after replying 404. */
-static srv_session *route_session(srv_request *req, srv_network *net)
-{
-    api_error err;
-    srv_session *s = srv_session_get(net, req->params[1], &err);
-    if (!s)
-        srv_reply_error(req, &err);
-    return s;
-}
 
 /* The optional boolean "train" of a step request. */
 static int train_flag(srv_request *req, int *train)
@@ -54,16 +37,15 @@ static int train_flag(srv_request *req, int *train)
     return 0;
 }
 
-/* Checks a step/run body: an object with "inputs" and optional "train". */
-static const cJSON *step_inputs(srv_request *req)
+/* Checks a step or run body: an object with "inputs", an optional
+ * "train", and for a whole sequence (sequence set) an optional "forced". */
+static const cJSON *step_inputs(srv_request *req, int sequence)
 {
     if (!cJSON_IsObject(req->json)) {
         srv_reply_fail(req, 400, "bad_request", "the body must be a JSON "
                        "object {\"inputs\": {...}, \"train\": false}");
         return NULL;
     }
-    /* "forced" only where a whole sequence runs (handle_session_run). */
-    int sequence = strstr(req->path, "/run") != NULL;
     for (const cJSON *c = req->json->child; c; c = c->next)
         if (strcmp(c->string, "inputs") && strcmp(c->string, "train") &&
             !(sequence && strcmp(c->string, "forced") == 0)) {
@@ -221,18 +203,12 @@ static void handle_network_list(srv_request *req)
 
 static void handle_network_get(srv_request *req)
 {
-    srv_network *net = route_network(req);
-    if (!net)
-        return;
-    srv_reply_json(req, 200, network_json(net));
-    srv_network_release(net);
+    srv_reply_json(req, 200, network_json(req->net));
 }
 
 static void handle_network_delete(srv_request *req)
 {
-    srv_network *net = route_network(req);
-    if (!net)
-        return;
+    srv_network *net = req->net;
     api_error err;
     /* The write lock keeps saves of the network and of its sessions'
      * checkpoints out while its files go, so none comes back. */
@@ -252,11 +228,10 @@ static void handle_network_delete(srv_request *req)
         cJSON_AddStringToObject(o, "deleted", req->params[0]);
         srv_reply_json(req, 200, o);
     }
-    srv_network_release(net);
 }
 
 /* The batch of a stateless request: axis 0 of the first input given. */
-static int stateless_batch(const cJSON *inputs, srv_request *req)
+static int stateless_batch(const cJSON *inputs)
 {
     const cJSON *first = cJSON_IsObject(inputs) ? inputs->child : NULL;
     if (!first)
@@ -264,29 +239,70 @@ static int stateless_batch(const cJSON *inputs, srv_request *req)
     if (cJSON_IsArray(first))
         return cJSON_GetArraySize(first);
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(first, "shape");
-    if (cJSON_IsArray(shape) && cJSON_IsNumber(shape->child))
+    if (cJSON_IsArray(shape) && cJSON_IsNumber(shape->child) &&
+        shape->child->valuedouble >= 0 && shape->child->valuedouble <= 1e9)
         return (int)shape->child->valuedouble;
-    (void)req;
     return 1;
+}
+
+/* Floats in one row of every exit, per step. */
+static size_t exit_floats(const nn_graph *g)
+{
+    size_t n = 0;
+    for (int x = 0; x < nn_graph_exit_count(g); x++) {
+        nn_shape s = nn_node_output_shape(nn_graph_exit_at(g, x));
+        n += nn_shape_numel(&s);
+    }
+    return n;
+}
+
+/* Charges a request's memory before it is allocated: working floats
+ * (sessions, outputs) and the text of a reply of out_floats numbers.
+ * Refuses, with 413, a reply past --max-output-floats, and with 503 what
+ * the daemon's budget cannot hold now. */
+static int charge(srv_request *req, double work_floats, double out_floats)
+{
+    if (out_floats > (double)req->cfg->max_output_floats) {
+        srv_reply_fail(req, 413, "too_large", "the reply would hold %.0f "
+                       "floats; the limit is %zu (--max-output-floats)",
+                       out_floats, req->cfg->max_output_floats);
+        return -1;
+    }
+    /* A float in JSON text takes up to 16 bytes. */
+    double bytes = 4.0 * work_floats + 20.0 * out_floats;
+    if (bytes >= (double)SIZE_MAX || srv_budget_charge((size_t)bytes)) {
+        srv_reply_fail(req, bytes > (double)srv_budget_limit() ? 413 : 503,
+                       "out_of_memory", "the request needs about %.0f MiB; "
+                       "the server's memory budget (--max-memory) has %.0f "
+                       "MiB of %.0f left", bytes / 1048576.0,
+                       (double)(srv_budget_limit() - srv_budget_used()) /
+                           1048576.0,
+                       (double)srv_budget_limit() / 1048576.0);
+        srv_metrics_rejected(req->net ? req->net->id : NULL, "memory");
+        req->retry_after = 1;
+        return -1;
+    }
+    req->charged += (size_t)bytes;
+    return 0;
 }
 
 static void handle_network_forward(srv_request *req)
 {
-    const cJSON *inputs = step_inputs(req);
+    const cJSON *inputs = step_inputs(req, 0);
     int train;
     if (!inputs || train_flag(req, &train))
         return;
-    srv_network *net = route_network(req);
-    if (!net)
-        return;
-    int batch = stateless_batch(inputs, req);
+    srv_network *net = req->net;
+    int batch = stateless_batch(inputs);
     if (batch < 1 || batch > req->cfg->limits.max_batch) {
         srv_reply_fail(req, 400, "bad_request", "the batch (axis 0 of the "
                        "inputs) must be from 1 to %d",
                        req->cfg->limits.max_batch);
-        srv_network_release(net);
         return;
     }
+    if (charge(req, (double)nn_session_float_count(net->graph, batch),
+               (double)batch * (double)exit_floats(net->graph)))
+        return;
     nn_error e;
     api_error err;
     nn_session *run = nn_session_new(net->graph, batch, nn_graph_seed(net->graph),
@@ -297,35 +313,27 @@ static void handle_network_forward(srv_request *req)
     } else if (api_bind_step_inputs(inputs, run, net->graph,
                                     &req->cfg->limits, &err)) {
         srv_reply_error(req, &err);
+    } else if (nn_session_step(run, train, &e) != NN_OK) {
+        api_fail_from_nn(&err, &e, 0);
+        srv_reply_error(req, &err);
     } else {
-        pthread_rwlock_rdlock(&net->weights);
-        int rc = nn_session_step(run, train, &e);
-        pthread_rwlock_unlock(&net->weights);
-        if (rc != NN_OK) {
-            api_fail_from_nn(&err, &e, 0);
-            srv_reply_error(req, &err);
-        } else {
-            srv_metrics_steps(1);
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddItemToObject(o, "outputs",
-                                  api_step_outputs_json(run, net->graph));
-            srv_reply_json(req, 200, o);
-        }
+        srv_metrics_steps(1);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToObject(o, "outputs",
+                              api_step_outputs_json(run, net->graph));
+        srv_reply_json(req, 200, o);
     }
     nn_session_free(run);
-    srv_network_release(net);
 }
 
 static void handle_params_get(srv_request *req)
 {
-    srv_network *net = route_network(req);
-    if (!net)
+    size_t total = 0;
+    for (int i = 0; i < nn_graph_node_count(req->net->graph); i++)
+        total += nn_node_param_count(nn_graph_node_at(req->net->graph, i));
+    if (charge(req, 0, (double)total))
         return;
-    pthread_rwlock_rdlock(&net->weights);
-    cJSON *o = api_params_to_json(net->graph);
-    pthread_rwlock_unlock(&net->weights);
-    srv_reply_json(req, 200, o);
-    srv_network_release(net);
+    srv_reply_json(req, 200, api_params_to_json(req->net->graph));
 }
 
 /* Every weight of g, one after the other, in a malloc'd array (NULL when
@@ -352,15 +360,13 @@ static float *weights_copy(nn_graph *g, float *back)
     return copy;
 }
 
+/* Runs with the network's weights write-locked (SRV_LOCK_WRITE): steps
+ * wait for the import and the import for running steps, so a step never
+ * sees half old, half new weights. */
 static void handle_params_put(srv_request *req)
 {
-    srv_network *net = route_network(req);
-    if (!net)
-        return;
+    srv_network *net = req->net;
     api_error err;
-    /* Writers wait for running steps, and steps for the import: a step
-     * never sees half old, half new weights. */
-    pthread_rwlock_wrlock(&net->weights);
     /* An import that cannot be saved is undone, so what the daemon serves
      * is what its data directory holds. */
     float *before = req->persist ? weights_copy(net->graph, NULL) : NULL;
@@ -371,7 +377,6 @@ static void handle_params_put(srv_request *req)
         weights_copy(net->graph, before);
         rc = -1;
     }
-    pthread_rwlock_unlock(&net->weights);
     free(before);
     if (rc) {
         srv_reply_error(req, &err);
@@ -380,7 +385,6 @@ static void handle_params_put(srv_request *req)
         cJSON_AddStringToObject(o, "imported", net->id);
         srv_reply_json(req, 200, o);
     }
-    srv_network_release(net);
 }
 
 static void handle_graph(srv_request *req)
@@ -392,16 +396,13 @@ static void handle_graph(srv_request *req)
                        "got '%.32s'", format);
         return;
     }
-    srv_network *net = route_network(req);
-    if (!net)
-        return;
+    srv_network *net = req->net;
     char *text = svg ? api_graph_svg(net->graph) : api_graph_dot(net->graph);
     if (text)
         srv_reply_text(req, 200, svg ? "image/svg+xml" : "text/vnd.graphviz",
                        text);
     else
         srv_reply_fail(req, 503, "out_of_memory", "out of memory");
-    srv_network_release(net);
 }
 
 /* ------------------------------------------------------------- sessions */
@@ -450,9 +451,9 @@ static void handle_session_create(srv_request *req)
         }
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(req->json, "batch");
         if (b) {
-            if (!cJSON_IsNumber(b) || b->valuedouble != (int)b->valuedouble ||
-                b->valuedouble < 1 ||
-                b->valuedouble > req->cfg->limits.max_batch) {
+            if (!cJSON_IsNumber(b) || b->valuedouble < 1 ||
+                b->valuedouble > req->cfg->limits.max_batch ||
+                b->valuedouble != (double)(int)b->valuedouble) {
                 srv_reply_fail(req, 400, "bad_request", "\"batch\" must be an "
                                "integer from 1 to %d",
                                req->cfg->limits.max_batch);
@@ -461,18 +462,16 @@ static void handle_session_create(srv_request *req)
             batch = (int)b->valuedouble;
         }
     }
-    srv_network *net = route_network(req);
-    if (!net)
-        return;
     api_error err;
     srv_session *s;
-    if (srv_session_add(net, batch, id, &s, &err)) {
+    if (srv_session_add(req->net, batch, id, &s, &err)) {
+        if (err.http_status == 503 || err.http_status == 413)
+            req->retry_after = err.http_status == 503;
         srv_reply_error(req, &err);
     } else {
         srv_reply_json(req, 201, session_json(s));
         srv_session_release(s);
     }
-    srv_network_release(net);
 }
 
 static void list_session(srv_session *s, void *arg)
@@ -484,51 +483,27 @@ static void list_session(srv_session *s, void *arg)
 
 static void handle_session_list(srv_request *req)
 {
-    srv_network *net = route_network(req);
-    if (!net)
-        return;
     cJSON *o = cJSON_CreateObject();
     cJSON *list = cJSON_AddArrayToObject(o, "sessions");
-    srv_session_each(net, list_session, list);
+    srv_session_each(req->net, list_session, list);
     srv_reply_json(req, 200, o);
-    srv_network_release(net);
 }
 
 static void handle_session_get(srv_request *req)
 {
-    srv_network *net = route_network(req);
-    srv_session *s = net ? route_session(req, net) : NULL;
-    if (s) {
-        pthread_mutex_lock(&s->lock);
-        srv_reply_json(req, 200, session_json(s));
-        pthread_mutex_unlock(&s->lock);
-    }
-    srv_session_release(s);
-    srv_network_release(net);
+    srv_reply_json(req, 200, session_json(req->session));
 }
 
 static void handle_session_delete(srv_request *req)
 {
-    srv_network *net = route_network(req);
-    srv_session *s = net ? route_session(req, net) : NULL;
-    if (s) {
-        api_error err;
-        /* Under the session's lock no checkpoint of it is being written. */
-        pthread_mutex_lock(&s->lock);
-        int rc = srv_persist_remove_session(req->persist, s, &err);
-        if (rc == 0)
-            rc = srv_session_delete(net, s->id, &err);
-        pthread_mutex_unlock(&s->lock);
-        if (rc) {
-            srv_reply_error(req, &err);
-        } else {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "deleted", req->params[1]);
-            srv_reply_json(req, 200, o);
-        }
+    api_error err;
+    if (srv_session_end(req->session, req->persist, &err)) {
+        srv_reply_error(req, &err);
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "deleted", req->params[1]);
+        srv_reply_json(req, 200, o);
     }
-    srv_session_release(s);
-    srv_network_release(net);
 }
 
 /* What a checkpoint holds, for its answer: the session, the file's size
@@ -557,6 +532,7 @@ static cJSON *checkpoint_json(srv_session *s, size_t bytes)
     return o;
 }
 
+/* Runs with the weights read-locked and the session locked. */
 static void handle_session_checkpoint(srv_request *req)
 {
     if (!req->persist) {
@@ -564,207 +540,202 @@ static void handle_session_checkpoint(srv_request *req)
                        "to run with --data-dir");
         return;
     }
-    srv_network *net = route_network(req);
-    srv_session *s = net ? route_session(req, net) : NULL;
-    if (s) {
-        api_error err;
-        size_t bytes;
-        pthread_mutex_lock(&s->lock);
-        pthread_rwlock_rdlock(&net->weights);
-        int rc = srv_persist_save_session(req->persist, s, &bytes, &err);
-        pthread_rwlock_unlock(&net->weights);
-        if (rc)
-            srv_reply_error(req, &err);
-        else if (!srv_session_linked(s))
-            srv_reply_fail(req, 404, "not_found", "session '%s' was deleted",
-                           s->id);
-        else
-            srv_reply_json(req, 200, checkpoint_json(s, bytes));
-        pthread_mutex_unlock(&s->lock);
-    }
-    srv_session_release(s);
-    srv_network_release(net);
+    srv_session *s = req->session;
+    api_error err;
+    size_t bytes;
+    if (srv_persist_save_session(req->persist, s, &bytes, &err))
+        srv_reply_error(req, &err);
+    else if (!srv_session_linked(s))
+        srv_reply_fail(req, 404, "not_found", "session '%s' was deleted",
+                       s->id);
+    else
+        srv_reply_json(req, 200, checkpoint_json(s, bytes));
 }
 
+/* Runs with the session locked. */
 static void handle_session_reset(srv_request *req)
 {
-    srv_network *net = route_network(req);
-    srv_session *s = net ? route_session(req, net) : NULL;
-    if (s) {
-        nn_error e;
+    nn_error e;
+    api_error err;
+    if (nn_session_reset(req->session->run, &e) != NN_OK) {
+        api_fail_from_nn(&err, &e, 0);
+        srv_reply_error(req, &err);
+    } else {
+        srv_reply_json(req, 200, session_json(req->session));
+    }
+}
+
+/* One step of a session, batchable with other sessions' steps: prepare
+ * reads the inputs into the session (locked until finish), finish writes
+ * the outputs. The weights are read-locked around both. */
+static int session_step_prepare(srv_job *job)
+{
+    srv_request *req = &job->req;
+    if (srv_request_parse_json(req))
+        return -1;
+    const cJSON *inputs = step_inputs(req, 0);
+    if (!inputs || train_flag(req, &job->train))
+        return -1;
+    srv_session *s = req->session;
+    api_error err;
+    pthread_mutex_lock(&s->lock);
+    if (api_bind_step_inputs(inputs, s->run, req->net->graph,
+                             &req->cfg->limits, &err)) {
+        pthread_mutex_unlock(&s->lock);
+        srv_reply_error(req, &err);
+        return -1;
+    }
+    job->run_session = s->run;
+    return 0;
+}
+
+static void session_step_finish(srv_job *job, int rc, const nn_error *e)
+{
+    srv_request *req = &job->req;
+    srv_session *s = req->session;
+    if (rc != NN_OK) {
         api_error err;
-        pthread_mutex_lock(&s->lock);
-        if (nn_session_reset(s->run, &e) != NN_OK) {
+        api_fail_from_nn(&err, e, 0);
+        srv_reply_error(req, &err);
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToObject(o, "outputs",
+                              api_step_outputs_json(s->run, req->net->graph));
+        cJSON_AddNumberToObject(o, "step", (double)nn_session_steps(s->run));
+        srv_reply_json(req, 200, o);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static const srv_step_ops session_step = {session_step_prepare,
+                                          session_step_finish};
+
+/* Runs with the weights read-locked and the session locked. */
+static void handle_session_run(srv_request *req)
+{
+    const cJSON *inputs = step_inputs(req, 1);
+    int train;
+    if (!inputs || train_flag(req, &train))
+        return;
+    srv_network *net = req->net;
+    srv_session *s = req->session;
+    api_error err;
+    nn_error e;
+    nn_binding *bind;
+    int steps;
+    const cJSON *forced_j = cJSON_GetObjectItemCaseSensitive(req->json,
+                                                            "forced");
+    nn_binding *forced = NULL;
+    int n_forced = 0;
+    int batch = nn_session_batch(s->run);
+    if (api_read_sequence_inputs(inputs, net->graph, batch, &req->cfg->limits,
+                                 &bind, &steps, &err)) {
+        srv_reply_error(req, &err);
+        return;
+    }
+    int n_in = nn_graph_entry_count(net->graph);
+    int n_out = nn_graph_exit_count(net->graph);
+    if (forced_j &&
+        api_read_node_sequences(forced_j, net->graph, batch, steps, "forced",
+                                &req->cfg->limits, &forced, &n_forced, &err)) {
+        srv_reply_error(req, &err);
+    } else if (charge(req, 0, (double)batch * steps *
+                                  (double)exit_floats(net->graph)) == 0) {
+        nn_tensor **outs = calloc((size_t)n_out, sizeof *outs);
+        int rc = outs ? nn_session_run_forced(s->run, bind, n_in, forced,
+                                              n_forced, steps, train, outs, &e)
+                      : nn_error_set(&e, NN_ERR_NOMEM, "out of memory");
+        if (rc != NN_OK) {
             api_fail_from_nn(&err, &e, 0);
             srv_reply_error(req, &err);
         } else {
-            srv_reply_json(req, 200, session_json(s));
+            srv_metrics_steps(steps);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddItemToObject(o, "outputs",
+                                  api_sequence_outputs_json(net->graph, outs));
+            cJSON_AddNumberToObject(o, "step", (double)nn_session_steps(s->run));
+            srv_reply_json(req, 200, o);
+            for (int x = 0; x < n_out; x++)
+                nn_tensor_free(outs[x]);
         }
-        pthread_mutex_unlock(&s->lock);
+        free(outs);
     }
-    srv_session_release(s);
-    srv_network_release(net);
-}
-
-static void handle_session_forward(srv_request *req)
-{
-    const cJSON *inputs = step_inputs(req);
-    int train;
-    if (!inputs || train_flag(req, &train))
-        return;
-    srv_network *net = route_network(req);
-    srv_session *s = net ? route_session(req, net) : NULL;
-    if (s) {
-        api_error err;
-        nn_error e;
-        pthread_mutex_lock(&s->lock);
-        if (api_bind_step_inputs(inputs, s->run, net->graph, &req->cfg->limits,
-                                 &err)) {
-            srv_reply_error(req, &err);
-        } else {
-            pthread_rwlock_rdlock(&net->weights);
-            int rc = nn_session_step(s->run, train, &e);
-            pthread_rwlock_unlock(&net->weights);
-            if (rc != NN_OK) {
-                api_fail_from_nn(&err, &e, 0);
-                srv_reply_error(req, &err);
-            } else {
-                srv_metrics_steps(1);
-                cJSON *o = cJSON_CreateObject();
-                cJSON_AddItemToObject(o, "outputs",
-                                      api_step_outputs_json(s->run, net->graph));
-                cJSON_AddNumberToObject(o, "step",
-                                        (double)nn_session_steps(s->run));
-                srv_reply_json(req, 200, o);
-            }
-        }
-        pthread_mutex_unlock(&s->lock);
-    }
-    srv_session_release(s);
-    srv_network_release(net);
-}
-
-static void handle_session_run(srv_request *req)
-{
-    const cJSON *inputs = step_inputs(req);
-    int train;
-    if (!inputs || train_flag(req, &train))
-        return;
-    srv_network *net = route_network(req);
-    srv_session *s = net ? route_session(req, net) : NULL;
-    if (s) {
-        api_error err;
-        nn_error e;
-        nn_binding *bind;
-        int steps;
-        const cJSON *forced_j = cJSON_GetObjectItemCaseSensitive(req->json,
-                                                                "forced");
-        nn_binding *forced = NULL;
-        int n_forced = 0;
-        if (api_read_sequence_inputs(inputs, net->graph,
-                                     nn_session_batch(s->run),
-                                     &req->cfg->limits, &bind, &steps, &err)) {
-            srv_reply_error(req, &err);
-        } else if (forced_j &&
-                   api_read_node_sequences(forced_j, net->graph,
-                                           nn_session_batch(s->run), steps,
-                                           "forced", &req->cfg->limits,
-                                           &forced, &n_forced, &err)) {
-            srv_reply_error(req, &err);
-            api_bindings_free(bind, nn_graph_entry_count(net->graph));
-        } else {
-            int n_in = nn_graph_entry_count(net->graph);
-            int n_out = nn_graph_exit_count(net->graph);
-            nn_tensor **outs = calloc((size_t)n_out, sizeof *outs);
-            pthread_mutex_lock(&s->lock);
-            pthread_rwlock_rdlock(&net->weights);
-            int rc = outs ? nn_session_run_forced(s->run, bind, n_in, forced,
-                                                  n_forced, steps, train, outs,
-                                                  &e)
-                          : nn_error_set(&e, NN_ERR_NOMEM, "out of memory");
-            pthread_rwlock_unlock(&net->weights);
-            long total = nn_session_steps(s->run);
-            pthread_mutex_unlock(&s->lock);
-            if (rc != NN_OK) {
-                api_fail_from_nn(&err, &e, 0);
-                srv_reply_error(req, &err);
-            } else {
-                srv_metrics_steps(steps);
-                cJSON *o = cJSON_CreateObject();
-                cJSON_AddItemToObject(o, "outputs",
-                                      api_sequence_outputs_json(net->graph,
-                                                                outs));
-                cJSON_AddNumberToObject(o, "step", (double)total);
-                srv_reply_json(req, 200, o);
-                for (int x = 0; x < n_out; x++)
-                    nn_tensor_free(outs[x]);
-            }
-            free(outs);
-            api_bindings_free(bind, n_in);
-        }
-        api_bindings_free(forced, n_forced);
-    }
-    srv_session_release(s);
-    srv_network_release(net);
+    api_bindings_free(bind, n_in);
+    api_bindings_free(forced, n_forced);
 }
 
 /* ---------------------------------------------------------------- table */
 
+#define INLINE SRV_INLINE
+#define NET SRV_NET
+#define SESSION (SRV_NET | SRV_SESSION)
+#define READ SRV_LOCK_READ
+#define WRITE SRV_LOCK_WRITE
+#define LOCKED SRV_LOCK_SESSION
+#define BODY SRV_BODY_REQUIRED
+#define MAYBE_BODY SRV_BODY_OPTIONAL
+
 const srv_route srv_routes[] = {
-    {"GET", "/healthz", "healthz", handle_healthz, 0},
-    {"GET", "/readyz", "readyz", handle_readyz, 0},
-    {"GET", "/metrics", "metrics", handle_metrics, 0},
-    {"GET", "/openapi.json", "openapi", handle_openapi, 0},
-    {"GET", "/v1/node-types", "node_types", handle_node_types, 0},
-    {"POST", "/v1/networks", "network_create", handle_network_create,
-     SRV_BODY_REQUIRED},
-    {"GET", "/v1/networks", "network_list", handle_network_list, 0},
-    {"GET", "/v1/networks/{net}", "network_get", handle_network_get, 0},
+    {"GET", "/healthz", "healthz", handle_healthz, INLINE, NULL},
+    {"GET", "/readyz", "readyz", handle_readyz, INLINE, NULL},
+    {"GET", "/metrics", "metrics", handle_metrics, INLINE, NULL},
+    {"GET", "/openapi.json", "openapi", handle_openapi, INLINE, NULL},
+    {"GET", "/v1/node-types", "node_types", handle_node_types, INLINE, NULL},
+    {"POST", "/v1/networks", "network_create", handle_network_create, BODY,
+     NULL},
+    {"GET", "/v1/networks", "network_list", handle_network_list, INLINE,
+     NULL},
+    {"GET", "/v1/networks/{net}", "network_get", handle_network_get,
+     INLINE | NET, NULL},
     {"DELETE", "/v1/networks/{net}", "network_delete", handle_network_delete,
-     0},
+     NET, NULL},
     {"POST", "/v1/networks/{net}/forward", "network_forward",
-     handle_network_forward, SRV_BODY_REQUIRED},
-    {"GET", "/v1/networks/{net}/params", "params_get", handle_params_get, 0},
+     handle_network_forward, NET | READ | BODY, NULL},
+    {"GET", "/v1/networks/{net}/params", "params_get", handle_params_get,
+     NET | READ, NULL},
     {"PUT", "/v1/networks/{net}/params", "params_put", handle_params_put,
-     SRV_BODY_REQUIRED},
-    {"GET", "/v1/networks/{net}/graph", "graph", handle_graph, 0},
+     NET | WRITE | BODY, NULL},
+    {"GET", "/v1/networks/{net}/graph", "graph", handle_graph, NET, NULL},
     {"POST", "/v1/networks/{net}/sessions", "session_create",
-     handle_session_create, SRV_BODY_OPTIONAL},
+     handle_session_create, NET | MAYBE_BODY, NULL},
     {"GET", "/v1/networks/{net}/sessions", "session_list", handle_session_list,
-     0},
+     INLINE | NET, NULL},
     {"GET", "/v1/networks/{net}/sessions/{sid}", "session_get",
-     handle_session_get, 0},
+     handle_session_get, SESSION, NULL},
     {"DELETE", "/v1/networks/{net}/sessions/{sid}", "session_delete",
-     handle_session_delete, 0},
+     handle_session_delete, SESSION, NULL},
     {"POST", "/v1/networks/{net}/sessions/{sid}/reset", "session_reset",
-     handle_session_reset, SRV_BODY_OPTIONAL},
+     handle_session_reset, SESSION | LOCKED | MAYBE_BODY, NULL},
     {"POST", "/v1/networks/{net}/sessions/{sid}/forward", "session_forward",
-     handle_session_forward, SRV_BODY_REQUIRED},
+     NULL, SESSION | BODY, &session_step},
     {"POST", "/v1/networks/{net}/sessions/{sid}/run", "session_run",
-     handle_session_run, SRV_BODY_REQUIRED},
-    {"POST", "/v1/networks/{net}/fit", "fit_start", srv_fit_start,
-     SRV_BODY_REQUIRED},
-    {"GET", "/v1/networks/{net}/fit", "fit_list", srv_fit_list, 0},
-    {"GET", "/v1/networks/{net}/fit/{job}", "fit_get", srv_fit_get, 0},
+     handle_session_run, SESSION | READ | LOCKED | BODY, NULL},
+    {"POST", "/v1/networks/{net}/fit", "fit_start", srv_fit_start, BODY,
+     NULL},
+    {"GET", "/v1/networks/{net}/fit", "fit_list", srv_fit_list, INLINE, NULL},
+    {"GET", "/v1/networks/{net}/fit/{job}", "fit_get", srv_fit_get, INLINE,
+     NULL},
     {"DELETE", "/v1/networks/{net}/fit/{job}", "fit_cancel", srv_fit_cancel,
-     0},
+     0, NULL},
     {"POST", "/v1/networks/{net}/sessions/{sid}/checkpoint",
-     "session_checkpoint", handle_session_checkpoint, 0},
+     "session_checkpoint", handle_session_checkpoint, SESSION | READ | LOCKED,
+     NULL},
     /* KServe v2 / Open Inference Protocol */
-    {"GET", "/v2/health/live", "v2_live", srv_v2_live, 0},
-    {"GET", "/v2/health/ready", "v2_ready", srv_v2_ready, 0},
-    {"GET", "/v2", "v2_server", srv_v2_server_metadata, 0},
-    {"GET", "/v2/models/{net}", "v2_model", srv_v2_model_metadata, 0},
-    {"GET", "/v2/models/{net}/ready", "v2_model_ready", srv_v2_model_ready, 0},
-    {"POST", "/v2/models/{net}/infer", "v2_infer", srv_v2_infer,
-     SRV_BODY_REQUIRED},
+    {"GET", "/v2/health/live", "v2_live", srv_v2_live, INLINE, NULL},
+    {"GET", "/v2/health/ready", "v2_ready", srv_v2_ready, INLINE, NULL},
+    {"GET", "/v2", "v2_server", srv_v2_server_metadata, INLINE, NULL},
+    {"GET", "/v2/models/{net}", "v2_model", srv_v2_model_metadata, INLINE,
+     NULL},
+    {"GET", "/v2/models/{net}/ready", "v2_model_ready", srv_v2_model_ready,
+     INLINE, NULL},
+    {"POST", "/v2/models/{net}/infer", "v2_infer", srv_v2_infer, BODY, NULL},
     {"GET", "/v2/models/{net}/versions/{sid}", "v2_model_version",
-     srv_v2_model_version_metadata, 0},
+     srv_v2_model_version_metadata, INLINE, NULL},
     {"GET", "/v2/models/{net}/versions/{sid}/ready", "v2_model_version_ready",
-     srv_v2_model_version_ready, 0},
+     srv_v2_model_version_ready, INLINE, NULL},
     {"POST", "/v2/models/{net}/versions/{sid}/infer", "v2_version_infer",
-     srv_v2_version_infer, SRV_BODY_REQUIRED},
-    {NULL, NULL, NULL, NULL, 0},
+     srv_v2_version_infer, BODY, NULL},
+    {NULL, NULL, NULL, NULL, 0, NULL},
 };
 
 int srv_route_count(void)

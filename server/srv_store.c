@@ -1,32 +1,39 @@
 /*
- * srv_store.c — networks and sessions in two small arrays under one lock.
- * Lookups are linear: the counts are bounded by the configured limits and
- * a step's cost dwarfs a scan.
+ * srv_store.c — networks and sessions, indexed by id and name (srv_dict)
+ * under one lock held only for lookups and link changes.
  */
 #include "srv_store.h"
 #include "api.h"
+#include "srv_budget.h"
+#include "srv_persist.h"
+#include "srv_sched.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define MAX_OWNERS 4096
+
 static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
-static srv_network **networks;
-static int n_networks, max_networks_;
-static srv_session **sessions;
-static int n_sessions, max_sessions_;
+static srv_dict networks_by_id, networks_by_name;
+static int n_sessions, max_networks_, max_sessions_, max_per_owner_;
+static int owner_sessions[MAX_OWNERS];
 static unsigned long long next_network_id, next_session_id;
 
-void srv_store_init(int max_networks, int max_sessions)
+void srv_store_init(int max_networks, int max_sessions, int max_per_owner)
 {
     max_networks_ = max_networks;
     max_sessions_ = max_sessions;
+    max_per_owner_ = max_per_owner;
 }
 
 static void network_free(srv_network *net)
 {
     if (net->trainer && net->trainer_free)
         net->trainer_free(net->trainer);
+    srv_sched_queue_free(net->sched);
+    srv_dict_clear(&net->sessions);
+    srv_dict_clear(&net->sequences);
     nn_graph_free(net->graph);
     free(net->definition);
     pthread_rwlock_destroy(&net->weights);
@@ -37,14 +44,9 @@ static void session_free(srv_session *s)
 {
     nn_session_free(s->run);
     pthread_mutex_destroy(&s->lock);
+    srv_budget_release(s->charged);
     srv_network_release(s->net);
     free(s);
-}
-
-/* Store lock held. Drops one reference; returns 1 when it was the last. */
-static int drop(int *refs)
-{
-    return --*refs == 0;
 }
 
 void srv_network_release(srv_network *net)
@@ -52,7 +54,7 @@ void srv_network_release(srv_network *net)
     if (!net)
         return;
     pthread_mutex_lock(&store_lock);
-    int last = drop(&net->refs);
+    int last = --net->refs == 0;
     pthread_mutex_unlock(&store_lock);
     if (last)
         network_free(net);
@@ -64,7 +66,7 @@ void srv_session_release(srv_session *s)
         return;
     pthread_mutex_lock(&store_lock);
     s->last_used = time(NULL); /* idleness counts from the last request */
-    int last = drop(&s->refs);
+    int last = --s->refs == 0;
     pthread_mutex_unlock(&store_lock);
     if (last)
         session_free(s);
@@ -100,7 +102,8 @@ int srv_network_add(nn_graph *graph, char *definition, const char *name,
                     const char *id, srv_network **out, api_error *err)
 {
     srv_network *net = calloc(1, sizeof *net);
-    if (!net) {
+    if (!net || !(net->sched = srv_sched_queue_new())) {
+        free(net);
         nn_graph_free(graph);
         free(definition);
         return api_fail(err, 503, "out_of_memory", "out of memory");
@@ -111,32 +114,33 @@ int srv_network_add(nn_graph *graph, char *definition, const char *name,
     snprintf(net->name, sizeof net->name, "%s", name ? name : "");
     pthread_mutex_lock(&store_lock);
     int rc = 0;
-    if (n_networks >= max_networks_) {
+    srv_network *other;
+    if ((int)networks_by_id.used >= max_networks_)
         rc = api_fail(err, 429, "limit", "the server holds %d networks, its "
-                      "limit; delete one first", n_networks);
-    } else {
-        for (int i = 0; name && i < n_networks; i++)
-            if (strcmp(networks[i]->name, name) == 0)
-                rc = api_fail(err, 409, "conflict", "a network named '%s' "
-                              "exists (id %s)", name, networks[i]->id);
-        for (int i = 0; id && rc == 0 && i < n_networks; i++)
-            if (strcmp(networks[i]->id, id) == 0)
-                rc = api_fail(err, 409, "conflict", "a network with id '%s' "
-                              "exists", id);
-    }
-    if (rc == 0 && !networks &&
-        !(networks = calloc((size_t)max_networks_, sizeof *networks)))
-        rc = api_fail(err, 503, "out_of_memory", "out of memory");
+                      "limit; delete one first", (int)networks_by_id.used);
+    else if (name && (other = srv_dict_find(&networks_by_name, name)))
+        rc = api_fail(err, 409, "conflict", "a network named '%s' exists "
+                      "(id %s)", name, other->id);
+    else if (id && srv_dict_find(&networks_by_id, id))
+        rc = api_fail(err, 409, "conflict", "a network with id '%s' exists",
+                      id);
     if (rc == 0) {
-        if (id) {
+        if (id)
             snprintf(net->id, sizeof net->id, "%s", id);
-            reserve(id);
-        } else {
-            snprintf(net->id, sizeof net->id, "n%llu", ++next_network_id);
+        else
+            snprintf(net->id, sizeof net->id, "n%llu", next_network_id + 1);
+        if (srv_dict_add(&networks_by_id, net->id, net)) {
+            rc = api_fail(err, 503, "out_of_memory", "out of memory");
+        } else if (net->name[0] &&
+                   srv_dict_add(&networks_by_name, net->name, net)) {
+            srv_dict_delete(&networks_by_id, net->id);
+            rc = api_fail(err, 503, "out_of_memory", "out of memory");
         }
+    }
+    if (rc == 0) {
+        reserve(net->id);
         net->refs = 2; /* the store's and the caller's */
         net->linked = 1;
-        networks[n_networks++] = net;
     }
     pthread_mutex_unlock(&store_lock);
     if (rc) {
@@ -163,21 +167,18 @@ int srv_session_linked(srv_session *s)
     return linked;
 }
 
-/* Store lock held. */
-static int find_network(const char *key)
+/* Store lock held: by id first, so a name can never hide another
+ * network's id. */
+static srv_network *find_network(const char *key)
 {
-    for (int i = 0; i < n_networks; i++)
-        if (strcmp(networks[i]->id, key) == 0 ||
-            (networks[i]->name[0] && strcmp(networks[i]->name, key) == 0))
-            return i;
-    return -1;
+    srv_network *net = srv_dict_find(&networks_by_id, key);
+    return net ? net : srv_dict_find(&networks_by_name, key);
 }
 
 srv_network *srv_network_get(const char *key, api_error *err)
 {
     pthread_mutex_lock(&store_lock);
-    int i = find_network(key);
-    srv_network *net = i >= 0 ? networks[i] : NULL;
+    srv_network *net = find_network(key);
     if (net)
         net->refs++;
     pthread_mutex_unlock(&store_lock);
@@ -186,88 +187,142 @@ srv_network *srv_network_get(const char *key, api_error *err)
     return net;
 }
 
-/* Store lock held: unlinks session i; returns it if its last reference
- * went with the link (to be freed outside the lock). */
-static srv_session *unlink_session(int i)
+/* Store lock held: unlinks s; returns it if its last reference went with
+ * the link (to be freed outside the lock). */
+static srv_session *unlink_session(srv_session *s)
 {
-    srv_session *s = sessions[i];
-    sessions[i] = sessions[--n_sessions];
+    srv_dict_delete(&s->net->sessions, s->id);
+    if (s->sequence[0] && srv_dict_find(&s->net->sequences, s->sequence) == s)
+        srv_dict_delete(&s->net->sequences, s->sequence);
     s->linked = 0;
-    return drop(&s->refs) ? s : NULL;
+    n_sessions--;
+    if (s->owner >= 0 && s->owner < MAX_OWNERS)
+        owner_sessions[s->owner]--;
+    return --s->refs == 0 ? s : NULL;
+}
+
+typedef struct some_sessions {
+    srv_session *items[64];
+    int n;
+} some_sessions;
+
+static void collect_session(void *value, void *arg)
+{
+    some_sessions *d = arg;
+    if (d->n < 64)
+        d->items[d->n++] = value;
 }
 
 int srv_network_delete(const char *key, api_error *err)
 {
-    srv_session *dead[64];
-    int n_dead = 0;
     pthread_mutex_lock(&store_lock);
-    int i = find_network(key);
-    if (i < 0) {
+    srv_network *net = find_network(key);
+    if (!net) {
         pthread_mutex_unlock(&store_lock);
         return api_fail(err, 404, "not_found", "no network '%.64s'", key);
     }
-    srv_network *net = networks[i];
-    networks[i] = networks[--n_networks];
+    srv_dict_delete(&networks_by_id, net->id);
+    if (net->name[0])
+        srv_dict_delete(&networks_by_name, net->name);
     net->linked = 0;
-    for (int k = n_sessions - 1; k >= 0; k--) {
-        if (sessions[k]->net != net)
-            continue;
-        srv_session *s = unlink_session(k);
-        if (s && n_dead < 64)
-            dead[n_dead++] = s;
-        else if (s) { /* rare: free inside the lock rather than leak */
-            pthread_mutex_unlock(&store_lock);
-            session_free(s);
-            pthread_mutex_lock(&store_lock);
+    /* Its sessions go with it, 64 at a time; those no request holds are
+     * freed outside the lock. */
+    while (net->sessions.used) {
+        some_sessions some = {{0}, 0}, dead = {{0}, 0};
+        srv_dict_each(&net->sessions, collect_session, &some);
+        for (int i = 0; i < some.n; i++) {
+            srv_session *s = unlink_session(some.items[i]);
+            if (s)
+                dead.items[dead.n++] = s;
         }
+        pthread_mutex_unlock(&store_lock);
+        for (int i = 0; i < dead.n; i++)
+            session_free(dead.items[i]);
+        pthread_mutex_lock(&store_lock);
     }
-    int last = drop(&net->refs);
+    int last = --net->refs == 0;
     pthread_mutex_unlock(&store_lock);
-    for (int k = 0; k < n_dead; k++)
-        session_free(dead[k]);
     if (last)
         network_free(net);
     return 0;
 }
 
+typedef struct each_network {
+    void (*fn)(srv_network *net, void *arg);
+    void *arg;
+} each_network;
+
+static void call_network(void *value, void *arg)
+{
+    each_network *e = arg;
+    e->fn(value, e->arg);
+}
+
 void srv_network_each(void (*fn)(srv_network *net, void *arg), void *arg)
 {
+    each_network e = {fn, arg};
     pthread_mutex_lock(&store_lock);
-    for (int i = 0; i < n_networks; i++)
-        fn(networks[i], arg);
+    srv_dict_each(&networks_by_id, call_network, &e);
     pthread_mutex_unlock(&store_lock);
 }
 
 int srv_network_count(void)
 {
     pthread_mutex_lock(&store_lock);
-    int n = n_networks;
+    int n = (int)networks_by_id.used;
     pthread_mutex_unlock(&store_lock);
     return n;
 }
 
-/* Store lock held. */
-static int session_id_taken(srv_network *net, const char *id)
+/* Store lock held: why a session cannot be added now, or 0. */
+static int session_refused(srv_network *net, const char *id, int owner,
+                           api_error *err)
 {
-    for (int i = 0; i < n_sessions; i++)
-        if (sessions[i]->net == net && strcmp(sessions[i]->id, id) == 0)
-            return 1;
+    if (!net->linked)
+        return api_fail(err, 404, "not_found", "network '%s' was deleted",
+                        net->id);
+    if (n_sessions >= max_sessions_)
+        return api_fail(err, 429, "limit", "the server holds %d sessions, its "
+                        "limit", max_sessions_);
+    if (max_per_owner_ && owner >= 0 && owner < MAX_OWNERS &&
+        owner_sessions[owner] >= max_per_owner_)
+        return api_fail(err, 429, "quota", "this API key holds %d sessions, "
+                        "its quota (--max-sessions-per-key)", max_per_owner_);
+    if (id && srv_dict_find(&net->sessions, id))
+        return api_fail(err, 409, "conflict", "network '%s' has a session "
+                        "'%s' already", net->id, id);
     return 0;
 }
 
-int srv_session_add(srv_network *net, int batch, const char *id,
-                    srv_session **out, api_error *err)
+int srv_session_add_for(srv_network *net, int batch, const char *id,
+                        int owner, srv_session **out, api_error *err)
 {
     pthread_mutex_lock(&store_lock);
-    int full = n_sessions >= max_sessions_;
-    unsigned long long serial = id ? 0 : ++next_session_id;
+    int rc = session_refused(net, id, owner, err);
+    unsigned long long serial = id || rc ? 0 : ++next_session_id;
     pthread_mutex_unlock(&store_lock);
-    if (full)
-        return api_fail(err, 429, "limit", "the server holds %d sessions, its "
-                        "limit", max_sessions_);
+    if (rc)
+        return rc;
+    /* The session's floats count against the budget before they exist. */
+    size_t floats = nn_session_float_count(net->graph, batch);
+    size_t bytes = floats > (SIZE_MAX - sizeof(srv_session)) / sizeof(float)
+                       ? SIZE_MAX
+                       : floats * sizeof(float) + sizeof(srv_session);
+    if (srv_budget_charge(bytes)) {
+        int whole = bytes > srv_budget_limit();
+        return api_fail(err, whole ? 413 : 503, "out_of_memory",
+                        "a session of batch %d needs %.1f MiB; the server's "
+                        "memory budget (--max-memory) %s", batch,
+                        (double)bytes / 1048576.0,
+                        whole ? "is smaller" : "has not that much left");
+    }
     srv_session *s = calloc(1, sizeof *s);
-    if (!s)
+    if (!s) {
+        srv_budget_release(bytes);
         return api_fail(err, 503, "out_of_memory", "out of memory");
+    }
+    s->charged = bytes;
+    s->owner = owner;
     if (id)
         snprintf(s->id, sizeof s->id, "%s", id);
     else
@@ -278,24 +333,15 @@ int srv_session_add(srv_network *net, int batch, const char *id,
                             nn_seed_derive(nn_graph_seed(net->graph), s->id),
                             &e);
     if (!s->run) {
+        srv_budget_release(bytes);
         free(s);
         return api_fail_from_nn(err, &e, 0);
     }
     pthread_mutex_init(&s->lock, NULL);
     s->last_used = time(NULL);
-    int rc = 0;
     pthread_mutex_lock(&store_lock);
-    if (!net->linked)
-        rc = api_fail(err, 404, "not_found", "network '%s' was deleted",
-                      net->id);
-    else if (n_sessions >= max_sessions_)
-        rc = api_fail(err, 429, "limit", "the server holds %d sessions, its "
-                      "limit", max_sessions_);
-    else if (session_id_taken(net, s->id))
-        rc = api_fail(err, 409, "conflict", "network '%s' has a session '%s' "
-                      "already", net->id, s->id);
-    else if (!sessions &&
-             !(sessions = calloc((size_t)max_sessions_, sizeof *sessions)))
+    rc = session_refused(net, s->id, owner, err);
+    if (rc == 0 && srv_dict_add(&net->sessions, s->id, s))
         rc = api_fail(err, 503, "out_of_memory", "out of memory");
     if (rc == 0) {
         reserve(s->id);
@@ -303,12 +349,15 @@ int srv_session_add(srv_network *net, int batch, const char *id,
         s->net = net;
         s->refs = 2;
         s->linked = 1;
-        sessions[n_sessions++] = s;
+        n_sessions++;
+        if (owner >= 0 && owner < MAX_OWNERS)
+            owner_sessions[owner]++;
     }
     pthread_mutex_unlock(&store_lock);
     if (rc) {
         nn_session_free(s->run);
         pthread_mutex_destroy(&s->lock);
+        srv_budget_release(bytes);
         free(s);
         return rc;
     }
@@ -316,17 +365,20 @@ int srv_session_add(srv_network *net, int batch, const char *id,
     return 0;
 }
 
+int srv_session_add(srv_network *net, int batch, const char *id,
+                    srv_session **out, api_error *err)
+{
+    return srv_session_add_for(net, batch, id, -1, out, err);
+}
+
 srv_session *srv_session_get(srv_network *net, const char *sid, api_error *err)
 {
-    srv_session *found = NULL;
     pthread_mutex_lock(&store_lock);
-    for (int i = 0; i < n_sessions; i++)
-        if (sessions[i]->net == net && strcmp(sessions[i]->id, sid) == 0) {
-            found = sessions[i];
-            found->refs++;
-            found->last_used = time(NULL);
-            break;
-        }
+    srv_session *found = srv_dict_find(&net->sessions, sid);
+    if (found) {
+        found->refs++;
+        found->last_used = time(NULL);
+    }
     pthread_mutex_unlock(&store_lock);
     if (!found)
         api_fail(err, 404, "not_found", "network '%s' has no session '%.64s'",
@@ -337,30 +389,52 @@ srv_session *srv_session_get(srv_network *net, const char *sid, api_error *err)
 int srv_session_delete(srv_network *net, const char *sid, api_error *err)
 {
     srv_session *dead = NULL;
-    int found = 0;
     pthread_mutex_lock(&store_lock);
-    for (int i = 0; i < n_sessions; i++)
-        if (sessions[i]->net == net && strcmp(sessions[i]->id, sid) == 0) {
-            dead = unlink_session(i);
-            found = 1;
-            break;
-        }
+    srv_session *s = srv_dict_find(&net->sessions, sid);
+    if (s)
+        dead = unlink_session(s);
     pthread_mutex_unlock(&store_lock);
     if (dead)
         session_free(dead);
-    if (!found)
+    if (!s)
         return api_fail(err, 404, "not_found", "network '%s' has no session "
                         "'%.64s'", net->id, sid);
     return 0;
 }
 
+int srv_session_end(srv_session *s, srv_persist *persist, api_error *err)
+{
+    /* Under the session's lock no checkpoint of it is being written. The
+     * caller holds a reference, so the unlink never frees it here. */
+    pthread_mutex_lock(&s->lock);
+    int rc = srv_persist_remove_session(persist, s, err);
+    if (rc == 0) {
+        pthread_mutex_lock(&store_lock);
+        if (s->linked)
+            unlink_session(s);
+        pthread_mutex_unlock(&store_lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+typedef struct each_session {
+    void (*fn)(srv_session *s, void *arg);
+    void *arg;
+} each_session;
+
+static void call_session(void *value, void *arg)
+{
+    each_session *e = arg;
+    e->fn(value, e->arg);
+}
+
 void srv_session_each(srv_network *net,
                       void (*fn)(srv_session *s, void *arg), void *arg)
 {
+    each_session e = {fn, arg};
     pthread_mutex_lock(&store_lock);
-    for (int i = 0; i < n_sessions; i++)
-        if (sessions[i]->net == net)
-            fn(sessions[i], arg);
+    srv_dict_each(&net->sessions, call_session, &e);
     pthread_mutex_unlock(&store_lock);
 }
 
@@ -372,52 +446,67 @@ int srv_session_count(void)
     return n;
 }
 
-int srv_session_expire(int timeout)
+typedef struct idle_list {
+    srv_session *items[64];
+    int n;
+    time_t now;
+    int timeout;
+} idle_list;
+
+static void collect_idle(void *value, void *arg)
 {
-    srv_session *dead[64];
-    int n_dead = 0, expired = 0;
-    time_t now = time(NULL);
-    pthread_mutex_lock(&store_lock);
-    for (int i = n_sessions - 1; i >= 0 && n_dead < 64; i--) {
-        srv_session *s = sessions[i];
-        /* refs == 1: only the store holds it, so no request is using it. */
-        if (s->refs == 1 && now - s->last_used > timeout) {
-            dead[n_dead++] = unlink_session(i);
-            expired++;
-        }
+    idle_list *l = arg;
+    srv_session *s = value;
+    /* refs == 1: only the store holds it, so no request is using it. */
+    if (l->n < 64 && s->refs == 1 && l->now - s->last_used > l->timeout) {
+        s->refs++;
+        l->items[l->n++] = s;
     }
+}
+
+static void collect_idle_of(void *value, void *arg)
+{
+    srv_dict_each(&((srv_network *)value)->sessions, collect_idle, arg);
+}
+
+int srv_session_expire(int timeout, srv_persist *persist)
+{
+    idle_list idle = {{0}, 0, time(NULL), timeout};
+    pthread_mutex_lock(&store_lock);
+    srv_dict_each(&networks_by_id, collect_idle_of, &idle);
     pthread_mutex_unlock(&store_lock);
-    for (int k = 0; k < n_dead; k++)
-        session_free(dead[k]);
+    int expired = 0;
+    for (int i = 0; i < idle.n; i++) {
+        api_error err;
+        expired += srv_session_end(idle.items[i], persist, &err) == 0;
+        srv_session_release(idle.items[i]);
+    }
     return expired;
+}
+
+static void first_network(void *value, void *arg)
+{
+    srv_network **first = arg;
+    if (!*first)
+        *first = value;
 }
 
 void srv_store_shutdown(void)
 {
-    while (1) {
-        pthread_mutex_lock(&store_lock);
-        if (!n_networks) {
-            pthread_mutex_unlock(&store_lock);
-            break;
-        }
+    for (;;) {
+        srv_network *net = NULL;
         char id[24];
-        snprintf(id, sizeof id, "%s", networks[0]->id);
+        pthread_mutex_lock(&store_lock);
+        srv_dict_each(&networks_by_id, first_network, &net);
+        if (net)
+            snprintf(id, sizeof id, "%s", net->id);
         pthread_mutex_unlock(&store_lock);
+        if (!net)
+            break;
         srv_network_delete(id, NULL);
     }
-    free(networks);
-    free(sessions);
-    networks = NULL;
-    sessions = NULL;
-}
-
-/* Store lock held. */
-static srv_session *find_sequence(srv_network *net, const char *key)
-{
-    for (int i = 0; i < n_sessions; i++)
-        if (sessions[i]->net == net && strcmp(sessions[i]->sequence, key) == 0)
-            return sessions[i];
-    return NULL;
+    srv_dict_clear(&networks_by_id);
+    srv_dict_clear(&networks_by_name);
 }
 
 int srv_session_sequence(srv_network *net, const char *key, int batch,
@@ -426,7 +515,7 @@ int srv_session_sequence(srv_network *net, const char *key, int batch,
 {
     *created = 0;
     pthread_mutex_lock(&store_lock);
-    srv_session *s = find_sequence(net, key);
+    srv_session *s = srv_dict_find(&net->sequences, key);
     if (s) {
         s->refs++;
         s->last_used = time(NULL);
@@ -445,17 +534,22 @@ int srv_session_sequence(srv_network *net, const char *key, int batch,
         return -1;
     /* Claim the key unless a concurrent request claimed it first. */
     pthread_mutex_lock(&store_lock);
-    s = find_sequence(net, key);
+    s = srv_dict_find(&net->sequences, key);
     if (s) {
         s->refs++;
     } else {
         snprintf(made->sequence, sizeof made->sequence, "%s", key);
-        *created = 1;
+        if (srv_dict_add(&net->sequences, made->sequence, made) == 0)
+            *created = 1;
+        else
+            made->sequence[0] = '\0';
     }
     pthread_mutex_unlock(&store_lock);
-    if (s) {
+    if (s || !*created) {
         srv_session_delete(net, made->id, NULL);
         srv_session_release(made);
+        if (!s)
+            return api_fail(err, 503, "out_of_memory", "out of memory");
         *out = s;
         return 0;
     }

@@ -6,6 +6,11 @@
  * unlinks; the last release frees. A session's mutex serializes the
  * requests on it; a network's rwlock lets steps read the weights in
  * parallel while an import writes them alone.
+ *
+ * Networks are indexed by id and by name, sessions by id and by sequence
+ * key within their network (srv_dict), so no lookup scans. A session's
+ * memory is charged to the daemon's budget (srv_budget.h) before it is
+ * allocated.
  */
 #ifndef SRV_STORE_H
 #define SRV_STORE_H
@@ -14,6 +19,9 @@
 #include <time.h>
 
 #include "api.h"
+#include "srv_dict.h"
+
+typedef struct srv_persist srv_persist;
 
 typedef struct srv_network {
     char id[24];
@@ -28,6 +36,9 @@ typedef struct srv_network {
      * with the network through trainer_free. */
     void *trainer;
     void (*trainer_free)(void *trainer);
+    void *sched;                 /* its job queue (srv_sched.c) */
+    srv_dict sessions;           /* by id; guarded by the store lock */
+    srv_dict sequences;          /* by KServe sequence key */
 } srv_network;
 
 typedef struct srv_session {
@@ -39,10 +50,13 @@ typedef struct srv_session {
     time_t last_used;
     int refs;
     int linked;
+    int owner;                   /* API key index of its creator, or -1 */
+    size_t charged;              /* bytes of the memory budget it holds */
 } srv_session;
 
-/* Prepares the store with its limits. */
-void srv_store_init(int max_networks, int max_sessions);
+/* Prepares the store with its limits; max_per_owner caps the sessions one
+ * API key may hold (0: no cap). */
+void srv_store_init(int max_networks, int max_sessions, int max_per_owner);
 /* Frees everything (at shutdown, with no request in flight). */
 void srv_store_shutdown(void);
 
@@ -69,6 +83,14 @@ int srv_network_count(void);
  * picked later never repeat one of that form. 429 at the limit. */
 int srv_session_add(srv_network *net, int batch, const char *id,
                     srv_session **out, api_error *err);
+/* srv_session_add on behalf of API key owner (-1: none), refused with 429
+ * once that key holds its quota of sessions. */
+int srv_session_add_for(srv_network *net, int batch, const char *id,
+                        int owner, srv_session **out, api_error *err);
+/* Ends a session the one way DELETE, a KServe sequence_end and idle expiry
+ * all use: under its lock, its checkpoint is removed (persist may be NULL)
+ * and it is unlinked; requests still holding it finish first. */
+int srv_session_end(srv_session *s, srv_persist *persist, api_error *err);
 srv_session *srv_session_get(srv_network *net, const char *sid,
                              api_error *err);
 void srv_session_release(srv_session *s);
@@ -89,8 +111,8 @@ int srv_session_sequence(srv_network *net, const char *key, int batch,
  * so an id named by a file on disk is never handed out again. */
 void srv_store_reserve_id(const char *id);
 
-/* Unlinks sessions idle longer than timeout seconds and not in use;
- * returns how many. */
-int srv_session_expire(int timeout);
+/* Ends (srv_session_end) sessions idle longer than timeout seconds and not
+ * in use; returns how many. */
+int srv_session_expire(int timeout, srv_persist *persist);
 
 #endif

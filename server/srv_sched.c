@@ -1,0 +1,522 @@
+/*
+ * srv_sched.c — per-network job queues and the compute threads that drain
+ * them, batching single steps of different sessions into one engine step.
+ *
+ * One mutex guards every queue. A queue with jobs is on the ready ring; a
+ * compute thread takes the ring's first queue, takes from it what it can
+ * run now (the first job whose key is not running, and, when that job is
+ * a single step, the next steps of other keys up to --batch-max-rows),
+ * puts the queue back at the ring's end when it still holds jobs, and runs
+ * what it took without the lock. Jobs blocked behind a running key stay
+ * where they are; the queue comes back on the ring when that key ends.
+ */
+#include "srv_sched.h"
+#include "srv_metrics.h"
+#include "srv_store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_THREADS 256
+#define MAX_BATCH_JOBS 1024
+
+/* Until the engine's batched step is merged: the same contract, stepping
+ * each session alone. */
+typedef struct nn_batcher {
+    int capacity;
+} nn_batcher;
+
+static nn_batcher *nn_batcher_new(nn_graph *g, int rows, nn_error *err)
+{
+    (void)g, (void)err;
+    nn_batcher *b = calloc(1, sizeof *b);
+    if (b)
+        b->capacity = rows;
+    return b;
+}
+
+static void nn_batcher_free(nn_batcher *b) { free(b); }
+static int nn_batcher_capacity(const nn_batcher *b) { return b->capacity; }
+
+static int nn_session_step_many(nn_batcher *b, nn_session **s,
+                                const int *train, int n, nn_error *err)
+{
+    (void)b;
+    for (int i = 0; i < n; i++)
+        if (nn_session_step(s[i], train[i], err) != NN_OK)
+            return err ? err->code : NN_ERR_INVALID;
+    return NN_OK;
+}
+
+typedef struct sched_queue {
+    struct sched_queue *all_prev, *all_next; /* every queue, for sweeps */
+    srv_job *head, *tail;
+    int queued, running;
+    int listed;                  /* on the ready ring */
+    struct sched_queue *next_ready;
+    uint64_t *busy;              /* keys of running jobs */
+    int n_busy, cap_busy;
+    /* A staging area per compute thread for batched steps, made when the
+     * thread first batches this network's steps. */
+    nn_batcher *batchers[MAX_THREADS];
+    const nn_graph *graph;
+} sched_queue;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work = PTHREAD_COND_INITIALIZER;
+static sched_queue *ready_head, *ready_tail;
+static sched_queue global_queue; /* jobs of no network */
+static sched_queue *all_queues = &global_queue;
+static srv_sched_config conf;
+static pthread_t threads[MAX_THREADS];
+static int n_threads, stopping;
+
+double srv_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+uint64_t srv_sched_key(const char *kind, const char *name)
+{
+    /* FNV-1a: equal names give equal keys; a rare collision only makes
+     * two sessions wait for each other. */
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = kind; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ ':') * 1099511628211ull;
+    for (const char *p = name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+/* ---------------------------------------------------------- queues */
+
+void *srv_sched_queue_new(void)
+{
+    sched_queue *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    pthread_mutex_lock(&lock);
+    q->all_next = all_queues;
+    all_queues->all_prev = q;
+    all_queues = q;
+    pthread_mutex_unlock(&lock);
+    return q;
+}
+
+/* Called when the network goes: its jobs held it, so none is queued. */
+void srv_sched_queue_free(void *queue)
+{
+    sched_queue *q = queue;
+    if (!q)
+        return;
+    pthread_mutex_lock(&lock);
+    if (q->all_prev)
+        q->all_prev->all_next = q->all_next;
+    else
+        all_queues = q->all_next;
+    if (q->all_next)
+        q->all_next->all_prev = q->all_prev;
+    pthread_mutex_unlock(&lock);
+    for (int i = 0; i < MAX_THREADS; i++)
+        nn_batcher_free(q->batchers[i]);
+    free(q->busy);
+    free(q);
+}
+
+static sched_queue *queue_of(const srv_network *net)
+{
+    return net ? (sched_queue *)net->sched : &global_queue;
+}
+
+void srv_sched_queue_depth(const srv_network *net, int *queued, int *running)
+{
+    pthread_mutex_lock(&lock);
+    const sched_queue *q = queue_of(net);
+    *queued = q->queued;
+    *running = q->running;
+    pthread_mutex_unlock(&lock);
+}
+
+/* Lock held. */
+static void list_ready(sched_queue *q)
+{
+    if (q->listed || !q->queued)
+        return;
+    q->listed = 1;
+    q->next_ready = NULL;
+    if (ready_tail)
+        ready_tail->next_ready = q;
+    else
+        ready_head = q;
+    ready_tail = q;
+}
+
+static sched_queue *pop_ready(void)
+{
+    sched_queue *q = ready_head;
+    if (q) {
+        ready_head = q->next_ready;
+        if (!ready_head)
+            ready_tail = NULL;
+        q->listed = 0;
+    }
+    return q;
+}
+
+static int key_busy(const sched_queue *q, uint64_t key)
+{
+    for (int i = 0; key && i < q->n_busy; i++)
+        if (q->busy[i] == key)
+            return 1;
+    return 0;
+}
+
+static int mark_busy(sched_queue *q, uint64_t key)
+{
+    if (!key)
+        return 0;
+    if (q->n_busy == q->cap_busy) {
+        int cap = q->cap_busy ? 2 * q->cap_busy : 16;
+        uint64_t *p = realloc(q->busy, (size_t)cap * sizeof *p);
+        if (!p)
+            return -1;
+        q->busy = p;
+        q->cap_busy = cap;
+    }
+    q->busy[q->n_busy++] = key;
+    return 0;
+}
+
+static void unmark_busy(sched_queue *q, uint64_t key)
+{
+    for (int i = 0; key && i < q->n_busy; i++)
+        if (q->busy[i] == key) {
+            q->busy[i] = q->busy[--q->n_busy];
+            return;
+        }
+}
+
+static void unlink_job(sched_queue *q, srv_job *prev, srv_job *job)
+{
+    if (prev)
+        prev->next = job->next;
+    else
+        q->head = job->next;
+    if (q->tail == job)
+        q->tail = prev;
+    job->next = NULL;
+    q->queued--;
+}
+
+/* ------------------------------------------------------ answering */
+
+static int total_queued, total_running; /* lock held */
+
+static void refuse(srv_job *job, int status, const char *code,
+                   const char *reason, const char *message)
+{
+    srv_reply_fail(&job->req, status, code, "%s", message);
+    job->req.retry_after = 1;
+    srv_metrics_rejected(job->net ? job->net->id : NULL, reason);
+}
+
+static void answer(srv_job *job)
+{
+    job->finished_at = srv_now();
+    if (job->started_at > 0)
+        srv_metrics_job(job->net ? job->net->id : NULL,
+                        job->started_at - job->queued_at,
+                        job->finished_at - job->started_at);
+    job->done(job);
+}
+
+/* Lock held: moves the queue's jobs whose deadline is before `before`
+ * onto *out. */
+static void take_expired(sched_queue *q, double before, srv_job **out)
+{
+    srv_job *prev = NULL;
+    for (srv_job *j = q->head, *next; j; j = next) {
+        next = j->next;
+        if (j->deadline > before) {
+            prev = j;
+            continue;
+        }
+        unlink_job(q, prev, j);
+        total_queued--;
+        j->next = *out;
+        *out = j;
+    }
+}
+
+/* Answers jobs that will not run: 504 past their deadline, or 503 when
+ * the server stops first. Neither changed anything. */
+static void answer_unrun(srv_job *list, int shutting_down)
+{
+    for (srv_job *j = list, *next; j; j = next) {
+        next = j->next;
+        if (shutting_down)
+            refuse(j, 503, "unavailable", "shutdown", "the server is shutting "
+                   "down; the request was not run");
+        else
+            refuse(j, 504, "timeout", "deadline", "the request waited longer "
+                   "than --request-timeout in its queue and was not run");
+        answer(j);
+    }
+}
+
+/* ------------------------------------------------------ submitting */
+
+int srv_sched_submit(srv_job *job)
+{
+    job->queued_at = srv_now();
+    job->deadline = job->queued_at + conf.timeout;
+    job->next = NULL;
+    pthread_mutex_lock(&lock);
+    sched_queue *q = queue_of(job->net);
+    int refused = stopping ? 1 : q->queued >= conf.max_queue ? 2 : 0;
+    if (!refused) {
+        if (q->tail)
+            q->tail->next = job;
+        else
+            q->head = job;
+        q->tail = job;
+        q->queued++;
+        total_queued++;
+        list_ready(q);
+        /* Every thread: one may be waiting to fill a batch, another idle. */
+        pthread_cond_broadcast(&work);
+    }
+    pthread_mutex_unlock(&lock);
+    if (refused == 1)
+        refuse(job, 503, "unavailable", "shutdown", "the server is shutting "
+               "down");
+    else if (refused == 2)
+        refuse(job, 503, "queue_full", "queue_full", "the network's queue is "
+               "full (--max-queue); retry later");
+    return refused ? -1 : 0;
+}
+
+/* ------------------------------------------------------- computing */
+
+/* Lock held: takes from q what can run now into jobs[]: the first job
+ * whose key is free and, if it is a step, the further steps of other free
+ * keys that fit in the row limit. Returns how many; *rows counts the
+ * steps' rows. */
+static int take(sched_queue *q, srv_job **jobs, int n, int cap, int *rows)
+{
+    srv_job *prev = NULL;
+    uint64_t waiting[MAX_BATCH_JOBS];
+    int n_waiting = 0;
+    for (srv_job *j = q->head, *next; j && n < cap; j = next) {
+        next = j->next;
+        int blocked = key_busy(q, j->key);
+        for (int k = 0; !blocked && j->key && k < n_waiting; k++)
+            blocked = waiting[k] == j->key;
+        int fits = n == 0 || (jobs[0]->step && j->step && conf.batching &&
+                              *rows + j->batch_rows <= conf.batch_max_rows);
+        if (blocked || !fits || mark_busy(q, j->key)) {
+            /* Later jobs of its key must wait behind it. */
+            if (j->key && n_waiting < MAX_BATCH_JOBS)
+                waiting[n_waiting++] = j->key;
+            prev = j;
+            continue;
+        }
+        unlink_job(q, prev, j);
+        total_queued--;
+        q->running++;
+        total_running++;
+        jobs[n++] = j;
+        if (!j->step)
+            break;
+        *rows += j->batch_rows;
+    }
+    return n;
+}
+
+/* Lock held: takes more steps for a batch until it is full or the batch
+ * window has passed, as a dynamic batcher's queue delay. */
+static int fill_batch(sched_queue *q, srv_job **jobs, int n, int cap,
+                      int *rows)
+{
+    double until = srv_now() + 1e-6 * conf.batch_window_us;
+    while (*rows < conf.batch_max_rows && !stopping) {
+        double left = until - srv_now();
+        if (left <= 0)
+            break;
+        if (!q->queued) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            long ns = ts.tv_nsec + (long)(left * 1e9);
+            ts.tv_sec += ns / 1000000000L;
+            ts.tv_nsec = ns % 1000000000L;
+            pthread_cond_timedwait(&work, &lock, &ts);
+        }
+        int before = n;
+        n = take(q, jobs, n, cap, rows);
+        if (n == before && q->queued)
+            break; /* what is queued waits for a busy key or is no step */
+    }
+    return n;
+}
+
+static nn_batcher *batcher_for(sched_queue *q, int thread, nn_graph *g)
+{
+    if (!q->batchers[thread]) {
+        nn_error e;
+        q->batchers[thread] = nn_batcher_new(g, conf.batch_max_rows, &e);
+    }
+    return q->batchers[thread];
+}
+
+/* Runs single steps together: each is prepared alone (its inputs read
+ * into its session), the prepared ones step as one batch, and each is
+ * answered alone. */
+static void run_steps(sched_queue *q, int thread, srv_job **jobs, int n)
+{
+    nn_session *sessions[MAX_BATCH_JOBS];
+    int train[MAX_BATCH_JOBS];
+    srv_job *ready[MAX_BATCH_JOBS];
+    int m = 0, rows = 0;
+    double started = srv_now();
+    for (int i = 0; i < n; i++) {
+        jobs[i]->started_at = started;
+        if (jobs[i]->step->prepare(jobs[i]) != 0) {
+            answer(jobs[i]);
+            continue;
+        }
+        ready[m] = jobs[i];
+        sessions[m] = jobs[i]->run_session;
+        train[m] = jobs[i]->train;
+        rows += nn_session_batch(jobs[i]->run_session);
+        m++;
+    }
+    if (m == 0)
+        return;
+    srv_network *net = ready[0]->net;
+    nn_error e;
+    nn_error_clear(&e);
+    pthread_rwlock_rdlock(&net->weights);
+    nn_batcher *b = m > 1 ? batcher_for(q, thread, net->graph) : NULL;
+    /* A failed batch changes no session: then each steps alone, so each
+     * failure reaches the request it belongs to. */
+    int batched = b && rows <= nn_batcher_capacity(b) &&
+                  nn_session_step_many(b, sessions, train, m, &e) == NN_OK;
+    for (int i = 0; i < m; i++) {
+        int rc = NN_OK;
+        nn_error_clear(&e);
+        if (!batched)
+            rc = nn_session_step(sessions[i], train[i], &e);
+        ready[i]->batch_rows = batched ? rows : nn_session_batch(sessions[i]);
+        ready[i]->step->finish(ready[i], rc, &e);
+    }
+    pthread_rwlock_unlock(&net->weights);
+    srv_metrics_batch(net->id, rows, m);
+    srv_metrics_steps(m);
+    for (int i = 0; i < m; i++)
+        answer(ready[i]);
+}
+
+static void *worker_main(void *arg)
+{
+    int thread = (int)(intptr_t)arg;
+    srv_job *jobs[MAX_BATCH_JOBS];
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        while (!ready_head && !(stopping && !total_running))
+            pthread_cond_wait(&work, &lock);
+        sched_queue *q = pop_ready();
+        if (!q)
+            break;
+        srv_job *unrun = NULL;
+        take_expired(q, stopping ? 1e300 : srv_now(), &unrun);
+        int rows = 0, n = take(q, jobs, 0, MAX_BATCH_JOBS, &rows);
+        if (n > 0 && jobs[0]->step && conf.batching &&
+            conf.batch_window_us > 0)
+            n = fill_batch(q, jobs, n, MAX_BATCH_JOBS, &rows);
+        list_ready(q);
+        int shutting_down = stopping;
+        pthread_mutex_unlock(&lock);
+        answer_unrun(unrun, shutting_down);
+        uint64_t keys[MAX_BATCH_JOBS];
+        for (int i = 0; i < n; i++)
+            keys[i] = jobs[i]->key;
+        if (n > 0 && jobs[0]->step) {
+            run_steps(q, thread, jobs, n);
+        } else if (n > 0) {
+            jobs[0]->started_at = srv_now();
+            jobs[0]->run(jobs[0]);
+            answer(jobs[0]);
+        }
+        pthread_mutex_lock(&lock);
+        for (int i = 0; i < n; i++)
+            unmark_busy(q, keys[i]);
+        q->running -= n;
+        total_running -= n;
+        list_ready(q);
+        pthread_cond_broadcast(&work);
+    }
+    pthread_mutex_unlock(&lock);
+    return NULL;
+}
+
+/* A job blocked behind a long one of its key, or queued while every
+ * thread is busy, still gets its 504 when its deadline passes: the reaper
+ * sweeps every queue each second. */
+void srv_sched_expire(void)
+{
+    srv_job *unrun = NULL;
+    double now = srv_now();
+    pthread_mutex_lock(&lock);
+    for (sched_queue *q = all_queues; q; q = q->all_next)
+        take_expired(q, now, &unrun);
+    pthread_mutex_unlock(&lock);
+    answer_unrun(unrun, 0);
+}
+
+/* ------------------------------------------------------- lifecycle */
+
+int srv_sched_start(const srv_sched_config *cfg, char *msg, size_t size)
+{
+    conf = *cfg;
+    if (conf.batch_max_rows > MAX_BATCH_JOBS)
+        conf.batch_max_rows = MAX_BATCH_JOBS;
+    if (conf.threads > MAX_THREADS)
+        conf.threads = MAX_THREADS;
+    stopping = 0;
+    for (n_threads = 0; n_threads < conf.threads; n_threads++)
+        if (pthread_create(&threads[n_threads], NULL, worker_main,
+                           (void *)(intptr_t)n_threads) != 0) {
+            snprintf(msg, size, "cannot start compute thread %d", n_threads);
+            srv_sched_stop(0);
+            return -1;
+        }
+    return 0;
+}
+
+void srv_sched_stop(double deadline)
+{
+    pthread_mutex_lock(&lock);
+    while ((total_queued || total_running) && srv_now() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&work, &lock, &ts);
+    }
+    /* Threads now answer what is still queued with 503 and exit once
+     * nothing runs. */
+    stopping = 1;
+    pthread_cond_broadcast(&work);
+    pthread_mutex_unlock(&lock);
+    for (int i = 0; i < n_threads; i++)
+        pthread_join(threads[i], NULL);
+    n_threads = 0;
+}
