@@ -191,11 +191,11 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 {
     it_response *r = arg;
     size_t len = size * n;
-    const char *names[4] = {"Content-Type:", "Allow:", "X-Nerved-Backend:",
-                            "WWW-Authenticate:"};
-    char *targets[4] = {r->content_type, r->allow, r->backend,
-                        r->www_authenticate};
-    for (int k = 0; k < 4; k++) {
+    const char *names[5] = {"Content-Type:", "Allow:", "X-Nerved-Backend:",
+                            "WWW-Authenticate:", "Retry-After:"};
+    char *targets[5] = {r->content_type, r->allow, r->backend,
+                        r->www_authenticate, r->retry_after};
+    for (int k = 0; k < 5; k++) {
         size_t nl = strlen(names[k]);
         if (len > nl && strncasecmp(data, names[k], nl) == 0) {
             size_t start = nl;
@@ -204,7 +204,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
             size_t end = len;
             while (end > start && (data[end - 1] == '\r' || data[end - 1] == '\n'))
                 end--;
-            snprintf(targets[k], 128, "%.*s", (int)(end - start), data + start);
+            snprintf(targets[k], k == 4 ? 32 : 128, "%.*s",
+                     (int)(end - start), data + start);
         }
     }
     return len;

@@ -41,6 +41,7 @@ typedef struct it_response {
     char allow[128];
     char backend[128];  /* X-Nerved-Backend, set by the nginx front */
     char www_authenticate[128];
+    char retry_after[32];
 } it_response;
 
 /* One request; content_type NULL sends none. Returns 0 when a response

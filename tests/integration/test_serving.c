@@ -1,0 +1,687 @@
+/*
+ * test_serving.c — the serving core against the real daemon: health checks
+ * answer while every compute thread is busy, every request under overload
+ * gets an answer (200, 503 or 504) and a refused one changes nothing, a
+ * slowloris from one address locks nobody else out, the memory budget
+ * refuses before allocating, and steps batched across sessions equal the
+ * same steps taken one at a time.
+ */
+#include "itest.h"
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static const cJSON *get(const cJSON *j, const char *key)
+{
+    return cJSON_GetObjectItemCaseSensitive(j, key);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Under valgrind (NERVED_WRAPPER) the daemon runs tens of times slower:
+ * work is made smaller and waits longer. */
+static int slow(void)
+{
+    const char *w = getenv("NERVED_WRAPPER");
+    return w && *w;
+}
+
+/* {"inputs": {"x": (1, steps, 1)}} of a constant input. */
+static char *run_body(int steps)
+{
+    size_t cap = (size_t)steps * 8 + 64;
+    char *b = malloc(cap);
+    size_t n = (size_t)snprintf(b, cap, "{\"inputs\": {\"x\": [[");
+    for (int t = 0; t < steps; t++)
+        n += (size_t)snprintf(b + n, cap - n, "%s[0.5]", t ? "," : "");
+    snprintf(b + n, cap - n, "]]}}");
+    return b;
+}
+
+typedef struct runner {
+    const it_server *server;
+    char path[128];
+    char *body;
+    long status;
+    atomic_int done;
+} runner;
+
+static void *post_in_background(void *arg)
+{
+    runner *r = arg;
+    it_response resp;
+    if (it_request(r->server, "POST", r->path, "application/json", r->body,
+                   strlen(r->body), &resp) == 0)
+        r->status = resp.status;
+    it_response_free(&resp);
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+static const char *LONG_NET =
+    "{\"name\": \"long\", \"nodes\": ["
+    "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+    "{\"name\": \"r\", \"type\": \"VanillaRNN\", \"num_unit\": 400,"
+    " \"activation\": \"tanh\"},"
+    "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 1}],"
+    "\"edges\": [\"x >> r >> o\"]}";
+
+/* ------------------------------------------------- health under load */
+
+static void test_health_while_busy(void)
+{
+    const char *const args[] = {"--compute-threads", "2", NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks", LONG_NET, 201));
+    runner runs[2];
+    pthread_t th[2];
+    char *body = run_body(slow() ? 2000 : 60000);
+    for (int i = 0; i < 2; i++) {
+        char sid[32];
+        snprintf(sid, sizeof sid, "{\"id\": \"busy%d\"}", i);
+        cJSON_Delete(it_call(&s, "POST", "/v1/networks/long/sessions", sid,
+                             201));
+        memset(&runs[i], 0, sizeof runs[i]);
+        runs[i].server = &s;
+        runs[i].body = body;
+        snprintf(runs[i].path, sizeof runs[i].path,
+                 "/v1/networks/long/sessions/busy%d/run", i);
+        pthread_create(&th[i], NULL, post_in_background, &runs[i]);
+    }
+    sleep_ms(slow() ? 2000 : 150);
+    /* Both compute threads are running a long run now. */
+    static const char *const probes[] = {"/healthz", "/readyz", "/metrics",
+                                         "/v2/health/live", "/v2/health/ready"};
+    double worst = 0;
+    for (int k = 0; k < 20; k++) {
+        double t0 = now();
+        it_response r;
+        CU_ASSERT_EQUAL(it_request(&s, "GET", probes[k % 5], NULL, NULL, 0, &r),
+                        0);
+        CU_ASSERT_EQUAL(r.status, 200);
+        it_response_free(&r);
+        double took = now() - t0;
+        if (took > worst)
+            worst = took;
+        sleep_ms(10);
+    }
+    int still_running = !atomic_load(&runs[0].done) &&
+                        !atomic_load(&runs[1].done);
+    fprintf(stderr, "health probes while busy: worst %.1f ms (runs still "
+            "going: %d)\n", worst * 1e3, still_running);
+    /* The probes proved something only if the runs were still going. */
+    CU_ASSERT(still_running);
+    CU_ASSERT(worst < (slow() ? 2.0 : 0.1));
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        CU_ASSERT_EQUAL(runs[i].status, 200);
+    }
+    free(body);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
+/* ------------------------------------------------- overload answered */
+
+#define OVERLOAD_CLIENTS 12
+
+static void test_overload_is_answered(void)
+{
+    const char *const args[] = {"--compute-threads", "1", "--max-queue", "3",
+                                "--request-timeout", "1", NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks", LONG_NET, 201));
+    /* Sessions first: creating one is queued work too. */
+    for (int i = 0; i < OVERLOAD_CLIENTS + 1; i++) {
+        char sid[32];
+        snprintf(sid, sizeof sid, "{\"id\": \"q%d\"}", i);
+        cJSON_Delete(it_call(&s, "POST", "/v1/networks/long/sessions", sid,
+                             201));
+    }
+    runner hog = {&s, "/v1/networks/long/sessions/q0/run",
+                  run_body(slow() ? 1500 : 100000), 0, 0};
+    pthread_t hog_thread;
+    pthread_create(&hog_thread, NULL, post_in_background, &hog);
+    sleep_ms(slow() ? 2000 : 200);
+
+    runner steps[OVERLOAD_CLIENTS];
+    pthread_t th[OVERLOAD_CLIENTS];
+    char step[] = "{\"inputs\": {\"x\": [[0.25]]}}";
+    for (int i = 0; i < OVERLOAD_CLIENTS; i++) {
+        memset(&steps[i], 0, sizeof steps[i]);
+        steps[i].server = &s;
+        steps[i].body = step;
+        snprintf(steps[i].path, sizeof steps[i].path,
+                 "/v1/networks/long/sessions/q%d/forward", i + 1);
+        pthread_create(&th[i], NULL, post_in_background, &steps[i]);
+    }
+    int ok = 0, full = 0, late = 0;
+    for (int i = 0; i < OVERLOAD_CLIENTS; i++) {
+        pthread_join(th[i], NULL);
+        long st = steps[i].status;
+        ok += st == 200;
+        full += st == 503;
+        late += st == 504;
+        if (st != 200 && st != 503 && st != 504)
+            fprintf(stderr, "overload: client %d got %ld\n", i, st);
+        CU_ASSERT(st == 200 || st == 503 || st == 504);
+        /* A refused step changed nothing; an answered one moved exactly
+         * one step. */
+        char path[96];
+        snprintf(path, sizeof path, "/v1/networks/long/sessions/q%d", i + 1);
+        cJSON *j = it_call(&s, "GET", path, NULL, 200);
+        CU_ASSERT_EQUAL(cJSON_GetNumberValue(get(j, "steps")), st == 200);
+        cJSON_Delete(j);
+    }
+    pthread_join(hog_thread, NULL);
+    CU_ASSERT_EQUAL(hog.status, 200);
+    fprintf(stderr, "overload: %d ran, %d queue full, %d past deadline\n", ok,
+            full, late);
+    /* The queue holds 3; the rest were refused at once, and the queued
+     * ones waited past their 1 s deadline behind the long run. */
+    CU_ASSERT(full >= OVERLOAD_CLIENTS - 3);
+    CU_ASSERT(late >= 1);
+
+    /* Refusals say when to come back, and are counted by reason. */
+    it_response r;
+    CU_ASSERT_EQUAL_FATAL(it_request(&s, "GET", "/metrics", NULL, NULL, 0, &r),
+                          0);
+    char want[128];
+    snprintf(want, sizeof want, "nerved_rejected_total{network=\"n1\","
+             "reason=\"queue_full\"} %d", full);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, want));
+    it_response_free(&r);
+    free(hog.body);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
+static void test_refusals_carry_retry_after(void)
+{
+    const char *const args[] = {"--compute-threads", "1", "--max-queue", "1",
+                                NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks", LONG_NET, 201));
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks/long/sessions",
+                         "{\"id\": \"a\"}", 201));
+    runner hog = {&s, "/v1/networks/long/sessions/a/run",
+                  run_body(slow() ? 1500 : 60000), 0, 0};
+    runner queued = hog;
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, post_in_background, &hog);
+    sleep_ms(slow() ? 2000 : 100);
+    pthread_create(&t2, NULL, post_in_background, &queued);
+    sleep_ms(slow() ? 1000 : 100);
+    it_response r;
+    CU_ASSERT_EQUAL(it_request(&s, "POST", "/v1/networks/long/forward",
+                               "application/json",
+                               "{\"inputs\": {\"x\": [[1]]}}", 24, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 503);
+    CU_ASSERT_STRING_EQUAL(r.retry_after, "1");
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "queue_full"));
+    it_response_free(&r);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    CU_ASSERT_EQUAL(hog.status, 200);
+    CU_ASSERT_EQUAL(queued.status, 200);
+    free(hog.body);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
+/* ------------------------------------------------------- slowloris */
+
+/* A socket from address `from` (127.0.0.x) to the daemon, or -1. */
+static int connect_from(const it_server *s, const char *from)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in local = {0}, remote = {0};
+    local.sin_family = AF_INET;
+    inet_pton(AF_INET, from, &local.sin_addr);
+    remote.sin_family = AF_INET;
+    remote.sin_port = htons((uint16_t)s->port);
+    inet_pton(AF_INET, "127.0.0.1", &remote.sin_addr);
+    if (bind(fd, (struct sockaddr *)&local, sizeof local) ||
+        connect(fd, (struct sockaddr *)&remote, sizeof remote)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Whether the daemon has closed fd (reads end of stream or an error). */
+static int closed_by_peer(int fd)
+{
+    struct timeval tv = {0, 200000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[256];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+#define LORIS 40
+
+static void test_slowloris_locks_nobody_out(void)
+{
+    const char *const args[] = {"--per-ip-connections", "8", "--read-timeout",
+                                "2", "--max-connections", "100", NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    int fds[LORIS], opened = 0;
+    for (int i = 0; i < LORIS; i++) {
+        fds[i] = connect_from(&s, "127.0.0.2");
+        if (fds[i] >= 0) {
+            opened++;
+            const char *start = "POST /v1/networks HTTP/1.1\r\nHost: x\r\n";
+            if (send(fds[i], start, strlen(start), MSG_NOSIGNAL) < 0) {
+                close(fds[i]);
+                fds[i] = -1;
+            }
+        }
+    }
+    CU_ASSERT(opened > 0);
+    /* The attacker trickles a byte a connection every 250 ms for 4 s;
+     * a client from another address is served all along. */
+    int served = 0, asked = 0;
+    double t0 = now();
+    while (now() - t0 < 4.0) {
+        for (int i = 0; i < LORIS; i++)
+            if (fds[i] >= 0 && send(fds[i], "X", 1, MSG_NOSIGNAL) < 0) {
+                close(fds[i]);
+                fds[i] = -1;
+            }
+        it_response r;
+        asked++;
+        if (it_request(&s, "GET", "/healthz", NULL, NULL, 0, &r) == 0 &&
+            r.status == 200)
+            served++;
+        it_response_free(&r);
+        sleep_ms(250);
+    }
+    fprintf(stderr, "slowloris: %d of %d requests served\n", served, asked);
+    CU_ASSERT_EQUAL(served, asked);
+    /* Past --read-timeout, the trickling connections were cut. */
+    int cut = 0, still = 0;
+    for (int i = 0; i < LORIS; i++)
+        if (fds[i] >= 0) {
+            still++;
+            cut += closed_by_peer(fds[i]);
+            close(fds[i]);
+        }
+    fprintf(stderr, "slowloris: %d connections left open by the client, %d "
+            "cut by the daemon\n", still, cut);
+    CU_ASSERT_EQUAL(cut, still);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
+/* ------------------------------------------------------- memory budget */
+
+static long peak_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            kb = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+static void test_memory_budget(void)
+{
+    const char *const args[] = {"--max-memory", "100000000", NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks",
+                         "{\"name\": \"wide\", \"nodes\": ["
+                         "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 2},"
+                         "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": "
+                         "4000}], \"edges\": [\"x >> o\"]}", 201));
+    long before = peak_rss_kb(s.pid);
+    /* Batch 4096 of Dense(4000): 16 M floats of reply, past the budget. */
+    size_t cap = 4096 * 12 + 64;
+    char *body = malloc(cap);
+    size_t n = (size_t)snprintf(body, cap, "{\"inputs\": {\"x\": [");
+    for (int b = 0; b < 4096; b++)
+        n += (size_t)snprintf(body + n, cap - n, "%s[1,2]", b ? "," : "");
+    snprintf(body + n, cap - n, "]}}");
+    it_response r;
+    CU_ASSERT_EQUAL(it_request(&s, "POST", "/v1/networks/wide/forward",
+                               "application/json", body, strlen(body), &r), 0);
+    CU_ASSERT_EQUAL(r.status, 413);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "--max-memory"));
+    it_response_free(&r);
+    free(body);
+
+    /* A run whose reply would be 100,000 steps of 4000 floats. */
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks/wide/sessions",
+                         "{\"id\": \"one\"}", 201));
+    char *run = malloc(100000 * 8 + 64);
+    n = (size_t)sprintf(run, "{\"inputs\": {\"x\": [[");
+    for (int t = 0; t < 100000; t++)
+        n += (size_t)sprintf(run + n, "%s[1,2]", t ? "," : "");
+    sprintf(run + n, "]]}}");
+    CU_ASSERT_EQUAL(it_request(&s, "POST",
+                               "/v1/networks/wide/sessions/one/run",
+                               "application/json", run, strlen(run), &r), 0);
+    CU_ASSERT_EQUAL(r.status, 413);
+    it_response_free(&r);
+    free(run);
+
+    /* Sessions of batch 4096 (16 MiB each) stop at the budget with 503. */
+    int made = 0;
+    long status = 0;
+    for (int k = 0; k < 20; k++) {
+        char def[64];
+        snprintf(def, sizeof def, "{\"batch\": 4096, \"id\": \"big%d\"}", k);
+        CU_ASSERT_EQUAL(it_request(&s, "POST", "/v1/networks/wide/sessions",
+                                   "application/json", def, strlen(def), &r),
+                        0);
+        status = r.status;
+        if (status == 201)
+            made++;
+        else
+            CU_ASSERT_STRING_EQUAL(r.retry_after, "1");
+        it_response_free(&r);
+        if (status != 201)
+            break;
+    }
+    fprintf(stderr, "memory: %d sessions of 16 MiB, then %ld\n", made, status);
+    CU_ASSERT_EQUAL(status, 503);
+    CU_ASSERT(made >= 2 && made <= 6);
+    long after = peak_rss_kb(s.pid);
+    fprintf(stderr, "memory: peak RSS %ld -> %ld KiB\n", before, after);
+    /* The budget held: never more than it (100 MB) above where it began. */
+    if (!slow())
+        CU_ASSERT(after - before < 100000000 / 1024);
+    /* Freed sessions give their budget back. */
+    cJSON_Delete(it_call(&s, "DELETE", "/v1/networks/wide/sessions/big0",
+                         NULL, 200));
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks/wide/sessions",
+                         "{\"batch\": 4096, \"id\": \"again\"}", 201));
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
+/* ------------------------------------------------- batched = unbatched */
+
+typedef struct graph_case {
+    const char *name;
+    const char *def;
+    int in;          /* input features */
+    int train;       /* steps train (Dropout active) */
+} graph_case;
+
+static const graph_case graphs[] = {
+    {"dense", "{\"name\": \"dense\", \"nodes\": [{\"name\": \"x\", \"type\": "
+              "\"Input\", \"shape\": 3}, {\"name\": \"o\", \"type\": \"Dense\", "
+              "\"num_unit\": 4}], \"edges\": [\"x >> o\"]}", 3, 0},
+    {"rnn", "{\"name\": \"rnn\", \"nodes\": [{\"name\": \"x\", \"type\": "
+            "\"Input\", \"shape\": 3}, {\"name\": \"r\", \"type\": "
+            "\"VanillaRNN\", \"num_unit\": 5, \"activation\": \"tanh\"}, "
+            "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 2}], "
+            "\"edges\": [\"x >> r >> o\"]}", 3, 0},
+    {"lstm", "{\"name\": \"lstm\", \"nodes\": [{\"name\": \"x\", \"type\": "
+             "\"Input\", \"shape\": 3}, {\"name\": \"r\", \"type\": \"LSTM\", "
+             "\"num_unit\": 4}, {\"name\": \"o\", \"type\": \"Dense\", "
+             "\"num_unit\": 2}], \"edges\": [\"x >> r >> o\"]}", 3, 0},
+    {"gru", "{\"name\": \"gru\", \"nodes\": [{\"name\": \"x\", \"type\": "
+            "\"Input\", \"shape\": 3}, {\"name\": \"r\", \"type\": \"GRU\", "
+            "\"num_unit\": 4}, {\"name\": \"o\", \"type\": \"Dense\", "
+            "\"num_unit\": 2}], \"edges\": [\"x >> r >> o\"]}", 3, 0},
+    {"esn", "{\"name\": \"esn\", \"seed\": 3, \"nodes\": [{\"name\": \"x\", "
+            "\"type\": \"Input\", \"shape\": 3}, {\"name\": \"r\", \"type\": "
+            "\"Reservoir\", \"num_unit\": 60, \"spectral_radius\": 0.9, "
+            "\"sparse\": \"false\"}, {\"name\": \"o\", \"type\": "
+            "\"LinearReadout\", \"num_unit\": 2}], \"edges\": "
+            "[\"x >> r >> o\"]}", 3, 0},
+    {"sparse", "{\"name\": \"sparse\", \"seed\": 4, \"nodes\": [{\"name\": "
+               "\"x\", \"type\": \"Input\", \"shape\": 3}, {\"name\": \"r\", "
+               "\"type\": \"Reservoir\", \"num_unit\": 60, \"sparse\": "
+               "\"true\", \"noise_rc\": 0.01}, {\"name\": \"o\", \"type\": "
+               "\"LinearReadout\", \"num_unit\": 2}], \"edges\": "
+               "[\"x >> r >> o\"]}", 3, 0},
+    {"nvar", "{\"name\": \"nvar\", \"nodes\": [{\"name\": \"x\", \"type\": "
+             "\"Input\", \"shape\": 3}, {\"name\": \"f\", \"type\": \"NVAR\", "
+             "\"delay\": 2, \"order\": 2}, {\"name\": \"o\", \"type\": "
+             "\"LinearReadout\", \"num_unit\": 2}], \"edges\": "
+             "[\"x >> f >> o\"]}", 3, 0},
+    {"feedback", "{\"name\": \"feedback\", \"nodes\": [{\"name\": \"x\", "
+                 "\"type\": \"Input\", \"shape\": 3}, {\"name\": \"r\", "
+                 "\"type\": \"VanillaRNN\", \"num_unit\": 4, \"activation\": "
+                 "\"tanh\"}, {\"name\": \"o\", \"type\": \"Dense\", "
+                 "\"num_unit\": 2}], \"edges\": [\"x >> r >> o\", "
+                 "\"r << o\"]}", 3, 0},
+    {"dropout", "{\"name\": \"dropout\", \"nodes\": [{\"name\": \"x\", "
+                "\"type\": \"Input\", \"shape\": 3}, {\"name\": \"h\", "
+                "\"type\": \"Dense\", \"num_unit\": 8}, {\"name\": \"d\", "
+                "\"type\": \"Dropout\", \"prob\": 0.5}, {\"name\": \"o\", "
+                "\"type\": \"Dense\", \"num_unit\": 2}], \"edges\": "
+                "[\"x >> h >> d >> o\"]}", 3, 1},
+};
+#define N_GRAPHS (sizeof graphs / sizeof *graphs)
+#define STREAMS 6
+#define STEPS 8
+
+static const int stream_batch[STREAMS] = {1, 2, 1, 3, 1, 2};
+
+static char *step_body(int k, int t, int batch, int in, int train)
+{
+    char *b = malloc(1024);
+    size_t n = (size_t)snprintf(b, 1024, "{\"inputs\": {\"x\": [");
+    for (int r = 0; r < batch; r++) {
+        n += (size_t)snprintf(b + n, 1024 - n, "%s[", r ? "," : "");
+        for (int f = 0; f < in; f++)
+            n += (size_t)snprintf(b + n, 1024 - n, "%s%g", f ? "," : "",
+                                  0.1 * ((k * 7 + t * 3 + r * 5 + f) % 11) -
+                                      0.5);
+        n += (size_t)snprintf(b + n, 1024 - n, "]");
+    }
+    snprintf(b + n, 1024 - n, "]}, \"train\": %s}", train ? "true" : "false");
+    return b;
+}
+
+typedef struct stream {
+    const it_server *server;
+    const graph_case *g;
+    int k;
+    cJSON *outputs[STEPS];  /* "outputs" of each answer */
+    int in_order;
+} stream;
+
+static void *step_stream(void *arg)
+{
+    stream *st = arg;
+    char path[128];
+    snprintf(path, sizeof path, "/v1/networks/%s/sessions/k%d/forward",
+             st->g->name, st->k);
+    st->in_order = 1;
+    for (int t = 0; t < STEPS; t++) {
+        char *body = step_body(st->k, t, stream_batch[st->k], st->g->in,
+                               st->g->train);
+        long status;
+        cJSON *j = it_json(st->server, "POST", path, body, &status);
+        free(body);
+        if (status != 200 || !j) {
+            st->in_order = 0;
+            cJSON_Delete(j);
+            continue;
+        }
+        /* Each session's steps come back in the order they were sent. */
+        if (cJSON_GetNumberValue(get(j, "step")) != t + 1)
+            st->in_order = 0;
+        st->outputs[t] = cJSON_DetachItemFromObject(j, "outputs");
+        cJSON_Delete(j);
+    }
+    return NULL;
+}
+
+/* Whether two "outputs" objects hold the same tensors to float32 rounding. */
+static int outputs_close(const cJSON *a, const cJSON *b)
+{
+    if (!a || !b)
+        return 0;
+    if (cJSON_IsNumber(a))
+        return cJSON_IsNumber(b) &&
+               it_float_close(a->valuedouble, b->valuedouble);
+    if (cJSON_GetArraySize(a) != cJSON_GetArraySize(b))
+        return 0;
+    for (const cJSON *x = a->child, *y = b->child; x || y;
+         x = x->next, y = y->next)
+        if (!outputs_close(x, y))
+            return 0;
+    return 1;
+}
+
+static void make_streams(const it_server *s, const graph_case *g)
+{
+    cJSON_Delete(it_call(s, "POST", "/v1/networks", g->def, 201));
+    for (int k = 0; k < STREAMS; k++) {
+        char body[64], path[96];
+        snprintf(body, sizeof body, "{\"id\": \"k%d\", \"batch\": %d}", k,
+                 stream_batch[k]);
+        snprintf(path, sizeof path, "/v1/networks/%s/sessions", g->name);
+        cJSON_Delete(it_call(s, "POST", path, body, 201));
+    }
+}
+
+/* Rows of batched steps on network id: (steps with more than one row,
+ * all steps), from the nerved_batch_rows histogram. */
+static void batch_counts(const it_server *s, const char *id, double *shared,
+                         double *all)
+{
+    it_response r;
+    *shared = *all = 0;
+    if (it_request(s, "GET", "/metrics", NULL, NULL, 0, &r))
+        return;
+    char one[128], count[128];
+    snprintf(one, sizeof one, "nerved_batch_rows_bucket{network=\"%s\","
+             "le=\"1\"} ", id);
+    snprintf(count, sizeof count, "nerved_batch_rows_count{network=\"%s\"} ",
+             id);
+    const char *p = strstr(r.body, one), *q = strstr(r.body, count);
+    if (p && q) {
+        *all = atof(q + strlen(count));
+        *shared = *all - atof(p + strlen(one));
+    }
+    it_response_free(&r);
+}
+
+static void test_batched_steps_equal_single_steps(void)
+{
+    /* A: batching on, with a window that lets the streams meet; B: off,
+     * each stream stepped alone, one after the other. */
+    const char *const batched_args[] = {"--batch-window-us", "3000", NULL};
+    const char *const single_args[] = {"--batching=0", NULL};
+    it_server a, b;
+    CU_ASSERT_EQUAL_FATAL(it_start(&a, batched_args), 0);
+    CU_ASSERT_EQUAL_FATAL(it_start(&b, single_args), 0);
+    double shared_total = 0;
+    for (size_t gi = 0; gi < N_GRAPHS; gi++) {
+        const graph_case *g = &graphs[gi];
+        make_streams(&a, g);
+        make_streams(&b, g);
+        stream on_a[STREAMS], on_b[STREAMS];
+        pthread_t th[STREAMS];
+        for (int k = 0; k < STREAMS; k++) {
+            memset(&on_a[k], 0, sizeof on_a[k]);
+            on_a[k] = (stream){&a, g, k, {0}, 0};
+            on_b[k] = (stream){&b, g, k, {0}, 0};
+            pthread_create(&th[k], NULL, step_stream, &on_a[k]);
+        }
+        for (int k = 0; k < STREAMS; k++)
+            pthread_join(th[k], NULL);
+        for (int k = 0; k < STREAMS; k++)
+            step_stream(&on_b[k]);
+        int same = 1;
+        for (int k = 0; k < STREAMS; k++) {
+            CU_ASSERT(on_a[k].in_order);
+            CU_ASSERT(on_b[k].in_order);
+            for (int t = 0; t < STEPS; t++) {
+                if (!outputs_close(on_a[k].outputs[t], on_b[k].outputs[t])) {
+                    char *x = cJSON_PrintUnformatted(on_a[k].outputs[t]);
+                    char *y = cJSON_PrintUnformatted(on_b[k].outputs[t]);
+                    fprintf(stderr, "%s stream %d step %d:\n  batched %s\n  "
+                            "single  %s\n", g->name, k, t, x ? x : "-",
+                            y ? y : "-");
+                    free(x);
+                    free(y);
+                    same = 0;
+                }
+                cJSON_Delete(on_a[k].outputs[t]);
+                cJSON_Delete(on_b[k].outputs[t]);
+            }
+        }
+        CU_ASSERT(same);
+        char id[16];
+        snprintf(id, sizeof id, "n%zu", gi + 1);
+        double shared, all;
+        batch_counts(&a, id, &shared, &all);
+        fprintf(stderr, "%s: %.0f of %.0f steps shared a batch\n", g->name,
+                shared, all);
+        shared_total += shared;
+        double none;
+        batch_counts(&b, id, &none, &all);
+        CU_ASSERT_EQUAL(none, 0);
+    }
+    /* The streams did meet: otherwise this proved nothing. */
+    CU_ASSERT(shared_total > 0);
+
+    /* A session stepped in batches continues into a run with forced
+     * feedback exactly as one stepped alone. */
+    char body[512];
+    snprintf(body, sizeof body, "{\"inputs\": {\"x\": [[[0.1,0.2,0.3],"
+             "[0.3,0.2,0.1]]]}, \"forced\": {\"o\": [[[1,-1],[0.5,0.5]]]}}");
+    cJSON *ra = it_call(&a, "POST", "/v1/networks/feedback/sessions/k0/run",
+                        body, 200);
+    cJSON *rb = it_call(&b, "POST", "/v1/networks/feedback/sessions/k0/run",
+                        body, 200);
+    CU_ASSERT(outputs_close(get(ra, "outputs"), get(rb, "outputs")));
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(get(ra, "step")), STEPS + 2);
+    cJSON_Delete(ra);
+    cJSON_Delete(rb);
+    CU_ASSERT_EQUAL(it_stop(&a), 0);
+    CU_ASSERT_EQUAL(it_stop(&b), 0);
+}
+
+int main(void)
+{
+    static const tu_test tests[] = {
+        {"health checks answer while every compute thread is busy",
+         test_health_while_busy},
+        {"under overload every request is answered; refusals change nothing",
+         test_overload_is_answered},
+        {"refusals carry Retry-After", test_refusals_carry_retry_after},
+        {"a slowloris from one address locks nobody else out",
+         test_slowloris_locks_nobody_out},
+        {"the memory budget refuses before allocating", test_memory_budget},
+        {"batched steps equal single steps, in order",
+         test_batched_steps_equal_single_steps},
+        {NULL, NULL}};
+    return tu_run_suite("serving", tests);
+}
