@@ -51,4 +51,8 @@ for kind in dense sparse; do
         printf "  %s: nerved / NumPy-SciPy = %.2f\n", k, a / b }'
 done
 echo
+echo "64 batch-1 sessions of Input(1) >> Reservoir(N, dense) >> LinearReadout(1),"
+echo "stepped one by one, with nn_session_step_many, and as one batch-64 session"
+build/bench/bench_batch 1 | sed 's/^/  /'
+echo
 build/bench/bench_http build/server/nerved 3 2 2 2>/dev/null
