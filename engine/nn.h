@@ -238,8 +238,11 @@ typedef struct nn_registry nn_registry;
 typedef struct nn_ctx {
     int train;           /* nonzero in training: Dropout is active */
     int num_batch;       /* rows in axis 0 of every input and output */
-    long step;           /* steps since the session was created or reset */
-    nn_rng *rng;         /* this node's stream in this session (seeded) */
+    long step;           /* steps since the session was created or reset;
+                            -1 when a row-wise node runs over the rows of
+                            several sessions (NN_TYPE_ROWWISE) */
+    nn_rng *rng;         /* this node's stream in this session (seeded); a
+                            throwaway stream in such a run */
     nn_tensor *state;    /* this node's state tensors, in declaration order;
                             each shaped (num_batch, per-sample shape) */
     int n_state;
