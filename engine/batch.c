@@ -38,6 +38,7 @@ typedef struct batch_node {
 
 struct nn_batcher {
     nn_graph *g;
+    int n_nodes;            /* so freeing never reads the graph */
     int max_rows;
     batch_node *nodes;      /* by node->index */
     int n_streams;          /* nodes that are not row-wise */
@@ -62,7 +63,7 @@ void nn_batcher_free(nn_batcher *b)
 {
     if (!b)
         return;
-    for (int i = 0; b->nodes && i < b->g->n_nodes; i++) {
+    for (int i = 0; b->nodes && i < b->n_nodes; i++) {
         batch_node *bn = &b->nodes[i];
         nn_free(bn->out);
         for (int k = 0; bn->state && k < bn->n_state; k++)
@@ -145,6 +146,7 @@ nn_batcher *nn_batcher_new(nn_graph *g, int max_rows, nn_error *err)
     b->max_rows = max_rows;
     if (!(b->nodes = nn_calloc((size_t)g->n_nodes, sizeof *b->nodes)))
         goto oom;
+    b->n_nodes = g->n_nodes;
     for (int i = 0; i < g->n_nodes; i++) {
         nn_node *node = g->nodes[i];
         batch_node *bn = &b->nodes[i];
