@@ -221,8 +221,9 @@ static int place(nn_batcher *b, nn_session *const *sessions, const int *train,
         return rc;
     if (total > b->max_rows)
         return nn_error_set(err, NN_ERR_LIMIT, "%d sessions hold %ld rows; "
-                            "this batcher holds at most %d: split them over "
-                            "several steps", n, total, b->max_rows);
+                            "this batcher holds at most %d: take fewer "
+                            "sessions at once, a larger one alone with "
+                            "nn_session_step", n, total, b->max_rows);
     int k = 0, row = 0;
     for (int mode = 0; mode < 2; mode++) {
         if (mode == 1)
