@@ -143,6 +143,7 @@ nn_node *nn_graph_add_node(nn_graph *g, const char *type_name, const char *name,
     node->index = g->n_nodes;
     snprintf(node->name, sizeof node->name, "%s", chosen);
     node->trainable = (type->flags & NN_TYPE_TRAINABLE) != 0;
+    node->rowwise = (type->flags & NN_TYPE_ROWWISE) != 0;
     nn_rng_seed(&node->init_rng, nn_seed_derive(g->seed, node->name));
     if (type->priv_size && !(node->priv = nn_calloc(1, type->priv_size)))
         goto oom;
@@ -1058,3 +1059,10 @@ void nn_node_set_work(nn_node *node, size_t floats_per_row)
 {
     node->work_per_row = floats_per_row;
 }
+
+void nn_node_set_rowwise(nn_node *node, int rowwise)
+{
+    node->rowwise = rowwise != 0;
+}
+
+int nn_node_rowwise(const nn_node *node) { return node->rowwise; }

@@ -238,8 +238,11 @@ typedef struct nn_registry nn_registry;
 typedef struct nn_ctx {
     int train;           /* nonzero in training: Dropout is active */
     int num_batch;       /* rows in axis 0 of every input and output */
-    long step;           /* steps since the session was created or reset */
-    nn_rng *rng;         /* this node's stream in this session (seeded) */
+    long step;           /* steps since the session was created or reset;
+                            -1 when a row-wise node runs over the rows of
+                            several sessions (NN_TYPE_ROWWISE) */
+    nn_rng *rng;         /* this node's stream in this session (seeded); a
+                            throwaway stream in such a run */
     nn_tensor *state;    /* this node's state tensors, in declaration order;
                             each shaped (num_batch, per-sample shape) */
     int n_state;
@@ -259,13 +262,36 @@ enum {
                                     output by the node's name (Input) */
     NN_TYPE_TRAINABLE = 1u << 1, /* instances are trainable by default */
     NN_TYPE_STATEFUL = 1u << 2,  /* declares state (recurrent types) */
-    NN_TYPE_LINEAR = 1u << 3     /* a linear readout: the output is
+    NN_TYPE_LINEAR = 1u << 3,    /* a linear readout: the output is
                                     concat(ff) · W + concat(fb) · Wfb + b with
                                     weights named "W", "Wfb" (when it has
                                     feedback) and "b" (when it has a bias),
                                     each (inputs, units) / (units); the ridge
                                     and RLS trainers fit exactly these */
+    NN_TYPE_ROWWISE = 1u << 4    /* forward treats samples independently;
+                                    see below */
 };
+
+/*
+ * NN_TYPE_ROWWISE (a flag bit, so no NN_API_VERSION bump: types built
+ * before it simply lack it) promises that forward
+ *   - computes each sample (row of axis 0) of out and of ctx->state from
+ *     the same sample of its inputs, its state and its scratch alone, so
+ *     the result does not depend on num_batch or on the other rows;
+ *   - writes all of out before reading it (out carries nothing from the
+ *     previous step);
+ *   - reads neither ctx->rng nor ctx->step.
+ * nn_session_step_many may then run the node once over the rows of several
+ * sessions gathered into one batch (one GEMM instead of one GEMV per
+ * session). There ctx->step is -1 and ctx->rng a throwaway stream; the rows
+ * of one such run share ctx->train, so forward may read it. A node without
+ * the flag runs session by session on that session's rows, with its own
+ * stream, state and step count, exactly as nn_session_step runs it — the
+ * safe default for any type that does not say otherwise. An instance whose
+ * parameters decide (Reservoir draws noise from ctx->rng only when a noise
+ * gain is set) sets its own value with nn_node_set_rowwise in init_ff or
+ * init_fb.
+ */
 
 /*
  * A node type: a versioned table of functions, registered by name. Built-in
@@ -370,6 +396,10 @@ int nn_node_add_state(nn_node *node, const char *name, const nn_shape *shape,
                       nn_error *err);
 /* Declares scratch space: floats per batch row, handed out as ctx->work. */
 void nn_node_set_work(nn_node *node, size_t floats_per_row);
+/* Whether this instance keeps the NN_TYPE_ROWWISE promise; it starts as
+ * the type's flag says. Call from init_ff or init_fb only. */
+void nn_node_set_rowwise(nn_node *node, int rowwise);
+int nn_node_rowwise(const nn_node *node);
 
 /* --------------------------------------------------------------- registry */
 

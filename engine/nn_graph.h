@@ -182,6 +182,47 @@ int nn_session_run_forced(nn_session *s, const nn_binding *inputs,
                           int n_forced, int num_steps, int train,
                           nn_tensor **outputs, nn_error *err);
 
+/* ------------------------------------------------ batching across sessions */
+
+/* Staging for one step of several sessions of one graph taken together, as a
+ * server batches the queued steps of different clients: the sessions' rows
+ * are gathered into one batch, each node runs once over all of them (one
+ * GEMM instead of one GEMV per session), and outputs and state are
+ * scattered back. Nodes that are not NN_TYPE_ROWWISE (Dropout, a Reservoir
+ * with noise, plugins that did not opt in) still run session by session, on
+ * that session's rows of the batch, with its own random stream and step
+ * count.
+ *
+ * What a step copies, per row: in, the state of every stateful node, the
+ * entries' inputs and the previous outputs of feedback senders and of nodes
+ * that are not row-wise; out, every node's output (nn_session_output reads
+ * any node) and the state. That is O(outputs + state) per row, against the
+ * O(units²) of the products it batches. */
+typedef struct nn_batcher nn_batcher;
+
+/* Preallocates, once, every node's output, state and scratch for max_rows
+ * rows (checked against the graph's max_session_floats as a session of
+ * max_rows would be) and the bookkeeping for up to max_rows sessions, so
+ * nn_session_step_many allocates nothing. g must be built and outlive the
+ * batcher. A batcher is used by one thread at a time; several threads each
+ * need their own. The caller owns it: nn_batcher_free. */
+nn_batcher *nn_batcher_new(nn_graph *g, int max_rows, nn_error *err);
+void nn_batcher_free(nn_batcher *b);
+int nn_batcher_max_rows(const nn_batcher *b);
+
+/* One step of each of n distinct sessions of the batcher's graph, with
+ * their inputs already written (nn_session_input), as one batch. Sessions
+ * may have different batch sizes; their rows together must fit in the
+ * batcher (else NN_ERR_LIMIT: split the sessions over several calls).
+ * train[i] is session i's mode (NULL: all evaluation); sessions in both
+ * modes may share a call. Afterwards each session is as nn_session_step
+ * (s, train[i]) would have left it — outputs, state, feedback, random
+ * streams, step count — within float32 rounding (a GEMM over the batch and
+ * a GEMV over one row sum in different orders). On failure no session has
+ * changed. n == 0 does nothing. */
+int nn_session_step_many(nn_batcher *b, nn_session *const *sessions,
+                         const int *train, int n, nn_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -52,6 +52,7 @@ struct nn_node {
     nn_state_decl *states;
     int n_states, cap_states;
     size_t work_per_row;
+    int rowwise;             /* NN_TYPE_ROWWISE, or as init_ff/fb set it */
     nn_rng init_rng;
 };
 
@@ -96,6 +97,7 @@ struct nn_session {
     uint64_t seed;
     long steps;
     node_run *runs;       /* indexed by node->index */
+    int batch_mark;       /* nonzero while nn_session_step_many checks it */
 };
 
 /* (batch, per-sample shape). */

@@ -58,6 +58,7 @@ const nn_node_type nn_type_activation = {
     .api_version = NN_API_VERSION,
     .name = "Activation",
     .doc = "applies an activation function to its input",
+    .flags = NN_TYPE_ROWWISE,
     .params = activation_params,
     .init_ff = activation_init_ff,
     .forward = activation_forward,

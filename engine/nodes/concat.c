@@ -50,6 +50,7 @@ const nn_node_type nn_type_concat = {
     .api_version = NN_API_VERSION,
     .name = "Concat",
     .doc = "concatenates its inputs on the last axis, in edge order",
+    .flags = NN_TYPE_ROWWISE,
     .init_ff = concat_init_ff,
     .forward = concat_forward,
     .backward = concat_backward,

@@ -169,7 +169,7 @@ const nn_node_type nn_type_dense = {
     .api_version = NN_API_VERSION,
     .name = "Dense",
     .doc = "y = concat(ff) · W + b (+ concat(fb) · Wfb)",
-    .flags = NN_TYPE_TRAINABLE | NN_TYPE_LINEAR,
+    .flags = NN_TYPE_TRAINABLE | NN_TYPE_LINEAR | NN_TYPE_ROWWISE,
     .params = dense_params,
     .priv_size = sizeof(dense),
     .init_ff = dense_init_ff,
@@ -200,7 +200,7 @@ const nn_node_type nn_type_linear_readout = {
     .name = "LinearReadout",
     .doc = "a linear readout y = concat(ff) · W + b (+ concat(fb) · Wfb), "
            "fitted by ridge or rls (or bptt)",
-    .flags = NN_TYPE_TRAINABLE | NN_TYPE_LINEAR,
+    .flags = NN_TYPE_TRAINABLE | NN_TYPE_LINEAR | NN_TYPE_ROWWISE,
     .params = readout_params,
     .priv_size = sizeof(dense),
     .init_ff = dense_init_ff,

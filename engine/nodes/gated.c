@@ -248,7 +248,7 @@ const nn_node_type nn_type_lstm = {
     .name = "LSTM",
     .doc = "long short-term memory, PyTorch's equations and gate order i, f, "
            "g, o: c = f*c + i*g, h = o*tanh(c); the output is h",
-    .flags = NN_TYPE_TRAINABLE | NN_TYPE_STATEFUL,
+    .flags = NN_TYPE_TRAINABLE | NN_TYPE_STATEFUL | NN_TYPE_ROWWISE,
     .params = lstm_params,
     .priv_size = sizeof(gated),
     .init_ff = lstm_init_ff,
@@ -337,7 +337,7 @@ const nn_node_type nn_type_gru = {
     .doc = "gated recurrent unit, PyTorch's equations and gate order r, z, n: "
            "n = tanh(x·Win + bin + r*(h·Whn + bhn)), h = (1-z)*n + z*h; the "
            "output is h",
-    .flags = NN_TYPE_TRAINABLE | NN_TYPE_STATEFUL,
+    .flags = NN_TYPE_TRAINABLE | NN_TYPE_STATEFUL | NN_TYPE_ROWWISE,
     .params = gru_params,
     .priv_size = sizeof(gated),
     .init_ff = gru_init_ff,

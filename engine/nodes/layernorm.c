@@ -137,7 +137,7 @@ const nn_node_type nn_type_layernorm = {
     .name = "LayerNorm",
     .doc = "normalises over the last axis: (x - mean) / sqrt(var + epsilon) * "
            "gain + b",
-    .flags = NN_TYPE_TRAINABLE,
+    .flags = NN_TYPE_TRAINABLE | NN_TYPE_ROWWISE,
     .params = layernorm_params,
     .priv_size = sizeof(layernorm),
     .init_ff = layernorm_init_ff,

@@ -303,7 +303,7 @@ const nn_node_type nn_type_nvar = {
     .name = "NVAR",
     .doc = "next-generation RC features: [1,] x(t), x(t-s), ..., "
            "x(t-(k-1)s), then their unique monomials of degree `order`",
-    .flags = NN_TYPE_STATEFUL,
+    .flags = NN_TYPE_STATEFUL | NN_TYPE_ROWWISE,
     .params = nvar_params,
     .priv_size = sizeof(nvar),
     .init_ff = nvar_init_ff,

@@ -274,6 +274,10 @@ static int reservoir_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
     self->noise_fb = (float)nn_node_param_float(node, "noise_fb");
     self->uniform_noise = strcmp(nn_node_param_str(node, "noise_type"),
                                  "uniform") == 0;
+    /* Noise comes from the session's stream: with it, sessions cannot share
+     * one run over their gathered rows. */
+    if (self->noise_in > 0 || self->noise_rc > 0)
+        nn_node_set_rowwise(node, 0);
     self->wfb_index = -1;
     if (!(self->Win = draw_matrix(node, "Win", total, units,
                                   nn_node_param_float(node,
@@ -318,6 +322,8 @@ static int reservoir_init_fb(nn_node *node, const nn_shape *fb, int n_fb,
     if (rc != NN_OK)
         return rc;
     self->n_fb = total;
+    if (self->noise_fb > 0)
+        nn_node_set_rowwise(node, 0);
     if (!(self->Wfb = draw_matrix(node, "Wfb", total, self->units,
                                   nn_node_param_float(node, "fb_connectivity"),
                                   "Wfb_initializer",
@@ -496,7 +502,7 @@ const nn_node_type nn_type_reservoir = {
     .doc = "echo-state reservoir: s <- (1 - a) s + a f((u + noise) · Win + "
            "s · W + fb · Wfb + b) + noise, W rescaled to a spectral radius, "
            "dense or sparse; not trained by default",
-    .flags = NN_TYPE_STATEFUL,
+    .flags = NN_TYPE_STATEFUL | NN_TYPE_ROWWISE,
     .params = reservoir_params,
     .priv_size = sizeof(reservoir),
     .init_ff = reservoir_init_ff,

@@ -132,6 +132,7 @@ const nn_node_type nn_type_reshape = {
     .api_version = NN_API_VERSION,
     .name = "Reshape",
     .doc = "the same values in another per-sample shape; one size may be -1",
+    .flags = NN_TYPE_ROWWISE,
     .params = reshape_params,
     .init_ff = reshape_init_ff,
     .forward = reshape_forward,

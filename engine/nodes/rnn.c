@@ -137,7 +137,7 @@ const nn_node_type nn_type_vanilla_rnn = {
     .api_version = NN_API_VERSION,
     .name = "VanillaRNN",
     .doc = "h = act(concat(ff) · Wi + h · Wr + b (+ concat(fb) · Wfb))",
-    .flags = NN_TYPE_TRAINABLE | NN_TYPE_STATEFUL,
+    .flags = NN_TYPE_TRAINABLE | NN_TYPE_STATEFUL | NN_TYPE_ROWWISE,
     .params = rnn_params,
     .priv_size = sizeof(rnn),
     .init_ff = rnn_init_ff,

@@ -161,6 +161,7 @@ const nn_node_type nn_type_select = {
     .name = "Select",
     .doc = "part of the last axis: an index (kept as size 1) or a slice "
            "start:stop[:step], as in Python",
+    .flags = NN_TYPE_ROWWISE,
     .params = select_params,
     .priv_size = sizeof(selection),
     .init_ff = select_init_ff,

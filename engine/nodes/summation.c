@@ -58,6 +58,7 @@ const nn_node_type nn_type_summation = {
     .api_version = NN_API_VERSION,
     .name = "Summation",
     .doc = "the element-wise sum of its inputs, which must share one shape",
+    .flags = NN_TYPE_ROWWISE,
     .init_ff = summation_init_ff,
     .forward = summation_forward,
     .backward = summation_backward,
