@@ -59,7 +59,7 @@ typedef struct row_histogram {
 typedef struct net_stats {
     char id[24];
     histogram queue, compute;
-    row_histogram rows;
+    row_histogram rows, sessions;
     unsigned long long rejected[N_REASONS];
 } net_stats;
 
@@ -106,18 +106,23 @@ void srv_metrics_job(const char *network, double queued, double computed)
     pthread_mutex_unlock(&lock);
 }
 
-void srv_metrics_batch(const char *network, int rows, int jobs)
+static void observe_rows(row_histogram *h, int n)
 {
-    (void)jobs;
+    size_t b = 0;
+    while (b < N_ROW_BUCKETS && n > row_buckets[b])
+        b++;
+    h->bucket[b]++;
+    h->sum += n;
+    h->count++;
+}
+
+void srv_metrics_batch(const char *network, int rows, int sessions)
+{
     pthread_mutex_lock(&lock);
     net_stats *st = stats_of(network);
     if (st) {
-        size_t b = 0;
-        while (b < N_ROW_BUCKETS && rows > row_buckets[b])
-            b++;
-        st->rows.bucket[b]++;
-        st->rows.sum += rows;
-        st->rows.count++;
+        observe_rows(&st->rows, rows);
+        observe_rows(&st->sessions, sessions);
     }
     pthread_mutex_unlock(&lock);
 }
@@ -258,6 +263,12 @@ static void render_networks(out *o)
         put_histogram(o, "nerved_batch_rows", nets[i]->id,
                       nets[i]->rows.bucket, row_buckets, N_ROW_BUCKETS,
                       nets[i]->rows.sum, nets[i]->rows.count);
+    put(o, "# HELP nerved_batch_sessions Sessions stepped together in each "
+           "batched step.\n# TYPE nerved_batch_sessions histogram\n");
+    for (int i = 0; i < n_nets; i++)
+        put_histogram(o, "nerved_batch_sessions", nets[i]->id,
+                      nets[i]->sessions.bucket, row_buckets, N_ROW_BUCKETS,
+                      nets[i]->sessions.sum, nets[i]->sessions.count);
     put(o, "# HELP nerved_rejected_total Requests refused unrun, by "
            "reason.\n# TYPE nerved_rejected_total counter\n");
     for (int i = 0; i < n_nets; i++)

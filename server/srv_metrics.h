@@ -13,11 +13,12 @@ void srv_metrics_expired(int sessions);
 /* A training job ended: done, or failed/cancelled. */
 void srv_metrics_fit(int succeeded);
 /* The scheduler's observations of a network (NULL: jobs of no network):
- * how long a job waited and computed, the rows of a batched step, and a
+ * how long a job waited and computed, the rows and sessions of a batched
+ * step, and a
  * request refused without running, by reason (queue_full, deadline,
  * memory, quota, shutdown). */
 void srv_metrics_job(const char *network, double queued, double computed);
-void srv_metrics_batch(const char *network, int rows, int jobs);
+void srv_metrics_batch(const char *network, int rows, int sessions);
 void srv_metrics_rejected(const char *network, const char *reason);
 /* Drops a deleted network's series. */
 void srv_metrics_forget(const char *network);

@@ -24,34 +24,6 @@
 #define MAX_THREADS 256
 #define MAX_BATCH_JOBS 1024
 
-/* Until the engine's batched step is merged: the same contract, stepping
- * each session alone. */
-typedef struct nn_batcher {
-    int capacity;
-} nn_batcher;
-
-static nn_batcher *nn_batcher_new(nn_graph *g, int rows, nn_error *err)
-{
-    (void)g, (void)err;
-    nn_batcher *b = calloc(1, sizeof *b);
-    if (b)
-        b->capacity = rows;
-    return b;
-}
-
-static void nn_batcher_free(nn_batcher *b) { free(b); }
-static int nn_batcher_capacity(const nn_batcher *b) { return b->capacity; }
-
-static int nn_session_step_many(nn_batcher *b, nn_session **s,
-                                const int *train, int n, nn_error *err)
-{
-    (void)b;
-    for (int i = 0; i < n; i++)
-        if (nn_session_step(s[i], train[i], err) != NN_OK)
-            return err ? err->code : NN_ERR_INVALID;
-    return NN_OK;
-}
-
 typedef struct sched_queue {
     struct sched_queue *all_prev, *all_next; /* every queue, for sweeps */
     srv_job *head, *tail;
@@ -406,7 +378,7 @@ static void run_steps(sched_queue *q, int thread, srv_job **jobs, int n)
     nn_batcher *b = m > 1 ? batcher_for(q, thread, net->graph) : NULL;
     /* A failed batch changes no session: then each steps alone, so each
      * failure reaches the request it belongs to. */
-    int batched = b && rows <= nn_batcher_capacity(b) &&
+    int batched = b && rows <= nn_batcher_max_rows(b) &&
                   nn_session_step_many(b, sessions, train, m, &e) == NN_OK;
     for (int i = 0; i < m; i++) {
         int rc = NN_OK;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -187,16 +188,19 @@ static void test_overload_is_answered(void)
         if (st != 200 && st != 503 && st != 504)
             fprintf(stderr, "overload: client %d got %ld\n", i, st);
         CU_ASSERT(st == 200 || st == 503 || st == 504);
-        /* A refused step changed nothing; an answered one moved exactly
-         * one step. */
-        char path[96];
-        snprintf(path, sizeof path, "/v1/networks/long/sessions/q%d", i + 1);
-        cJSON *j = it_call(&s, "GET", path, NULL, 200);
-        CU_ASSERT_EQUAL(cJSON_GetNumberValue(get(j, "steps")), st == 200);
-        cJSON_Delete(j);
     }
     pthread_join(hog_thread, NULL);
     CU_ASSERT_EQUAL(hog.status, 200);
+    /* A refused step changed nothing; an answered one moved exactly one
+     * step. */
+    for (int i = 0; i < OVERLOAD_CLIENTS; i++) {
+        char path[96];
+        snprintf(path, sizeof path, "/v1/networks/long/sessions/q%d", i + 1);
+        cJSON *j = it_call(&s, "GET", path, NULL, 200);
+        CU_ASSERT_EQUAL(cJSON_GetNumberValue(get(j, "steps")),
+                        steps[i].status == 200);
+        cJSON_Delete(j);
+    }
     fprintf(stderr, "overload: %d ran, %d queue full, %d past deadline\n", ok,
             full, late);
     /* The queue holds 3; the rest were refused at once, and the queued
@@ -304,14 +308,20 @@ static void test_slowloris_locks_nobody_out(void)
     }
     CU_ASSERT(opened > 0);
     /* The attacker trickles a byte a connection every 250 ms for 4 s;
-     * a client from another address is served all along. */
-    int served = 0, asked = 0;
+     * a client from another address is served all along. Connections past
+     * the per-address limit are closed at once, the others once they have
+     * spent --read-timeout (2 s) on their request. */
+    int served = 0, asked = 0, limited = 0, cut = 0;
     double t0 = now();
     while (now() - t0 < 4.0) {
         for (int i = 0; i < LORIS; i++)
             if (fds[i] >= 0 && send(fds[i], "X", 1, MSG_NOSIGNAL) < 0) {
                 close(fds[i]);
                 fds[i] = -1;
+                if (now() - t0 < 1.5)
+                    limited++;
+                else
+                    cut++;
             }
         it_response r;
         asked++;
@@ -323,17 +333,20 @@ static void test_slowloris_locks_nobody_out(void)
     }
     fprintf(stderr, "slowloris: %d of %d requests served\n", served, asked);
     CU_ASSERT_EQUAL(served, asked);
-    /* Past --read-timeout, the trickling connections were cut. */
-    int cut = 0, still = 0;
+    /* Whatever the client still holds, the daemon has closed too. */
+    int still = 0, closed = 0;
     for (int i = 0; i < LORIS; i++)
         if (fds[i] >= 0) {
             still++;
-            cut += closed_by_peer(fds[i]);
+            closed += closed_by_peer(fds[i]);
             close(fds[i]);
         }
-    fprintf(stderr, "slowloris: %d connections left open by the client, %d "
-            "cut by the daemon\n", still, cut);
-    CU_ASSERT_EQUAL(cut, still);
+    fprintf(stderr, "slowloris: %d over the address limit, %d cut at the "
+            "read deadline, %d left (%d closed)\n", limited, cut, still,
+            closed);
+    CU_ASSERT(limited >= LORIS - 8);
+    CU_ASSERT(cut >= 1 && cut <= 8);
+    CU_ASSERT_EQUAL(closed, still);
     CU_ASSERT_EQUAL(it_stop(&s), 0);
 }
 
@@ -394,13 +407,29 @@ static void test_memory_budget(void)
     it_response_free(&r);
     free(run);
 
-    /* Sessions of batch 4096 (16 MiB each) stop at the budget with 503. */
+    /* Neither reply was allocated: the forward alone would have taken
+     * 64 MiB of floats and 300 MB of text, the run 1.6 GB of floats. What
+     * the run's request itself took to read (an 800 kB body of 200,000
+     * numbers) remains. */
+    long refused = peak_rss_kb(s.pid);
+    fprintf(stderr, "memory: peak RSS %ld -> %ld KiB over the refusals\n",
+            before, refused);
+    if (!slow())
+        CU_ASSERT(refused - before < 40 * 1024);
+
+    /* Sessions of batch 4096 of Dense(1000) (16 MiB each) stop at the
+     * budget with 503. */
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks",
+                         "{\"name\": \"mid\", \"nodes\": ["
+                         "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 2},"
+                         "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": "
+                         "1000}], \"edges\": [\"x >> o\"]}", 201));
     int made = 0;
     long status = 0;
     for (int k = 0; k < 20; k++) {
         char def[64];
         snprintf(def, sizeof def, "{\"batch\": 4096, \"id\": \"big%d\"}", k);
-        CU_ASSERT_EQUAL(it_request(&s, "POST", "/v1/networks/wide/sessions",
+        CU_ASSERT_EQUAL(it_request(&s, "POST", "/v1/networks/mid/sessions",
                                    "application/json", def, strlen(def), &r),
                         0);
         status = r.status;
@@ -414,16 +443,17 @@ static void test_memory_budget(void)
     }
     fprintf(stderr, "memory: %d sessions of 16 MiB, then %ld\n", made, status);
     CU_ASSERT_EQUAL(status, 503);
-    CU_ASSERT(made >= 2 && made <= 6);
+    CU_ASSERT(made >= 3 && made <= 6);
     long after = peak_rss_kb(s.pid);
     fprintf(stderr, "memory: peak RSS %ld -> %ld KiB\n", before, after);
-    /* The budget held: never more than it (100 MB) above where it began. */
+    /* The budget held: 100 MB of sessions, plus what OpenBLAS and the
+     * allocator keep beside them. */
     if (!slow())
-        CU_ASSERT(after - before < 100000000 / 1024);
+        CU_ASSERT(after - before < (100000000 + 48 * 1048576) / 1024);
     /* Freed sessions give their budget back. */
-    cJSON_Delete(it_call(&s, "DELETE", "/v1/networks/wide/sessions/big0",
+    cJSON_Delete(it_call(&s, "DELETE", "/v1/networks/mid/sessions/big0",
                          NULL, 200));
-    cJSON_Delete(it_call(&s, "POST", "/v1/networks/wide/sessions",
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks/mid/sessions",
                          "{\"batch\": 4096, \"id\": \"again\"}", 201));
     CU_ASSERT_EQUAL(it_stop(&s), 0);
 }
@@ -570,8 +600,8 @@ static void make_streams(const it_server *s, const graph_case *g)
     }
 }
 
-/* Rows of batched steps on network id: (steps with more than one row,
- * all steps), from the nerved_batch_rows histogram. */
+/* Batched steps on network id: (steps that stepped more than one session,
+ * all steps), from the nerved_batch_sessions histogram. */
 static void batch_counts(const it_server *s, const char *id, double *shared,
                          double *all)
 {
@@ -580,10 +610,10 @@ static void batch_counts(const it_server *s, const char *id, double *shared,
     if (it_request(s, "GET", "/metrics", NULL, NULL, 0, &r))
         return;
     char one[128], count[128];
-    snprintf(one, sizeof one, "nerved_batch_rows_bucket{network=\"%s\","
+    snprintf(one, sizeof one, "nerved_batch_sessions_bucket{network=\"%s\","
              "le=\"1\"} ", id);
-    snprintf(count, sizeof count, "nerved_batch_rows_count{network=\"%s\"} ",
-             id);
+    snprintf(count, sizeof count, "nerved_batch_sessions_count{network="
+             "\"%s\"} ", id);
     const char *p = strstr(r.body, one), *q = strstr(r.body, count);
     if (p && q) {
         *all = atof(q + strlen(count));
@@ -642,8 +672,8 @@ static void test_batched_steps_equal_single_steps(void)
         snprintf(id, sizeof id, "n%zu", gi + 1);
         double shared, all;
         batch_counts(&a, id, &shared, &all);
-        fprintf(stderr, "%s: %.0f of %.0f steps shared a batch\n", g->name,
-                shared, all);
+        fprintf(stderr, "%s: %.0f of %.0f batched steps stepped several "
+                "sessions\n", g->name, shared, all);
         shared_total += shared;
         double none;
         batch_counts(&b, id, &none, &all);
