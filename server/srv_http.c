@@ -355,7 +355,7 @@ static enum MHD_Result answer_now(struct MHD_Connection *conn, conn_state *st,
 
 int srv_request_parse_json(srv_request *req)
 {
-    if (req->raw_len == 0)
+    if (req->raw_len == 0 || req->json)
         return 0;
     if (json_depth(req->raw, req->raw_len) > MAX_JSON_DEPTH) {
         srv_reply_fail(req, 400, "bad_json", "JSON nested deeper than %d "

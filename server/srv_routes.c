@@ -578,7 +578,10 @@ static int session_step_prepare(srv_job *job)
         return -1;
     srv_session *s = req->session;
     api_error err;
-    pthread_mutex_lock(&s->lock);
+    if (job->may_wait)
+        pthread_mutex_lock(&s->lock);
+    else if (pthread_mutex_trylock(&s->lock) != 0)
+        return 1;
     if (api_bind_step_inputs(inputs, s->run, req->net->graph,
                              &req->cfg->limits, &err)) {
         pthread_mutex_unlock(&s->lock);

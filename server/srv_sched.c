@@ -35,7 +35,11 @@ typedef struct sched_queue {
     /* A staging area per compute thread for batched steps, made when the
      * thread first batches this network's steps. */
     nn_batcher *batchers[MAX_THREADS];
-    const nn_graph *graph;
+    /* Threads still touching the queue after their jobs were answered
+     * (which may have freed the network): the last one frees a dead
+     * queue. */
+    int pins;
+    int dead;
 } sched_queue;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -82,12 +86,15 @@ void *srv_sched_queue_new(void)
     return q;
 }
 
-/* Called when the network goes: its jobs held it, so none is queued. */
+/* Called when the network goes: its jobs held it, so none is queued and
+ * no batch runs; a thread may still be finishing its bookkeeping. */
 void srv_sched_queue_free(void *queue)
 {
     sched_queue *q = queue;
     if (!q)
         return;
+    for (int i = 0; i < MAX_THREADS; i++)
+        nn_batcher_free(q->batchers[i]);
     pthread_mutex_lock(&lock);
     if (q->all_prev)
         q->all_prev->all_next = q->all_next;
@@ -95,11 +102,13 @@ void srv_sched_queue_free(void *queue)
         all_queues = q->all_next;
     if (q->all_next)
         q->all_next->all_prev = q->all_prev;
+    int later = q->pins > 0;
+    q->dead = 1;
     pthread_mutex_unlock(&lock);
-    for (int i = 0; i < MAX_THREADS; i++)
-        nn_batcher_free(q->batchers[i]);
-    free(q->busy);
-    free(q);
+    if (!later) {
+        free(q->busy);
+        free(q);
+    }
 }
 
 static sched_queue *queue_of(const srv_network *net)
@@ -349,17 +358,29 @@ static nn_batcher *batcher_for(sched_queue *q, int thread, nn_graph *g)
 
 /* Runs single steps together: each is prepared alone (its inputs read
  * into its session), the prepared ones step as one batch, and each is
- * answered alone. */
+ * answered alone. While a batch holds some sessions' locks it only tries
+ * the others' (their keys are this thread's, so only a request reaching
+ * the same session another way can hold one); a job whose lock was taken
+ * runs alone afterwards, waiting for it. */
 static void run_steps(sched_queue *q, int thread, srv_job **jobs, int n)
 {
     nn_session *sessions[MAX_BATCH_JOBS];
     int train[MAX_BATCH_JOBS];
-    srv_job *ready[MAX_BATCH_JOBS];
-    int m = 0, rows = 0;
+    srv_job *ready[MAX_BATCH_JOBS], *later[MAX_BATCH_JOBS];
+    int m = 0, rows = 0, n_later = 0;
     double started = srv_now();
+    /* Weights before sessions, the order every route takes them in. */
+    srv_network *net = jobs[0]->net;
+    pthread_rwlock_rdlock(&net->weights);
     for (int i = 0; i < n; i++) {
         jobs[i]->started_at = started;
-        if (jobs[i]->step->prepare(jobs[i]) != 0) {
+        jobs[i]->may_wait = n == 1;
+        int rc = jobs[i]->step->prepare(jobs[i]);
+        if (rc > 0) {
+            later[n_later++] = jobs[i];
+            continue;
+        }
+        if (rc < 0) {
             answer(jobs[i]);
             continue;
         }
@@ -369,12 +390,14 @@ static void run_steps(sched_queue *q, int thread, srv_job **jobs, int n)
         rows += nn_session_batch(jobs[i]->run_session);
         m++;
     }
-    if (m == 0)
+    if (m == 0) {
+        pthread_rwlock_unlock(&net->weights);
+        for (int i = 0; i < n_later; i++)
+            run_steps(q, thread, &later[i], 1);
         return;
-    srv_network *net = ready[0]->net;
+    }
     nn_error e;
     nn_error_clear(&e);
-    pthread_rwlock_rdlock(&net->weights);
     nn_batcher *b = m > 1 ? batcher_for(q, thread, net->graph) : NULL;
     /* A failed batch changes no session: then each steps alone, so each
      * failure reaches the request it belongs to. */
@@ -393,6 +416,8 @@ static void run_steps(sched_queue *q, int thread, srv_job **jobs, int n)
     srv_metrics_steps(m);
     for (int i = 0; i < m; i++)
         answer(ready[i]);
+    for (int i = 0; i < n_later; i++)
+        run_steps(q, thread, &later[i], 1);
 }
 
 static void *worker_main(void *arg)
@@ -413,6 +438,7 @@ static void *worker_main(void *arg)
             conf.batch_window_us > 0)
             n = fill_batch(q, jobs, n, MAX_BATCH_JOBS, &rows);
         list_ready(q);
+        q->pins++;
         int shutting_down = stopping;
         pthread_mutex_unlock(&lock);
         answer_unrun(unrun, shutting_down);
@@ -431,8 +457,14 @@ static void *worker_main(void *arg)
             unmark_busy(q, keys[i]);
         q->running -= n;
         total_running -= n;
-        list_ready(q);
+        int gone = --q->pins == 0 && q->dead;
+        if (!gone)
+            list_ready(q);
         pthread_cond_broadcast(&work);
+        if (gone) {
+            free(q->busy);
+            free(q);
+        }
     }
     pthread_mutex_unlock(&lock);
     return NULL;

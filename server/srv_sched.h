@@ -33,9 +33,11 @@ typedef struct srv_job srv_job;
  * sessions' steps as one. */
 typedef struct srv_step_ops {
     /* Resolves (or creates) the job's session, locks it, writes the
-     * request's inputs into its input buffers and sets job->run and
-     * job->train. Returns 0 to step; otherwise the reply is set (an error)
-     * and nothing is held. */
+     * request's inputs into its input buffers and sets job->run_session
+     * and job->train. Returns 0 to step; -1 when the reply is set (an
+     * error) and nothing is held; 1 when the session's lock is taken by
+     * another request (only without job->may_wait): nothing changed, and
+     * the job is prepared again alone, allowed to wait. */
     int (*prepare)(srv_job *job);
     /* After the step (rc NN_OK, or the failure in e): writes the reply and
      * unlocks and releases what prepare took. */
@@ -53,6 +55,7 @@ struct srv_job {
     /* Filled by step->prepare. */
     nn_session *run_session;
     int train;
+    int may_wait;                /* prepare may block on the session lock */
     void *step_ctx;              /* what prepare took, for finish */
     /* The scheduler's. */
     double queued_at, started_at, finished_at, deadline;
