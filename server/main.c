@@ -349,6 +349,7 @@ int main(int argc, char **argv)
         .batching = cfg.batching,
         .batch_max_rows = cfg.batch_max_rows,
         .batch_window_us = cfg.batch_window_us,
+        .batch_instances = cfg.batch_instances,
     };
     scheduling = srv_sched_start(&sched, msg, sizeof msg) == 0;
     if (!scheduling) {

@@ -40,6 +40,7 @@ typedef struct srv_config {
     int batching;               /* batch steps of different sessions */
     int batch_max_rows;
     int batch_window_us;
+    int batch_instances;        /* batched steps of a network at once */
     size_t max_memory;          /* bytes for the whole daemon; 0: default */
     size_t max_output_floats;   /* floats in one response */
     int per_ip_connections;     /* open connections from one address */

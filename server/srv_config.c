@@ -81,6 +81,10 @@ static const srv_option options[] = {
      AT(batch_window_us), 0, 1000000,
      "microseconds a compute thread may wait for more steps to batch "
      "(default 100)"},
+    {"--batch-instances", "NERVED_BATCH_INSTANCES", OPT_INT,
+     AT(batch_instances), 1, 256,
+     "batched steps of one network that may run at once (default 1: the "
+     "others' steps wait and join the next batch)"},
     {"--max-memory", "NERVED_MAX_MEMORY", OPT_SIZE, AT(max_memory), 0,
      1L << 50, "bytes the daemon may hold for sessions, bodies and replies "
      "(default 0: half the machine's or the cgroup's memory)"},
@@ -222,6 +226,7 @@ int srv_config_load(srv_config *cfg, int argc, char **argv)
     cfg->batching = 1;
     cfg->batch_max_rows = 256;
     cfg->batch_window_us = 100;
+    cfg->batch_instances = 1;
     cfg->max_output_floats = 64u << 20;
     cfg->per_ip_connections = 256;
     cfg->read_timeout = 60;

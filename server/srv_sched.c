@@ -40,6 +40,7 @@ typedef struct sched_queue {
      * queue. */
     int pins;
     int dead;
+    int step_batches;            /* batched steps running */
 } sched_queue;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -300,8 +301,14 @@ static int take(sched_queue *q, srv_job **jobs, int n, int cap, int *rows)
         int blocked = key_busy(q, j->key);
         for (int k = 0; !blocked && j->key && k < n_waiting; k++)
             blocked = waiting[k] == j->key;
-        int fits = n == 0 || (jobs[0]->step && j->step && conf.batching &&
-                              *rows + j->batch_rows <= conf.batch_max_rows);
+        /* A step starts a new batch only while fewer than
+         * --batch-instances of the network's batches run: steps that wait
+         * meanwhile make the next batch fuller, and one GEMM of many rows
+         * reads W once where two of half as many read it twice. */
+        int fits = n == 0 ? !j->step || !conf.batching ||
+                                q->step_batches < conf.batch_instances
+                          : jobs[0]->step && j->step && conf.batching &&
+                                *rows + j->batch_rows <= conf.batch_max_rows;
         if (blocked || !fits || mark_busy(q, j->key)) {
             /* Later jobs of its key must wait behind it. */
             if (j->key && n_waiting < MAX_BATCH_JOBS)
@@ -313,6 +320,8 @@ static int take(sched_queue *q, srv_job **jobs, int n, int cap, int *rows)
         total_queued--;
         q->running++;
         total_running++;
+        if (n == 0 && j->step)
+            q->step_batches++;
         jobs[n++] = j;
         if (!j->step)
             break;
@@ -442,10 +451,13 @@ static void *worker_main(void *arg)
         int shutting_down = stopping;
         pthread_mutex_unlock(&lock);
         answer_unrun(unrun, shutting_down);
+        /* Once answered, a job may be freed at once: what the
+         * bookkeeping below needs is copied first. */
         uint64_t keys[MAX_BATCH_JOBS];
         for (int i = 0; i < n; i++)
             keys[i] = jobs[i]->key;
-        if (n > 0 && jobs[0]->step) {
+        int steps = n > 0 && jobs[0]->step;
+        if (steps) {
             run_steps(q, thread, jobs, n);
         } else if (n > 0) {
             jobs[0]->started_at = srv_now();
@@ -457,6 +469,8 @@ static void *worker_main(void *arg)
             unmark_busy(q, keys[i]);
         q->running -= n;
         total_running -= n;
+        if (steps)
+            q->step_batches--;
         int gone = --q->pins == 0 && q->dead;
         if (!gone)
             list_ready(q);

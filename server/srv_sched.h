@@ -70,6 +70,7 @@ typedef struct srv_sched_config {
     int batching;         /* 0: every step alone */
     int batch_max_rows;
     int batch_window_us;
+    int batch_instances;  /* batched steps of one network running at once */
 } srv_sched_config;
 
 /* Starts the compute threads. Returns 0, or -1 with a message in msg. */
