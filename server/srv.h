@@ -50,6 +50,11 @@ typedef struct srv_request {
     const char *query_format;   /* ?format=..., or NULL */
     char params[2][96];         /* {net}, {sid} */
     const cJSON *json;          /* parsed body; NULL when there was none */
+    const char *blob;           /* routes with SRV_BODY_BINARY: the bytes
+                                   after the JSON header when the request
+                                   used the binary tensor extension, or
+                                   NULL */
+    size_t blob_len;
     const srv_config *cfg;
     nn_registry *reg;
     srv_persist *persist;       /* the data directory, or NULL */
@@ -58,6 +63,8 @@ typedef struct srv_request {
     char *body;                 /* malloc'd */
     size_t body_len;
     const char *content_type;
+    const char *reply_header;   /* one more response header, or NULL */
+    char reply_value[32];
 } srv_request;
 
 /* Takes j (deletes it). */
@@ -72,5 +79,8 @@ void srv_reply_fail(srv_request *req, int status, const char *code,
 /* Takes text (free()d later). */
 void srv_reply_text(srv_request *req, int status, const char *content_type,
                     char *text);
+/* As srv_reply_text for len bytes that may hold NULs. Takes data. */
+void srv_reply_bytes(srv_request *req, int status, const char *content_type,
+                     char *data, size_t len);
 
 #endif

@@ -4,6 +4,8 @@
  * reply, and counts and logs the request.
  */
 #include "srv_http.h"
+#include "api_binary.h"
+#include "api_kserve.h"
 #include "srv_auth.h"
 #include "srv_metrics.h"
 #include "srv_routes.h"
@@ -52,6 +54,23 @@ static double now_seconds(void)
 
 /* ------------------------------------------------------------- replies */
 
+/* The Open Inference Protocol's routes, whose errors have its shape. */
+static int is_v2_path(const char *path)
+{
+    return path && strncmp(path, "/v2", 3) == 0 &&
+           (path[3] == '\0' || path[3] == '/');
+}
+
+void srv_reply_bytes(srv_request *req, int status, const char *content_type,
+                     char *data, size_t len)
+{
+    free(req->body);
+    req->status = status;
+    req->body = data;
+    req->body_len = data ? len : 0;
+    req->content_type = content_type;
+}
+
 void srv_reply_text(srv_request *req, int status, const char *content_type,
                     char *text)
 {
@@ -69,16 +88,24 @@ void srv_reply_json(srv_request *req, int status, cJSON *j)
     if (!text) {
         /* cJSON fails only when memory does. */
         srv_reply_text(req, 503, "application/json",
-                       strdup("{\"error\":{\"code\":\"out_of_memory\","
-                              "\"message\":\"out of memory\"}}"));
+                       strdup(is_v2_path(req->path)
+                                  ? "{\"error\":\"out of memory\"}"
+                                  : "{\"error\":{\"code\":\"out_of_memory\","
+                                    "\"message\":\"out of memory\"}}"));
         return;
     }
     srv_reply_text(req, status, "application/json", text);
 }
 
+/* Whatever produced the error (a handler, or this file before any handler
+ * ran), /v2 answers {"error": "<message>"} as the protocol requires and
+ * its clients parse; the rest of the API {"error": {"code", "message"}}.
+ * The status is the same for both. */
 void srv_reply_error(srv_request *req, const api_error *err)
 {
-    srv_reply_json(req, err->http_status, api_error_json(err));
+    srv_reply_json(req, err->http_status,
+                   is_v2_path(req->path) ? api_kserve_error(err->message)
+                                         : api_error_json(err));
 }
 
 void srv_reply_fail(srv_request *req, int status, const char *code,
@@ -118,6 +145,15 @@ static int match(const char *pattern, const char *path, char params[2][96])
     return *pattern == '\0' && *path == '\0';
 }
 
+/* HEAD runs a route's GET row: the handler answers as for GET and
+ * libmicrohttpd sends the headers (Content-Length included) without the
+ * body. */
+static int method_matches(const char *row, const char *method)
+{
+    return strcmp(row, method) == 0 ||
+           (strcmp(method, "HEAD") == 0 && strcmp(row, "GET") == 0);
+}
+
 static int find_route(const char *method, const char *path, char params[2][96],
                       char *allow, size_t allow_size)
 {
@@ -126,13 +162,14 @@ static int find_route(const char *method, const char *path, char params[2][96],
     for (int i = 0; srv_routes[i].method; i++) {
         if (!match(srv_routes[i].pattern, path, scratch))
             continue;
-        if (strcmp(srv_routes[i].method, method) == 0) {
+        if (method_matches(srv_routes[i].method, method)) {
             memcpy(params, scratch, sizeof scratch);
             return i;
         }
         size_t len = strlen(allow);
-        snprintf(allow + len, allow_size - len, "%s%s", len ? ", " : "",
-                 srv_routes[i].method);
+        snprintf(allow + len, allow_size - len, "%s%s%s", len ? ", " : "",
+                 srv_routes[i].method,
+                 strcmp(srv_routes[i].method, "GET") == 0 ? ", HEAD" : "");
     }
     return -1;
 }
@@ -148,6 +185,72 @@ static int is_json_type(const char *type)
     size_t n = strlen("application/json");
     return strncasecmp(type, "application/json", n) == 0 &&
            (type[n] == '\0' || type[n] == ';' || isspace((unsigned char)type[n]));
+}
+
+static int is_type(const char *type, const char *want)
+{
+    while (isspace((unsigned char)*type))
+        type++;
+    size_t n = strlen(want);
+    return strncasecmp(type, want, n) == 0 &&
+           (type[n] == '\0' || type[n] == ';' || isspace((unsigned char)type[n]));
+}
+
+/* Whether a body's declared type (and encoding) can be read here; if not,
+ * fills err with a 415. JSON is always read. /v2 also reads a body
+ * without Content-Type, as Triton and KServe do and as tritonclient sends
+ * it, and application/octet-stream when Inference-Header-Content-Length
+ * announces the binary tensor framing (the extension's own example). */
+static int body_readable(struct MHD_Connection *conn, const char *path,
+                         api_error *err)
+{
+    const char *type = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *framed = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     API_BINARY_HEADER);
+    const char *encoding = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    if (encoding && !is_type(encoding, "identity"))
+        return api_fail(err, 415, "unsupported_media", "Content-Encoding "
+                        "'%.32s' is not supported: send the body "
+                        "uncompressed", encoding);
+    if (type && is_json_type(type))
+        return 0;
+    if (is_v2_path(path) && !type)
+        return 0;
+    if (is_v2_path(path) && framed && is_type(type, "application/octet-stream"))
+        return 0;
+    if (is_v2_path(path))
+        return api_fail(err, 415, "unsupported_media", "the body must be "
+                        "application/json, none, or application/octet-stream "
+                        "with " API_BINARY_HEADER ", not '%.64s'",
+                        type ? type : "(none)");
+    return api_fail(err, 415, "unsupported_media", "the body must be "
+                    "application/json, not '%.64s'", type ? type : "(none)");
+}
+
+/* With Inference-Header-Content-Length, on a route that takes the binary
+ * tensor extension, the JSON is the header's first bytes and the rest goes
+ * to the handler as req->blob. Returns the JSON's length, or -1 with err
+ * filled. */
+static long json_part(struct MHD_Connection *conn, const srv_route *route,
+                      size_t body_len, srv_request *req, const char *body,
+                      api_error *err)
+{
+    const char *framed = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     API_BINARY_HEADER);
+    if (!framed)
+        return (long)body_len;
+    if (!(route->flags & SRV_BODY_BINARY))
+        return api_fail(err, 400, "bad_request", "%s %s does not take binary "
+                        "tensor data (" API_BINARY_HEADER ")", req->method,
+                        route->pattern);
+    size_t json_len;
+    if (api_binary_split(framed, body_len, &json_len, err))
+        return -1;
+    req->blob = body + json_len;
+    req->blob_len = body_len - json_len;
+    return (long)json_len;
 }
 
 /* The deepest nesting of arrays and objects, outside strings. */
@@ -214,6 +317,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             req->content_type ? req->content_type
                                               : "application/json");
+    if (req->reply_header)
+        MHD_add_response_header(resp, req->reply_header, req->reply_value);
     if (allow && allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (st->challenge)
@@ -238,6 +343,16 @@ static void init_request(srv_request *req, const char *method,
     req->cfg = config;
     req->reg = registry;
     req->persist = persistence;
+}
+
+static enum MHD_Result answer_error(struct MHD_Connection *conn,
+                                    conn_state *st, const char *method,
+                                    const char *path, const api_error *err)
+{
+    srv_request req;
+    init_request(&req, method, path);
+    srv_reply_error(&req, err);
+    return send_reply(conn, st, &req, NULL);
 }
 
 static enum MHD_Result answer_now(struct MHD_Connection *conn, conn_state *st,
@@ -302,12 +417,9 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
         int has_body = (length && strtoull(length, NULL, 10) > 0) ||
                        MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                    "Transfer-Encoding");
-        const char *type = MHD_lookup_connection_value(
-            conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (has_body && !is_json_type(type))
-            return answer_now(conn, st, method, url, 415, "unsupported_media",
-                              NULL, "the body must be application/json, not "
-                              "'%.64s'", type ? type : "(none)");
+        api_error err;
+        if (has_body && body_readable(conn, url, &err))
+            return answer_error(conn, st, method, url, &err);
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -336,26 +448,34 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
         return answer_now(conn, st, method, url, 400, "bad_request", NULL,
                           "%s %s needs a JSON body", method, route->pattern);
     if (st->len > 0) {
-        if (json_depth(st->body, st->len) > MAX_JSON_DEPTH)
+        api_error err;
+        long json_len = json_part(conn, route, st->len, &req, st->body, &err);
+        if (json_len < 0)
+            return answer_error(conn, st, method, url, &err);
+        if (json_depth(st->body, (size_t)json_len) > MAX_JSON_DEPTH)
             return answer_now(conn, st, method, url, 400, "bad_json", NULL,
                               "JSON nested deeper than %d levels",
                               MAX_JSON_DEPTH);
         const char *end = NULL;
-        json = cJSON_ParseWithLengthOpts(st->body, st->len, &end, 0);
+        json = cJSON_ParseWithLengthOpts(st->body, (size_t)json_len, &end, 0);
         if (!json) {
             size_t at = end ? (size_t)(end - st->body) : 0;
             return answer_now(conn, st, method, url, 400, "bad_json", NULL,
                               "malformed JSON at byte %zu", at);
         }
         const char *rest = end;
-        while (rest && rest < st->body + st->len &&
+        while (rest && rest < st->body + json_len &&
                isspace((unsigned char)*rest))
             rest++;
-        if (rest && rest < st->body + st->len) {
+        if (rest && rest < st->body + json_len) {
             cJSON_Delete(json);
             return answer_now(conn, st, method, url, 400, "bad_json", NULL,
                               "unexpected text after the JSON document at "
-                              "byte %zu", (size_t)(rest - st->body));
+                              "byte %zu%s", (size_t)(rest - st->body),
+                              (route->flags & SRV_BODY_BINARY) && !req.blob
+                                  ? " (binary tensor data needs the "
+                                    API_BINARY_HEADER " header)"
+                                  : "");
         }
     }
     req.json = json;

@@ -10,7 +10,9 @@
 
 enum {
     SRV_BODY_REQUIRED = 1 << 0, /* a JSON body must be sent */
-    SRV_BODY_OPTIONAL = 1 << 1  /* a JSON body may be sent */
+    SRV_BODY_OPTIONAL = 1 << 1, /* a JSON body may be sent */
+    SRV_BODY_BINARY = 1 << 2    /* the JSON may be followed by binary
+                                   tensor data (api_binary.h) */
 };
 
 typedef struct srv_route {

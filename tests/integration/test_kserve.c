@@ -41,7 +41,7 @@ static void test_health_and_metadata(void)
     cJSON *j = call("GET", "/v2", NULL, 200);
     CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(j, "name")), "nerved");
     CU_ASSERT_STRING_EQUAL(
-        cJSON_GetStringValue(cJSON_GetArrayItem(get(j, "extensions"), 0)),
+        cJSON_GetStringValue(cJSON_GetArrayItem(get(j, "extensions"), 1)),
         "sequence");
     cJSON_Delete(j);
 
