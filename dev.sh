@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config libopenblas-dev libmicrohttpd-dev
           libcjson-dev libcurl4-openssl-dev libcunit1-dev curl nginx openssl
-          valgrind clang libclang-rt-dev)
+          valgrind clang libclang-rt-dev zlib1g-dev)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 install_missing() {

@@ -7,6 +7,7 @@
 #include "api_binary.h"
 #include "api_kserve.h"
 #include "srv_auth.h"
+#include "srv_encoding.h"
 #include "srv_metrics.h"
 #include "srv_routes.h"
 
@@ -210,10 +211,10 @@ static int body_readable(struct MHD_Connection *conn, const char *path,
                                                      API_BINARY_HEADER);
     const char *encoding = MHD_lookup_connection_value(
         conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
-    if (encoding && !is_type(encoding, "identity"))
+    if (!srv_encoding_supported(encoding))
         return api_fail(err, 415, "unsupported_media", "Content-Encoding "
-                        "'%.32s' is not supported: send the body "
-                        "uncompressed", encoding);
+                        "'%.32s' is not supported (gzip, deflate, identity)",
+                        encoding);
     if (type && is_json_type(type))
         return 0;
     if (is_v2_path(path) && !type)
@@ -449,6 +450,15 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                           "%s %s needs a JSON body", method, route->pattern);
     if (st->len > 0) {
         api_error err;
+        /* Compressed bodies are read as what they decompress to, framing
+         * included (Inference-Header-Content-Length counts decoded bytes,
+         * as in Triton). */
+        if (srv_decode_body(MHD_lookup_connection_value(
+                                conn, MHD_HEADER_KIND,
+                                MHD_HTTP_HEADER_CONTENT_ENCODING),
+                            &st->body, &st->len, config->max_body, &err))
+            return answer_error(conn, st, method, url, &err);
+        st->cap = st->len + 1;
         long json_len = json_part(conn, route, st->len, &req, st->body, &err);
         if (json_len < 0)
             return answer_error(conn, st, method, url, &err);

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static it_server server;
 
@@ -367,6 +368,28 @@ static char *frame(const char *json, const float *const *blobs,
                 out[at + b] = (char)(bits >> (8 * b));
         }
     *len = size;
+    return out;
+}
+
+/* in compressed as infer(request_compression_algorithm=...) does:
+ * gzip.compress (gzip) or zlib.compress ("deflate"). Caller frees. */
+static char *compress_body(const void *in, size_t len, int gzip,
+                           size_t *out_len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    CU_ASSERT_EQUAL_FATAL(deflateInit2(&z, 6, Z_DEFLATED, gzip ? 31 : 15, 8,
+                                       Z_DEFAULT_STRATEGY), Z_OK);
+    size_t cap = deflateBound(&z, (uLong)len);
+    char *out = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)len;
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)cap;
+    CU_ASSERT_EQUAL(deflate(&z, Z_FINISH), Z_STREAM_END);
+    *out_len = cap - z.avail_out;
+    deflateEnd(&z);
     return out;
 }
 
@@ -794,11 +817,15 @@ static void test_errors_before_handlers(void)
     raw("POST", "/v2/models/mymodel/infer", octets, good, strlen(good), &r);
     expect_v2_error(&r, 415, "Inference-Header-Content-Length");
     raw_free(&r);
-    /* infer(request_compression_algorithm="gzip") is not served: said so,
-     * rather than read as broken JSON. */
+    /* An encoding not served is said so, rather than read as broken JSON;
+     * a gzip body that is not gzip is a 400. */
+    const char *brotli[] = {"Content-Encoding: br", NULL};
+    raw("POST", "/v2/models/mymodel/infer", brotli, good, strlen(good), &r);
+    expect_v2_error(&r, 415, "'br'");
+    raw_free(&r);
     const char *gzip[] = {"Content-Encoding: gzip", NULL};
     raw("POST", "/v2/models/mymodel/infer", gzip, good, strlen(good), &r);
-    expect_v2_error(&r, 415, "gzip");
+    expect_v2_error(&r, 400, "gzip");
     raw_free(&r);
     /* A JSON body followed by bytes, without the framing header: the
      * message says what is missing. */
@@ -864,6 +891,21 @@ static void test_auth_and_size_errors(void)
     expect_v2_error(&r, 413, "limit");
     raw_free(&r);
     free(big);
+    /* A small body that inflates past the limit is 413 too. */
+    char *spaces = malloc(1 << 20);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(spaces);
+    memset(spaces, ' ', 1 << 20);
+    size_t packed_len;
+    char *packed = compress_body(spaces, 1 << 20, 1, &packed_len);
+    CU_ASSERT(packed_len < 4096);
+    const char *gz[] = {"Authorization: Bearer kserve-test-key",
+                        "Content-Encoding: gzip", NULL};
+    raw_on(&guarded, "POST", "/v2/models/mymodel/infer", gz, packed,
+           packed_len, &r);
+    expect_v2_error(&r, 413, "decompresses");
+    raw_free(&r);
+    free(packed);
+    free(spaces);
     raw_on(&guarded, "GET", "/v2/models/nothere", auth, NULL, 0, &r);
     expect_v2_error(&r, 404, "nothere");
     raw_free(&r);
@@ -940,6 +982,46 @@ static void test_bad_framing(void)
         raw("POST", "/v2/models/mymodel/infer", lines, body, len, &r);
         expect_v2_error(&r, 400, "Inference-Header-Content-Length");
         raw_free(&r);
+    }
+    free(body);
+}
+
+static void test_compressed_requests(void)
+{
+    /* The default binary request, compressed both ways the client can. */
+    const char *json =
+        "{\"inputs\":[{\"name\":\"a\",\"shape\":[2,2],\"datatype\":\"FP32\","
+        "\"parameters\":{\"binary_data_size\":16}},{\"name\":\"b\",\"shape\":"
+        "[2,1],\"datatype\":\"FP32\",\"parameters\":{\"binary_data_size\":8}}"
+        "],\"parameters\":{\"binary_data_output\":true}}";
+    const float *blobs[2] = {A2, B2};
+    size_t counts[2] = {4, 2}, len;
+    char *body = frame(json, blobs, counts, 2, &len);
+    char length[64];
+    snprintf(length, sizeof length, "Inference-Header-Content-Length: %zu",
+             strlen(json));
+    float y[6], z[2];
+    pair_reference(2, A2, B2, y, z);
+    const char *names[2] = {"Content-Encoding: gzip",
+                            "Content-Encoding: deflate"};
+    for (int k = 0; k < 2; k++) {
+        size_t packed_len;
+        char *packed = compress_body(body, len, k == 0, &packed_len);
+        const char *lines[] = {length, names[k], NULL};
+        raw_reply r;
+        raw("POST", "/v2/models/pair/infer", lines, packed, packed_len, &r);
+        CU_ASSERT_EQUAL(r.status, 200);
+        cJSON *doc = reply_json(&r);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+        expect_values(&r, doc, "y", y, 6, 1);
+        expect_values(&r, doc, "z", z, 2, 1);
+        cJSON_Delete(doc);
+        raw_free(&r);
+        /* Cut short, it is refused. */
+        raw("POST", "/v2/models/pair/infer", lines, packed, packed_len / 2, &r);
+        expect_v2_error(&r, 400, "not a valid");
+        raw_free(&r);
+        free(packed);
     }
     free(body);
 }
@@ -1108,6 +1190,8 @@ int main(void)
          test_errors_before_handlers},
         {"401 and 413 have the protocol's shape", test_auth_and_size_errors},
         {"bad binary framing is a clear 400", test_bad_framing},
+        {"tritonclient: gzip and deflate request bodies",
+         test_compressed_requests},
         {"statistics extension", test_statistics},
         {"model configuration extension", test_config},
         {"HEAD answers as GET without a body", test_head},

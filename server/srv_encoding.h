@@ -1,0 +1,26 @@
+/*
+ * srv_encoding.h — request bodies sent compressed (Content-Encoding gzip
+ * or deflate, as tritonclient's request_compression_algorithm sends them).
+ */
+#ifndef SRV_ENCODING_H
+#define SRV_ENCODING_H
+
+#include <stddef.h>
+
+#include "api.h"
+
+/* Whether a Content-Encoding value names a coding the daemon reads:
+ * identity, gzip, deflate (any case, parameters ignored). */
+int srv_encoding_supported(const char *encoding);
+
+/* Replaces *body (len bytes, malloc'd) by its decoding for a supported,
+ * non-identity encoding; "deflate" is read as the zlib stream HTTP means,
+ * or as a raw deflate stream. The decoding may be at most max bytes (413
+ * past it: a small body must not expand without bound); a corrupt or
+ * truncated stream is 400. On success the old buffer is freed and *body
+ * is the new one (malloc'd, NUL-terminated, owned by the caller); on
+ * failure *body is left as it was. identity: nothing to do. */
+int srv_decode_body(const char *encoding, char **body, size_t *len,
+                    size_t max, api_error *err);
+
+#endif
