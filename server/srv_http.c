@@ -230,28 +230,36 @@ static int body_readable(struct MHD_Connection *conn, const char *path,
                     "application/json, not '%.64s'", type ? type : "(none)");
 }
 
-/* With Inference-Header-Content-Length, on a route that takes the binary
- * tensor extension, the JSON is the header's first bytes and the rest goes
- * to the handler as req->blob. Returns the JSON's length, or -1 with err
- * filled. */
-static long json_part(struct MHD_Connection *conn, const srv_route *route,
-                      size_t body_len, srv_request *req, const char *body,
-                      api_error *err)
+/* The whole body is here. A compressed body becomes what it decompresses
+ * to (Inference-Header-Content-Length counts decoded bytes, as in Triton),
+ * at most --max-body bytes. With Inference-Header-Content-Length, on a
+ * route that takes the binary tensor extension, the JSON is the body's
+ * first *json_len bytes and the rest goes to the handler as req->blob;
+ * otherwise the JSON is all of it. *body may be replaced by another
+ * malloc'd buffer of *len bytes. Returns 0, or -1 with err filled. */
+static int unpack_body(struct MHD_Connection *conn, const srv_route *route,
+                       char **body, size_t *len, srv_request *req,
+                       size_t *json_len, api_error *err)
 {
+    if (srv_decode_body(MHD_lookup_connection_value(
+                            conn, MHD_HEADER_KIND,
+                            MHD_HTTP_HEADER_CONTENT_ENCODING),
+                        body, len, config->max_body, err))
+        return -1;
+    *json_len = *len;
     const char *framed = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      API_BINARY_HEADER);
     if (!framed)
-        return (long)body_len;
+        return 0;
     if (!(route->flags & SRV_BODY_BINARY))
         return api_fail(err, 400, "bad_request", "%s %s does not take binary "
                         "tensor data (" API_BINARY_HEADER ")", req->method,
                         route->pattern);
-    size_t json_len;
-    if (api_binary_split(framed, body_len, &json_len, err))
+    if (api_binary_split(framed, *len, json_len, err))
         return -1;
-    req->blob = body + json_len;
-    req->blob_len = body_len - json_len;
-    return (long)json_len;
+    req->blob = *body + *json_len;
+    req->blob_len = *len - *json_len;
+    return 0;
 }
 
 /* The deepest nesting of arrays and objects, outside strings. */
@@ -450,24 +458,20 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                           "%s %s needs a JSON body", method, route->pattern);
     if (st->len > 0) {
         api_error err;
-        /* Compressed bodies are read as what they decompress to, framing
-         * included (Inference-Header-Content-Length counts decoded bytes,
-         * as in Triton). */
-        if (srv_decode_body(MHD_lookup_connection_value(
-                                conn, MHD_HEADER_KIND,
-                                MHD_HTTP_HEADER_CONTENT_ENCODING),
-                            &st->body, &st->len, config->max_body, &err))
+        size_t json_len;
+        char *received = st->body;
+        int unpacked = unpack_body(conn, route, &st->body, &st->len, &req,
+                                   &json_len, &err);
+        if (st->body != received)
+            st->cap = st->len + 1; /* the decoded body's buffer */
+        if (unpacked)
             return answer_error(conn, st, method, url, &err);
-        st->cap = st->len + 1;
-        long json_len = json_part(conn, route, st->len, &req, st->body, &err);
-        if (json_len < 0)
-            return answer_error(conn, st, method, url, &err);
-        if (json_depth(st->body, (size_t)json_len) > MAX_JSON_DEPTH)
+        if (json_depth(st->body, json_len) > MAX_JSON_DEPTH)
             return answer_now(conn, st, method, url, 400, "bad_json", NULL,
                               "JSON nested deeper than %d levels",
                               MAX_JSON_DEPTH);
         const char *end = NULL;
-        json = cJSON_ParseWithLengthOpts(st->body, (size_t)json_len, &end, 0);
+        json = cJSON_ParseWithLengthOpts(st->body, json_len, &end, 0);
         if (!json) {
             size_t at = end ? (size_t)(end - st->body) : 0;
             return answer_now(conn, st, method, url, 400, "bad_json", NULL,
