@@ -649,6 +649,7 @@ static void test_binary_in_json_out_and_mixed(void)
     const char *lines[] = {length, NULL};
     raw_reply r;
     raw("POST", "/v2/models/pair/versions/1/infer", lines, body, len, &r);
+    free(body);
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT_STRING_EQUAL(r.content_type, "application/octet-stream");
     cJSON *doc = reply_json(&r);
