@@ -81,6 +81,7 @@ static void add(duration *d, uint64_t ns)
 typedef struct id_list {
     char (*ids)[24];
     int n, cap;
+    int incomplete;     /* memory failed: some ids are missing */
 } id_list;
 
 static void collect_id(srv_network *net, void *arg)
@@ -89,8 +90,10 @@ static void collect_id(srv_network *net, void *arg)
     if (l->n == l->cap) {
         int cap = l->cap ? 2 * l->cap : 16;
         void *p = realloc(l->ids, (size_t)cap * sizeof *l->ids);
-        if (!p)
+        if (!p) {
+            l->incomplete = 1;
             return;
+        }
         l->ids = p;
         l->cap = cap;
     }
@@ -154,7 +157,7 @@ void srv_kserve_record(const srv_network *net, int succeeded, int batch,
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
     pthread_mutex_lock(&stats_lock);
-    if (crowded && live.n * 2 <= n_stats)
+    if (crowded && !live.incomplete && live.n * 2 <= n_stats)
         prune(&live);
     model_stats *m = stats_of(net->id, 1);
     if (m) {

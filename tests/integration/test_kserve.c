@@ -1098,6 +1098,28 @@ static void test_statistics(void)
     j = call("GET", "/v2/models/nothere/stats", NULL, 404);
     CU_ASSERT(cJSON_IsString(get(j, "error")));
     cJSON_Delete(j);
+
+    /* Counters belong to the network: many networks come and go (past
+     * the table's first growth), and one created again under a deleted
+     * one's name starts from zero. */
+    const char *def = "{\"name\": \"again\", \"nodes\": [{\"name\": \"x\", "
+                      "\"type\": \"Input\", \"shape\": 1}, {\"name\": \"o\", "
+                      "\"type\": \"Dense\", \"num_unit\": 1}], \"edges\": "
+                      "[\"x >> o\"]}";
+    const char *one = "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,1],"
+                      "\"datatype\":\"FP32\",\"data\":[1]}]}";
+    for (int k = 0; k < 40; k++) {
+        cJSON_Delete(call("POST", "/v1/networks", def, 201));
+        cJSON_Delete(call("POST", "/v2/models/again/infer", one, 200));
+        cJSON *s2 = call("GET", "/v2/models/again/stats", NULL, 200);
+        CU_ASSERT_EQUAL(stat_of(s2, "inference_count", NULL), 1);
+        cJSON_Delete(s2);
+        cJSON_Delete(call("DELETE", "/v1/networks/again", NULL, 200));
+    }
+    /* The others kept theirs. */
+    cJSON *kept = call("GET", "/v2/models/pair/stats", NULL, 200);
+    CU_ASSERT(stat_of(kept, "inference_count", NULL) >= 3);
+    cJSON_Delete(kept);
 }
 
 static void test_config(void)
