@@ -55,6 +55,7 @@ typedef struct srv_request {
                                    used the binary tensor extension, or
                                    NULL */
     size_t blob_len;
+    const char *accept_encoding; /* the request's Accept-Encoding, or NULL */
     const srv_config *cfg;
     nn_registry *reg;
     srv_persist *persist;       /* the data directory, or NULL */
@@ -63,6 +64,7 @@ typedef struct srv_request {
     char *body;                 /* malloc'd */
     size_t body_len;
     const char *content_type;
+    const char *content_encoding; /* of body: "gzip", "deflate" or NULL */
     const char *reply_header;   /* one more response header, or NULL */
     char reply_value[32];
 } srv_request;

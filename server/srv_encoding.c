@@ -127,3 +127,68 @@ int srv_decode_body(const char *encoding, char **body, size_t *len,
     *len = out_len;
     return 0;
 }
+
+const char *srv_encoding_pick(const char *accept)
+{
+    for (const char *p = accept; p && *p;) {
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        size_t n = strcspn(p, ",");
+        int coding = coding_of(p);
+        /* "gzip;q=0" refuses it. */
+        const char *q = memchr(p, ';', n);
+        int refused = 0;
+        if (q) {
+            const char *v = strstr(q, "q=");
+            refused = v && v < p + n && strtod(v + 2, NULL) == 0;
+        }
+        if (!refused && coding == GZIP)
+            return "gzip";
+        if (!refused && coding == DEFLATE)
+            return "deflate";
+        p += n;
+    }
+    return NULL;
+}
+
+int srv_encode_body(const char *coding, char **body, size_t *len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    int gzip = strcmp(coding, "gzip") == 0;
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, gzip ? 15 + 16 : 15,
+                     8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return -1;
+    size_t cap = deflateBound(&z, (uLong)*len) + 32;
+    char *out = malloc(cap);
+    if (!out) {
+        deflateEnd(&z);
+        return -1;
+    }
+    size_t fed = 0, have = 0;
+    int rc = Z_OK;
+    while (rc != Z_STREAM_END) {
+        uInt in_piece = (uInt)(*len - fed < 1u << 30 ? *len - fed : 1u << 30);
+        uInt out_piece = (uInt)(cap - have < 1u << 30 ? cap - have : 1u << 30);
+        z.next_in = (Bytef *)*body + fed;
+        z.avail_in = in_piece;
+        z.next_out = (Bytef *)out + have;
+        z.avail_out = out_piece;
+        rc = deflate(&z, fed + in_piece == *len ? Z_FINISH : Z_NO_FLUSH);
+        fed += in_piece - z.avail_in;
+        have += out_piece - z.avail_out;
+        int moved = z.avail_in != in_piece || z.avail_out != out_piece;
+        if (rc != Z_STREAM_END &&
+            ((rc != Z_OK && rc != Z_BUF_ERROR) || !moved || have == cap))
+            break; /* deflateBound promises room enough */
+    }
+    deflateEnd(&z);
+    if (rc != Z_STREAM_END) {
+        free(out);
+        return -1;
+    }
+    free(*body);
+    *body = out;
+    *len = have;
+    return 0;
+}

@@ -23,4 +23,15 @@ int srv_encoding_supported(const char *encoding);
 int srv_decode_body(const char *encoding, char **body, size_t *len,
                     size_t max, api_error *err);
 
+/* The coding to answer in for an Accept-Encoding value: "gzip" or
+ * "deflate" when listed (in the client's order, q=0 excluded), else NULL
+ * (identity). */
+const char *srv_encoding_pick(const char *accept);
+
+/* Compresses *body (len bytes, malloc'd) with coding ("gzip", or
+ * "deflate": a zlib stream, as HTTP means it). On success the old buffer
+ * is freed and *body, *len are the compressed ones; -1 (memory) leaves
+ * them as they were. */
+int srv_encode_body(const char *coding, char **body, size_t *len);
+
 #endif

@@ -328,6 +328,9 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
                                               : "application/json");
     if (req->reply_header)
         MHD_add_response_header(resp, req->reply_header, req->reply_value);
+    if (req->content_encoding)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
+                                req->content_encoding);
     if (allow && allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (st->challenge)
@@ -449,6 +452,8 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
     memcpy(req.params, params, sizeof params);
     req.query_format = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
                                                    "format");
+    req.accept_encoding = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
     cJSON *json = NULL;
     if (st->len > 0 && !(route->flags & (SRV_BODY_REQUIRED | SRV_BODY_OPTIONAL)))
         return answer_now(conn, st, method, url, 400, "bad_request", NULL,

@@ -10,6 +10,7 @@
 #include "srv_kserve.h"
 #include "api_binary.h"
 #include "api_kserve.h"
+#include "srv_encoding.h"
 #include "srv_metrics.h"
 
 #include <pthread.h>
@@ -367,6 +368,18 @@ void srv_v2_model_version_ready(srv_request *req) { model_ready(req, 1); }
 
 /* ------------------------------------------------------------- inference */
 
+/* An answer the client asked to be compressed (tritonclient's
+ * response_compression_algorithm), as Triton does for infer answers;
+ * Inference-Header-Content-Length still counts the uncompressed JSON. When
+ * memory fails it goes uncompressed, which the client reads too. */
+static void compress_reply(srv_request *req)
+{
+    const char *coding = srv_encoding_pick(req->accept_encoding);
+    if (coding && req->status == 200 && req->body_len &&
+        srv_encode_body(coding, &req->body, &req->body_len) == 0)
+        req->content_encoding = coding;
+}
+
 /* The answer to r after the step of s: JSON alone, or, when an output is
  * binary, the JSON header and the tensors' bytes with the header's length
  * in Inference-Header-Content-Length and Triton's Content-Type. */
@@ -382,6 +395,7 @@ static int reply_outputs(srv_request *req, const api_kserve_request *r,
     if (head && n_blobs == 0) {
         free(blobs);
         srv_reply_json(req, 200, head);
+        compress_reply(req);
         return 0;
     }
     char *text = head ? cJSON_PrintUnformatted(head) : NULL;
@@ -399,6 +413,7 @@ static int reply_outputs(srv_request *req, const api_kserve_request *r,
     free(text);
     req->reply_header = API_BINARY_HEADER;
     srv_reply_bytes(req, 200, "application/octet-stream", frame, total);
+    compress_reply(req);
     return 0;
 }
 

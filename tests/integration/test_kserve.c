@@ -239,6 +239,7 @@ typedef struct raw_reply {
     size_t len;
     char content_type[128];
     char allow[128];
+    char content_encoding[32];
     long header_length;     /* Inference-Header-Content-Length, or -1 */
     double content_length;  /* as announced, or -1 */
 } raw_reply;
@@ -279,6 +280,8 @@ static size_t raw_header(char *data, size_t size, size_t n, void *arg)
     header_value(data, len, "Content-Type", r->content_type,
                  sizeof r->content_type);
     header_value(data, len, "Allow", r->allow, sizeof r->allow);
+    header_value(data, len, "Content-Encoding", r->content_encoding,
+                 sizeof r->content_encoding);
     header_value(data, len, "Inference-Header-Content-Length", value,
                  sizeof value);
     if (value[0])
@@ -391,6 +394,29 @@ static char *compress_body(const void *in, size_t len, int gzip,
     *out_len = cap - z.avail_out;
     deflateEnd(&z);
     return out;
+}
+
+/* Replaces a compressed reply's body by what it inflates to, as
+ * InferResult does before reading it. */
+static void inflate_reply(raw_reply *r)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    CU_ASSERT_EQUAL_FATAL(inflateInit2(&z, 15 + 32), Z_OK);
+    size_t cap = 1 << 20;
+    char *out = malloc(cap + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    z.next_in = (Bytef *)r->body;
+    z.avail_in = (uInt)r->len;
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)cap;
+    CU_ASSERT_EQUAL(inflate(&z, Z_FINISH), Z_STREAM_END);
+    size_t n = cap - z.avail_out;
+    inflateEnd(&z);
+    out[n] = '\0';
+    free(r->body);
+    r->body = out;
+    r->len = n;
 }
 
 /* The reply's JSON: all of it, or its first Inference-Header-Content-Length
@@ -987,6 +1013,38 @@ static void test_bad_framing(void)
     free(body);
 }
 
+static void test_compressed_answers_json(void)
+{
+    const char *json =
+        "{\"inputs\":[{\"name\":\"a\",\"shape\":[2,2],\"datatype\":\"FP32\","
+        "\"data\":[0.5,-1.25,2.0,0.10000000149011612]},{\"name\":\"b\","
+        "\"shape\":[2,1],\"datatype\":\"FP32\",\"data\":[3.0,-0.75]}],"
+        "\"outputs\":[{\"name\":\"y\",\"parameters\":{\"binary_data\":false}}]}";
+    float y[6], z[2];
+    pair_reference(2, A2, B2, y, z);
+    const char *gz[] = {"Accept-Encoding: br;q=1, gzip", NULL};
+    raw_reply r;
+    raw("POST", "/v2/models/pair/infer", gz, json, strlen(json), &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.content_encoding, "gzip");
+    inflate_reply(&r);
+    cJSON *doc = reply_json(&r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    expect_values(&r, doc, "y", y, 6, 0);
+    cJSON_Delete(doc);
+    raw_free(&r);
+    /* Refused codings and errors go uncompressed. */
+    const char *none[] = {"Accept-Encoding: gzip;q=0, identity", NULL};
+    raw("POST", "/v2/models/pair/infer", none, json, strlen(json), &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.content_encoding, "");
+    raw_free(&r);
+    raw("POST", "/v2/models/nothere/infer", gz, json, strlen(json), &r);
+    expect_v2_error(&r, 404, "nothere");
+    CU_ASSERT_STRING_EQUAL(r.content_encoding, "");
+    raw_free(&r);
+}
+
 static void test_compressed_requests(void)
 {
     /* The default binary request, compressed both ways the client can. */
@@ -1013,6 +1071,21 @@ static void test_compressed_requests(void)
         raw("POST", "/v2/models/pair/infer", lines, packed, packed_len, &r);
         CU_ASSERT_EQUAL(r.status, 200);
         cJSON *doc = reply_json(&r);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+        expect_values(&r, doc, "y", y, 6, 1);
+        expect_values(&r, doc, "z", z, 2, 1);
+        cJSON_Delete(doc);
+        raw_free(&r);
+        /* Answers compressed on request (response_compression_algorithm),
+         * the JSON header's length counting uncompressed bytes. */
+        const char *accept[2] = {"Accept-Encoding: gzip",
+                                 "Accept-Encoding: deflate"};
+        const char *both[] = {length, names[k], accept[k], NULL};
+        raw("POST", "/v2/models/pair/infer", both, packed, packed_len, &r);
+        CU_ASSERT_EQUAL(r.status, 200);
+        CU_ASSERT_STRING_EQUAL(r.content_encoding, k == 0 ? "gzip" : "deflate");
+        inflate_reply(&r);
+        doc = reply_json(&r);
         CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
         expect_values(&r, doc, "y", y, 6, 1);
         expect_values(&r, doc, "z", z, 2, 1);
@@ -1213,8 +1286,9 @@ int main(void)
          test_errors_before_handlers},
         {"401 and 413 have the protocol's shape", test_auth_and_size_errors},
         {"bad binary framing is a clear 400", test_bad_framing},
-        {"tritonclient: gzip and deflate request bodies",
+        {"tritonclient: gzip and deflate request bodies and answers",
          test_compressed_requests},
+        {"tritonclient: a compressed JSON answer", test_compressed_answers_json},
         {"statistics extension", test_statistics},
         {"model configuration extension", test_config},
         {"HEAD answers as GET without a body", test_head},
