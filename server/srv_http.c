@@ -177,24 +177,21 @@ static int find_route(const char *method, const char *path, char params[2][96],
 
 /* ---------------------------------------------------------------- bodies */
 
-static int is_json_type(const char *type)
+/* Whether a Content-Type names want, parameters aside. */
+static int is_type(const char *type, const char *want)
 {
     if (!type)
         return 0;
     while (isspace((unsigned char)*type))
         type++;
-    size_t n = strlen("application/json");
-    return strncasecmp(type, "application/json", n) == 0 &&
-           (type[n] == '\0' || type[n] == ';' || isspace((unsigned char)type[n]));
-}
-
-static int is_type(const char *type, const char *want)
-{
-    while (isspace((unsigned char)*type))
-        type++;
     size_t n = strlen(want);
     return strncasecmp(type, want, n) == 0 &&
            (type[n] == '\0' || type[n] == ';' || isspace((unsigned char)type[n]));
+}
+
+static int is_json_type(const char *type)
+{
+    return is_type(type, "application/json");
 }
 
 /* Whether a body's declared type (and encoding) can be read here; if not,
@@ -215,7 +212,7 @@ static int body_readable(struct MHD_Connection *conn, const char *path,
         return api_fail(err, 415, "unsupported_media", "Content-Encoding "
                         "'%.32s' is not supported (gzip, deflate, identity)",
                         encoding);
-    if (type && is_json_type(type))
+    if (is_json_type(type))
         return 0;
     if (is_v2_path(path) && !type)
         return 0;

@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -1244,6 +1247,31 @@ static void test_head(void)
         raw_free(&get_reply);
         raw_free(&head);
     }
+    /* On the wire, nothing follows the headers (curl would not tell: it
+     * reads no body for HEAD). */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct sockaddr_in at = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)server.port)};
+    at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&at, sizeof at), 0);
+    const char *ask = "HEAD /v2/health/live HTTP/1.1\r\nHost: x\r\n"
+                      "Connection: close\r\n\r\n";
+    CU_ASSERT_EQUAL(write(fd, ask, strlen(ask)), (ssize_t)strlen(ask));
+    char wire[4096];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof wire - 1 &&
+           (n = read(fd, wire + got, sizeof wire - 1 - got)) > 0)
+        got += (size_t)n;
+    close(fd);
+    wire[got] = '\0';
+    const char *end = strstr(wire, "\r\n\r\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(end);
+    CU_ASSERT_EQUAL(strncmp(wire, "HTTP/1.1 200", 12), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(wire, "Content-Length: 13"));
+    CU_ASSERT_EQUAL((size_t)(end + 4 - wire), got);
+
     raw_reply r;
     raw("HEAD", "/v2/models/nothere", NULL, NULL, 0, &r);
     CU_ASSERT_EQUAL(r.status, 404);
