@@ -56,6 +56,9 @@ typedef struct srv_request {
                                    NULL */
     size_t blob_len;
     const char *accept_encoding; /* the request's Accept-Encoding, or NULL */
+    uint64_t queue_ns;          /* how long it waited for a compute thread
+                                   (whoever schedules it sets this; 0 when
+                                   it runs where it was received) */
     const srv_config *cfg;
     nn_registry *reg;
     srv_persist *persist;       /* the data directory, or NULL */

@@ -501,7 +501,7 @@ static void infer(srv_request *req, int versioned)
     srv_network *net = v2_model(req, versioned);
     if (!net)
         return;
-    srv_infer_times times = {0, 0, 0, 0};
+    srv_infer_times times = {req->queue_ns, 0, 0, 0};
     api_error err;
     api_kserve_request r;
     int rc = api_kserve_read_request(req->json, req->blob, req->blob_len,
@@ -515,7 +515,8 @@ static void infer(srv_request *req, int versioned)
                               : infer_once(req, net, &r, &times, &err);
     if (rc)
         v2_error(req, &err);
-    srv_kserve_record(net, rc == 0, r.batch, now_ns() - start, &times);
+    srv_kserve_record(net, rc == 0, r.batch,
+                      req->queue_ns + (now_ns() - start), &times);
     api_kserve_request_free(&r);
     srv_network_release(net);
 }
