@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config libopenblas-dev libmicrohttpd-dev
           libcjson-dev libcurl4-openssl-dev libcunit1-dev curl nginx openssl
-          valgrind clang libclang-rt-dev)
+          valgrind clang libclang-rt-dev zlib1g-dev)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 install_missing() {
@@ -34,7 +34,7 @@ install_missing() {
 fuzz() {
     local seconds=$1
     CC=clang build build-fuzz -DNERVED_FUZZ=ON -DNERVED_TESTS=OFF
-    for target in graph_def tensor edges; do
+    for target in graph_def tensor edges infer; do
         local scratch log
         scratch=$(mktemp -d)
         log=build-fuzz/fuzz_$target.log

@@ -44,6 +44,45 @@ cJSON *api_kserve_model_metadata(const nn_graph *g, const char *name)
     return o;
 }
 
+static cJSON *config_tensor(const char *name, const nn_shape *per_sample)
+{
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "name", name);
+    cJSON_AddStringToObject(t, "data_type", "TYPE_FP32");
+    cJSON *dims = cJSON_AddArrayToObject(t, "dims");
+    for (int d = 0; d < per_sample->ndim; d++)
+        cJSON_AddItemToArray(dims, cJSON_CreateNumber(per_sample->dims[d]));
+    return t;
+}
+
+cJSON *api_kserve_model_config(const nn_graph *g, const char *name,
+                               const char *definition, int max_batch)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON_AddStringToObject(o, "platform", "nerved");
+    cJSON_AddStringToObject(o, "backend", "nerved");
+    /* Every model batches on its first axis, which dims leave out, as
+     * Triton's configuration does when max_batch_size > 0. */
+    cJSON_AddNumberToObject(o, "max_batch_size", max_batch);
+    cJSON *inputs = cJSON_AddArrayToObject(o, "input");
+    for (int i = 0; i < nn_graph_entry_count(g); i++) {
+        nn_node *n = nn_graph_entry_at(g, i);
+        nn_shape s = nn_node_output_shape(n);
+        cJSON_AddItemToArray(inputs, config_tensor(nn_node_name(n), &s));
+    }
+    cJSON *outputs = cJSON_AddArrayToObject(o, "output");
+    for (int i = 0; i < nn_graph_exit_count(g); i++) {
+        nn_node *n = nn_graph_exit_at(g, i);
+        nn_shape s = nn_node_output_shape(n);
+        cJSON_AddItemToArray(outputs, config_tensor(nn_node_name(n), &s));
+    }
+    cJSON *def = definition ? cJSON_Parse(definition) : NULL;
+    if (def)
+        cJSON_AddItemToObject(o, "definition", def);
+    return o;
+}
+
 /* Flattens nested or flat numbers into data[0..n); returns count or -1. */
 static long flatten(const cJSON *j, float *data, long n, long at,
                     const char *where, api_error *err)
@@ -118,7 +157,269 @@ void api_kserve_request_free(api_kserve_request *r)
     memset(r, 0, sizeof *r);
 }
 
-int api_kserve_read_request(const cJSON *body, const nn_graph *g,
+static const cJSON *member(const cJSON *o, const char *key)
+{
+    return o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+}
+
+/* An optional boolean member of parameters; *out stays when absent. */
+static int bool_param(const cJSON *params, const char *where, const char *key,
+                      int *out, api_error *err)
+{
+    const cJSON *f = member(params, key);
+    if (!f)
+        return 0;
+    if (!cJSON_IsBool(f))
+        return api_fail(err, 400, "bad_request", "%s.%s must be true or "
+                        "false", where, key);
+    *out = cJSON_IsTrue(f);
+    return 0;
+}
+
+/* An optional unsigned integer member of parameters, below 2^53 (what a
+ * JSON number holds exactly). */
+static int count_param(const cJSON *params, const char *where, const char *key,
+                       double *out, api_error *err)
+{
+    const cJSON *f = member(params, key);
+    if (!f)
+        return 0;
+    if (!cJSON_IsNumber(f) || f->valuedouble < 0 ||
+        f->valuedouble != floor(f->valuedouble) ||
+        f->valuedouble >= 9007199254740992.0)
+        return api_fail(err, 400, "bad_request", "%s.%s must be an integer "
+                        ">= 0", where, key);
+    *out = f->valuedouble;
+    return 0;
+}
+
+/* The extension parameters nerved does not serve, refused by name rather
+ * than silently ignored (the client would wait for data that never
+ * comes). */
+static int refuse_unsupported(const cJSON *params, const char *where,
+                              api_error *err)
+{
+    static const char *const keys[] = {"shared_memory_region",
+                                       "shared_memory_byte_size",
+                                       "shared_memory_offset"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+        if (member(params, keys[k]))
+            return api_fail(err, 400, "bad_request", "%s.parameters.%s: the "
+                            "shared memory extension is not supported; send "
+                            "the data in the body", where, keys[k]);
+    const cJSON *classes = member(params, "classification");
+    if (classes && !(cJSON_IsNumber(classes) && classes->valuedouble == 0))
+        return api_fail(err, 400, "bad_request", "%s.parameters."
+                        "classification: the classification extension "
+                        "(class_count) is not supported", where);
+    return 0;
+}
+
+static int read_parameters(const cJSON *body, api_kserve_request *r,
+                           int *binary_output, api_error *err)
+{
+    const cJSON *params = member(body, "parameters");
+    if (params && !cJSON_IsObject(params))
+        return api_fail(err, 400, "bad_request", "\"parameters\" must be an "
+                        "object");
+    const cJSON *seq = member(params, "sequence_id");
+    if (seq) {
+        /* 0 and "" mean "no sequence", as tritonclient documents. */
+        if (cJSON_IsString(seq) &&
+            strlen(seq->valuestring) < sizeof r->sequence_id)
+            snprintf(r->sequence_id, sizeof r->sequence_id, "%s",
+                     seq->valuestring);
+        else if (cJSON_IsNumber(seq) && seq->valuedouble >= 0 &&
+                 seq->valuedouble == floor(seq->valuedouble) &&
+                 seq->valuedouble < 9007199254740992.0) {
+            if (seq->valuedouble > 0)
+                snprintf(r->sequence_id, sizeof r->sequence_id, "%.0f",
+                         seq->valuedouble);
+        } else
+            return api_fail(err, 400, "bad_request", "parameters.sequence_id "
+                            "must be an integer >= 0 (below 2^53) or a "
+                            "string of up to %zu characters",
+                            sizeof r->sequence_id - 1);
+    }
+    if (bool_param(params, "parameters", "sequence_start", &r->sequence_start,
+                   err) ||
+        bool_param(params, "parameters", "sequence_end", &r->sequence_end,
+                   err) ||
+        bool_param(params, "parameters", "binary_data_output", binary_output,
+                   err) ||
+        count_param(params, "parameters", "priority", &r->priority, err) ||
+        count_param(params, "parameters", "timeout", &r->timeout_us, err))
+        return -1;
+    if (r->sequence_start && !r->sequence_id[0])
+        return api_fail(err, 400, "bad_request", "parameters.sequence_start "
+                        "needs parameters.sequence_id");
+    if (r->sequence_end && !r->sequence_id[0])
+        return api_fail(err, 400, "bad_request", "parameters.sequence_end "
+                        "needs parameters.sequence_id");
+    return 0;
+}
+
+/* One entry of "inputs": checked against the graph and filled from its
+ * "data" or, with parameters.binary_data_size, from the blob. */
+static int read_input(const cJSON *in, int index, const nn_graph *g,
+                      const api_limits *lim, api_binary_reader *blob,
+                      api_kserve_request *r, api_error *err)
+{
+    char where[96];
+    snprintf(where, sizeof where, "inputs[%d]", index);
+    const cJSON *name = member(in, "name");
+    const cJSON *type = member(in, "datatype");
+    if (!cJSON_IsString(name))
+        return api_fail(err, 400, "bad_request", "%s.name must be a string",
+                        where);
+    nn_node *entry = nn_graph_find(g, name->valuestring);
+    if (!entry || !(nn_node_type_of(entry)->flags & NN_TYPE_SOURCE))
+        return api_fail(err, 400, "unknown_input", "%s: the model has no "
+                        "input '%.64s'", where, name->valuestring);
+    for (int k = 0; k < r->n_inputs; k++)
+        if (strcmp(r->inputs[k].name, name->valuestring) == 0)
+            return api_fail(err, 400, "bad_request", "%s: input '%s' is "
+                            "given twice", where, name->valuestring);
+    if (!cJSON_IsString(type) || strcmp(type->valuestring, "FP32") != 0)
+        return api_fail(err, 400, "bad_request", "%s ('%s'): datatype must "
+                        "be \"FP32\" (the model's tensors are float32), not "
+                        "%s%.16s%s", where, name->valuestring,
+                        cJSON_IsString(type) ? "\"" : "",
+                        cJSON_IsString(type) ? type->valuestring : "missing",
+                        cJSON_IsString(type) ? "\"" : "");
+    const cJSON *params = member(in, "parameters");
+    if (params && !cJSON_IsObject(params))
+        return api_fail(err, 400, "bad_request", "%s.parameters must be an "
+                        "object", where);
+    if (refuse_unsupported(params, where, err))
+        return -1;
+    nn_shape shape;
+    if (read_shape(member(in, "shape"), where, &shape, lim, err))
+        return -1;
+    nn_shape per = nn_node_output_shape(entry);
+    int fits = shape.ndim == per.ndim + 1;
+    for (int d = 0; fits && d < per.ndim; d++)
+        fits = shape.dims[d + 1] == per.dims[d];
+    if (!fits) {
+        char got[96], want[96];
+        return api_fail(err, 400, "shape_mismatch", "%s ('%s'): shape %s "
+                        "does not fit the model's %s", where,
+                        name->valuestring,
+                        shape_text(&shape, 0, got, sizeof got),
+                        shape_text(&per, 1, want, sizeof want));
+    }
+    if (r->n_inputs > 0 && shape.dims[0] != r->inputs[0].tensor->shape.dims[0])
+        return api_fail(err, 400, "shape_mismatch", "%s ('%s'): batch %d "
+                        "differs from the first input's %d", where,
+                        name->valuestring, shape.dims[0],
+                        r->inputs[0].tensor->shape.dims[0]);
+    nn_tensor *t = nn_tensor_new(&shape);
+    if (!t)
+        return api_fail(err, 503, "out_of_memory", "out of memory");
+    r->inputs[r->n_inputs].name = name->valuestring;
+    r->inputs[r->n_inputs++].tensor = t;
+    size_t numel = nn_tensor_numel(t);
+
+    const cJSON *data = member(in, "data");
+    const cJSON *size = member(params, "binary_data_size");
+    if (size) {
+        if (data)
+            return api_fail(err, 400, "bad_request", "%s ('%s'): give either "
+                            "data or parameters.binary_data_size, not both",
+                            where, name->valuestring);
+        if (!cJSON_IsNumber(size) || size->valuedouble < 0 ||
+            size->valuedouble != floor(size->valuedouble))
+            return api_fail(err, 400, "bad_request", "%s ('%s'): parameters."
+                            "binary_data_size must be a byte count", where,
+                            name->valuestring);
+        if (size->valuedouble != (double)numel * 4)
+            return api_fail(err, 400, "bad_tensor", "%s ('%s'): "
+                            "binary_data_size is %.0f bytes; shape %s of FP32 "
+                            "needs %zu", where, name->valuestring,
+                            size->valuedouble,
+                            shape_text(&shape, 0, (char[96]){0}, 96),
+                            numel * 4);
+        char named[160];
+        snprintf(named, sizeof named, "%s ('%s')", where, name->valuestring);
+        return api_binary_take_f32(blob, t->data, numel, named, err);
+    }
+    if (!data)
+        return api_fail(err, 400, "bad_tensor", "%s ('%s'): needs data, or "
+                        "parameters.binary_data_size with the bytes after the "
+                        "JSON header", where, name->valuestring);
+    long count = flatten(data, t->data, (long)numel, 0, where, err);
+    if (count < 0)
+        return -1;
+    if ((size_t)count != numel)
+        return api_fail(err, 400, "bad_tensor", "%s ('%s'): data holds %ld "
+                        "values; the shape needs %zu", where,
+                        name->valuestring, count, numel);
+    return 0;
+}
+
+static int is_exit(const nn_graph *g, const nn_node *n)
+{
+    for (int x = 0; n && x < nn_graph_exit_count(g); x++)
+        if (nn_graph_exit_at(g, x) == n)
+            return 1;
+    return 0;
+}
+
+static int read_outputs(const cJSON *body, const nn_graph *g,
+                        int binary_output, api_kserve_request *r,
+                        api_error *err)
+{
+    const cJSON *outputs = member(body, "outputs");
+    if (outputs && !cJSON_IsArray(outputs))
+        return api_fail(err, 400, "bad_request", "\"outputs\" must be an "
+                        "array of {name, parameters}");
+    int named = outputs ? cJSON_GetArraySize(outputs) : 0;
+    int m = named ? named : nn_graph_exit_count(g);
+    r->outputs = calloc((size_t)(m ? m : 1), sizeof *r->outputs);
+    if (!r->outputs)
+        return api_fail(err, 503, "out_of_memory", "out of memory");
+    if (!named) {
+        /* An empty or absent list is every output. */
+        for (int x = 0; x < m; x++) {
+            r->outputs[x].name = nn_node_name(nn_graph_exit_at(g, x));
+            r->outputs[x].binary = binary_output;
+        }
+        r->n_outputs = m;
+        return 0;
+    }
+    int index = 0;
+    for (const cJSON *o = outputs->child; o; o = o->next, index++) {
+        char where[64];
+        snprintf(where, sizeof where, "outputs[%d]", index);
+        const cJSON *name = member(o, "name");
+        nn_node *exit = cJSON_IsString(name)
+                            ? nn_graph_find(g, name->valuestring) : NULL;
+        if (!is_exit(g, exit))
+            return api_fail(err, 400, "unknown_output", "%s: the model has "
+                            "no output '%.64s'", where,
+                            cJSON_IsString(name) ? name->valuestring : "");
+        for (int k = 0; k < r->n_outputs; k++)
+            if (strcmp(r->outputs[k].name, nn_node_name(exit)) == 0)
+                return api_fail(err, 400, "bad_request", "%s: output '%s' "
+                                "is requested twice", where,
+                                nn_node_name(exit));
+        const cJSON *params = member(o, "parameters");
+        if (params && !cJSON_IsObject(params))
+            return api_fail(err, 400, "bad_request", "%s.parameters must be "
+                            "an object", where);
+        if (refuse_unsupported(params, where, err))
+            return -1;
+        int binary = binary_output;
+        if (bool_param(params, where, "binary_data", &binary, err))
+            return -1;
+        r->outputs[r->n_outputs].name = nn_node_name(exit);
+        r->outputs[r->n_outputs++].binary = binary;
+    }
+    return 0;
+}
+
+int api_kserve_read_request(const cJSON *body, const char *blob,
+                            size_t blob_len, const nn_graph *g,
                             const api_limits *lim, api_kserve_request *r,
                             api_error *err)
 {
@@ -126,49 +427,15 @@ int api_kserve_read_request(const cJSON *body, const nn_graph *g,
     if (!cJSON_IsObject(body))
         return api_fail(err, 400, "bad_request", "an inference request is a "
                         "JSON object with \"inputs\"");
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "id");
+    const cJSON *id = member(body, "id");
     if (id && !cJSON_IsString(id))
         return api_fail(err, 400, "bad_request", "\"id\" must be a string");
     r->id = id ? id->valuestring : NULL;
+    int binary_output = 0;
+    if (read_parameters(body, r, &binary_output, err))
+        return -1;
 
-    const cJSON *params = cJSON_GetObjectItemCaseSensitive(body, "parameters");
-    if (params && !cJSON_IsObject(params))
-        return api_fail(err, 400, "bad_request", "\"parameters\" must be an "
-                        "object");
-    const cJSON *seq = params ? cJSON_GetObjectItemCaseSensitive(params,
-                                                                 "sequence_id")
-                              : NULL;
-    if (seq) {
-        if (cJSON_IsString(seq) && seq->valuestring[0] &&
-            strlen(seq->valuestring) < sizeof r->sequence_id)
-            snprintf(r->sequence_id, sizeof r->sequence_id, "%s",
-                     seq->valuestring);
-        else if (cJSON_IsNumber(seq) && seq->valuedouble >= 1 &&
-                 seq->valuedouble == floor(seq->valuedouble) &&
-                 seq->valuedouble < 9007199254740992.0)
-            snprintf(r->sequence_id, sizeof r->sequence_id, "%.0f",
-                     seq->valuedouble);
-        else
-            return api_fail(err, 400, "bad_request", "parameters.sequence_id "
-                            "must be a positive integer or a non-empty "
-                            "string");
-    }
-    const char *flags[2] = {"sequence_start", "sequence_end"};
-    int *dest[2] = {&r->sequence_start, &r->sequence_end};
-    for (int k = 0; k < 2; k++) {
-        const cJSON *f = params ? cJSON_GetObjectItemCaseSensitive(params,
-                                                                   flags[k])
-                                : NULL;
-        if (f && !cJSON_IsBool(f))
-            return api_fail(err, 400, "bad_request", "parameters.%s must be "
-                            "true or false", flags[k]);
-        *dest[k] = f && cJSON_IsTrue(f);
-        if (*dest[k] && !r->sequence_id[0])
-            return api_fail(err, 400, "bad_request", "parameters.%s needs "
-                            "parameters.sequence_id", flags[k]);
-    }
-
-    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(body, "inputs");
+    const cJSON *inputs = member(body, "inputs");
     if (!cJSON_IsArray(inputs) || cJSON_GetArraySize(inputs) < 1)
         return api_fail(err, 400, "bad_request", "\"inputs\" must be a "
                         "non-empty array of {name, shape, datatype, data}");
@@ -176,137 +443,35 @@ int api_kserve_read_request(const cJSON *body, const nn_graph *g,
     r->inputs = calloc((size_t)n, sizeof *r->inputs);
     if (!r->inputs)
         return api_fail(err, 503, "out_of_memory", "out of memory");
+    api_binary_reader reader;
+    api_binary_reader_init(&reader, blob, blob_len);
     int index = 0;
-    for (const cJSON *in = inputs->child; in; in = in->next, index++) {
-        char where[96];
-        snprintf(where, sizeof where, "inputs[%d]", index);
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(in, "name");
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive(in, "datatype");
-        if (!cJSON_IsString(name)) {
-            api_fail(err, 400, "bad_request", "%s.name must be a string",
-                     where);
-            goto fail;
-        }
-        nn_node *entry = nn_graph_find(g, name->valuestring);
-        if (!entry || !(nn_node_type_of(entry)->flags & NN_TYPE_SOURCE)) {
-            api_fail(err, 400, "unknown_input", "%s: the model has no input "
-                     "'%.64s'", where, name->valuestring);
-            goto fail;
-        }
-        for (int k = 0; k < r->n_inputs; k++)
-            if (strcmp(r->inputs[k].name, name->valuestring) == 0) {
-                api_fail(err, 400, "bad_request", "%s: input '%s' is given "
-                         "twice", where, name->valuestring);
-                goto fail;
-            }
-        if (!cJSON_IsString(type) || strcmp(type->valuestring, "FP32") != 0) {
-            api_fail(err, 400, "bad_request", "%s ('%s'): datatype must be "
-                     "\"FP32\"", where, name->valuestring);
-            goto fail;
-        }
-        nn_shape shape;
-        if (read_shape(cJSON_GetObjectItemCaseSensitive(in, "shape"), where,
-                       &shape, lim, err))
-            goto fail;
-        nn_shape per = nn_node_output_shape(entry);
-        int fits = shape.ndim == per.ndim + 1;
-        for (int d = 0; fits && d < per.ndim; d++)
-            fits = shape.dims[d + 1] == per.dims[d];
-        if (!fits) {
-            char got[96], want[96];
-            api_fail(err, 400, "shape_mismatch", "%s ('%s'): shape %s does "
-                     "not fit the model's %s", where, name->valuestring,
-                     shape_text(&shape, 0, got, sizeof got),
-                     shape_text(&per, 1, want, sizeof want));
-            goto fail;
-        }
-        nn_tensor *t = nn_tensor_new(&shape);
-        if (!t) {
-            api_fail(err, 503, "out_of_memory", "out of memory");
-            goto fail;
-        }
-        r->inputs[r->n_inputs].name = name->valuestring;
-        r->inputs[r->n_inputs++].tensor = t;
-        const cJSON *data = cJSON_GetObjectItemCaseSensitive(in, "data");
-        long count = flatten(data, t->data, (long)nn_tensor_numel(t), 0, where,
-                             err);
-        if (count < 0)
-            goto fail;
-        if ((size_t)count != nn_tensor_numel(t)) {
-            api_fail(err, 400, "bad_tensor", "%s ('%s'): data holds %ld values; "
-                     "the shape needs %zu", where, name->valuestring, count,
-                     nn_tensor_numel(t));
-            goto fail;
-        }
-        if (index > 0 && t->shape.dims[0] != r->inputs[0].tensor->shape.dims[0]) {
-            api_fail(err, 400, "shape_mismatch", "%s ('%s'): batch %d differs "
-                     "from the first input's %d", where, name->valuestring,
-                     t->shape.dims[0], r->inputs[0].tensor->shape.dims[0]);
-            goto fail;
-        }
-    }
+    for (const cJSON *in = inputs->child; in; in = in->next, index++)
+        if (read_input(in, index, g, lim, &reader, r, err))
+            return -1;
+    if (api_binary_finish(&reader, err))
+        return -1;
     for (int e = 0; e < nn_graph_entry_count(g); e++) {
         const char *need = nn_node_name(nn_graph_entry_at(g, e));
         int found = 0;
         for (int k = 0; k < r->n_inputs; k++)
             found |= strcmp(r->inputs[k].name, need) == 0;
-        if (!found) {
-            api_fail(err, 400, "missing_input", "input '%s' is missing", need);
-            goto fail;
-        }
+        if (!found)
+            return api_fail(err, 400, "missing_input", "input '%s' is "
+                            "missing", need);
     }
     r->batch = r->inputs[0].tensor->shape.dims[0];
-
-    const cJSON *outputs = cJSON_GetObjectItemCaseSensitive(body, "outputs");
-    if (outputs) {
-        if (!cJSON_IsArray(outputs)) {
-            api_fail(err, 400, "bad_request", "\"outputs\" must be an array of "
-                     "{name}");
-            goto fail;
-        }
-        int m = cJSON_GetArraySize(outputs);
-        r->outputs = calloc((size_t)(m ? m : 1), sizeof *r->outputs);
-        if (!r->outputs) {
-            api_fail(err, 503, "out_of_memory", "out of memory");
-            goto fail;
-        }
-        index = 0;
-        for (const cJSON *o = outputs->child; o; o = o->next, index++) {
-            const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
-            nn_node *exit = cJSON_IsString(name)
-                                ? nn_graph_find(g, name->valuestring) : NULL;
-            int is_exit = 0;
-            for (int x = 0; exit && x < nn_graph_exit_count(g); x++)
-                is_exit |= nn_graph_exit_at(g, x) == exit;
-            if (!is_exit) {
-                api_fail(err, 400, "unknown_output", "outputs[%d]: the model "
-                         "has no output '%.64s'", index,
-                         cJSON_IsString(name) ? name->valuestring : "");
-                goto fail;
-            }
-            r->outputs[r->n_outputs++] = name->valuestring;
-        }
-    }
-    return 0;
-fail:
-    api_kserve_request_free(r);
-    return -1;
-}
-
-static int wanted(const api_kserve_request *r, const char *name)
-{
-    if (!r->outputs)
-        return 1;
-    for (int k = 0; k < r->n_outputs; k++)
-        if (strcmp(r->outputs[k], name) == 0)
-            return 1;
-    return 0;
+    return read_outputs(body, g, binary_output, r, err);
 }
 
 cJSON *api_kserve_response(const api_kserve_request *r, const char *model,
-                           const nn_session *s, const nn_graph *g)
+                           const nn_session *s, api_blob *blobs,
+                           int *n_blobs)
 {
+    *n_blobs = 0;
     cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
     cJSON_AddStringToObject(o, "model_name", model);
     cJSON_AddStringToObject(o, "model_version", "1");
     if (r->id)
@@ -316,24 +481,30 @@ cJSON *api_kserve_response(const api_kserve_request *r, const char *model,
         cJSON_AddStringToObject(p, "sequence_id", r->sequence_id);
     }
     cJSON *outputs = cJSON_AddArrayToObject(o, "outputs");
-    for (int x = 0; x < nn_graph_exit_count(g); x++) {
-        const char *name = nn_node_name(nn_graph_exit_at(g, x));
-        if (!wanted(r, name))
-            continue;
+    for (int k = 0; k < r->n_outputs; k++) {
+        const char *name = r->outputs[k].name;
         const nn_tensor *t = nn_session_output(s, name);
         cJSON *out = cJSON_CreateObject();
+        cJSON_AddItemToArray(outputs, out);
         cJSON_AddStringToObject(out, "name", name);
+        cJSON_AddStringToObject(out, "datatype", "FP32");
         cJSON *shape = cJSON_AddArrayToObject(out, "shape");
         for (int d = 0; d < t->shape.ndim; d++)
             cJSON_AddItemToArray(shape, cJSON_CreateNumber(t->shape.dims[d]));
-        cJSON_AddStringToObject(out, "datatype", "FP32");
+        size_t numel = nn_tensor_numel(t);
+        if (r->outputs[k].binary) {
+            cJSON *p = cJSON_AddObjectToObject(out, "parameters");
+            cJSON_AddNumberToObject(p, "binary_data_size", (double)numel * 4);
+            blobs[*n_blobs].data = t->data;
+            blobs[(*n_blobs)++].count = numel;
+            continue;
+        }
         cJSON *data = cJSON_AddArrayToObject(out, "data");
-        for (size_t k = 0; k < nn_tensor_numel(t); k++) {
+        for (size_t e = 0; e < numel; e++) {
             char buf[32];
-            api_format_float(t->data[k], buf, sizeof buf);
+            api_format_float(t->data[e], buf, sizeof buf);
             cJSON_AddItemToArray(data, cJSON_CreateRaw(buf));
         }
-        cJSON_AddItemToArray(outputs, out);
     }
     return o;
 }

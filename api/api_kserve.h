@@ -7,14 +7,25 @@
 #define API_KSERVE_H
 
 #include "api.h"
+#include "api_binary.h"
+
+/* An output to return, binary (the binary tensor data extension) or as
+ * JSON numbers. */
+typedef struct api_kserve_output {
+    const char *name;           /* borrowed from the graph */
+    int binary;
+} api_kserve_output;
 
 typedef struct api_kserve_request {
     const char *id;             /* borrowed from the request, or NULL */
-    char sequence_id[64];       /* "" when stateless */
+    char sequence_id[64];       /* "" when stateless (absent, 0 or "") */
     int sequence_start, sequence_end;
+    double priority;            /* parameters.priority, 0 when absent */
+    double timeout_us;          /* parameters.timeout, 0 when absent */
     nn_binding *inputs;         /* one per entry; tensors owned */
     int n_inputs;
-    const char **outputs;       /* requested names, NULL = all; borrowed */
+    api_kserve_output *outputs; /* as requested, or every exit in the
+                                   graph's order when none is named */
     int n_outputs;
     int batch;
 } api_kserve_request;
@@ -23,18 +34,37 @@ typedef struct api_kserve_request {
  * Caller owns the result. */
 cJSON *api_kserve_model_metadata(const nn_graph *g, const char *name);
 
+/* The model configuration extension's document, shaped after Triton's
+ * ModelConfig: name, platform, backend, max_batch_size, input and output
+ * ({name, data_type "TYPE_FP32", dims without the batch axis}), and
+ * "definition", the graph definition the network was created from
+ * (definition: its JSON text, or NULL to leave it out). Caller owns the
+ * result. */
+cJSON *api_kserve_model_config(const nn_graph *g, const char *name,
+                               const char *definition, int max_batch);
+
 /* Reads and checks an inference request against the graph: every entry
  * once, FP32, shapes [batch, ...] matching, data flat or nested with as
- * many values as the shape. Strings in *r borrow from body, so body must
- * outlive r. Free with api_kserve_request_free. */
-int api_kserve_read_request(const cJSON *body, const nn_graph *g,
+ * many values as the shape, or, with parameters.binary_data_size, that
+ * many bytes taken in input order from blob (the bytes after the JSON
+ * header; NULL when the body was JSON alone), which must be used up
+ * exactly. Outputs named once each, exits of the graph; binary when their
+ * parameters.binary_data or the request's parameters.binary_data_output
+ * says so. Strings in *r borrow from body and g, so both must outlive r.
+ * Free with api_kserve_request_free (also after a failure). */
+int api_kserve_read_request(const cJSON *body, const char *blob,
+                            size_t blob_len, const nn_graph *g,
                             const api_limits *lim, api_kserve_request *r,
                             api_error *err);
 void api_kserve_request_free(api_kserve_request *r);
 
-/* The response to r after a step of s. Caller owns the result. */
+/* The response's JSON to r after a step of s: binary outputs carry
+ * parameters.binary_data_size instead of data, and their tensors are
+ * listed in blobs (room for r->n_outputs; borrowed from s) in the order of
+ * the JSON, *n_blobs of them. Caller owns the result. */
 cJSON *api_kserve_response(const api_kserve_request *r, const char *model,
-                           const nn_session *s, const nn_graph *g);
+                           const nn_session *s, api_blob *blobs,
+                           int *n_blobs);
 
 /* The protocol's error body, {"error": message}. */
 cJSON *api_kserve_error(const char *message);

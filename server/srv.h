@@ -70,12 +70,22 @@ typedef struct srv_request {
     const cJSON *json;          /* parsed body; NULL when there was none */
     const char *raw;            /* the body as received, raw_len bytes */
     size_t raw_len;
+    const char *blob;           /* routes with SRV_BODY_BINARY: the bytes
+                                   after the JSON header when the request
+                                   used the binary tensor extension, or
+                                   NULL */
+    size_t blob_len;
+    const char *accept_encoding; /* the request's Accept-Encoding, or NULL */
+    uint64_t queue_ns;          /* how long it waited for a compute thread
+                                   (whoever schedules it sets this; 0 when
+                                   it runs where it was received) */
     const srv_config *cfg;
     nn_registry *reg;
     srv_persist *persist;       /* the data directory, or NULL */
     srv_network *net;           /* {net}, for routes that name one */
     srv_session *session;       /* {sid}, for routes that name one */
     int key;                    /* index of the caller's API key, or -1 */
+    unsigned route_flags;       /* its route's row's SRV_* flags */
     size_t charged;             /* bytes charged to the memory budget for
                                    this request, released after its reply */
 
@@ -84,6 +94,9 @@ typedef struct srv_request {
     size_t body_len;
     const char *content_type;
     int retry_after;            /* seconds, for a Retry-After header; 0 none */
+    const char *content_encoding; /* of body: "gzip", "deflate" or NULL */
+    const char *reply_header;   /* one more response header, or NULL */
+    char reply_value[32];
 } srv_request;
 
 /* Parses req->raw into req->json (deleted with the request); replies 400
@@ -103,5 +116,8 @@ void srv_reply_fail(srv_request *req, int status, const char *code,
 /* Takes text (free()d later). */
 void srv_reply_text(srv_request *req, int status, const char *content_type,
                     char *text);
+/* As srv_reply_text for len bytes that may hold NULs. Takes data. */
+void srv_reply_bytes(srv_request *req, int status, const char *content_type,
+                     char *data, size_t len);
 
 #endif

@@ -7,9 +7,11 @@
  * and closes connections that take longer than --read-timeout to send one.
  */
 #include "srv_http.h"
+#include "api_binary.h"
 #include "api_kserve.h"
 #include "srv_auth.h"
 #include "srv_budget.h"
+#include "srv_encoding.h"
 #include "srv_metrics.h"
 #include "srv_routes.h"
 #include "srv_sched.h"
@@ -73,13 +75,24 @@ void srv_http_init(const srv_config *cfg, nn_registry *reg,
 
 static double now_seconds(void) { return srv_now(); }
 
+/* ------------------------------------------------------------- replies */
+
+/* The Open Inference Protocol's routes, whose errors have its shape. */
 static int is_v2_path(const char *path)
 {
     return path && strncmp(path, "/v2", 3) == 0 &&
            (path[3] == '\0' || path[3] == '/');
 }
 
-/* ------------------------------------------------------------- replies */
+void srv_reply_bytes(srv_request *req, int status, const char *content_type,
+                     char *data, size_t len)
+{
+    free(req->body);
+    req->status = status;
+    req->body = data;
+    req->body_len = data ? len : 0;
+    req->content_type = content_type;
+}
 
 void srv_reply_text(srv_request *req, int status, const char *content_type,
                     char *text)
@@ -98,17 +111,21 @@ void srv_reply_json(srv_request *req, int status, cJSON *j)
     if (!text) {
         /* cJSON fails only when memory does. */
         srv_reply_text(req, 503, "application/json",
-                       strdup("{\"error\":{\"code\":\"out_of_memory\","
-                              "\"message\":\"out of memory\"}}"));
+                       strdup(is_v2_path(req->path)
+                                  ? "{\"error\":\"out of memory\"}"
+                                  : "{\"error\":{\"code\":\"out_of_memory\","
+                                    "\"message\":\"out of memory\"}}"));
         return;
     }
     srv_reply_text(req, status, "application/json", text);
 }
 
+/* Whatever produced the error (a handler, or this file before any handler
+ * ran), /v2 answers {"error": "<message>"} as the protocol requires and
+ * its clients parse; the rest of the API {"error": {"code", "message"}}.
+ * The status is the same for both. */
 void srv_reply_error(srv_request *req, const api_error *err)
 {
-    /* The inference protocol's clients read {"error": "..."} on every
-     * failing call, whatever part of the server produced it. */
     srv_reply_json(req, err->http_status,
                    is_v2_path(req->path) ? api_kserve_error(err->message)
                                          : api_error_json(err));
@@ -151,6 +168,15 @@ static int match(const char *pattern, const char *path, char params[2][96])
     return *pattern == '\0' && *path == '\0';
 }
 
+/* HEAD runs a route's GET row: the handler answers as for GET and
+ * libmicrohttpd sends the headers (Content-Length included) without the
+ * body. */
+static int method_matches(const char *row, const char *method)
+{
+    return strcmp(row, method) == 0 ||
+           (strcmp(method, "HEAD") == 0 && strcmp(row, "GET") == 0);
+}
+
 static int find_route(const char *method, const char *path, char params[2][96],
                       char *allow, size_t allow_size)
 {
@@ -159,28 +185,100 @@ static int find_route(const char *method, const char *path, char params[2][96],
     for (int i = 0; srv_routes[i].method; i++) {
         if (!match(srv_routes[i].pattern, path, scratch))
             continue;
-        if (strcmp(srv_routes[i].method, method) == 0) {
+        if (method_matches(srv_routes[i].method, method)) {
             memcpy(params, scratch, sizeof scratch);
             return i;
         }
         size_t len = strlen(allow);
-        snprintf(allow + len, allow_size - len, "%s%s", len ? ", " : "",
-                 srv_routes[i].method);
+        snprintf(allow + len, allow_size - len, "%s%s%s", len ? ", " : "",
+                 srv_routes[i].method,
+                 strcmp(srv_routes[i].method, "GET") == 0 ? ", HEAD" : "");
     }
     return -1;
 }
 
 /* ---------------------------------------------------------------- bodies */
 
-static int is_json_type(const char *type)
+/* Whether a Content-Type names want, parameters aside. */
+static int is_type(const char *type, const char *want)
 {
     if (!type)
         return 0;
     while (isspace((unsigned char)*type))
         type++;
-    size_t n = strlen("application/json");
-    return strncasecmp(type, "application/json", n) == 0 &&
+    size_t n = strlen(want);
+    return strncasecmp(type, want, n) == 0 &&
            (type[n] == '\0' || type[n] == ';' || isspace((unsigned char)type[n]));
+}
+
+static int is_json_type(const char *type)
+{
+    return is_type(type, "application/json");
+}
+
+/* Whether a body's declared type (and encoding) can be read here; if not,
+ * fills err with a 415. JSON is always read. /v2 also reads a body
+ * without Content-Type, as Triton and KServe do and as tritonclient sends
+ * it, and application/octet-stream when Inference-Header-Content-Length
+ * announces the binary tensor framing (the extension's own example). */
+static int body_readable(struct MHD_Connection *conn, const char *path,
+                         api_error *err)
+{
+    const char *type = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *framed = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     API_BINARY_HEADER);
+    const char *encoding = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    if (!srv_encoding_supported(encoding))
+        return api_fail(err, 415, "unsupported_media", "Content-Encoding "
+                        "'%.32s' is not supported (gzip, deflate, identity)",
+                        encoding);
+    if (is_json_type(type))
+        return 0;
+    if (is_v2_path(path) && !type)
+        return 0;
+    if (is_v2_path(path) && framed && is_type(type, "application/octet-stream"))
+        return 0;
+    if (is_v2_path(path))
+        return api_fail(err, 415, "unsupported_media", "the body must be "
+                        "application/json, none, or application/octet-stream "
+                        "with " API_BINARY_HEADER ", not '%.64s'",
+                        type ? type : "(none)");
+    return api_fail(err, 415, "unsupported_media", "the body must be "
+                    "application/json, not '%.64s'", type ? type : "(none)");
+}
+
+/* The whole body is here. A compressed body becomes what it decompresses
+ * to (Inference-Header-Content-Length counts decoded bytes, as in Triton),
+ * at most --max-body bytes. With Inference-Header-Content-Length, on a
+ * route that takes the binary tensor extension, the JSON is the body's
+ * first *json_len bytes and the rest goes to the handler as req->blob;
+ * otherwise the JSON is all of it. *body may be replaced by another
+ * malloc'd buffer of *len bytes. Returns 0, or -1 with err filled. */
+static int unpack_body(struct MHD_Connection *conn, const srv_route *route,
+                       char **body, size_t *len, srv_request *req,
+                       size_t *json_len, api_error *err)
+{
+    if (srv_decode_body(MHD_lookup_connection_value(
+                            conn, MHD_HEADER_KIND,
+                            MHD_HTTP_HEADER_CONTENT_ENCODING),
+                        body, len, config->max_body, err))
+        return -1;
+    *json_len = *len;
+    const char *framed = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     API_BINARY_HEADER);
+    if (!framed)
+        return 0;
+    if (!(route->flags & SRV_BODY_BINARY))
+        return api_fail(err, 400, "bad_request", "%s %s does not take binary "
+                        "tensor data (" API_BINARY_HEADER ")", req->method,
+                        route->pattern);
+    if (api_binary_split(framed, *len, json_len, err))
+        return -1;
+    req->blob = *body + *json_len;
+    req->blob_len = *len - *json_len;
+    return 0;
 }
 
 /* The deepest nesting of arrays and objects, outside strings. */
@@ -302,6 +400,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             req->content_type ? req->content_type
                                               : "application/json");
+    if (req->reply_header)
+        MHD_add_response_header(resp, req->reply_header, req->reply_value);
+    if (req->content_encoding)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
+                                req->content_encoding);
     if (allow && allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (st->challenge)
@@ -333,6 +436,16 @@ static void init_request(srv_request *req, const char *method,
     req->reg = registry;
     req->persist = persistence;
     req->key = -1;
+}
+
+static enum MHD_Result answer_error(struct MHD_Connection *conn,
+                                    conn_state *st, const char *method,
+                                    const char *path, const api_error *err)
+{
+    srv_request req;
+    init_request(&req, method, path);
+    srv_reply_error(&req, err);
+    return send_reply(conn, st, &req, NULL);
 }
 
 static enum MHD_Result answer_now(struct MHD_Connection *conn, conn_state *st,
@@ -375,7 +488,11 @@ int srv_request_parse_json(srv_request *req)
     if (rest && rest < stop) {
         cJSON_Delete(json);
         srv_reply_fail(req, 400, "bad_json", "unexpected text after the JSON "
-                       "document at byte %zu", (size_t)(rest - req->raw));
+                       "document at byte %zu%s", (size_t)(rest - req->raw),
+                       (req->route_flags & SRV_BODY_BINARY) && !req->blob
+                           ? " (binary tensor data needs the "
+                             API_BINARY_HEADER " header)"
+                           : "");
         return -1;
     }
     req->json = json;
@@ -495,8 +612,30 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, conn_state *st,
     find_route(method, url, req->params, allow, sizeof allow);
     req->query_format = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
                                                     "format");
+    req->accept_encoding = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    req->route_flags = route->flags;
+    size_t json_len = st->len;
+    if (st->len > 0) {
+        api_error err;
+        char *received = st->body;
+        int unpacked = unpack_body(conn, route, &st->body, &st->len, req,
+                                   &json_len, &err);
+        if (st->body != received) {
+            /* The decoded body's buffer replaces the received one in the
+             * budget. */
+            srv_budget_release(st->cap);
+            st->cap = srv_budget_charge(st->len + 1) == 0 ? st->len + 1 : 0;
+            if (!st->cap && !unpacked)
+                return answer_now(conn, st, method, url, 503, "out_of_memory",
+                                  NULL, "the server's memory budget "
+                                  "(--max-memory) is spent; retry later");
+        }
+        if (unpacked)
+            return answer_error(conn, st, method, url, &err);
+    }
     req->raw = st->body ? st->body : "";
-    req->raw_len = st->len;
+    req->raw_len = json_len;
     if (resolve(route, req)) {
         enum MHD_Result rc = send_reply(conn, st, req, NULL);
         srv_request_release(req);
@@ -518,6 +657,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, conn_state *st,
         job->key = srv_sched_key(req->net->id, req->session->id);
         job->batch_rows = nn_session_batch(req->session->run);
     }
+    if (route->order_key)
+        job->key = route->order_key(req);
     st->conn = conn;
     st->submitted = 1;
     /* Suspended first: the compute thread may answer before submit
@@ -580,12 +721,9 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                               "the body is %s bytes; the limit is %zu", length,
                               config->max_body);
         int has_body = (length && strtoull(length, NULL, 10) > 0) || chunked;
-        const char *type = MHD_lookup_connection_value(
-            conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (has_body && !is_json_type(type))
-            return answer_now(conn, st, method, url, 415, "unsupported_media",
-                              NULL, "the body must be application/json, not "
-                              "'%.64s'", type ? type : "(none)");
+        api_error err;
+        if (has_body && body_readable(conn, url, &err))
+            return answer_error(conn, st, method, url, &err);
         return MHD_YES;
     }
     if (st->submitted) {

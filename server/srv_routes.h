@@ -24,7 +24,8 @@ enum {
     SRV_LOCK_READ = 1 << 6,     /* the network's weights, read-locked */
     SRV_LOCK_WRITE = 1 << 7,    /* the network's weights, write-locked */
     SRV_LOCK_SESSION = 1 << 8,  /* the session's mutex */
-    SRV_V2 = 1 << 9             /* errors in the inference protocol's shape */
+    SRV_BODY_BINARY = 1 << 9    /* the JSON may be followed by binary
+                                   tensor data (api_binary.h) */
 };
 
 typedef struct srv_route {
@@ -36,6 +37,10 @@ typedef struct srv_route {
     /* A single step of one session, which the scheduler may batch with
      * other sessions' steps; then handler is not used. */
     const srv_step_ops *step;
+    /* Orders requests the path alone does not (a KServe sequence named in
+     * the body): requests with equal keys run one at a time, in order.
+     * NULL: the session the path names, if any. */
+    uint64_t (*order_key)(const srv_request *req);
 } srv_route;
 
 /* Ends with a row of NULLs. */

@@ -461,6 +461,8 @@ static void *worker_main(void *arg)
             run_steps(q, thread, jobs, n);
         } else if (n > 0) {
             jobs[0]->started_at = srv_now();
+            jobs[0]->req.queue_ns =
+                (uint64_t)((jobs[0]->started_at - jobs[0]->queued_at) * 1e9);
             jobs[0]->run(jobs[0]);
             answer(jobs[0]);
         }

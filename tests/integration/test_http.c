@@ -602,8 +602,8 @@ static const bad_case bad_cases[] = {
      "server's own"},
     {"POST", "/v1/networks/rnn/sessions", J, "{\"id\": \"a/b\"}", 400, "\"id\""},
     {"DELETE", "/v1/node-types", NULL, NULL, 405, "allowed: GET"},
-    {"PATCH", "/v1/networks/guide", NULL, NULL, 405, "GET, DELETE"},
-    {"GET", "/v2/models", NULL, NULL, 404, "no route"},
+    {"PATCH", "/v1/networks/guide", NULL, NULL, 405, "GET, HEAD, DELETE"},
+    {"GET", "/v1/models", NULL, NULL, 404, "no route"},
     {"GET", "/v1/networks/guide/params", J, "{}", 400, "takes no body"},
     {"POST", "/v1/networks", J, "{\"nodes\": [{\"type\": \"Input\", \"shape\""
      ": 2}]} trailing", 400, "unexpected text"},
