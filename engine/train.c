@@ -94,7 +94,7 @@ nn_optim_opts nn_optim_defaults(void)
     o.schedule = NN_SCHEDULE_CONSTANT;
     o.step_size = 1;
     o.gamma = 0.1;
-    o.epochs = 1;
+    o.epochs = 0; /* the fit's epochs, as PyTorch's T_max is usually set */
     return o;
 }
 
@@ -140,7 +140,8 @@ int nn_optim_check(const nn_optim_opts *o, nn_error *err)
         return nn_error_set(err, NN_ERR_INVALID, "lr_min must be in [0, lr]");
     if (o->schedule == NN_SCHEDULE_COSINE && o->epochs < 1)
         return nn_error_set(err, NN_ERR_INVALID, "a cosine schedule needs "
-                            "epochs >= 1");
+                            "its horizon epochs >= 1 (0 takes the fit's "
+                            "epochs in a fit)");
     return NN_OK;
 }
 
@@ -535,7 +536,10 @@ static int fit_check(nn_graph *g, const nn_binding *inputs, int n_inputs,
         return nn_error_set(err, NN_ERR_INVALID, "epochs must be >= 1, "
                             "batch_size, window and clip_norm >= 0");
     *optim = opts->optim;
-    if (optim->schedule == NN_SCHEDULE_COSINE && optim->epochs < 1)
+    if (optim->epochs < 0)
+        return nn_error_set(err, NN_ERR_INVALID, "the schedule's epochs must "
+                            "be >= 0 (0: the fit's epochs)");
+    if (optim->schedule == NN_SCHEDULE_COSINE && optim->epochs == 0)
         optim->epochs = opts->epochs;
     int rc = nn_optim_check(optim, err);
     if (rc != NN_OK)
