@@ -68,7 +68,8 @@ typedef enum nn_loss_kind {
     NN_LOSS_MSE,        /* mean of (y − target)² over every element */
     NN_LOSS_SOFTMAX_CE  /* mean over rows of −Σ target · log softmax(y), the
                            softmax over the last axis; targets are one-hot
-                           rows or probabilities */
+                           rows or probabilities: a fit refuses a row with
+                           a negative entry or a sum off 1 by > 1e-3 */
 } nn_loss_kind;
 
 /* "mse", "softmax_cross_entropy" (or "cross_entropy"); -1 if unknown. */

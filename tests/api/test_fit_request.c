@@ -147,6 +147,54 @@ static void test_out_of_range_numbers(void)
     nn_graph_free(g);
 }
 
+/* softmax_cross_entropy targets must be distributions; the check a request
+ * passes before it is accepted (nn_fit_check) names the first bad row. */
+static void test_softmax_targets_are_distributions(void)
+{
+    static const char *const def =
+        "{\"nodes\": [{\"name\": \"x\", \"type\": \"Input\", \"shape\": "
+        "[1]}, {\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 2}],"
+        "\"edges\": [\"x >> o\"]}";
+    static const struct {
+        const char *targets, *needle;
+    } cases[] = {
+        {"[[[1, 0], [0, 1]], [[0.5, 0.5], [0.25, 0.75]]]", NULL},
+        {"[[[1, 0], [0, 1]], [[0.5, 0.5], [2, -1]]]",
+         "row 3 (sequence 1, step 1) has a negative"},
+        {"[[[1, 0], [0.5, 0.25]], [[0.5, 0.5], [1, 0]]]",
+         "row 1 (sequence 0, step 1) sums to 0.75"},
+        {"[[[3, 0], [0, 1]], [[0.5, 0.5], [1, 0]]]",
+         "row 0 (sequence 0, step 0) sums to 3"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        nn_graph *g = graph(def);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+        char body[1024], message[256];
+        snprintf(body, sizeof body, "{\"method\": \"bptt\", \"loss\": "
+                 "\"softmax_cross_entropy\", \"inputs\": {\"x\": [[[1], [2]], "
+                 "[[3], [4]]]}, \"targets\": {\"o\": %s}}", cases[k].targets);
+        api_fit_request req;
+        CU_ASSERT_EQUAL_FATAL(parse(body, g, &req, message, sizeof message), 0);
+        nn_error e;
+        int rc = nn_fit_check(g, req.data[0].inputs, req.data[0].n_inputs,
+                              req.data[0].targets, req.data[0].n_targets,
+                              &req.fit, &e);
+        if (!cases[k].needle) {
+            CU_ASSERT_EQUAL(rc, NN_OK);
+        } else {
+            api_error ae;
+            api_fail_from_nn(&ae, &e, 0);
+            if (!strstr(ae.message, cases[k].needle))
+                fprintf(stderr, "%s -> %s\n", cases[k].targets, ae.message);
+            CU_ASSERT_EQUAL(ae.http_status, 400);
+            CU_ASSERT_PTR_NOT_NULL(strstr(ae.message, cases[k].needle));
+            CU_ASSERT_PTR_NOT_NULL(strstr(ae.message, "target 'o'"));
+        }
+        api_fit_request_release(&req);
+        nn_graph_free(g);
+    }
+}
+
 int main(void)
 {
     nn_error e;
@@ -159,6 +207,8 @@ int main(void)
          test_cosine_horizon_is_the_fits_epochs},
         {"numbers out of range are refused by name",
          test_out_of_range_numbers},
+        {"softmax targets are distributions",
+         test_softmax_targets_are_distributions},
         {NULL, NULL}};
     int rc = tu_run_suite("fit requests", tests);
     nn_registry_free(reg);
