@@ -304,8 +304,15 @@ static int load_network(const char *file,
         api_stored_network_free(&stored);
         return 0;
     }
-    if (srv_network_add(stored.graph, stored.definition,
-                        stored.name[0] ? stored.name : NULL, stored.id, &net,
+    const char *name = stored.name[0] ? stored.name : NULL;
+    if (name && api_is_network_id(name)) {
+        /* Written before such names were refused: the network is kept,
+         * its name (which would shadow an id) is not. */
+        fprintf(stderr, "nerved: %s: network %s loses its name '%s', which "
+                "has the form of a network id\n", file, stored.id, name);
+        name = NULL;
+    }
+    if (srv_network_add(stored.graph, stored.definition, name, stored.id, &net,
                         &err)) {
         skip(file, err.message);
         return 0;

@@ -111,7 +111,10 @@ int srv_network_add(nn_graph *graph, char *definition, const char *name,
     snprintf(net->name, sizeof net->name, "%s", name ? name : "");
     pthread_mutex_lock(&store_lock);
     int rc = 0;
-    if (n_networks >= max_networks_) {
+    if (name && api_is_network_id(name)) {
+        rc = api_fail(err, 400, "bad_request", "the name '%s' has the form "
+                      "of a network id (\"n\" and digits)", name);
+    } else if (n_networks >= max_networks_) {
         rc = api_fail(err, 429, "limit", "the server holds %d networks, its "
                       "limit; delete one first", n_networks);
     } else {
@@ -163,12 +166,16 @@ int srv_session_linked(srv_session *s)
     return linked;
 }
 
-/* Store lock held. */
+/* Store lock held. Ids first: a name never captures another network's id
+ * (names of id form are refused, but data written before that may hold
+ * one). */
 static int find_network(const char *key)
 {
     for (int i = 0; i < n_networks; i++)
-        if (strcmp(networks[i]->id, key) == 0 ||
-            (networks[i]->name[0] && strcmp(networks[i]->name, key) == 0))
+        if (strcmp(networks[i]->id, key) == 0)
+            return i;
+    for (int i = 0; i < n_networks; i++)
+        if (networks[i]->name[0] && strcmp(networks[i]->name, key) == 0)
             return i;
     return -1;
 }
