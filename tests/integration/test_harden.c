@@ -1,7 +1,7 @@
 /*
  * test_harden.c — defects a hostile client or a careless operator could
  * reach: network names that would shadow ids, files in the data directory
- * that are not what their names say, a bearer key cut by a NUL, the command
+ * that are not what their names say, the command
  * line (--version, boolean environment variables, SIGHUP) and a shutdown
  * that must end within --shutdown-timeout.
  */
