@@ -54,7 +54,7 @@ void srv_v2_server_metadata(srv_request *req)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", "nerved");
-    cJSON_AddStringToObject(o, "version", "0.1.0");
+    cJSON_AddStringToObject(o, "version", NERVED_VERSION);
     cJSON *ext = cJSON_AddArrayToObject(o, "extensions");
     cJSON_AddItemToArray(ext, cJSON_CreateString("sequence"));
     srv_reply_json(req, 200, o);

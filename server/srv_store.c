@@ -371,6 +371,19 @@ void srv_session_each(srv_network *net,
     pthread_mutex_unlock(&store_lock);
 }
 
+int srv_session_hold_all(srv_session ***out)
+{
+    pthread_mutex_lock(&store_lock);
+    int n = n_sessions;
+    *out = malloc(sizeof **out * (size_t)(n ? n : 1));
+    for (int i = 0; *out && i < n; i++) {
+        sessions[i]->refs++;
+        (*out)[i] = sessions[i];
+    }
+    pthread_mutex_unlock(&store_lock);
+    return *out ? n : -1;
+}
+
 int srv_session_count(void)
 {
     pthread_mutex_lock(&store_lock);

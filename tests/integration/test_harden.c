@@ -10,6 +10,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -68,10 +69,203 @@ static void test_names_cannot_shadow_ids(void)
     CU_ASSERT_EQUAL(it_stop(&s), 0);
 }
 
+/* ------------------------------------------------------ the command line */
+
+/* The first line `nerved --version` prints, without the newline. */
+static void version_line(char *out, size_t size)
+{
+    const char *bin = getenv("NERVED_BIN");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' --version", bin ? bin : "nerved");
+    FILE *p = popen(cmd, "r");
+    out[0] = '\0';
+    if (p && fgets(out, (int)size, p))
+        out[strcspn(out, "\n")] = '\0';
+    CU_ASSERT_EQUAL(p ? pclose(p) : -1, 0);
+}
+
+/* --version, GET /v2 and nerved_build_info tell the same version. */
+static void test_version(void)
+{
+    char line[128];
+    version_line(line, sizeof line);
+    CU_ASSERT_EQUAL_FATAL(strncmp(line, "nerved ", 7), 0);
+    const char *version = line + 7;
+    CU_ASSERT(strlen(version) >= 5 && strchr(version, '.'));
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, NULL), 0);
+    cJSON *v2 = it_call(&s, "GET", "/v2", NULL, 200);
+    const cJSON *v = cJSON_GetObjectItem(v2, "version");
+    CU_ASSERT(cJSON_IsString(v) && strcmp(v->valuestring, version) == 0);
+    cJSON_Delete(v2);
+    it_response r;
+    CU_ASSERT_EQUAL_FATAL(it_request(&s, "GET", "/metrics", NULL, NULL, 0, &r),
+                          0);
+    char gauge[160];
+    snprintf(gauge, sizeof gauge, "\nnerved_build_info{version=\"%s\"} 1\n",
+             version);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, gauge));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "# TYPE nerved_build_info gauge"));
+    it_response_free(&r);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
+/* NERVED_QUIET=false must not mean quiet: booleans take 1/0, true/false,
+ * yes/no, on/off, and anything else stops the start with a message. */
+static void test_boolean_words(void)
+{
+    char err[2048];
+    static const char *const bad[] = {"maybe", "", "2", "falsey"};
+    const char *const list[] = {"--list-routes", NULL};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        setenv("NERVED_QUIET", bad[k], 1);
+        CU_ASSERT_EQUAL(it_run(list, err, sizeof err), 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "NERVED_QUIET"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "true/false"));
+    }
+    static const char *const good[] = {"false", "TRUE", "yes", "No", "on",
+                                       "off", "1", "0"};
+    for (size_t k = 0; k < sizeof good / sizeof *good; k++) {
+        setenv("NERVED_QUIET", good[k], 1);
+        CU_ASSERT_EQUAL(it_run(list, err, sizeof err), 0);
+    }
+    unsetenv("NERVED_QUIET");
+    const char *const flag[] = {"--quiet=perhaps", "--list-routes", NULL};
+    CU_ASSERT_EQUAL(it_run(flag, err, sizeof err), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "--quiet"));
+
+    /* it_start passes --quiet; a later --quiet=off turns the log back on. */
+    char *dir = it_temp_dir("nerved-bool");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    char log[512];
+    snprintf(log, sizeof log, "%s/log", dir);
+    const char *const loud[] = {"--quiet=off", NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start_logged(&s, loud, log), 0);
+    cJSON_Delete(it_call(&s, "GET", "/healthz", NULL, 200));
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+    FILE *f = fopen(log, "r");
+    char text[4096] = "";
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = '\0';
+    if (f)
+        fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "/healthz"));
+    it_remove_tree(dir);
+    free(dir);
+}
+
+/* SIGHUP (a closed terminal, a reload by habit) does not stop the
+ * daemon. */
+static void test_sighup_is_ignored(void)
+{
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, NULL), 0);
+    CU_ASSERT_EQUAL(kill(s.pid, SIGHUP), 0);
+    struct timespec pause = {0, 200 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    cJSON_Delete(it_call(&s, "GET", "/healthz", NULL, 200));
+    int status;
+    CU_ASSERT_EQUAL(waitpid(s.pid, &status, WNOHANG), 0);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
+/* ------------------------------------------------------------ shutdown */
+
+typedef struct long_request {
+    const it_server *s;
+    char path[128];
+    char *body;
+} long_request;
+
+static void *run_long(void *arg)
+{
+    long_request *lr = arg;
+    it_response r;
+    /* The daemon exits under it: no answer is expected. */
+    if (it_request(lr->s, "POST", lr->path, "application/json", lr->body,
+                   strlen(lr->body), &r) == 0)
+        it_response_free(&r);
+    return NULL;
+}
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* SIGTERM with a request running far past --shutdown-timeout 1: the daemon
+ * checkpoints the idle session and exits 0 soon after the timeout instead
+ * of waiting for the request. */
+static void test_shutdown_timeout(void)
+{
+    char *dir = it_temp_dir("nerved-shutdown");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    const char *const args[] = {"--data-dir", dir, "--shutdown-timeout", "1",
+                                NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks",
+                         "{\"name\": \"big\", \"nodes\": [{\"name\": \"x\", "
+                         "\"type\": \"Input\", \"shape\": 1}, {\"name\": "
+                         "\"r\", \"type\": \"VanillaRNN\", \"num_unit\": "
+                         "1500}], \"edges\": [\"x >> r\"]}", 201));
+    cJSON *idle = it_call(&s, "POST", "/v1/networks/big/sessions", "{}", 201);
+    cJSON *busy = it_call(&s, "POST", "/v1/networks/big/sessions", "{}", 201);
+    const cJSON *idle_id = cJSON_GetObjectItem(idle, "id");
+    const cJSON *busy_id = cJSON_GetObjectItem(busy, "id");
+    const cJSON *net_id = cJSON_GetObjectItem(idle, "network");
+    CU_ASSERT_FATAL(cJSON_IsString(idle_id) && cJSON_IsString(busy_id) &&
+                    cJSON_IsString(net_id));
+
+    /* 100000 steps of a 1500-unit recurrence: minutes of work. */
+    enum { STEPS = 100000 };
+    long_request lr = {&s, "", malloc(STEPS * 6 + 64)};
+    CU_ASSERT_PTR_NOT_NULL_FATAL(lr.body);
+    snprintf(lr.path, sizeof lr.path, "/v1/networks/big/sessions/%s/run",
+             busy_id->valuestring);
+    char *p = lr.body + sprintf(lr.body, "{\"inputs\": {\"x\": [[");
+    for (int t = 0; t < STEPS; t++)
+        p += sprintf(p, "%s[1]", t ? "," : "");
+    sprintf(p, "]]}}");
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, run_long, &lr), 0);
+    struct timespec pause = {1, 500 * 1000 * 1000};
+    nanosleep(&pause, NULL); /* the run has begun */
+
+    double t0 = now_seconds();
+    CU_ASSERT_EQUAL(kill(s.pid, SIGTERM), 0);
+    int status = -1;
+    CU_ASSERT_EQUAL(waitpid(s.pid, &status, 0), s.pid);
+    double took = now_seconds() - t0;
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (took > 1 + 10)
+        fprintf(stderr, "shutdown took %.1f s\n", took);
+    CU_ASSERT(took < 1 + 10);
+    pthread_join(th, NULL);
+
+    char ckpt[1024];
+    snprintf(ckpt, sizeof ckpt, "%s/ckpt-%s-%s.nerved", dir,
+             net_id->valuestring, idle_id->valuestring);
+    struct stat st;
+    CU_ASSERT_EQUAL(stat(ckpt, &st), 0);
+    free(lr.body);
+    cJSON_Delete(idle);
+    cJSON_Delete(busy);
+    it_remove_tree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     static const tu_test tests[] = {
         {"network names cannot shadow ids", test_names_cannot_shadow_ids},
+        {"--version, GET /v2 and nerved_build_info", test_version},
+        {"boolean variables take words, refuse others", test_boolean_words},
+        {"SIGHUP is ignored", test_sighup_is_ignored},
+        {"SIGTERM exits within --shutdown-timeout", test_shutdown_timeout},
         {NULL, NULL}};
     return tu_run_suite("hardening", tests);
 }
