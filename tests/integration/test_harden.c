@@ -69,6 +69,93 @@ static void test_names_cannot_shadow_ids(void)
     CU_ASSERT_EQUAL(it_stop(&s), 0);
 }
 
+/* --------------------------------------------------- the data directory */
+
+/* The daemon's peak resident memory in KiB (VmHWM), or -1. */
+static long peak_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* Files named like the daemon's that are not: a FIFO (opening it blocked
+ * the start forever), a directory, and a 2 GiB sparse file with a bad
+ * header (read whole before). Each is skipped with its reason, and the
+ * real network beside them loads. */
+static void test_odd_files_in_the_data_dir(void)
+{
+    char *dir = it_temp_dir("nerved-odd");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    const char *const args[] = {"--data-dir", dir, NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks", with_name("real"), 201));
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+
+    char path[1024];
+    snprintf(path, sizeof path, "%s/net-n7.nerved", dir);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(path, 0600), 0);
+    snprintf(path, sizeof path, "%s/net-n8.nerved", dir);
+    CU_ASSERT_EQUAL_FATAL(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/net-n9.nerved", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(write(fd, "NOTNERVED-a-bad-header......", 28), 28);
+    CU_ASSERT_EQUAL(ftruncate(fd, 2L << 30), 0);
+    close(fd);
+    snprintf(path, sizeof path, "%s/ckpt-n9-s1.nerved", dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CU_ASSERT_FATAL(fd >= 0);
+    /* A good magic announcing far more than the file holds. */
+    static const unsigned char head[28] = {'N', 'E', 'R', 'V', 'E', 'D', 'C',
+                                           1,   2,   0,   0,   0,   0,   0,
+                                           0,   0,   0xff, 0xff, 0xff, 0xff,
+                                           0,   0,   0,   0};
+    CU_ASSERT_EQUAL(write(fd, head, sizeof head), (ssize_t)sizeof head);
+    CU_ASSERT_EQUAL(ftruncate(fd, 1L << 30), 0);
+    close(fd);
+
+    char log[1024];
+    snprintf(log, sizeof log, "%s.log", dir);
+    alarm(120); /* a start that blocks on the FIFO fails the test */
+    CU_ASSERT_EQUAL_FATAL(it_start_logged(&s, args, log), 0);
+    alarm(0);
+    long kib = peak_kib(s.pid);
+    if (kib > 512 * 1024)
+        fprintf(stderr, "peak memory at start: %ld KiB\n", kib);
+    CU_ASSERT(kib > 0 && kib < 512 * 1024);
+    cJSON_Delete(it_call(&s, "GET", "/v1/networks/real", NULL, 200));
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+    FILE *f = fopen(log, "r");
+    static char text[16384];
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = '\0';
+    if (f)
+        fclose(f);
+    static const char *const want[] = {
+        "net-n7.nerved: a FIFO, not a regular file; skipped",
+        "net-n8.nerved: a directory, not a regular file; skipped",
+        "net-n9.nerved: not a nerved file",
+        "ckpt-n9-s1.nerved: 1073741824 bytes, but the header announces",
+        "1 networks and 0 session checkpoints restored"};
+    for (size_t k = 0; k < sizeof want / sizeof *want; k++) {
+        if (!strstr(text, want[k]))
+            fprintf(stderr, "not in the log: %s\n", want[k]);
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, want[k]));
+    }
+    unlink(log);
+    it_remove_tree(dir);
+    free(dir);
+}
+
 /* ------------------------------------------------------ the command line */
 
 /* The first line `nerved --version` prints, without the newline. */
@@ -262,6 +349,8 @@ int main(void)
 {
     static const tu_test tests[] = {
         {"network names cannot shadow ids", test_names_cannot_shadow_ids},
+        {"odd files in the data directory are skipped",
+         test_odd_files_in_the_data_dir},
         {"--version, GET /v2 and nerved_build_info", test_version},
         {"boolean variables take words, refuse others", test_boolean_words},
         {"SIGHUP is ignored", test_sighup_is_ignored},
