@@ -53,6 +53,10 @@ struct nn_node {
     int n_states, cap_states;
     size_t work_per_row;
     nn_rng init_rng;
+    /* The first name the type's own code asked nn_node_param_* for during
+     * the build that is not in its table (a typo reads as 0): the build
+     * fails naming it. */
+    char unknown_param[NN_NAME_MAX];
 };
 
 typedef struct nn_type_counter {
