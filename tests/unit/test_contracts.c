@@ -91,7 +91,7 @@ static const nn_node_type picky = {
 static const nn_param_def typo_params[] = {
     {.name = "num_unit", .kind = NN_PARAM_INT, .def = "3", .min = 1,
      .max = 100, .doc = "units"},
-    {NULL}};
+    {.name = NULL}};
 
 static int typo_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
                         nn_error *err)
@@ -175,7 +175,7 @@ static void test_callbacks_get_a_real_record(void)
         s = nn_session_new(g, 1, 0, NULL);
         nn_tape *tape = nn_tape_new(s, 2, NULL);
         nn_grads *grads = nn_grads_new(g, NULL);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(tape && grads);
+        CU_ASSERT_FATAL(tape && grads);
         int dims[3] = {1, 2, 2};
         nn_shape sh = nn_shape_make(3, dims);
         nn_tensor *x = nn_tensor_new(&sh), *out[1] = {NULL};

@@ -359,7 +359,7 @@ static void check_schedule(const char *name, nn_schedule_kind schedule,
     nn_node *in = nn_graph_add_node(g, "Input", "x", &err);
     nn_node *gru = nn_graph_add_node(g, "GRU", "gru", &err);
     nn_node *out = nn_graph_add_node(g, "Dense", "out", &err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(in && gru && out);
+    CU_ASSERT_FATAL(in && gru && out);
     CU_ASSERT_EQUAL_FATAL(nn_node_set_param(in, "shape", shape, &err), NN_OK);
     CU_ASSERT_EQUAL_FATAL(nn_node_set_param(gru, "num_unit", "4", &err),
                           NN_OK);
