@@ -6,6 +6,7 @@
  * that must end within --shutdown-timeout.
  */
 #define _GNU_SOURCE
+#include "api_persist.h"
 #include "itest.h"
 #include "testutil.h"
 
@@ -67,6 +68,70 @@ static void test_names_cannot_shadow_ids(void)
     cJSON_Delete(got);
     cJSON_Delete(a);
     CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
+/* A data directory written before such names were refused may hold a
+ * network named like another's id: it loads without that name, and the id
+ * finds its own network. */
+static void test_stored_name_of_id_form(void)
+{
+    char *dir = it_temp_dir("nerved-idname");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    const char *const args[] = {"--data-dir", dir, NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    cJSON *first = it_call(&s, "POST", "/v1/networks", TINY, 201);
+    cJSON *second = it_call(&s, "POST", "/v1/networks", with_name("zz"), 201);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(first, "id")->valuestring,
+                           "n1");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(second, "id")->valuestring,
+                           "n2");
+    cJSON_Delete(first);
+    cJSON_Delete(second);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+
+    /* Rename n2 to "n1" in its file's meta, and seal it again. */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/net-n2.nerved", dir);
+    FILE *f = fopen(path, "r+b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    static unsigned char bytes[1 << 16];
+    size_t len = fread(bytes, 1, sizeof bytes, f);
+    CU_ASSERT_FATAL(len > API_PERSIST_HEADER && len < sizeof bytes);
+    char *meta = memmem(bytes + API_PERSIST_HEADER, len - API_PERSIST_HEADER,
+                        "\"name\":\"zz\"", 11);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(meta);
+    memcpy(meta + 8, "n1", 2);
+    uint32_t crc = api_crc32(0, bytes, 24);
+    crc = api_crc32(crc, bytes + 28, len - 28);
+    for (int k = 0; k < 4; k++)
+        bytes[24 + k] = (unsigned char)(crc >> (8 * k));
+    rewind(f);
+    CU_ASSERT_EQUAL(fwrite(bytes, 1, len, f), len);
+    fclose(f);
+
+    char log[1024];
+    snprintf(log, sizeof log, "%s.log", dir);
+    CU_ASSERT_EQUAL_FATAL(it_start_logged(&s, args, log), 0);
+    cJSON *got = it_call(&s, "GET", "/v1/networks/n1", NULL, 200);
+    const cJSON *id = cJSON_GetObjectItem(got, "id");
+    CU_ASSERT(cJSON_IsString(id) && strcmp(id->valuestring, "n1") == 0);
+    cJSON_Delete(got);
+    got = it_call(&s, "GET", "/v1/networks/n2", NULL, 200);
+    const cJSON *name = cJSON_GetObjectItem(got, "name");
+    CU_ASSERT(!cJSON_IsString(name) || strcmp(name->valuestring, "n1") != 0);
+    cJSON_Delete(got);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+    f = fopen(log, "r");
+    static char text[8192];
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = '\0';
+    if (f)
+        fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "network n2 loses its name 'n1'"));
+    unlink(log);
+    it_remove_tree(dir);
+    free(dir);
 }
 
 /* --------------------------------------------------- the data directory */
@@ -350,6 +415,8 @@ int main(void)
 {
     static const tu_test tests[] = {
         {"network names cannot shadow ids", test_names_cannot_shadow_ids},
+        {"a stored name of id form is dropped at load",
+         test_stored_name_of_id_form},
         {"odd files in the data directory are skipped",
          test_odd_files_in_the_data_dir},
         {"--version, GET /v2 and nerved_build_info", test_version},
