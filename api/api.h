@@ -61,8 +61,11 @@ api_limits api_default_limits(void);
 nn_graph *api_graph_from_json(const cJSON *def, const nn_registry *reg,
                               const api_limits *lim, api_error *err);
 /* The optional "name" of a definition, or NULL (borrowed from def).
- * Fails (-1) when present but not a valid name string. */
+ * Fails (-1) when present but not a valid name string, or of id form. */
 int api_graph_def_name(const cJSON *def, const char **name, api_error *err);
+/* 1 when key has the form of the server's network ids ("n" and digits), which
+ * no network name may take: a name n2 would capture the routes of id n2. */
+int api_is_network_id(const char *key);
 
 /* Describes a built graph: seed, entries, exits, and for every node its
  * type, parameters, ff and fb inputs, input shapes, output shape (batch

@@ -3,6 +3,7 @@
  */
 #include "api_fit.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,7 +101,9 @@ static int choice(const cJSON *obj, const char *key, const char *const *list,
 
 /* ------------------------------------------------------------ the data */
 
-/* Axis 0 of the first tensor in an object of tensors, or 0. */
+/* Axis 0 of the first tensor in an object of tensors, or 0. A number out
+ * of int's range is not converted (that would be undefined): it is 0, which
+ * the caller refuses by name. */
 static int first_batch(const cJSON *obj)
 {
     const cJSON *first = cJSON_IsObject(obj) ? obj->child : NULL;
@@ -108,9 +111,10 @@ static int first_batch(const cJSON *obj)
         return cJSON_GetArraySize(first);
     const cJSON *shape = first ? cJSON_GetObjectItemCaseSensitive(first, "shape")
                                : NULL;
-    if (cJSON_IsArray(shape) && cJSON_IsNumber(shape->child))
-        return (int)shape->child->valuedouble;
-    return 0;
+    if (!cJSON_IsArray(shape) || !cJSON_IsNumber(shape->child))
+        return 0;
+    double d = shape->child->valuedouble;
+    return d >= 1 && d <= INT_MAX ? (int)d : 0;
 }
 
 static void data_release(api_fit_data *d)
@@ -195,7 +199,7 @@ static int read_optimizer(const cJSON *o, nn_optim_opts *opt, api_error *err)
 static int read_schedule(const cJSON *o, nn_optim_opts *opt, api_error *err)
 {
     static const char *const keys[] = {"type", "step_size", "gamma", "lr_min",
-                                       NULL};
+                                       "epochs", NULL};
     static const char *const types[] = {"constant", "step", "exponential",
                                         "cosine", NULL};
     if (!cJSON_IsObject(o))
@@ -207,7 +211,8 @@ static int read_schedule(const cJSON *o, nn_optim_opts *opt, api_error *err)
         choice(o, "type", types, &type, "schedule", err) ||
         integer(o, "step_size", 1, 1 << 30, &opt->step_size, "schedule", err) ||
         number(o, "gamma", 0, 1e-12, 1, &opt->gamma, "schedule", err) ||
-        number(o, "lr_min", 0, 0, 1e6, &opt->lr_min, "schedule", err))
+        number(o, "lr_min", 0, 0, 1e6, &opt->lr_min, "schedule", err) ||
+        integer(o, "epochs", 1, 1000000, &opt->epochs, "schedule", err))
         return -1;
     opt->schedule = (nn_schedule_kind)type;
     if (opt->schedule == NN_SCHEDULE_COSINE && opt->lr_min > opt->lr)

@@ -12,7 +12,8 @@
  *          "optimizer": {"type": "sgd" | "adam", "lr", "momentum", "beta1",
  *                        "beta2", "eps", "weight_decay"},
  *          "schedule": {"type": "constant" | "step" | "exponential" |
- *                       "cosine", "step_size", "gamma", "lr_min"};
+ *                       "cosine", "step_size", "gamma", "lr_min",
+                       "epochs" (cosine's horizon; default: the fit's)};
  *    "wait": false}
  * Unknown members are refused by name, so a misspelt option is never
  * silently ignored.

@@ -13,6 +13,12 @@
 
 /* --------------------------------------------------------- definitions */
 
+int api_is_network_id(const char *key)
+{
+    size_t n = strlen(key);
+    return key[0] == 'n' && n > 1 && strspn(key + 1, "0123456789") == n - 1;
+}
+
 int api_graph_def_name(const cJSON *def, const char **name, api_error *err)
 {
     *name = NULL;
@@ -28,6 +34,11 @@ int api_graph_def_name(const cJSON *def, const char **name, api_error *err)
               (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
             return api_fail(err, 400, "bad_request", "\"name\" may hold "
                             "letters, digits, '_', '-' and '.' only");
+    if (api_is_network_id(n->valuestring))
+        return api_fail(err, 400, "bad_request", "\"name\" may not be \"n\" "
+                        "and digits (the server's own network ids): '%s' "
+                        "would shadow network %s", n->valuestring,
+                        n->valuestring);
     *name = n->valuestring;
     return 0;
 }

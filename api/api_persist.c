@@ -144,10 +144,9 @@ typedef struct parts {
 } parts;
 
 /* Checks the frame of a file of the given kind; parses its meta. */
-static int unframe(const unsigned char *b, size_t len, char kind, parts *out,
-                   api_error *err)
+int api_persist_header_check(const unsigned char *b, size_t len, char kind,
+                             size_t max_values, api_error *err)
 {
-    memset(out, 0, sizeof *out);
     if (len < API_PERSIST_HEADER)
         return api_fail(err, 422, "corrupt_file", "truncated: %zu bytes, "
                         "shorter than the %d-byte header", len,
@@ -172,6 +171,21 @@ static int unframe(const unsigned char *b, size_t len, char kind, parts *out,
                         "announces %" PRIu64 " (truncated or damaged)", len,
                         API_PERSIST_HEADER + meta_len + def_len +
                             4 * (n_values > body ? 0 : n_values));
+    if (n_values > max_values)
+        return api_fail(err, 413, "too_large", "%" PRIu64 " values, more "
+                        "than the %zu this server holds", n_values,
+                        max_values);
+    return 0;
+}
+
+static int unframe(const unsigned char *b, size_t len, char kind, parts *out,
+                   api_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (api_persist_header_check(b, len, kind, SIZE_MAX, err))
+        return -1;
+    uint64_t meta_len = get_u32(b + 8), def_len = get_u32(b + 12);
+    uint64_t n_values = get_u64(b + 16);
     uint32_t want = get_u32(b + CRC_AT), got = file_crc(b, len);
     if (want != got)
         return api_fail(err, 422, "corrupt_file", "CRC-32 mismatch: the file "

@@ -41,6 +41,13 @@
 #define API_PERSIST_VERSION 1
 #define API_PERSIST_HEADER 28
 
+/* Checks a file's header (its first API_PERSIST_HEADER bytes at b) against
+ * the file's size len before the rest is read: magic, kind ('N' or 'C'),
+ * version, section lengths adding up to len, and at most max_values
+ * floats. */
+int api_persist_header_check(const unsigned char *b, size_t len, char kind,
+                             size_t max_values, api_error *err);
+
 /* Continues a CRC-32 over len more bytes; start with crc = 0. */
 uint32_t api_crc32(uint32_t crc, const void *data, size_t len);
 

@@ -701,6 +701,16 @@ static int collect_ends(nn_graph *g, nn_error *err)
 
 /* ----------------------------------------------------------------- build */
 
+static int unknown_param(const nn_node *node, const char *where,
+                         nn_error *err)
+{
+    return nn_error_set(err, NN_ERR_UNSUPPORTED, "node '%s': node type '%s' "
+                        "is defective: its %s reads parameter '%s', which is "
+                        "not in its parameter table (a fault of the type or "
+                        "its plugin, not of the request)", node->name,
+                        node->type->name, where, node->unknown_param);
+}
+
 static int init_node_ff(nn_node *node, nn_error *err)
 {
     nn_shape shapes[64];
@@ -711,21 +721,27 @@ static int init_node_ff(nn_node *node, nn_error *err)
         return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
     for (int k = 0; k < node->n_ff; k++)
         in[k] = node->ff[k]->out_shape;
-    nn_error_clear(err);
-    int rc = node->type->init_ff(node, in, node->n_ff, err);
+    /* The type may write to its record and return err->code: it gets a
+     * real one even when the caller passed none. */
+    nn_error own, *e = err ? err : &own;
+    nn_error_clear(e);
+    int rc = node->type->init_ff(node, in, node->n_ff, e);
     if (in != shapes)
         nn_free(in);
     if (rc != NN_OK) {
-        if (err && !err->msg[0])
-            nn_error_set(err, rc, "init_ff failed");
-        if (err)
-            err->code = rc;
-        return nn_error_prefix(err, "node '%s' (%s)", node->name,
+        if (!e->msg[0])
+            nn_error_set(e, rc, "init_ff failed");
+        e->code = rc;
+        return nn_error_prefix(e, "node '%s' (%s)", node->name,
                                node->type->name);
     }
+    if (node->unknown_param[0])
+        return unknown_param(node, "init_ff", err);
     if (!node->out_shape_set)
-        return nn_error_set(err, NN_ERR_INVALID, "node '%s': type '%s' did not "
-                            "set an output shape in init_ff", node->name,
+        return nn_error_set(err, NN_ERR_UNSUPPORTED, "node '%s': node type "
+                            "'%s' is defective: its init_ff returned without "
+                            "setting an output shape (a fault of the type or "
+                            "its plugin, not of the request)", node->name,
                             node->type->name);
     return NN_OK;
 }
@@ -740,18 +756,22 @@ static int init_node_fb(nn_node *node, nn_error *err)
         return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
     for (int k = 0; k < node->n_fb; k++)
         in[k] = node->fb[k]->out_shape;
-    nn_error_clear(err);
-    int rc = node->type->init_fb(node, in, node->n_fb, err);
+    /* The type may write to its record and return err->code: it gets a
+     * real one even when the caller passed none. */
+    nn_error own, *e = err ? err : &own;
+    nn_error_clear(e);
+    int rc = node->type->init_fb(node, in, node->n_fb, e);
     if (in != shapes)
         nn_free(in);
     if (rc != NN_OK) {
-        if (err && !err->msg[0])
-            nn_error_set(err, rc, "init_fb failed");
-        if (err)
-            err->code = rc;
-        return nn_error_prefix(err, "node '%s' (%s)", node->name,
+        if (!e->msg[0])
+            nn_error_set(e, rc, "init_fb failed");
+        e->code = rc;
+        return nn_error_prefix(e, "node '%s' (%s)", node->name,
                                node->type->name);
     }
+    if (node->unknown_param[0])
+        return unknown_param(node, "init_fb", err);
     return NN_OK;
 }
 
@@ -934,6 +954,12 @@ nn_rng *nn_node_init_rng(nn_node *node) { return &node->init_rng; }
 static const nn_param_val *param_val(const nn_node *node, const char *name)
 {
     int idx = nn_param_index(node->type, name);
+    if (idx < 0 && !node->graph->built && !node->unknown_param[0]) {
+        /* Only while building (one thread), when the node is the graph's
+         * to change: the build then refuses it. */
+        nn_node *n = (nn_node *)node;
+        snprintf(n->unknown_param, sizeof n->unknown_param, "%s", name);
+    }
     return idx < 0 ? NULL : &node->params[idx];
 }
 

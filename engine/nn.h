@@ -67,7 +67,9 @@ int nn_error_set(nn_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-/* Prepends "prefix: " to err's message; returns err->code. */
+/* Prepends "prefix: " to err's message; returns err->code (NN_ERR_INVALID
+ * when err is NULL, which has no code to return: the engine always hands
+ * type callbacks a real record, also when its own caller passed NULL). */
 int nn_error_prefix(nn_error *err, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
@@ -370,8 +372,9 @@ int nn_node_trainable(const nn_node *node);
  * weights during init_ff/init_fb. */
 nn_rng *nn_node_init_rng(nn_node *node);
 
-/* Validated parameter values; the name must be in the type's table (a typo
- * in a type's own code is reported through the default value 0/NULL). */
+/* Validated parameter values; the name must be in the type's table. A name
+ * that is not reads 0/NULL, and when asked during the build (init_ff,
+ * init_fb) the build fails naming the type and the parameter. */
 long nn_node_param_int(const nn_node *node, const char *name);
 double nn_node_param_float(const nn_node *node, const char *name);
 int nn_node_param_bool(const nn_node *node, const char *name);

@@ -54,6 +54,10 @@ struct nn_node {
     size_t work_per_row;
     int rowwise;             /* NN_TYPE_ROWWISE, or as init_ff/fb set it */
     nn_rng init_rng;
+    /* The first name the type's own code asked nn_node_param_* for during
+     * the build that is not in its table (a typo reads as 0): the build
+     * fails naming it. */
+    char unknown_param[NN_NAME_MAX];
 };
 
 typedef struct nn_type_counter {

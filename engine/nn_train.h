@@ -68,7 +68,8 @@ typedef enum nn_loss_kind {
     NN_LOSS_MSE,        /* mean of (y − target)² over every element */
     NN_LOSS_SOFTMAX_CE  /* mean over rows of −Σ target · log softmax(y), the
                            softmax over the last axis; targets are one-hot
-                           rows or probabilities */
+                           rows or probabilities: a fit refuses a row with
+                           a negative entry or a sum off 1 by > 1e-3 */
 } nn_loss_kind;
 
 /* "mse", "softmax_cross_entropy" (or "cross_entropy"); -1 if unknown. */
@@ -90,7 +91,8 @@ typedef enum nn_schedule_kind {
     NN_SCHEDULE_STEP,        /* lr · gamma^floor(epoch / step_size) */
     NN_SCHEDULE_EXPONENTIAL, /* lr · gamma^epoch */
     NN_SCHEDULE_COSINE       /* lr_min + (lr − lr_min)(1 + cos(π e / E)) / 2,
-                                E = the fit's epochs */
+                                E = epochs below (by default the fit's),
+                                held at lr_min after E */
 } nn_schedule_kind;
 
 typedef struct nn_optim_opts {
@@ -104,7 +106,8 @@ typedef struct nn_optim_opts {
     int step_size;        /* STEP: epochs per decay */
     double gamma;         /* STEP, EXPONENTIAL */
     double lr_min;        /* COSINE */
-    int epochs;           /* COSINE: the horizon E */
+    int epochs;           /* COSINE: the horizon E; 0 (the default): the
+                             fit's epochs, as PyTorch's T_max = epochs */
 } nn_optim_opts;
 
 /* SGD without momentum at lr 0.01, Adam's usual betas, a constant rate. */

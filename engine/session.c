@@ -157,13 +157,13 @@ int nn_session_reset(nn_session *s, nn_error *err)
             nn_tensor_zero(&r->state[k]);
         nn_rng_seed(&r->rng, nn_seed_derive(s->seed, node->name));
         if (node->type->init_state) {
-            nn_error_clear(err);
+            nn_error own, *e = err ? err : &own; /* a real record always */
+            nn_error_clear(e);
             int rc = node->type->init_state(node, r->state, r->n_state,
-                                            s->batch, err);
+                                            s->batch, e);
             if (rc != NN_OK) {
-                if (err)
-                    err->code = rc;
-                return nn_error_prefix(err, "node '%s' (%s) init_state",
+                e->code = rc;
+                return nn_error_prefix(e, "node '%s' (%s) init_state",
                                        node->name, node->type->name);
             }
         }
@@ -260,17 +260,16 @@ int nn_session_step(nn_session *s, int train, nn_error *err)
         ctx.state = r->state;
         ctx.n_state = r->n_state;
         ctx.work = r->work;
-        ctx.err = err;
-        nn_error_clear(err);
+        nn_error own, *e = err ? err : &own; /* a real record always */
+        ctx.err = e;
+        nn_error_clear(e);
         int rc = node->type->forward(node, r->ff, node->n_ff, r->fb,
                                      node->n_fb, &r->out, &ctx);
         if (rc != NN_OK) {
-            if (err) {
-                err->code = rc;
-                if (!err->msg[0])
-                    nn_error_set(err, rc, "forward failed");
-            }
-            return nn_error_prefix(err, "node '%s' (%s)", node->name,
+            e->code = rc;
+            if (!e->msg[0])
+                nn_error_set(e, rc, "forward failed");
+            return nn_error_prefix(e, "node '%s' (%s)", node->name,
                                    node->type->name);
         }
     }

@@ -465,19 +465,18 @@ int nn_tape_backward(nn_tape *tape, nn_tensor *const *d_outputs,
             ctx.work = s->runs[node->index].work;
             ctx.grad = grads->by_node[node->index];
             ctx.dstate = tn->dstate;
-            ctx.err = err;
-            nn_error_clear(err);
+            nn_error own, *e = err ? err : &own; /* a real record always */
+            ctx.err = e;
+            nn_error_clear(e);
             int rc = node->type->backward(node, tn->ff_view, node->n_ff,
                                           tn->fb_view, node->n_fb,
                                           &tn->out_view, &tn->dout, tn->dff,
                                           tn->dfb, &ctx);
             if (rc != NN_OK) {
-                if (err) {
-                    err->code = rc;
-                    if (!err->msg[0])
-                        nn_error_set(err, rc, "backward failed");
-                }
-                return nn_error_prefix(err, "node '%s' (%s) backward at step "
+                e->code = rc;
+                if (!e->msg[0])
+                    nn_error_set(e, rc, "backward failed");
+                return nn_error_prefix(e, "node '%s' (%s) backward at step "
                                        "%d", node->name, node->type->name, t);
             }
         }

@@ -94,7 +94,7 @@ nn_optim_opts nn_optim_defaults(void)
     o.schedule = NN_SCHEDULE_CONSTANT;
     o.step_size = 1;
     o.gamma = 0.1;
-    o.epochs = 1;
+    o.epochs = 0; /* the fit's epochs, as PyTorch's T_max is usually set */
     return o;
 }
 
@@ -140,7 +140,8 @@ int nn_optim_check(const nn_optim_opts *o, nn_error *err)
         return nn_error_set(err, NN_ERR_INVALID, "lr_min must be in [0, lr]");
     if (o->schedule == NN_SCHEDULE_COSINE && o->epochs < 1)
         return nn_error_set(err, NN_ERR_INVALID, "a cosine schedule needs "
-                            "epochs >= 1");
+                            "its horizon epochs >= 1 (0 takes the fit's "
+                            "epochs in a fit)");
     return NN_OK;
 }
 
@@ -361,6 +362,39 @@ static int check_data(nn_graph *g, const nn_binding *inputs, int n_inputs,
     return NN_OK;
 }
 
+/* softmax_cross_entropy reads each row of a target's last axis as a
+ * distribution: anything else gives negative or meaningless losses. The
+ * tolerance admits float32 rounding of rows written in decimal. */
+static int check_distributions(const nn_binding *b, nn_error *err)
+{
+    const nn_tensor *t = b->tensor;
+    size_t rows = nn_tensor_rows(t);
+    int cols = nn_tensor_cols(t);
+    size_t per_step = rows / ((size_t)t->shape.dims[0] *
+                              (size_t)t->shape.dims[1]);
+    for (size_t r = 0; r < rows; r++) {
+        const float *p = t->data + r * (size_t)cols;
+        double sum = 0;
+        int bad = 0;
+        for (int c = 0; c < cols; c++) {
+            bad |= !(p[c] >= 0) || !isfinite(p[c]);
+            sum += p[c];
+        }
+        if (bad || !(fabs(sum - 1) <= 1e-3)) {
+            size_t step = r / per_step;
+            return nn_error_set(err, NN_ERR_INVALID, "target '%s': "
+                                "softmax_cross_entropy needs every row to be "
+                                "a distribution (non-negative, summing to 1); "
+                                "row %zu (sequence %zu, step %zu) %s %g",
+                                b->name, r, step / (size_t)t->shape.dims[1],
+                                step % (size_t)t->shape.dims[1],
+                                bad ? "has a negative or non-finite entry; "
+                                      "its sum is" : "sums to", sum);
+        }
+    }
+    return NN_OK;
+}
+
 /* Copies sequences rows[0..B) and steps [t0, t0 + K) of src (N, T, ...)
  * into dst, shaped (B, K, ...). */
 static void gather(const nn_tensor *src, const int *rows, int B, int t0,
@@ -535,7 +569,10 @@ static int fit_check(nn_graph *g, const nn_binding *inputs, int n_inputs,
         return nn_error_set(err, NN_ERR_INVALID, "epochs must be >= 1, "
                             "batch_size, window and clip_norm >= 0");
     *optim = opts->optim;
-    if (optim->schedule == NN_SCHEDULE_COSINE && optim->epochs < 1)
+    if (optim->epochs < 0)
+        return nn_error_set(err, NN_ERR_INVALID, "the schedule's epochs must "
+                            "be >= 0 (0: the fit's epochs)");
+    if (optim->schedule == NN_SCHEDULE_COSINE && optim->epochs == 0)
         optim->epochs = opts->epochs;
     int rc = nn_optim_check(optim, err);
     if (rc != NN_OK)
@@ -545,6 +582,9 @@ static int fit_check(nn_graph *g, const nn_binding *inputs, int n_inputs,
     rc = bind_targets(g, targets, n_targets, *target_of, err);
     if (rc == NN_OK)
         rc = check_data(g, inputs, n_inputs, targets, *target_of, N, T, err);
+    for (int k = 0; rc == NN_OK && opts->loss == NN_LOSS_SOFTMAX_CE &&
+                    k < n_targets; k++)
+        rc = check_distributions(&targets[k], err);
     if (rc == NN_OK)
         rc = bptt_trainable_check(g, err);
     if (rc == NN_OK) {

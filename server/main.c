@@ -2,8 +2,11 @@
  * main.c — nerved: configuration, node types (built-in and plugins), the
  * HTTP daemon and the compute scheduler, the reaper (idle sessions, queued
  * requests past their deadline, connections past the read deadline), and a
- * graceful shutdown on SIGTERM or SIGINT (stop accepting, finish what is in
- * flight, free everything).
+ * graceful shutdown on SIGTERM or SIGINT: stop accepting, finish what is in
+ * flight within --shutdown-timeout (what is still queued then is answered
+ * 503), checkpoint the sessions (with --data-dir), free everything, or exit
+ * without what is still running. SIGHUP is ignored: the log is stderr,
+ * which whoever started the daemon owns.
  */
 #include "srv.h"
 #include "srv_auth.h"
@@ -25,6 +28,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -56,7 +60,85 @@ static int install_stop_handler(void)
      * ThreadSanitizer the handler only runs once the interrupted call
      * returns, and a restarted read would wait forever. */
     sa.sa_flags = 0;
-    return sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL);
+    struct sigaction ignore;
+    memset(&ignore, 0, sizeof ignore);
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    return sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL) ||
+           sigaction(SIGHUP, &ignore, NULL);
+}
+
+/* Requests libmicrohttpd has begun (their request line read) and not yet
+ * completed, so the shutdown knows when nothing is left in flight. */
+static atomic_int in_flight;
+
+static void *on_request_begun(void *cls, const char *uri,
+                              struct MHD_Connection *conn)
+{
+    (void)cls, (void)uri, (void)conn;
+    atomic_fetch_add(&in_flight, 1);
+    return NULL; /* the handler's own state starts empty */
+}
+
+static void on_request_completed(void *cls, struct MHD_Connection *conn,
+                                 void **con_cls,
+                                 enum MHD_RequestTerminationCode code)
+{
+    srv_http_completed(cls, conn, con_cls, code);
+    atomic_fetch_sub(&in_flight, 1);
+}
+
+static double seconds_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Waits until no request is in flight or `timeout` seconds have passed;
+ * returns how many are still running. */
+static int drain_requests(int timeout)
+{
+    double deadline = seconds_now() + timeout;
+    int left;
+    while ((left = atomic_load(&in_flight)) > 0 && seconds_now() < deadline) {
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    return left;
+}
+
+/* Writes a checkpoint of every session no request holds, so a restart
+ * resumes them; a session still busy keeps its last checkpoint (if any).
+ * Returns how many were written. */
+static int checkpoint_sessions(srv_persist *persist)
+{
+    srv_session **all;
+    int n = srv_session_hold_all(&all), saved = 0;
+    for (int i = 0; i < n; i++) {
+        srv_session *s = all[i];
+        api_error err;
+        if (pthread_mutex_trylock(&s->lock) != 0) {
+            fprintf(stderr, "nerved: session %s of network %s is busy: not "
+                            "checkpointed\n", s->id, s->net->id);
+        } else {
+            if (pthread_rwlock_tryrdlock(&s->net->weights) != 0) {
+                fprintf(stderr, "nerved: network %s is busy: session %s not "
+                                "checkpointed\n", s->net->id, s->id);
+            } else {
+                if (srv_persist_save_session(persist, s, NULL, &err))
+                    fprintf(stderr, "nerved: session %s: %s\n", s->id,
+                            err.message);
+                else
+                    saved++;
+                pthread_rwlock_unlock(&s->net->weights);
+            }
+            pthread_mutex_unlock(&s->lock);
+        }
+        srv_session_release(s);
+    }
+    free(n >= 0 ? all : NULL);
+    return saved;
 }
 
 static int wait_for_stop_signal(void)
@@ -281,7 +363,8 @@ static struct MHD_Daemon *start_daemon(const srv_config *cfg,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connections,
-        MHD_OPTION_NOTIFY_COMPLETED, srv_http_completed, NULL,
+        MHD_OPTION_URI_LOG_CALLBACK, on_request_begun, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, on_request_completed, NULL,
         MHD_OPTION_NOTIFY_CONNECTION, srv_http_connection, NULL,
         MHD_OPTION_ARRAY, tls_options,
         MHD_OPTION_END);
@@ -390,13 +473,31 @@ int main(int argc, char **argv)
 
     int sig = wait_for_stop_signal();
     fprintf(stderr, "nerved: signal %d, shutting down\n", sig);
-    /* Stop accepting, let queued and running requests finish (those still
-     * queued at the deadline are answered 503), then close. Every
-     * suspended connection has been answered and resumed by then, as
-     * MHD_stop_daemon requires. */
+    /* Stop accepting, then let queued and running requests finish within
+     * the timeout (a container's grace period ends in a SIGKILL); what is
+     * still queued then is answered 503 unrun. */
     MHD_quiesce_daemon(daemon);
     srv_fit_stop();
-    srv_sched_stop(srv_now() + 25);
+    double deadline = srv_now() + cfg.shutdown_timeout;
+    srv_sched_drain(deadline);
+    double remaining = deadline - srv_now();
+    int left = drain_requests(remaining > 0 ? (int)remaining + 1 : 0);
+    if (persist) {
+        int saved = checkpoint_sessions(persist);
+        fprintf(stderr, "nerved: %d session checkpoints written\n", saved);
+    }
+    if (left > 0) {
+        /* Their threads cannot be stopped from outside: exit without
+         * them. Everything answered is already on disk. */
+        fprintf(stderr, "nerved: %d requests still running after the %d s "
+                        "shutdown timeout; exiting without them\n", left,
+                cfg.shutdown_timeout);
+        fflush(stderr);
+        _exit(0);
+    }
+    /* Every suspended connection has been answered and resumed now, as
+     * MHD_stop_daemon requires. */
+    srv_sched_join();
     scheduling = 0;
     MHD_stop_daemon(daemon);
     pthread_mutex_lock(&reaper_lock);
@@ -407,8 +508,10 @@ int main(int argc, char **argv)
         pthread_join(reaper_thread, NULL);
     rc = 0;
 out:
-    if (scheduling)
-        srv_sched_stop(0);
+    if (scheduling) {
+        srv_sched_drain(0);
+        srv_sched_join();
+    }
     srv_fit_shutdown();
     srv_store_shutdown();
     srv_persist_close(persist);

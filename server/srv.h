@@ -11,6 +11,12 @@
 
 #define SRV_MAX_PLUGINS 32
 
+/* The project's version (CMake's project(VERSION)), for --version, GET /v2
+ * and nerved_build_info. */
+#ifndef NERVED_VERSION
+#error "NERVED_VERSION must be defined by the build"
+#endif
+
 typedef struct srv_config {
     char host[128];
     int port;
@@ -47,10 +53,11 @@ typedef struct srv_config {
     int read_timeout;           /* seconds to receive a whole request */
     int max_sessions_per_key;   /* with --api-key-file; 0: no quota */
     int max_fits_per_key;
+    int shutdown_timeout;       /* seconds SIGTERM waits for requests */
 } srv_config;
 
 /* Defaults, then NERVED_* environment variables, then flags. Returns 0 to
- * run, 1 when it printed help (exit 0), -1 on a bad value (message on
+ * run, 1 when it printed help or the version (exit 0), -1 on a bad value (message on
  * stderr; exit 2). */
 int srv_config_load(srv_config *cfg, int argc, char **argv);
 

@@ -7,6 +7,9 @@
 #include "srv_auth.h"
 
 #include <ctype.h>
+#include <microhttpd.h>
+#include <stdint.h>
+#include <sys/types.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,19 +103,22 @@ srv_auth *srv_auth_load(const char *path, char *msg, size_t size)
     return a;
 }
 
-int srv_auth_check(const srv_auth *a, const char *authorization)
+int srv_auth_check(const srv_auth *a, const char *authorization,
+                   size_t length)
 {
     static const char scheme[] = "Bearer ";
     unsigned char token[SLOT];
     size_t len = 0;
     /* The scheme's name is not secret; the token is. */
-    int ok = authorization &&
+    int ok = authorization && length >= sizeof scheme - 1 &&
              strncasecmp(authorization, scheme, sizeof scheme - 1) == 0;
     if (ok) {
         const char *t = authorization + sizeof scheme - 1;
-        while (*t == ' ')
+        const char *end = authorization + length;
+        while (t < end && *t == ' ')
             t++;
-        len = strlen(t);
+        /* The header's whole length, not strlen: "KEY\0junk" is not KEY. */
+        len = (size_t)(end - t);
         memset(token, 0, sizeof token);
         memcpy(token, t, len < SLOT ? len : SLOT - 1);
     } else {
@@ -128,6 +134,18 @@ int srv_auth_check(const srv_auth *a, const char *authorization)
     }
     memset(token, 0, sizeof token);
     return ok && match;
+}
+
+int srv_auth_check_connection(const srv_auth *a, struct MHD_Connection *conn)
+{
+    const char *value = NULL;
+    size_t length = 0;
+    if (MHD_lookup_connection_value_n(conn, MHD_HEADER_KIND,
+                                      MHD_HTTP_HEADER_AUTHORIZATION,
+                                      sizeof MHD_HTTP_HEADER_AUTHORIZATION - 1,
+                                      &value, &length) != MHD_YES)
+        value = NULL;
+    return srv_auth_check(a, value, value ? length : 0);
 }
 
 int srv_auth_exempt(const char *method, const char *path)

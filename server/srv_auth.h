@@ -18,10 +18,16 @@ typedef struct srv_auth srv_auth;
 srv_auth *srv_auth_load(const char *path, char *msg, size_t size);
 void srv_auth_free(srv_auth *a);
 
-/* Whether the Authorization header value (NULL when absent) is "Bearer "
+/* Whether the Authorization header value (NULL when absent), `length`
+ * bytes long whatever it holds (a NUL in it is part of it), is "Bearer "
  * and one of the keys. Takes the same time whichever key matches or how
  * much of one does: every key is compared in full. */
-int srv_auth_check(const srv_auth *a, const char *authorization);
+int srv_auth_check(const srv_auth *a, const char *authorization,
+                   size_t length);
+/* srv_auth_check on the request's Authorization header, at its full
+ * length. */
+struct MHD_Connection;
+int srv_auth_check_connection(const srv_auth *a, struct MHD_Connection *conn);
 
 /* Whether method and path are a health check, which probes reach without a
  * key: /healthz, /readyz, /v2/health/live, /v2/health/ready. */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef enum opt_kind { OPT_STRING, OPT_INT, OPT_SIZE, OPT_FLAG } opt_kind;
 
@@ -122,10 +123,16 @@ static const srv_option options[] = {
      "serve HTTPS with this PEM certificate (with --tls-key)"},
     {"--tls-key", "NERVED_TLS_KEY", OPT_STRING, AT(tls_key), 0, 0,
      "the PEM private key of --tls-cert"},
+    {"--shutdown-timeout", "NERVED_SHUTDOWN_TIMEOUT", OPT_INT,
+     AT(shutdown_timeout), 0, 3600,
+     "seconds SIGTERM waits for requests in flight before the daemon "
+     "checkpoints its sessions and exits without them (default 25)"},
     {"--quiet", "NERVED_QUIET", OPT_FLAG, AT(quiet), 0, 1,
-     "no access log"},
+     "no access log (a variable takes 1/0, true/false, yes/no, on/off)"},
     {"--list-routes", NULL, OPT_FLAG, AT(list_routes), 0, 1,
      "print the route table and exit"},
+    {"--version", NULL, OPT_FLAG, SPECIAL, 0, 0, "print the version and "
+     "exit"},
     {"--help", NULL, OPT_FLAG, SPECIAL, 0, 0, "this help"},
 };
 #define N_OPTIONS (sizeof options / sizeof *options)
@@ -144,6 +151,21 @@ static void usage(FILE *out)
             fprintf(out, " [%s]", o->env);
         fprintf(out, "\n");
     }
+}
+
+/* 1, 0, or -1 for a word that is neither: NERVED_QUIET=false must not mean
+ * "quiet". */
+static int parse_boolean(const char *value)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+        if (strcasecmp(value, yes[i]) == 0)
+            return 1;
+        if (strcasecmp(value, no[i]) == 0)
+            return 0;
+    }
+    return -1;
 }
 
 static int add_plugin(srv_config *cfg, const char *path)
@@ -183,9 +205,19 @@ static int set_option(srv_config *cfg, const srv_option *o, const char *value,
             *(const char **)(base + o->offset) = value;
         }
         return 0;
-    case OPT_FLAG:
-        *(int *)(base + o->offset) = strcmp(value, "0") != 0;
+    case OPT_FLAG: {
+        int on = parse_boolean(value);
+        if (on < 0) {
+            fprintf(stderr, "nerved: %s (from the %s) must be 1/0, true/false, "
+                            "yes/no or on/off, got '%s'\n",
+                    strcmp(source, "environment") == 0 && o->env ? o->env
+                                                                 : o->flag,
+                    source, value);
+            return -1;
+        }
+        *(int *)(base + o->offset) = on;
         return 0;
+    }
     case OPT_INT:
     case OPT_SIZE: {
         char *end;
@@ -220,6 +252,7 @@ int srv_config_load(srv_config *cfg, int argc, char **argv)
     cfg->connection_timeout = 30;
     cfg->max_connections = 1024;
     cfg->blas_threads = 1;
+    cfg->shutdown_timeout = 25;
     cfg->limits = api_default_limits();
     cfg->max_queue = 1024;
     cfg->request_timeout = 60;
@@ -250,6 +283,10 @@ int srv_config_load(srv_config *cfg, int argc, char **argv)
         }
         if (strcmp(o->flag, "--help") == 0) {
             usage(stdout);
+            return 1;
+        }
+        if (strcmp(o->flag, "--version") == 0) {
+            printf("nerved %s\n", NERVED_VERSION);
             return 1;
         }
         if (arg[flag_len] == '=')

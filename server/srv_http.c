@@ -687,9 +687,7 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
         /* Before anything else: without a key, not even which routes
          * exist is told. */
         if (keys && !srv_auth_exempt(method, url) &&
-            !srv_auth_check(keys, MHD_lookup_connection_value(
-                                      conn, MHD_HEADER_KIND,
-                                      MHD_HTTP_HEADER_AUTHORIZATION))) {
+            !srv_auth_check_connection(keys, conn)) {
             st->challenge = 1;
             return answer_now(conn, st, method, url, 401, "unauthorized",
                               NULL, "this server needs 'Authorization: "

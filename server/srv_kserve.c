@@ -319,7 +319,7 @@ void srv_v2_server_metadata(srv_request *req)
         "binary_tensor_data", "sequence", "statistics", "model_configuration"};
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", "nerved");
-    cJSON_AddStringToObject(o, "version", "0.1.0");
+    cJSON_AddStringToObject(o, "version", NERVED_VERSION);
     cJSON *ext = cJSON_AddArrayToObject(o, "extensions");
     for (size_t k = 0; k < sizeof extensions / sizeof *extensions; k++)
         cJSON_AddItemToArray(ext, cJSON_CreateString(extensions[k]));

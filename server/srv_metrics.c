@@ -277,6 +277,14 @@ static void render_networks(out *o)
                    "%llu\n", nets[i]->id, reasons[r], nets[i]->rejected[r]);
 }
 
+/* A gauge of 1 whose labels say what is running. */
+static void build_info(out *o)
+{
+    put(o, "# HELP nerved_build_info The running daemon's version.\n"
+           "# TYPE nerved_build_info gauge\n"
+           "nerved_build_info{version=\"%s\"} 1\n", NERVED_VERSION);
+}
+
 char *srv_metrics_render(const char *const *route_names, int n_routes,
                          int networks, int sessions)
 {
@@ -321,6 +329,7 @@ char *srv_metrics_render(const char *const *route_names, int n_routes,
             "nerved_fits_total{outcome=\"done\"} %llu\n"
             "nerved_fits_total{outcome=\"failed_or_cancelled\"} %llu\n",
         networks, sessions, steps_total, expired_total, fits_done, fits_other);
+    build_info(&o);
     pthread_mutex_unlock(&lock);
     return o.buf;
 }

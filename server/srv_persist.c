@@ -240,10 +240,38 @@ int srv_persist_remove_session(srv_persist *p, srv_session *s, api_error *err)
 
 /* ----------------------------------------------------------- loading */
 
-static unsigned char *read_whole(const char *path, size_t *len, char *why,
+/* Reads all of fd from its current offset into buf[0, want). */
+static int read_fully(int fd, unsigned char *buf, size_t want)
+{
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = read(fd, buf + got, want - got);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+static const char *file_kind(mode_t mode)
+{
+    return S_ISDIR(mode) ? "a directory" : S_ISFIFO(mode) ? "a FIFO"
+         : S_ISSOCK(mode) ? "a socket" : S_ISCHR(mode) ? "a character device"
+         : S_ISBLK(mode) ? "a block device" : "not a regular file";
+}
+
+/* A file of the data directory, checked before it is read: opened without
+ * blocking (a FIFO would wait forever for a writer), only a regular file,
+ * and its header must announce exactly its size, with at most max_values
+ * floats, before the rest is read (a huge file with a bad header costs no
+ * memory). */
+static unsigned char *read_whole(const char *path, char kind,
+                                 size_t max_values, size_t *len, char *why,
                                  size_t size)
 {
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
     struct stat st;
     if (fd < 0 || fstat(fd, &st)) {
         snprintf(why, size, "cannot read: %s", strerror(errno));
@@ -251,20 +279,41 @@ static unsigned char *read_whole(const char *path, size_t *len, char *why,
             close(fd);
         return NULL;
     }
-    size_t want = (size_t)st.st_size;
-    unsigned char *buf = malloc(want ? want : 1);
-    size_t got = 0;
-    while (buf && got < want) {
-        ssize_t n = read(fd, buf + got, want - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, size, "%s, not a regular file", file_kind(st.st_mode));
+        close(fd);
+        return NULL;
     }
+    size_t want = (size_t)st.st_size;
+    unsigned char head[API_PERSIST_HEADER];
+    api_error err;
+    if (want < sizeof head) {
+        snprintf(why, size, "truncated: %zu bytes, shorter than the %d-byte "
+                 "header", want, API_PERSIST_HEADER);
+        close(fd);
+        return NULL;
+    }
+    if (read_fully(fd, head, sizeof head)) {
+        snprintf(why, size, "short read");
+        close(fd);
+        return NULL;
+    }
+    if (api_persist_header_check(head, want, kind, max_values, &err)) {
+        snprintf(why, size, "%s", err.message);
+        close(fd);
+        return NULL;
+    }
+    unsigned char *buf = malloc(want);
+    if (!buf) {
+        snprintf(why, size, "out of memory (%zu bytes)", want);
+        close(fd);
+        return NULL;
+    }
+    memcpy(buf, head, sizeof head);
+    int rc = read_fully(fd, buf + sizeof head, want - sizeof head);
     close(fd);
-    if (!buf || got != want) {
-        snprintf(why, size, buf ? "short read" : "out of memory");
+    if (rc) {
+        snprintf(why, size, "short read");
         free(buf);
         return NULL;
     }
@@ -304,8 +353,15 @@ static int load_network(const char *file,
         api_stored_network_free(&stored);
         return 0;
     }
-    if (srv_network_add(stored.graph, stored.definition,
-                        stored.name[0] ? stored.name : NULL, stored.id, &net,
+    const char *name = stored.name[0] ? stored.name : NULL;
+    if (name && api_is_network_id(name)) {
+        /* Written before such names were refused: the network is kept,
+         * its name (which would shadow an id) is not. */
+        fprintf(stderr, "nerved: %s: network %s loses its name '%s', which "
+                "has the form of a network id\n", file, stored.id, name);
+        name = NULL;
+    }
+    if (srv_network_add(stored.graph, stored.definition, name, stored.id, &net,
                         &err)) {
         skip(file, err.message);
         return 0;
@@ -396,7 +452,13 @@ void srv_persist_load(srv_persist *p, const nn_registry *reg,
             char path[sizeof p->dir + 512], why[256];
             snprintf(path, sizeof path, "%s/%s", p->dir, file);
             size_t len;
-            unsigned char *bytes = read_whole(path, &len, why, sizeof why);
+            /* A network holds at most max_params weights; a checkpoint at
+             * most a session's floats. */
+            size_t max_values = pass == 0 ? lim->max_params
+                                          : lim->max_session_floats;
+            unsigned char *bytes = read_whole(path, pass == 0 ? 'N' : 'C',
+                                              max_values, &len, why,
+                                              sizeof why);
             if (!bytes)
                 skip(file, why);
             else if (pass == 0)

@@ -42,8 +42,14 @@ int srv_plugin_load(nn_registry *reg, const char *path, char *msg,
     void *handle = dlopen(full, RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
         const char *e = dlerror();
-        snprintf(why, sizeof why, "cannot be loaded as a shared object (%s)",
-                 e ? e : "unknown reason");
+        const char *undefined = e ? strstr(e, "undefined symbol: ") : NULL;
+        if (undefined)
+            snprintf(why, sizeof why, "uses '%.200s', which the daemon does "
+                     "not export: a plugin may call only the functions of "
+                     "nn.h", undefined + strlen("undefined symbol: "));
+        else
+            snprintf(why, sizeof why, "cannot be loaded as a shared object "
+                     "(%s)", e ? e : "unknown reason");
         return fail(msg, msgsize, path, why);
     }
     const int *version = dlsym(handle, NN_PLUGIN_VERSION_SYMBOL);

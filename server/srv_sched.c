@@ -514,13 +514,14 @@ int srv_sched_start(const srv_sched_config *cfg, char *msg, size_t size)
         if (pthread_create(&threads[n_threads], NULL, worker_main,
                            (void *)(intptr_t)n_threads) != 0) {
             snprintf(msg, size, "cannot start compute thread %d", n_threads);
-            srv_sched_stop(0);
+            srv_sched_drain(0);
+            srv_sched_join();
             return -1;
         }
     return 0;
 }
 
-void srv_sched_stop(double deadline)
+int srv_sched_drain(double deadline)
 {
     pthread_mutex_lock(&lock);
     while ((total_queued || total_running) && srv_now() < deadline) {
@@ -535,7 +536,13 @@ void srv_sched_stop(double deadline)
      * nothing runs. */
     stopping = 1;
     pthread_cond_broadcast(&work);
+    int running = total_running;
     pthread_mutex_unlock(&lock);
+    return running;
+}
+
+void srv_sched_join(void)
+{
     for (int i = 0; i < n_threads; i++)
         pthread_join(threads[i], NULL);
     n_threads = 0;

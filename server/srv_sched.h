@@ -75,9 +75,13 @@ typedef struct srv_sched_config {
 
 /* Starts the compute threads. Returns 0, or -1 with a message in msg. */
 int srv_sched_start(const srv_sched_config *cfg, char *msg, size_t size);
-/* Refuses new jobs, lets queued and running ones finish until deadline
- * (monotonic seconds), answers the rest with 503, and joins the threads. */
-void srv_sched_stop(double deadline);
+/* Refuses new jobs and lets queued and running ones finish until deadline
+ * (monotonic seconds); then the compute threads answer what is still
+ * queued with 503 and exit once their running jobs end. Returns how many
+ * jobs are still running. */
+int srv_sched_drain(double deadline);
+/* Waits for the compute threads to exit (after srv_sched_drain). */
+void srv_sched_join(void);
 
 /* Queues job. On refusal (queue full, shutting down) returns -1 with the
  * reply set, and the job is not queued: the caller answers it itself. */

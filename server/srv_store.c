@@ -115,7 +115,10 @@ int srv_network_add(nn_graph *graph, char *definition, const char *name,
     pthread_mutex_lock(&store_lock);
     int rc = 0;
     srv_network *other;
-    if ((int)networks_by_id.used >= max_networks_)
+    if (name && api_is_network_id(name))
+        rc = api_fail(err, 400, "bad_request", "the name '%s' has the form "
+                      "of a network id (\"n\" and digits)", name);
+    else if ((int)networks_by_id.used >= max_networks_)
         rc = api_fail(err, 429, "limit", "the server holds %d networks, its "
                       "limit; delete one first", (int)networks_by_id.used);
     else if (name && (other = srv_dict_find(&networks_by_name, name)))
@@ -436,6 +439,38 @@ void srv_session_each(srv_network *net,
     pthread_mutex_lock(&store_lock);
     srv_dict_each(&net->sessions, call_session, &e);
     pthread_mutex_unlock(&store_lock);
+}
+
+typedef struct held_sessions {
+    srv_session **items;
+    int n, cap;
+} held_sessions;
+
+static void hold_session(void *value, void *arg)
+{
+    held_sessions *h = arg;
+    srv_session *s = value;
+    if (h->n < h->cap) {
+        s->refs++;
+        h->items[h->n++] = s;
+    }
+}
+
+static void hold_sessions_of(void *value, void *arg)
+{
+    srv_dict_each(&((srv_network *)value)->sessions, hold_session, arg);
+}
+
+int srv_session_hold_all(srv_session ***out)
+{
+    pthread_mutex_lock(&store_lock);
+    held_sessions h = {malloc(sizeof *h.items * (size_t)(n_sessions + 1)), 0,
+                       n_sessions};
+    if (h.items)
+        srv_dict_each(&networks_by_id, hold_sessions_of, &h);
+    pthread_mutex_unlock(&store_lock);
+    *out = h.items;
+    return h.items ? h.n : -1;
 }
 
 int srv_session_count(void)

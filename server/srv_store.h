@@ -99,6 +99,11 @@ int srv_session_delete(srv_network *net, const char *sid, api_error *err);
 void srv_session_each(srv_network *net,
                       void (*fn)(srv_session *s, void *arg), void *arg);
 int srv_session_count(void);
+/* Held references to every linked session, in a malloc'd array (*out, the
+ * caller frees it after releasing each); returns how many, or -1 out of
+ * memory. For work that must not run under the store lock (writing
+ * checkpoints at shutdown). */
+int srv_session_hold_all(srv_session ***out);
 /* The session of net with the client's sequence key (the KServe sequence
  * extension), held. When none exists and create is set, one of batch rows
  * is made (*created = 1); two racing creators get the same session. Without

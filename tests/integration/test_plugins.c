@@ -151,8 +151,8 @@ static void test_feedback_refused_and_accepted(void)
                     "\"num_unit\": 2}], \"edges\": [\"i >> d >> o\", "
                     "\"d << o\"]}", 422);
     const char *msg = cJSON_GetStringValue(get(get(j, "error"), "message"));
-    CU_ASSERT_PTR_NOT_NULL(msg && strstr(msg, "'d'"));
-    CU_ASSERT_PTR_NOT_NULL(msg && strstr(msg, "does not support feedback"));
+    CU_ASSERT(msg && strstr(msg, "'d'") != NULL);
+    CU_ASSERT(msg && strstr(msg, "does not support feedback") != NULL);
     cJSON_Delete(j);
 
     /* The same graph with a FeedBackDotNode: accepted, feedback one step
@@ -242,8 +242,8 @@ static void test_guide_dropout(void)
                     "\"GuideDropout\", \"prob\": 0.5}], \"edges\": "
                     "[\"{a, b} >> g\"]}", 422);
     const char *msg = cJSON_GetStringValue(get(get(j, "error"), "message"));
-    CU_ASSERT_PTR_NOT_NULL(msg && strstr(msg, "'g' (GuideDropout)"));
-    CU_ASSERT_PTR_NOT_NULL(msg && strstr(msg, "exactly one"));
+    CU_ASSERT(msg && strstr(msg, "'g' (GuideDropout)") != NULL);
+    CU_ASSERT(msg && strstr(msg, "exactly one") != NULL);
     cJSON_Delete(j);
 }
 
@@ -268,6 +268,11 @@ static void test_bad_plugins_are_refused(void)
                    "node type 'Dense' is already registered");
     expect_refused("--plugin", getenv("NERVED_MISSING_INIT"),
                    "missing symbol nerved_plugin_init");
+    /* The daemon exports nn.h's functions only. */
+    expect_refused("--plugin", getenv("NERVED_INTERNAL_SYMBOL"),
+                   "uses 'nn_check_session_floats', which the daemon does "
+                   "not export: a plugin may call only the functions of "
+                   "nn.h");
     char text_file[] = "/tmp/nerved-not-a-plugin-XXXXXX";
     int fd = mkstemp(text_file);
     CU_ASSERT_FATAL(fd >= 0);

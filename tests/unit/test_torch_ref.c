@@ -79,8 +79,10 @@ static int parse_tensor(char *text, fixture *f)
     return n == nn_tensor_numel(t) ? 0 : -1;
 }
 
-/* Loads NERVED_FIXTURE_DIR/file into f; fails the test with the reason. */
-static int fixture_load(const char *file, fixture *f)
+/* Reads NERVED_FIXTURE_DIR/file into f; fails the test with the reason.
+ * Every tensor named in `needs` (NULL-terminated) must be there. */
+static int fixture_read(const char *file, fixture *f,
+                        const char *const *needs)
 {
     memset(f, 0, sizeof *f);
     char path[512];
@@ -120,10 +122,26 @@ static int fixture_load(const char *file, fixture *f)
     }
     free(line);
     fclose(in);
-    if (rc != 0 || !f->type[0] || !fixture_get(f, "x") ||
-        !fixture_get(f, "y") || !fixture_get(f, "dy") ||
-        !fixture_get(f, "grad.x")) {
+    for (; rc == 0 && *needs; needs++)
+        if (!fixture_get(f, *needs))
+            rc = -1;
+    if (rc != 0) {
         fprintf(stderr, "%s: malformed near line %d\n", path, lineno);
+        CU_FAIL("fixture malformed");
+        fixture_free(f);
+        return -1;
+    }
+    return 0;
+}
+
+/* A module's fixture: a node line and x, y, dy, grad.x. */
+static int fixture_load(const char *file, fixture *f)
+{
+    static const char *const needs[] = {"x", "y", "dy", "grad.x", NULL};
+    if (fixture_read(file, f, needs))
+        return -1;
+    if (!f->type[0]) {
+        fprintf(stderr, "%s: no node line\n", file);
         CU_FAIL("fixture malformed");
         fixture_free(f);
         return -1;
@@ -314,6 +332,93 @@ static void test_vanilla_rnn_relu(void) { check_fixture("vanilla_rnn_relu.txt");
 static void test_lstm(void) { check_fixture("lstm.txt"); }
 static void test_gru(void) { check_fixture("gru.txt"); }
 
+/* ------------------------------------------------------------ schedules */
+
+/* GRU >> Dense trained by nn_fit_bptt with the fixture's weights, SGD at lr
+ * 0.2 over 6 epochs, full batch and window, under `schedule`; the epoch
+ * losses must follow PyTorch's (loss.<name>) to float32 accuracy. The cosine
+ * horizon is left at its default: the fit's epochs. */
+static void check_schedule(const char *name, nn_schedule_kind schedule,
+                           int step_size, double gamma)
+{
+    static const char *const needs[] = {"x", "y", "loss.cosine", "loss.step",
+                                        "loss.exponential", NULL};
+    fixture f;
+    if (fixture_read("schedules.txt", &f, needs))
+        return;
+    const nn_tensor *x = fixture_get(&f, "x"), *y = fixture_get(&f, "y");
+    char key[64];
+    snprintf(key, sizeof key, "loss.%s", name);
+    const nn_tensor *want = fixture_get(&f, key);
+    int epochs = (int)nn_tensor_numel(want);
+
+    nn_error err;
+    nn_graph *g = nn_graph_new(reg, 1);
+    char shape[16];
+    snprintf(shape, sizeof shape, "%d", x->shape.dims[2]);
+    nn_node *in = nn_graph_add_node(g, "Input", "x", &err);
+    nn_node *gru = nn_graph_add_node(g, "GRU", "gru", &err);
+    nn_node *out = nn_graph_add_node(g, "Dense", "out", &err);
+    CU_ASSERT_FATAL(in && gru && out);
+    CU_ASSERT_EQUAL_FATAL(nn_node_set_param(in, "shape", shape, &err), NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_node_set_param(gru, "num_unit", "4", &err),
+                          NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_node_set_param(out, "num_unit", "1", &err),
+                          NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_graph_link(g, "x >> gru >> out", &err), NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_graph_build(g, &err), NN_OK);
+    nn_node *nodes[2] = {gru, out};
+    const char *prefix[2] = {"weight.gru.", "weight.out."};
+    for (int k = 0; k < 2; k++)
+        for (int w = 0; w < nn_node_weight_count(nodes[k]); w++) {
+            char wname[NN_NAME_MAX + 16];
+            snprintf(wname, sizeof wname, "%s%s", prefix[k],
+                     nn_node_weight_name(nodes[k], w));
+            const nn_tensor *src = fixture_get(&f, wname);
+            nn_tensor *dst = nn_node_weight_at(nodes[k], w);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+            CU_ASSERT_FATAL(nn_shape_equal(&src->shape, &dst->shape));
+            memcpy(dst->data, src->data, nn_tensor_numel(dst) * sizeof(float));
+        }
+
+    nn_fit_opts fo = nn_fit_defaults();
+    fo.epochs = epochs;
+    fo.optim.lr = 0.2;
+    fo.optim.schedule = schedule;
+    fo.optim.step_size = step_size;
+    fo.optim.gamma = gamma;
+    nn_binding bin = {"x", (nn_tensor *)x}, btg = {"out", (nn_tensor *)y};
+    double history[16];
+    CU_ASSERT_FATAL(epochs >= 3 && epochs <= 16);
+    int rc = nn_fit_bptt(g, &bin, 1, &btg, 1, &fo, history, NULL, &err);
+    if (rc != NN_OK)
+        fprintf(stderr, "%s: %s\n", name, err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, NN_OK);
+    for (int e = 0; e < epochs; e++) {
+        double ref = want->data[e];
+        if (fabs(history[e] - ref) > 1e-5 * fabs(ref) + 1e-6) {
+            fprintf(stderr, "%s epoch %d: loss %.9g, PyTorch %.9g\n", name,
+                    e, history[e], ref);
+            CU_FAIL("loss history differs from PyTorch's");
+        }
+    }
+    nn_graph_free(g);
+    fixture_free(&f);
+}
+
+static void test_cosine(void)
+{
+    check_schedule("cosine", NN_SCHEDULE_COSINE, 1, 0.1);
+}
+static void test_step(void)
+{
+    check_schedule("step", NN_SCHEDULE_STEP, 2, 0.5);
+}
+static void test_exponential(void)
+{
+    check_schedule("exponential", NN_SCHEDULE_EXPONENTIAL, 1, 0.7);
+}
+
 int main(void)
 {
     nn_error err;
@@ -327,6 +432,9 @@ int main(void)
         {"VanillaRNN(relu) = torch.nn.RNN", test_vanilla_rnn_relu},
         {"LSTM = torch.nn.LSTM", test_lstm},
         {"GRU = torch.nn.GRU", test_gru},
+        {"cosine schedule = CosineAnnealingLR(T_max=epochs)", test_cosine},
+        {"step schedule = StepLR", test_step},
+        {"exponential schedule = ExponentialLR", test_exponential},
         {NULL, NULL}};
     int rc = tu_run_suite("torch reference", tests);
     nn_registry_free(reg);
