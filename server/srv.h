@@ -4,6 +4,7 @@
 #ifndef SRV_H
 #define SRV_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -101,6 +102,7 @@ typedef struct srv_request {
     size_t body_len;
     const char *content_type;
     int retry_after;            /* seconds, for a Retry-After header; 0 none */
+    atomic_int defer_refs;      /* srv_request_defer's handshake */
     const char *content_encoding; /* of body: "gzip", "deflate" or NULL */
     const char *reply_header;   /* one more response header, or NULL */
     char reply_value[32];
@@ -110,6 +112,15 @@ typedef struct srv_request {
  * and returns -1 when it is not one JSON document. An empty body leaves
  * req->json NULL. */
 int srv_request_parse_json(srv_request *req);
+
+/* For a handler whose answer comes later from another thread (a training
+ * job started with "wait", so no compute thread waits for it): the
+ * dispatcher leaves req unanswered when the handler returns, and whoever
+ * calls srv_request_finish(req), once it has replied to it, sends the
+ * answer. Only in handlers that run on a compute thread; the body, params
+ * and locks of req are gone by then, its reply fields remain. */
+void srv_request_defer(srv_request *req);
+void srv_request_finish(srv_request *req);
 
 /* Takes j (deletes it). */
 void srv_reply_json(srv_request *req, int status, cJSON *j);
