@@ -32,6 +32,7 @@ typedef struct srv_config {
     const char *tls_cert;       /* PEM files: serve HTTPS */
     const char *tls_key;
     int list_routes;            /* print the route table and exit */
+    int probe;                  /* check /healthz and exit (srv_probe.h) */
     int quiet;                  /* no access log */
 } srv_config;
 

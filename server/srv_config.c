@@ -83,6 +83,9 @@ static const srv_option options[] = {
      "the PEM private key of --tls-cert"},
     {"--quiet", "NERVED_QUIET", OPT_FLAG, AT(quiet), 0, 1,
      "no access log"},
+    {"--probe", NULL, OPT_FLAG, AT(probe), 0, 1,
+     "check /healthz of the daemon these options describe and exit 0 "
+     "(healthy) or 1: the container health check"},
     {"--list-routes", NULL, OPT_FLAG, AT(list_routes), 0, 1,
      "print the route table and exit"},
     {"--help", NULL, OPT_FLAG, SPECIAL, 0, 0, "this help"},
