@@ -8,6 +8,7 @@
 #include "srv_kserve.h"
 #include "srv_metrics.h"
 #include "srv_persist.h"
+#include "srv_state.h"
 #include "srv_store.h"
 
 #include <stdio.h>
@@ -750,6 +751,10 @@ const srv_route srv_routes[] = {
      0},
     {"POST", "/v1/networks/{net}/sessions/{sid}/checkpoint",
      "session_checkpoint", handle_session_checkpoint, 0},
+    {"GET", "/v1/networks/{net}/sessions/{sid}/state", "session_state_get",
+     srv_state_get, 0},
+    {"PUT", "/v1/networks/{net}/sessions/{sid}/state", "session_state_put",
+     srv_state_put, SRV_BODY_REQUIRED},
     /* KServe v2 / Open Inference Protocol */
     {"GET", "/v2/health/live", "v2_live", srv_v2_live, 0},
     {"GET", "/v2/health/ready", "v2_ready", srv_v2_ready, 0},
