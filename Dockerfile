@@ -17,14 +17,6 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNERVED_TESTS=OFF \
  && cmake --install /build --prefix /opt/nerved --strip
 
 FROM debian:bookworm-slim
-ARG VERSION=0.1.0
-ARG SOURCE=""
-ARG REVISION=""
-LABEL org.opencontainers.image.title="nerved" \
-      org.opencontainers.image.description="Neural node graphs over HTTP" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.revision="${REVISION}"
 # apt's caches go in the same layer: a base without Docker's clean hook
 # would otherwise keep the downloaded packages (~90 MB). The user is
 # numeric and pinned: runAsNonRoot can only verify a numeric user, and a
@@ -55,4 +47,13 @@ EXPOSE 8080
 # --probe reads the same NERVED_* variables (port, TLS) as the daemon.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["/usr/bin/nerved", "--probe"]
+# Last, so a new revision rebuilds no layer but these.
+ARG VERSION=0.1.0
+ARG SOURCE=""
+ARG REVISION=""
+LABEL org.opencontainers.image.title="nerved" \
+      org.opencontainers.image.description="Neural node graphs over HTTP" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}"
 ENTRYPOINT ["/usr/bin/nerved"]
