@@ -5,6 +5,9 @@
 # HEALTHCHECK: build with `--format docker` to keep it. Kubernetes ignores
 # HEALTHCHECK either way; docker/k8s/ has its own probes.
 FROM debian:bookworm-slim AS build
+# Static, so every layer of both stages says whose it is (the image test
+# prunes its own stale layers by it).
+LABEL org.opencontainers.image.title="nerved"
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config libopenblas-dev libmicrohttpd-dev \
@@ -17,6 +20,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNERVED_TESTS=OFF \
  && cmake --install /build --prefix /opt/nerved --strip
 
 FROM debian:bookworm-slim
+LABEL org.opencontainers.image.title="nerved"
 # apt's caches go in the same layer: a base without Docker's clean hook
 # would otherwise keep the downloaded packages (~90 MB). The user is
 # numeric and pinned: runAsNonRoot can only verify a numeric user, and a
@@ -51,8 +55,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
 ARG VERSION=0.1.0
 ARG SOURCE=""
 ARG REVISION=""
-LABEL org.opencontainers.image.title="nerved" \
-      org.opencontainers.image.description="Neural node graphs over HTTP" \
+LABEL org.opencontainers.image.description="Neural node graphs over HTTP" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.revision="${REVISION}"

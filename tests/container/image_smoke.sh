@@ -54,9 +54,16 @@ t1=$(date +%s)
 step "building the image"
 revision=$(git rev-parse HEAD 2>/dev/null || echo "")
 # --format docker: OCI images have no HEALTHCHECK.
-podman build -q --isolation chroot --network host --format docker \
-    --build-arg VERSION="$version" --build-arg REVISION="$revision" \
-    -t "$image" -f Dockerfile . >/dev/null || fail "podman build"
+build() {
+    podman build -q --isolation chroot --network host --format docker \
+        --build-arg VERSION="$version" --build-arg REVISION="$revision" \
+        "$@" -f Dockerfile . >/dev/null
+}
+build -t "$image" || fail "podman build"
+# The build stage tagged too (from the cache: nothing is redone), so the
+# prune of what earlier runs left keeps both stages' layers for the next.
+build --target build -t "$image-build" || fail "podman build --target build"
+podman image prune -f --filter label=org.opencontainers.image.title=nerved >/dev/null
 t2=$(date +%s)
 
 inspect() { podman image inspect "$image" --format "$1"; }
