@@ -42,8 +42,9 @@ if ! podman image exists "$base_tag"; then
             --dpkgopt='path-include=/usr/share/locale/locale.alias' \
             --dpkgopt='path-exclude=/usr/share/doc/*' \
             --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-            bookworm "$cache/base-bookworm.tar.part" \
-            || cannot "mmdebstrap cannot make a bookworm base (no Debian mirror?)"
+            bookworm "$cache/base-bookworm.tar.part" >"$cache/mmdebstrap.log" 2>&1 \
+            || { tail -20 "$cache/mmdebstrap.log" >&2
+                 cannot "mmdebstrap cannot make a bookworm base (no Debian mirror?)"; }
         mv "$cache/base-bookworm.tar.part" "$cache/base-bookworm.tar"
     fi
     podman import -q "$cache/base-bookworm.tar" "$base_tag" >/dev/null
