@@ -39,6 +39,7 @@ typedef struct srv_config {
     const char *tls_cert;       /* PEM files: serve HTTPS */
     const char *tls_key;
     int list_routes;            /* print the route table and exit */
+    int probe;                  /* check /healthz and exit (srv_probe.h) */
     int quiet;                  /* no access log */
     /* The serving core (srv_sched.h). */
     int compute_threads;        /* 0: one per core */
