@@ -521,7 +521,8 @@ static void run_handler(const srv_route *route, srv_request *req)
         pthread_rwlock_unlock(&net->weights);
     cJSON_Delete((cJSON *)req->json);
     req->json = NULL;
-    if (!req->status)
+    /* A deferred reply is another thread's to write from now on. */
+    if (atomic_load(&req->defer_refs) == 0 && !req->status)
         srv_reply_fail(req, 500, "internal", "the handler gave no reply");
 }
 
