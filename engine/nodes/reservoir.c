@@ -48,6 +48,7 @@ typedef struct reservoir {
     nn_csr pattern;   /* W's pattern, when sparse */
     float noise_in, noise_rc, noise_fb;
     int uniform_noise;
+    int noise_width; /* floats per row of input/feedback noise scratch */
 } reservoir;
 
 static const nn_param_def reservoir_params[] = {
@@ -129,7 +130,8 @@ static void scale_values(nn_tensor *t, double factor)
  * from init_param times scale, as the weight `name`. Sparse (keep != NULL):
  * the weight is the nnz values and *keep receives the pattern (the caller
  * owns it). Dense: the values are scattered into a zeroed (rows, cols)
- * weight. Both consume the node's init stream identically. */
+ * weight. Both consume the node's init stream identically. Sizes are checked
+ * against the network's parameter cap before anything is drawn. */
 static nn_tensor *draw_matrix(nn_node *node, const char *name, int rows,
                               int cols, double density, const char *init_param,
                               double scale, nn_csr *keep, int *index,
@@ -138,10 +140,21 @@ static nn_tensor *draw_matrix(nn_node *node, const char *name, int rows,
     nn_init init, zeros = {NN_INIT_ZEROS, 0, 0};
     if (elementwise_init(node, init_param, &init, err) != NN_OK)
         return NULL;
+    size_t left = nn_node_params_left(node);
+    size_t max_nnz = left < (size_t)INT32_MAX ? left : (size_t)INT32_MAX;
+    if (!keep && (uint64_t)rows * (uint64_t)cols > (uint64_t)left) {
+        nn_error_set(err, NN_ERR_LIMIT, "%s (%d x %d) would bring the network "
+                     "past its parameter limit (%zu left)", name, rows, cols,
+                     left);
+        return NULL;
+    }
     nn_rng *rng = nn_node_init_rng(node);
     nn_csr pattern;
-    if (nn_csr_random(&pattern, rows, cols, density, rng, err) != NN_OK)
+    if (nn_csr_random(&pattern, rows, cols, density, keep ? max_nnz : 0, rng,
+                      err) != NN_OK) {
+        nn_error_prefix(err, "%s", name);
         return NULL;
+    }
     nn_tensor *w = NULL;
     if (keep) {
         if (pattern.nnz == 0) {
@@ -185,8 +198,9 @@ done:
     return w;
 }
 
-/* y = W x in double, for the Arnoldi estimate: W and Wᵀ have the same
- * spectrum, and rows gathered into one sum beat columns scattered. */
+/* y = W x (dense) or x · W (sparse) in double, for the Arnoldi estimate:
+ * W and Wᵀ have the same spectrum, so each storage is read in the order
+ * that gathers into one sum per output. */
 typedef struct radius_op {
     const reservoir *self;
     const double *val; /* W's values, dense or in CSR order */
@@ -197,16 +211,14 @@ static void radius_apply(void *ctx, const double *x, double *y)
     const radius_op *op = ctx;
     const reservoir *self = op->self;
     size_t n = (size_t)self->units;
+    if (self->sparse) {
+        nn_csr_vecmat_d(&self->pattern, op->val, x, y);
+        return;
+    }
     for (size_t r = 0; r < n; r++) {
         double sum = 0;
-        if (self->sparse) {
-            const nn_csr *m = &self->pattern;
-            for (size_t k = m->row_ptr[r]; k < m->row_ptr[r + 1]; k++)
-                sum += op->val[k] * x[m->col[k]];
-        } else {
-            for (size_t c = 0; c < n; c++)
-                sum += op->val[r * n + c] * x[c];
-        }
+        for (size_t c = 0; c < n; c++)
+            sum += op->val[r * n + c] * x[c];
         y[r] = sum;
     }
 }
@@ -255,6 +267,12 @@ static int use_sparse(nn_node *node, int units)
     return units > DENSE_EIGEN_MAX_UNITS || (units >= 500 && density <= 0.1);
 }
 
+static size_t work_per_row(const reservoir *self)
+{
+    return 4 * (size_t)self->units + (size_t)self->noise_width +
+           (self->sparse ? nn_csr_matmul_work(&self->pattern) : 0);
+}
+
 static int reservoir_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
                              nn_error *err)
 {
@@ -275,6 +293,19 @@ static int reservoir_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
     self->uniform_noise = strcmp(nn_node_param_str(node, "noise_type"),
                                  "uniform") == 0;
     self->wfb_index = -1;
+    /* Everything this node will hold, checked before anything is drawn: a
+     * few bytes of request must not cost seconds and gigabytes to refuse. */
+    double density = nn_node_param_float(node, "rc_connectivity");
+    double need = (double)total * units + units +
+                  (self->sparse ? nn_csr_min_nnz(units, units, density)
+                                : (double)units * units);
+    size_t left = nn_node_params_left(node);
+    if (need > (double)left)
+        return nn_error_set(err, NN_ERR_LIMIT, "%d units with %d inputs "
+                            "(W %s at connectivity %g) would hold about %.0f "
+                            "parameters, past the network's limit (%zu left)",
+                            units, total, self->sparse ? "sparse" : "dense",
+                            density, need, left);
     if (!(self->Win = draw_matrix(node, "Win", total, units,
                                   nn_node_param_float(node,
                                                       "input_connectivity"),
@@ -302,9 +333,11 @@ static int reservoir_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
     rc = nn_node_add_state(node, "s", &s, err);
     if (rc < 0)
         return rc;
-    /* pre, f(pre), the state gradient, the pre-activation gradient, and the
-     * input noise; init_fb widens the last for feedback noise. */
-    nn_node_set_work(node, 4 * (size_t)units + (size_t)total);
+    /* pre, f(pre), the state gradient, the pre-activation gradient, the
+     * input noise (init_fb widens it for feedback noise) and the sparse
+     * product's scratch. */
+    self->noise_width = total;
+    nn_node_set_work(node, work_per_row(self));
     nn_node_set_output_shape(node, &s);
     return NN_OK;
 }
@@ -324,20 +357,23 @@ static int reservoir_init_fb(nn_node *node, const nn_shape *fb, int n_fb,
                                   nn_node_param_float(node, "fb_scaling"), NULL,
                                   &self->wfb_index, err)))
         return err->code;
-    int noise = self->n_in > total ? self->n_in : total;
-    nn_node_set_work(node, 4 * (size_t)self->units + (size_t)noise);
+    if (total > self->noise_width)
+        self->noise_width = total;
+    nn_node_set_work(node, work_per_row(self));
     return NN_OK;
 }
 
 /* The scratch of one step, carved from ctx->work. */
 typedef struct scratch {
-    float *pre, *fpre, *ds, *dpre, *noise;
+    float *pre, *fpre, *ds, *dpre, *noise, *spmm;
 } scratch;
 
 static scratch carve(const reservoir *self, float *work, size_t rows)
 {
     size_t n = rows * (size_t)self->units;
-    scratch w = {work, work + n, work + 2 * n, work + 3 * n, work + 4 * n};
+    float *noise = work + 4 * n;
+    scratch w = {work,  work + n, work + 2 * n, work + 3 * n,
+                 noise, noise + rows * (size_t)self->noise_width};
     return w;
 }
 
@@ -371,7 +407,7 @@ static void pre_activation(const reservoir *self, const nn_tensor *ff,
     }
     if (self->sparse)
         nn_csr_matmul(&self->pattern, self->W->data, s->data, rows, 1.0f,
-                      w->pre);
+                      w->pre, w->spmm);
     else
         nn_matmul_concat(s, 1, self->W->data, units, 1.0f, w->pre);
     if (n_fb) {
