@@ -431,16 +431,16 @@ static int reservoir_forward(nn_node *node, const nn_tensor *ff, int n_ff,
     size_t rows = nn_tensor_rows(s), n = rows * (size_t)self->units;
     scratch w = carve(self, ctx->work, rows);
     pre_activation(self, ff, n_ff, fb, n_fb, s, ctx->rng, &w);
-    nn_act_forward(self->act, w.pre, w.fpre, rows, (size_t)self->units);
-    float a = self->leak;
-    for (size_t i = 0; i < n; i++)
-        s->data[i] = (1.0f - a) * s->data[i] + a * w.fpre[i];
+    /* The state noise comes last in the stream, after the input and
+     * feedback noise; then leak, activation, noise and the copy to the
+     * output are one pass over the state. */
+    const float *noise = NULL;
     if (self->noise_rc > 0) {
         draw_noise(self, ctx->rng, self->noise_rc, w.ds, n);
-        for (size_t i = 0; i < n; i++)
-            s->data[i] += w.ds[i];
+        noise = w.ds;
     }
-    memcpy(out->data, s->data, n * sizeof(float));
+    nn_act_leak(self->act, w.pre, s->data, self->leak, noise, out->data, rows,
+                (size_t)self->units);
     return NN_OK;
 }
 
