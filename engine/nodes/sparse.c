@@ -4,17 +4,17 @@
  * The forward product is the hot loop of a sparse reservoir. Each output
  * sums its entries in eight interleaved partial sums (entry k of a column
  * goes to lane k mod 8 of that column), then adds the lanes in a fixed tree
- * and the tail last. The AVX2 path does exactly this with one gather per
- * eight entries, and multiplies and adds separately (no fused multiply-add:
- * C11 without extensions does not contract either), so it gives the same
- * bits as the plain path on a machine without AVX2. At batch B > 1, 16
+ * and the tail last. At batch 1 that is plain code: eight independent sums
+ * keep the loads busy, about one entry per cycle; a hardware gather
+ * measured no faster (CPUs with the gather-data-sampling mitigation make it
+ * slow). At batch B > 1, 16
  * (AVX-512) or 8 (AVX2) rows at a time are transposed into the scratch so
  * that the values an entry multiplies are contiguous: one load, multiply
  * and add per entry for all of them, each lane a vector register, and each
- * row still sees the lanes and tree of batch 1. Rows left over take the
- * batch-1 path. (A hardware gather is barely faster than scalar loads on
- * CPUs with the gather-data-sampling mitigation; the batch path needs
- * none.)
+ * row still sees the lanes and tree of batch 1; the vector code multiplies
+ * and adds separately (no fused multiply-add: C11 without extensions does
+ * not contract either), so it gives the bits of the plain code. Rows left
+ * over take the batch-1 path.
  */
 #include "sparse.h"
 
@@ -148,39 +148,6 @@ static void matvec_plain(const nn_csr *m, const float *val, const float *x,
                column_plain(m, val, x, m->ptr[j], m->ptr[j + 1]);
 }
 
-#ifdef NN_HAVE_AVX2_PATH
-__attribute__((target("avx2"))) static void
-matvec_avx2(const nn_csr *m, const float *val, const float *x, float beta,
-            float *y)
-{
-    float acc[LANES];
-    for (int j = 0; j < m->cols; j++) {
-        size_t k = m->ptr[j], end = m->ptr[j + 1];
-        __m256 a = _mm256_setzero_ps();
-        if (m->idx16)
-            for (; k + LANES <= end; k += LANES) {
-                __m256i i = _mm256_cvtepu16_epi32(
-                    _mm_loadu_si128((const __m128i *)(m->idx16 + k)));
-                __m256 xv = _mm256_i32gather_ps(x, i, 4);
-                a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(val + k),
-                                                   xv));
-            }
-        else
-            for (; k + LANES <= end; k += LANES) {
-                __m256i i = _mm256_loadu_si256((const __m256i *)(m->idx + k));
-                __m256 xv = _mm256_i32gather_ps(x, i, 4);
-                a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(val + k),
-                                                   xv));
-            }
-        _mm256_storeu_ps(acc, a);
-        float tail = 0;
-        for (; k < end; k++)
-            tail += val[k] * x[nn_csr_idx(m, k)];
-        y[j] = start_value(y[j], beta) + reduce_lanes(acc, tail);
-    }
-}
-#endif
-
 size_t nn_csr_matmul_work(const nn_csr *m)
 {
     return (size_t)m->rows; /* 16 rows of it per 16 batch rows */
@@ -269,19 +236,6 @@ static int vector_level(void)
 #endif
 }
 
-static void matvec(int level, const nn_csr *m, const float *val,
-                   const float *x, float beta, float *y)
-{
-#ifdef NN_HAVE_AVX2_PATH
-    if (level >= 1) {
-        matvec_avx2(m, val, x, beta, y);
-        return;
-    }
-#endif
-    (void)level;
-    matvec_plain(m, val, x, beta, y);
-}
-
 void nn_csr_matmul(const nn_csr *m, const float *val, const float *x,
                    size_t batch, float beta, float *y, float *work)
 {
@@ -308,7 +262,7 @@ void nn_csr_matmul(const nn_csr *m, const float *val, const float *x,
 #endif
     (void)work;
     for (size_t b = done; b < batch; b++)
-        matvec(level, m, val, x + b * rows, beta, y + b * cols);
+        matvec_plain(m, val, x + b * rows, beta, y + b * cols);
 }
 
 /* -------------------------------------------------------- backward */
