@@ -3,7 +3,7 @@
 FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake pkg-config libopenblas-dev libmicrohttpd-dev \
+      build-essential cmake pkg-config libopenblas-dev libarpack2-dev libmicrohttpd-dev \
       libcjson-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -15,7 +15,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNERVED_TESTS=OFF \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libopenblas0-pthread libmicrohttpd12 libcjson1 curl \
+      libopenblas0-pthread libarpack2 libmicrohttpd12 libcjson1 curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /var/lib/nerved --shell /usr/sbin/nologin nerved \
  && mkdir -p /var/lib/nerved /usr/lib/nerved/plugins /etc/nerved/networks \

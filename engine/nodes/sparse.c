@@ -318,3 +318,14 @@ void nn_csr_vecmat_d(const nn_csr *m, const double *val, const double *x,
         y[j] = sum;
     }
 }
+
+void nn_csr_vecmat_f(const nn_csr *m, const float *val, const double *x,
+                     double *y)
+{
+    for (size_t j = 0; j < (size_t)m->cols; j++) {
+        double sum = 0;
+        for (size_t k = m->ptr[j]; k < m->ptr[j + 1]; k++)
+            sum += (double)val[k] * x[nn_csr_idx(m, k)];
+        y[j] = sum;
+    }
+}

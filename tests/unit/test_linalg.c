@@ -274,8 +274,12 @@ static void test_arnoldi_matches_lapack_on_random_matrix(void)
     nn_error err;
     CU_ASSERT_EQUAL_FATAL(nn_spectral_radius_dense(N, a, &exact, &err), NN_OK);
     dense_d d = {N, a};
+    int matvecs = 0;
     CU_ASSERT_EQUAL(nn_spectral_radius_op(N, op_dense, &d, NULL, &estimate,
-                                          NULL, &err), NN_OK);
+                                          &matvecs, &err), NN_OK);
+    if (fabs(estimate - exact) > 1e-8 * exact)
+        fprintf(stderr, "estimate %.12g exact %.12g (%d products)\n",
+                estimate, exact, matvecs);
     TU_ASSERT_CLOSE(estimate, exact, 1e-8 * exact);
     free(a);
 }
