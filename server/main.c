@@ -4,6 +4,7 @@
  * or SIGINT (stop accepting, finish what is in flight, free everything).
  */
 #include "srv.h"
+#include "srv_blas.h"
 #include "srv_auth.h"
 #include "srv_http.h"
 #include "srv_metrics.h"
@@ -283,6 +284,8 @@ int main(int argc, char **argv)
             printf("%s %s\n", srv_routes[i].method, srv_routes[i].pattern);
         return 0;
     }
+    if (srv_blas_start(cfg.blas_core, argv)) /* may re-execute */
+        return 2;
     openblas_set_num_threads(cfg.blas_threads);
     signal(SIGPIPE, SIG_IGN);
 

@@ -63,6 +63,10 @@ static const srv_option options[] = {
     {"--blas-threads", "NERVED_BLAS_THREADS", OPT_INT, AT(blas_threads), 1, 256,
      "OpenBLAS threads per request (default 1: requests already run in "
      "parallel)"},
+    {"--blas-core", "NERVED_BLAS_CORE", OPT_STRING, AT(blas_core), 0, 0,
+     "OpenBLAS kernels: auto (default: re-execute once with the best core "
+     "the CPU allows when OpenBLAS picked a generic one, self-tested), keep "
+     "(OpenBLAS's own choice) or a core name such as Haswell or SkylakeX"},
     {"--plugin", "NERVED_PLUGINS", OPT_STRING, SPECIAL, 0, 0,
      "load a node-type plugin (repeatable; the variable takes a "
      "colon-separated list)"},

@@ -6,6 +6,7 @@
  * use the protocol's body, {"error": "..."}.
  */
 #include "srv_kserve.h"
+#include "srv_blas.h"
 #include "api_kserve.h"
 #include "srv_metrics.h"
 #include "srv_store.h"
@@ -57,6 +58,13 @@ void srv_v2_server_metadata(srv_request *req)
     cJSON_AddStringToObject(o, "version", "0.1.0");
     cJSON *ext = cJSON_AddArrayToObject(o, "extensions");
     cJSON_AddItemToArray(ext, cJSON_CreateString("sequence"));
+    const srv_blas_info *blas = srv_blas(); /* an extra field, not KServe's */
+    cJSON *b = cJSON_AddObjectToObject(o, "blas");
+    cJSON_AddStringToObject(b, "core", blas->core);
+    cJSON_AddStringToObject(b, "mode", blas->mode);
+    cJSON_AddStringToObject(b, "choice", blas->choice);
+    cJSON_AddStringToObject(b, "selftest", blas->selftest);
+    cJSON_AddStringToObject(b, "cpu_features", blas->cpu);
     srv_reply_json(req, 200, o);
 }
 

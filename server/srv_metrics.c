@@ -3,6 +3,7 @@
  * steps computed and sessions expired.
  */
 #include "srv_metrics.h"
+#include "srv_blas.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -150,6 +151,12 @@ char *srv_metrics_render(const char *const *route_names, int n_routes,
             "nerved_fits_total{outcome=\"done\"} %llu\n"
             "nerved_fits_total{outcome=\"failed_or_cancelled\"} %llu\n",
         networks, sessions, steps_total, expired_total, fits_done, fits_other);
+    const srv_blas_info *blas = srv_blas();
+    put(&o, "# HELP nerved_build_info Facts about this daemon as labels; "
+            "always 1.\n# TYPE nerved_build_info gauge\n"
+            "nerved_build_info{blas_core=\"%s\",blas_mode=\"%s\","
+            "blas_selftest=\"%s\",cpu_features=\"%s\"} 1\n",
+        blas->core, blas->mode, blas->selftest, blas->cpu);
     pthread_mutex_unlock(&lock);
     return o.buf;
 }
