@@ -23,7 +23,11 @@ RUN apt-get update \
 COPY --from=build /opt/nerved/bin/nerved /opt/nerved/bin/nerved-data /usr/bin/
 COPY --from=build /opt/nerved/include/nerved /usr/include/nerved
 # Configuration is by environment; every flag has a NERVED_* variable.
+# NERVED_BLAS_CORE=auto (the default) picks OpenBLAS's fast kernels on CPUs
+# it does not recognise, as in most VMs; do not set OPENBLAS_CORETYPE here
+# (a user's value is kept as it is). keep: OpenBLAS's own choice.
 ENV NERVED_HOST=0.0.0.0 \
+    NERVED_BLAS_CORE=auto \
     NERVED_PORT=8080 \
     NERVED_THREADS=4 \
     NERVED_PLUGIN_DIR=/usr/lib/nerved/plugins \

@@ -14,9 +14,10 @@
  * Weights. Each matrix has a Bernoulli pattern of its connectivity (drawn
  * by nn_csr_random, so O(nnz) draws whatever the size) and values from its
  * initializer times its scaling, all from the node's init stream. W is then
- * rescaled to the wanted spectral radius. W is stored dense, or as CSR: its
- * nnz values as the 1-d weight "W" (CSR order: row by row, increasing
- * columns) and the pattern inside the node. Both storages draw the same
+ * rescaled to the wanted spectral radius. W is stored dense, or sparse: its
+ * nnz values as the 1-d weight "W" in the pattern's order (by output unit:
+ * column by column of W, increasing rows; see sparse.h) and the pattern
+ * inside the node. Both storages draw the same
  * numbers in the same order, so for one seed they hold the same matrix and
  * `sparse` is purely a matter of speed and memory.
  *
@@ -61,7 +62,7 @@ static const nn_param_def reservoir_params[] = {
     {"spectral_radius", NN_PARAM_FLOAT, "0", 0, 1e6, NULL,
      "rescale W so that its largest |eigenvalue| is this (0: keep W as "
      "drawn). Measured exactly by LAPACK (dgeev) when W is stored dense with "
-     "at most 2000 units, else by a thick-restarted Arnoldi estimate"},
+     "at most 2000 units, else by ARPACK's restarted Arnoldi method"},
     {"input_scaling", NN_PARAM_FLOAT, "1", 0, 1e6, NULL,
      "factor applied to Win after drawing it"},
     {"bias_scaling", NN_PARAM_FLOAT, "0", 0, 1e6, NULL,

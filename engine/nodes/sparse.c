@@ -5,9 +5,9 @@
  * sums its entries in eight interleaved partial sums (entry k of a column
  * goes to lane k mod 8 of that column), then adds the lanes in a fixed tree
  * and the tail last. At batch 1 that is plain code: eight independent sums
- * keep the loads busy, about one entry per cycle; a hardware gather
- * measured no faster (CPUs with the gather-data-sampling mitigation make it
- * slow). At batch B > 1, 16
+ * keep the loads busy, about one entry per cycle; an AVX2 gather measured
+ * slower (gathers are microcoded on AMD Zen 4 and slowed by the
+ * gather-data-sampling mitigation on recent Intel CPUs). At batch B > 1, 16
  * (AVX-512) or 8 (AVX2) rows at a time are transposed into the scratch so
  * that the values an entry multiplies are contiguous: one load, multiply
  * and add per entry for all of them, each lane a vector register, and each
