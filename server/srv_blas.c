@@ -110,8 +110,17 @@ static int self_test(void)
 
 static void reexec(char **argv)
 {
+    /* The path /proc/self/exe names, not the link itself: under a tool such
+     * as valgrind the link is the tool's own binary, the readlink answer
+     * the program's. */
+    char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n > 0)
+        path[n] = '\0';
+    else
+        snprintf(path, sizeof path, "/proc/self/exe");
     fflush(NULL);
-    execv("/proc/self/exe", argv);
+    execv(path, argv);
     fprintf(stderr, "nerved: blas: cannot re-execute to change the core "
                     "(%s); keeping %s\n", "execv failed", info.core);
 }
