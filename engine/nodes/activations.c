@@ -32,8 +32,11 @@ static inline float exp_kernel(float x)
 {
     x = x < -104.0f ? -104.0f : x; /* below: e^x rounds to 0 */
     x = x > 89.0f ? 89.0f : x;     /* above: e^x is inf */
-    /* n = round(x / ln 2), by the 1.5 * 2^23 shifter (|x / ln 2| < 2^22) */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    /* n = round(x / ln 2), by the 1.5 * 2^23 shifter (|x / ln 2| < 2^22);
+     * from 0 for a NaN, so the integer conversion below is defined (the
+     * NaN still reaches the result through r). */
+    float xn = x == x ? x : 0.0f;
+    float n = (xn * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
