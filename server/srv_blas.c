@@ -152,6 +152,7 @@ int srv_blas_start(const char *mode, char **argv)
                  "choice", fallback);
         finish(msg);
         unsetenv("NERVED_BLAS_FALLBACK");
+        unsetenv("NERVED_BLAS_PICKED");
     } else if (chosen) {
         /* Started by us with OPENBLAS_CORETYPE=chosen. */
         if (!automatic && strcasecmp(now, chosen) != 0) {
@@ -173,10 +174,14 @@ int srv_blas_start(const char *mode, char **argv)
             return 0;
         }
         info.selftest = "passed";
-        snprintf(msg, sizeof msg, automatic ? "chosen for this CPU's features "
-                 "(OpenBLAS picked %s)" : "forced by --blas-core (OpenBLAS "
-                 "picked %s)", getenv("NERVED_BLAS_PICKED")
-                                   ? getenv("NERVED_BLAS_PICKED") : "?");
+        const char *picked = getenv("NERVED_BLAS_PICKED");
+        if (strcasecmp(now, chosen) != 0)
+            snprintf(msg, sizeof msg, "OpenBLAS would not run %s; its own "
+                     "choice", chosen);
+        else
+            snprintf(msg, sizeof msg, automatic ? "chosen for this CPU's "
+                     "features (OpenBLAS picked %s)" : "forced by --blas-core "
+                     "(OpenBLAS picked %s)", picked ? picked : "?");
         finish(msg);
         unsetenv("NERVED_BLAS_CHOSEN");
         unsetenv("NERVED_BLAS_PICKED");
