@@ -10,7 +10,7 @@ FROM debian:bookworm-slim AS build
 LABEL org.opencontainers.image.title="nerved"
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake pkg-config libopenblas-dev libmicrohttpd-dev \
+      build-essential cmake pkg-config libopenblas-dev libarpack2-dev libmicrohttpd-dev \
       libgnutls28-dev libcjson-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -28,7 +28,7 @@ LABEL org.opencontainers.image.title="nerved"
 # 0600 files on an existing volume.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libopenblas0-pthread libmicrohttpd12 libgnutls30 libcjson1 zlib1g \
+      libopenblas0-pthread libarpack2 libmicrohttpd12 libgnutls30 libcjson1 zlib1g \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old \
            /var/log/apt /var/log/dpkg.log \
@@ -40,7 +40,11 @@ RUN apt-get update \
 COPY --from=build /opt/nerved/bin/nerved /opt/nerved/bin/nerved-data /usr/bin/
 COPY --from=build /opt/nerved/include/nerved /usr/include/nerved
 # Configuration is by environment; every flag has a NERVED_* variable.
+# NERVED_BLAS_CORE=auto (the default) picks OpenBLAS's fast kernels on CPUs
+# it does not recognise, as in most VMs; do not set OPENBLAS_CORETYPE here
+# (a user's value is kept as it is). keep: OpenBLAS's own choice.
 ENV NERVED_HOST=0.0.0.0 \
+    NERVED_BLAS_CORE=auto \
     NERVED_PORT=8080 \
     NERVED_THREADS=4 \
     NERVED_PLUGIN_DIR=/usr/lib/nerved/plugins \

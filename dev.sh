@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config libopenblas-dev libmicrohttpd-dev
-          libcjson-dev libcurl4-openssl-dev libcunit1-dev curl nginx openssl
+          libcjson-dev libcurl4-openssl-dev libcunit1-dev libarpack2-dev curl nginx openssl
           valgrind clang libclang-rt-dev zlib1g-dev)
 JOBS=$(nproc 2>/dev/null || echo 2)
 

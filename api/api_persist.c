@@ -154,9 +154,10 @@ int api_persist_header_check(const unsigned char *b, size_t len, char kind,
     if (memcmp(b, MAGIC, sizeof MAGIC) != 0)
         return api_fail(err, 422, "corrupt_file", "not a nerved file (no "
                         "NERVED magic)");
-    if (b[7] != API_PERSIST_VERSION)
+    if (b[7] < API_PERSIST_VERSION_MIN || b[7] > API_PERSIST_VERSION)
         return api_fail(err, 422, "corrupt_file", "format version %u; this "
-                        "nerved reads version %d", b[7], API_PERSIST_VERSION);
+                        "nerved reads versions %d to %d", b[7],
+                        API_PERSIST_VERSION_MIN, API_PERSIST_VERSION);
     if (b[6] != (unsigned char)kind)
         return api_fail(err, 422, "corrupt_file", "a file of kind '%c', "
                         "expected '%c'", b[6] >= 32 && b[6] < 127 ? b[6] : '?',
@@ -310,6 +311,17 @@ int api_network_file_read(const unsigned char *bytes, size_t len,
     const unsigned char *at = p.values;
     for (int i = 0; i < nn_graph_node_count(out->graph); i++) {
         nn_node *node = nn_graph_node_at(out->graph, i);
+        nn_tensor *W = nn_node_weight(node, "W");
+        if (bytes[7] < 2 && W && W->shape.ndim == 1 &&
+            strcmp(nn_node_type_of(node)->name, "Reservoir") == 0) {
+            char name[NN_NAME_MAX];
+            snprintf(name, sizeof name, "%s", nn_node_name(node));
+            api_stored_network_free(out);
+            return api_fail(err, 422, "corrupt_file", "written by an older "
+                            "nerved, whose sparse Reservoir '%s' kept W in "
+                            "another order: create the network again from "
+                            "its definition", name);
+        }
         for (int w = 0; w < nn_node_weight_count(node); w++) {
             nn_tensor *t = nn_node_weight_at(node, w);
             get_floats(t->data, at, nn_tensor_numel(t));

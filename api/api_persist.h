@@ -38,7 +38,11 @@
 
 #include "api.h"
 
-#define API_PERSIST_VERSION 1
+/* 2: a sparse Reservoir's W values are stored by output unit (the layout
+ * its gathering product reads); version 1 stored them by input. Files of
+ * version 1 still load, unless they hold such a W. */
+#define API_PERSIST_VERSION 2
+#define API_PERSIST_VERSION_MIN 1
 #define API_PERSIST_HEADER 28
 
 /* Checks a file's header (its first API_PERSIST_HEADER bytes at b) against

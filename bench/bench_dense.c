@@ -111,6 +111,23 @@ int main(int argc, char **argv)
     printf("  peak RSS %.1f MiB\n", bench_peak_mib());
     nn_session_free(s);
     nn_graph_free(g);
+
+    /* Building Dense(4000) on 4000 inputs with an orthogonal W: the QR of a
+     * 4000 x 4000 Gaussian matrix. */
+    nn_graph *og = nn_graph_new(reg, 1);
+    nn_node *oi = nn_graph_add_node(og, "Input", "x", &err);
+    nn_node *od = nn_graph_add_node(og, "Dense", "d", &err);
+    if (!oi || !od || nn_node_set_param(oi, "shape", "4000", &err) ||
+        nn_node_set_param(od, "num_unit", "4000", &err) ||
+        nn_node_set_param(od, "W_initializer", "Orthogonal", &err) ||
+        nn_graph_link(og, "x >> d", &err))
+        bench_die("orthogonal graph", err.msg);
+    double o0 = bench_now();
+    if (nn_graph_build(og, &err))
+        bench_die("orthogonal build", err.msg);
+    printf("  build Dense(4000), W_initializer Orthogonal: %.2f s\n",
+           bench_now() - o0);
+    nn_graph_free(og);
     nn_registry_free(reg);
     return 0;
 }

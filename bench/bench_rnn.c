@@ -17,6 +17,7 @@ int main(int argc, char **argv)
 {
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     openblas_set_num_threads(threads);
+    printf("openblas_core %s\n", openblas_get_corename());
     nn_error err;
     nn_registry *reg = nn_registry_new();
     nn_registry_add_builtins(reg, &err);

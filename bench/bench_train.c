@@ -99,6 +99,7 @@ static double bench_bptt(nn_registry *reg)
 int main(void)
 {
     openblas_set_num_threads(1);
+    printf("openblas_core %s\n", openblas_get_corename());
     nn_error err;
     nn_registry *reg = nn_registry_new();
     if (!reg || nn_registry_add_builtins(reg, &err))

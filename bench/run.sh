@@ -41,14 +41,30 @@ echo "$nerved $torch" | tr ' ' '\n' | paste - - | awk '
 echo
 nerved=$(build/bench/bench_reservoir 1)
 numpy=$(/usr/bin/python3 bench/reservoir_numpy.py)
-echo "Reservoir(1000), 10 % connectivity, 10,000 steps at batch 1, one thread"
-echo "$nerved" | sed 's/^/  /'
-echo "$numpy" | sed 's/^/  /'
-for kind in dense sparse; do
-    a=$(echo "$nerved" | awk -v k="nerved_${kind}_steps_per_s" '$1 == k {print $2}')
-    b=$(echo "$numpy" | awk -v k="numpy_${kind}_steps_per_s" '$1 == k {print $2}')
-    awk -v a="$a" -v b="$b" -v k="$kind" 'BEGIN {
-        printf "  %s: nerved / NumPy-SciPy = %.2f\n", k, a / b }'
+echo "Reservoir, leak 0.3, tanh, one thread; stream-steps/s (steps x batch / s)"
+echo "(OpenBLAS core: $(echo "$nerved" | awk '$1 == "nerved_openblas_core" {print $2}'))"
+printf "  %-34s %12s %12s %7s\n" "" nerved NumPy/SciPy ratio
+for units in 1000 10000; do
+    for kind in dense sparse; do
+        for b in 1 64; do
+            key="${kind}_${units}_b${b}_steps_per_s"
+            a=$(echo "$nerved" | awk -v k="nerved_$key" '$1 == k {print $2}')
+            c=$(echo "$numpy" | awk -v k="numpy_$key" '$1 == k {print $2}')
+            awk -v a="$a" -v c="$c" -v u="$units" -v k="$kind" -v b="$b" 'BEGIN {
+                printf "  %-34s %12d %12d %7.2f\n",
+                       sprintf("%d units, W %s, batch %d", u, k, b), a, c, a / c }'
+        done
+    done
+done
+a=$(echo "$nerved" | awk '$1 == "nerved_build_10000_s" {print $2}')
+c=$(echo "$numpy" | awk '$1 == "scipy_build_10000_s" {print $2}')
+awk -v a="$a" -v c="$c" 'BEGIN {
+    printf "  %-34s %10.2f s %10.2f s %7.2f\n", "build 10,000 units at 1 %, radius", a, c, c / a }'
+for units in 1000 10000; do
+    one=$(echo "$nerved" | awk -v k="nerved_sparse_${units}_b1_steps_per_s" '$1 == k {print $2}')
+    many=$(echo "$nerved" | awk -v k="nerved_sparse_${units}_b64_steps_per_s" '$1 == k {print $2}')
+    awk -v o="$one" -v m="$many" -v u="$units" 'BEGIN {
+        printf "  sparse %d units: batch 64 / batch 1 = %.1fx stream-steps\n", u, m / o }'
 done
 echo
 echo "64 batch-1 sessions of Input(1) >> Reservoir(N, dense) >> LinearReadout(1),"

@@ -66,8 +66,15 @@ const char *nn_status_str(int status)
 
 static atomic_uint_fast64_t alloc_count;
 static atomic_uint_fast64_t fail_countdown; /* 0 = never fail */
+static atomic_size_t fail_above;             /* 0 = no size limit */
 
 /* True when fault injection says this allocation must fail. */
+static int injected_failure_sized(size_t size)
+{
+    size_t above = atomic_load(&fail_above);
+    return above && size > above;
+}
+
 static int injected_failure(void)
 {
     uint_fast64_t left = atomic_load(&fail_countdown);
@@ -80,7 +87,7 @@ static int injected_failure(void)
 
 void *nn_malloc(size_t size)
 {
-    if (injected_failure())
+    if (injected_failure_sized(size) || injected_failure())
         return NULL;
     void *p = malloc(size ? size : 1);
     if (p)
@@ -90,7 +97,8 @@ void *nn_malloc(size_t size)
 
 void *nn_calloc(size_t count, size_t size)
 {
-    if (injected_failure())
+    if ((size && count > SIZE_MAX / size) ||
+        injected_failure_sized(count * size) || injected_failure())
         return NULL;
     void *p = calloc(count ? count : 1, size ? size : 1);
     if (p)
@@ -100,7 +108,7 @@ void *nn_calloc(size_t count, size_t size)
 
 void *nn_realloc(void *ptr, size_t size)
 {
-    if (injected_failure())
+    if (injected_failure_sized(size) || injected_failure())
         return NULL;
     void *p = realloc(ptr, size ? size : 1);
     if (p)
@@ -121,6 +129,11 @@ uint64_t nn_alloc_count(void)
 void nn_alloc_fail_after(uint64_t n)
 {
     atomic_store(&fail_countdown, n);
+}
+
+void nn_alloc_fail_above(size_t bytes)
+{
+    atomic_store(&fail_above, bytes);
 }
 
 int nn_grow(void **arr, int *cap, int need, size_t elem, nn_error *err)

@@ -1008,6 +1008,14 @@ void nn_node_set_output_shape(nn_node *node, const nn_shape *shape)
     node->out_shape_set = 1;
 }
 
+size_t nn_node_params_left(const nn_node *node)
+{
+    const nn_graph *g = node->graph;
+    if (!g->max_params)
+        return SIZE_MAX;
+    return g->n_params < g->max_params ? g->max_params - g->n_params : 0;
+}
+
 nn_tensor *nn_node_add_weight(nn_node *node, const char *name,
                               const nn_shape *shape, const nn_init *init,
                               int trainable, nn_error *err)

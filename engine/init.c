@@ -233,9 +233,19 @@ static void fill_uniform(nn_tensor *t, nn_rng *rng, double lo, double hi)
         t->data[i] = (float)(lo + (hi - lo) * nn_rng_uniform(rng));
 }
 
+/* LAPACK's Householder QR and the explicit Q, through the Fortran symbols
+ * OpenBLAS exports (no character arguments, so no hidden lengths). */
+extern void sgeqrf_(const int *m, const int *n, float *a, const int *lda,
+                    float *tau, float *work, const int *lwork, int *info);
+extern void sorgqr_(const int *m, const int *n, const int *k, float *a,
+                    const int *lda, const float *tau, float *work,
+                    const int *lwork, int *info);
+
 /* A Haar-distributed (semi-)orthogonal rows x cols matrix times gain: the
- * Q of a Gaussian matrix's QR, by Gram-Schmidt with reorthogonalisation (R's
- * diagonal comes out positive, which is the sign fix QR needs for that). */
+ * Q of a Gaussian matrix's QR with R's diagonal made positive (the sign fix
+ * that makes Q Haar). Householder QR through LAPACK is blocked BLAS-3 work,
+ * O(m n²) at matrix-multiply speed: Dense(4000) takes seconds where plain
+ * Gram-Schmidt took minutes. */
 static int fill_orthogonal(nn_tensor *t, nn_rng *rng, double gain,
                            nn_error *err)
 {
@@ -246,42 +256,54 @@ static int fill_orthogonal(nn_tensor *t, nn_rng *rng, double gain,
         return NN_OK;
     int wide = rows < cols;
     size_t m = wide ? cols : rows, n = wide ? rows : cols; /* m >= n */
-    double *a = nn_malloc(sizeof(double) * m * n); /* column j at a + j*m */
-    if (!a)
-        return nn_error_set(err, NN_ERR_NOMEM, "out of memory for an "
-                            "orthogonal initializer");
+    if (m > INT32_MAX || n > INT32_MAX)
+        return nn_error_set(err, NN_ERR_LIMIT, "an orthogonal initializer "
+                            "takes at most %d rows and columns", INT32_MAX);
+    int im = (int)m, in = (int)n, info = 0, lwork = -1;
+    float query = 0, dummy[1] = {0};
+    sgeqrf_(&im, &in, dummy, &im, dummy, &query, &lwork, &info);
+    int lw1 = info == 0 ? (int)query : 0;
+    sorgqr_(&im, &in, &in, dummy, &im, dummy, &query, &lwork, &info);
+    int lw2 = info == 0 ? (int)query : 0;
+    lwork = lw1 > lw2 ? lw1 : lw2;
+    if (lwork < in)
+        lwork = in;
+    /* column j at a + j*m, as LAPACK wants */
+    float *a = nn_malloc(sizeof(float) * m * n);
+    float *tau = nn_malloc(sizeof(float) * n);
+    float *work = nn_malloc(sizeof(float) * (size_t)lwork);
+    signed char *sign = nn_malloc(n);
+    int rc = NN_OK;
+    if (!a || !tau || !work || !sign) {
+        rc = nn_error_set(err, NN_ERR_NOMEM, "out of memory for an "
+                          "orthogonal initializer");
+        goto done;
+    }
     for (size_t i = 0; i < m * n; i++)
-        a[i] = nn_rng_normal(rng);
-    for (size_t j = 0; j < n; j++) {
-        double *v = a + j * m;
-        for (int pass = 0; pass < 2; pass++)
-            for (size_t k = 0; k < j; k++) {
-                const double *q = a + k * m;
-                double r = 0;
-                for (size_t i = 0; i < m; i++)
-                    r += q[i] * v[i];
-                for (size_t i = 0; i < m; i++)
-                    v[i] -= r * q[i];
-            }
-        double norm = 0;
-        for (size_t i = 0; i < m; i++)
-            norm += v[i] * v[i];
-        norm = sqrt(norm);
-        if (norm < 1e-300) { /* a measure-zero event; keep it defined */
-            for (size_t i = 0; i < m; i++)
-                v[i] = (i == j);
-            norm = 1;
-        }
-        for (size_t i = 0; i < m; i++)
-            v[i] /= norm;
+        a[i] = (float)nn_rng_normal(rng);
+    sgeqrf_(&im, &in, a, &im, tau, work, &lwork, &info);
+    if (info == 0) {
+        for (size_t j = 0; j < n; j++)
+            sign[j] = a[j * m + j] < 0 ? -1 : 1;
+        sorgqr_(&im, &in, &in, a, &im, tau, work, &lwork, &info);
+    }
+    if (info != 0) {
+        rc = nn_error_set(err, NN_ERR_INVALID, "orthogonal initializer: "
+                          "LAPACK QR failed (info %d)", info);
+        goto done;
     }
     /* Tall: W[r][c] = Q[r][c]. Wide: W = Qᵀ, W[r][c] = Q[c][r]. */
     for (size_t r = 0; r < rows; r++)
-        for (size_t c = 0; c < cols; c++)
-            t->data[r * cols + c] =
-                (float)(gain * (wide ? a[r * m + c] : a[c * m + r]));
+        for (size_t c = 0; c < cols; c++) {
+            size_t j = wide ? r : c, i = wide ? c : r;
+            t->data[r * cols + c] = (float)(gain * sign[j] * a[j * m + i]);
+        }
+done:
     nn_free(a);
-    return NN_OK;
+    nn_free(tau);
+    nn_free(work);
+    nn_free(sign);
+    return rc;
 }
 
 int nn_init_fill(const nn_init *init, nn_tensor *t, nn_rng *rng, nn_error *err)

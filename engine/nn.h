@@ -93,6 +93,10 @@ uint64_t nn_alloc_count(void);
 /* Make the n-th allocation from now fail (n >= 1), or disable with 0.
  * For out-of-memory tests only. */
 void nn_alloc_fail_after(uint64_t n);
+/* Make every allocation of more than `bytes` fail (0: no limit), so a test
+ * can prove that a request is refused before its memory is asked for. For
+ * tests only. */
+void nn_alloc_fail_above(size_t bytes);
 
 /* ---------------------------------------------------------------- shapes */
 
@@ -390,6 +394,10 @@ void nn_node_set_output_shape(nn_node *node, const nn_shape *shape);
  * the pointer stays valid for the node's life and its data may be replaced
  * in place (import, training). trainable is ANDed with the node's flag.
  * Returns NULL and fills err on failure. */
+/* Weight elements the network may still create under its parameter cap
+ * (SIZE_MAX without one). A type whose weights take work to draw checks
+ * their sizes against this first, so an oversized request costs nothing. */
+size_t nn_node_params_left(const nn_node *node);
 nn_tensor *nn_node_add_weight(nn_node *node, const char *name,
                               const nn_shape *shape, const nn_init *init,
                               int trainable, nn_error *err);

@@ -28,22 +28,22 @@ int nn_spectral_radius_dense(int n, const double *a, double *rho,
 typedef void (*nn_linop_fn)(void *ctx, const double *x, double *y);
 
 typedef struct nn_eig_opts {
-    int basis;      /* largest search space kept (0: 40) */
-    int max_matvec; /* operator applications allowed (0: 20000) */
-    double tol;     /* wanted ‖A u − θ u‖ / (|θ| ‖u‖) (0: 1e-10) */
+    int basis;      /* Arnoldi vectors kept, ARPACK's ncv (0: 40) */
+    int max_matvec; /* operator applications allowed, about (0: 20000) */
+    double tol;     /* wanted relative accuracy of the Ritz value (0: 1e-10) */
 } nn_eig_opts;
 
-/* max |eigenvalue| of the operator, by a thick-restarted Arnoldi (Davidson)
- * iteration: only matrix-vector products, so a sparse matrix of any size
- * works. Unlike power iteration it converges when the eigenvalues of
- * largest modulus are a complex pair or a ± pair: those are found as
- * eigenvalues of the projected matrix, not as the limit of one vector.
- * Deterministic: the start vector is fixed and the vector arithmetic is
- * plain C in a fixed order (only the small projected eigenproblems go
- * through LAPACK). opts may be NULL. *matvecs (when not NULL) receives the
- * number of products used. Fails with NN_ERR_LIMIT, *rho still holding the
- * best estimate, when the residual did not reach tol (or 1e-6, if tol is
- * tighter) within max_matvec. */
+/* max |eigenvalue| of the operator, by ARPACK's implicitly restarted
+ * Arnoldi method (dnaupd, six wanted values of largest modulus, the largest
+ * taken): only matrix-vector products, so a sparse matrix of any size
+ * works, and complex or ± pairs of largest modulus are found as such.
+ * Operators of up to 8 rows, or no larger than the basis, are made dense
+ * and go to LAPACK. The start vector is fixed. ARPACK is not reentrant:
+ * calls from several threads run one at a time. opts may be NULL.
+ * *matvecs (when not NULL) receives the number of products used. Fails
+ * with NN_ERR_LIMIT, *rho still holding the best estimate, when the Ritz
+ * value's error bound did not reach tol (or 1e-6, if tol is tighter) within
+ * max_matvec. */
 int nn_spectral_radius_op(int n, nn_linop_fn op, void *ctx,
                           const nn_eig_opts *opts, double *rho, int *matvecs,
                           nn_error *err);

@@ -9,6 +9,7 @@
  * which whoever started the daemon owns.
  */
 #include "srv.h"
+#include "srv_blas.h"
 #include "srv_auth.h"
 #include "srv_http.h"
 #include "srv_metrics.h"
@@ -384,6 +385,8 @@ int main(int argc, char **argv)
             printf("%s %s\n", srv_routes[i].method, srv_routes[i].pattern);
         return 0;
     }
+    if (srv_blas_start(cfg.blas_core, argv)) /* may re-execute */
+        return 2;
     openblas_set_num_threads(cfg.blas_threads);
     signal(SIGPIPE, SIG_IGN);
 

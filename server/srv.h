@@ -29,6 +29,7 @@ typedef struct srv_config {
     int connection_timeout;     /* seconds a connection may sit idle */
     int max_connections;        /* open at once; more are refused */
     int blas_threads;
+    const char *blas_core;      /* auto | keep | a core name (NULL: auto) */
     api_limits limits;
     const char *plugins[SRV_MAX_PLUGINS];
     int n_plugins;

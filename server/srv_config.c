@@ -105,6 +105,10 @@ static const srv_option options[] = {
     {"--max-fits-per-key", "NERVED_MAX_FITS_PER_KEY", OPT_INT,
      AT(max_fits_per_key), 0, 1000000,
      "training jobs one API key may run at once (default 0: no quota)"},
+    {"--blas-core", "NERVED_BLAS_CORE", OPT_STRING, AT(blas_core), 0, 0,
+     "OpenBLAS kernels: auto (default: re-execute once with the best core "
+     "the CPU allows when OpenBLAS picked a generic one, self-tested), keep "
+     "(OpenBLAS's own choice) or a core name such as Haswell or SkylakeX"},
     {"--plugin", "NERVED_PLUGINS", OPT_STRING, SPECIAL, 0, 0,
      "load a node-type plugin (repeatable; the variable takes a "
      "colon-separated list)"},

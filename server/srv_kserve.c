@@ -9,6 +9,7 @@
  */
 #include "srv_kserve.h"
 #include "api_binary.h"
+#include "srv_blas.h"
 #include "api_kserve.h"
 #include "srv_encoding.h"
 #include "srv_metrics.h"
@@ -323,6 +324,13 @@ void srv_v2_server_metadata(srv_request *req)
     cJSON *ext = cJSON_AddArrayToObject(o, "extensions");
     for (size_t k = 0; k < sizeof extensions / sizeof *extensions; k++)
         cJSON_AddItemToArray(ext, cJSON_CreateString(extensions[k]));
+    const srv_blas_info *blas = srv_blas(); /* an extra field, not KServe's */
+    cJSON *b = cJSON_AddObjectToObject(o, "blas");
+    cJSON_AddStringToObject(b, "core", blas->core);
+    cJSON_AddStringToObject(b, "mode", blas->mode);
+    cJSON_AddStringToObject(b, "choice", blas->choice);
+    cJSON_AddStringToObject(b, "selftest", blas->selftest);
+    cJSON_AddStringToObject(b, "cpu_features", blas->cpu);
     srv_reply_json(req, 200, o);
 }
 

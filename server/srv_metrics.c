@@ -6,6 +6,7 @@
  * label's values are bounded.
  */
 #include "srv_metrics.h"
+#include "srv_blas.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -280,9 +281,13 @@ static void render_networks(out *o)
 /* A gauge of 1 whose labels say what is running. */
 static void build_info(out *o)
 {
-    put(o, "# HELP nerved_build_info The running daemon's version.\n"
+    const srv_blas_info *blas = srv_blas();
+    put(o, "# HELP nerved_build_info The running daemon: its version and "
+           "BLAS kernels as labels; always 1.\n"
            "# TYPE nerved_build_info gauge\n"
-           "nerved_build_info{version=\"%s\"} 1\n", NERVED_VERSION);
+           "nerved_build_info{version=\"%s\",blas_core=\"%s\","
+           "blas_mode=\"%s\",blas_selftest=\"%s\",cpu_features=\"%s\"} 1\n",
+        NERVED_VERSION, blas->core, blas->mode, blas->selftest, blas->cpu);
 }
 
 char *srv_metrics_render(const char *const *route_names, int n_routes,

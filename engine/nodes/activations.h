@@ -37,4 +37,21 @@ void nn_act_forward(nn_act act, const float *x, float *y, size_t rows,
 void nn_act_backward(nn_act act, const float *x, const float *y,
                      const float *dy, float *dx, size_t rows, size_t cols);
 
+/* s = (1 - a) s + a f(pre) (+ noise[i] when noise is not NULL), and out =
+ * the new s: the elementwise part of a leaky-integrator step in one pass
+ * for identity, tanh, sigmoid and relu (two for the others). None of the
+ * arrays may overlap. Same bits as nn_act_forward and the combination done
+ * apart. */
+void nn_act_leak(nn_act act, const float *pre, float *s, float a,
+                 const float *noise, float *out, size_t rows, size_t cols);
+
+/* y[i] = e^x[i], tanh(x[i]), 1 / (1 + e^-x[i]) for n values, vectorised;
+ * y may be x. Within NN_VMATH_MAX_ULP units in the last place of libm's
+ * results in double, over the whole float range (inf, NaN and denormals
+ * included). */
+#define NN_VMATH_MAX_ULP 4
+void nn_vexp(const float *x, float *y, size_t n);
+void nn_vtanh(const float *x, float *y, size_t n);
+void nn_vsigmoid(const float *x, float *y, size_t n);
+
 #endif

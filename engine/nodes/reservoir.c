@@ -14,9 +14,10 @@
  * Weights. Each matrix has a Bernoulli pattern of its connectivity (drawn
  * by nn_csr_random, so O(nnz) draws whatever the size) and values from its
  * initializer times its scaling, all from the node's init stream. W is then
- * rescaled to the wanted spectral radius. W is stored dense, or as CSR: its
- * nnz values as the 1-d weight "W" (CSR order: row by row, increasing
- * columns) and the pattern inside the node. Both storages draw the same
+ * rescaled to the wanted spectral radius. W is stored dense, or sparse: its
+ * nnz values as the 1-d weight "W" in the pattern's order (by output unit:
+ * column by column of W, increasing rows; see sparse.h) and the pattern
+ * inside the node. Both storages draw the same
  * numbers in the same order, so for one seed they hold the same matrix and
  * `sparse` is purely a matter of speed and memory.
  *
@@ -48,6 +49,7 @@ typedef struct reservoir {
     nn_csr pattern;   /* W's pattern, when sparse */
     float noise_in, noise_rc, noise_fb;
     int uniform_noise;
+    int noise_width; /* floats per row of input/feedback noise scratch */
 } reservoir;
 
 static const nn_param_def reservoir_params[] = {
@@ -60,7 +62,7 @@ static const nn_param_def reservoir_params[] = {
     {"spectral_radius", NN_PARAM_FLOAT, "0", 0, 1e6, NULL,
      "rescale W so that its largest |eigenvalue| is this (0: keep W as "
      "drawn). Measured exactly by LAPACK (dgeev) when W is stored dense with "
-     "at most 2000 units, else by a thick-restarted Arnoldi estimate"},
+     "at most 2000 units, else by ARPACK's restarted Arnoldi method"},
     {"input_scaling", NN_PARAM_FLOAT, "1", 0, 1e6, NULL,
      "factor applied to Win after drawing it"},
     {"bias_scaling", NN_PARAM_FLOAT, "0", 0, 1e6, NULL,
@@ -129,7 +131,8 @@ static void scale_values(nn_tensor *t, double factor)
  * from init_param times scale, as the weight `name`. Sparse (keep != NULL):
  * the weight is the nnz values and *keep receives the pattern (the caller
  * owns it). Dense: the values are scattered into a zeroed (rows, cols)
- * weight. Both consume the node's init stream identically. */
+ * weight. Both consume the node's init stream identically. Sizes are checked
+ * against the network's parameter cap before anything is drawn. */
 static nn_tensor *draw_matrix(nn_node *node, const char *name, int rows,
                               int cols, double density, const char *init_param,
                               double scale, nn_csr *keep, int *index,
@@ -138,10 +141,21 @@ static nn_tensor *draw_matrix(nn_node *node, const char *name, int rows,
     nn_init init, zeros = {NN_INIT_ZEROS, 0, 0};
     if (elementwise_init(node, init_param, &init, err) != NN_OK)
         return NULL;
+    size_t left = nn_node_params_left(node);
+    size_t max_nnz = left < (size_t)INT32_MAX ? left : (size_t)INT32_MAX;
+    if (!keep && (uint64_t)rows * (uint64_t)cols > (uint64_t)left) {
+        nn_error_set(err, NN_ERR_LIMIT, "%s (%d x %d) would bring the network "
+                     "past its parameter limit (%zu left)", name, rows, cols,
+                     left);
+        return NULL;
+    }
     nn_rng *rng = nn_node_init_rng(node);
     nn_csr pattern;
-    if (nn_csr_random(&pattern, rows, cols, density, rng, err) != NN_OK)
+    if (nn_csr_random(&pattern, rows, cols, density, keep ? max_nnz : 0, rng,
+                      err) != NN_OK) {
+        nn_error_prefix(err, "%s", name);
         return NULL;
+    }
     nn_tensor *w = NULL;
     if (keep) {
         if (pattern.nnz == 0) {
@@ -185,11 +199,12 @@ done:
     return w;
 }
 
-/* y = W x in double, for the Arnoldi estimate: W and Wᵀ have the same
- * spectrum, and rows gathered into one sum beat columns scattered. */
+/* y = W x (dense) or x · W (sparse) in double, for the Arnoldi estimate:
+ * W and Wᵀ have the same spectrum, so each storage is read in the order
+ * that gathers into one sum per output. */
 typedef struct radius_op {
     const reservoir *self;
-    const double *val; /* W's values, dense or in CSR order */
+    const float *val; /* W's values, dense or in the pattern's order */
 } radius_op;
 
 static void radius_apply(void *ctx, const double *x, double *y)
@@ -197,16 +212,14 @@ static void radius_apply(void *ctx, const double *x, double *y)
     const radius_op *op = ctx;
     const reservoir *self = op->self;
     size_t n = (size_t)self->units;
+    if (self->sparse) {
+        nn_csr_vecmat_f(&self->pattern, op->val, x, y);
+        return;
+    }
     for (size_t r = 0; r < n; r++) {
         double sum = 0;
-        if (self->sparse) {
-            const nn_csr *m = &self->pattern;
-            for (size_t k = m->row_ptr[r]; k < m->row_ptr[r + 1]; k++)
-                sum += op->val[k] * x[m->col[k]];
-        } else {
-            for (size_t c = 0; c < n; c++)
-                sum += op->val[r * n + c] * x[c];
-        }
+        for (size_t c = 0; c < n; c++)
+            sum += (double)op->val[r * n + c] * x[c];
         y[r] = sum;
     }
 }
@@ -214,26 +227,28 @@ static void radius_apply(void *ctx, const double *x, double *y)
 /* Rescales W so that its spectral radius becomes `want`. */
 static int rescale_radius(reservoir *self, double want, nn_error *err)
 {
-    size_t count = nn_tensor_numel(self->W);
     double rho = 0;
     int rc;
-    double *vals = nn_malloc(count * sizeof(double));
-    if (!vals)
-        return nn_error_set(err, NN_ERR_NOMEM, "out of memory for the spectral "
-                            "radius of W");
-    for (size_t i = 0; i < count; i++)
-        vals[i] = self->W->data[i];
     if (!self->sparse && self->units <= DENSE_EIGEN_MAX_UNITS) {
+        size_t count = nn_tensor_numel(self->W);
+        double *vals = nn_malloc(count * sizeof(double));
+        if (!vals)
+            return nn_error_set(err, NN_ERR_NOMEM, "out of memory for the "
+                                "spectral radius of W");
+        for (size_t i = 0; i < count; i++)
+            vals[i] = self->W->data[i];
         rc = nn_spectral_radius_dense(self->units, vals, &rho, err);
+        nn_free(vals);
     } else {
-        radius_op op = {self, vals};
-        /* A relative residual of 1e-5 puts |λ| within about 1e-7: the
-         * circular-law spectrum's crowded edge makes tighter cost seconds. */
+        /* The float values are read as they are: products in double are
+         * exact, and no double copy of W is made. */
+        radius_op op = {self, self->W->data};
+        /* A relative error of 1e-5 on |λ|'s Ritz value puts it well within
+         * the 1e-3 a rescaled reservoir is checked against. */
         nn_eig_opts opts = {0, 0, 1e-5};
         rc = nn_spectral_radius_op(self->units, radius_apply, &op, &opts, &rho,
                                    NULL, err);
     }
-    nn_free(vals);
     if (rc != NN_OK)
         return nn_error_prefix(err, "spectral_radius");
     if (!(rho > 1e-12 * want))
@@ -253,6 +268,12 @@ static int use_sparse(nn_node *node, int units)
         return 0;
     double density = nn_node_param_float(node, "rc_connectivity");
     return units > DENSE_EIGEN_MAX_UNITS || (units >= 500 && density <= 0.1);
+}
+
+static size_t work_per_row(const reservoir *self)
+{
+    return 4 * (size_t)self->units + (size_t)self->noise_width +
+           (self->sparse ? nn_csr_matmul_work(&self->pattern) : 0);
 }
 
 static int reservoir_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
@@ -279,6 +300,19 @@ static int reservoir_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
     if (self->noise_in > 0 || self->noise_rc > 0)
         nn_node_set_rowwise(node, 0);
     self->wfb_index = -1;
+    /* Everything this node will hold, checked before anything is drawn: a
+     * few bytes of request must not cost seconds and gigabytes to refuse. */
+    double density = nn_node_param_float(node, "rc_connectivity");
+    double need = (double)total * units + units +
+                  (self->sparse ? nn_csr_min_nnz(units, units, density)
+                                : (double)units * units);
+    size_t left = nn_node_params_left(node);
+    if (need > (double)left)
+        return nn_error_set(err, NN_ERR_LIMIT, "%d units with %d inputs "
+                            "(W %s at connectivity %g) would hold about %.0f "
+                            "parameters, past the network's limit (%zu left)",
+                            units, total, self->sparse ? "sparse" : "dense",
+                            density, need, left);
     if (!(self->Win = draw_matrix(node, "Win", total, units,
                                   nn_node_param_float(node,
                                                       "input_connectivity"),
@@ -306,9 +340,11 @@ static int reservoir_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
     rc = nn_node_add_state(node, "s", &s, err);
     if (rc < 0)
         return rc;
-    /* pre, f(pre), the state gradient, the pre-activation gradient, and the
-     * input noise; init_fb widens the last for feedback noise. */
-    nn_node_set_work(node, 4 * (size_t)units + (size_t)total);
+    /* pre, f(pre), the state gradient, the pre-activation gradient, the
+     * input noise (init_fb widens it for feedback noise) and the sparse
+     * product's scratch. */
+    self->noise_width = total;
+    nn_node_set_work(node, work_per_row(self));
     nn_node_set_output_shape(node, &s);
     return NN_OK;
 }
@@ -330,20 +366,23 @@ static int reservoir_init_fb(nn_node *node, const nn_shape *fb, int n_fb,
                                   nn_node_param_float(node, "fb_scaling"), NULL,
                                   &self->wfb_index, err)))
         return err->code;
-    int noise = self->n_in > total ? self->n_in : total;
-    nn_node_set_work(node, 4 * (size_t)self->units + (size_t)noise);
+    if (total > self->noise_width)
+        self->noise_width = total;
+    nn_node_set_work(node, work_per_row(self));
     return NN_OK;
 }
 
 /* The scratch of one step, carved from ctx->work. */
 typedef struct scratch {
-    float *pre, *fpre, *ds, *dpre, *noise;
+    float *pre, *fpre, *ds, *dpre, *noise, *spmm;
 } scratch;
 
 static scratch carve(const reservoir *self, float *work, size_t rows)
 {
     size_t n = rows * (size_t)self->units;
-    scratch w = {work, work + n, work + 2 * n, work + 3 * n, work + 4 * n};
+    float *noise = work + 4 * n;
+    scratch w = {work,  work + n, work + 2 * n, work + 3 * n,
+                 noise, noise + rows * (size_t)self->noise_width};
     return w;
 }
 
@@ -377,7 +416,7 @@ static void pre_activation(const reservoir *self, const nn_tensor *ff,
     }
     if (self->sparse)
         nn_csr_matmul(&self->pattern, self->W->data, s->data, rows, 1.0f,
-                      w->pre);
+                      w->pre, w->spmm);
     else
         nn_matmul_concat(s, 1, self->W->data, units, 1.0f, w->pre);
     if (n_fb) {
@@ -401,16 +440,16 @@ static int reservoir_forward(nn_node *node, const nn_tensor *ff, int n_ff,
     size_t rows = nn_tensor_rows(s), n = rows * (size_t)self->units;
     scratch w = carve(self, ctx->work, rows);
     pre_activation(self, ff, n_ff, fb, n_fb, s, ctx->rng, &w);
-    nn_act_forward(self->act, w.pre, w.fpre, rows, (size_t)self->units);
-    float a = self->leak;
-    for (size_t i = 0; i < n; i++)
-        s->data[i] = (1.0f - a) * s->data[i] + a * w.fpre[i];
+    /* The state noise comes last in the stream, after the input and
+     * feedback noise; then leak, activation, noise and the copy to the
+     * output are one pass over the state. */
+    const float *noise = NULL;
     if (self->noise_rc > 0) {
         draw_noise(self, ctx->rng, self->noise_rc, w.ds, n);
-        for (size_t i = 0; i < n; i++)
-            s->data[i] += w.ds[i];
+        noise = w.ds;
     }
-    memcpy(out->data, s->data, n * sizeof(float));
+    nn_act_leak(self->act, w.pre, s->data, self->leak, noise, out->data, rows,
+                (size_t)self->units);
     return NN_OK;
 }
 

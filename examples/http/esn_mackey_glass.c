@@ -50,7 +50,7 @@ int main(int argc, char **argv)
         x[t] = 2 * (x[t] - lo) / (hi - lo) - 1;
 
     ex_buf b = {0};
-    ex_printf(&b, "{\"name\": \"esn-mackey-glass\", \"seed\": 7, \"nodes\": ["
+    ex_printf(&b, "{\"name\": \"esn-mackey-glass\", \"seed\": 5, \"nodes\": ["
               "{\"name\": \"b\", \"type\": \"Input\", \"shape\": 1},"
               "{\"name\": \"r\", \"type\": \"Reservoir\", \"num_unit\": %d,"
               " \"leaky_rate\": 0.3, \"spectral_radius\": 1.25,"

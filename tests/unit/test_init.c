@@ -2,9 +2,11 @@
  * test_init.c — random streams and initialisers: reproducibility by seed,
  * and sample statistics against the textbook formulas.
  */
+#define _GNU_SOURCE /* RTLD_NEXT */
 #include "nn.h"
 #include "testutil.h"
 
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -195,6 +197,41 @@ static void test_parse_errors_quote_the_text(void)
     }
 }
 
+/* The orthogonal initializer must be LAPACK's blocked Householder QR (the
+ * O(n³) work at matrix-multiply speed), not a loop of our own: this test
+ * binary defines the LAPACK symbols, counts the calls and forwards them to
+ * the library's. */
+typedef void (*geqrf_fn)(const int *, const int *, float *, const int *,
+                         float *, float *, const int *, int *);
+typedef void (*orgqr_fn)(const int *, const int *, const int *, float *,
+                         const int *, const float *, float *, const int *,
+                         int *);
+static int geqrf_calls, orgqr_calls;
+
+void sgeqrf_(const int *m, const int *n, float *a, const int *lda, float *tau,
+             float *work, const int *lwork, int *info);
+void sgeqrf_(const int *m, const int *n, float *a, const int *lda, float *tau,
+             float *work, const int *lwork, int *info)
+{
+    geqrf_fn real;
+    *(void **)&real = dlsym(RTLD_NEXT, "sgeqrf_");
+    geqrf_calls++;
+    real(m, n, a, lda, tau, work, lwork, info);
+}
+
+void sorgqr_(const int *m, const int *n, const int *k, float *a,
+             const int *lda, const float *tau, float *work, const int *lwork,
+             int *info);
+void sorgqr_(const int *m, const int *n, const int *k, float *a,
+             const int *lda, const float *tau, float *work, const int *lwork,
+             int *info)
+{
+    orgqr_fn real;
+    *(void **)&real = dlsym(RTLD_NEXT, "sorgqr_");
+    orgqr_calls++;
+    real(m, n, k, a, lda, tau, work, lwork, info);
+}
+
 static void check_orthogonal(int rows, int cols, double gain)
 {
     char text[64];
@@ -216,6 +253,14 @@ static void check_orthogonal(int rows, int cols, double gain)
         }
     CU_ASSERT(worst < 1e-5);
     nn_tensor_free(t);
+}
+
+static void test_orthogonal_through_lapack(void)
+{
+    geqrf_calls = orgqr_calls = 0;
+    check_orthogonal(48, 20, 1.0);
+    CU_ASSERT(geqrf_calls > 0);
+    CU_ASSERT(orgqr_calls > 0);
 }
 
 static void test_orthogonal(void)
@@ -253,6 +298,8 @@ int main(void)
         {"parse and text round trip", test_parse_round_trip},
         {"parse errors quote the text", test_parse_errors_quote_the_text},
         {"orthogonal is orthogonal", test_orthogonal},
+        {"orthogonal goes through LAPACK's QR",
+         test_orthogonal_through_lapack},
         {"fans follow the shape", test_fans_from_shape},
         {NULL, NULL}};
     return tu_run_suite("init", tests);

@@ -156,7 +156,8 @@ static void block_matrix(int n, const double *radii, const double *angles,
         perm[i] = perm[j];
         perm[j] = t;
     }
-    /* Dense triplets (row, col, value) of P A Pᵀ, then CSR by counting. */
+    /* Dense triplets (row, col, value) of P A Pᵀ, then compressed by
+     * counting (as the pattern of (P A Pᵀ)ᵀ: the same spectrum). */
     int nnz = 2 * n;
     int *rows = malloc((size_t)nnz * sizeof(int)),
         *cols = malloc((size_t)nnz * sizeof(int));
@@ -176,25 +177,25 @@ static void block_matrix(int n, const double *radii, const double *angles,
     memset(&out->m, 0, sizeof out->m);
     out->m.rows = out->m.cols = n;
     out->m.nnz = (size_t)nnz;
-    out->m.row_ptr = nn_calloc((size_t)n + 1, sizeof(size_t));
-    out->m.col = nn_malloc((size_t)nnz * sizeof(int));
+    out->m.ptr = nn_calloc((size_t)n + 1, sizeof(size_t));
+    out->m.idx = nn_malloc((size_t)nnz * sizeof(int));
     out->val = malloc((size_t)nnz * sizeof(double));
     for (int e = 0; e < nnz; e++)
-        out->m.row_ptr[rows[e] + 1]++;
+        out->m.ptr[rows[e] + 1]++;
     for (int r = 0; r < n; r++)
-        out->m.row_ptr[r + 1] += out->m.row_ptr[r];
+        out->m.ptr[r + 1] += out->m.ptr[r];
     size_t *fill = malloc((size_t)n * sizeof(size_t));
     for (int r = 0; r < n; r++)
-        fill[r] = out->m.row_ptr[r];
+        fill[r] = out->m.ptr[r];
     /* Columns within a row must increase: insert in order (2 per row). */
     for (int e = 0; e < nnz; e++) {
         size_t at = fill[rows[e]]++;
-        while (at > out->m.row_ptr[rows[e]] && out->m.col[at - 1] > cols[e]) {
-            out->m.col[at] = out->m.col[at - 1];
+        while (at > out->m.ptr[rows[e]] && out->m.idx[at - 1] > cols[e]) {
+            out->m.idx[at] = out->m.idx[at - 1];
             out->val[at] = out->val[at - 1];
             at--;
         }
-        out->m.col[at] = cols[e];
+        out->m.idx[at] = cols[e];
         out->val[at] = vals[e];
     }
     free(fill), free(perm), free(rows), free(cols), free(vals);
@@ -273,8 +274,12 @@ static void test_arnoldi_matches_lapack_on_random_matrix(void)
     nn_error err;
     CU_ASSERT_EQUAL_FATAL(nn_spectral_radius_dense(N, a, &exact, &err), NN_OK);
     dense_d d = {N, a};
+    int matvecs = 0;
     CU_ASSERT_EQUAL(nn_spectral_radius_op(N, op_dense, &d, NULL, &estimate,
-                                          NULL, &err), NN_OK);
+                                          &matvecs, &err), NN_OK);
+    if (fabs(estimate - exact) > 1e-8 * exact)
+        fprintf(stderr, "estimate %.12g exact %.12g (%d products)\n",
+                estimate, exact, matvecs);
     TU_ASSERT_CLOSE(estimate, exact, 1e-8 * exact);
     free(a);
 }
@@ -342,48 +347,83 @@ static void test_csr_random_pattern(void)
     nn_error err;
     const int rows = 400, cols = 300;
     const double p = 0.05;
-    CU_ASSERT_EQUAL_FATAL(nn_csr_random(&m, rows, cols, p, &a, &err), NN_OK);
-    CU_ASSERT_EQUAL_FATAL(nn_csr_random(&m2, rows, cols, p, &b, &err), NN_OK);
-    /* Reproducible from the stream. */
+    CU_ASSERT_EQUAL_FATAL(nn_csr_random(&m, rows, cols, p, 0, &a, &err),
+                          NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_csr_random(&m2, rows, cols, p, 0, &b, &err),
+                          NN_OK);
+    /* Reproducible from the stream; 16-bit indices for 400 rows. */
     CU_ASSERT_EQUAL(m.nnz, m2.nnz);
-    CU_ASSERT_EQUAL(memcmp(m.col, m2.col, m.nnz * sizeof(int)), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m.idx16);
+    CU_ASSERT_PTR_NULL(m.idx);
+    CU_ASSERT_EQUAL(memcmp(m.idx16, m2.idx16, m.nnz * sizeof *m.idx16), 0);
     /* Binomial count within 5 standard deviations. */
     double expect = rows * cols * p, sd = sqrt(expect * (1 - p));
     CU_ASSERT(fabs((double)m.nnz - expect) < 5 * sd);
-    CU_ASSERT_EQUAL(m.row_ptr[0], 0);
-    CU_ASSERT_EQUAL(m.row_ptr[rows], m.nnz);
+    CU_ASSERT(nn_csr_min_nnz(rows, cols, p) < (double)m.nnz);
+    CU_ASSERT(nn_csr_min_nnz(rows, cols, p) > expect - 7 * sd);
+    CU_ASSERT_EQUAL(m.ptr[0], 0);
+    CU_ASSERT_EQUAL(m.ptr[cols], m.nnz);
     int ordered = 1;
-    for (int r = 0; r < rows; r++)
-        for (size_t k = m.row_ptr[r]; k < m.row_ptr[r + 1]; k++)
-            if (m.col[k] < 0 || m.col[k] >= cols ||
-                (k > m.row_ptr[r] && m.col[k] <= m.col[k - 1]))
+    for (int c = 0; c < cols; c++)
+        for (size_t k = m.ptr[c]; k < m.ptr[c + 1]; k++)
+            if (nn_csr_idx(&m, k) >= rows ||
+                (k > m.ptr[c] && nn_csr_idx(&m, k) <= nn_csr_idx(&m, k - 1)))
                 ordered = 0;
     CU_ASSERT(ordered);
-    /* Every column is hit about equally often (no bias from the gaps). */
+    /* Every input row is hit about equally often (no bias from the gaps). */
     int first_half = 0;
     for (size_t k = 0; k < m.nnz; k++)
-        first_half += m.col[k] < cols / 2;
+        first_half += nn_csr_idx(&m, k) < rows / 2;
     CU_ASSERT(fabs(first_half - m.nnz / 2.0) < 5 * sqrt(m.nnz / 4.0));
     nn_csr_release(&m);
     nn_csr_release(&m2);
     /* Density 1 is the full matrix. */
-    CU_ASSERT_EQUAL_FATAL(nn_csr_random(&m, 3, 4, 1.0, &a, &err), NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_csr_random(&m, 3, 4, 1.0, 0, &a, &err), NN_OK);
     CU_ASSERT_EQUAL(m.nnz, 12);
     nn_csr_release(&m);
-    CU_ASSERT_EQUAL(nn_csr_random(&m, 3, 4, 0.0, &a, &err), NN_ERR_INVALID);
-    CU_ASSERT_EQUAL(nn_csr_random(&m, 0, 4, 0.5, &a, &err), NN_ERR_INVALID);
-    CU_ASSERT_EQUAL(nn_csr_random(&m, 3, 4, 1.5, &a, &err), NN_ERR_INVALID);
+    /* More than 65536 rows takes 32-bit indices. */
+    CU_ASSERT_EQUAL_FATAL(nn_csr_random(&m, 70000, 2, 0.01, 0, &a, &err),
+                          NN_OK);
+    CU_ASSERT_PTR_NULL(m.idx16);
+    CU_ASSERT_PTR_NOT_NULL(m.idx);
+    int high = 0;
+    for (size_t k = 0; k < m.nnz; k++)
+        high |= nn_csr_idx(&m, k) >= 65536;
+    CU_ASSERT(high);
+    nn_csr_release(&m);
+    CU_ASSERT_EQUAL(nn_csr_random(&m, 3, 4, 0.0, 0, &a, &err), NN_ERR_INVALID);
+    CU_ASSERT_EQUAL(nn_csr_random(&m, 0, 4, 0.5, 0, &a, &err), NN_ERR_INVALID);
+    CU_ASSERT_EQUAL(nn_csr_random(&m, 3, 4, 1.5, 0, &a, &err), NN_ERR_INVALID);
     nn_csr_release(&m); /* a failed draw leaves a releasable, empty m */
+}
+
+/* A draw far above max_nnz is refused before its memory is asked for: with
+ * allocations above 1 MiB failing, a 100000 x 100000 pattern at 10 % (4 GB
+ * of indices) comes back as the limit, not as out of memory. */
+static void test_csr_refused_before_drawing(void)
+{
+    nn_rng rng;
+    nn_rng_seed(&rng, 3);
+    nn_csr m;
+    nn_error err;
+    nn_alloc_fail_above(1 << 20);
+    uint64_t before = nn_alloc_count();
+    int rc = nn_csr_random(&m, 100000, 100000, 0.1, 1000000, &rng, &err);
+    nn_alloc_fail_above(0);
+    CU_ASSERT_EQUAL(rc, NN_ERR_LIMIT);
+    CU_ASSERT_EQUAL(nn_alloc_count(), before);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "1000000 allowed"));
+    nn_csr_release(&m);
 }
 
 static void test_csr_products_match_dense(void)
 {
-    enum { R = 23, C = 17, B = 3 };
+    enum { R = 60, C = 17, B = 21 };
     nn_rng rng;
     nn_rng_seed(&rng, 12);
     nn_csr m;
     nn_error err;
-    CU_ASSERT_EQUAL_FATAL(nn_csr_random(&m, R, C, 0.3, &rng, &err), NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_csr_random(&m, R, C, 0.3, 0, &rng, &err), NN_OK);
     float *val = malloc(m.nnz * sizeof(float));
     for (size_t k = 0; k < m.nnz; k++)
         val[k] = (float)nn_rng_normal(&rng);
@@ -402,9 +442,18 @@ static void test_csr_products_match_dense(void)
                 s += (double)x[b * R + i] * dense[i * C + j];
             want[b * C + j] = (float)s;
         }
-    nn_csr_matmul(&m, val, x, B, 0.5f, y);
+    float y1[B * C], work[B * (R + 16)];
+    memcpy(y1, y, sizeof y);
+    CU_ASSERT_FATAL(nn_csr_matmul_work(&m) <= R + 16);
+    nn_csr_matmul(&m, val, x, B, 0.5f, y, work);
     for (int i = 0; i < B * C; i++)
         TU_ASSERT_CLOSE(y[i], want[i], 1e-5);
+    /* A row gives the same bits alone as in a batch (one summation order
+     * for the batch loop and for the vector path of batch 1). */
+    for (int b = 0; b < B; b++) {
+        nn_csr_matmul(&m, val, x + b * R, 1, 0.5f, y1 + b * C, NULL);
+        CU_ASSERT_EQUAL(memcmp(y1 + b * C, y + b * C, C * sizeof(float)), 0);
+    }
     /* dx = 1 + dy · Mᵀ */
     for (int i = 0; i < B * R; i++)
         dx[i] = 1;
@@ -438,6 +487,8 @@ int main(void)
     static const tu_test tests[] = {
         {"eigenvalues of conjugated rotation-scaling blocks",
          test_eigvals_rotation_blocks},
+        {"a sparse draw far over its limit is refused before allocating",
+         test_csr_refused_before_drawing},
         {"eigenvalues of a companion matrix", test_eigvals_companion},
         {"Arnoldi: a complex outer pair, sparse", test_arnoldi_complex_pair},
         {"Arnoldi: imaginary pair and double eigenvalue",

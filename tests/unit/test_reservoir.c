@@ -202,8 +202,12 @@ static void test_sparse_radius_and_same_states_as_dense(void)
      * radius LAPACK measures; the Arnoldi rescaling must hit 0.9. */
     float *dense = calloc((size_t)N * N, sizeof(float));
     size_t k = 0;
-    for (size_t i = 0; i < (size_t)N * N; i++)
-        if (Wd->data[i] != 0) {
+    /* The sparse values come output by output: column-major in W. */
+    for (size_t j = 0; j < (size_t)N; j++)
+        for (size_t r = 0; r < (size_t)N; r++) {
+            size_t i = r * N + j;
+            if (Wd->data[i] == 0)
+                continue;
             /* Both rescaled the same draws: equal up to the radius. */
             TU_ASSERT_CLOSE(Ws->data[k], Wd->data[i],
                             1e-4 * fabs(Wd->data[i]));
@@ -527,6 +531,53 @@ static void test_build_out_of_memory(void)
     }
 }
 
+/* A reservoir far over the parameter cap is refused before anything of
+ * its size is drawn or allocated: with every allocation above 16 MiB made
+ * to fail, the answer is the limit (NN_ERR_LIMIT, naming the node's size),
+ * not out of memory from drawing a pattern of a billion entries. Likewise
+ * the caps of each weight, below the whole-node check, and without a
+ * sparse W. */
+static void test_refused_before_allocating(void)
+{
+    static const char *const storage[] = {"sparse=true", "sparse=false"};
+    for (int i = 0; i < 2; i++) {
+        nn_graph *g = graph(17);
+        tu_node(g, "Input", "u", "shape=1", NULL);
+        tu_node(g, "Reservoir", "r", "num_unit=100000", storage[i],
+                "spectral_radius=1.25", NULL);
+        tu_link(g, "u >> r");
+        nn_error err;
+        CU_ASSERT_EQUAL_FATAL(nn_graph_set_limits(g, 10000000, 0, &err), NN_OK);
+        nn_alloc_fail_above(16 << 20);
+        int rc = nn_graph_build(g, &err);
+        nn_alloc_fail_above(0);
+        CU_ASSERT_EQUAL(rc, NN_ERR_LIMIT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "100000 units"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "limit"));
+        nn_graph_free(g);
+    }
+    /* A feedback matrix over what is left is refused before its draw. */
+    nn_graph *g = graph(18);
+    tu_node(g, "Input", "u", "shape=1", NULL);
+    tu_node(g, "Reservoir", "r", "num_unit=1000", "rc_connectivity=0.01",
+            NULL);
+    tu_node(g, "Input", "f", "shape=100000", NULL);
+    tu_node(g, "Concat", "c", NULL);
+    tu_link(g, "u >> r >> c");
+    tu_link(g, "f >> c");
+    tu_link(g, "r << c");
+    nn_error err;
+    CU_ASSERT_EQUAL_FATAL(nn_graph_set_limits(g, 1000000, 0, &err), NN_OK);
+    nn_alloc_fail_above(16 << 20);
+    int rc = nn_graph_build(g, &err);
+    nn_alloc_fail_above(0);
+    if (rc != NN_ERR_LIMIT)
+        fprintf(stderr, "feedback: %d %s\n", rc, err.msg);
+    CU_ASSERT_EQUAL(rc, NN_ERR_LIMIT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "Wfb"));
+    nn_graph_free(g);
+}
+
 int main(void)
 {
     nn_error err;
@@ -548,6 +599,8 @@ int main(void)
          test_gradients_through_reservoir},
         {"bad parameters", test_bad_parameters},
         {"out of memory while building", test_build_out_of_memory},
+        {"refused over the parameter cap before allocating",
+         test_refused_before_allocating},
         {NULL, NULL}};
     int rc = tu_run_suite("reservoir", tests);
     nn_registry_free(reg);
