@@ -396,7 +396,8 @@ static void run_steps(sched_queue *q, int thread, srv_job **jobs, int n)
     nn_session *sessions[MAX_BATCH_JOBS];
     int train[MAX_BATCH_JOBS];
     srv_job *ready[MAX_BATCH_JOBS], *later[MAX_BATCH_JOBS];
-    int m = 0, rows = 0, n_later = 0;
+    srv_job *failed[MAX_BATCH_JOBS];
+    int m = 0, rows = 0, n_later = 0, n_failed = 0;
     double started = srv_now();
     /* Weights before sessions, the order every route takes them in. */
     srv_network *net = jobs[0]->net;
@@ -410,7 +411,9 @@ static void run_steps(sched_queue *q, int thread, srv_job **jobs, int n)
             continue;
         }
         if (rc < 0) {
-            answer(jobs[i]);
+            /* Answered once the lock is released: an answer may free the
+             * network, lock and all. */
+            failed[n_failed++] = jobs[i];
             continue;
         }
         ready[m] = jobs[i];
@@ -421,6 +424,8 @@ static void run_steps(sched_queue *q, int thread, srv_job **jobs, int n)
     }
     if (m == 0) {
         pthread_rwlock_unlock(&net->weights);
+        for (int i = 0; i < n_failed; i++)
+            answer(failed[i]);
         for (int i = 0; i < n_later; i++)
             run_steps(q, thread, &later[i], 1);
         return;
@@ -443,6 +448,8 @@ static void run_steps(sched_queue *q, int thread, srv_job **jobs, int n)
     pthread_rwlock_unlock(&net->weights);
     srv_metrics_batch(net->id, rows, m);
     srv_metrics_steps(m);
+    for (int i = 0; i < n_failed; i++)
+        answer(failed[i]);
     for (int i = 0; i < m; i++)
         answer(ready[i]);
     for (int i = 0; i < n_later; i++)
