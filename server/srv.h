@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "api.h"
 
@@ -49,7 +50,12 @@ typedef struct srv_request {
     const char *path;
     const char *query_format;   /* ?format=..., or NULL */
     char params[2][96];         /* {net}, {sid} */
-    const cJSON *json;          /* parsed body; NULL when there was none */
+    const cJSON *json;          /* parsed body; NULL when there was none
+                                   or the route reads the text (SRV_BODY_RAW) */
+    const char *raw;            /* the body text (checked JSON with
+                                   SRV_BODY_RAW), NUL-terminated; NULL when
+                                   there was none */
+    size_t raw_len;
     const srv_config *cfg;
     nn_registry *reg;
     srv_persist *persist;       /* the data directory, or NULL */
@@ -58,6 +64,10 @@ typedef struct srv_request {
     char *body;                 /* malloc'd */
     size_t body_len;
     const char *content_type;
+    /* A streamed reply instead of body (srv_reply_stream). */
+    ssize_t (*stream)(void *cls, uint64_t pos, char *buf, size_t max);
+    void *stream_cls;
+    void (*stream_free)(void *cls);
 } srv_request;
 
 /* Takes j (deletes it). */
@@ -72,5 +82,14 @@ void srv_reply_fail(srv_request *req, int status, const char *code,
 /* Takes text (free()d later). */
 void srv_reply_text(srv_request *req, int status, const char *content_type,
                     char *text);
+/* A reply of unknown length, sent chunked as reader produces it: reader
+ * fills at most max bytes of buf (the position pos of the reply so far)
+ * and returns how many, or -1 at the end (MHD_ContentReaderCallback's
+ * contract, MHD_CONTENT_READER_END_OF_STREAM). Takes cls: free_fn(cls) is
+ * called once the reply is done or dropped. */
+void srv_reply_stream(srv_request *req, int status, const char *content_type,
+                      ssize_t (*reader)(void *cls, uint64_t pos, char *buf,
+                                     size_t max),
+                      void *cls, void (*free_fn)(void *cls));
 
 #endif

@@ -7,6 +7,7 @@
 #include "srv_auth.h"
 #include "srv_metrics.h"
 #include "srv_routes.h"
+#include "api_codec.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -19,6 +20,9 @@
 /* Deeper JSON than this is refused before parsing: no client document
  * needs it, and it bounds the parser's recursion. */
 #define MAX_JSON_DEPTH 64
+
+/* Bytes a streamed reply is produced in at a time. */
+#define STREAM_BLOCK (64 * 1024)
 
 typedef struct conn_state {
     double start;
@@ -52,9 +56,35 @@ static double now_seconds(void)
 
 /* ------------------------------------------------------------- replies */
 
+static void drop_stream(srv_request *req)
+{
+    if (req->stream && req->stream_free)
+        req->stream_free(req->stream_cls);
+    req->stream = NULL;
+    req->stream_cls = NULL;
+    req->stream_free = NULL;
+}
+
+void srv_reply_stream(srv_request *req, int status, const char *content_type,
+                      ssize_t (*reader)(void *cls, uint64_t pos, char *buf,
+                                     size_t max),
+                      void *cls, void (*free_fn)(void *cls))
+{
+    free(req->body);
+    req->body = NULL;
+    req->body_len = 0;
+    drop_stream(req);
+    req->status = status;
+    req->content_type = content_type;
+    req->stream = reader;
+    req->stream_cls = cls;
+    req->stream_free = free_fn;
+}
+
 void srv_reply_text(srv_request *req, int status, const char *content_type,
                     char *text)
 {
+    drop_stream(req);
     free(req->body);
     req->status = status;
     req->body = text;
@@ -203,14 +233,29 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
                                   conn_state *st, srv_request *req,
                                   const char *allow)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        req->body_len, req->body ? req->body : (char *)"",
-        req->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    if (!resp) {
-        free(req->body);
-        return MHD_NO;
+    struct MHD_Response *resp;
+    if (req->stream) {
+        /* MHD calls stream_free when done with the response, also when
+         * the client goes away mid-stream. */
+        resp = MHD_create_response_from_callback(
+            MHD_SIZE_UNKNOWN, STREAM_BLOCK,
+            req->stream,
+            req->stream_cls, req->stream_free);
+        if (!resp) {
+            drop_stream(req);
+            return MHD_NO;
+        }
+        req->stream = NULL;
+    } else {
+        resp = MHD_create_response_from_buffer(
+            req->body_len, req->body ? req->body : (char *)"",
+            req->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        if (!resp) {
+            free(req->body);
+            return MHD_NO;
+        }
+        req->body = NULL; /* the response owns it now */
     }
-    req->body = NULL; /* the response owns it now */
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             req->content_type ? req->content_type
                                               : "application/json");
@@ -340,6 +385,18 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
             return answer_now(conn, st, method, url, 400, "bad_json", NULL,
                               "JSON nested deeper than %d levels",
                               MAX_JSON_DEPTH);
+        req.raw = st->body;
+        req.raw_len = st->len;
+    }
+    if (st->len > 0 && (route->flags & SRV_BODY_RAW)) {
+        size_t at;
+        int trailing;
+        if (api_json_check(st->body, st->len, &at, &trailing))
+            return answer_now(conn, st, method, url, 400, "bad_json", NULL,
+                              trailing ? "unexpected text after the JSON "
+                                         "document at byte %zu"
+                                       : "malformed JSON at byte %zu", at);
+    } else if (st->len > 0) {
         const char *end = NULL;
         json = cJSON_ParseWithLengthOpts(st->body, st->len, &end, 0);
         if (!json) {

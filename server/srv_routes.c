@@ -9,6 +9,7 @@
 #include "srv_metrics.h"
 #include "srv_persist.h"
 #include "srv_store.h"
+#include "api_codec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,48 +37,77 @@ static srv_session *route_session(srv_request *req, srv_network *net)
     return s;
 }
 
-/* The optional boolean "train" of a step request. */
-static int train_flag(srv_request *req, int *train)
+/* A body made of tensors, sent as its text is made: small documents in
+ * one piece with a length, large ones chunked, so a response's text is
+ * never whole in memory. Takes enc (NULL: out of memory). */
+typedef struct enc_stream {
+    api_enc *enc;
+    char *head;          /* what was made before deciding to stream */
+    size_t len, at;
+} enc_stream;
+
+static ssize_t enc_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
-    const cJSON *t = req->json ? cJSON_GetObjectItemCaseSensitive(req->json,
-                                                                  "train")
-                               : NULL;
-    *train = 0;
-    if (!t)
-        return 0;
-    if (!cJSON_IsBool(t)) {
-        srv_reply_fail(req, 400, "bad_request", "\"train\" must be true or "
-                       "false");
-        return -1;
+    (void)pos;
+    enc_stream *es = cls;
+    size_t n = 0;
+    if (es->at < es->len) {
+        n = es->len - es->at < max ? es->len - es->at : max;
+        memcpy(buf, es->head + es->at, n);
+        es->at += n;
     }
-    *train = cJSON_IsTrue(t);
-    return 0;
+    if (n < max)
+        n += api_enc_next(es->enc, buf + n, max - n);
+    return n ? (ssize_t)n : -1; /* -1: the end (srv_reply_stream) */
 }
 
-/* Checks a step/run body: an object with "inputs" and optional "train". */
-static const cJSON *step_inputs(srv_request *req)
+static void enc_stream_free(void *cls)
 {
-    if (!cJSON_IsObject(req->json)) {
-        srv_reply_fail(req, 400, "bad_request", "the body must be a JSON "
-                       "object {\"inputs\": {...}, \"train\": false}");
-        return NULL;
+    enc_stream *es = cls;
+    api_enc_free(es->enc);
+    free(es->head);
+    free(es);
+}
+
+/* Up to this much is sent in one piece. */
+#define SMALL_REPLY (32 * 1024)
+
+static void reply_encoded(srv_request *req, int status, api_enc *enc)
+{
+    enc_stream *es = enc ? calloc(1, sizeof *es) : NULL;
+    char *head = es ? malloc(SMALL_REPLY + 1) : NULL;
+    if (!head) {
+        free(es);
+        api_enc_free(enc);
+        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
+        return;
     }
-    /* "forced" only where a whole sequence runs (handle_session_run). */
-    int sequence = strstr(req->path, "/run") != NULL;
-    for (const cJSON *c = req->json->child; c; c = c->next)
-        if (strcmp(c->string, "inputs") && strcmp(c->string, "train") &&
-            !(sequence && strcmp(c->string, "forced") == 0)) {
-            srv_reply_fail(req, 400, "bad_request", "unknown member '%.64s' "
-                           "(expected inputs, train%s)", c->string,
-                           sequence ? ", forced" : "");
-            return NULL;
-        }
-    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(req->json, "inputs");
-    if (!inputs) {
-        srv_reply_fail(req, 400, "bad_request", "\"inputs\" is missing");
-        return NULL;
+    size_t n = api_enc_next(enc, head, SMALL_REPLY);
+    if (n < SMALL_REPLY) {
+        head[n] = '\0';
+        free(es);
+        api_enc_free(enc);
+        srv_reply_text(req, status, "application/json", head);
+        return;
     }
-    return inputs;
+    es->enc = enc;
+    es->head = head;
+    es->len = n;
+    srv_reply_stream(req, status, "application/json", enc_stream_read, es,
+                     enc_stream_free);
+}
+
+/* The body of a step or run request, or NULL after replying. */
+static int step_body(srv_request *req, api_json *j, api_step_body *b)
+{
+    api_error err;
+    j->s = req->raw ? req->raw : "";
+    j->len = req->raw_len;
+    if (api_read_step_body(j, strstr(req->path, "/run") != NULL, b, &err)) {
+        srv_reply_error(req, &err);
+        return -1;
+    }
+    return 0;
 }
 
 static cJSON *network_json(srv_network *net)
@@ -255,31 +285,16 @@ static void handle_network_delete(srv_request *req)
     srv_network_release(net);
 }
 
-/* The batch of a stateless request: axis 0 of the first input given. */
-static int stateless_batch(const cJSON *inputs, srv_request *req)
-{
-    const cJSON *first = cJSON_IsObject(inputs) ? inputs->child : NULL;
-    if (!first)
-        return 1; /* the binding step reports what is missing */
-    if (cJSON_IsArray(first))
-        return cJSON_GetArraySize(first);
-    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(first, "shape");
-    if (cJSON_IsArray(shape) && cJSON_IsNumber(shape->child))
-        return (int)shape->child->valuedouble;
-    (void)req;
-    return 1;
-}
-
 static void handle_network_forward(srv_request *req)
 {
-    const cJSON *inputs = step_inputs(req);
-    int train;
-    if (!inputs || train_flag(req, &train))
+    api_json j;
+    api_step_body body;
+    if (step_body(req, &j, &body))
         return;
     srv_network *net = route_network(req);
     if (!net)
         return;
-    int batch = stateless_batch(inputs, req);
+    int batch = api_json_stateless_batch(&j, body.inputs);
     if (batch < 1 || batch > req->cfg->limits.max_batch) {
         srv_reply_fail(req, 400, "bad_request", "the batch (axis 0 of the "
                        "inputs) must be from 1 to %d",
@@ -294,37 +309,36 @@ static void handle_network_forward(srv_request *req)
     if (!run) {
         api_fail_from_nn(&err, &e, 0);
         srv_reply_error(req, &err);
-    } else if (api_bind_step_inputs(inputs, run, net->graph,
-                                    &req->cfg->limits, &err)) {
+    } else if (api_json_bind_step_inputs(&j, body.inputs, run, net->graph,
+                                         &req->cfg->limits, &err)) {
         srv_reply_error(req, &err);
     } else {
         pthread_rwlock_rdlock(&net->weights);
-        int rc = nn_session_step(run, train, &e);
+        int rc = nn_session_step(run, body.train, &e);
         pthread_rwlock_unlock(&net->weights);
         if (rc != NN_OK) {
             api_fail_from_nn(&err, &e, 0);
             srv_reply_error(req, &err);
         } else {
             srv_metrics_steps(1);
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddItemToObject(o, "outputs",
-                                  api_step_outputs_json(run, net->graph));
-            srv_reply_json(req, 200, o);
+            reply_encoded(req, 200, api_step_outputs_enc(run, net->graph, -1));
         }
     }
     nn_session_free(run);
     srv_network_release(net);
 }
 
+/* Streamed from a float32 copy taken under the read lock: a slow client
+ * holds no lock, and an import after the copy does not show mid-answer. */
 static void handle_params_get(srv_request *req)
 {
     srv_network *net = route_network(req);
     if (!net)
         return;
     pthread_rwlock_rdlock(&net->weights);
-    cJSON *o = api_params_to_json(net->graph);
+    api_enc *enc = api_params_enc(net->graph);
     pthread_rwlock_unlock(&net->weights);
-    srv_reply_json(req, 200, o);
+    reply_encoded(req, 200, enc);
     srv_network_release(net);
 }
 
@@ -358,6 +372,15 @@ static void handle_params_put(srv_request *req)
     if (!net)
         return;
     api_error err;
+    /* Read and checked against the graph's names and shapes, which never
+     * change, before the lock: the write lock is held only to copy. */
+    api_json j = {req->raw ? req->raw : "", req->raw_len};
+    api_params_import *imp;
+    if (api_params_read(net->graph, &j, &imp, &err)) {
+        srv_reply_error(req, &err);
+        srv_network_release(net);
+        return;
+    }
     /* Writers wait for running steps, and steps for the import: a step
      * never sees half old, half new weights. */
     pthread_rwlock_wrlock(&net->weights);
@@ -366,13 +389,16 @@ static void handle_params_put(srv_request *req)
     float *before = req->persist ? weights_copy(net->graph, NULL) : NULL;
     int rc = req->persist && !before
                  ? api_fail(&err, 503, "out_of_memory", "out of memory")
-                 : api_params_from_json(net->graph, req->json, &err);
+                 : 0;
+    if (rc == 0)
+        api_params_apply(net->graph, imp);
     if (rc == 0 && srv_persist_save_network(req->persist, net, &err)) {
         weights_copy(net->graph, before);
         rc = -1;
     }
     pthread_rwlock_unlock(&net->weights);
     free(before);
+    api_params_import_free(imp);
     if (rc) {
         srv_reply_error(req, &err);
     } else {
@@ -608,9 +634,9 @@ static void handle_session_reset(srv_request *req)
 
 static void handle_session_forward(srv_request *req)
 {
-    const cJSON *inputs = step_inputs(req);
-    int train;
-    if (!inputs || train_flag(req, &train))
+    api_json j;
+    api_step_body body;
+    if (step_body(req, &j, &body))
         return;
     srv_network *net = route_network(req);
     srv_session *s = net ? route_session(req, net) : NULL;
@@ -618,24 +644,23 @@ static void handle_session_forward(srv_request *req)
         api_error err;
         nn_error e;
         pthread_mutex_lock(&s->lock);
-        if (api_bind_step_inputs(inputs, s->run, net->graph, &req->cfg->limits,
-                                 &err)) {
+        if (api_json_bind_step_inputs(&j, body.inputs, s->run, net->graph,
+                                      &req->cfg->limits, &err)) {
             srv_reply_error(req, &err);
         } else {
             pthread_rwlock_rdlock(&net->weights);
-            int rc = nn_session_step(s->run, train, &e);
+            int rc = nn_session_step(s->run, body.train, &e);
             pthread_rwlock_unlock(&net->weights);
             if (rc != NN_OK) {
                 api_fail_from_nn(&err, &e, 0);
                 srv_reply_error(req, &err);
             } else {
                 srv_metrics_steps(1);
-                cJSON *o = cJSON_CreateObject();
-                cJSON_AddItemToObject(o, "outputs",
-                                      api_step_outputs_json(s->run, net->graph));
-                cJSON_AddNumberToObject(o, "step",
-                                        (double)nn_session_steps(s->run));
-                srv_reply_json(req, 200, o);
+                /* A copy of the outputs: the next step may start as soon
+                 * as the lock goes. */
+                reply_encoded(req, 200, api_step_outputs_enc(
+                                            s->run, net->graph,
+                                            nn_session_steps(s->run)));
             }
         }
         pthread_mutex_unlock(&s->lock);
@@ -644,11 +669,14 @@ static void handle_session_forward(srv_request *req)
     srv_network_release(net);
 }
 
+/* The whole run is done, and its outputs held as float32, before the
+ * first byte of the answer: every error is a plain 4xx/5xx, and what is
+ * streamed after cannot fail (api_enc_next needs no memory). */
 static void handle_session_run(srv_request *req)
 {
-    const cJSON *inputs = step_inputs(req);
-    int train;
-    if (!inputs || train_flag(req, &train))
+    api_json j;
+    api_step_body body;
+    if (step_body(req, &j, &body))
         return;
     srv_network *net = route_network(req);
     srv_session *s = net ? route_session(req, net) : NULL;
@@ -657,16 +685,14 @@ static void handle_session_run(srv_request *req)
         nn_error e;
         nn_binding *bind;
         int steps;
-        const cJSON *forced_j = cJSON_GetObjectItemCaseSensitive(req->json,
-                                                                "forced");
         nn_binding *forced = NULL;
         int n_forced = 0;
-        if (api_read_sequence_inputs(inputs, net->graph,
+        if (api_json_sequence_inputs(&j, body.inputs, net->graph,
                                      nn_session_batch(s->run),
                                      &req->cfg->limits, &bind, &steps, &err)) {
             srv_reply_error(req, &err);
-        } else if (forced_j &&
-                   api_read_node_sequences(forced_j, net->graph,
+        } else if (body.forced != (size_t)-1 &&
+                   api_json_node_sequences(&j, body.forced, net->graph,
                                            nn_session_batch(s->run), steps,
                                            "forced", &req->cfg->limits,
                                            &forced, &n_forced, &err)) {
@@ -679,28 +705,27 @@ static void handle_session_run(srv_request *req)
             pthread_mutex_lock(&s->lock);
             pthread_rwlock_rdlock(&net->weights);
             int rc = outs ? nn_session_run_forced(s->run, bind, n_in, forced,
-                                                  n_forced, steps, train, outs,
-                                                  &e)
+                                                  n_forced, steps, body.train,
+                                                  outs, &e)
                           : nn_error_set(&e, NN_ERR_NOMEM, "out of memory");
             pthread_rwlock_unlock(&net->weights);
             long total = nn_session_steps(s->run);
             pthread_mutex_unlock(&s->lock);
+            /* The inputs are not needed for the answer. */
+            api_bindings_free(bind, n_in);
+            api_bindings_free(forced, n_forced);
+            forced = NULL, n_forced = 0;
             if (rc != NN_OK) {
                 api_fail_from_nn(&err, &e, 0);
                 srv_reply_error(req, &err);
             } else {
                 srv_metrics_steps(steps);
-                cJSON *o = cJSON_CreateObject();
-                cJSON_AddItemToObject(o, "outputs",
-                                      api_sequence_outputs_json(net->graph,
-                                                                outs));
-                cJSON_AddNumberToObject(o, "step", (double)total);
-                srv_reply_json(req, 200, o);
-                for (int x = 0; x < n_out; x++)
-                    nn_tensor_free(outs[x]);
+                /* Takes the outputs. */
+                reply_encoded(req, 200,
+                              api_sequence_outputs_enc(net->graph, outs,
+                                                       total));
             }
             free(outs);
-            api_bindings_free(bind, n_in);
         }
         api_bindings_free(forced, n_forced);
     }
@@ -723,10 +748,10 @@ const srv_route srv_routes[] = {
     {"DELETE", "/v1/networks/{net}", "network_delete", handle_network_delete,
      0},
     {"POST", "/v1/networks/{net}/forward", "network_forward",
-     handle_network_forward, SRV_BODY_REQUIRED},
+     handle_network_forward, SRV_BODY_REQUIRED | SRV_BODY_RAW},
     {"GET", "/v1/networks/{net}/params", "params_get", handle_params_get, 0},
     {"PUT", "/v1/networks/{net}/params", "params_put", handle_params_put,
-     SRV_BODY_REQUIRED},
+     SRV_BODY_REQUIRED | SRV_BODY_RAW},
     {"GET", "/v1/networks/{net}/graph", "graph", handle_graph, 0},
     {"POST", "/v1/networks/{net}/sessions", "session_create",
      handle_session_create, SRV_BODY_OPTIONAL},
@@ -739,9 +764,9 @@ const srv_route srv_routes[] = {
     {"POST", "/v1/networks/{net}/sessions/{sid}/reset", "session_reset",
      handle_session_reset, SRV_BODY_OPTIONAL},
     {"POST", "/v1/networks/{net}/sessions/{sid}/forward", "session_forward",
-     handle_session_forward, SRV_BODY_REQUIRED},
+     handle_session_forward, SRV_BODY_REQUIRED | SRV_BODY_RAW},
     {"POST", "/v1/networks/{net}/sessions/{sid}/run", "session_run",
-     handle_session_run, SRV_BODY_REQUIRED},
+     handle_session_run, SRV_BODY_REQUIRED | SRV_BODY_RAW},
     {"POST", "/v1/networks/{net}/fit", "fit_start", srv_fit_start,
      SRV_BODY_REQUIRED},
     {"GET", "/v1/networks/{net}/fit", "fit_list", srv_fit_list, 0},

@@ -10,7 +10,9 @@
 
 enum {
     SRV_BODY_REQUIRED = 1 << 0, /* a JSON body must be sent */
-    SRV_BODY_OPTIONAL = 1 << 1  /* a JSON body may be sent */
+    SRV_BODY_OPTIONAL = 1 << 1, /* a JSON body may be sent */
+    SRV_BODY_RAW = 1 << 2       /* no cJSON tree: the handler reads
+                                   req->raw, checked as JSON */
 };
 
 typedef struct srv_route {
