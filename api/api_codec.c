@@ -189,12 +189,9 @@ static const char DIGIT_PAIRS[201] =
 
 static int count_digits(uint32_t v)
 {
-    int n = 1;
-    while (v >= 10) {
-        v /= 10;
-        n++;
-    }
-    return n;
+    return v >= 100000000 ? 9 : v >= 10000000 ? 8 : v >= 1000000 ? 7
+         : v >= 100000 ? 6 : v >= 10000 ? 5 : v >= 1000 ? 4
+         : v >= 100 ? 3 : v >= 10 ? 2 : 1;
 }
 
 /* The n decimal digits of v into p[0..n). */
@@ -517,13 +514,17 @@ static size_t element_text(const float *data, const nn_shape *shape,
  * index arithmetic. */
 static void buf_row(api_buf *b, const float *row, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (api_buf_reserve(b, API_FLOAT_MAX + 1))
+    for (size_t i = 0; i < n;) {
+        /* Room for a block of numbers at once, not one check each. */
+        size_t block = n - i < 4096 ? n - i : 4096;
+        if (api_buf_reserve(b, block * (API_FLOAT_MAX + 1)))
             return;
         char *p = b->data + b->len;
-        if (i)
-            *p++ = ',';
-        p += api_write_float(row[i], p);
+        for (size_t end = i + block; i < end; i++) {
+            if (i)
+                *p++ = ',';
+            p += api_write_float(row[i], p);
+        }
         b->len = (size_t)(p - b->data);
     }
     if (!b->failed)
@@ -704,10 +705,23 @@ size_t api_enc_next(api_enc *e, char *buf, size_t cap)
             size_t total = nn_tensor_numel(p->tensor);
             const nn_tensor *t = p->tensor;
             /* Whole elements straight into buf while they surely fit;
-             * the one that might not goes through pending. */
+             * the one that might not goes through pending. Only the first
+             * and last of a row have brackets to work out. */
+            size_t inner = t->shape.ndim
+                               ? (size_t)t->shape.dims[t->shape.ndim - 1]
+                               : 1;
+            size_t col = e->offset % inner;
             while (e->offset < total && cap - out >= ELEMENT_MAX) {
-                out += element_text(t->data, &t->shape, e->offset, buf + out);
+                if (col == 0 || col == inner - 1) {
+                    out += element_text(t->data, &t->shape, e->offset,
+                                        buf + out);
+                } else {
+                    buf[out++] = ',';
+                    out += api_write_float(t->data[e->offset], buf + out);
+                }
                 e->offset++;
+                if (++col == inner)
+                    col = 0;
             }
             if (e->offset < total && out < cap) {
                 e->pending_len = element_text(t->data, &t->shape, e->offset,
