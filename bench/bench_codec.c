@@ -215,6 +215,18 @@ static void in_process(void)
 
 /* ------------------------------------------------------------- daemon */
 
+/* The daemon running, stopped also when the benchmark dies. */
+static pid_t running;
+
+static void stop_running(void)
+{
+    if (running > 0) {
+        kill(running, SIGTERM);
+        waitpid(running, NULL, 0);
+        running = 0;
+    }
+}
+
 static pid_t start_nerved(const char *bin, int *port)
 {
     int out[2];
@@ -225,7 +237,7 @@ static pid_t start_nerved(const char *bin, int *port)
         dup2(out[1], 1);
         close(out[0]);
         execl(bin, bin, "--port", "0", "--quiet", "--threads", "2",
-              (char *)NULL);
+              "--max-body", "268435456", (char *)NULL);
         _exit(127);
     }
     close(out[1]);
@@ -235,6 +247,7 @@ static pid_t start_nerved(const char *bin, int *port)
         sscanf(line, "nerved listening on %*[^:]:%d", port) != 1)
         bench_die("nerved", "did not start");
     fclose(f);
+    running = pid;
     return pid;
 }
 
@@ -325,28 +338,58 @@ static void measure(pid_t pid, const char *label, const char *method,
     double dt = request(method, url, body, keep_body);
     long peak = status_kb(pid, "VmHWM");
     double growth = (double)(peak - before) / 1024.0;
-    printf("  %s: %.2f s, %.1f MB of JSON, peak growth %.1f MiB = %.1fx the "
-           "%.1f MiB float32 payload\n", label, dt,
+    printf("  %s: %.2f s, %.1f MB sent, %.1f MB received, peak growth %.1f "
+           "MiB = %.1fx the %.1f MiB float32 payload\n", label, dt,
+           body ? (double)strlen(body) / 1e6 : 0.0,
            (double)(keep_body ? kept_len : received) / 1e6, growth,
            growth / payload_mib, payload_mib);
 }
 
-static void against_daemon(const char *bin)
+static const char *RES =
+    "{\"name\": \"res\", \"seed\": 1, \"nodes\": ["
+    "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+    "{\"name\": \"r\", \"type\": \"Reservoir\", \"num_unit\": 1000,"
+    " \"rc_connectivity\": 0.1, \"spectral_radius\": 1.25}],"
+    " \"edges\": [\"x >> r\"]}";
+static const char *WIDE =
+    "{\"name\": \"res\", \"seed\": 1, \"nodes\": ["
+    "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1000},"
+    "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 1}],"
+    " \"edges\": [\"x >> o\"]}";
+/* 4 M weights: a dense Reservoir(2000)'s W, and its input weights. */
+static const char *BIG =
+    "{\"name\": \"res\", \"seed\": 1, \"nodes\": ["
+    "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+    "{\"name\": \"r\", \"type\": \"Reservoir\", \"num_unit\": 2000,"
+    " \"rc_connectivity\": 1.0, \"spectral_radius\": 0.9,"
+    " \"sparse\": false}],"
+    " \"edges\": [\"x >> r\"]}";
+
+/* A fresh daemon holding network "res" from def and its session "b", so
+ * the request measured is the first to need its memory. */
+static pid_t fresh(const char *bin, const char *def, char *base, size_t size)
 {
     int port;
     pid_t pid = start_nerved(bin, &port);
+    snprintf(base, size, "http://127.0.0.1:%d/v1/networks", port);
+    request("POST", base, def, 0);
     char url[256];
-    printf("\nthe daemon (%s), peak resident growth per request\n", bin);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/networks", port);
-    request("POST", url,
-            "{\"name\": \"res\", \"seed\": 1, \"nodes\": ["
-            "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
-            "{\"name\": \"r\", \"type\": \"Reservoir\", \"num_unit\": 1000,"
-            " \"rc_connectivity\": 0.1, \"spectral_radius\": 1.25}],"
-            " \"edges\": [\"x >> r\"]}", 0);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/networks/res/sessions",
-             port);
+    snprintf(url, sizeof url, "%s/res/sessions", base);
     request("POST", url, "{\"id\": \"b\"}", 0);
+    return pid;
+}
+
+static void stop(pid_t pid)
+{
+    (void)pid;
+    stop_running();
+}
+
+static void against_daemon(const char *bin)
+{
+    char base[128], url[256];
+    printf("\nthe daemon (--max-body 256 MiB), peak resident growth of one "
+           "request on a fresh daemon\n");
     /* The run: (1, 2000, 1) in, the states (1, 2000, 1000) out. */
     api_buf b = {0};
     api_buf_puts(&b, "{\"inputs\": {\"x\": [[");
@@ -357,66 +400,47 @@ static void against_daemon(const char *bin)
     }
     api_buf_puts(&b, "]]}}");
     char *run = api_buf_finish(&b, NULL);
-    snprintf(url, sizeof url,
-             "http://127.0.0.1:%d/v1/networks/res/sessions/b/run", port);
-    request("POST", url, run, 0); /* warm: the session's buffers */
+    pid_t pid = fresh(bin, RES, base, sizeof base);
+    snprintf(url, sizeof url, "%s/res/sessions/b/run", base);
     measure(pid, "/run of 2,000 steps returning Reservoir(1000) states", "POST",
             url, run, 2000.0 * 1000 * 4 / 1048576, 1);
+    stop(pid);
     free(run);
 
-    /* The states read back in: a (1, 2000, 1000) input of a network whose
-     * entry has 1,000 features. */
-    char *states = strdup(kept);
-    char *tensor_at = strstr(states, "\"r\":") + 4;
-    char *end = strrchr(states, '}');
-    *end = '\0';
-    end = strrchr(states, '}'); /* the end of "outputs" */
+    /* The states sent back in: a (1, 2000, 1000) input. */
+    char *tensor_at = strstr(kept, "\"r\":") + 4;
+    char *end = strstr(tensor_at, "]]]") + 3;
     *end = '\0';
     api_buf in = {0};
     api_buf_puts(&in, "{\"inputs\": {\"x\": ");
     api_buf_puts(&in, tensor_at);
     api_buf_puts(&in, "}}");
     char *big = api_buf_finish(&in, NULL);
-    free(states);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/networks", port);
-    request("POST", url,
-            "{\"name\": \"wide\", \"seed\": 1, \"nodes\": ["
-            "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1000},"
-            "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 1}],"
-            " \"edges\": [\"x >> o\"]}", 0);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/networks/wide/sessions",
-             port);
-    request("POST", url, "{\"id\": \"b\"}", 0);
-    snprintf(url, sizeof url,
-             "http://127.0.0.1:%d/v1/networks/wide/sessions/b/run", port);
-    request("POST", url, big, 0);
+    pid = fresh(bin, WIDE, base, sizeof base);
+    snprintf(url, sizeof url, "%s/res/sessions/b/run", base);
     measure(pid, "/run reading a (1, 2,000, 1,000) input", "POST", url, big,
             2000.0 * 1000 * 4 / 1048576, 0);
+    stop(pid);
     free(big);
 
-    /* 4 M weights: a dense Reservoir(2000)'s W and its inputs. */
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/networks", port);
-    request("POST", url,
-            "{\"name\": \"big\", \"seed\": 1, \"nodes\": ["
-            "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
-            "{\"name\": \"r\", \"type\": \"Reservoir\", \"num_unit\": 2000,"
-            " \"spectral_radius\": 0.9}],"
-            " \"edges\": [\"x >> r\"]}", 0);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/networks/big/params",
-             port);
-    request("GET", url, NULL, 0);
+    pid = fresh(bin, BIG, base, sizeof base);
+    snprintf(url, sizeof url, "%s/res/params", base);
     measure(pid, "GET /params of 4 M weights", "GET", url, NULL,
             4.0e6 * 4 / 1048576, 1);
+    stop(pid);
     char *params = strdup(kept);
+    pid = fresh(bin, BIG, base, sizeof base);
+    snprintf(url, sizeof url, "%s/res/params", base);
     measure(pid, "PUT /params of 4 M weights", "PUT", url, params,
             4.0e6 * 4 / 1048576, 0);
+    stop(pid);
     free(params);
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
 }
 
 int main(int argc, char **argv)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    atexit(stop_running);
     in_process();
     if (argc > 1) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
