@@ -105,9 +105,12 @@ int api_read_step_body(const api_json *j, int sequence, api_step_body *b,
  * when there is none to tell; binding then reports what is wrong). */
 int api_json_stateless_batch(const api_json *j, size_t inputs);
 
-/* As api_bind_step_inputs, api_read_sequence_inputs and
- * api_read_node_sequences, over the text: same checks, same messages,
- * same ownership. */
+/* Over the text, with the checks, messages and ownership of the cJSON
+ * readers in api.h: api_json_bind_step_inputs writes {"name": tensor, ...}
+ * into the session's entry buffers for one step (every entry given,
+ * shaped (batch, input shape), unknown names refused);
+ * api_json_sequence_inputs and api_json_node_sequences are
+ * api_read_sequence_inputs and api_read_node_sequences. */
 int api_json_bind_step_inputs(const api_json *j, size_t inputs,
                               nn_session *s, const nn_graph *g,
                               const api_limits *lim, api_error *err);

@@ -587,52 +587,6 @@ static int check_input_names(const cJSON *inputs, const nn_graph *g,
     return 0;
 }
 
-int api_bind_step_inputs(const cJSON *inputs, nn_session *s,
-                         const nn_graph *g, const api_limits *lim,
-                         api_error *err)
-{
-    if (check_input_names(inputs, g, err))
-        return -1;
-    for (int e = 0; e < nn_graph_entry_count(g); e++) {
-        nn_node *entry = nn_graph_entry_at(g, e);
-        char where[96];
-        snprintf(where, sizeof where, "inputs.%s", nn_node_name(entry));
-        nn_tensor *t;
-        if (api_tensor_from_json(cJSON_GetObjectItemCaseSensitive(
-                                     inputs, nn_node_name(entry)),
-                                 where, lim, &t, err))
-            return -1;
-        nn_tensor *dst = nn_session_input(s, nn_node_name(entry));
-        if (!nn_shape_equal(&t->shape, &dst->shape)) {
-            char got[96], want[96];
-            api_fail(err, 400, "shape_mismatch", "%s has shape %s; the network "
-                     "needs %s (batch, ...)", where,
-                     nn_shape_str(&t->shape, got, sizeof got),
-                     nn_shape_str(&dst->shape, want, sizeof want));
-            nn_tensor_free(t);
-            return -1;
-        }
-        memcpy(dst->data, t->data, nn_tensor_numel(t) * sizeof(float));
-        nn_tensor_free(t);
-    }
-    return 0;
-}
-
-cJSON *api_step_outputs_json(const nn_session *s, const nn_graph *g)
-{
-    cJSON *o = cJSON_CreateObject();
-    for (int x = 0; o && x < nn_graph_exit_count(g); x++) {
-        const char *name = nn_node_name(nn_graph_exit_at(g, x));
-        cJSON *t = api_tensor_to_json(nn_session_output(s, name));
-        if (!t) {
-            cJSON_Delete(o);
-            return NULL;
-        }
-        cJSON_AddItemToObject(o, name, t);
-    }
-    return o;
-}
-
 void api_bindings_free(nn_binding *bindings, int n)
 {
     if (!bindings)
@@ -740,20 +694,6 @@ int api_read_node_sequences(const cJSON *obj, const nn_graph *g, int batch,
         }
     }
     return 0;
-}
-
-cJSON *api_sequence_outputs_json(const nn_graph *g, nn_tensor **outputs)
-{
-    cJSON *o = cJSON_CreateObject();
-    for (int x = 0; o && x < nn_graph_exit_count(g); x++) {
-        cJSON *t = api_tensor_to_json(outputs[x]);
-        if (!t) {
-            cJSON_Delete(o);
-            return NULL;
-        }
-        cJSON_AddItemToObject(o, nn_node_name(nn_graph_exit_at(g, x)), t);
-    }
-    return o;
 }
 
 /* ------------------------------------------------------------ parameters */

@@ -613,8 +613,8 @@ static void test_params(void)
     nn_graph_free(g);
 }
 
-/* A step's and a run's answers: the same text as the cJSON documents the
- * routes printed before. */
+/* A step's answer: the same text as the cJSON document the routes
+ * printed before. */
 static void test_output_documents(void)
 {
     nn_graph *g = graph_of(
@@ -635,7 +635,9 @@ static void test_output_documents(void)
                                                     &err), 0);
     CU_ASSERT_EQUAL_FATAL(nn_session_step(s, 0, &e), NN_OK);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "outputs", api_step_outputs_json(s, g));
+    cJSON *outs = cJSON_AddObjectToObject(o, "outputs");
+    cJSON_AddItemToObject(outs, "o", api_tensor_to_json(nn_session_output(s,
+                                                                          "o")));
     cJSON_AddNumberToObject(o, "step", 1);
     char *want = cJSON_PrintUnformatted(o);
     api_enc *enc = api_step_outputs_enc(s, g, 1);

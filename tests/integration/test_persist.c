@@ -14,6 +14,7 @@
  * bits.
  */
 #include "api.h"
+#include "api_codec.h"
 #include "nn_train.h"
 #include "itest.h"
 #include "testutil.h"
@@ -137,23 +138,28 @@ static char *expected_step(nn_graph *loop, int k, const char *sid, int batch,
                                    nn_seed_derive(nn_graph_seed(loop), sid), &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     char body[1024];
-    cJSON *o = NULL;
     for (long i = 0; i <= t; i++) {
         step_body(k, i, batch, body, sizeof body);
-        cJSON *j = cJSON_Parse(body);
+        api_json j = {body, strlen(body)};
+        api_step_body b;
         api_error err;
-        CU_ASSERT_EQUAL_FATAL(api_bind_step_inputs(cJSON_GetObjectItem(j, "inputs"),
-                                                   s, loop, &lim, &err), 0);
+        CU_ASSERT_EQUAL_FATAL(api_read_step_body(&j, 0, &b, &err), 0);
+        CU_ASSERT_EQUAL_FATAL(api_json_bind_step_inputs(&j, b.inputs, s, loop,
+                                                        &lim, &err), 0);
         CU_ASSERT_EQUAL_FATAL(nn_session_step(s, i % 3 == 0, &e), NN_OK);
-        cJSON_Delete(j);
     }
-    o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "outputs", api_step_outputs_json(s, loop));
-    cJSON_AddNumberToObject(o, "step", (double)(t + 1));
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
+    /* The daemon's answer, as it writes it. */
+    api_enc *enc = api_step_outputs_enc(s, loop, t + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    api_buf text = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = api_enc_next(enc, chunk, sizeof chunk)) > 0)
+        api_buf_put(&text, chunk, n);
+    api_buf_put(&text, "", 0);
+    api_enc_free(enc);
     nn_session_free(s);
-    return text;
+    return api_buf_finish(&text, NULL);
 }
 
 /* ------------------------------------------------ the model of the disk */
