@@ -13,7 +13,7 @@
  * back in, and for GET /params of 4 M weights, each against its float32
  * payload.
  *
- * Usage: bench_codec [PATH_TO_NERVED]
+ * Usage: bench_codec [PATH_TO_NERVED...]
  */
 #include "api.h"
 #include "api_codec.h"
@@ -388,8 +388,8 @@ static void stop(pid_t pid)
 static void against_daemon(const char *bin)
 {
     char base[128], url[256];
-    printf("\nthe daemon (--max-body 256 MiB), peak resident growth of one "
-           "request on a fresh daemon\n");
+    printf("\n%s (--max-body 256 MiB), peak resident growth of one request "
+           "on a fresh daemon\n", bin);
     /* The run: (1, 2000, 1) in, the states (1, 2000, 1000) out. */
     api_buf b = {0};
     api_buf_puts(&b, "{\"inputs\": {\"x\": [[");
@@ -442,11 +442,11 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     atexit(stop_running);
     in_process();
-    if (argc > 1) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        against_daemon(argv[1]);
-        curl_global_cleanup();
-    }
+    /* Several daemons (a former build beside this one) in the same run. */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    for (int a = 1; a < argc; a++)
+        against_daemon(argv[a]);
+    curl_global_cleanup();
     free(text);
     free(kept);
     nn_tensor_free(tensor);
