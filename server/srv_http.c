@@ -238,9 +238,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
         /* MHD calls stream_free when done with the response, also when
          * the client goes away mid-stream. */
         resp = MHD_create_response_from_callback(
-            MHD_SIZE_UNKNOWN, STREAM_BLOCK,
-            req->stream,
-            req->stream_cls, req->stream_free);
+            MHD_SIZE_UNKNOWN, STREAM_BLOCK, req->stream, req->stream_cls,
+            req->stream_free);
         if (!resp) {
             drop_stream(req);
             return MHD_NO;
