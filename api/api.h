@@ -124,13 +124,9 @@ int api_read_node_sequences(const cJSON *obj, const nn_graph *g, int batch,
 
 /* -------------------------------------------------------- parameters */
 
-/* {"nodes": {"<node>": {"<weight>": {"shape": [...], "data": [...],
- *  "trainable": true}}}}. Caller owns the result. */
-cJSON *api_params_to_json(nn_graph *g);
-/* Imports the same document. Every named node and weight must exist with
- * the same shape; all is checked before anything is written, so a refused
- * document changes nothing. Weights not mentioned keep their values. */
-int api_params_from_json(nn_graph *g, const cJSON *doc, api_error *err);
+/* Parameter documents ({"nodes": {"<node>": {"<weight>": {"shape": [...],
+ * "data": [...], "trainable": true}}}}) are read and written by
+ * api_codec.h (api_params_read, api_params_enc). */
 
 /* ------------------------------------------------------------ OpenAPI */
 

@@ -546,8 +546,9 @@ static nn_graph *graph_of(const char *text)
     return g;
 }
 
-/* Parameter documents: the streamed export is cJSON's export byte for
- * byte; the import reads everything before changing anything. */
+/* Parameter documents: the streamed export has the former document's
+ * form and every weight bit for bit; the import reads everything before
+ * changing anything. */
 static void test_params(void)
 {
     nn_graph *g = graph_of(
@@ -555,13 +556,45 @@ static void test_params(void)
         "\"shape\": 3}, {\"name\": \"d\", \"type\": \"Dense\", "
         "\"num_unit\": 4}, {\"name\": \"r\", \"type\": \"Reservoir\", "
         "\"num_unit\": 6}], \"edges\": [\"x >> d >> r\"]}");
-    cJSON *old = api_params_to_json(g);
-    char *want = cJSON_PrintUnformatted(old);
     api_enc *e = api_params_enc(g);
     CU_ASSERT_PTR_NOT_NULL_FATAL(e);
     char *got = drain(e, 100);
-    CU_ASSERT_STRING_EQUAL(got, want);
     api_enc_free(e);
+    /* The document's form, member by member, as the cJSON export had it. */
+    cJSON *doc = cJSON_Parse(got);
+    const cJSON *nodes = cJSON_GetObjectItem(doc, "nodes");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(nodes), 2); /* x has no weights */
+    api_json dj = {got, strlen(got)};
+    size_t nodes_at = api_json_find(&dj, 0, "nodes");
+    for (int i = 0; i < nn_graph_node_count(g); i++) {
+        nn_node *node = nn_graph_node_at(g, i);
+        const cJSON *nj = cJSON_GetObjectItem(nodes, nn_node_name(node));
+        CU_ASSERT_EQUAL(nj != NULL, nn_node_weight_count(node) > 0);
+        for (int w = 0; nj && w < nn_node_weight_count(node); w++) {
+            const nn_tensor *t = nn_node_weight_at(node, w);
+            const char *wname = nn_node_weight_name(node, w);
+            const cJSON *wj = cJSON_GetObjectItem(nj, wname);
+            const cJSON *shape = cJSON_GetObjectItem(wj, "shape");
+            CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(shape), t->shape.ndim);
+            for (int d = 0; d < t->shape.ndim; d++)
+                CU_ASSERT_EQUAL(cJSON_GetArrayItem(shape, d)->valueint,
+                                t->shape.dims[d]);
+            CU_ASSERT_EQUAL(cJSON_IsTrue(cJSON_GetObjectItem(wj, "trainable")),
+                            nn_node_weight_trainable(node, w));
+            /* Every value bit for bit, through the reader. */
+            size_t at = api_json_find(&dj, api_json_find(&dj, nodes_at,
+                                                         nn_node_name(node)),
+                                      wname);
+            nn_tensor *back;
+            api_error e2;
+            CU_ASSERT_EQUAL_FATAL(api_json_tensor(&dj, at, "w", &lim, 1, &back,
+                                                  &e2), 0);
+            CU_ASSERT_EQUAL(memcmp(back->data, t->data,
+                                   nn_tensor_numel(t) * sizeof(float)), 0);
+            nn_tensor_free(back);
+        }
+    }
+    cJSON_Delete(doc);
 
     /* Changed weights come back bit for bit from the export's text. */
     nn_node *d = nn_graph_find(g, "d");
@@ -580,7 +613,7 @@ static void test_params(void)
     CU_ASSERT_EQUAL(memcmp(W->data, saved, nn_tensor_numel(W) * sizeof(float)),
                     0);
 
-    /* Refusals, with the messages of the cJSON import. */
+    /* Refusals, with the messages the cJSON import gave. */
     struct {
         const char *text;
         const char *needle;
@@ -602,14 +635,9 @@ static void test_params(void)
         if (!strstr(err.message, bad[k].needle))
             fprintf(stderr, "%s -> %s\n", bad[k].text, err.message);
         CU_ASSERT_PTR_NOT_NULL(strstr(err.message, bad[k].needle));
-        cJSON *c = cJSON_Parse(bad[k].text);
-        CU_ASSERT_EQUAL(api_params_from_json(g, c, &err), -1);
-        cJSON_Delete(c);
     }
     free(saved);
     free(got);
-    free(want);
-    cJSON_Delete(old);
     nn_graph_free(g);
 }
 
