@@ -133,7 +133,8 @@ typedef struct api_params_import api_params_import;
 int api_params_read(const nn_graph *g, const api_json *j,
                     api_params_import **out, api_error *err);
 /* Copies every weight of the import into g (the caller holds the
- * network's write lock). Cannot fail. */
+ * network's write lock); weights it does not name keep their values.
+ * Cannot fail. */
 void api_params_apply(nn_graph *g, const api_params_import *imp);
 void api_params_import_free(api_params_import *imp);
 
@@ -195,9 +196,11 @@ api_enc *api_step_outputs_enc(const nn_session *s, const nn_graph *g,
  * on failure; outputs itself stays the caller's). */
 api_enc *api_sequence_outputs_enc(const nn_graph *g, nn_tensor **outputs,
                                   long step);
-/* api_params_to_json's document from a float32 copy of g's weights (the
- * caller holds the network's read lock while this copies; the encoder is
- * then independent of g). NULL when out of memory. */
+/* {"nodes": {"<node>": {"<weight>": {"shape": [...], "data": [...],
+ * "trainable": true}}}} (nodes without weights left out; data flat, row-
+ * major) from a float32 copy of g's weights: the caller holds the
+ * network's read lock while this copies, and the encoder is independent
+ * of g after. NULL when out of memory. */
 api_enc *api_params_enc(const nn_graph *g);
 
 #endif /* API_CODEC_H */
