@@ -171,6 +171,13 @@ static void shortest(uint32_t bits, uint32_t *digits, int *exp10)
             last = 4; /* an exact tie rounds to even */
         out = vr + ((vr == vm && (!accept || !vm_zeros)) || last >= 5);
     } else {
+        /* No exact tie is possible here, so only the digit next to what
+         * stays decides the rounding: two can go at a time. */
+        while (vp / 100 > vm / 100) {
+            last = (vr % 100) / 10;
+            vr /= 100, vp /= 100, vm /= 100;
+            removed += 2;
+        }
         while (vp / 10 > vm / 10) {
             last = vr % 10;
             vr /= 10, vp /= 10, vm /= 10;
