@@ -97,7 +97,7 @@ static void reply_encoded(srv_request *req, int status, api_enc *enc)
                      enc_stream_free);
 }
 
-/* The body of a step or run request, or NULL after replying. */
+/* Reads the form of a step or run body; -1 after replying. */
 static int step_body(srv_request *req, api_json *j, api_step_body *b)
 {
     api_error err;
