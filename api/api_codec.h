@@ -62,7 +62,8 @@ typedef struct api_json {
  * 'n', '-' or a digit), or 0 at the end. */
 int api_json_kind(const api_json *j, size_t pos);
 /* The position just after the value at pos (white space skipped first),
- * or (size_t)-1 when it is not a whole value. */
+ * or (size_t)-1 when it runs past the text. Brackets are matched outside
+ * strings but nothing is checked again: that is api_json_check's. */
 size_t api_json_skip(const api_json *j, size_t pos);
 
 /* Walks the members of the object at pos: start with *it = 0 (after

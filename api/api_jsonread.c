@@ -253,10 +253,57 @@ int api_json_kind(const api_json *j, size_t pos)
     return pos < j->len ? (unsigned char)j->s[pos] : 0;
 }
 
+/* The end of the string at p (on its '"'), unchecked, or NPOS. */
+static size_t string_end(const api_json *j, size_t p)
+{
+    const char *s = j->s;
+    for (p++; p < j->len; p++) {
+        if (s[p] == '\\')
+            p++;
+        else if (s[p] == '"')
+            return p + 1;
+    }
+    return NPOS;
+}
+
+/* Skipping does not check again what api_json_check has checked: it only
+ * matches brackets outside strings (and stays inside the text when it was
+ * never checked, where the readers then fail on what they read). Members
+ * are found by skipping the values before them, so this is what a large
+ * document costs beyond its numbers. */
 size_t api_json_skip(const api_json *j, size_t pos)
 {
-    size_t bad;
-    return value_end(j, pos, 0, &bad);
+    const char *s = j->s;
+    size_t p = ws(j, pos);
+    if (p >= j->len)
+        return NPOS;
+    char c = s[p];
+    if (c == '"')
+        return string_end(j, p);
+    if (c == '[' || c == '{') {
+        int depth = 0;
+        for (; p < j->len; p++) {
+            char ch = s[p];
+            if (ch == '"') {
+                p = string_end(j, p);
+                if (p == NPOS)
+                    return NPOS;
+                p--;
+            } else if (ch == '[' || ch == '{') {
+                depth++;
+            } else if ((ch == ']' || ch == '}') && --depth == 0) {
+                return p + 1;
+            }
+        }
+        return NPOS;
+    }
+    size_t q = p;
+    while (q < j->len && ((s[q] >= '0' && s[q] <= '9') ||
+                          (s[q] >= 'a' && s[q] <= 'z') ||
+                          (s[q] >= 'A' && s[q] <= 'Z') || s[q] == '-' ||
+                          s[q] == '+' || s[q] == '.'))
+        q++;
+    return q > p ? q : NPOS;
 }
 
 int api_json_member(const api_json *j, size_t pos, size_t *it, char *key,
