@@ -104,15 +104,6 @@ void api_format_float(float v, char *buf, size_t bufsize);
 
 /* ------------------------------------------------ inputs and outputs */
 
-/* Writes {"name": tensor, ...} into the session's entry buffers for one
- * step: every entry must be given, shaped (batch, input shape); unknown
- * names are refused. */
-int api_bind_step_inputs(const cJSON *inputs, nn_session *s,
-                         const nn_graph *g, const api_limits *lim,
-                         api_error *err);
-/* {"<exit>": tensor, ...} of the session's exits after a step. */
-cJSON *api_step_outputs_json(const nn_session *s, const nn_graph *g);
-
 /* Reads {"name": (batch, time, features...)} for a whole sequence: every
  * entry present, all with the same batch (must equal batch) and time
  * length. On success *bindings is an array of nn_graph_entry_count entries
@@ -131,18 +122,14 @@ int api_read_node_sequences(const cJSON *obj, const nn_graph *g, int batch,
                             int steps, const char *what,
                             const api_limits *lim, nn_binding **bindings,
                             int *n, api_error *err);
-/* {"<exit>": (batch, time, features...)} from nn_session_run's outputs. */
-cJSON *api_sequence_outputs_json(const nn_graph *g, nn_tensor **outputs);
+
+/* (Step inputs and outputs of the routes go through api_codec.h.) */
 
 /* -------------------------------------------------------- parameters */
 
-/* {"nodes": {"<node>": {"<weight>": {"shape": [...], "data": [...],
- *  "trainable": true}}}}. Caller owns the result. */
-cJSON *api_params_to_json(nn_graph *g);
-/* Imports the same document. Every named node and weight must exist with
- * the same shape; all is checked before anything is written, so a refused
- * document changes nothing. Weights not mentioned keep their values. */
-int api_params_from_json(nn_graph *g, const cJSON *doc, api_error *err);
+/* Parameter documents ({"nodes": {"<node>": {"<weight>": {"shape": [...],
+ * "data": [...], "trainable": true}}}}) are read and written by
+ * api_codec.h (api_params_read, api_params_enc). */
 
 /* ------------------------------------------------------------ OpenAPI */
 

@@ -10,25 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void api_format_float(float v, char *buf, size_t bufsize)
-{
-    /* JSON has no NaN or infinity; a diverged network's outputs are sent
-     * as null rather than as text no parser accepts. */
-    if (!isfinite(v)) {
-        snprintf(buf, bufsize, "null");
-        return;
-    }
-    if (v == 0.0f) { /* also -0 */
-        snprintf(buf, bufsize, signbit(v) ? "-0" : "0");
-        return;
-    }
-    for (int digits = 6; digits <= 9; digits++) {
-        snprintf(buf, bufsize, "%.*g", digits, (double)v);
-        if (strtof(buf, NULL) == v)
-            return;
-    }
-}
-
 /* Walks nested arrays once to find the shape; checks raggedness after. */
 static int nested_shape(const cJSON *j, const char *where, nn_shape *shape,
                         api_error *err)

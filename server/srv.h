@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "api.h"
 
@@ -77,9 +78,13 @@ typedef struct srv_request {
     const char *path;
     const char *query_format;   /* ?format=..., or NULL */
     char params[2][96];         /* {net}, {sid} */
-    const cJSON *json;          /* parsed body; NULL when there was none */
-    const char *raw;            /* the body as received, raw_len bytes */
+    const cJSON *json;          /* parsed body; NULL when there was none
+                                   or the route reads the text (SRV_BODY_RAW) */
+    const char *raw;            /* the body as received, raw_len bytes (its
+                                   JSON part with the binary extension);
+                                   checked JSON with SRV_BODY_RAW */
     size_t raw_len;
+    int raw_checked;            /* raw was checked as JSON (SRV_BODY_RAW) */
     const char *blob;           /* routes with SRV_BODY_BINARY: the bytes
                                    after the JSON header when the request
                                    used the binary tensor extension, or
@@ -108,6 +113,10 @@ typedef struct srv_request {
     const char *content_encoding; /* of body: "gzip", "deflate" or NULL */
     const char *reply_header;   /* one more response header, or NULL */
     char reply_value[32];
+    /* A streamed reply instead of body (srv_reply_stream). */
+    ssize_t (*stream)(void *cls, uint64_t pos, char *buf, size_t max);
+    void *stream_cls;
+    void (*stream_free)(void *cls);
 } srv_request;
 
 /* Parses req->raw into req->json (deleted with the request); replies 400
@@ -139,5 +148,14 @@ void srv_reply_text(srv_request *req, int status, const char *content_type,
 /* As srv_reply_text for len bytes that may hold NULs. Takes data. */
 void srv_reply_bytes(srv_request *req, int status, const char *content_type,
                      char *data, size_t len);
+/* A reply of unknown length, sent chunked as reader produces it: reader
+ * fills at most max bytes of buf (the position pos of the reply so far)
+ * and returns how many, or -1 at the end (MHD_ContentReaderCallback's
+ * contract, MHD_CONTENT_READER_END_OF_STREAM). Takes cls: free_fn(cls) is
+ * called once the reply is done or dropped. */
+void srv_reply_stream(srv_request *req, int status, const char *content_type,
+                      ssize_t (*reader)(void *cls, uint64_t pos, char *buf,
+                                     size_t max),
+                      void *cls, void (*free_fn)(void *cls));
 
 #endif

@@ -16,6 +16,7 @@
 #include "srv_routes.h"
 #include "srv_sched.h"
 #include "srv_store.h"
+#include "api_codec.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -33,6 +34,9 @@
 #define MAX_JSON_DEPTH 64
 /* Bodies up to this size are parsed on the HTTP thread (dispatch). */
 #define SMALL_BODY 65536
+
+/* Bytes a streamed reply is produced in at a time. */
+#define STREAM_BLOCK (64 * 1024)
 
 /* What MHD keeps per connection (its socket context): enough to enforce
  * the read deadline from the reaper, which cannot reach MHD's own state. */
@@ -96,9 +100,35 @@ void srv_reply_bytes(srv_request *req, int status, const char *content_type,
     req->content_type = content_type;
 }
 
+static void drop_stream(srv_request *req)
+{
+    if (req->stream && req->stream_free)
+        req->stream_free(req->stream_cls);
+    req->stream = NULL;
+    req->stream_cls = NULL;
+    req->stream_free = NULL;
+}
+
+void srv_reply_stream(srv_request *req, int status, const char *content_type,
+                      ssize_t (*reader)(void *cls, uint64_t pos, char *buf,
+                                     size_t max),
+                      void *cls, void (*free_fn)(void *cls))
+{
+    free(req->body);
+    req->body = NULL;
+    req->body_len = 0;
+    drop_stream(req);
+    req->status = status;
+    req->content_type = content_type;
+    req->stream = reader;
+    req->stream_cls = cls;
+    req->stream_free = free_fn;
+}
+
 void srv_reply_text(srv_request *req, int status, const char *content_type,
                     char *text)
 {
+    drop_stream(req);
     free(req->body);
     req->status = status;
     req->body = text;
@@ -390,15 +420,29 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
                                   conn_state *st, srv_request *req,
                                   const char *allow)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        req->body_len, req->body ? req->body : (char *)"",
-        req->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    if (!resp) {
-        free(req->body);
-        req->body = NULL;
-        return MHD_NO;
+    struct MHD_Response *resp;
+    if (req->stream) {
+        /* MHD calls stream_free when done with the response, also when
+         * the client goes away mid-stream. */
+        resp = MHD_create_response_from_callback(
+            MHD_SIZE_UNKNOWN, STREAM_BLOCK, req->stream, req->stream_cls,
+            req->stream_free);
+        if (!resp) {
+            drop_stream(req);
+            return MHD_NO;
+        }
+        req->stream = NULL;
+    } else {
+        resp = MHD_create_response_from_buffer(
+            req->body_len, req->body ? req->body : (char *)"",
+            req->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        if (!resp) {
+            free(req->body);
+            req->body = NULL;
+            return MHD_NO;
+        }
+        req->body = NULL; /* the response owns it now */
     }
-    req->body = NULL; /* the response owns it now */
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             req->content_type ? req->content_type
                                               : "application/json");
@@ -470,12 +514,27 @@ static enum MHD_Result answer_now(struct MHD_Connection *conn, conn_state *st,
 
 int srv_request_parse_json(srv_request *req)
 {
-    if (req->raw_len == 0 || req->json)
+    if (req->raw_len == 0 || req->json || req->raw_checked)
         return 0;
     if (json_depth(req->raw, req->raw_len) > MAX_JSON_DEPTH) {
         srv_reply_fail(req, 400, "bad_json", "JSON nested deeper than %d "
                        "levels", MAX_JSON_DEPTH);
         return -1;
+    }
+    if (req->route_flags & SRV_BODY_RAW) {
+        /* The handler reads the text itself (api_codec.h): it is only
+         * checked here, with the same messages. */
+        size_t at;
+        int trailing;
+        if (api_json_check(req->raw, req->raw_len, &at, &trailing)) {
+            srv_reply_fail(req, 400, "bad_json", trailing
+                               ? "unexpected text after the JSON document at "
+                                 "byte %zu"
+                               : "malformed JSON at byte %zu", at);
+            return -1;
+        }
+        req->raw_checked = 1;
+        return 0;
     }
     const char *end = NULL;
     cJSON *json = cJSON_ParseWithLengthOpts(req->raw, req->raw_len, &end, 0);
@@ -504,7 +563,7 @@ int srv_request_parse_json(srv_request *req)
 /* Calls the route's handler with its body parsed and its locks held. */
 static void run_handler(const srv_route *route, srv_request *req)
 {
-    if (!(route->flags & SRV_BODY_RAW) && srv_request_parse_json(req))
+    if (srv_request_parse_json(req))
         return;
     srv_network *net = req->net;
     srv_session *s = req->session;
@@ -639,12 +698,11 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, conn_state *st,
     }
     req->raw = st->body ? st->body : "";
     req->raw_len = json_len;
-    /* A small JSON document is parsed here, as part of receiving it: a
-     * malformed one is answered without taking a place in a queue, and a
-     * batch of steps spends its compute thread on the steps. A large one
-     * is parsed on the compute thread. */
-    if (!(route->flags & SRV_BODY_RAW) && json_len <= SMALL_BODY &&
-        srv_request_parse_json(req)) {
+    /* A small JSON document is parsed (or, for SRV_BODY_RAW, checked) here,
+     * as part of receiving it: a malformed one is answered without taking
+     * a place in a queue, and a batch of steps spends its compute thread on
+     * the steps. A large one is parsed on the compute thread. */
+    if (json_len <= SMALL_BODY && srv_request_parse_json(req)) {
         enum MHD_Result rc = send_reply(conn, st, req, NULL);
         srv_request_release(req);
         return rc;

@@ -6,6 +6,7 @@
  * there when the handler runs, and released by the dispatcher after it.
  */
 #include "srv_routes.h"
+#include "api_codec.h"
 #include "srv_budget.h"
 #include "srv_fit.h"
 #include "srv_kserve.h"
@@ -20,47 +21,79 @@
 
 /* ------------------------------------------------------------- helpers */
 
-/* The optional boolean "train" of a step request. */
-static int train_flag(srv_request *req, int *train)
+/* A body made of tensors, sent as its text is made: small documents in
+ * one piece with a length, large ones chunked, so a response's text is
+ * never whole in memory. Takes enc (NULL: out of memory). */
+typedef struct enc_stream {
+    api_enc *enc;
+    char *head;          /* what was made before deciding to stream */
+    size_t len, at;
+} enc_stream;
+
+static ssize_t enc_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
-    const cJSON *t = req->json ? cJSON_GetObjectItemCaseSensitive(req->json,
-                                                                  "train")
-                               : NULL;
-    *train = 0;
-    if (!t)
-        return 0;
-    if (!cJSON_IsBool(t)) {
-        srv_reply_fail(req, 400, "bad_request", "\"train\" must be true or "
-                       "false");
-        return -1;
+    (void)pos;
+    enc_stream *es = cls;
+    size_t n = 0;
+    if (es->at < es->len) {
+        n = es->len - es->at < max ? es->len - es->at : max;
+        memcpy(buf, es->head + es->at, n);
+        es->at += n;
     }
-    *train = cJSON_IsTrue(t);
-    return 0;
+    if (n < max)
+        n += api_enc_next(es->enc, buf + n, max - n);
+    return n ? (ssize_t)n : -1; /* -1: the end (srv_reply_stream) */
 }
 
-/* Checks a step or run body: an object with "inputs", an optional
- * "train", and for a whole sequence (sequence set) an optional "forced". */
-static const cJSON *step_inputs(srv_request *req, int sequence)
+static void enc_stream_free(void *cls)
 {
-    if (!cJSON_IsObject(req->json)) {
-        srv_reply_fail(req, 400, "bad_request", "the body must be a JSON "
-                       "object {\"inputs\": {...}, \"train\": false}");
-        return NULL;
+    enc_stream *es = cls;
+    api_enc_free(es->enc);
+    free(es->head);
+    free(es);
+}
+
+/* Up to this much is sent in one piece. */
+#define SMALL_REPLY (32 * 1024)
+
+static void reply_encoded(srv_request *req, int status, api_enc *enc)
+{
+    enc_stream *es = enc ? calloc(1, sizeof *es) : NULL;
+    char *head = es ? malloc(SMALL_REPLY + 1) : NULL;
+    if (!head) {
+        free(es);
+        api_enc_free(enc);
+        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
+        return;
     }
-    for (const cJSON *c = req->json->child; c; c = c->next)
-        if (strcmp(c->string, "inputs") && strcmp(c->string, "train") &&
-            !(sequence && strcmp(c->string, "forced") == 0)) {
-            srv_reply_fail(req, 400, "bad_request", "unknown member '%.64s' "
-                           "(expected inputs, train%s)", c->string,
-                           sequence ? ", forced" : "");
-            return NULL;
-        }
-    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(req->json, "inputs");
-    if (!inputs) {
-        srv_reply_fail(req, 400, "bad_request", "\"inputs\" is missing");
-        return NULL;
+    size_t n = api_enc_next(enc, head, SMALL_REPLY);
+    if (n < SMALL_REPLY) {
+        head[n] = '\0';
+        free(es);
+        api_enc_free(enc);
+        srv_reply_text(req, status, "application/json", head);
+        return;
     }
-    return inputs;
+    es->enc = enc;
+    es->head = head;
+    es->len = n;
+    srv_reply_stream(req, status, "application/json", enc_stream_read, es,
+                     enc_stream_free);
+}
+
+/* Reads the form of a step body, or with sequence set of a run body (which
+ * alone may hold "forced"); -1 after replying. */
+static int step_body(srv_request *req, int sequence, api_json *j,
+                     api_step_body *b)
+{
+    api_error err;
+    j->s = req->raw ? req->raw : "";
+    j->len = req->raw_len;
+    if (api_read_step_body(j, sequence, b, &err)) {
+        srv_reply_error(req, &err);
+        return -1;
+    }
+    return 0;
 }
 
 static cJSON *network_json(srv_network *net)
@@ -231,21 +264,6 @@ static void handle_network_delete(srv_request *req)
     }
 }
 
-/* The batch of a stateless request: axis 0 of the first input given. */
-static int stateless_batch(const cJSON *inputs)
-{
-    const cJSON *first = cJSON_IsObject(inputs) ? inputs->child : NULL;
-    if (!first)
-        return 1; /* the binding step reports what is missing */
-    if (cJSON_IsArray(first))
-        return cJSON_GetArraySize(first);
-    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(first, "shape");
-    if (cJSON_IsArray(shape) && cJSON_IsNumber(shape->child) &&
-        shape->child->valuedouble >= 0 && shape->child->valuedouble <= 1e9)
-        return (int)shape->child->valuedouble;
-    return 1;
-}
-
 /* Floats in one row of every exit, per step. */
 static size_t exit_floats(const nn_graph *g)
 {
@@ -258,9 +276,10 @@ static size_t exit_floats(const nn_graph *g)
 }
 
 /* Charges a request's memory before it is allocated: working floats
- * (sessions, outputs) and the text of a reply of out_floats numbers.
- * Refuses, with 413, a reply past --max-output-floats, and with 503 what
- * the daemon's budget cannot hold now. */
+ * (sessions, inputs) and a reply of out_floats numbers, held as float32
+ * while its text is streamed. Refuses, with 413, a reply past
+ * --max-output-floats or what the whole budget could never hold, and with
+ * 503 what the daemon's budget cannot hold now. */
 static int charge(srv_request *req, double work_floats, double out_floats)
 {
     if (out_floats > (double)req->cfg->max_output_floats) {
@@ -269,8 +288,7 @@ static int charge(srv_request *req, double work_floats, double out_floats)
                        out_floats, req->cfg->max_output_floats);
         return -1;
     }
-    /* A float in JSON text takes up to 16 bytes. */
-    double bytes = 4.0 * work_floats + 20.0 * out_floats;
+    double bytes = 4.0 * (work_floats + out_floats);
     if (bytes >= (double)SIZE_MAX || srv_budget_charge((size_t)bytes)) {
         srv_reply_fail(req, bytes > (double)srv_budget_limit() ? 413 : 503,
                        "out_of_memory", "the request needs about %.0f MiB; "
@@ -289,12 +307,12 @@ static int charge(srv_request *req, double work_floats, double out_floats)
 
 static void handle_network_forward(srv_request *req)
 {
-    const cJSON *inputs = step_inputs(req, 0);
-    int train;
-    if (!inputs || train_flag(req, &train))
+    api_json j;
+    api_step_body body;
+    if (step_body(req, 0, &j, &body))
         return;
     srv_network *net = req->net;
-    int batch = stateless_batch(inputs);
+    int batch = api_json_stateless_batch(&j, body.inputs);
     if (batch < 1 || batch > req->cfg->limits.max_batch) {
         srv_reply_fail(req, 400, "bad_request", "the batch (axis 0 of the "
                        "inputs) must be from 1 to %d",
@@ -311,22 +329,23 @@ static void handle_network_forward(srv_request *req)
     if (!run) {
         api_fail_from_nn(&err, &e, 0);
         srv_reply_error(req, &err);
-    } else if (api_bind_step_inputs(inputs, run, net->graph,
-                                    &req->cfg->limits, &err)) {
+    } else if (api_json_bind_step_inputs(&j, body.inputs, run, net->graph,
+                                         &req->cfg->limits, &err)) {
         srv_reply_error(req, &err);
-    } else if (nn_session_step(run, train, &e) != NN_OK) {
+    } else if (nn_session_step(run, body.train, &e) != NN_OK) {
         api_fail_from_nn(&err, &e, 0);
         srv_reply_error(req, &err);
     } else {
         srv_metrics_steps(1);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToObject(o, "outputs",
-                              api_step_outputs_json(run, net->graph));
-        srv_reply_json(req, 200, o);
+        /* The encoder copies the outputs: the session goes now. */
+        reply_encoded(req, 200, api_step_outputs_enc(run, net->graph, -1));
     }
     nn_session_free(run);
 }
 
+/* Streamed from a float32 copy taken under the read lock (SRV_LOCK_READ):
+ * a slow client holds no lock, and an import after the copy does not show
+ * mid-answer. */
 static void handle_params_get(srv_request *req)
 {
     size_t total = 0;
@@ -334,7 +353,7 @@ static void handle_params_get(srv_request *req)
         total += nn_node_param_count(nn_graph_node_at(req->net->graph, i));
     if (charge(req, 0, (double)total))
         return;
-    srv_reply_json(req, 200, api_params_to_json(req->net->graph));
+    reply_encoded(req, 200, api_params_enc(req->net->graph));
 }
 
 /* Every weight of g, one after the other, in a malloc'd array (NULL when
@@ -361,24 +380,37 @@ static float *weights_copy(nn_graph *g, float *back)
     return copy;
 }
 
-/* Runs with the network's weights write-locked (SRV_LOCK_WRITE): steps
- * wait for the import and the import for running steps, so a step never
- * sees half old, half new weights. */
+/* The document is read and checked against the graph's names and shapes,
+ * which never change, before the write lock: the lock is held only to
+ * copy. Writers wait for running steps, and steps for the import, so a
+ * step never sees half old, half new weights. The handler takes the write
+ * lock itself (the route asks for none) so that reading holds no lock. */
 static void handle_params_put(srv_request *req)
 {
     srv_network *net = req->net;
     api_error err;
+    api_json j = {req->raw ? req->raw : "", req->raw_len};
+    api_params_import *imp;
+    if (api_params_read(net->graph, &j, &imp, &err)) {
+        srv_reply_error(req, &err);
+        return;
+    }
+    pthread_rwlock_wrlock(&net->weights);
     /* An import that cannot be saved is undone, so what the daemon serves
      * is what its data directory holds. */
     float *before = req->persist ? weights_copy(net->graph, NULL) : NULL;
     int rc = req->persist && !before
                  ? api_fail(&err, 503, "out_of_memory", "out of memory")
-                 : api_params_from_json(net->graph, req->json, &err);
+                 : 0;
+    if (rc == 0)
+        api_params_apply(net->graph, imp);
     if (rc == 0 && srv_persist_save_network(req->persist, net, &err)) {
         weights_copy(net->graph, before);
         rc = -1;
     }
+    pthread_rwlock_unlock(&net->weights);
     free(before);
+    api_params_import_free(imp);
     if (rc) {
         srv_reply_error(req, &err);
     } else {
@@ -572,19 +604,19 @@ static void handle_session_reset(srv_request *req)
 static int session_step_prepare(srv_job *job)
 {
     srv_request *req = &job->req;
-    if (srv_request_parse_json(req))
+    api_json j;
+    api_step_body body;
+    if (srv_request_parse_json(req) || step_body(req, 0, &j, &body))
         return -1;
-    const cJSON *inputs = step_inputs(req, 0);
-    if (!inputs || train_flag(req, &job->train))
-        return -1;
+    job->train = body.train;
     srv_session *s = req->session;
     api_error err;
     if (job->may_wait)
         pthread_mutex_lock(&s->lock);
     else if (pthread_mutex_trylock(&s->lock) != 0)
         return 1;
-    if (api_bind_step_inputs(inputs, s->run, req->net->graph,
-                             &req->cfg->limits, &err)) {
+    if (api_json_bind_step_inputs(&j, body.inputs, s->run, req->net->graph,
+                                  &req->cfg->limits, &err)) {
         pthread_mutex_unlock(&s->lock);
         srv_reply_error(req, &err);
         return -1;
@@ -602,11 +634,10 @@ static void session_step_finish(srv_job *job, int rc, const nn_error *e)
         api_fail_from_nn(&err, e, 0);
         srv_reply_error(req, &err);
     } else {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToObject(o, "outputs",
-                              api_step_outputs_json(s->run, req->net->graph));
-        cJSON_AddNumberToObject(o, "step", (double)nn_session_steps(s->run));
-        srv_reply_json(req, 200, o);
+        /* A copy of the outputs: the next step may start as soon as the
+         * lock goes. */
+        reply_encoded(req, 200, api_step_outputs_enc(s->run, req->net->graph,
+                                                     nn_session_steps(s->run)));
     }
     pthread_mutex_unlock(&s->lock);
 }
@@ -614,12 +645,15 @@ static void session_step_finish(srv_job *job, int rc, const nn_error *e)
 static const srv_step_ops session_step = {session_step_prepare,
                                           session_step_finish};
 
-/* Runs with the weights read-locked and the session locked. */
+/* Runs with the weights read-locked and the session locked. The whole
+ * run is done, and its outputs held as float32, before the first byte of
+ * the answer: every error is a plain 4xx/5xx, and what is streamed after
+ * cannot fail (api_enc_next needs no memory). */
 static void handle_session_run(srv_request *req)
 {
-    const cJSON *inputs = step_inputs(req, 1);
-    int train;
-    if (!inputs || train_flag(req, &train))
+    api_json j;
+    api_step_body body;
+    if (step_body(req, 1, &j, &body))
         return;
     srv_network *net = req->net;
     srv_session *s = req->session;
@@ -627,43 +661,41 @@ static void handle_session_run(srv_request *req)
     nn_error e;
     nn_binding *bind;
     int steps;
-    const cJSON *forced_j = cJSON_GetObjectItemCaseSensitive(req->json,
-                                                            "forced");
     nn_binding *forced = NULL;
     int n_forced = 0;
     int batch = nn_session_batch(s->run);
-    if (api_read_sequence_inputs(inputs, net->graph, batch, &req->cfg->limits,
-                                 &bind, &steps, &err)) {
+    if (api_json_sequence_inputs(&j, body.inputs, net->graph, batch,
+                                 &req->cfg->limits, &bind, &steps, &err)) {
         srv_reply_error(req, &err);
         return;
     }
     int n_in = nn_graph_entry_count(net->graph);
     int n_out = nn_graph_exit_count(net->graph);
-    if (forced_j &&
-        api_read_node_sequences(forced_j, net->graph, batch, steps, "forced",
-                                &req->cfg->limits, &forced, &n_forced, &err)) {
+    if (body.forced != (size_t)-1 &&
+        api_json_node_sequences(&j, body.forced, net->graph, batch, steps,
+                                "forced", &req->cfg->limits, &forced,
+                                &n_forced, &err)) {
         srv_reply_error(req, &err);
     } else if (charge(req, 0, (double)batch * steps *
                                   (double)exit_floats(net->graph)) == 0) {
         nn_tensor **outs = calloc((size_t)n_out, sizeof *outs);
         int rc = outs ? nn_session_run_forced(s->run, bind, n_in, forced,
-                                              n_forced, steps, train, outs, &e)
+                                              n_forced, steps, body.train,
+                                              outs, &e)
                       : nn_error_set(&e, NN_ERR_NOMEM, "out of memory");
         if (rc != NN_OK) {
             api_fail_from_nn(&err, &e, 0);
             srv_reply_error(req, &err);
         } else {
             srv_metrics_steps(steps);
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddItemToObject(o, "outputs",
-                                  api_sequence_outputs_json(net->graph, outs));
-            cJSON_AddNumberToObject(o, "step", (double)nn_session_steps(s->run));
-            srv_reply_json(req, 200, o);
-            for (int x = 0; x < n_out; x++)
-                nn_tensor_free(outs[x]);
+            /* Takes the outputs. */
+            reply_encoded(req, 200, api_sequence_outputs_enc(
+                                        net->graph, outs,
+                                        nn_session_steps(s->run)));
         }
         free(outs);
     }
+    /* The inputs are not needed for the answer. */
     api_bindings_free(bind, n_in);
     api_bindings_free(forced, n_forced);
 }
@@ -681,10 +713,10 @@ static uint64_t path_session_key(const srv_request *req)
 #define NET SRV_NET
 #define SESSION (SRV_NET | SRV_SESSION)
 #define READ SRV_LOCK_READ
-#define WRITE SRV_LOCK_WRITE
 #define LOCKED SRV_LOCK_SESSION
 #define BODY SRV_BODY_REQUIRED
 #define MAYBE_BODY SRV_BODY_OPTIONAL
+#define RAW SRV_BODY_RAW
 
 const srv_route srv_routes[] = {
     {"GET", "/healthz", "healthz", handle_healthz, INLINE, NULL, NULL},
@@ -701,11 +733,11 @@ const srv_route srv_routes[] = {
     {"DELETE", "/v1/networks/{net}", "network_delete", handle_network_delete,
      NET, NULL, NULL},
     {"POST", "/v1/networks/{net}/forward", "network_forward",
-     handle_network_forward, NET | READ | BODY, NULL, NULL},
+     handle_network_forward, NET | READ | BODY | RAW, NULL, NULL},
     {"GET", "/v1/networks/{net}/params", "params_get", handle_params_get,
      NET | READ, NULL, NULL},
     {"PUT", "/v1/networks/{net}/params", "params_put", handle_params_put,
-     NET | WRITE | BODY, NULL, NULL},
+     NET | BODY | RAW, NULL, NULL},
     {"GET", "/v1/networks/{net}/graph", "graph", handle_graph, NET, NULL, NULL},
     {"POST", "/v1/networks/{net}/sessions", "session_create",
      handle_session_create, NET | MAYBE_BODY, NULL, NULL},
@@ -718,9 +750,9 @@ const srv_route srv_routes[] = {
     {"POST", "/v1/networks/{net}/sessions/{sid}/reset", "session_reset",
      handle_session_reset, SESSION | LOCKED | MAYBE_BODY, NULL, NULL},
     {"POST", "/v1/networks/{net}/sessions/{sid}/forward", "session_forward",
-     NULL, SESSION | BODY, &session_step, NULL},
+     NULL, SESSION | BODY | RAW, &session_step, NULL},
     {"POST", "/v1/networks/{net}/sessions/{sid}/run", "session_run",
-     handle_session_run, SESSION | READ | LOCKED | BODY, NULL, NULL},
+     handle_session_run, SESSION | READ | LOCKED | BODY | RAW, NULL, NULL},
     {"POST", "/v1/networks/{net}/fit", "fit_start", srv_fit_start, BODY,
      NULL, NULL},
     {"GET", "/v1/networks/{net}/fit", "fit_list", srv_fit_list, INLINE, NULL, NULL},

@@ -18,6 +18,7 @@
  * other kernels, so it is compared to float32 rounding (it_float_close).
  */
 #include "api.h"
+#include "api_codec.h"
 #include "nn_train.h"
 #include "itest.h"
 #include "testutil.h"
@@ -69,10 +70,28 @@ static nn_graph *local_graph(const char *def)
 /* The daemon's text for GET .../params of g. */
 static char *params_text(nn_graph *g)
 {
-    cJSON *j = api_params_to_json(g);
-    char *text = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    return text;
+    api_enc *e = api_params_enc(g);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    api_buf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = api_enc_next(e, chunk, sizeof chunk)) > 0)
+        api_buf_put(&b, chunk, n);
+    api_buf_put(&b, "", 0);
+    api_enc_free(e);
+    return api_buf_finish(&b, NULL);
+}
+
+/* What PUT .../params of text does to g. */
+static int params_import(nn_graph *g, const char *text, api_error *err)
+{
+    api_json j = {text, strlen(text)};
+    api_params_import *imp;
+    if (api_params_read(g, &j, &imp, err))
+        return -1;
+    api_params_apply(g, imp);
+    api_params_import_free(imp);
+    return 0;
 }
 
 /* Requests that got no answer (the daemon was killed), and whether one
@@ -142,23 +161,28 @@ static char *expected_step(nn_graph *loop, int k, const char *sid, int batch,
                                    nn_seed_derive(nn_graph_seed(loop), sid), &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     char body[1024];
-    cJSON *o = NULL;
     for (long i = 0; i <= t; i++) {
         step_body(k, i, batch, body, sizeof body);
-        cJSON *j = cJSON_Parse(body);
+        api_json j = {body, strlen(body)};
+        api_step_body b;
         api_error err;
-        CU_ASSERT_EQUAL_FATAL(api_bind_step_inputs(cJSON_GetObjectItem(j, "inputs"),
-                                                   s, loop, &lim, &err), 0);
+        CU_ASSERT_EQUAL_FATAL(api_read_step_body(&j, 0, &b, &err), 0);
+        CU_ASSERT_EQUAL_FATAL(api_json_bind_step_inputs(&j, b.inputs, s, loop,
+                                                        &lim, &err), 0);
         CU_ASSERT_EQUAL_FATAL(nn_session_step(s, i % 3 == 0, &e), NN_OK);
-        cJSON_Delete(j);
     }
-    o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "outputs", api_step_outputs_json(s, loop));
-    cJSON_AddNumberToObject(o, "step", (double)(t + 1));
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
+    /* The daemon's answer, as it writes it. */
+    api_enc *enc = api_step_outputs_enc(s, loop, t + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    api_buf text = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = api_enc_next(enc, chunk, sizeof chunk)) > 0)
+        api_buf_put(&text, chunk, n);
+    api_buf_put(&text, "", 0);
+    api_enc_free(enc);
     nn_session_free(s);
-    return text;
+    return api_buf_finish(&text, NULL);
 }
 
 /* ------------------------------------------------ the model of the disk */
@@ -496,10 +520,8 @@ static void op_import(const it_server *s, model *m, nn_rng *rng)
     }
     char *doc = params_text(g);
     /* What the daemon holds after importing this very text. */
-    cJSON *parsed = cJSON_Parse(doc);
     api_error err;
-    CU_ASSERT_EQUAL_FATAL(api_params_from_json(g, parsed, &err), 0);
-    cJSON_Delete(parsed);
+    CU_ASSERT_EQUAL_FATAL(params_import(g, doc, &err), 0);
     set_text(&n->other, params_text(g));
     n->other_kind = COMPUTED;
     nn_graph_free(g);
@@ -529,10 +551,8 @@ static void op_fit(const it_server *s, model *m, nn_rng *rng)
     char def[1024];
     ff_def(atoi(n->name + 2), def, sizeof def);
     nn_graph *g = local_graph(def);
-    cJSON *now = cJSON_Parse(n->weights);
     api_error err;
-    CU_ASSERT_EQUAL_FATAL(api_params_from_json(g, now, &err), 0);
-    cJSON_Delete(now);
+    CU_ASSERT_EQUAL_FATAL(params_import(g, n->weights, &err), 0);
     int xd[3] = {1, T, 3}, yd[3] = {1, T, 2};
     nn_shape xs = nn_shape_make(3, xd), ys = nn_shape_make(3, yd);
     nn_tensor *x = nn_tensor_new(&xs), *y = nn_tensor_new(&ys);

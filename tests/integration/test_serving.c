@@ -99,6 +99,15 @@ static const char *LONG_NET =
     "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 1}],"
     "\"edges\": [\"x >> r >> o\"]}";
 
+/* What keeps a compute thread busy for seconds: 100,000 steps of this. */
+static const char *HOG_NET =
+    "{\"name\": \"hog\", \"nodes\": ["
+    "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+    "{\"name\": \"r\", \"type\": \"VanillaRNN\", \"num_unit\": 1500,"
+    " \"activation\": \"tanh\"},"
+    "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 1}],"
+    "\"edges\": [\"x >> r >> o\"]}";
+
 /* ------------------------------------------------- health under load */
 
 static void test_health_while_busy(void)
@@ -169,6 +178,9 @@ static void test_overload_is_answered(void)
     it_server s;
     CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
     cJSON_Delete(it_call(&s, "POST", "/v1/networks", LONG_NET, 201));
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks", HOG_NET, 201));
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks/hog/sessions",
+                         "{\"id\": \"h\"}", 201));
     /* Sessions first: creating one is queued work too. */
     for (int i = 0; i < OVERLOAD_CLIENTS + 1; i++) {
         char sid[32];
@@ -176,7 +188,7 @@ static void test_overload_is_answered(void)
         cJSON_Delete(it_call(&s, "POST", "/v1/networks/long/sessions", sid,
                              201));
     }
-    runner hog = {&s, "/v1/networks/long/sessions/q0/run",
+    runner hog = {&s, "/v1/networks/hog/sessions/h/run",
                   run_body(slow() ? 1500 : 100000), 0, 0};
     pthread_t hog_thread;
     pthread_create(&hog_thread, NULL, post_in_background, &hog);

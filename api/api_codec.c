@@ -1,0 +1,891 @@
+/*
+ * api_codec.c — float32 text both ways, the output buffer and the chunked
+ * encoder (see api_codec.h).
+ *
+ * Writing is the shortest-digits method of Ulf Adams' Ryu (PLDI 2018),
+ * written here for float32 alone: the value and the two halfway points to
+ * its neighbours are scaled by a power of ten with 64-bit fixed-point
+ * multipliers exact enough that the shortest decimal in between can be
+ * read off by dropping digits, with exact trailing-zero tracking for the
+ * ties. Reading takes a fast exact path (mantissa and power of ten both
+ * exact in double, one correctly rounded operation) unless its double
+ * result falls exactly on a halfway point between two floats, where
+ * rounding twice could go wrong; those and everything else go to strtof.
+ */
+#include "api_codec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ writing */
+
+/* POW5_INV[q] = floor(2^(pow5bits(q) - 1 + 59) / 5^q) + 1 and
+ * POW5[i] = floor(5^i / 2^(pow5bits(i) - 61)) (pow5bits as below): the
+ * multipliers for 10^-q and 5^i, generated once with exact integers. */
+static const uint64_t POW5_INV[32] = {
+    576460752303423489u, 461168601842738791u, 368934881474191033u,
+    295147905179352826u, 472236648286964522u, 377789318629571618u,
+    302231454903657294u, 483570327845851670u, 386856262276681336u,
+    309485009821345069u, 495176015714152110u, 396140812571321688u,
+    316912650057057351u, 507060240091291761u, 405648192073033409u,
+    324518553658426727u, 519229685853482763u, 415383748682786211u,
+    332306998946228969u, 531691198313966350u, 425352958651173080u,
+    340282366920938464u, 544451787073501542u, 435561429658801234u,
+    348449143727040987u, 557518629963265579u, 446014903970612463u,
+    356811923176489971u, 570899077082383953u, 456719261665907162u,
+    365375409332725730u, 292300327466180584u,
+};
+static const uint64_t POW5[49] = {
+    1152921504606846976u, 1441151880758558720u, 1801439850948198400u,
+    2251799813685248000u, 1407374883553280000u, 1759218604441600000u,
+    2199023255552000000u, 1374389534720000000u, 1717986918400000000u,
+    2147483648000000000u, 1342177280000000000u, 1677721600000000000u,
+    2097152000000000000u, 1310720000000000000u, 1638400000000000000u,
+    2048000000000000000u, 1280000000000000000u, 1600000000000000000u,
+    2000000000000000000u, 1250000000000000000u, 1562500000000000000u,
+    1953125000000000000u, 1220703125000000000u, 1525878906250000000u,
+    1907348632812500000u, 1192092895507812500u, 1490116119384765625u,
+    1862645149230957031u, 1164153218269348144u, 1455191522836685180u,
+    1818989403545856475u, 2273736754432320594u, 1421085471520200371u,
+    1776356839400250464u, 2220446049250313080u, 1387778780781445675u,
+    1734723475976807094u, 2168404344971008868u, 1355252715606880542u,
+    1694065894508600678u, 2117582368135750847u, 1323488980084844279u,
+    1654361225106055349u, 2067951531382569187u, 1292469707114105741u,
+    1615587133892632177u, 2019483917365790221u, 1262177448353618888u,
+    1577721810442023610u,
+};
+
+#define POW5_INV_BITS 59
+#define POW5_BITS 61
+
+/* ceil(log2(5^e)) for 0 <= e <= 3528, and floor(log10(2^e)),
+ * floor(log10(5^e)): integer approximations exact in the range used. */
+static int pow5bits(int e) { return (int)(((uint32_t)e * 1217359u) >> 19) + 1; }
+static int log10_pow2(int e) { return (int)(((uint32_t)e * 78913u) >> 18); }
+static int log10_pow5(int e) { return (int)(((uint32_t)e * 732923u) >> 20); }
+
+static int pow5_factor(uint32_t v)
+{
+    int n = 0;
+    while (v % 5 == 0) {
+        v /= 5;
+        n++;
+    }
+    return n;
+}
+
+/* (m * factor) >> shift, shift > 32, without a 128-bit type. */
+static uint32_t mul_shift(uint32_t m, uint64_t factor, int shift)
+{
+    uint64_t lo = (uint64_t)m * (uint32_t)factor;
+    uint64_t hi = (uint64_t)m * (uint32_t)(factor >> 32);
+    uint64_t sum = (lo >> 32) + hi;
+    return (uint32_t)(sum >> (shift - 32));
+}
+
+/* The shortest decimal digits and exponent of a finite nonzero float:
+ * |v| = *digits * 10^*exp10. */
+static void shortest(uint32_t bits, uint32_t *digits, int *exp10)
+{
+    uint32_t mant = bits & 0x7fffffu, ex = (bits >> 23) & 0xffu;
+    int e2;
+    uint32_t m2;
+    if (ex == 0) {
+        e2 = 1 - 127 - 23 - 2;
+        m2 = mant;
+    } else {
+        e2 = (int)ex - 127 - 23 - 2;
+        m2 = (1u << 23) | mant;
+    }
+    int accept = (m2 & 1) == 0; /* round-half-even reads the bounds back */
+    uint32_t mv = 4 * m2, mp = 4 * m2 + 2;
+    uint32_t mm_shift = mant != 0 || ex <= 1;
+    uint32_t mm = 4 * m2 - 1 - mm_shift;
+    uint32_t vr, vp, vm;
+    int e10;
+    int vm_zeros = 0, vr_zeros = 0;
+    uint32_t last = 0;
+    if (e2 >= 0) {
+        int q = log10_pow2(e2);
+        e10 = q;
+        int k = POW5_INV_BITS + pow5bits(q) - 1;
+        int i = -e2 + q + k;
+        vr = mul_shift(mv, POW5_INV[q], i);
+        vp = mul_shift(mp, POW5_INV[q], i);
+        vm = mul_shift(mm, POW5_INV[q], i);
+        if (q != 0 && (vp - 1) / 10 <= vm / 10) {
+            int l = POW5_INV_BITS + pow5bits(q - 1) - 1;
+            last = mul_shift(mv, POW5_INV[q - 1], -e2 + q - 1 + l) % 10;
+        }
+        if (q <= 9) {
+            if (mv % 5 == 0)
+                vr_zeros = pow5_factor(mv) >= q;
+            else if (accept)
+                vm_zeros = pow5_factor(mm) >= q;
+            else
+                vp -= pow5_factor(mp) >= q;
+        }
+    } else {
+        int q = log10_pow5(-e2);
+        e10 = q + e2;
+        int i = -e2 - q;
+        int k = pow5bits(i) - POW5_BITS;
+        int j = q - k;
+        vr = mul_shift(mv, POW5[i], j);
+        vp = mul_shift(mp, POW5[i], j);
+        vm = mul_shift(mm, POW5[i], j);
+        if (q != 0 && (vp - 1) / 10 <= vm / 10) {
+            j = q - 1 - (pow5bits(i + 1) - POW5_BITS);
+            last = mul_shift(mv, POW5[i + 1], j) % 10;
+        }
+        if (q <= 1) {
+            vr_zeros = 1;
+            if (accept)
+                vm_zeros = mm_shift == 1;
+            else
+                vp--;
+        } else if (q < 31) {
+            vr_zeros = (mv & ((1u << (q - 1)) - 1)) == 0;
+        }
+    }
+    int removed = 0;
+    uint32_t out;
+    if (vm_zeros || vr_zeros) {
+        while (vp / 10 > vm / 10) {
+            vm_zeros &= vm % 10 == 0;
+            vr_zeros &= last == 0;
+            last = vr % 10;
+            vr /= 10, vp /= 10, vm /= 10;
+            removed++;
+        }
+        if (vm_zeros)
+            while (vm % 10 == 0) {
+                vr_zeros &= last == 0;
+                last = vr % 10;
+                vr /= 10, vp /= 10, vm /= 10;
+                removed++;
+            }
+        if (vr_zeros && last == 5 && vr % 2 == 0)
+            last = 4; /* an exact tie rounds to even */
+        out = vr + ((vr == vm && (!accept || !vm_zeros)) || last >= 5);
+    } else {
+        /* No exact tie is possible here, so only the digit next to what
+         * stays decides the rounding: two can go at a time. */
+        while (vp / 100 > vm / 100) {
+            last = (vr % 100) / 10;
+            vr /= 100, vp /= 100, vm /= 100;
+            removed += 2;
+        }
+        while (vp / 10 > vm / 10) {
+            last = vr % 10;
+            vr /= 10, vp /= 10, vm /= 10;
+            removed++;
+        }
+        out = vr + (vr == vm || last >= 5);
+    }
+    *digits = out;
+    *exp10 = e10 + removed;
+}
+
+static const char DIGIT_PAIRS[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233"
+    "34353637383940414243444546474849505152535455565758596061626364656667"
+    "68697071727374757677787980818283848586878889909192939495969798999";
+
+static int count_digits(uint32_t v)
+{
+    return v >= 100000000 ? 9 : v >= 10000000 ? 8 : v >= 1000000 ? 7
+         : v >= 100000 ? 6 : v >= 10000 ? 5 : v >= 1000 ? 4
+         : v >= 100 ? 3 : v >= 10 ? 2 : 1;
+}
+
+/* The n decimal digits of v into p[0..n). */
+static void put_digits(char *p, uint32_t v, int n)
+{
+    while (n >= 2) {
+        uint32_t r = v % 100;
+        v /= 100;
+        n -= 2;
+        memcpy(p + n, DIGIT_PAIRS + 2 * r, 2);
+    }
+    if (n == 1)
+        p[0] = (char)('0' + v);
+}
+
+size_t api_write_float(float v, char *buf)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    char *p = buf;
+    if (((bits >> 23) & 0xffu) == 0xffu) {
+        memcpy(buf, "null", 4);
+        return 4;
+    }
+    if (bits >> 31)
+        *p++ = '-';
+    if ((bits & 0x7fffffffu) == 0) {
+        *p++ = '0';
+        return (size_t)(p - buf);
+    }
+    uint32_t digits;
+    int e10;
+    shortest(bits, &digits, &e10);
+    int n = count_digits(digits);
+    int x = e10 + n - 1; /* the exponent of the first digit */
+    int precision = n > 6 ? n : 6;
+    if (x < -4 || x >= precision) {
+        char d[10];
+        put_digits(d, digits, n);
+        *p++ = d[0];
+        if (n > 1) {
+            *p++ = '.';
+            memcpy(p, d + 1, (size_t)n - 1);
+            p += n - 1;
+        }
+        *p++ = 'e';
+        *p++ = x < 0 ? '-' : '+';
+        int ax = x < 0 ? -x : x;
+        if (ax >= 10) {
+            memcpy(p, DIGIT_PAIRS + 2 * ax, 2);
+            p += 2;
+        } else {
+            *p++ = '0';
+            *p++ = (char)('0' + ax);
+        }
+    } else if (x < 0) {
+        *p++ = '0';
+        *p++ = '.';
+        for (int k = 0; k < -x - 1; k++)
+            *p++ = '0';
+        put_digits(p, digits, n);
+        p += n;
+    } else if (e10 >= 0) {
+        put_digits(p, digits, n);
+        p += n;
+        for (int k = 0; k < e10; k++)
+            *p++ = '0';
+    } else {
+        char d[10];
+        put_digits(d, digits, n);
+        memcpy(p, d, (size_t)x + 1);
+        p += x + 1;
+        *p++ = '.';
+        memcpy(p, d + x + 1, (size_t)(n - x - 1));
+        p += n - x - 1;
+    }
+    return (size_t)(p - buf);
+}
+
+void api_format_float(float v, char *buf, size_t bufsize)
+{
+    char tmp[API_FLOAT_MAX];
+    size_t n = api_write_float(v, tmp);
+    if (bufsize == 0)
+        return;
+    if (n >= bufsize)
+        n = bufsize - 1;
+    memcpy(buf, tmp, n);
+    buf[n] = '\0';
+}
+
+/* ------------------------------------------------------------ reading */
+
+static const double POW10[23] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* strtof on a copy: the body is not NUL-terminated where the number
+ * ends, and strtof reads more than JSON allows (hex, "inf"). */
+static float slow_float(const char *s, size_t n)
+{
+    char local[128];
+    char *copy = n < sizeof local ? local : malloc(n + 1);
+    if (!copy) /* a number thousands of digits long, and no memory */
+        return NAN; /* refused as not finite */
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    float f = strtof(copy, NULL);
+    if (copy != local)
+        free(copy);
+    return f;
+}
+
+size_t api_read_float(const char *s, size_t len, float *out)
+{
+    size_t i = 0;
+    int neg = 0;
+    if (i < len && s[i] == '-') {
+        neg = 1;
+        i++;
+    }
+    if (i >= len || !is_digit(s[i]))
+        return 0;
+    uint64_t w = 0;
+    int ndigits = 0;   /* significant digits taken into w */
+    int dropped = 0;   /* digits past what w holds (nonzero or not) */
+    int scale = 0;     /* the power of ten the digits in w are short of */
+    if (s[i] == '0') {
+        i++;
+    } else {
+        for (; i < len && is_digit(s[i]); i++) {
+            if (ndigits < 19) {
+                w = w * 10 + (uint64_t)(s[i] - '0');
+                ndigits++;
+            } else {
+                dropped = 1;
+                scale++;
+            }
+        }
+    }
+    if (i < len && s[i] == '.') {
+        i++;
+        if (i >= len || !is_digit(s[i]))
+            return 0;
+        for (; i < len && is_digit(s[i]); i++) {
+            if (w == 0 && s[i] == '0') {
+                scale--; /* leading zeros of 0.000123 */
+            } else if (ndigits < 19) {
+                w = w * 10 + (uint64_t)(s[i] - '0');
+                ndigits++;
+                scale--;
+            } else {
+                dropped = 1;
+            }
+        }
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        int eneg = 0;
+        if (i < len && (s[i] == '+' || s[i] == '-'))
+            eneg = s[i++] == '-';
+        if (i >= len || !is_digit(s[i]))
+            return 0;
+        int e = 0;
+        for (; i < len && is_digit(s[i]); i++)
+            if (e < 100000)
+                e = e * 10 + (s[i] - '0');
+        scale += eneg ? -e : e;
+    }
+    if (w == 0) {
+        *out = neg ? -0.0f : 0.0f;
+        return i;
+    }
+    if (!dropped && w <= ((uint64_t)1 << 53) && scale >= -22 && scale <= 22) {
+        double d = (double)w;
+        d = scale < 0 ? d / POW10[-scale] : d * POW10[scale];
+        /* Inside float32's normal range, a double on no halfway point
+         * between two floats rounds to the float the exact value does:
+         * halfway points are doubles, so rounding to double keeps the
+         * exact value on its side of each. */
+        if (d >= 0x1p-126 && d < 0x1p127) {
+            uint64_t b;
+            memcpy(&b, &d, sizeof b);
+            if ((b & 0x1fffffffu) != 0x10000000u) {
+                float f = (float)d;
+                *out = neg ? -f : f;
+                return i;
+            }
+        }
+    }
+    *out = slow_float(s, i);
+    return i;
+}
+
+/* ------------------------------------------------------------- writer */
+
+int api_buf_reserve(api_buf *b, size_t n)
+{
+    if (b->failed)
+        return -1;
+    if (b->len + n + 1 <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + n + 1) {
+        if (cap > SIZE_MAX / 2) {
+            b->failed = 1;
+            return -1;
+        }
+        cap *= 2;
+    }
+    char *p = realloc(b->data, cap);
+    if (!p) {
+        b->failed = 1;
+        return -1;
+    }
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+void api_buf_put(api_buf *b, const char *text, size_t n)
+{
+    if (api_buf_reserve(b, n))
+        return;
+    memcpy(b->data + b->len, text, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void api_buf_puts(api_buf *b, const char *text)
+{
+    api_buf_put(b, text, strlen(text));
+}
+
+/* The JSON escape of c, or NULL when c stands for itself. */
+static const char *escape_of(unsigned char c, char tmp[8])
+{
+    switch (c) {
+    case '"': return "\\\"";
+    case '\\': return "\\\\";
+    case '\n': return "\\n";
+    case '\r': return "\\r";
+    case '\t': return "\\t";
+    case '\b': return "\\b";
+    case '\f': return "\\f";
+    default:
+        if (c >= 0x20)
+            return NULL;
+        snprintf(tmp, 8, "\\u%04x", c);
+        return tmp;
+    }
+}
+
+void api_buf_string(api_buf *b, const char *text)
+{
+    api_buf_put(b, "\"", 1);
+    for (const char *p = text; *p; p++) {
+        char tmp[8];
+        const char *esc = escape_of((unsigned char)*p, tmp);
+        if (esc)
+            api_buf_puts(b, esc);
+        else
+            api_buf_put(b, p, 1);
+    }
+    api_buf_put(b, "\"", 1);
+}
+
+void api_buf_float(api_buf *b, float v)
+{
+    if (api_buf_reserve(b, API_FLOAT_MAX))
+        return;
+    b->len += api_write_float(v, b->data + b->len);
+    b->data[b->len] = '\0';
+}
+
+/* The text of element k of a tensor of the given shape with the
+ * punctuation around it: the brackets it opens, a comma before it unless
+ * it starts an innermost array, the brackets it closes. At most
+ * 2 * NN_MAX_DIMS + 1 + API_FLOAT_MAX bytes. */
+static size_t element_text(const float *data, const nn_shape *shape,
+                           size_t k, char *out)
+{
+    char *p = out;
+    if (shape->ndim == 0)
+        return api_write_float(data[0], out);
+    /* How many trailing axes element k starts (its index is 0 on them)
+     * and ends (its index is the last on them). */
+    int starts = 0, ends = 0;
+    size_t rest = k;
+    for (int d = shape->ndim - 1; d >= 0; d--) {
+        size_t n = (size_t)shape->dims[d];
+        if (rest % n != 0)
+            break;
+        rest /= n;
+        starts++;
+    }
+    rest = k;
+    for (int d = shape->ndim - 1; d >= 0; d--) {
+        size_t n = (size_t)shape->dims[d];
+        if (rest % n != n - 1)
+            break;
+        rest /= n;
+        ends++;
+    }
+    if (k > 0)
+        *p++ = ',';
+    for (int i = 0; i < starts; i++)
+        *p++ = '[';
+    p += api_write_float(data[k], p);
+    for (int i = 0; i < ends; i++)
+        *p++ = ']';
+    return (size_t)(p - out);
+}
+
+#define ELEMENT_MAX (2 * NN_MAX_DIMS + 2 + API_FLOAT_MAX)
+
+/* Runs of a tensor's innermost axis, written without the per-element
+ * index arithmetic. */
+static void buf_row(api_buf *b, const float *row, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        /* Room for a block of numbers at once, not one check each. */
+        size_t block = n - i < 4096 ? n - i : 4096;
+        if (api_buf_reserve(b, block * (API_FLOAT_MAX + 1)))
+            return;
+        char *p = b->data + b->len;
+        for (size_t end = i + block; i < end; i++) {
+            if (i)
+                *p++ = ',';
+            p += api_write_float(row[i], p);
+        }
+        b->len = (size_t)(p - b->data);
+    }
+    if (!b->failed)
+        b->data[b->len] = '\0';
+}
+
+void api_buf_tensor(api_buf *b, const float *data, const nn_shape *shape)
+{
+    if (shape->ndim == 0) {
+        api_buf_float(b, data[0]);
+        return;
+    }
+    size_t n = nn_shape_numel(shape);
+    size_t inner = (size_t)shape->dims[shape->ndim - 1];
+    for (size_t k = 0; k < n; k += inner) {
+        char pre[ELEMENT_MAX];
+        /* Opening brackets and comma from the row's first element. */
+        size_t len = element_text(data, shape, k, pre);
+        char *num = pre;
+        while (*num == ',' || *num == '[')
+            num++;
+        api_buf_put(b, pre, (size_t)(num - pre));
+        buf_row(b, data + k, inner);
+        /* Closing brackets from the row's last element. */
+        len = element_text(data, shape, k + inner - 1, pre);
+        size_t close = 0;
+        while (close < len && pre[len - 1 - close] == ']')
+            close++;
+        api_buf_put(b, pre + len - close, close);
+    }
+}
+
+char *api_buf_finish(api_buf *b, size_t *len)
+{
+    if (b->failed || api_buf_reserve(b, 0)) {
+        free(b->data);
+        memset(b, 0, sizeof *b);
+        return NULL;
+    }
+    char *text = b->data;
+    if (len)
+        *len = b->len;
+    memset(b, 0, sizeof *b);
+    return text;
+}
+
+/* ---------------------------------------------------- chunked encoder */
+
+typedef struct enc_piece {
+    char *text;       /* owned; NULL for a tensor */
+    size_t len;
+    nn_tensor *tensor; /* owned */
+} enc_piece;
+
+struct api_enc {
+    enc_piece *pieces;
+    int n, cap;
+    int failed;
+    int at;           /* the piece being written */
+    size_t offset;    /* bytes of a text piece sent, or elements of a
+                         tensor */
+    char pending[ELEMENT_MAX]; /* an element's text that did not fit */
+    size_t pending_len, pending_at;
+};
+
+api_enc *api_enc_new(void)
+{
+    return calloc(1, sizeof(api_enc));
+}
+
+static enc_piece *enc_add(api_enc *e)
+{
+    if (e->failed)
+        return NULL;
+    if (e->n == e->cap) {
+        int cap = e->cap ? e->cap * 2 : 16;
+        enc_piece *p = realloc(e->pieces, (size_t)cap * sizeof *p);
+        if (!p) {
+            e->failed = 1;
+            return NULL;
+        }
+        e->pieces = p;
+        e->cap = cap;
+    }
+    enc_piece *p = &e->pieces[e->n++];
+    memset(p, 0, sizeof *p);
+    return p;
+}
+
+/* Text appends join the last text piece, so a document's punctuation
+ * costs few pieces. */
+static void enc_put(api_enc *e, const char *text, size_t n)
+{
+    if (e->failed)
+        return;
+    enc_piece *last = e->n ? &e->pieces[e->n - 1] : NULL;
+    if (!last || !last->text) {
+        last = enc_add(e);
+        if (!last)
+            return;
+    }
+    char *p = realloc(last->text, last->len + n + 1);
+    if (!p) {
+        e->failed = 1;
+        return;
+    }
+    memcpy(p + last->len, text, n);
+    last->len += n;
+    p[last->len] = '\0';
+    last->text = p;
+}
+
+void api_enc_text(api_enc *e, const char *text)
+{
+    enc_put(e, text, strlen(text));
+}
+
+void api_enc_string(api_enc *e, const char *text)
+{
+    api_buf b = {0};
+    api_buf_string(&b, text);
+    size_t len;
+    char *s = api_buf_finish(&b, &len);
+    if (!s) {
+        e->failed = 1;
+        return;
+    }
+    enc_put(e, s, len);
+    free(s);
+}
+
+void api_enc_long(api_enc *e, long v)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%ld", v);
+    enc_put(e, tmp, (size_t)n);
+}
+
+void api_enc_tensor(api_enc *e, nn_tensor *t)
+{
+    enc_piece *p = enc_add(e);
+    if (!p) {
+        nn_tensor_free(t);
+        return;
+    }
+    p->tensor = t;
+}
+
+int api_enc_failed(const api_enc *e)
+{
+    return e->failed;
+}
+
+size_t api_enc_next(api_enc *e, char *buf, size_t cap)
+{
+    size_t out = 0;
+    while (out < cap) {
+        if (e->pending_at < e->pending_len) {
+            size_t n = e->pending_len - e->pending_at;
+            if (n > cap - out)
+                n = cap - out;
+            memcpy(buf + out, e->pending + e->pending_at, n);
+            e->pending_at += n;
+            out += n;
+            continue;
+        }
+        if (e->at >= e->n)
+            break;
+        enc_piece *p = &e->pieces[e->at];
+        if (!p->tensor) {
+            size_t n = p->len - e->offset;
+            if (n > cap - out)
+                n = cap - out;
+            memcpy(buf + out, p->text + e->offset, n);
+            e->offset += n;
+            out += n;
+        } else {
+            size_t total = nn_tensor_numel(p->tensor);
+            const nn_tensor *t = p->tensor;
+            /* Whole elements straight into buf while they surely fit;
+             * the one that might not goes through pending. Only the first
+             * and last of a row have brackets to work out. */
+            size_t inner = t->shape.ndim
+                               ? (size_t)t->shape.dims[t->shape.ndim - 1]
+                               : 1;
+            size_t col = e->offset % inner;
+            while (e->offset < total && cap - out >= ELEMENT_MAX) {
+                if (col == 0 || col == inner - 1) {
+                    out += element_text(t->data, &t->shape, e->offset,
+                                        buf + out);
+                } else {
+                    buf[out++] = ',';
+                    out += api_write_float(t->data[e->offset], buf + out);
+                }
+                e->offset++;
+                if (++col == inner)
+                    col = 0;
+            }
+            if (e->offset < total && out < cap) {
+                e->pending_len = element_text(t->data, &t->shape, e->offset,
+                                              e->pending);
+                e->pending_at = 0;
+                e->offset++;
+                continue;
+            }
+        }
+        if ((!p->tensor && e->offset == p->len) ||
+            (p->tensor && e->offset == nn_tensor_numel(p->tensor))) {
+            e->at++;
+            e->offset = 0;
+        }
+    }
+    return out;
+}
+
+void api_enc_free(api_enc *e)
+{
+    if (!e)
+        return;
+    for (int i = 0; i < e->n; i++) {
+        free(e->pieces[i].text);
+        nn_tensor_free(e->pieces[i].tensor);
+    }
+    free(e->pieces);
+    free(e);
+}
+
+/* ------------------------------------------------- response documents */
+
+static nn_tensor *tensor_copy(const nn_tensor *t)
+{
+    nn_tensor *c = nn_tensor_new(&t->shape);
+    if (c)
+        memcpy(c->data, t->data, nn_tensor_numel(t) * sizeof(float));
+    return c;
+}
+
+/* Takes t, which may be NULL (out of memory: the encoder fails). */
+static void enc_tensor_or_fail(api_enc *e, nn_tensor *t)
+{
+    if (!t)
+        e->failed = 1;
+    else
+        api_enc_tensor(e, t);
+}
+
+static api_enc *finish_enc(api_enc *e)
+{
+    if (e && e->failed) {
+        api_enc_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+api_enc *api_step_outputs_enc(const nn_session *s, const nn_graph *g,
+                              long step)
+{
+    api_enc *e = api_enc_new();
+    if (!e)
+        return NULL;
+    api_enc_text(e, "{\"outputs\":{");
+    for (int x = 0; x < nn_graph_exit_count(g); x++) {
+        const char *name = nn_node_name(nn_graph_exit_at(g, x));
+        if (x)
+            api_enc_text(e, ",");
+        api_enc_string(e, name);
+        api_enc_text(e, ":");
+        enc_tensor_or_fail(e, tensor_copy(nn_session_output(s, name)));
+    }
+    api_enc_text(e, "}");
+    if (step >= 0) {
+        api_enc_text(e, ",\"step\":");
+        api_enc_long(e, step);
+    }
+    api_enc_text(e, "}");
+    return finish_enc(e);
+}
+
+api_enc *api_sequence_outputs_enc(const nn_graph *g, nn_tensor **outputs,
+                                  long step)
+{
+    int n = nn_graph_exit_count(g);
+    api_enc *e = api_enc_new();
+    if (!e) {
+        for (int x = 0; x < n; x++) {
+            nn_tensor_free(outputs[x]);
+            outputs[x] = NULL;
+        }
+        return NULL;
+    }
+    api_enc_text(e, "{\"outputs\":{");
+    for (int x = 0; x < n; x++) {
+        if (x)
+            api_enc_text(e, ",");
+        api_enc_string(e, nn_node_name(nn_graph_exit_at(g, x)));
+        api_enc_text(e, ":");
+        if (outputs[x])
+            api_enc_tensor(e, outputs[x]);
+        else
+            e->failed = 1;
+        outputs[x] = NULL;
+    }
+    api_enc_text(e, "}");
+    if (step >= 0) {
+        api_enc_text(e, ",\"step\":");
+        api_enc_long(e, step);
+    }
+    api_enc_text(e, "}");
+    return finish_enc(e);
+}
+
+api_enc *api_params_enc(const nn_graph *g)
+{
+    api_enc *e = api_enc_new();
+    if (!e)
+        return NULL;
+    api_enc_text(e, "{\"nodes\":{");
+    int first = 1;
+    for (int i = 0; i < nn_graph_node_count(g); i++) {
+        nn_node *node = nn_graph_node_at(g, i);
+        if (!nn_node_weight_count(node))
+            continue;
+        if (!first)
+            api_enc_text(e, ",");
+        first = 0;
+        api_enc_string(e, nn_node_name(node));
+        api_enc_text(e, ":{");
+        for (int w = 0; w < nn_node_weight_count(node); w++) {
+            const nn_tensor *t = nn_node_weight_at(node, w);
+            if (w)
+                api_enc_text(e, ",");
+            api_enc_string(e, nn_node_weight_name(node, w));
+            api_enc_text(e, ":{\"shape\":[");
+            for (int d = 0; d < t->shape.ndim; d++) {
+                if (d)
+                    api_enc_text(e, ",");
+                api_enc_long(e, t->shape.dims[d]);
+            }
+            api_enc_text(e, "],\"data\":");
+            /* The data flat, as a one-axis tensor of the same floats. */
+            nn_tensor *flat = tensor_copy(t);
+            if (flat) {
+                int n = (int)nn_tensor_numel(t);
+                flat->shape = nn_shape_make(1, &n);
+            }
+            enc_tensor_or_fail(e, flat);
+            api_enc_text(e, ",\"trainable\":");
+            api_enc_text(e, nn_node_weight_trainable(node, w) ? "true"
+                                                              : "false");
+            api_enc_text(e, "}");
+        }
+        api_enc_text(e, "}");
+    }
+    api_enc_text(e, "}}");
+    return finish_enc(e);
+}

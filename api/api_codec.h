@@ -1,0 +1,207 @@
+/*
+ * api_codec.h — bulk numbers on the wire without a tree of JSON nodes:
+ * shortest round-trip float32 text, a correct fast decimal reader, a pull
+ * reader over the body text, a growable output buffer and a chunked
+ * encoder that writes a document piece by piece into the caller's buffer
+ * (so a response of millions of numbers is never whole in memory as text).
+ *
+ * cJSON stays for documents (graph definitions, fit requests); these are
+ * for the request and response bodies that are mostly numbers.
+ */
+#ifndef API_CODEC_H
+#define API_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+
+/* ------------------------------------------------------------ numbers */
+
+/* Longest text api_write_float produces ("-1.17549435e-38"), plus room. */
+#define API_FLOAT_MAX 24
+
+/* Writes v as the fewest significant digits that read back (strtof) as
+ * the same float, in %g's layout (exponent form below 1e-4 and from
+ * 10^max(digits, 6) up: "1e-07", "1.5e+10"), so the text is what the
+ * former %.6g..%.9g search gave. -0 is "-0"; NaN and infinities, which
+ * JSON cannot hold, are "null". buf needs API_FLOAT_MAX bytes; returns the
+ * length written (no terminating NUL). */
+size_t api_write_float(float v, char *buf);
+
+/* Reads one JSON number (exactly JSON's grammar: -?(0|[1-9][0-9]*)
+ * (.[0-9]+)?([eE][+-]?[0-9]+)?) from s[0..len) and rounds it correctly to
+ * float32, as strtof would. Returns the number of bytes used, or 0 when
+ * s does not start with a JSON number. *out may be an infinity when the
+ * value is beyond float32's range (the caller refuses it) and is a zero of
+ * the right sign below the smallest subnormal. */
+size_t api_read_float(const char *s, size_t len, float *out);
+
+/* -------------------------------------------------------- pull reader */
+
+/* Deeper nesting is refused (as the HTTP layer refuses it for cJSON). */
+#define API_JSON_MAX_DEPTH 64
+
+/* Checks that s[0..len) is one JSON document (RFC 8259: strings without
+ * raw control characters, valid escapes and \u surrogate pairs, numbers
+ * in JSON's grammar, at most API_JSON_MAX_DEPTH levels) with only white
+ * space after it. Returns 0, or -1 with *at set to the byte offset of the
+ * first error and *trailing set when the document was complete and more
+ * text followed it. */
+int api_json_check(const char *s, size_t len, size_t *at, int *trailing);
+
+/* A position in a body checked by api_json_check. The readers below also
+ * stay inside s[0..len) on text that was not checked (they fail with
+ * bad_json then), so a mistake cannot read past the body. */
+typedef struct api_json {
+    const char *s;
+    size_t len;
+} api_json;
+
+/* The first non-space byte at or after pos ('{', '[', '"', 't', 'f',
+ * 'n', '-' or a digit), or 0 at the end. */
+int api_json_kind(const api_json *j, size_t pos);
+/* The position just after the value at pos (white space skipped first),
+ * or (size_t)-1 when it runs past the text. Brackets are matched outside
+ * strings but nothing is checked again: that is api_json_check's. */
+size_t api_json_skip(const api_json *j, size_t pos);
+
+/* Walks the members of the object at pos: start with *it = 0 (after
+ * checking api_json_kind is '{'). Each call that returns 1 gives the
+ * member's key, unescaped and NUL-terminated into key (cut to keycap - 1
+ * bytes; *cut set if it was longer), and the position of its value.
+ * Returns 0 after the last member, -1 on malformed text. */
+int api_json_member(const api_json *j, size_t pos, size_t *it, char *key,
+                    size_t keycap, int *cut, size_t *value);
+/* The value of the first member named key of the object at pos, or
+ * (size_t)-1 when there is none (as cJSON_GetObjectItemCaseSensitive). */
+size_t api_json_find(const api_json *j, size_t pos, const char *key);
+
+/* Reads a tensor written as nested arrays or {"shape", "data"} (with
+ * ignore_trainable, a "trainable" member is also allowed and ignored, as
+ * parameter documents carry it) straight into float32, with the rules of
+ * api_tensor_from_json: no ragged arrays, non-numbers, non-finite values,
+ * empty axes or more than lim->max_tensor_elems elements; `where` names
+ * the value in messages, which also give the element's place
+ * ("inputs.x[0][3]") and byte offset. On success *out is a new tensor the
+ * caller frees. */
+int api_json_tensor(const api_json *j, size_t pos, const char *where,
+                    const api_limits *lim, int ignore_trainable,
+                    nn_tensor **out, api_error *err);
+
+/* ------------------------------------------------ request documents */
+
+/* The members of a step or run body {"inputs": {...}, "train": false,
+ * "forced": {...}} ("forced" only with sequence set): positions of the
+ * values, (size_t)-1 when absent. */
+typedef struct api_step_body {
+    size_t inputs;
+    size_t forced;
+    int train;
+} api_step_body;
+/* Checks the body's form with the messages the routes always gave. */
+int api_read_step_body(const api_json *j, int sequence, api_step_body *b,
+                       api_error *err);
+/* The batch of a stateless request: axis 0 of the first input given (1
+ * when there is none to tell; binding then reports what is wrong). */
+int api_json_stateless_batch(const api_json *j, size_t inputs);
+
+/* Over the text, with the checks, messages and ownership of the cJSON
+ * readers in api.h: api_json_bind_step_inputs writes {"name": tensor, ...}
+ * into the session's entry buffers for one step (every entry given,
+ * shaped (batch, input shape), unknown names refused);
+ * api_json_sequence_inputs and api_json_node_sequences are
+ * api_read_sequence_inputs and api_read_node_sequences. */
+int api_json_bind_step_inputs(const api_json *j, size_t inputs,
+                              nn_session *s, const nn_graph *g,
+                              const api_limits *lim, api_error *err);
+int api_json_sequence_inputs(const api_json *j, size_t inputs,
+                             const nn_graph *g, int batch,
+                             const api_limits *lim, nn_binding **bindings,
+                             int *num_steps, api_error *err);
+int api_json_node_sequences(const api_json *j, size_t obj,
+                            const nn_graph *g, int batch, int steps,
+                            const char *what, const api_limits *lim,
+                            nn_binding **bindings, int *n, api_error *err);
+
+/* A parameter document ({"nodes": {"<node>": {"<weight>": tensor}}})
+ * read and checked completely against g's node and weight names and
+ * shapes, without touching g's values: so it can be read outside the
+ * network's lock and applied under it. */
+typedef struct api_params_import api_params_import;
+/* On success *out is an import the caller frees (api_params_import_free).
+ * Reads only g's structure, which never changes after it is built. */
+int api_params_read(const nn_graph *g, const api_json *j,
+                    api_params_import **out, api_error *err);
+/* Copies every weight of the import into g (the caller holds the
+ * network's write lock); weights it does not name keep their values.
+ * Cannot fail. */
+void api_params_apply(nn_graph *g, const api_params_import *imp);
+void api_params_import_free(api_params_import *imp);
+
+/* ------------------------------------------------------------- writer */
+
+/* A growable text buffer; an allocation failure sets failed and makes
+ * every later write a no-op, so callers check once at the end. */
+typedef struct api_buf {
+    char *data;   /* malloc'd, NUL-terminated while not failed */
+    size_t len, cap;
+    int failed;
+} api_buf;
+
+/* Room for n more bytes (and a NUL); 0, or -1 when out of memory. */
+int api_buf_reserve(api_buf *b, size_t n);
+void api_buf_put(api_buf *b, const char *text, size_t n);
+void api_buf_puts(api_buf *b, const char *text);
+/* A JSON string literal, quoted and escaped. */
+void api_buf_string(api_buf *b, const char *text);
+void api_buf_float(api_buf *b, float v);
+/* data as nested arrays of the given shape (a bare number for ndim 0). */
+void api_buf_tensor(api_buf *b, const float *data, const nn_shape *shape);
+/* Hands over the text (the caller frees it), or NULL when a write failed
+ * (the buffer is freed then). */
+char *api_buf_finish(api_buf *b, size_t *len);
+
+/* ---------------------------------------------------- chunked encoder */
+
+/* A document made of text pieces and float32 tensors, written out in
+ * chunks of whatever size the caller asks for. The tensors' text is made
+ * as it is sent, so an encoder holds the floats but never their text. */
+typedef struct api_enc api_enc;
+
+/* A new, empty encoder the caller frees (api_enc_free), or NULL. */
+api_enc *api_enc_new(void);
+/* Append to the document; copied text. An allocation failure is kept and
+ * reported by api_enc_failed, so building is checked once. */
+void api_enc_text(api_enc *e, const char *text);
+void api_enc_string(api_enc *e, const char *text); /* quoted, escaped */
+void api_enc_long(api_enc *e, long v);
+/* Takes t (freed with the encoder); t's data must not change while the
+ * encoder lives. */
+void api_enc_tensor(api_enc *e, nn_tensor *t);
+/* Nonzero when an append failed: the document is incomplete and must not
+ * be sent. */
+int api_enc_failed(const api_enc *e);
+/* Writes the next at most cap (>= 1) bytes of the document into buf and
+ * returns how many; 0 at the end. Never fails: everything it needs was
+ * allocated while the document was built. */
+size_t api_enc_next(api_enc *e, char *buf, size_t cap);
+void api_enc_free(api_enc *e);
+
+/* {"outputs": {"<exit>": tensor, ...}[, "step": step]} of the session's
+ * exits after a step (step < 0 leaves "step" out): a copy of the outputs,
+ * so the session may step on. NULL when out of memory. */
+api_enc *api_step_outputs_enc(const nn_session *s, const nn_graph *g,
+                              long step);
+/* The same for nn_session_run's outputs, which it takes (and frees, also
+ * on failure; outputs itself stays the caller's). */
+api_enc *api_sequence_outputs_enc(const nn_graph *g, nn_tensor **outputs,
+                                  long step);
+/* {"nodes": {"<node>": {"<weight>": {"shape": [...], "data": [...],
+ * "trainable": true}}}} (nodes without weights left out; data flat, row-
+ * major) from a float32 copy of g's weights: the caller holds the
+ * network's read lock while this copies, and the encoder is independent
+ * of g after. NULL when out of memory. */
+api_enc *api_params_enc(const nn_graph *g);
+
+#endif /* API_CODEC_H */

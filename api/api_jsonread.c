@@ -1,0 +1,1048 @@
+/*
+ * api_jsonread.c — a pull reader over the request body text: checks the
+ * document once, then reads members and tensors where they are, numbers
+ * straight into float32 buffers (see api_codec.h). The rules and messages
+ * are those of the cJSON readers in api_tensor.c and api_graph.c.
+ */
+#include "api_codec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NPOS ((size_t)-1)
+
+static size_t ws(const api_json *j, size_t p)
+{
+    while (p < j->len && (j->s[p] == ' ' || j->s[p] == '\t' ||
+                          j->s[p] == '\n' || j->s[p] == '\r'))
+        p++;
+    return p;
+}
+
+static int hex4(const api_json *j, size_t p, unsigned *out)
+{
+    if (p + 4 > j->len)
+        return -1;
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = j->s[p + (size_t)k];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The string at p (on its '"'): the position after it, or NPOS with *bad
+ * at the fault. With out set, the unescaped bytes go there (cut to cap -
+ * 1, *cut set when longer) and are NUL-terminated. */
+static size_t string_at(const api_json *j, size_t p, size_t *bad, char *out,
+                        size_t cap, int *cut)
+{
+    size_t n = 0;
+    if (cut)
+        *cut = 0;
+#define EMIT(c)                                                            \
+    do {                                                                   \
+        if (out) {                                                         \
+            if (n + 1 < cap)                                               \
+                out[n++] = (char)(c);                                      \
+            else if (cut)                                                  \
+                *cut = 1;                                                  \
+        }                                                                  \
+    } while (0)
+    if (p >= j->len || j->s[p] != '"') {
+        *bad = p;
+        return NPOS;
+    }
+    p++;
+    for (;;) {
+        if (p >= j->len) {
+            *bad = p;
+            return NPOS;
+        }
+        unsigned char c = (unsigned char)j->s[p];
+        if (c == '"')
+            break;
+        if (c < 0x20) { /* raw control characters are not JSON */
+            *bad = p;
+            return NPOS;
+        }
+        if (c != '\\') {
+            EMIT(c);
+            p++;
+            continue;
+        }
+        if (p + 1 >= j->len) {
+            *bad = p;
+            return NPOS;
+        }
+        char e = j->s[p + 1];
+        const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
+        const char *hit = e ? strchr(from, e) : NULL;
+        if (hit) {
+            EMIT(to[hit - from]);
+            p += 2;
+            continue;
+        }
+        unsigned u;
+        if (e != 'u' || hex4(j, p + 2, &u)) {
+            *bad = p;
+            return NPOS;
+        }
+        size_t start = p;
+        p += 6;
+        if (u >= 0xDC00 && u <= 0xDFFF) { /* a lone low surrogate */
+            *bad = start;
+            return NPOS;
+        }
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            unsigned lo;
+            if (p + 1 >= j->len || j->s[p] != '\\' || j->s[p + 1] != 'u' ||
+                hex4(j, p + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
+                *bad = start;
+                return NPOS;
+            }
+            p += 6;
+            u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        if (u < 0x80) {
+            EMIT(u);
+        } else if (u < 0x800) {
+            EMIT(0xC0 | (u >> 6));
+            EMIT(0x80 | (u & 0x3F));
+        } else if (u < 0x10000) {
+            EMIT(0xE0 | (u >> 12));
+            EMIT(0x80 | ((u >> 6) & 0x3F));
+            EMIT(0x80 | (u & 0x3F));
+        } else {
+            EMIT(0xF0 | (u >> 18));
+            EMIT(0x80 | ((u >> 12) & 0x3F));
+            EMIT(0x80 | ((u >> 6) & 0x3F));
+            EMIT(0x80 | (u & 0x3F));
+        }
+    }
+#undef EMIT
+    if (out && cap)
+        out[n] = '\0';
+    return p + 1;
+}
+
+/* Only the grammar: the end of the number at p, or NPOS. */
+static size_t number_syntax(const api_json *j, size_t p)
+{
+    const char *s = j->s;
+    size_t len = j->len;
+    if (p < len && s[p] == '-')
+        p++;
+    if (p >= len || s[p] < '0' || s[p] > '9')
+        return NPOS;
+    if (s[p] == '0')
+        p++;
+    else
+        while (p < len && s[p] >= '0' && s[p] <= '9')
+            p++;
+    if (p < len && s[p] == '.') {
+        p++;
+        if (p >= len || s[p] < '0' || s[p] > '9')
+            return NPOS;
+        while (p < len && s[p] >= '0' && s[p] <= '9')
+            p++;
+    }
+    if (p < len && (s[p] == 'e' || s[p] == 'E')) {
+        p++;
+        if (p < len && (s[p] == '+' || s[p] == '-'))
+            p++;
+        if (p >= len || s[p] < '0' || s[p] > '9')
+            return NPOS;
+        while (p < len && s[p] >= '0' && s[p] <= '9')
+            p++;
+    }
+    return p;
+}
+
+/* The end of the value at p (white space first), or NPOS with *bad. */
+static size_t value_end(const api_json *j, size_t p, int depth, size_t *bad)
+{
+    p = ws(j, p);
+    if (p >= j->len) {
+        *bad = p;
+        return NPOS;
+    }
+    char c = j->s[p];
+    if (c == '"')
+        return string_at(j, p, bad, NULL, 0, NULL);
+    if (c == '{' || c == '[') {
+        if (depth >= API_JSON_MAX_DEPTH) {
+            *bad = p;
+            return NPOS;
+        }
+        char close = c == '{' ? '}' : ']';
+        p = ws(j, p + 1);
+        if (p < j->len && j->s[p] == close)
+            return p + 1;
+        for (;;) {
+            if (c == '{') {
+                p = string_at(j, ws(j, p), bad, NULL, 0, NULL);
+                if (p == NPOS)
+                    return NPOS;
+                p = ws(j, p);
+                if (p >= j->len || j->s[p] != ':') {
+                    *bad = p;
+                    return NPOS;
+                }
+                p++;
+            }
+            p = value_end(j, p, depth + 1, bad);
+            if (p == NPOS)
+                return NPOS;
+            p = ws(j, p);
+            if (p < j->len && j->s[p] == ',') {
+                p++;
+                continue;
+            }
+            if (p < j->len && j->s[p] == close)
+                return p + 1;
+            *bad = p;
+            return NPOS;
+        }
+    }
+    static const char *const words[] = {"true", "false", "null"};
+    for (int w = 0; w < 3; w++) {
+        size_t n = strlen(words[w]);
+        if (j->len - p >= n && memcmp(j->s + p, words[w], n) == 0)
+            return p + n;
+    }
+    size_t end = number_syntax(j, p);
+    if (end == NPOS)
+        *bad = p;
+    return end;
+}
+
+int api_json_check(const char *s, size_t len, size_t *at, int *trailing)
+{
+    api_json j = {s, len};
+    size_t bad = 0;
+    *trailing = 0;
+    size_t end = value_end(&j, 0, 0, &bad);
+    if (end == NPOS) {
+        *at = bad;
+        return -1;
+    }
+    end = ws(&j, end);
+    if (end < len) {
+        *at = end;
+        *trailing = 1;
+        return -1;
+    }
+    return 0;
+}
+
+int api_json_kind(const api_json *j, size_t pos)
+{
+    pos = ws(j, pos);
+    return pos < j->len ? (unsigned char)j->s[pos] : 0;
+}
+
+/* The end of the string at p (on its '"'), unchecked, or NPOS. */
+static size_t string_end(const api_json *j, size_t p)
+{
+    const char *s = j->s;
+    for (p++; p < j->len; p++) {
+        if (s[p] == '\\')
+            p++;
+        else if (s[p] == '"')
+            return p + 1;
+    }
+    return NPOS;
+}
+
+/* Skipping does not check again what api_json_check has checked: it only
+ * matches brackets outside strings (and stays inside the text when it was
+ * never checked, where the readers then fail on what they read). Members
+ * are found by skipping the values before them, so this is what a large
+ * document costs beyond its numbers. */
+size_t api_json_skip(const api_json *j, size_t pos)
+{
+    const char *s = j->s;
+    size_t p = ws(j, pos);
+    if (p >= j->len)
+        return NPOS;
+    char c = s[p];
+    if (c == '"')
+        return string_end(j, p);
+    if (c == '[' || c == '{') {
+        int depth = 0;
+        for (; p < j->len; p++) {
+            char ch = s[p];
+            if (ch == '"') {
+                p = string_end(j, p);
+                if (p == NPOS)
+                    return NPOS;
+                p--;
+            } else if (ch == '[' || ch == '{') {
+                depth++;
+            } else if ((ch == ']' || ch == '}') && --depth == 0) {
+                return p + 1;
+            }
+        }
+        return NPOS;
+    }
+    size_t q = p;
+    while (q < j->len && ((s[q] >= '0' && s[q] <= '9') ||
+                          (s[q] >= 'a' && s[q] <= 'z') ||
+                          (s[q] >= 'A' && s[q] <= 'Z') || s[q] == '-' ||
+                          s[q] == '+' || s[q] == '.'))
+        q++;
+    return q > p ? q : NPOS;
+}
+
+int api_json_member(const api_json *j, size_t pos, size_t *it, char *key,
+                    size_t keycap, int *cut, size_t *value)
+{
+    size_t p, bad;
+    if (*it == 0) {
+        p = ws(j, pos);
+        if (p >= j->len || j->s[p] != '{')
+            return -1;
+        p = ws(j, p + 1);
+        if (p < j->len && j->s[p] == '}') {
+            *it = p;
+            return 0;
+        }
+    } else {
+        p = ws(j, *it);
+        if (p < j->len && j->s[p] == '}')
+            return 0;
+        if (p >= j->len || j->s[p] != ',')
+            return -1;
+        p = ws(j, p + 1);
+    }
+    p = string_at(j, p, &bad, key, keycap, cut);
+    if (p == NPOS)
+        return -1;
+    p = ws(j, p);
+    if (p >= j->len || j->s[p] != ':')
+        return -1;
+    *value = ws(j, p + 1);
+    size_t end = api_json_skip(j, *value);
+    if (end == NPOS)
+        return -1;
+    *it = end;
+    return 1;
+}
+
+/* Keys longer than this match no name of ours (node names are shorter)
+ * and are shown cut in messages. */
+#define KEY_MAX 256
+
+size_t api_json_find(const api_json *j, size_t pos, const char *key)
+{
+    size_t it = 0, value;
+    char k[KEY_MAX];
+    int cut, rc;
+    while ((rc = api_json_member(j, pos, &it, k, sizeof k, &cut, &value)) == 1)
+        if (!cut && strcmp(k, key) == 0)
+            return value;
+    return NPOS;
+}
+
+static int bad_json(api_error *err, const char *where, size_t at)
+{
+    return api_fail(err, 400, "bad_json", "%s: malformed JSON at byte %zu",
+                    where, at);
+}
+
+/* ---------------------------------------------------------- tensors */
+
+typedef struct tensor_read {
+    const api_json *j;
+    const char *where;
+    size_t max;
+    api_error *err;
+    int ndim;                /* axes, once the first number is reached */
+    int dims[NN_MAX_DIMS];   /* sizes, once the first array of each axis
+                                closes (0 before) */
+    int index[NN_MAX_DIMS];  /* the element's place, for messages */
+    float *data;             /* nn_realloc'd */
+    size_t n, cap;
+} tensor_read;
+
+/* "inputs.x[0][3]" for the element being read at depth+1 axes. */
+static const char *place(const tensor_read *r, int axes, char *buf,
+                         size_t size)
+{
+    size_t len = (size_t)snprintf(buf, size, "%s", r->where);
+    for (int d = 0; d < axes && len < size; d++)
+        len += (size_t)snprintf(buf + len, size - len, "[%d]", r->index[d]);
+    return buf;
+}
+
+static int ragged(tensor_read *r, int axis, size_t at)
+{
+    char here[200];
+    return api_fail(r->err, 400, "bad_tensor", "%s: ragged array: every "
+                    "array on axis %d must have %d elements (%s at byte "
+                    "%zu)", r->where, axis, r->dims[axis],
+                    place(r, axis, here, sizeof here), at);
+}
+
+static int push_number(tensor_read *r, size_t p, size_t *end, int axes)
+{
+    char here[200];
+    float f;
+    size_t used = api_read_float(r->j->s + p, r->j->len - p, &f);
+    if (!used)
+        return api_fail(r->err, 400, "bad_tensor", "%s: element %zu is not "
+                        "a number (%s at byte %zu)", r->where, r->n,
+                        place(r, axes, here, sizeof here), p);
+    if (!isfinite(f))
+        return api_fail(r->err, 400, "bad_tensor", "%s: element %zu is not "
+                        "a finite float32 (%s at byte %zu)", r->where, r->n,
+                        place(r, axes, here, sizeof here), p);
+    if (r->n == r->max)
+        return api_fail(r->err, 413, "too_large", "%s: more than %zu "
+                        "elements", r->where, r->max);
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64;
+        if (cap > r->max)
+            cap = r->max;
+        float *d = nn_realloc(r->data, cap * sizeof *d);
+        if (!d)
+            return api_fail(r->err, 503, "out_of_memory", "%s: out of "
+                            "memory", r->where);
+        r->data = d;
+        r->cap = cap;
+    }
+    r->data[r->n++] = f;
+    *end = p + used;
+    return 0;
+}
+
+/* Reads the array at p (on its '[') as axis `axis`; *end after it. */
+static int read_nested(tensor_read *r, size_t p, int axis, size_t *end)
+{
+    const api_json *j = r->j;
+    if (axis == NN_MAX_DIMS)
+        return api_fail(r->err, 400, "bad_tensor", "%s: more than %d axes",
+                        r->where, NN_MAX_DIMS);
+    size_t open = p;
+    p = ws(j, p + 1);
+    int count = 0;
+    if (p < j->len && j->s[p] == ']') {
+        if (r->dims[axis])
+            return ragged(r, axis, open);
+        return api_fail(r->err, 400, "bad_tensor", "%s: an empty array has "
+                        "no shape", r->where);
+    }
+    for (;;) {
+        if (r->dims[axis] && count == r->dims[axis])
+            return ragged(r, axis, p);
+        r->index[axis] = count;
+        int kind = api_json_kind(j, p);
+        if (r->ndim == 0 && kind != '[')
+            r->ndim = axis + 1; /* the first number fixes the axes */
+        if (kind == '[' && (r->ndim == 0 || axis + 1 < r->ndim)) {
+            if (read_nested(r, p, axis + 1, &p))
+                return -1;
+        } else if (axis + 1 < r->ndim || kind == '[') {
+            return ragged(r, axis + 1 < r->ndim ? axis + 1 : axis, p);
+        } else if (push_number(r, p, &p, axis + 1)) {
+            return -1;
+        }
+        count++;
+        p = ws(j, p);
+        if (p < j->len && j->s[p] == ',') {
+            p = ws(j, p + 1);
+            continue;
+        }
+        if (p < j->len && j->s[p] == ']')
+            break;
+        return bad_json(r->err, r->where, p);
+    }
+    if (r->dims[axis] && count != r->dims[axis])
+        return ragged(r, axis, open);
+    r->dims[axis] = count;
+    *end = p + 1;
+    return 0;
+}
+
+/* Takes data (nn_realloc'd, n floats). */
+static nn_tensor *wrap(float *data, const nn_shape *shape)
+{
+    nn_tensor *t = nn_malloc(sizeof *t);
+    if (!t) {
+        nn_free(data);
+        return NULL;
+    }
+    memset(t, 0, sizeof *t);
+    t->shape = *shape;
+    t->data = data;
+    t->owns_data = 1;
+    return t;
+}
+
+static int tensor_nested(const api_json *j, size_t pos, const char *where,
+                         const api_limits *lim, nn_tensor **out,
+                         api_error *err)
+{
+    tensor_read r;
+    memset(&r, 0, sizeof r);
+    r.j = j;
+    r.where = where;
+    r.max = lim->max_tensor_elems;
+    r.err = err;
+    size_t end;
+    if (read_nested(&r, ws(j, pos), 0, &end)) {
+        nn_free(r.data);
+        return -1;
+    }
+    nn_shape shape = nn_shape_make(r.ndim, r.dims);
+    /* The growth's slack back (realloc to less keeps the data). */
+    float *data = r.data;
+    if (r.cap > r.n) {
+        float *d = nn_realloc(r.data, r.n * sizeof *d);
+        if (d)
+            data = d;
+    }
+    *out = wrap(data, &shape);
+    return *out ? 0 : api_fail(err, 503, "out_of_memory", "%s: out of memory",
+                               where);
+}
+
+/* A "shape" size as cJSON read it: a number, integral, 1 to 1e9. */
+static int shape_size(const api_json *j, size_t p, int *out)
+{
+    size_t end = number_syntax(j, p);
+    if (end == NPOS || end - p > 40)
+        return -1;
+    char tmp[48];
+    memcpy(tmp, j->s + p, end - p);
+    tmp[end - p] = '\0';
+    double d = strtod(tmp, NULL);
+    if (d != floor(d) || d < 1 || d > 1e9)
+        return -1;
+    *out = (int)d;
+    return 0;
+}
+
+static int tensor_object(const api_json *j, size_t pos, const char *where,
+                         const api_limits *lim, int ignore_trainable,
+                         nn_tensor **out, api_error *err)
+{
+    size_t it = 0, value, shape_at = NPOS, data_at = NPOS;
+    char key[KEY_MAX];
+    int cut, rc;
+    while ((rc = api_json_member(j, pos, &it, key, sizeof key, &cut,
+                                 &value)) == 1) {
+        if (!cut && strcmp(key, "shape") == 0) {
+            if (shape_at == NPOS)
+                shape_at = value;
+        } else if (!cut && strcmp(key, "data") == 0) {
+            if (data_at == NPOS)
+                data_at = value;
+        } else if (!(ignore_trainable && !cut &&
+                     strcmp(key, "trainable") == 0)) {
+            return api_fail(err, 400, "bad_tensor", "%s: unknown member "
+                            "'%.64s' (a tensor object has \"shape\" and "
+                            "\"data\")", where, key);
+        }
+    }
+    if (rc < 0)
+        return bad_json(err, where, it);
+    if (shape_at == NPOS || data_at == NPOS ||
+        api_json_kind(j, shape_at) != '[' || api_json_kind(j, data_at) != '[')
+        return api_fail(err, 400, "bad_tensor", "%s: \"shape\" and \"data\" "
+                        "must both be arrays", where);
+    nn_shape shape;
+    memset(&shape, 0, sizeof shape);
+    size_t p = ws(j, ws(j, shape_at) + 1);
+    int nd = 0, bad_size = 0;
+    if (p < j->len && j->s[p] != ']')
+        for (;;) {
+            int size;
+            if (shape_size(j, p, &size))
+                bad_size = 1;
+            else if (nd < NN_MAX_DIMS)
+                shape.dims[nd] = size;
+            nd++;
+            p = api_json_skip(j, p);
+            if (p == NPOS)
+                return bad_json(err, where, shape_at);
+            p = ws(j, p);
+            if (p < j->len && j->s[p] == ',') {
+                p = ws(j, p + 1);
+                continue;
+            }
+            break;
+        }
+    if (nd < 1 || nd > NN_MAX_DIMS)
+        return api_fail(err, 400, "bad_tensor", "%s: \"shape\" must have 1 to "
+                        "%d sizes", where, NN_MAX_DIMS);
+    if (bad_size)
+        return api_fail(err, 400, "bad_tensor", "%s: \"shape\" sizes must "
+                        "be positive integers", where);
+    shape.ndim = nd;
+    size_t n = 1;
+    for (int d = 0; d < nd; d++) {
+        n *= (size_t)shape.dims[d];
+        if (n > lim->max_tensor_elems)
+            return api_fail(err, 413, "too_large", "%s: more than %zu "
+                            "elements", where, lim->max_tensor_elems);
+    }
+    float *data = nn_malloc(n * sizeof *data);
+    if (!data)
+        return api_fail(err, 503, "out_of_memory", "%s: out of memory", where);
+    size_t count = 0;
+    p = ws(j, ws(j, data_at) + 1);
+    int failed = 0;
+    if (p < j->len && j->s[p] != ']')
+        for (;;) {
+            if (count < n) {
+                float f;
+                size_t used = api_read_float(j->s + p, j->len - p, &f);
+                if (!used) {
+                    failed = api_fail(err, 400, "bad_tensor", "%s: element "
+                                      "%zu is not a number (%s.data[%zu] at "
+                                      "byte %zu)", where, count, where, count,
+                                      p);
+                    break;
+                }
+                if (!isfinite(f)) {
+                    failed = api_fail(err, 400, "bad_tensor", "%s: element "
+                                      "%zu is not a finite float32 "
+                                      "(%s.data[%zu] at byte %zu)", where,
+                                      count, where, count, p);
+                    break;
+                }
+                data[count] = f;
+                p += used;
+            } else if ((p = api_json_skip(j, p)) == NPOS) {
+                failed = bad_json(err, where, data_at);
+                break;
+            }
+            count++;
+            p = ws(j, p);
+            if (p < j->len && j->s[p] == ',') {
+                p = ws(j, p + 1);
+                continue;
+            }
+            if (p < j->len && j->s[p] == ']')
+                break;
+            failed = bad_json(err, where, p);
+            break;
+        }
+    if (!failed && count != n)
+        failed = api_fail(err, 400, "bad_tensor", "%s: \"data\" has %zu "
+                          "numbers where the shape needs %zu", where, count,
+                          n);
+    if (failed) {
+        nn_free(data);
+        return -1;
+    }
+    *out = wrap(data, &shape);
+    return *out ? 0 : api_fail(err, 503, "out_of_memory", "%s: out of memory",
+                               where);
+}
+
+int api_json_tensor(const api_json *j, size_t pos, const char *where,
+                    const api_limits *lim, int ignore_trainable,
+                    nn_tensor **out, api_error *err)
+{
+    *out = NULL;
+    int kind = api_json_kind(j, pos);
+    if (kind == '{')
+        return tensor_object(j, pos, where, lim, ignore_trainable, out, err);
+    if (kind == '[')
+        return tensor_nested(j, pos, where, lim, out, err);
+    return api_fail(err, 400, "bad_tensor", "%s: expected an array of "
+                    "numbers or {\"shape\", \"data\"}", where);
+}
+
+/* ------------------------------------------------- request documents */
+
+int api_read_step_body(const api_json *j, int sequence, api_step_body *b,
+                       api_error *err)
+{
+    b->inputs = b->forced = NPOS;
+    b->train = 0;
+    if (api_json_kind(j, 0) != '{')
+        return api_fail(err, 400, "bad_request", "the body must be a JSON "
+                        "object {\"inputs\": {...}, \"train\": false}");
+    size_t it = 0, value, train = NPOS;
+    char key[KEY_MAX];
+    int cut, rc;
+    while ((rc = api_json_member(j, 0, &it, key, sizeof key, &cut,
+                                 &value)) == 1) {
+        size_t *slot = NULL;
+        if (!cut && strcmp(key, "inputs") == 0)
+            slot = &b->inputs;
+        else if (!cut && strcmp(key, "train") == 0)
+            slot = &train;
+        else if (!cut && sequence && strcmp(key, "forced") == 0)
+            slot = &b->forced;
+        else
+            return api_fail(err, 400, "bad_request", "unknown member '%.64s' "
+                            "(expected inputs, train%s)", key,
+                            sequence ? ", forced" : "");
+        if (*slot == NPOS) /* the first of repeated keys, as cJSON */
+            *slot = value;
+    }
+    if (rc < 0)
+        return bad_json(err, "the body", it);
+    if (b->inputs == NPOS)
+        return api_fail(err, 400, "bad_request", "\"inputs\" is missing");
+    if (train != NPOS) {
+        int kind = api_json_kind(j, train);
+        if (kind != 't' && kind != 'f')
+            return api_fail(err, 400, "bad_request", "\"train\" must be true "
+                            "or false");
+        b->train = kind == 't';
+    }
+    return 0;
+}
+
+int api_json_stateless_batch(const api_json *j, size_t inputs)
+{
+    size_t it = 0, value;
+    char key[KEY_MAX];
+    int cut;
+    if (api_json_kind(j, inputs) != '{' ||
+        api_json_member(j, inputs, &it, key, sizeof key, &cut, &value) != 1)
+        return 1;
+    int kind = api_json_kind(j, value);
+    if (kind == '[') {
+        /* The number of elements of the outer array. */
+        size_t p = ws(j, ws(j, value) + 1);
+        if (p < j->len && j->s[p] == ']')
+            return 0;
+        int n = 0;
+        while (p != NPOS && p < j->len) {
+            n++;
+            p = ws(j, api_json_skip(j, p));
+            if (p >= j->len || j->s[p] != ',')
+                break;
+            p++;
+        }
+        return n;
+    }
+    if (kind == '{') {
+        size_t shape = api_json_find(j, value, "shape");
+        if (shape == NPOS || api_json_kind(j, shape) != '[')
+            return 1;
+        size_t p = ws(j, ws(j, shape) + 1);
+        if (number_syntax(j, p) == NPOS)
+            return 1;
+        char tmp[48];
+        size_t end = number_syntax(j, p);
+        size_t n = end - p < sizeof tmp ? end - p : sizeof tmp - 1;
+        memcpy(tmp, j->s + p, n);
+        tmp[n] = '\0';
+        double d = strtod(tmp, NULL);
+        return d >= -2e9 && d <= 2e9 ? (int)d : 0;
+    }
+    return 1;
+}
+
+/* Every member of inputs names an entry, and every entry is given. */
+static int check_input_names(const api_json *j, size_t inputs,
+                             const nn_graph *g, api_error *err)
+{
+    if (api_json_kind(j, inputs) != '{')
+        return api_fail(err, 400, "bad_request", "\"inputs\" must be an object "
+                        "mapping input names to tensors");
+    size_t it = 0, value;
+    char key[KEY_MAX];
+    int cut, rc;
+    while ((rc = api_json_member(j, inputs, &it, key, sizeof key, &cut,
+                                 &value)) == 1) {
+        nn_node *node = cut ? NULL : nn_graph_find(g, key);
+        if (!node || !(nn_node_type_of(node)->flags & NN_TYPE_SOURCE))
+            return api_fail(err, 400, "unknown_input", "inputs.%.64s: the "
+                            "network has no input of that name", key);
+    }
+    if (rc < 0)
+        return bad_json(err, "inputs", it);
+    for (int e = 0; e < nn_graph_entry_count(g); e++) {
+        const char *name = nn_node_name(nn_graph_entry_at(g, e));
+        if (api_json_find(j, inputs, name) == NPOS)
+            return api_fail(err, 400, "missing_input", "inputs.%s is missing",
+                            name);
+    }
+    return 0;
+}
+
+int api_json_bind_step_inputs(const api_json *j, size_t inputs,
+                              nn_session *s, const nn_graph *g,
+                              const api_limits *lim, api_error *err)
+{
+    if (check_input_names(j, inputs, g, err))
+        return -1;
+    for (int e = 0; e < nn_graph_entry_count(g); e++) {
+        nn_node *entry = nn_graph_entry_at(g, e);
+        char where[96];
+        snprintf(where, sizeof where, "inputs.%s", nn_node_name(entry));
+        nn_tensor *t;
+        if (api_json_tensor(j, api_json_find(j, inputs, nn_node_name(entry)),
+                            where, lim, 0, &t, err))
+            return -1;
+        nn_tensor *dst = nn_session_input(s, nn_node_name(entry));
+        if (!nn_shape_equal(&t->shape, &dst->shape)) {
+            char got[96], want[96];
+            api_fail(err, 400, "shape_mismatch", "%s has shape %s; the network "
+                     "needs %s (batch, ...)", where,
+                     nn_shape_str(&t->shape, got, sizeof got),
+                     nn_shape_str(&dst->shape, want, sizeof want));
+            nn_tensor_free(t);
+            return -1;
+        }
+        memcpy(dst->data, t->data, nn_tensor_numel(t) * sizeof(float));
+        nn_tensor_free(t);
+    }
+    return 0;
+}
+
+int api_json_sequence_inputs(const api_json *j, size_t inputs,
+                             const nn_graph *g, int batch,
+                             const api_limits *lim, nn_binding **bindings,
+                             int *num_steps, api_error *err)
+{
+    *bindings = NULL;
+    *num_steps = 0;
+    if (check_input_names(j, inputs, g, err))
+        return -1;
+    int n = nn_graph_entry_count(g);
+    nn_binding *b = calloc((size_t)n, sizeof *b);
+    if (!b)
+        return api_fail(err, 503, "out_of_memory", "out of memory");
+    int steps = -1;
+    for (int e = 0; e < n; e++) {
+        nn_node *entry = nn_graph_entry_at(g, e);
+        char where[96];
+        snprintf(where, sizeof where, "inputs.%s", nn_node_name(entry));
+        b[e].name = nn_node_name(entry);
+        if (api_json_tensor(j, api_json_find(j, inputs, nn_node_name(entry)),
+                            where, lim, 0, &b[e].tensor, err))
+            goto fail;
+        const nn_shape *got = &b[e].tensor->shape;
+        nn_shape per = nn_node_output_shape(entry);
+        int ok = got->ndim == per.ndim + 2 && got->dims[0] == batch;
+        for (int d = 0; ok && d < per.ndim; d++)
+            ok = got->dims[d + 2] == per.dims[d];
+        if (!ok) {
+            char gs[96], ps[96];
+            api_fail(err, 400, "shape_mismatch", "%s has shape %s; a run needs "
+                     "(batch=%d, time, %s without parentheses)", where,
+                     nn_shape_str(got, gs, sizeof gs), batch,
+                     nn_shape_str(&per, ps, sizeof ps));
+            goto fail;
+        }
+        if (steps >= 0 && got->dims[1] != steps) {
+            api_fail(err, 400, "shape_mismatch", "%s has %d time steps where "
+                     "the other inputs have %d", where, got->dims[1], steps);
+            goto fail;
+        }
+        steps = got->dims[1];
+    }
+    if (steps > lim->max_steps) {
+        api_fail(err, 413, "too_large", "%d time steps; the limit is %d", steps,
+                 lim->max_steps);
+        goto fail;
+    }
+    *bindings = b;
+    *num_steps = steps;
+    return 0;
+fail:
+    api_bindings_free(b, n);
+    return -1;
+}
+
+int api_json_node_sequences(const api_json *j, size_t obj,
+                            const nn_graph *g, int batch, int steps,
+                            const char *what, const api_limits *lim,
+                            nn_binding **bindings, int *n, api_error *err)
+{
+    *bindings = NULL;
+    *n = 0;
+    if (api_json_kind(j, obj) != '{')
+        return api_fail(err, 400, "bad_request", "\"%s\" must be an object "
+                        "{\"<node>\": (batch, steps, features)}", what);
+    size_t it = 0, value;
+    char key[KEY_MAX];
+    int cut, rc, count = 0;
+    while ((rc = api_json_member(j, obj, &it, key, sizeof key, &cut,
+                                 &value)) == 1)
+        count++;
+    if (rc < 0)
+        return bad_json(err, what, it);
+    nn_binding *b = calloc((size_t)count + 1, sizeof *b);
+    if (!b)
+        return api_fail(err, 503, "out_of_memory", "out of memory");
+    *bindings = b;
+    it = 0;
+    while (api_json_member(j, obj, &it, key, sizeof key, &cut, &value) == 1) {
+        char here[160];
+        snprintf(here, sizeof here, "%s.%.64s", what, key);
+        nn_node *node = cut ? NULL : nn_graph_find(g, key);
+        if (!node)
+            return api_fail(err, 404, "not_found", "%s: the network has no "
+                            "node '%.64s'", here, key);
+        nn_binding *bind = &b[(*n)++];
+        bind->name = nn_node_name(node);
+        if (api_json_tensor(j, value, here, lim, 0, &bind->tensor, err))
+            return -1;
+        nn_shape per = nn_node_output_shape(node);
+        const nn_shape *got = &bind->tensor->shape;
+        int ok = got->ndim == per.ndim + 2 && got->dims[0] == batch &&
+                 got->dims[1] == steps;
+        for (int k = 0; ok && k < per.ndim; k++)
+            ok = got->dims[k + 2] == per.dims[k];
+        if (!ok) {
+            char gs[96], ps[96];
+            return api_fail(err, 400, "shape_mismatch", "%s has shape %s; it "
+                            "needs (%d sequences, %d steps, %s without "
+                            "parentheses) like the inputs and node '%s'", here,
+                            nn_shape_str(got, gs, sizeof gs), batch, steps,
+                            nn_shape_str(&per, ps, sizeof ps), key);
+        }
+    }
+    return 0;
+}
+
+/* -------------------------------------------------------- parameters */
+
+typedef struct params_item {
+    nn_node *node;
+    int weight;
+    nn_tensor *values; /* owned */
+} params_item;
+
+struct api_params_import {
+    params_item *items;
+    int n, cap;
+};
+
+void api_params_import_free(api_params_import *imp)
+{
+    if (!imp)
+        return;
+    for (int i = 0; i < imp->n; i++)
+        nn_tensor_free(imp->items[i].values);
+    free(imp->items);
+    free(imp);
+}
+
+static int weight_index(nn_node *node, const char *name)
+{
+    for (int w = 0; w < nn_node_weight_count(node); w++)
+        if (strcmp(nn_node_weight_name(node, w), name) == 0)
+            return w;
+    return -1;
+}
+
+int api_params_read(const nn_graph *g, const api_json *j,
+                    api_params_import **out, api_error *err)
+{
+    *out = NULL;
+    size_t nodes = api_json_kind(j, 0) == '{' ? api_json_find(j, 0, "nodes")
+                                              : NPOS;
+    if (nodes == NPOS || api_json_kind(j, nodes) != '{')
+        return api_fail(err, 400, "bad_request", "a parameter document is "
+                        "{\"nodes\": {\"<node>\": {\"<weight>\": tensor}}}");
+    api_params_import *imp = calloc(1, sizeof *imp);
+    if (!imp)
+        return api_fail(err, 503, "out_of_memory", "out of memory");
+    /* Weights are as large as the network allows, not as a request's
+     * tensors. */
+    api_limits lim = api_default_limits();
+    lim.max_tensor_elems = (size_t)1 << 31;
+    size_t it = 0, value;
+    char name[KEY_MAX];
+    int cut, rc;
+    while ((rc = api_json_member(j, nodes, &it, name, sizeof name, &cut,
+                                 &value)) == 1) {
+        nn_node *node = cut ? NULL : nn_graph_find(g, name);
+        if (!node) {
+            api_fail(err, 400, "unknown_node", "nodes.%.64s: no such node",
+                     name);
+            goto fail;
+        }
+        if (api_json_kind(j, value) != '{') {
+            api_fail(err, 400, "bad_request", "nodes.%s must map weight "
+                     "names to tensors", name);
+            goto fail;
+        }
+        size_t wit = 0, wvalue;
+        char wname[KEY_MAX];
+        int wcut, wrc;
+        while ((wrc = api_json_member(j, value, &wit, wname, sizeof wname,
+                                      &wcut, &wvalue)) == 1) {
+            char where[160];
+            snprintf(where, sizeof where, "nodes.%s.%.64s", name, wname);
+            int w = wcut ? -1 : weight_index(node, wname);
+            if (w < 0) {
+                api_fail(err, 400, "unknown_weight", "%s: node '%s' has no "
+                         "weight of that name", where, name);
+                goto fail;
+            }
+            if (imp->n == imp->cap) {
+                int cap = imp->cap ? imp->cap * 2 : 8;
+                params_item *p = realloc(imp->items, (size_t)cap * sizeof *p);
+                if (!p) {
+                    api_fail(err, 503, "out_of_memory", "out of memory");
+                    goto fail;
+                }
+                imp->items = p;
+                imp->cap = cap;
+            }
+            params_item *item = &imp->items[imp->n];
+            if (api_json_tensor(j, wvalue, where, &lim, 1, &item->values, err))
+                goto fail;
+            imp->n++;
+            item->node = node;
+            item->weight = w;
+            const nn_tensor *dst = nn_node_weight_at(node, w);
+            if (!nn_shape_equal(&item->values->shape, &dst->shape)) {
+                char a[96], b[96];
+                api_fail(err, 400, "shape_mismatch", "%s has shape %s; the "
+                         "weight is %s", where,
+                         nn_shape_str(&item->values->shape, a, sizeof a),
+                         nn_shape_str(&dst->shape, b, sizeof b));
+                goto fail;
+            }
+        }
+        if (wrc < 0) {
+            bad_json(err, "nodes", wit);
+            goto fail;
+        }
+    }
+    if (rc < 0) {
+        bad_json(err, "nodes", it);
+        goto fail;
+    }
+    *out = imp;
+    return 0;
+fail:
+    api_params_import_free(imp);
+    return -1;
+}
+
+void api_params_apply(nn_graph *g, const api_params_import *imp)
+{
+    (void)g; /* the items point at g's nodes */
+    for (int i = 0; i < imp->n; i++) {
+        nn_tensor *dst = nn_node_weight_at(imp->items[i].node,
+                                           imp->items[i].weight);
+        memcpy(dst->data, imp->items[i].values->data,
+               nn_tensor_numel(dst) * sizeof(float));
+    }
+}
