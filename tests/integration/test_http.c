@@ -816,7 +816,43 @@ static void test_metrics(void)
                                           "session_forward\",status=\"200\"}"));
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "status=\"404\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "nerved_request_duration_seconds_"
-                                          "bucket{le=\"+Inf\"}"));
+                                          "bucket{route=\"session_forward\","
+                                          "le=\"+Inf\"}"));
+    /* Per network: the forwards above named one. */
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\nnerved_network_requests_total"
+                                          "{network=\"n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\nnerved_network_steps_total"
+                                          "{network=\"n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "reason=\"not_found\"}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\nnerved_queue_depth{network="));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "nerved_fits_total{outcome="
+                                          "\"cancelled\"}"));
+    CU_ASSERT_PTR_NULL(strstr(r.body, "failed_or_cancelled"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\nnerved_build_info{version=\""));
+    /* This scrape is in flight on an open connection while it renders. */
+    const char *g = strstr(r.body, "\nnerved_in_flight_requests ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT(atol(g + strlen("\nnerved_in_flight_requests ")) >= 1);
+    g = strstr(r.body, "\nnerved_open_connections ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT(atol(g + strlen("\nnerved_open_connections ")) >= 1);
+    /* The process metrics, read from /proc: this daemon is running now,
+     * holds memory, and has at least its listening socket open. */
+    g = strstr(r.body, "\nprocess_resident_memory_bytes ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT(atof(g + strlen("\nprocess_resident_memory_bytes ")) > 1e6);
+    g = strstr(r.body, "\nprocess_open_fds ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT(atol(g + strlen("\nprocess_open_fds ")) >= 1);
+    g = strstr(r.body, "\nprocess_max_fds ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT(atol(g + strlen("\nprocess_max_fds ")) >= 16);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\nprocess_cpu_seconds_total "));
+    g = strstr(r.body, "\nprocess_start_time_seconds ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    double started = atof(g + strlen("\nprocess_start_time_seconds "));
+    CU_ASSERT(started > (double)time(NULL) - 3600 &&
+              started < (double)time(NULL) + 5);
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "nerved_networks "));
     /* The sample line, not the # HELP line. */
     const char *steps = strstr(r.body, "\nnerved_forward_steps_total ");
