@@ -411,6 +411,10 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
     if (st->challenge)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer realm=\"nerved\"");
+    /* Every 503 is a "not now": the queue, the memory budget, the disk,
+     * a shutdown. */
+    if (req->status == 503 && req->retry_after <= 0)
+        req->retry_after = 1;
     if (req->retry_after > 0) {
         char seconds[16];
         snprintf(seconds, sizeof seconds, "%d", req->retry_after);

@@ -10,6 +10,7 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
+const zlib = require('zlib');
 const Ajv = require('ajv');
 
 const [docFile, logDir] = process.argv.slice(2);
@@ -76,6 +77,17 @@ function responseFor(template, method, status) {
     return null;
 }
 
+// A body the client asked to come compressed (Accept-Encoding) is held
+// against the schema as what it decompresses to.
+function decoded(body) {
+    if (body.length > 2 && body[0] === 0x1f && body[1] === 0x8b)
+        return zlib.gunzipSync(body);
+    if (body.length > 2 && body[0] === 0x78) {
+        try { return zlib.inflateSync(body); } catch (e) { return body; }
+    }
+    return body;
+}
+
 const failures = [];
 const seen = new Set();
 let count = 0;
@@ -87,36 +99,36 @@ function check(rec) {
     const fail = (msg) => failures.push(`${where}: ${msg}`);
     const body = Buffer.from(rec.body, 'base64');
     const template = findPath(url);
-    if (!template) {
-        // No document can list a path that does not exist; the daemon's
-        // answer to one is the documented error of a missing resource.
-        if (rec.status !== 404)
-            return fail('undocumented path');
-        const schema = url.startsWith('/v2') ? 'V2Error' : 'Error';
-        const v = validator('/components/schemas/' + schema);
-        let json;
-        try { json = JSON.parse(body.toString('utf8')); } catch (e) {
-            return fail('404 body is not JSON');
-        }
-        if (!v(json))
-            fail(`404 body: ${ajv.errorsText(v.errors)}`);
-        return;
-    }
-    const item = doc.paths[template];
+    const v2 = /^\/v2(\/|$)/.test(url);
+    // What no operation can list: a path that does not exist, or a method
+    // a path lacks. The daemon answers them before routing, with the
+    // shared responses: 401 without a key (it tells nothing then), else
+    // 404 for the path, or 405 for the method (which every operation of
+    // the path documents).
+    const shared = (name) => {
+        const key = (v2 ? 'V2' : '') + name;
+        if (!doc.components.responses[key])
+            return null;
+        return {r: doc.components.responses[key],
+                ptr: `/components/responses/${key}`};
+    };
+    const item = template ? doc.paths[template] : null;
     let opMethod = method;
     const isHead = method === 'head';
-    if (!item[opMethod] && isHead && item.get)
+    if (item && !item[opMethod] && isHead && item.get)
         opMethod = 'get';
     let found;
-    if (!item[opMethod]) {
-        // A method the path does not have: every operation of the path
-        // documents the 405 that answers it.
-        if (rec.status !== 405)
-            return fail(`method not documented for ${template}`);
-        const ops = METHODS.filter((m) => item[m]);
-        found = responseFor(template, ops[0], 405);
+    if (!item || !item[opMethod]) {
+        if (rec.status === 401)
+            found = shared('Unauthorized');
+        else if (!item && rec.status === 404)
+            found = shared('NotFound');
+        else if (item && rec.status === 405)
+            found = responseFor(template, METHODS.filter((m) => item[m])[0],
+                                405);
         if (!found)
-            return fail(`405 not documented on ${template}`);
+            return fail(item ? `method not documented for ${template}`
+                             : 'undocumented path');
     } else {
         found = responseFor(template, opMethod, rec.status);
         if (!found)
@@ -149,7 +161,7 @@ function check(rec) {
     if (ct !== 'application/json' || !content[ct].schema)
         return;
     let json;
-    try { json = JSON.parse(body.toString('utf8')); } catch (e) {
+    try { json = JSON.parse(decoded(body).toString('utf8')); } catch (e) {
         return fail('body is not JSON');
     }
     const v = validator(`${ptr}/content/${esc(ct)}/schema`);
