@@ -886,6 +886,35 @@ static void test_openapi_lists_every_route(void)
     }
     pclose(f);
     CU_ASSERT(routes >= 20);
+    /* And the other way: every operation the document lists but HEAD
+     * (answered on every GET route) is a route, each with its own
+     * operationId, so the two sets are equal. */
+    int operations = 0;
+    char ids[128][64];
+    int n_ids = 0;
+    for (const cJSON *path = paths->child; path; path = path->next)
+        for (const cJSON *op = path->child; op; op = op->next) {
+            if (strcmp(op->string, "parameters") == 0)
+                continue;
+            const char *id = cJSON_GetStringValue(get(op, "operationId"));
+            CU_ASSERT_PTR_NOT_NULL(id);
+            for (int k = 0; id && k < n_ids; k++)
+                if (strcmp(ids[k], id) == 0) {
+                    fprintf(stderr, "operationId %s twice\n", id);
+                    CU_FAIL("operationId used twice");
+                }
+            if (id && n_ids < 128)
+                snprintf(ids[n_ids++], sizeof ids[0], "%s", id);
+            if (strcmp(op->string, "head") == 0) {
+                CU_ASSERT_PTR_NOT_NULL(get(path, "get"));
+            } else {
+                operations++;
+            }
+        }
+    if (operations != routes)
+        fprintf(stderr, "the document has %d operations, the daemon %d "
+                "routes\n", operations, routes);
+    CU_ASSERT_EQUAL(operations, routes);
     cJSON_Delete(doc);
 }
 
