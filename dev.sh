@@ -7,12 +7,19 @@
 #                  daemon under valgrind, and each fuzz target for a while
 #                  (NERVED_FUZZ_SECONDS, default 30)
 #   ./dev.sh fuzz [SECONDS]  only the fuzzing, longer (default 600 each)
+#   ./dev.sh contract  only the API contract checks (see contract below)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config libopenblas-dev libmicrohttpd-dev
           libcjson-dev libcurl4-openssl-dev libcunit1-dev curl nginx openssl
           valgrind clang libclang-rt-dev zlib1g-dev)
+# The contract checks' tools, by the command each gives: node and npm run
+# the OpenAPI linters, validator and client generator (npm packages pinned
+# in tests/contract/package-lock.json); promtool (Debian's prometheus)
+# checks the metrics exposition. A node from elsewhere (with its own npm)
+# is used as it is.
+TOOL_PACKAGES=(node:nodejs npm:npm promtool:prometheus)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 install_missing() {
@@ -20,6 +27,9 @@ install_missing() {
     for p in "${PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
             || missing+=("$p")
+    done
+    for t in "${TOOL_PACKAGES[@]}"; do
+        command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t#*:}")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "installing: ${missing[*]}"
@@ -65,6 +75,81 @@ valgrind_integration() {
     rm -rf "$logs"
 }
 
+# The API contract, checked by outside tools: Spectral (spectral:oas) and
+# Redocly (recommended) lint api/openapi.json with zero errors; every
+# response the integration tests logged to $1 (NERVED_RESPONSE_LOG) is
+# held against the document a started daemon serves, and a log of wrong
+# answers must be refused; a TypeScript client generated from the document
+# compiles and runs against the daemon; promtool checks a real scrape. The
+# npm tools, pinned by tests/contract/package-lock.json, are installed once
+# into .cache/contract; without the registry this fails, it never skips.
+contract() {
+    local log=$1 tools=.cache/contract
+    local bin=$tools/node_modules/.bin
+    mkdir -p "$tools"
+    if ! cmp -s tests/contract/package-lock.json "$tools/package-lock.json" ||
+            [ ! -x "$bin/spectral" ]; then
+        cp tests/contract/package.json tests/contract/package-lock.json "$tools/"
+        (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error) || {
+            echo "contract: npm ci failed: the pinned tools could not be installed" >&2
+            return 1; }
+    fi
+    "$bin/spectral" lint --display-only-failures --fail-severity error \
+        --ruleset tests/contract/spectral.json api/openapi.json
+    "$bin/redocly" lint --config tests/contract/redocly.yaml --format=summary \
+        api/openapi.json
+
+    local work port pid rc=0
+    work=$(mktemp -d)
+    build/server/nerved --port 0 --quiet >"$work/out" 2>&1 &
+    pid=$!
+    for _ in $(seq 50); do
+        port=$(sed -n 's/.*listening on [^:]*:\([0-9]*\).*/\1/p' "$work/out")
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    if [ -z "$port" ]; then
+        echo "contract: the daemon did not start" >&2; cat "$work/out" >&2
+        kill "$pid" 2>/dev/null; rm -rf "$work"; return 1
+    fi
+    {
+        curl -sf "http://127.0.0.1:$port/openapi.json" -o "$work/openapi.json" &&
+        cmp api/openapi.json "$work/openapi.json" &&
+        NODE_PATH=$tools/node_modules node tests/contract/validate_responses.js \
+            "$work/openapi.json" "$log" &&
+        mkdir "$work/wrong" && cp tests/contract/must_fail.jsonl "$work/wrong/" &&
+        if NODE_PATH=$tools/node_modules node tests/contract/validate_responses.js \
+                "$work/openapi.json" "$work/wrong" >"$work/wrong.out" 2>&1; then
+            echo "contract: the validator passed answers that are wrong" >&2; false
+        elif ! grep -q "$(wc -l <tests/contract/must_fail.jsonl) not as documented" \
+                "$work/wrong.out"; then
+            echo "contract: the validator missed some wrong answers:" >&2
+            cat "$work/wrong.out" >&2; false
+        fi &&
+        mkdir "$work/client" &&
+        cp tests/contract/client/main.ts tests/contract/client/tsconfig.json "$work/client/" &&
+        "$bin/openapi-typescript" "$work/openapi.json" --default-non-nullable false \
+            -o "$work/client/nerved.d.ts" >/dev/null &&
+        "$bin/tsc" -p "$work/client/tsconfig.json" --outDir "$work/client/out" &&
+        node "$work/client/out/main.js" "http://127.0.0.1:$port" &&
+        curl -sf "http://127.0.0.1:$port/metrics" -o "$work/metrics" &&
+        promtool check metrics <"$work/metrics" &&
+        echo "contract: metrics exposition accepted by promtool"
+    } || rc=1
+    kill "$pid"
+    wait "$pid" || rc=1
+    rm -rf "$work"
+    return $rc
+}
+
+# The integration tests of build/, each response logged for contract.
+logged_integration() {
+    rm -rf build/responses
+    mkdir -p build/responses
+    NERVED_RESPONSE_LOG=$PWD/build/responses \
+        ctest --test-dir build -R '^it_' --output-on-failure -j "$JOBS"
+}
+
 # build DIR [cmake options...]
 build() {
     local dir=$1
@@ -86,7 +171,9 @@ run)
 test)
     install_missing
     build build
-    ctest --test-dir build --output-on-failure -j "$JOBS"
+    ctest --test-dir build --output-on-failure -j "$JOBS" -E '^it_'
+    logged_integration
+    contract build/responses
     # clang: its UBSan sees float-to-int casts out of range, which GCC's
     # misses.
     CC=clang build build-asan -DNERVED_SANITIZE=ON
@@ -101,12 +188,18 @@ test)
     valgrind_integration
     fuzz "${NERVED_FUZZ_SECONDS:-30}"
     ;;
+contract)
+    install_missing
+    build build
+    logged_integration
+    contract build/responses
+    ;;
 fuzz)
     install_missing
     fuzz "${2:-600}"
     ;;
 *)
-    echo "usage: $0 run [nerved flags...] | test | fuzz [seconds]" >&2
+    echo "usage: $0 run [nerved flags...] | test | contract | fuzz [seconds]" >&2
     exit 2
     ;;
 esac
