@@ -861,6 +861,40 @@ static void test_metrics(void)
     it_response_free(&r);
 }
 
+/* A network's series are there while it is, and go with it: the network
+ * label is bounded by the networks held, not by all ever made. */
+static void test_metrics_forget_deleted_networks(void)
+{
+    cJSON *net = call("POST", "/v1/networks",
+                      "{\"name\": \"metered\", \"nodes\": [{\"name\": \"x\", "
+                      "\"type\": \"Input\", \"shape\": 2}, {\"name\": \"o\", "
+                      "\"type\": \"Dense\", \"num_unit\": 1}], "
+                      "\"edges\": [\"x >> o\"]}", 201);
+    const char *id = cJSON_GetStringValue(get(net, "id"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(id);
+    char series[96];
+    snprintf(series, sizeof series,
+             "nerved_network_steps_total{network=\"%s\"} 2\n", id);
+    for (int i = 0; i < 2; i++)
+        cJSON_Delete(call("POST", "/v1/networks/metered/forward",
+                          "{\"inputs\": {\"x\": [[1, 2]]}}", 200));
+    it_response r;
+    CU_ASSERT_EQUAL_FATAL(it_request(&server, "GET", "/metrics", NULL, NULL, 0,
+                                     &r), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, series));
+    it_response_free(&r);
+    cJSON_Delete(call("DELETE", "/v1/networks/metered", NULL, 200));
+    snprintf(series, sizeof series, "{network=\"%s\"", id);
+    CU_ASSERT_EQUAL_FATAL(it_request(&server, "GET", "/metrics", NULL, NULL, 0,
+                                     &r), 0);
+    if (strstr(r.body, series))
+        fprintf(stderr, "a deleted network's series remain: %s\n",
+                strstr(r.body, series));
+    CU_ASSERT_PTR_NULL(strstr(r.body, series));
+    it_response_free(&r);
+    cJSON_Delete(net);
+}
+
 static void test_openapi_lists_every_route(void)
 {
     cJSON *doc = call("GET", "/openapi.json", NULL, 200);
@@ -1023,6 +1057,7 @@ int main(void)
         {"concurrent clients", test_concurrent_clients},
         {"deleting a network during requests", test_delete_during_requests},
         {"metrics", test_metrics},
+        {"a deleted network's metrics go", test_metrics_forget_deleted_networks},
         {"OpenAPI lists every route", test_openapi_lists_every_route},
         {"limits and session expiry", test_limits_and_expiry},
         {"sizes past the limits", test_sizes_past_the_limits},
