@@ -96,7 +96,7 @@ contract() {
     fi
     "$bin/spectral" lint --display-only-failures --fail-severity error \
         --ruleset tests/contract/spectral.json api/openapi.json
-    "$bin/redocly" lint --config tests/contract/redocly.yaml --format=summary \
+    "$bin/redocly" lint --config tests/contract/redocly.yaml --format=stylish \
         api/openapi.json
 
     local work port pid rc=0
