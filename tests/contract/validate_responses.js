@@ -158,18 +158,28 @@ function check(rec) {
     if (!content[ct])
         return fail(`content type '${rec.content_type}' not documented `
                     + `(documented: ${Object.keys(content).join(', ')})`);
-    if (ct !== 'application/json' || !content[ct].schema)
+    // The binary tensor extension: a JSON header of header_length bytes,
+    // then the tensors' bytes; the header is held to the JSON schema.
+    let text = decoded(body);
+    let schemaCt = ct;
+    if (ct === 'application/octet-stream' && rec.header_length !== undefined) {
+        if (!content['application/json'])
+            return fail('a binary answer where no JSON header is documented');
+        text = text.subarray(0, rec.header_length);
+        schemaCt = 'application/json';
+    } else if (ct !== 'application/json' || !content[ct].schema) {
         return;
+    }
     let json;
-    try { json = JSON.parse(decoded(body).toString('utf8')); } catch (e) {
+    try { json = JSON.parse(text.toString('utf8')); } catch (e) {
         return fail('body is not JSON');
     }
-    const v = validator(`${ptr}/content/${esc(ct)}/schema`);
+    const v = validator(`${ptr}/content/${esc(schemaCt)}/schema`);
     if (!v)
         return fail(`no schema compiled at ${ptr}`);
     if (!v(json))
         fail(`${ajv.errorsText(v.errors)}; body: `
-             + body.toString('utf8').slice(0, 300));
+             + text.toString('utf8').slice(0, 300));
 }
 
 const files = fs.readdirSync(logDir).filter((f) => f.endsWith('.jsonl'));

@@ -239,23 +239,30 @@ static void base64(cJSON *record, const char *name, const char *data,
 /* With $NERVED_RESPONSE_LOG naming a directory, each response is appended
  * as one JSON line to DIR/PID.jsonl, for the contract check to hold every
  * answer the tests saw against the OpenAPI document. */
-static void log_response(const char *method,
-                         const char *path, const it_response *r)
+void it_log_raw(const char *method, const char *path, long status,
+                const char *content_type, const char *allow,
+                const char *retry_after, const char *www_authenticate,
+                const char *body, size_t len, long header_length)
 {
     const char *dir = getenv("NERVED_RESPONSE_LOG");
-    if (!dir || !*dir || r->status == 0)
+    if (!dir || !*dir || status == 0)
         return;
     cJSON *rec = cJSON_CreateObject();
     if (!rec)
         return;
     cJSON_AddStringToObject(rec, "method", method);
     cJSON_AddStringToObject(rec, "path", path);
-    cJSON_AddNumberToObject(rec, "status", (double)r->status);
-    cJSON_AddStringToObject(rec, "content_type", r->content_type);
-    cJSON_AddStringToObject(rec, "allow", r->allow);
-    cJSON_AddStringToObject(rec, "retry_after", r->retry_after);
-    cJSON_AddStringToObject(rec, "www_authenticate", r->www_authenticate);
-    base64(rec, "body", r->body ? r->body : "", r->len);
+    cJSON_AddNumberToObject(rec, "status", (double)status);
+    cJSON_AddStringToObject(rec, "content_type", content_type ? content_type : "");
+    if (allow)
+        cJSON_AddStringToObject(rec, "allow", allow);
+    if (retry_after)
+        cJSON_AddStringToObject(rec, "retry_after", retry_after);
+    if (www_authenticate)
+        cJSON_AddStringToObject(rec, "www_authenticate", www_authenticate);
+    if (header_length >= 0)
+        cJSON_AddNumberToObject(rec, "header_length", (double)header_length);
+    base64(rec, "body", body ? body : "", len);
     char *line = cJSON_PrintUnformatted(rec);
     cJSON_Delete(rec);
     if (!line)
@@ -324,7 +331,8 @@ int it_request_with(const it_server *s, const char *method, const char *path,
     if (!r->body)
         r->body = calloc(1, 1);
     if (rc == CURLE_OK)
-        log_response(method, path, r);
+        it_log_raw(method, path, r->status, r->content_type, r->allow,
+                   r->retry_after, r->www_authenticate, r->body, r->len, -1);
     return rc == CURLE_OK ? 0 : -1;
 }
 

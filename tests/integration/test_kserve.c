@@ -343,6 +343,8 @@ static void raw_on(const it_server *srv, const char *method, const char *path,
     curl_easy_cleanup(c);
     if (!r->body)
         r->body = calloc(1, 1);
+    it_log_raw(method, path, r->status, r->content_type, r->allow, NULL, NULL,
+               r->body, r->len, r->header_length);
 }
 
 static void raw(const char *method, const char *path, const char *const *lines,
