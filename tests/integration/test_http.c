@@ -861,6 +861,21 @@ static void test_metrics(void)
     it_response_free(&r);
 }
 
+/* A body is checked on every route, before the route is: one that is not
+ * JSON is 415 even where none is read, as the document lists. */
+static void test_any_route_refuses_an_unreadable_body(void)
+{
+    static const char *const paths[] = {"/healthz", "/v1/networks", "/v2"};
+    for (size_t k = 0; k < sizeof paths / sizeof *paths; k++) {
+        it_response r;
+        CU_ASSERT_EQUAL_FATAL(it_request(&server, "GET", paths[k], "text/plain",
+                                         "hello", 5, &r), 0);
+        CU_ASSERT_EQUAL(r.status, 415);
+        CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "text/plain"));
+        it_response_free(&r);
+    }
+}
+
 /* A network's series are there while it is, and go with it: the network
  * label is bounded by the networks held, not by all ever made. */
 static void test_metrics_forget_deleted_networks(void)
@@ -1058,6 +1073,8 @@ int main(void)
         {"deleting a network during requests", test_delete_during_requests},
         {"metrics", test_metrics},
         {"a deleted network's metrics go", test_metrics_forget_deleted_networks},
+        {"any route refuses an unreadable body",
+         test_any_route_refuses_an_unreadable_body},
         {"OpenAPI lists every route", test_openapi_lists_every_route},
         {"limits and session expiry", test_limits_and_expiry},
         {"sizes past the limits", test_sizes_past_the_limits},
