@@ -79,6 +79,9 @@ static void test_health_and_metadata(void)
     cJSON_Delete(j);
     cJSON_Delete(call("GET", "/v2/models/mymodel/ready", NULL, 200));
     cJSON_Delete(call("GET", "/v2/models/mymodel/versions/1", NULL, 200));
+    j = call("GET", "/v2/models/mymodel/versions/1/ready", NULL, 200);
+    CU_ASSERT(cJSON_IsTrue(get(j, "ready")));
+    cJSON_Delete(j);
     j = call("GET", "/v2/models/nothere/ready", NULL, 404);
     CU_ASSERT(cJSON_IsString(get(j, "error")));
     cJSON_Delete(j);
