@@ -6,7 +6,10 @@
 #                  ThreadSanitizer, the integration tests once with the
 #                  daemon under valgrind, and each fuzz target for a while
 #                  (NERVED_FUZZ_SECONDS, default 30)
+#                  then validates the Kubernetes and compose files and
+#                  builds and smoke-tests the container image
 #   ./dev.sh fuzz [SECONDS]  only the fuzzing, longer (default 600 each)
+#   ./dev.sh image  only the manifest checks and the image test
 #   ./dev.sh contract  only the API contract checks (see contract below)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -14,22 +17,25 @@ cd "$(dirname "$0")"
 PACKAGES=(build-essential cmake pkg-config libopenblas-dev libmicrohttpd-dev
           libcjson-dev libcurl4-openssl-dev libcunit1-dev curl nginx openssl
           valgrind clang libclang-rt-dev zlib1g-dev)
-# The contract checks' tools, by the command each gives: node and npm run
-# the OpenAPI linters, validator and client generator (npm packages pinned
-# in tests/contract/package-lock.json); promtool (Debian's prometheus)
-# checks the metrics exposition. A node from elsewhere (with its own npm)
-# is used as it is.
-TOOL_PACKAGES=(node:nodejs npm:npm promtool:prometheus)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
+# The image test's tools and the manifest validators' runtime; installed
+# by those stages only.
+IMAGE_PACKAGES=(podman buildah mmdebstrap uidmap)
+NODE_PACKAGES=(nodejs npm)
+# promtool, for the contract checks' look at the metrics exposition.
+CONTRACT_PACKAGES=(prometheus)
+# The image test's cache (base tarball, exported root filesystem) and the
+# validators' node_modules; podman's storage keeps the image layers.
+IMAGE_CACHE=build-image
+
+# install_missing [PACKAGE...]: PACKAGES by default.
 install_missing() {
-    local missing=()
-    for p in "${PACKAGES[@]}"; do
+    local missing=() wanted=("$@")
+    [ ${#wanted[@]} -eq 0 ] && wanted=("${PACKAGES[@]}")
+    for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
             || missing+=("$p")
-    done
-    for t in "${TOOL_PACKAGES[@]}"; do
-        command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t#*:}")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "installing: ${missing[*]}"
@@ -75,6 +81,51 @@ valgrind_integration() {
     rm -rf "$logs"
 }
 
+# docker/k8s against the Kubernetes API schemas and the restricted Pod
+# Security Standard, docker/compose.yaml against the Compose
+# specification, with negative controls (tests/container/).
+check_manifests() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        install_missing "${NODE_PACKAGES[@]}"
+    fi
+    local dir=$IMAGE_CACHE/npm
+    mkdir -p "$dir"
+    # Reinstalled only when the pinned lock file changes.
+    if ! cmp -s tests/container/package-lock.json "$dir/package-lock.json" ||
+       [ ! -d "$dir/node_modules" ]; then
+        cp tests/container/package.json tests/container/package-lock.json "$dir/"
+        (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+    fi
+    NODE_PATH=$dir/node_modules node tests/container/validate_manifests.js .
+}
+
+# Builds the Dockerfile and runs the image (tests/container/image_smoke.sh).
+# Skipped only where images cannot be built at all, and then loudly;
+# NERVED_REQUIRE_IMAGE=1 makes that a failure.
+image_smoke() {
+    local rc=0 why=""
+    if ! install_missing "${IMAGE_PACKAGES[@]}"; then
+        rc=3 why="podman, buildah and mmdebstrap cannot be installed"
+    else
+        # chroot --userspec needs root; passwordless sudo will do.
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo -n true 2>/dev/null && sudo="sudo -n"
+        $sudo tests/container/image_smoke.sh "$IMAGE_CACHE" || rc=$?
+    fi
+    [ "$rc" -eq 0 ] && return 0
+    [ "$rc" -ne 3 ] && return "$rc"
+    {
+        echo "################################################################"
+        echo "# IMAGE TEST SKIPPED: this machine cannot build images."
+        [ -n "$why" ] && echo "# $why"
+        echo "# The Dockerfile was NOT built or run. Set NERVED_REQUIRE_IMAGE=1"
+        echo "# to make this a failure."
+        echo "################################################################"
+    } >&2
+    [ "${NERVED_REQUIRE_IMAGE:-0}" = 1 ] && return 1
+    return 0
+}
+
 # The API contract, checked by outside tools: Spectral (spectral:oas) and
 # Redocly (recommended) lint api/openapi.json with zero errors; every
 # response the integration tests logged to $1 (NERVED_RESPONSE_LOG) is
@@ -86,11 +137,15 @@ valgrind_integration() {
 contract() {
     local log=$1 tools=.cache/contract
     local bin=$tools/node_modules/.bin
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        install_missing "${NODE_PACKAGES[@]}"
+    fi
+    command -v promtool >/dev/null || install_missing "${CONTRACT_PACKAGES[@]}"
     mkdir -p "$tools"
     if ! cmp -s tests/contract/package-lock.json "$tools/package-lock.json" ||
             [ ! -x "$bin/spectral" ]; then
         cp tests/contract/package.json tests/contract/package-lock.json "$tools/"
-        (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error) || {
+        (cd "$tools" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) || {
             echo "contract: npm ci failed: the pinned tools could not be installed" >&2
             return 1; }
     fi
@@ -187,6 +242,8 @@ test)
         ctest --test-dir build-tsan --output-on-failure -j "$JOBS"
     valgrind_integration
     fuzz "${NERVED_FUZZ_SECONDS:-30}"
+    check_manifests
+    image_smoke
     ;;
 contract)
     install_missing
@@ -194,12 +251,16 @@ contract)
     logged_integration
     contract build/responses
     ;;
+image)
+    check_manifests
+    image_smoke
+    ;;
 fuzz)
     install_missing
     fuzz "${2:-600}"
     ;;
 *)
-    echo "usage: $0 run [nerved flags...] | test | contract | fuzz [seconds]" >&2
+    echo "usage: $0 run [nerved flags...] | test | fuzz [seconds] | image | contract" >&2
     exit 2
     ;;
 esac

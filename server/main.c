@@ -16,6 +16,7 @@
 #include "srv_persist.h"
 #include "srv_budget.h"
 #include "srv_plugin.h"
+#include "srv_probe.h"
 #include "srv_routes.h"
 #include "srv_sched.h"
 #include "srv_store.h"
@@ -376,6 +377,8 @@ int main(int argc, char **argv)
     int rc = srv_config_load(&cfg, argc, argv);
     if (rc)
         return rc > 0 ? 0 : 2;
+    if (cfg.probe)
+        return srv_probe(&cfg);
     if (cfg.list_routes) {
         for (int i = 0; srv_routes[i].method; i++)
             printf("%s %s\n", srv_routes[i].method, srv_routes[i].pattern);

@@ -4,6 +4,7 @@
 #ifndef SRV_H
 #define SRV_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,7 @@ typedef struct srv_config {
     const char *tls_cert;       /* PEM files: serve HTTPS */
     const char *tls_key;
     int list_routes;            /* print the route table and exit */
+    int probe;                  /* check /healthz and exit (srv_probe.h) */
     int quiet;                  /* no access log */
     /* The serving core (srv_sched.h). */
     int compute_threads;        /* 0: one per core */
@@ -101,6 +103,7 @@ typedef struct srv_request {
     size_t body_len;
     const char *content_type;
     int retry_after;            /* seconds, for a Retry-After header; 0 none */
+    atomic_int defer_refs;      /* srv_request_defer's handshake */
     const char *content_encoding; /* of body: "gzip", "deflate" or NULL */
     const char *reply_header;   /* one more response header, or NULL */
     char reply_value[32];
@@ -110,6 +113,15 @@ typedef struct srv_request {
  * and returns -1 when it is not one JSON document. An empty body leaves
  * req->json NULL. */
 int srv_request_parse_json(srv_request *req);
+
+/* For a handler whose answer comes later from another thread (a training
+ * job started with "wait", so no compute thread waits for it): the
+ * dispatcher leaves req unanswered when the handler returns, and whoever
+ * calls srv_request_finish(req), once it has replied to it, sends the
+ * answer. Only in handlers that run on a compute thread; the body, params
+ * and locks of req are gone by then, its reply fields remain. */
+void srv_request_defer(srv_request *req);
+void srv_request_finish(srv_request *req);
 
 /* Takes j (deletes it). */
 void srv_reply_json(srv_request *req, int status, cJSON *j);

@@ -129,6 +129,9 @@ static const srv_option options[] = {
      "checkpoints its sessions and exits without them (default 25)"},
     {"--quiet", "NERVED_QUIET", OPT_FLAG, AT(quiet), 0, 1,
      "no access log (a variable takes 1/0, true/false, yes/no, on/off)"},
+    {"--probe", NULL, OPT_FLAG, AT(probe), 0, 1,
+     "check /healthz of the daemon these options describe and exit 0 "
+     "(healthy) or 1: the container health check"},
     {"--list-routes", NULL, OPT_FLAG, AT(list_routes), 0, 1,
      "print the route table and exit"},
     {"--version", NULL, OPT_FLAG, SPECIAL, 0, 0, "print the version and "

@@ -41,6 +41,7 @@ typedef struct fit_job {
 
     /* Under jobs_lock. */
     int waiters;             /* handlers waiting for the end: keep it */
+    srv_request *waiter;     /* the deferred request of a "wait" start */
     job_status status;
     int epoch, epochs;
     double loss;             /* last epoch's (bptt), or the rls mse */
@@ -295,7 +296,21 @@ static void *job_main(void *arg)
                     : job->status == JOB_CANCELLED ? "cancelled"
                                                    : "failed");
     pthread_cond_broadcast(&job->finished);
+    srv_request *waiter = job->waiter;
+    job->waiter = NULL;
+    cJSON *o = waiter ? job_json(job) : NULL;
+    int failed = job->status == JOB_FAILED;
+    api_error failure = job->error;
     pthread_mutex_unlock(&jobs_lock);
+    if (waiter) {
+        if (failed) {
+            cJSON_Delete(o);
+            srv_reply_error(waiter, &failure);
+        } else {
+            srv_reply_json(waiter, 200, o);
+        }
+        srv_request_finish(waiter);
+    }
     return NULL;
 }
 
@@ -451,10 +466,14 @@ void srv_fit_start(srv_request *req)
         srv_reply_json(req, 202, started);
         return;
     }
-    job->waiters++;
-    while (job->status == JOB_RUNNING)
-        pthread_cond_wait(&job->finished, &jobs_lock);
-    job->waiters--;
+    if (job->status == JOB_RUNNING) {
+        /* No compute thread waits through a training: the job's own
+         * thread answers when it ends. */
+        srv_request_defer(req);
+        job->waiter = req;
+        pthread_mutex_unlock(&jobs_lock);
+        return;
+    }
     cJSON *o = job_json(job);
     int failed = job->status == JOB_FAILED;
     api_error failure = job->error;

@@ -31,6 +31,8 @@
 /* Deeper JSON than this is refused before parsing: no client document
  * needs it, and it bounds the parser's recursion. */
 #define MAX_JSON_DEPTH 64
+/* Bodies up to this size are parsed on the HTTP thread (dispatch). */
+#define SMALL_BODY 65536
 
 /* What MHD keeps per connection (its socket context): enough to enforce
  * the read deadline from the reaper, which cannot reach MHD's own state. */
@@ -525,7 +527,8 @@ static void run_handler(const srv_route *route, srv_request *req)
         pthread_rwlock_unlock(&net->weights);
     cJSON_Delete((cJSON *)req->json);
     req->json = NULL;
-    if (!req->status)
+    /* A deferred reply is another thread's to write from now on. */
+    if (atomic_load(&req->defer_refs) == 0 && !req->status)
         srv_reply_fail(req, 500, "internal", "the handler gave no reply");
 }
 
@@ -642,6 +645,16 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, conn_state *st,
     }
     req->raw = st->body ? st->body : "";
     req->raw_len = json_len;
+    /* A small JSON document is parsed here, as part of receiving it: a
+     * malformed one is answered without taking a place in a queue, and a
+     * batch of steps spends its compute thread on the steps. A large one
+     * is parsed on the compute thread. */
+    if (!(route->flags & SRV_BODY_RAW) && json_len <= SMALL_BODY &&
+        srv_request_parse_json(req)) {
+        enum MHD_Result rc = send_reply(conn, st, req, NULL);
+        srv_request_release(req);
+        return rc;
+    }
     if (resolve(route, req)) {
         enum MHD_Result rc = send_reply(conn, st, req, NULL);
         srv_request_release(req);

@@ -12,6 +12,7 @@
 #include "srv_kserve.h"
 #include "srv_metrics.h"
 #include "srv_persist.h"
+#include "srv_state.h"
 #include "srv_store.h"
 
 #include <stdio.h>
@@ -694,6 +695,13 @@ static void handle_session_run(srv_request *req)
     api_bindings_free(forced, n_forced);
 }
 
+/* PUT .../state may create the session it names, so the path's session
+ * orders it among that session's requests even before it exists. */
+static uint64_t path_session_key(const srv_request *req)
+{
+    return srv_sched_key(req->net->id, req->params[1]);
+}
+
 /* ---------------------------------------------------------------- table */
 
 #define INLINE SRV_INLINE
@@ -750,6 +758,10 @@ const srv_route srv_routes[] = {
     {"POST", "/v1/networks/{net}/sessions/{sid}/checkpoint",
      "session_checkpoint", handle_session_checkpoint, SESSION | READ | LOCKED,
      NULL, NULL},
+    {"GET", "/v1/networks/{net}/sessions/{sid}/state", "session_state_get",
+     srv_state_get, SESSION, NULL, NULL},
+    {"PUT", "/v1/networks/{net}/sessions/{sid}/state", "session_state_put",
+     srv_state_put, NET | READ | BODY, NULL, path_session_key},
     /* KServe v2 / Open Inference Protocol */
     {"GET", "/v2/health/live", "v2_live", srv_v2_live, INLINE, NULL, NULL},
     {"GET", "/v2/health/ready", "v2_ready", srv_v2_ready, INLINE, NULL, NULL},

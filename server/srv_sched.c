@@ -253,6 +253,26 @@ static void answer_unrun(srv_job *list, int shutting_down)
     }
 }
 
+/* The deferred job's two parties, the compute thread that ran its handler
+ * and the thread that replied later, each end their part here; the later
+ * one answers. */
+static void end_part(srv_job *job)
+{
+    if (atomic_fetch_sub(&job->req.defer_refs, 1) == 1)
+        answer(job);
+}
+
+void srv_request_defer(srv_request *req)
+{
+    atomic_store(&req->defer_refs, 2);
+}
+
+void srv_request_finish(srv_request *req)
+{
+    /* The request is the first member of its job. */
+    end_part((srv_job *)req);
+}
+
 /* ------------------------------------------------------ submitting */
 
 int srv_sched_submit(srv_job *job)
@@ -464,7 +484,10 @@ static void *worker_main(void *arg)
             jobs[0]->req.queue_ns =
                 (uint64_t)((jobs[0]->started_at - jobs[0]->queued_at) * 1e9);
             jobs[0]->run(jobs[0]);
-            answer(jobs[0]);
+            if (atomic_load(&jobs[0]->req.defer_refs) == 0)
+                answer(jobs[0]);
+            else
+                end_part(jobs[0]);
         }
         pthread_mutex_lock(&lock);
         for (int i = 0; i < n; i++)

@@ -45,7 +45,7 @@ typedef struct srv_step_ops {
 } srv_step_ops;
 
 struct srv_job {
-    srv_request req;             /* the request, and its reply */
+    srv_request req;             /* the request, and its reply; first */
     srv_network *net;            /* queue it waits on; held; may be NULL */
     uint64_t key;                /* ordering key, 0 for none */
     const srv_step_ops *step;    /* batchable single step, or NULL */

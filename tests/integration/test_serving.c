@@ -713,6 +713,76 @@ static void test_batched_steps_equal_single_steps(void)
     CU_ASSERT_EQUAL(it_stop(&b), 0);
 }
 
+/* ------------------------------------------- a waiting fit holds nothing */
+
+static const char *FIT_NET =
+    "{\"name\": \"fitme\", \"nodes\": ["
+    "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+    "{\"name\": \"r\", \"type\": \"VanillaRNN\", \"num_unit\": 16,"
+    " \"activation\": \"tanh\"},"
+    "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 1}],"
+    "\"edges\": [\"x >> r >> o\"]}";
+
+/* A BPTT fit of a million epochs, waited for: it ends only when cancelled. */
+static char *endless_fit(void)
+{
+    char *b = malloc(4096);
+    size_t n = (size_t)snprintf(b, 4096, "{\"method\": \"bptt\", \"wait\": "
+                                "true, \"epochs\": 1000000, \"inputs\": "
+                                "{\"x\": [[");
+    for (int t = 0; t < 20; t++)
+        n += (size_t)snprintf(b + n, 4096 - n, "%s[%d]", t ? "," : "", t % 3);
+    n += (size_t)snprintf(b + n, 4096 - n, "]]}, \"targets\": {\"o\": [[");
+    for (int t = 0; t < 20; t++)
+        n += (size_t)snprintf(b + n, 4096 - n, "%s[%d]", t ? "," : "",
+                              (t + 1) % 3);
+    snprintf(b + n, 4096 - n, "]]}}");
+    return b;
+}
+
+static void test_waiting_fit_holds_no_thread(void)
+{
+    const char *const args[] = {"--compute-threads", "1", NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks", FIT_NET, 201));
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks", LONG_NET, 201));
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks/long/sessions",
+                         "{\"id\": \"a\"}", 201));
+    runner fit = {&s, "/v1/networks/fitme/fit", endless_fit(), 0, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, post_in_background, &fit);
+    /* Wait until the job runs. */
+    char job[32] = "";
+    for (int k = 0; k < 200 && !job[0]; k++) {
+        cJSON *j = it_call(&s, "GET", "/v1/networks/fitme/fit", NULL, 200);
+        const cJSON *first = cJSON_GetArrayItem(get(j, "jobs"), 0);
+        if (first)
+            snprintf(job, sizeof job, "%s",
+                     cJSON_GetStringValue(get(first, "job")));
+        cJSON_Delete(j);
+        if (!job[0])
+            sleep_ms(20);
+    }
+    CU_ASSERT_FATAL(job[0] != '\0');
+    /* The one compute thread is free for others while the fit trains. */
+    double t0 = now();
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks/long/sessions/a/forward",
+                         "{\"inputs\": {\"x\": [[1]]}}", 200));
+    double took = now() - t0;
+    fprintf(stderr, "step beside a waiting fit: %.1f ms\n", took * 1e3);
+    CU_ASSERT(!atomic_load(&fit.done));
+    CU_ASSERT(took < (slow() ? 10.0 : 1.0));
+    /* Cancelling ends the fit, and its waiting request gets the answer. */
+    char path[96];
+    snprintf(path, sizeof path, "/v1/networks/fitme/fit/%s", job);
+    cJSON_Delete(it_call(&s, "DELETE", path, NULL, 200));
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(fit.status, 200);
+    free(fit.body);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
 int main(void)
 {
     static const tu_test tests[] = {
@@ -726,6 +796,8 @@ int main(void)
         {"the memory budget refuses before allocating", test_memory_budget},
         {"batched steps equal single steps, in order",
          test_batched_steps_equal_single_steps},
+        {"a fit waited for holds no compute thread",
+         test_waiting_fit_holds_no_thread},
         {NULL, NULL}};
     return tu_run_suite("serving", tests);
 }

@@ -1,0 +1,323 @@
+/*
+ * srv_state.c — GET and PUT .../sessions/{sid}/state (see srv_state.h):
+ * the checkpoint format of the data directory, carried in JSON as base64
+ * because the HTTP layer takes JSON bodies only.
+ */
+#include "srv_state.h"
+#include "api_persist.h"
+#include "srv_persist.h"
+#include "srv_store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define STATE_FORMAT "nerved-checkpoint"
+
+/* ------------------------------------------------------------ base64 */
+
+static const char B64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* The standard alphabet with padding, NUL-terminated; malloc'd, or NULL. */
+static char *base64_encode(const unsigned char *in, size_t len)
+{
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    if (!out)
+        return NULL;
+    char *o = out;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < len)
+            v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < len)
+            v |= in[i + 2];
+        *o++ = B64[v >> 18 & 63];
+        *o++ = B64[v >> 12 & 63];
+        *o++ = i + 1 < len ? B64[v >> 6 & 63] : '=';
+        *o++ = i + 2 < len ? B64[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+static int b64_value(char c)
+{
+    const char *p = c ? strchr(B64, c) : NULL;
+    return p ? (int)(p - B64) : -1;
+}
+
+/* Decodes padded standard base64 into a malloc'd *out of *len bytes.
+ * Returns 0, or -1 (not base64, or out of memory: *out NULL then too). */
+static int base64_decode(const char *in, unsigned char **out, size_t *len)
+{
+    size_t n = strlen(in);
+    *out = NULL;
+    if (n % 4)
+        return -1;
+    unsigned char *buf = malloc(n / 4 * 3 + 1);
+    if (!buf)
+        return -1;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int last = i + 4 == n;
+        int v[4];
+        for (int k = 0; k < 4; k++)
+            v[k] = b64_value(in[i + k]);
+        /* '=' only at the very end: xx== or xxx=. */
+        int pad = last && in[i + 3] == '=' ? (in[i + 2] == '=' ? 2 : 1) : 0;
+        if (v[0] < 0 || v[1] < 0 || (pad < 2 && v[2] < 0) ||
+            (pad < 1 && v[3] < 0)) {
+            free(buf);
+            return -1;
+        }
+        unsigned w = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 |
+                     (unsigned)(pad < 2 ? v[2] : 0) << 6 |
+                     (unsigned)(pad < 1 ? v[3] : 0);
+        buf[at++] = (unsigned char)(w >> 16);
+        if (pad < 2)
+            buf[at++] = (unsigned char)(w >> 8);
+        if (pad < 1)
+            buf[at++] = (unsigned char)w;
+    }
+    *out = buf;
+    *len = at;
+    return 0;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static srv_network *state_network(srv_request *req)
+{
+    api_error err;
+    srv_network *net = srv_network_get(req->params[0], &err);
+    if (!net)
+        srv_reply_error(req, &err);
+    return net;
+}
+
+/* The id a PUT may create: what a client may name a session, and also the
+ * daemon's own form (s1, s2, ...), since exported sessions often have it;
+ * the store keeps its later ids from repeating one. */
+static int importable_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n >= sizeof ((srv_session *)0)->id)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
+              (id[i] >= '0' && id[i] <= '9') || id[i] == '_' || id[i] == '-' ||
+              id[i] == '.'))
+            return 0;
+    return 1;
+}
+
+static cJSON *session_summary(srv_session *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", s->id);
+    cJSON_AddStringToObject(o, "network", s->net->id);
+    cJSON_AddNumberToObject(o, "batch", nn_session_batch(s->run));
+    cJSON_AddNumberToObject(o, "steps", (double)nn_session_steps(s->run));
+    return o;
+}
+
+/* ---------------------------------------------------------------- GET */
+
+void srv_state_get(srv_request *req)
+{
+    srv_network *net = state_network(req);
+    if (!net)
+        return;
+    api_error err;
+    srv_session *s = srv_session_get(net, req->params[1], &err);
+    if (!s) {
+        srv_reply_error(req, &err);
+        srv_network_release(net);
+        return;
+    }
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    /* Under the session's lock: between two steps, never inside one. */
+    pthread_mutex_lock(&s->lock);
+    int rc = api_checkpoint_write(net->id, s->id, net->graph, s->run, &bytes,
+                                  &len, &err);
+    cJSON *o = rc == 0 ? session_summary(s) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    char *text = rc == 0 ? base64_encode(bytes, len) : NULL;
+    free(bytes);
+    if (rc) {
+        srv_reply_error(req, &err);
+    } else if (!o || !text) {
+        cJSON_Delete(o);
+        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
+    } else {
+        /* The summary's "id" becomes "session", as in the file's meta. */
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "id");
+        cJSON_AddStringToObject(o, "session", s->id);
+        cJSON_AddStringToObject(o, "format", STATE_FORMAT);
+        cJSON_AddNumberToObject(o, "version", API_PERSIST_VERSION);
+        cJSON_AddStringToObject(o, "checkpoint", text);
+        srv_reply_json(req, 200, o);
+    }
+    free(text);
+    srv_session_release(s);
+    srv_network_release(net);
+}
+
+/* ---------------------------------------------------------------- PUT */
+
+/* Checks the body and reads its checkpoint into c (which the caller frees
+ * with api_checkpoint_free in any case). Replies and returns -1 when the
+ * body is refused. */
+static int read_state_body(srv_request *req, api_checkpoint *c)
+{
+    memset(c, 0, sizeof *c);
+    static const char *const known[] = {"network", "session", "batch", "steps",
+                                        "format", "version", "checkpoint"};
+    if (!cJSON_IsObject(req->json)) {
+        srv_reply_fail(req, 400, "bad_request", "the body must be the object "
+                       "GET .../state answers, with at least \"checkpoint\"");
+        return -1;
+    }
+    for (const cJSON *m = req->json->child; m; m = m->next) {
+        size_t k = 0;
+        while (k < sizeof known / sizeof *known && strcmp(m->string, known[k]))
+            k++;
+        if (k == sizeof known / sizeof *known) {
+            srv_reply_fail(req, 400, "bad_request", "unknown member '%.64s' "
+                           "(expected checkpoint, and optionally network, "
+                           "session, batch, steps, format, version)",
+                           m->string);
+            return -1;
+        }
+    }
+    const cJSON *format = cJSON_GetObjectItemCaseSensitive(req->json, "format");
+    const cJSON *version = cJSON_GetObjectItemCaseSensitive(req->json,
+                                                            "version");
+    if ((format && (!cJSON_IsString(format) ||
+                    strcmp(format->valuestring, STATE_FORMAT))) ||
+        (version && (!cJSON_IsNumber(version) ||
+                     version->valuedouble != API_PERSIST_VERSION))) {
+        srv_reply_fail(req, 400, "bad_request", "\"format\" must be \""
+                       STATE_FORMAT "\" and \"version\" %d",
+                       API_PERSIST_VERSION);
+        return -1;
+    }
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(req->json,
+                                                         "checkpoint");
+    if (!cJSON_IsString(text)) {
+        srv_reply_fail(req, 400, "bad_request", "\"checkpoint\" must be the "
+                       "base64 string GET .../state gave");
+        return -1;
+    }
+    unsigned char *bytes;
+    size_t len;
+    if (base64_decode(text->valuestring, &bytes, &len)) {
+        srv_reply_fail(req, 400, "bad_request", "\"checkpoint\" is not "
+                       "padded standard base64");
+        return -1;
+    }
+    api_error err;
+    int rc = api_checkpoint_read(bytes, len, c, &err);
+    free(bytes);
+    if (rc) {
+        srv_reply_fail(req, 400, "bad_state", "\"checkpoint\": %s",
+                       err.message);
+        return -1;
+    }
+    if (c->batch < 1 || c->batch > req->cfg->limits.max_batch) {
+        srv_reply_fail(req, 400, "bad_state", "\"checkpoint\": its batch %d "
+                       "is not from 1 to %d (--max-batch)", c->batch,
+                       req->cfg->limits.max_batch);
+        return -1;
+    }
+    return 0;
+}
+
+/* Puts c into s (held, s->lock held), then onto disk; when the disk
+ * refuses, s gets back the state it had. Replies on failure. */
+static int import_into(srv_request *req, srv_session *s,
+                       const api_checkpoint *c)
+{
+    srv_network *net = s->net;
+    api_error err;
+    unsigned char *before = NULL;
+    size_t before_len = 0;
+    if (nn_session_batch(s->run) != c->batch) {
+        srv_reply_fail(req, 409, "conflict", "session '%s' has batch %d; the "
+                       "state's batch is %d (delete the session to import "
+                       "it)", s->id, nn_session_batch(s->run), c->batch);
+        return -1;
+    }
+    if (req->persist && api_checkpoint_write(net->id, s->id, net->graph, s->run,
+                                             &before, &before_len, &err)) {
+        srv_reply_error(req, &err);
+        return -1;
+    }
+    if (api_checkpoint_apply(c, net->graph, s->run, &err)) {
+        free(before);
+        srv_reply_fail(req, 422, "state_mismatch", "the state does not fit "
+                       "network '%s': %s", net->id, err.message);
+        return -1;
+    }
+    /* The dispatcher holds the weights read-locked (SRV_LOCK_READ). */
+    int rc = srv_persist_save_session(req->persist, s, NULL, &err);
+    if (rc) {
+        api_checkpoint old;
+        api_error ignored;
+        if (api_checkpoint_read(before, before_len, &old, &ignored) == 0)
+            api_checkpoint_apply(&old, net->graph, s->run, &ignored);
+        api_checkpoint_free(&old);
+        srv_reply_error(req, &err);
+    }
+    free(before);
+    return rc;
+}
+
+void srv_state_put(srv_request *req)
+{
+    const char *sid = req->params[1];
+    if (!importable_id(sid)) {
+        srv_reply_fail(req, 400, "bad_request", "the session id must be 1-23 "
+                       "letters, digits, '_', '-' or '.'");
+        return;
+    }
+    api_checkpoint c;
+    if (read_state_body(req, &c)) {
+        api_checkpoint_free(&c);
+        return;
+    }
+    srv_network *net = state_network(req);
+    if (!net) {
+        api_checkpoint_free(&c);
+        return;
+    }
+    api_error err;
+    int created = 0;
+    srv_session *s = srv_session_get(net, sid, &err);
+    if (!s) {
+        if (srv_session_add(net, c.batch, sid, &s, &err)) {
+            srv_reply_error(req, &err);
+            api_checkpoint_free(&c);
+            srv_network_release(net);
+            return;
+        }
+        created = 1;
+    }
+    pthread_mutex_lock(&s->lock);
+    int rc = import_into(req, s, &c);
+    if (rc == 0 && !srv_session_linked(s)) {
+        srv_reply_fail(req, 404, "not_found", "session '%s' was deleted "
+                       "during the import", s->id);
+        rc = -1;
+    }
+    if (rc == 0)
+        srv_reply_json(req, created ? 201 : 200, session_summary(s));
+    else if (created)
+        /* Never a fresh, empty session left under the id. */
+        srv_session_delete(net, s->id, NULL);
+    pthread_mutex_unlock(&s->lock);
+    srv_session_release(s);
+    api_checkpoint_free(&c);
+    srv_network_release(net);
+}
