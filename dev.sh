@@ -10,6 +10,7 @@
 #                  builds and smoke-tests the container image
 #   ./dev.sh fuzz [SECONDS]  only the fuzzing, longer (default 600 each)
 #   ./dev.sh image  only the manifest checks and the image test
+#   ./dev.sh contract  only the API contract checks (see contract below)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,6 +23,8 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 # by those stages only.
 IMAGE_PACKAGES=(podman buildah mmdebstrap uidmap)
 NODE_PACKAGES=(nodejs npm)
+# promtool, for the contract checks' look at the metrics exposition.
+CONTRACT_PACKAGES=(prometheus)
 # The image test's cache (base tarball, exported root filesystem) and the
 # validators' node_modules; podman's storage keeps the image layers.
 IMAGE_CACHE=build-image
@@ -123,6 +126,85 @@ image_smoke() {
     return 0
 }
 
+# The API contract, checked by outside tools: Spectral (spectral:oas) and
+# Redocly (recommended) lint api/openapi.json with zero errors; every
+# response the integration tests logged to $1 (NERVED_RESPONSE_LOG) is
+# held against the document a started daemon serves, and a log of wrong
+# answers must be refused; a TypeScript client generated from the document
+# compiles and runs against the daemon; promtool checks a real scrape. The
+# npm tools, pinned by tests/contract/package-lock.json, are installed once
+# into .cache/contract; without the registry this fails, it never skips.
+contract() {
+    local log=$1 tools=.cache/contract
+    local bin=$tools/node_modules/.bin
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        install_missing "${NODE_PACKAGES[@]}"
+    fi
+    command -v promtool >/dev/null || install_missing "${CONTRACT_PACKAGES[@]}"
+    mkdir -p "$tools"
+    if ! cmp -s tests/contract/package-lock.json "$tools/package-lock.json" ||
+            [ ! -x "$bin/spectral" ]; then
+        cp tests/contract/package.json tests/contract/package-lock.json "$tools/"
+        (cd "$tools" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) || {
+            echo "contract: npm ci failed: the pinned tools could not be installed" >&2
+            return 1; }
+    fi
+    "$bin/spectral" lint --display-only-failures --fail-severity error \
+        --ruleset tests/contract/spectral.json api/openapi.json
+    "$bin/redocly" lint --config tests/contract/redocly.yaml --format=stylish \
+        api/openapi.json
+
+    local work port pid rc=0
+    work=$(mktemp -d)
+    build/server/nerved --port 0 --quiet >"$work/out" 2>&1 &
+    pid=$!
+    for _ in $(seq 50); do
+        port=$(sed -n 's/.*listening on [^:]*:\([0-9]*\).*/\1/p' "$work/out")
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    if [ -z "$port" ]; then
+        echo "contract: the daemon did not start" >&2; cat "$work/out" >&2
+        kill "$pid" 2>/dev/null; rm -rf "$work"; return 1
+    fi
+    {
+        curl -sf "http://127.0.0.1:$port/openapi.json" -o "$work/openapi.json" &&
+        cmp api/openapi.json "$work/openapi.json" &&
+        NODE_PATH=$tools/node_modules node tests/contract/validate_responses.js \
+            "$work/openapi.json" "$log" &&
+        mkdir "$work/wrong" && cp tests/contract/must_fail.jsonl "$work/wrong/" &&
+        if NODE_PATH=$tools/node_modules node tests/contract/validate_responses.js \
+                "$work/openapi.json" "$work/wrong" >"$work/wrong.out" 2>&1; then
+            echo "contract: the validator passed answers that are wrong" >&2; false
+        elif ! grep -q "$(wc -l <tests/contract/must_fail.jsonl) not as documented" \
+                "$work/wrong.out"; then
+            echo "contract: the validator missed some wrong answers:" >&2
+            cat "$work/wrong.out" >&2; false
+        fi &&
+        mkdir "$work/client" &&
+        cp tests/contract/client/main.ts tests/contract/client/tsconfig.json "$work/client/" &&
+        "$bin/openapi-typescript" "$work/openapi.json" --default-non-nullable false \
+            -o "$work/client/nerved.d.ts" >/dev/null &&
+        "$bin/tsc" -p "$work/client/tsconfig.json" --outDir "$work/client/out" &&
+        node "$work/client/out/main.js" "http://127.0.0.1:$port" &&
+        curl -sf "http://127.0.0.1:$port/metrics" -o "$work/metrics" &&
+        promtool check metrics <"$work/metrics" &&
+        echo "contract: metrics exposition accepted by promtool"
+    } || rc=1
+    kill "$pid"
+    wait "$pid" || rc=1
+    rm -rf "$work"
+    return $rc
+}
+
+# The integration tests of build/, each response logged for contract.
+logged_integration() {
+    rm -rf build/responses
+    mkdir -p build/responses
+    NERVED_RESPONSE_LOG=$PWD/build/responses \
+        ctest --test-dir build -R '^it_' --output-on-failure -j "$JOBS"
+}
+
 # build DIR [cmake options...]
 build() {
     local dir=$1
@@ -144,7 +226,9 @@ run)
 test)
     install_missing
     build build
-    ctest --test-dir build --output-on-failure -j "$JOBS"
+    ctest --test-dir build --output-on-failure -j "$JOBS" -E '^it_'
+    logged_integration
+    contract build/responses
     # clang: its UBSan sees float-to-int casts out of range, which GCC's
     # misses.
     CC=clang build build-asan -DNERVED_SANITIZE=ON
@@ -161,6 +245,12 @@ test)
     check_manifests
     image_smoke
     ;;
+contract)
+    install_missing
+    build build
+    logged_integration
+    contract build/responses
+    ;;
 image)
     check_manifests
     image_smoke
@@ -170,7 +260,7 @@ fuzz)
     fuzz "${2:-600}"
     ;;
 *)
-    echo "usage: $0 run [nerved flags...] | test | fuzz [seconds] | image" >&2
+    echo "usage: $0 run [nerved flags...] | test | fuzz [seconds] | image | contract" >&2
     exit 2
     ;;
 esac

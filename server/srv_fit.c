@@ -237,6 +237,7 @@ static int run_rls(fit_job *job, nn_error *e)
 static void *job_main(void *arg)
 {
     fit_job *job = arg;
+    srv_metrics_fit_started();
     nn_error e = {0};
     int rc;
     api_fit_data *d = &job->req.data[0];
@@ -291,7 +292,9 @@ static void *job_main(void *arg)
         job->status = JOB_FAILED;
         api_fail_from_nn(&job->error, &e, 0);
     }
-    srv_metrics_fit(job->status == JOB_DONE);
+    srv_metrics_fit(job->status == JOB_DONE        ? "done"
+                    : job->status == JOB_CANCELLED ? "cancelled"
+                                                   : "failed");
     pthread_cond_broadcast(&job->finished);
     srv_request *waiter = job->waiter;
     job->waiter = NULL;

@@ -69,6 +69,7 @@ static srv_persist *persistence;
 static const srv_auth *keys;
 static pthread_mutex_t tracks_lock = PTHREAD_MUTEX_INITIALIZER;
 static conn_track *tracks;
+static int n_tracks; /* open connections, for /metrics */
 
 void srv_http_init(const srv_config *cfg, nn_registry *reg,
                    srv_persist *persist, const srv_auth *auth)
@@ -456,6 +457,10 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
     if (st->challenge)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer realm=\"nerved\"");
+    /* Every 503 is a "not now": the queue, the memory budget, the disk,
+     * a shutdown. */
+    if (req->status == 503 && req->retry_after <= 0)
+        req->retry_after = 1;
     if (req->retry_after > 0) {
         char seconds[16];
         snprintf(seconds, sizeof seconds, "%d", req->retry_after);
@@ -466,7 +471,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)req->status, resp);
     MHD_destroy_response(resp);
     double seconds = now_seconds() - st->start;
-    srv_metrics_request(st->route, req->status, seconds);
+    srv_metrics_request(st->route, req->net ? req->net->id : NULL,
+                        req->status, seconds);
     if (!config->quiet)
         log_request(req, seconds);
     return rc;
@@ -755,6 +761,7 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
         st->start = now_seconds();
         st->route = find_route(method, url, params, allow, sizeof allow);
         *con_cls = st;
+        srv_metrics_in_flight(1);
         /* Before anything else: without a key, not even which routes
          * exist is told. */
         if (keys && !srv_auth_exempt(method, url) &&
@@ -822,6 +829,7 @@ void srv_http_completed(void *cls, struct MHD_Connection *conn,
         srv_budget_release(st->cap);
         free(st);
         *con_cls = NULL;
+        srv_metrics_in_flight(-1);
     }
     /* The next request on this connection starts its clock now. */
     conn_track *track = conn ? track_of(conn) : NULL;
@@ -853,6 +861,7 @@ void srv_http_connection(void *cls, struct MHD_Connection *conn,
         if (tracks)
             tracks->prev = t;
         tracks = t;
+        n_tracks++;
         pthread_mutex_unlock(&tracks_lock);
         *socket_context = t;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && t) {
@@ -863,6 +872,7 @@ void srv_http_connection(void *cls, struct MHD_Connection *conn,
             tracks = t->next;
         if (t->next)
             t->next->prev = t->prev;
+        n_tracks--;
         pthread_mutex_unlock(&tracks_lock);
         free(t);
         *socket_context = NULL;
@@ -886,4 +896,12 @@ int srv_http_sweep(int read_timeout)
         }
     pthread_mutex_unlock(&tracks_lock);
     return cut;
+}
+
+int srv_http_open_connections(void)
+{
+    pthread_mutex_lock(&tracks_lock);
+    int n = n_tracks;
+    pthread_mutex_unlock(&tracks_lock);
+    return n;
 }

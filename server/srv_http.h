@@ -28,6 +28,8 @@ void srv_http_connection(void *cls, struct MHD_Connection *conn,
  * receiving one request (headers and body) or waiting between requests;
  * returns how many. The reaper calls it every second. */
 int srv_http_sweep(int read_timeout);
+/* Connections open now, for /metrics. */
+int srv_http_open_connections(void);
 /* MHD_RequestCompletedCallback: frees what srv_http_handle kept. */
 void srv_http_completed(void *cls, struct MHD_Connection *conn,
                         void **con_cls, enum MHD_RequestTerminationCode code);

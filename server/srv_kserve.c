@@ -452,7 +452,7 @@ static int step(srv_request *req, nn_session *run,
     times->infer_ns = t2 - t1;
     if (rc != NN_OK)
         return api_fail_from_nn(err, &e, 0);
-    srv_metrics_steps(1);
+    srv_metrics_steps(req->net ? req->net->id : NULL, 1);
     rc = reply_outputs(req, r, run, err);
     times->output_ns = now_ns() - t2;
     return rc;

@@ -9,6 +9,7 @@
 #include "api_codec.h"
 #include "srv_budget.h"
 #include "srv_fit.h"
+#include "srv_http.h"
 #include "srv_kserve.h"
 #include "srv_metrics.h"
 #include "srv_persist.h"
@@ -137,14 +138,40 @@ static void handle_readyz(srv_request *req)
     srv_reply_json(req, 200, o);
 }
 
+typedef struct queue_list {
+    srv_metrics_queue *q;
+    int n, cap;
+} queue_list;
+
+static void queue_of_network(srv_network *net, void *arg)
+{
+    queue_list *l = arg;
+    if (l->n == l->cap)
+        return;
+    srv_metrics_queue *q = &l->q[l->n++];
+    snprintf(q->network, sizeof q->network, "%s", net->id);
+    srv_sched_queue_depth(net, &q->queued, &q->running);
+}
+
 static void handle_metrics(srv_request *req)
 {
     const char *names[64];
     int n = srv_route_count();
     for (int i = 0; i < n && i < 64; i++)
         names[i] = srv_routes[i].name;
-    char *text = srv_metrics_render(names, n, srv_network_count(),
-                                    srv_session_count());
+    srv_metrics_gauges g = {srv_network_count(), srv_session_count(),
+                            srv_http_open_connections(), NULL, 0};
+    /* Room for networks added between the count and the walk is not
+     * needed: a scrape shows the queues of a moment, and those come
+     * next time. */
+    queue_list queues = {calloc((size_t)g.networks + 1, sizeof *queues.q), 0,
+                         g.networks + 1};
+    if (queues.q)
+        srv_network_each(queue_of_network, &queues);
+    g.queues = queues.q;
+    g.n_queues = queues.n;
+    char *text = queues.q ? srv_metrics_render(names, n, &g) : NULL;
+    free(queues.q);
     if (!text) {
         srv_reply_fail(req, 503, "out_of_memory", "out of memory");
         return;
@@ -336,7 +363,7 @@ static void handle_network_forward(srv_request *req)
         api_fail_from_nn(&err, &e, 0);
         srv_reply_error(req, &err);
     } else {
-        srv_metrics_steps(1);
+        srv_metrics_steps(net->id, 1);
         /* The encoder copies the outputs: the session goes now. */
         reply_encoded(req, 200, api_step_outputs_enc(run, net->graph, -1));
     }
@@ -687,7 +714,7 @@ static void handle_session_run(srv_request *req)
             api_fail_from_nn(&err, &e, 0);
             srv_reply_error(req, &err);
         } else {
-            srv_metrics_steps(steps);
+            srv_metrics_steps(net->id, steps);
             /* Takes the outputs. */
             reply_encoded(req, 200, api_sequence_outputs_enc(
                                         net->graph, outs,
@@ -783,15 +810,15 @@ const srv_route srv_routes[] = {
      INLINE, NULL, NULL},
     {"POST", "/v2/models/{net}/infer", "v2_infer", srv_v2_infer,
      NET | READ | BODY | SRV_BODY_BINARY, NULL, srv_v2_order_key},
-    {"GET", "/v2/models/{net}/versions/{sid}", "v2_model_version",
+    {"GET", "/v2/models/{net}/versions/{version}", "v2_model_version",
      srv_v2_model_version_metadata, INLINE, NULL, NULL},
-    {"GET", "/v2/models/{net}/versions/{sid}/ready", "v2_model_version_ready",
+    {"GET", "/v2/models/{net}/versions/{version}/ready", "v2_model_version_ready",
      srv_v2_model_version_ready, INLINE, NULL, NULL},
-    {"GET", "/v2/models/{net}/versions/{sid}/config",
+    {"GET", "/v2/models/{net}/versions/{version}/config",
      "v2_model_version_config", srv_v2_model_version_config, INLINE, NULL, NULL},
-    {"GET", "/v2/models/{net}/versions/{sid}/stats", "v2_model_version_stats",
+    {"GET", "/v2/models/{net}/versions/{version}/stats", "v2_model_version_stats",
      srv_v2_model_version_stats, INLINE, NULL, NULL},
-    {"POST", "/v2/models/{net}/versions/{sid}/infer", "v2_version_infer",
+    {"POST", "/v2/models/{net}/versions/{version}/infer", "v2_version_infer",
      srv_v2_version_infer, NET | READ | BODY | SRV_BODY_BINARY, NULL,
      srv_v2_order_key},
     {NULL, NULL, NULL, NULL, 0, NULL, NULL},

@@ -447,7 +447,7 @@ static void run_steps(sched_queue *q, int thread, srv_job **jobs, int n)
     }
     pthread_rwlock_unlock(&net->weights);
     srv_metrics_batch(net->id, rows, m);
-    srv_metrics_steps(m);
+    srv_metrics_steps(net->id, m);
     for (int i = 0; i < n_failed; i++)
         answer(failed[i]);
     for (int i = 0; i < m; i++)

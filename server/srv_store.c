@@ -5,6 +5,7 @@
 #include "srv_store.h"
 #include "api.h"
 #include "srv_budget.h"
+#include "srv_metrics.h"
 #include "srv_persist.h"
 #include "srv_sched.h"
 
@@ -29,6 +30,9 @@ void srv_store_init(int max_networks, int max_sessions, int max_per_owner)
 
 static void network_free(srv_network *net)
 {
+    /* No request holds it now, so none records its series again: they go,
+     * and the network label stays bounded by the networks held. */
+    srv_metrics_forget(net->id);
     if (net->trainer && net->trainer_free)
         net->trainer_free(net->trainer);
     srv_sched_queue_free(net->sched);

@@ -211,6 +211,75 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
     return len;
 }
 
+static void base64(cJSON *record, const char *name, const char *data,
+                   size_t len)
+{
+    static const char digits[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *text = malloc(4 * (len / 3 + 1) + 1);
+    if (!text)
+        return;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned char)data[i] << 16;
+        if (i + 1 < len)
+            v |= (unsigned char)data[i + 1] << 8;
+        if (i + 2 < len)
+            v |= (unsigned char)data[i + 2];
+        text[o++] = digits[v >> 18 & 63];
+        text[o++] = digits[v >> 12 & 63];
+        text[o++] = i + 1 < len ? digits[v >> 6 & 63] : '=';
+        text[o++] = i + 2 < len ? digits[v & 63] : '=';
+    }
+    text[o] = '\0';
+    cJSON_AddStringToObject(record, name, text);
+    free(text);
+}
+
+/* With $NERVED_RESPONSE_LOG naming a directory, each response is appended
+ * as one JSON line to DIR/PID.jsonl, for the contract check to hold every
+ * answer the tests saw against the OpenAPI document. */
+void it_log_raw(const char *method, const char *path, long status,
+                const char *content_type, const char *allow,
+                const char *retry_after, const char *www_authenticate,
+                const char *body, size_t len, long header_length)
+{
+    const char *dir = getenv("NERVED_RESPONSE_LOG");
+    if (!dir || !*dir || status == 0)
+        return;
+    cJSON *rec = cJSON_CreateObject();
+    if (!rec)
+        return;
+    cJSON_AddStringToObject(rec, "method", method);
+    cJSON_AddStringToObject(rec, "path", path);
+    cJSON_AddNumberToObject(rec, "status", (double)status);
+    cJSON_AddStringToObject(rec, "content_type", content_type ? content_type : "");
+    if (allow)
+        cJSON_AddStringToObject(rec, "allow", allow);
+    if (retry_after)
+        cJSON_AddStringToObject(rec, "retry_after", retry_after);
+    if (www_authenticate)
+        cJSON_AddStringToObject(rec, "www_authenticate", www_authenticate);
+    if (header_length >= 0)
+        cJSON_AddNumberToObject(rec, "header_length", (double)header_length);
+    base64(rec, "body", body ? body : "", len);
+    char *line = cJSON_PrintUnformatted(rec);
+    cJSON_Delete(rec);
+    if (!line)
+        return;
+    char file[1024];
+    snprintf(file, sizeof file, "%s/%ld.jsonl", dir, (long)getpid());
+    int fd = open(file, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+        size_t n = strlen(line);
+        line[n] = '\n'; /* the NUL goes: one write of the whole line */
+        if (write(fd, line, n + 1) != (ssize_t)(n + 1))
+            fprintf(stderr, "itest: could not log a response to %s\n", file);
+        close(fd);
+    }
+    free(line);
+}
+
 int it_request(const it_server *s, const char *method, const char *path,
                const char *content_type, const char *body, size_t body_len,
                it_response *r)
@@ -261,6 +330,9 @@ int it_request_with(const it_server *s, const char *method, const char *path,
     curl_easy_cleanup(c);
     if (!r->body)
         r->body = calloc(1, 1);
+    if (rc == CURLE_OK)
+        it_log_raw(method, path, r->status, r->content_type, r->allow,
+                   r->retry_after, r->www_authenticate, r->body, r->len, -1);
     return rc == CURLE_OK ? 0 : -1;
 }
 

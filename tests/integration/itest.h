@@ -59,6 +59,15 @@ int it_request_with(const it_server *s, const char *method, const char *path,
 cJSON *it_json(const it_server *s, const char *method, const char *path,
                const char *body, long *status);
 void it_response_free(it_response *r);
+/* With $NERVED_RESPONSE_LOG naming a directory, appends one response to
+ * DIR/PID.jsonl for the contract check (tests/contract). it_request logs
+ * its own; tests with their own HTTP client call this. A header the
+ * client did not read is NULL (the check then does not ask for it);
+ * header_length is Inference-Header-Content-Length, or -1. */
+void it_log_raw(const char *method, const char *path, long status,
+                const char *content_type, const char *allow,
+                const char *retry_after, const char *www_authenticate,
+                const char *body, size_t len, long header_length);
 /* A new empty directory under $TMPDIR (or /tmp) named prefix-XXXXXX;
  * malloc'd, NULL on failure. it_remove_tree deletes it and its contents. */
 char *it_temp_dir(const char *prefix);

@@ -415,7 +415,24 @@ static void test_refusals(void)
     it_response r;
     CU_ASSERT_EQUAL_FATAL(it_request(&server, "GET", "/metrics", NULL, NULL, 0,
                                      &r), 0);
-    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "nerved_fits_total{outcome=\"done\"}"));
+    /* The jobs above: several done, one cancelled, none failed (refusals
+     * start no job), none running now. */
+    static const struct {
+        const char *series;
+        long min, max;
+    } want[] = {{"\nnerved_fits_total{outcome=\"done\"} ", 3, 1000},
+                {"\nnerved_fits_total{outcome=\"cancelled\"} ", 1, 1},
+                {"\nnerved_fits_total{outcome=\"failed\"} ", 0, 0},
+                {"\nnerved_fits_running ", 0, 0}};
+    for (size_t k = 0; k < sizeof want / sizeof *want; k++) {
+        const char *line = strstr(r.body, want[k].series);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+        long v = atol(line + strlen(want[k].series));
+        if (v < want[k].min || v > want[k].max)
+            fprintf(stderr, "%s= %ld, want %ld..%ld\n", want[k].series + 1, v,
+                    want[k].min, want[k].max);
+        CU_ASSERT(v >= want[k].min && v <= want[k].max);
+    }
     it_response_free(&r);
 }
 

@@ -816,13 +816,98 @@ static void test_metrics(void)
                                           "session_forward\",status=\"200\"}"));
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "status=\"404\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "nerved_request_duration_seconds_"
-                                          "bucket{le=\"+Inf\"}"));
+                                          "bucket{route=\"session_forward\","
+                                          "le=\"+Inf\"}"));
+    /* Per network: the forwards above named one. */
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\nnerved_network_requests_total"
+                                          "{network=\"n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\nnerved_network_steps_total"
+                                          "{network=\"n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "reason=\"not_found\"}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\nnerved_queue_depth{network="));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "nerved_fits_total{outcome="
+                                          "\"cancelled\"}"));
+    CU_ASSERT_PTR_NULL(strstr(r.body, "failed_or_cancelled"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\nnerved_build_info{version=\""));
+    /* This scrape is in flight on an open connection while it renders. */
+    const char *g = strstr(r.body, "\nnerved_in_flight_requests ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT(atol(g + strlen("\nnerved_in_flight_requests ")) >= 1);
+    g = strstr(r.body, "\nnerved_open_connections ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT(atol(g + strlen("\nnerved_open_connections ")) >= 1);
+    /* The process metrics, read from /proc: this daemon is running now,
+     * holds memory, and has at least its listening socket open. */
+    g = strstr(r.body, "\nprocess_resident_memory_bytes ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT(atof(g + strlen("\nprocess_resident_memory_bytes ")) > 1e6);
+    g = strstr(r.body, "\nprocess_open_fds ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT(atol(g + strlen("\nprocess_open_fds ")) >= 1);
+    g = strstr(r.body, "\nprocess_max_fds ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT(atol(g + strlen("\nprocess_max_fds ")) >= 16);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\nprocess_cpu_seconds_total "));
+    g = strstr(r.body, "\nprocess_start_time_seconds ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    double started = atof(g + strlen("\nprocess_start_time_seconds "));
+    CU_ASSERT(started > (double)time(NULL) - 3600 &&
+              started < (double)time(NULL) + 5);
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "nerved_networks "));
     /* The sample line, not the # HELP line. */
     const char *steps = strstr(r.body, "\nnerved_forward_steps_total ");
     CU_ASSERT_PTR_NOT_NULL_FATAL(steps);
     CU_ASSERT(atol(steps + strlen("\nnerved_forward_steps_total ")) > 50);
     it_response_free(&r);
+}
+
+/* A body is checked on every route, before the route is: one that is not
+ * JSON is 415 even where none is read, as the document lists. */
+static void test_any_route_refuses_an_unreadable_body(void)
+{
+    static const char *const paths[] = {"/healthz", "/v1/networks", "/v2"};
+    for (size_t k = 0; k < sizeof paths / sizeof *paths; k++) {
+        it_response r;
+        CU_ASSERT_EQUAL_FATAL(it_request(&server, "GET", paths[k], "text/plain",
+                                         "hello", 5, &r), 0);
+        CU_ASSERT_EQUAL(r.status, 415);
+        CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "text/plain"));
+        it_response_free(&r);
+    }
+}
+
+/* A network's series are there while it is, and go with it: the network
+ * label is bounded by the networks held, not by all ever made. */
+static void test_metrics_forget_deleted_networks(void)
+{
+    cJSON *net = call("POST", "/v1/networks",
+                      "{\"name\": \"metered\", \"nodes\": [{\"name\": \"x\", "
+                      "\"type\": \"Input\", \"shape\": 2}, {\"name\": \"o\", "
+                      "\"type\": \"Dense\", \"num_unit\": 1}], "
+                      "\"edges\": [\"x >> o\"]}", 201);
+    const char *id = cJSON_GetStringValue(get(net, "id"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(id);
+    char series[96];
+    snprintf(series, sizeof series,
+             "nerved_network_steps_total{network=\"%s\"} 2\n", id);
+    for (int i = 0; i < 2; i++)
+        cJSON_Delete(call("POST", "/v1/networks/metered/forward",
+                          "{\"inputs\": {\"x\": [[1, 2]]}}", 200));
+    it_response r;
+    CU_ASSERT_EQUAL_FATAL(it_request(&server, "GET", "/metrics", NULL, NULL, 0,
+                                     &r), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, series));
+    it_response_free(&r);
+    cJSON_Delete(call("DELETE", "/v1/networks/metered", NULL, 200));
+    snprintf(series, sizeof series, "{network=\"%s\"", id);
+    CU_ASSERT_EQUAL_FATAL(it_request(&server, "GET", "/metrics", NULL, NULL, 0,
+                                     &r), 0);
+    if (strstr(r.body, series))
+        fprintf(stderr, "a deleted network's series remain: %s\n",
+                strstr(r.body, series));
+    CU_ASSERT_PTR_NULL(strstr(r.body, series));
+    it_response_free(&r);
+    cJSON_Delete(net);
 }
 
 static void test_openapi_lists_every_route(void)
@@ -850,6 +935,35 @@ static void test_openapi_lists_every_route(void)
     }
     pclose(f);
     CU_ASSERT(routes >= 20);
+    /* And the other way: every operation the document lists but HEAD
+     * (answered on every GET route) is a route, each with its own
+     * operationId, so the two sets are equal. */
+    int operations = 0;
+    char ids[128][64];
+    int n_ids = 0;
+    for (const cJSON *path = paths->child; path; path = path->next)
+        for (const cJSON *op = path->child; op; op = op->next) {
+            if (strcmp(op->string, "parameters") == 0)
+                continue;
+            const char *id = cJSON_GetStringValue(get(op, "operationId"));
+            CU_ASSERT_PTR_NOT_NULL(id);
+            for (int k = 0; id && k < n_ids; k++)
+                if (strcmp(ids[k], id) == 0) {
+                    fprintf(stderr, "operationId %s twice\n", id);
+                    CU_FAIL("operationId used twice");
+                }
+            if (id && n_ids < 128)
+                snprintf(ids[n_ids++], sizeof ids[0], "%s", id);
+            if (strcmp(op->string, "head") == 0) {
+                CU_ASSERT_PTR_NOT_NULL(get(path, "get"));
+            } else {
+                operations++;
+            }
+        }
+    if (operations != routes)
+        fprintf(stderr, "the document has %d operations, the daemon %d "
+                "routes\n", operations, routes);
+    CU_ASSERT_EQUAL(operations, routes);
     cJSON_Delete(doc);
 }
 
@@ -958,6 +1072,9 @@ int main(void)
         {"concurrent clients", test_concurrent_clients},
         {"deleting a network during requests", test_delete_during_requests},
         {"metrics", test_metrics},
+        {"a deleted network's metrics go", test_metrics_forget_deleted_networks},
+        {"any route refuses an unreadable body",
+         test_any_route_refuses_an_unreadable_body},
         {"OpenAPI lists every route", test_openapi_lists_every_route},
         {"limits and session expiry", test_limits_and_expiry},
         {"sizes past the limits", test_sizes_past_the_limits},

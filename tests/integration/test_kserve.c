@@ -79,6 +79,9 @@ static void test_health_and_metadata(void)
     cJSON_Delete(j);
     cJSON_Delete(call("GET", "/v2/models/mymodel/ready", NULL, 200));
     cJSON_Delete(call("GET", "/v2/models/mymodel/versions/1", NULL, 200));
+    j = call("GET", "/v2/models/mymodel/versions/1/ready", NULL, 200);
+    CU_ASSERT(cJSON_IsTrue(get(j, "ready")));
+    cJSON_Delete(j);
     j = call("GET", "/v2/models/nothere/ready", NULL, 404);
     CU_ASSERT(cJSON_IsString(get(j, "error")));
     cJSON_Delete(j);
@@ -343,6 +346,8 @@ static void raw_on(const it_server *srv, const char *method, const char *path,
     curl_easy_cleanup(c);
     if (!r->body)
         r->body = calloc(1, 1);
+    it_log_raw(method, path, r->status, r->content_type, r->allow, NULL, NULL,
+               r->body, r->len, r->header_length);
 }
 
 static void raw(const char *method, const char *path, const char *const *lines,
