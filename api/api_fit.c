@@ -13,7 +13,9 @@
 static const char *const common_keys[] = {"method", "inputs", "targets",
                                           "wait", NULL};
 static const char *const ridge_keys[] = {"data", "beta", "warmup", NULL};
-static const char *const rls_keys[] = {"alpha", "reset", NULL};
+static const char *const rls_keys[] = {"alpha", "forgetting", "reset",
+                                       "continue_state", NULL};
+static const char *const lms_keys[] = {"lr", "reset", "continue_state", NULL};
 static const char *const bptt_keys[] = {"loss", "epochs", "batch_size",
                                         "shuffle", "window", "clip_norm",
                                         "seed", "optimizer", "schedule", NULL};
@@ -257,34 +259,47 @@ int api_fit_request_parse(const cJSON *body, nn_graph *g,
                           api_error *err)
 {
     static const char *const methods[] = {"ridge", "rls", "force", "bptt",
-                                          NULL};
+                                          "lms", NULL};
     memset(req, 0, sizeof *req);
     if (!cJSON_IsObject(body))
         return api_fail(err, 400, "bad_request", "the body must be an object "
                         "{\"method\": \"ridge\" | \"rls\" | \"force\" | "
-                        "\"bptt\", \"inputs\": {...}, \"targets\": {...}}");
+                        "\"lms\" | \"bptt\", \"inputs\": {...}, "
+                        "\"targets\": {...}}");
     if (!cJSON_GetObjectItemCaseSensitive(body, "method"))
         return api_fail(err, 400, "bad_request", "\"method\" is required: "
-                        "ridge, rls, force or bptt");
+                        "ridge, rls, force, bptt or lms");
     int m = 0;
     if (choice(body, "method", methods, &m, "", err))
         return -1;
     snprintf(req->method_name, sizeof req->method_name, "%s", methods[m]);
     req->method = m == 0 ? API_FIT_RIDGE : m == 3 ? API_FIT_BPTT : API_FIT_RLS;
     const char *const *own = req->method == API_FIT_RIDGE ? ridge_keys
-                             : req->method == API_FIT_RLS ? rls_keys
-                                                          : bptt_keys;
+                             : req->method == API_FIT_BPTT ? bptt_keys
+                             : m == 4                      ? lms_keys
+                                                           : rls_keys;
     if (check_keys(body, common_keys, own, "", methods[m], err) ||
         boolean(body, "wait", &req->wait, err))
         return -1;
 
     req->beta = 1e-7;
-    req->alpha = 1.0;
+    req->online = nn_online_defaults();
+    req->online.rule = m == 4 ? NN_ONLINE_LMS : NN_ONLINE_RLS;
     if (number(body, "beta", 0, 0, 1e12, &req->beta, "", err) ||
         integer(body, "warmup", 0, 1 << 30, &req->warmup, "", err) ||
-        number(body, "alpha", 0, 1e-12, 1e12, &req->alpha, "", err) ||
-        boolean(body, "reset", &req->reset, err))
+        number(body, "alpha", 0, 1e-12, 1e12, &req->online.alpha, "", err) ||
+        number(body, "lr", 0, 1e-12, 1e6, &req->online.lr, "", err) ||
+        boolean(body, "reset", &req->reset, err) ||
+        boolean(body, "continue_state", &req->continue_state, err))
         return -1;
+    if (cJSON_GetObjectItemCaseSensitive(body, "forgetting")) {
+        if (number(body, "forgetting", 0, 0, 1, &req->online.forgetting, "",
+                   err))
+            return -1;
+        if (req->online.forgetting <= 0)
+            return api_fail(err, 400, "bad_request", "\"forgetting\" must be "
+                            "in (0, 1] (1: no forgetting)");
+    }
     if (req->method == API_FIT_BPTT && read_bptt(body, g, req, err))
         return -1;
 

@@ -5,7 +5,10 @@
  *    "inputs": {"<input>": (N, T, ...)}, "targets": {"<node>": (N, T, ...)},
  *    (ridge also: "data": [{"inputs": ..., "targets": ...}, ...]),
  *    ridge: "beta" (1e-7), "warmup" (0);
- *    rls/force: "alpha" (1), "reset" (false);
+ *    rls/force: "alpha" (1), "forgetting" (1: none), "reset" (false),
+ *               "continue_state" (false);
+ *    lms: "lr" (1e-6, ReservoirPy's learning_rate), "reset" (false),
+ *         "continue_state" (false);
  *    bptt: "loss" ("mse" | "softmax_cross_entropy"), "epochs" (10),
  *          "batch_size" (0: all), "shuffle" (true), "window" (0: whole),
  *          "clip_norm" (0: none), "seed",
@@ -26,7 +29,7 @@
 
 typedef enum api_fit_method {
     API_FIT_RIDGE,
-    API_FIT_RLS,
+    API_FIT_RLS,   /* the online rules: rls, force and lms */
     API_FIT_BPTT
 } api_fit_method;
 
@@ -46,8 +49,10 @@ typedef struct api_fit_request {
     int n_data;
     double beta;   /* ridge */
     int warmup;    /* ridge */
-    double alpha;  /* rls */
-    int reset;     /* rls: start P again */
+    nn_online_opts online; /* rls, force, lms */
+    int reset;     /* online: start P (and a kept state) again */
+    int continue_state; /* online: start from the state the previous
+                           request with continue_state left, not zero */
     nn_fit_opts fit; /* bptt */
     int wait;
 } api_fit_request;
