@@ -172,7 +172,7 @@ static int read_optimizer(const cJSON *o, nn_optim_opts *opt, api_error *err)
 {
     static const char *const keys[] = {"type", "lr", "momentum", "beta1",
                                        "beta2", "eps", "weight_decay", NULL};
-    static const char *const types[] = {"sgd", "adam", NULL};
+    static const char *const types[] = {"sgd", "adam", "adamw", NULL};
     if (!cJSON_IsObject(o))
         return api_fail(err, 400, "bad_request", "\"optimizer\" must be an "
                         "object such as {\"type\": \"adam\", \"lr\": 0.001}");
@@ -180,9 +180,14 @@ static int read_optimizer(const cJSON *o, nn_optim_opts *opt, api_error *err)
     if (check_keys(o, keys, NULL, "optimizer", "an optimizer", err) ||
         choice(o, "type", types, &type, "optimizer", err))
         return -1;
-    opt->kind = type ? NN_OPTIM_ADAM : NN_OPTIM_SGD;
+    opt->kind = type == 2 ? NN_OPTIM_ADAMW
+                : type    ? NN_OPTIM_ADAM
+                          : NN_OPTIM_SGD;
+    /* PyTorch's defaults: Adam's and AdamW's lr, AdamW's decay. */
     if (type)
         opt->lr = 0.001;
+    if (type == 2)
+        opt->weight_decay = 0.01;
     if (number(o, "lr", 0, 1e-12, 1e6, &opt->lr, "optimizer", err) ||
         number(o, "momentum", 0, 0, 0.999999, &opt->momentum, "optimizer",
                err) ||
@@ -192,9 +197,9 @@ static int read_optimizer(const cJSON *o, nn_optim_opts *opt, api_error *err)
         number(o, "weight_decay", 0, 0, 1e6, &opt->weight_decay, "optimizer",
                err))
         return -1;
-    if (type == 1 && cJSON_GetObjectItemCaseSensitive(o, "momentum"))
+    if (type && cJSON_GetObjectItemCaseSensitive(o, "momentum"))
         return api_fail(err, 400, "bad_request", "optimizer: \"momentum\" is "
-                        "for sgd; adam has beta1 and beta2");
+                        "for sgd; %s has beta1 and beta2", types[type]);
     return 0;
 }
 

@@ -12,8 +12,9 @@
  *    bptt: "loss" ("mse" | "softmax_cross_entropy"), "epochs" (10),
  *          "batch_size" (0: all), "shuffle" (true), "window" (0: whole),
  *          "clip_norm" (0: none), "seed",
- *          "optimizer": {"type": "sgd" | "adam", "lr", "momentum", "beta1",
- *                        "beta2", "eps", "weight_decay"},
+ *          "optimizer": {"type": "sgd" | "adam" | "adamw", "lr",
+ *                        "momentum", "beta1", "beta2", "eps",
+ *                        "weight_decay" (0; adamw: 0.01, decoupled)},
  *          "schedule": {"type": "constant" | "step" | "exponential" |
  *                       "cosine", "step_size", "gamma", "lr_min",
                        "epochs" (cosine's horizon; default: the fit's)};

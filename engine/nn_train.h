@@ -84,7 +84,14 @@ double nn_loss(nn_loss_kind kind, const nn_tensor *pred,
 
 /* ----------------------------------------------------------- optimizers */
 
-typedef enum nn_optim_kind { NN_OPTIM_SGD, NN_OPTIM_ADAM } nn_optim_kind;
+/* ADAMW is Adam with decoupled weight decay (Loshchilov & Hutter; PyTorch's
+ * AdamW): w ← w (1 − lr · decay) before the Adam step, the decay kept out
+ * of the moments. */
+typedef enum nn_optim_kind {
+    NN_OPTIM_SGD,
+    NN_OPTIM_ADAM,
+    NN_OPTIM_ADAMW
+} nn_optim_kind;
 
 typedef enum nn_schedule_kind {
     NN_SCHEDULE_CONSTANT,    /* lr */
@@ -99,9 +106,10 @@ typedef struct nn_optim_opts {
     nn_optim_kind kind;
     double lr;            /* > 0 */
     double momentum;      /* SGD, in [0, 1) (PyTorch's form: v = μv + g) */
-    double beta1, beta2;  /* Adam, in [0, 1) */
-    double eps;           /* Adam, > 0 */
-    double weight_decay;  /* added to the gradient as decay · w */
+    double beta1, beta2;  /* Adam, AdamW, in [0, 1) */
+    double eps;           /* Adam, AdamW, > 0 */
+    double weight_decay;  /* SGD, Adam: added to the gradient as decay · w;
+                             AdamW: decoupled, as above */
     nn_schedule_kind schedule;
     int step_size;        /* STEP: epochs per decay */
     double gamma;         /* STEP, EXPONENTIAL */
