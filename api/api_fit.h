@@ -9,6 +9,8 @@
  *               "continue_state" (false);
  *    lms: "lr" (1e-6, ReservoirPy's learning_rate), "reset" (false),
  *         "continue_state" (false);
+ *    ip: "epochs" (1), "warmup" (0); no targets (intrinsic plasticity is
+ *        unsupervised: it adapts every IPReservoir's a and b);
  *    bptt: "loss" ("mse" | "softmax_cross_entropy"), "epochs" (10),
  *          "batch_size" (0: all), "shuffle" (true), "window" (0: whole),
  *          "clip_norm" (0: none), "seed",
@@ -31,14 +33,15 @@
 typedef enum api_fit_method {
     API_FIT_RIDGE,
     API_FIT_RLS,   /* the online rules: rls, force and lms */
-    API_FIT_BPTT
+    API_FIT_BPTT,
+    API_FIT_IP     /* intrinsic plasticity of IPReservoir nodes */
 } api_fit_method;
 
 /* One batch of sequences: inputs by entry, targets by node. */
 typedef struct api_fit_data {
     nn_binding *inputs;  /* nn_graph_entry_count long */
     int n_inputs;
-    nn_binding *targets;
+    nn_binding *targets; /* none for ip */
     int n_targets;
     int batch, steps;
 } api_fit_data;
@@ -49,7 +52,8 @@ typedef struct api_fit_request {
     api_fit_data *data;
     int n_data;
     double beta;   /* ridge */
-    int warmup;    /* ridge */
+    int warmup;    /* ridge, ip */
+    int ip_epochs; /* ip */
     nn_online_opts online; /* rls, force, lms */
     int reset;     /* online: start P (and a kept state) again */
     int continue_state; /* online: start from the state the previous

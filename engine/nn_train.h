@@ -272,6 +272,23 @@ int nn_rls_run(nn_rls *r, nn_session *s, const nn_binding *inputs,
                int n_inputs, const nn_binding *targets, int n_targets,
                int num_steps, double *mse, nn_error *err);
 
+/* ------------------------------------------------ intrinsic plasticity */
+
+/* NN_OK when g has an IPReservoir node, else an error saying so. */
+int nn_ip_check(nn_graph *g, nn_error *err);
+
+/* Adapts the gain a and bias b of every IPReservoir node of g by intrinsic
+ * plasticity (the rule in engine/nodes/ipreservoir.c, from each node's mu,
+ * sigma and learning_rate). inputs bind every entry to (batch, num_steps,
+ * input shape) tensors. Each of the epochs runs the batch from zero state;
+ * after each step past `warmup`, every unit of every row is updated, row
+ * after row (ReservoirPy runs its sequences one after another; here they
+ * run side by side, so the rows of one step see the a and b the step ran
+ * with). *updates (when not NULL) receives the steps that updated. */
+int nn_ip_fit(nn_graph *g, const nn_binding *inputs, int n_inputs, int batch,
+              int num_steps, int epochs, int warmup, long *updates,
+              nn_error *err);
+
 /* A new built graph equal to g: same nodes, parameters, edges and weight
  * values, sharing nothing but the registry. Trainers work on a clone while
  * sessions keep running on the original. The caller owns it. */

@@ -46,7 +46,7 @@ typedef struct fit_job {
     double loss;             /* last epoch's (bptt), or the rls mse */
     long state_steps;        /* online: steps in the state at the end */
     double *history;         /* bptt: epochs long */
-    long rows;               /* ridge: rows fed */
+    long rows;               /* ridge: rows fed; ip: steps that updated */
     api_error error;         /* when failed */
     struct timespec started, ended;
 } fit_job;
@@ -123,6 +123,11 @@ static cJSON *job_json(const fit_job *job)
         }
         if (job->epoch > 0)
             cJSON_AddNumberToObject(o, "loss", job->loss);
+    } else if (job->req.method == API_FIT_IP) {
+        cJSON_AddNumberToObject(o, "epochs", job->req.ip_epochs);
+        cJSON_AddNumberToObject(o, "warmup", job->req.warmup);
+        if (job->status == JOB_DONE)
+            cJSON_AddNumberToObject(o, "updates", (double)job->rows);
     } else if (job->req.method == API_FIT_RIDGE) {
         if (job->status == JOB_DONE)
             cJSON_AddNumberToObject(o, "rows", (double)job->rows);
@@ -309,6 +314,15 @@ static void *job_main(void *arg)
     case API_FIT_RLS:
         rc = run_rls(job, &e);
         break;
+    case API_FIT_IP: {
+        long updates = 0;
+        rc = nn_ip_fit(job->clone, d->inputs, d->n_inputs, d->batch, d->steps,
+                       job->req.ip_epochs, job->req.warmup, &updates, &e);
+        pthread_mutex_lock(&jobs_lock);
+        job->rows = updates;
+        pthread_mutex_unlock(&jobs_lock);
+        break;
+    }
     case API_FIT_BPTT:
     default:
         job->req.fit.progress = bptt_progress;
@@ -426,6 +440,8 @@ static int precheck(fit_job *job, nn_error *e)
         return nn_fit_check(job->clone, d->inputs, d->n_inputs, d->targets,
                             d->n_targets, &req->fit, e);
     }
+    if (req->method == API_FIT_IP)
+        return nn_ip_check(job->clone, e);
     if (req->method == API_FIT_RLS && req->n_data > 1)
         return nn_error_set(e, NN_ERR_INVALID, "%s takes \"inputs\" and "
                             "\"targets\", not \"data\"",

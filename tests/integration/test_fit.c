@@ -1,7 +1,7 @@
 /*
  * test_fit.c — training over HTTP: ridge and its accumulation over data
  * items, RLS continuing across requests, LMS and RLS going on from the
- * kept state (continue_state), BPTT as a job with progress,
+ * kept state (continue_state), intrinsic plasticity (ip), BPTT as a job with progress,
  * forward calls that keep running on the old weights during a fit and
  * switch to the new ones at its end, cancellation, and refusals.
  */
@@ -25,6 +25,23 @@ static cJSON *call(const char *method, const char *path, const char *body,
 static const cJSON *get(const cJSON *j, const char *key)
 {
     return cJSON_GetObjectItemCaseSensitive(j, key);
+}
+
+/* POSTs body to /v1/networks/{net}/fit; expects status and a message
+ * holding needle. */
+static void expect_error_on(const char *net, const char *body, long status,
+                            const char *needle)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/networks/%s/fit", net);
+    cJSON *j = call("POST", path, body, status);
+    const char *msg = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(j, "error"), "message"));
+    if (!msg || !strstr(msg, needle))
+        fprintf(stderr, "message '%s' lacks '%s'\n", msg ? msg : "", needle);
+    CU_ASSERT(msg && strstr(msg, needle));
+    cJSON_Delete(j);
 }
 
 static void create(const char *def)
@@ -302,6 +319,55 @@ static void test_online_continue_state(void)
     }
 }
 
+/* ------------------------------------------------- intrinsic plasticity */
+
+/* method ip adapts an IPReservoir's gain a and bias b from the inputs
+ * alone; the fitted values are served (params) and the outputs change. */
+static void test_ip_over_http(void)
+{
+    create("{\"name\": \"ipn\", \"seed\": 2, \"nodes\": ["
+           "{\"name\": \"u\", \"type\": \"Input\", \"shape\": 1},"
+           "{\"name\": \"r\", \"type\": \"IPReservoir\", \"num_unit\": 8,"
+           " \"spectral_radius\": 0.9, \"rc_connectivity\": 0.5,"
+           " \"input_connectivity\": 1, \"sigma\": 0.2,"
+           " \"learning_rate\": 0.01}],"
+           "\"edges\": [\"u >> r\"]}");
+    char body[4096];
+    int n = snprintf(body, sizeof body, "{\"method\": \"ip\", \"wait\": true, "
+                     "\"epochs\": 3, \"warmup\": 5, \"inputs\": {\"u\": [[");
+    for (int t = 0; t < 50; t++)
+        n += snprintf(body + n, sizeof body - (size_t)n, "%s[%.5f]",
+                      t ? ", " : "", sin(0.4 * t));
+    snprintf(body + n, sizeof body - (size_t)n, "]]}}");
+    cJSON *j = call("POST", "/v1/networks/ipn/fit", body, 200);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(j, "method")), "ip");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(j, "status")), "done");
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(get(j, "updates")), 3 * 45);
+    cJSON_Delete(j);
+    cJSON *a = weights("ipn", "r", "a"), *b = weights("ipn", "r", "b");
+    double moved = 0;
+    for (int i = 0; i < 8; i++)
+        moved = fmax(moved, fabs(at(a, i) - 1) + fabs(at(b, i)));
+    CU_ASSERT(moved > 1e-3);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+
+    expect_error_on("ipn", "{\"method\": \"ip\", \"inputs\": {\"u\": [[[1]]]},"
+                    " \"targets\": {\"r\": [[[1,1,1,1,1,1,1,1]]]}}", 400,
+                    "\"targets\" is not an option of ip");
+    expect_error_on("ipn", "{\"method\": \"ip\", \"epochs\": 0, \"inputs\": "
+                    "{\"u\": [[[1]]]}}", 400, "\"epochs\" must be an integer");
+    expect_error_on("ipn", "{\"method\": \"ip\", \"warmup\": 1, \"inputs\": "
+                    "{\"u\": [[[1]]]}}", 400, "\"warmup\" (1) must be shorter");
+    expect_error_on("ipn", "{\"method\": \"ip\", \"beta\": 1, \"inputs\": "
+                    "{\"u\": [[[1]]]}}", 400, "\"beta\" is not an option of ip");
+    delete_net("ipn");
+    create(LINEAR);
+    expect_error_on("lin", "{\"method\": \"ip\", \"inputs\": {\"x\": "
+                    "[[[1, 2]]]}}", 422, "no IPReservoir");
+    delete_net("lin");
+}
+
 /* ---------------------------------------------------------------- BPTT */
 
 static const char *RNN =
@@ -558,6 +624,7 @@ int main(void)
         {"rls continues across requests", test_rls_continues_across_requests},
         {"lms and rls continue the state when asked",
          test_online_continue_state},
+        {"ip adapts an IPReservoir over http", test_ip_over_http},
         {"a bptt job: progress, sessions keep running, atomic swap",
          test_bptt_job_with_progress_and_atomic_swap},
         {"cancelling keeps the weights", test_cancel_keeps_the_weights},
