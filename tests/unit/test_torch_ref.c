@@ -526,6 +526,21 @@ static void test_two_biases_sgd(void)
     o.lr = 0.3;
     CU_ASSERT_EQUAL(check_training("rnn_sgd.txt", &o, 1, 1), 0);
     CU_ASSERT(check_training("rnn_sgd.txt", &o, 0, 0) > 0);
+
+    /* Two biases without a bias is a contradiction, refused by name. */
+    nn_error err;
+    nn_graph *g = nn_graph_new(reg, 1);
+    nn_node *in = nn_graph_add_node(g, "Input", "x", &err);
+    nn_node *rnn = nn_graph_add_node(g, "VanillaRNN", "rnn", &err);
+    CU_ASSERT_FATAL(in && rnn);
+    CU_ASSERT_EQUAL(nn_node_set_param(in, "shape", "2", &err), NN_OK);
+    CU_ASSERT_EQUAL(nn_node_set_param(rnn, "num_unit", "3", &err), NN_OK);
+    CU_ASSERT_EQUAL(nn_node_set_param(rnn, "use_bias", "false", &err), NN_OK);
+    CU_ASSERT_EQUAL(nn_node_set_param(rnn, "two_biases", "true", &err), NN_OK);
+    CU_ASSERT_EQUAL(nn_graph_link(g, "x >> rnn", &err), NN_OK);
+    CU_ASSERT_NOT_EQUAL(nn_graph_build(g, &err), NN_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "two_biases needs use_bias"));
+    nn_graph_free(g);
 }
 
 /* AdamW's decay is decoupled: Adam with the same weight_decay in the
