@@ -35,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define IP_EIGEN_MAX_UNITS 2000
+
 typedef struct ipres {
     nn_tensor *Win, *W, *bias, *a, *b, *Wfb;
     int units;
@@ -151,7 +153,14 @@ static int ip_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
         !(self->W = masked_weight(node, "W", U, U, "W_initializer",
                                   "rc_connectivity", 1.0f, err)))
         return err->code;
+    /* dgeev is O(n³) time and n² doubles: past this, import a W drawn
+     * and scaled elsewhere. */
     double radius = nn_node_param_float(node, "spectral_radius");
+    if (radius > 0 && U > IP_EIGEN_MAX_UNITS)
+        return nn_error_set(err, NN_ERR_INVALID, "spectral_radius: an "
+                            "IPReservoir measures W's spectrum exactly, up to "
+                            "%d units (not %d); set spectral_radius 0 and "
+                            "import W", IP_EIGEN_MAX_UNITS, U);
     if (radius > 0 && (rc = rescale(self, radius, err)) != NN_OK)
         return rc;
     nn_init init = nn_node_param_init(node, "bias_initializer");
