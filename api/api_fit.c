@@ -13,7 +13,10 @@
 static const char *const common_keys[] = {"method", "inputs", "targets",
                                           "wait", NULL};
 static const char *const ridge_keys[] = {"data", "beta", "warmup", NULL};
-static const char *const rls_keys[] = {"alpha", "reset", NULL};
+static const char *const rls_keys[] = {"alpha", "forgetting", "reset",
+                                       "continue_state", NULL};
+static const char *const lms_keys[] = {"lr", "reset", "continue_state", NULL};
+static const char *const ip_keys[] = {"epochs", "warmup", NULL};
 static const char *const bptt_keys[] = {"loss", "epochs", "batch_size",
                                         "shuffle", "window", "clip_norm",
                                         "seed", "optimizer", "schedule", NULL};
@@ -139,7 +142,8 @@ static int read_targets(const cJSON *targets, nn_graph *g, const char *where,
 }
 
 static int read_data(const cJSON *obj, nn_graph *g, const char *where,
-                     const api_limits *lim, api_fit_data *d, api_error *err)
+                     const api_limits *lim, int need_targets, api_fit_data *d,
+                     api_error *err)
 {
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(obj, "inputs");
     if (!cJSON_IsObject(inputs))
@@ -160,6 +164,8 @@ static int read_data(const cJSON *obj, nn_graph *g, const char *where,
         return -1;
     }
     d->n_inputs = nn_graph_entry_count(g);
+    if (!need_targets)
+        return 0;
     return read_targets(cJSON_GetObjectItemCaseSensitive(obj, "targets"), g,
                         where, d, lim, err);
 }
@@ -170,7 +176,7 @@ static int read_optimizer(const cJSON *o, nn_optim_opts *opt, api_error *err)
 {
     static const char *const keys[] = {"type", "lr", "momentum", "beta1",
                                        "beta2", "eps", "weight_decay", NULL};
-    static const char *const types[] = {"sgd", "adam", NULL};
+    static const char *const types[] = {"sgd", "adam", "adamw", NULL};
     if (!cJSON_IsObject(o))
         return api_fail(err, 400, "bad_request", "\"optimizer\" must be an "
                         "object such as {\"type\": \"adam\", \"lr\": 0.001}");
@@ -178,9 +184,14 @@ static int read_optimizer(const cJSON *o, nn_optim_opts *opt, api_error *err)
     if (check_keys(o, keys, NULL, "optimizer", "an optimizer", err) ||
         choice(o, "type", types, &type, "optimizer", err))
         return -1;
-    opt->kind = type ? NN_OPTIM_ADAM : NN_OPTIM_SGD;
+    opt->kind = type == 2 ? NN_OPTIM_ADAMW
+                : type    ? NN_OPTIM_ADAM
+                          : NN_OPTIM_SGD;
+    /* PyTorch's defaults: Adam's and AdamW's lr, AdamW's decay. */
     if (type)
         opt->lr = 0.001;
+    if (type == 2)
+        opt->weight_decay = 0.01;
     if (number(o, "lr", 0, 1e-12, 1e6, &opt->lr, "optimizer", err) ||
         number(o, "momentum", 0, 0, 0.999999, &opt->momentum, "optimizer",
                err) ||
@@ -190,9 +201,9 @@ static int read_optimizer(const cJSON *o, nn_optim_opts *opt, api_error *err)
         number(o, "weight_decay", 0, 0, 1e6, &opt->weight_decay, "optimizer",
                err))
         return -1;
-    if (type == 1 && cJSON_GetObjectItemCaseSensitive(o, "momentum"))
+    if (type && cJSON_GetObjectItemCaseSensitive(o, "momentum"))
         return api_fail(err, 400, "bad_request", "optimizer: \"momentum\" is "
-                        "for sgd; adam has beta1 and beta2");
+                        "for sgd; %s has beta1 and beta2", types[type]);
     return 0;
 }
 
@@ -257,34 +268,61 @@ int api_fit_request_parse(const cJSON *body, nn_graph *g,
                           api_error *err)
 {
     static const char *const methods[] = {"ridge", "rls", "force", "bptt",
-                                          NULL};
+                                          "lms", "ip", NULL};
     memset(req, 0, sizeof *req);
     if (!cJSON_IsObject(body))
         return api_fail(err, 400, "bad_request", "the body must be an object "
                         "{\"method\": \"ridge\" | \"rls\" | \"force\" | "
-                        "\"bptt\", \"inputs\": {...}, \"targets\": {...}}");
+                        "\"lms\" | \"bptt\" | \"ip\", \"inputs\": {...}, "
+                        "\"targets\": {...}}");
     if (!cJSON_GetObjectItemCaseSensitive(body, "method"))
         return api_fail(err, 400, "bad_request", "\"method\" is required: "
-                        "ridge, rls, force or bptt");
+                        "ridge, rls, force, bptt, lms or ip");
     int m = 0;
     if (choice(body, "method", methods, &m, "", err))
         return -1;
     snprintf(req->method_name, sizeof req->method_name, "%s", methods[m]);
-    req->method = m == 0 ? API_FIT_RIDGE : m == 3 ? API_FIT_BPTT : API_FIT_RLS;
+    req->method = m == 0   ? API_FIT_RIDGE
+                  : m == 3 ? API_FIT_BPTT
+                  : m == 5 ? API_FIT_IP
+                           : API_FIT_RLS;
     const char *const *own = req->method == API_FIT_RIDGE ? ridge_keys
-                             : req->method == API_FIT_RLS ? rls_keys
-                                                          : bptt_keys;
+                             : req->method == API_FIT_BPTT ? bptt_keys
+                             : req->method == API_FIT_IP   ? ip_keys
+                             : m == 4                      ? lms_keys
+                                                           : rls_keys;
     if (check_keys(body, common_keys, own, "", methods[m], err) ||
         boolean(body, "wait", &req->wait, err))
         return -1;
+    int need_targets = req->method != API_FIT_IP;
+    if (!need_targets && cJSON_GetObjectItemCaseSensitive(body, "targets"))
+        return api_fail(err, 400, "bad_request", "\"targets\" is not an "
+                        "option of ip: intrinsic plasticity is unsupervised "
+                        "(it adapts the IPReservoir nodes' a and b from the "
+                        "inputs alone)");
+    req->ip_epochs = 1;
+    if (req->method == API_FIT_IP &&
+        integer(body, "epochs", 1, 1000000, &req->ip_epochs, "", err))
+        return -1;
 
     req->beta = 1e-7;
-    req->alpha = 1.0;
+    req->online = nn_online_defaults();
+    req->online.rule = m == 4 ? NN_ONLINE_LMS : NN_ONLINE_RLS;
     if (number(body, "beta", 0, 0, 1e12, &req->beta, "", err) ||
         integer(body, "warmup", 0, 1 << 30, &req->warmup, "", err) ||
-        number(body, "alpha", 0, 1e-12, 1e12, &req->alpha, "", err) ||
-        boolean(body, "reset", &req->reset, err))
+        number(body, "alpha", 0, 1e-12, 1e12, &req->online.alpha, "", err) ||
+        number(body, "lr", 0, 1e-12, 1e6, &req->online.lr, "", err) ||
+        boolean(body, "reset", &req->reset, err) ||
+        boolean(body, "continue_state", &req->continue_state, err))
         return -1;
+    if (cJSON_GetObjectItemCaseSensitive(body, "forgetting")) {
+        if (number(body, "forgetting", 0, 0, 1, &req->online.forgetting, "",
+                   err))
+            return -1;
+        if (req->online.forgetting <= 0)
+            return api_fail(err, 400, "bad_request", "\"forgetting\" must be "
+                            "in (0, 1] (1: no forgetting)");
+    }
     if (req->method == API_FIT_BPTT && read_bptt(body, g, req, err))
         return -1;
 
@@ -315,14 +353,14 @@ int api_fit_request_parse(const cJSON *body, nn_graph *g,
                                     "a member of a data item", where,
                                     c->string);
         }
-        if (read_data(item, g, where, lim, &req->data[i], err))
+        if (read_data(item, g, where, lim, need_targets, &req->data[i], err))
             return -1;
         total += (size_t)req->data[i].batch * (size_t)req->data[i].steps;
         if (total > (size_t)lim->max_steps * (size_t)lim->max_batch)
             return api_fail(err, 413, "too_large", "the data hold more than "
                             "%d x %d steps", lim->max_batch, lim->max_steps);
     }
-    if (req->method == API_FIT_RIDGE)
+    if (req->method == API_FIT_RIDGE || req->method == API_FIT_IP)
         for (int i = 0; i < req->n_data; i++)
             if (req->warmup >= req->data[i].steps)
                 return api_fail(err, 400, "bad_request", "\"warmup\" (%d) "

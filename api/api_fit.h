@@ -5,12 +5,18 @@
  *    "inputs": {"<input>": (N, T, ...)}, "targets": {"<node>": (N, T, ...)},
  *    (ridge also: "data": [{"inputs": ..., "targets": ...}, ...]),
  *    ridge: "beta" (1e-7), "warmup" (0);
- *    rls/force: "alpha" (1), "reset" (false);
+ *    rls/force: "alpha" (1), "forgetting" (1: none), "reset" (false),
+ *               "continue_state" (false);
+ *    lms: "lr" (1e-6, ReservoirPy's learning_rate), "reset" (false),
+ *         "continue_state" (false);
+ *    ip: "epochs" (1), "warmup" (0); no targets (intrinsic plasticity is
+ *        unsupervised: it adapts every IPReservoir's a and b);
  *    bptt: "loss" ("mse" | "softmax_cross_entropy"), "epochs" (10),
  *          "batch_size" (0: all), "shuffle" (true), "window" (0: whole),
  *          "clip_norm" (0: none), "seed",
- *          "optimizer": {"type": "sgd" | "adam", "lr", "momentum", "beta1",
- *                        "beta2", "eps", "weight_decay"},
+ *          "optimizer": {"type": "sgd" | "adam" | "adamw", "lr",
+ *                        "momentum", "beta1", "beta2", "eps",
+ *                        "weight_decay" (0; adamw: 0.01, decoupled)},
  *          "schedule": {"type": "constant" | "step" | "exponential" |
  *                       "cosine", "step_size", "gamma", "lr_min",
                        "epochs" (cosine's horizon; default: the fit's)};
@@ -26,15 +32,16 @@
 
 typedef enum api_fit_method {
     API_FIT_RIDGE,
-    API_FIT_RLS,
-    API_FIT_BPTT
+    API_FIT_RLS,   /* the online rules: rls, force and lms */
+    API_FIT_BPTT,
+    API_FIT_IP     /* intrinsic plasticity of IPReservoir nodes */
 } api_fit_method;
 
 /* One batch of sequences: inputs by entry, targets by node. */
 typedef struct api_fit_data {
     nn_binding *inputs;  /* nn_graph_entry_count long */
     int n_inputs;
-    nn_binding *targets;
+    nn_binding *targets; /* none for ip */
     int n_targets;
     int batch, steps;
 } api_fit_data;
@@ -45,9 +52,12 @@ typedef struct api_fit_request {
     api_fit_data *data;
     int n_data;
     double beta;   /* ridge */
-    int warmup;    /* ridge */
-    double alpha;  /* rls */
-    int reset;     /* rls: start P again */
+    int warmup;    /* ridge, ip */
+    int ip_epochs; /* ip */
+    nn_online_opts online; /* rls, force, lms */
+    int reset;     /* online: start P (and a kept state) again */
+    int continue_state; /* online: start from the state the previous
+                           request with continue_state left, not zero */
     nn_fit_opts fit; /* bptt */
     int wait;
 } api_fit_request;

@@ -288,6 +288,43 @@ static int add_pairs(nn_graph *g, const cJSON *pairs, const char *key,
     return 0;
 }
 
+/* {"from": "a", "to": "b", "delay": n}: a >> b, n steps late (a Delay
+ * node between them) when n >= 1; without delay (or 0) a plain edge. */
+static int add_edge_object(nn_graph *g, const cJSON *e, int index,
+                           api_error *err)
+{
+    for (const cJSON *c = e->child; c; c = c->next)
+        if (strcmp(c->string, "from") && strcmp(c->string, "to") &&
+            strcmp(c->string, "delay"))
+            return api_fail(err, 400, "bad_edge", "edges[%d]: \"%s\" is not "
+                            "a member of an edge object (from, to, delay)",
+                            index, c->string);
+    const cJSON *from = cJSON_GetObjectItemCaseSensitive(e, "from");
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(e, "to");
+    const cJSON *delay = cJSON_GetObjectItemCaseSensitive(e, "delay");
+    if (!cJSON_IsString(from) || !cJSON_IsString(to))
+        return api_fail(err, 400, "bad_edge", "edges[%d]: an edge object "
+                        "needs \"from\" and \"to\", node names", index);
+    double steps = 0;
+    if (delay) {
+        steps = cJSON_IsNumber(delay) ? delay->valuedouble : -1;
+        if (!(steps >= 0 && steps <= (1 << 20)) || steps != floor(steps))
+            return api_fail(err, 400, "bad_edge", "edges[%d]: \"delay\" must "
+                            "be an integer from 0 to %d (steps)", index,
+                            1 << 20);
+    }
+    nn_error ne;
+    int rc = steps >= 1 ? nn_graph_ff_delayed(g, from->valuestring,
+                                              to->valuestring, (int)steps,
+                                              NULL, &ne)
+                        : nn_graph_ff(g, from->valuestring, to->valuestring,
+                                      &ne);
+    if (rc != NN_OK)
+        return api_fail(err, 422, "graph_invalid", "edges[%d]: %s", index,
+                        ne.msg);
+    return 0;
+}
+
 static int add_edges(nn_graph *g, const cJSON *def, api_error *err)
 {
     const char *keys[] = {"ff", "fb", "edges"};
@@ -306,9 +343,16 @@ static int add_edges(nn_graph *g, const cJSON *def, api_error *err)
         int index = 0;
         for (const cJSON *e = list->child; e; e = e->next, index++) {
             nn_error ne;
+            if (cJSON_IsObject(e)) {
+                if (add_edge_object(g, e, index, err))
+                    return -1;
+                continue;
+            }
             if (!cJSON_IsString(e))
                 return api_fail(err, 400, "bad_request", "edges[%d] must be a "
-                                "string such as \"{a, b} >> c\"", index);
+                                "string such as \"{a, b} >> c\" or an object "
+                                "{\"from\": \"a\", \"to\": \"b\", "
+                                "\"delay\": 3}", index);
             int rc = nn_graph_link(g, e->valuestring, &ne);
             if (rc == NN_ERR_INVALID)
                 return api_fail(err, 400, "bad_edge", "edges[%d]: %s", index,

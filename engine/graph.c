@@ -278,6 +278,35 @@ int nn_graph_fb(nn_graph *g, const char *receiver, const char *sender,
     return NN_OK;
 }
 
+int nn_graph_ff_delayed(nn_graph *g, const char *from, const char *to,
+                        int delay, char *name_out, nn_error *err)
+{
+    if (g->built || g->build_failed)
+        return nn_error_set(err, NN_ERR_STATE, "edges cannot be added to a "
+                            "graph after it is built");
+    /* Check the ends first: a refused edge adds no Delay node. */
+    if (!resolve(g, from, "delayed edge source", err) ||
+        !resolve(g, to, "delayed edge target", err))
+        return NN_ERR_NOT_FOUND;
+    if (delay < 1 || delay > (1 << 20))
+        return nn_error_set(err, NN_ERR_INVALID, "edge %s >> %s: delay must "
+                            "be from 1 to %d steps, not %d", from, to,
+                            1 << 20, delay);
+    nn_node *d = nn_graph_add_node(g, "Delay", NULL, err);
+    if (!d)
+        return err->code;
+    char steps[16];
+    snprintf(steps, sizeof steps, "%d", delay);
+    int rc = nn_node_set_param(d, "delay", steps, err);
+    if (rc == NN_OK)
+        rc = nn_graph_ff(g, from, d->name, err);
+    if (rc == NN_OK)
+        rc = nn_graph_ff(g, d->name, to, err);
+    if (rc == NN_OK && name_out)
+        snprintf(name_out, NN_NAME_MAX, "%s", d->name);
+    return rc;
+}
+
 /* Takes back the edge "left >> right" or "left << right" that was the last
  * one added to its receiver (undo for nn_graph_link). */
 static void pop_edge(nn_graph *g, int feedback, const char *left,
@@ -371,6 +400,82 @@ static int link_term_parse(link_parser *lp, link_term *t)
     }
 }
 
+/* The edges one expression added, in order, to take back on failure. */
+typedef struct link_record {
+    struct {
+        int feedback;
+        char left[NN_NAME_MAX], right[NN_NAME_MAX];
+    } *edges;
+    int n, cap;
+} link_record;
+
+static int record_has(const link_record *rec, int feedback, const char *left,
+                      const char *right)
+{
+    for (int i = 0; i < rec->n; i++)
+        if (rec->edges[i].feedback == feedback &&
+            strcmp(rec->edges[i].left, left) == 0 &&
+            strcmp(rec->edges[i].right, right) == 0)
+            return 1;
+    return 0;
+}
+
+/* Adds left >> right (or left << right) unless this expression added it
+ * already: a merge "g1 & g2" unions the edges its operands share. */
+static int link_edge(nn_graph *g, link_record *rec, int feedback,
+                     const char *left, const char *right, nn_error *err)
+{
+    if (record_has(rec, feedback, left, right))
+        return NN_OK;
+    int rc = nn_grow((void **)&rec->edges, &rec->cap, rec->n + 1,
+                     sizeof *rec->edges, err);
+    if (rc != NN_OK)
+        return rc;
+    rc = feedback ? nn_graph_fb(g, left, right, err)
+                  : nn_graph_ff(g, left, right, err);
+    if (rc != NN_OK)
+        return rc;
+    rec->edges[rec->n].feedback = feedback;
+    snprintf(rec->edges[rec->n].left, NN_NAME_MAX, "%s", left);
+    snprintf(rec->edges[rec->n].right, NN_NAME_MAX, "%s", right);
+    rec->n++;
+    return NN_OK;
+}
+
+/* One chain "t0 op t1 op t2 ..." from lp->p up to '&' or the end. */
+static int link_chain(nn_graph *g, link_parser *lp, link_term *terms,
+                      link_record *rec)
+{
+    int ops[LINK_MAX_TERMS]; /* ops[i] joins terms[i] and terms[i+1]: 1 = << */
+    int n_terms = 0, rc;
+    for (;;) {
+        if (n_terms == LINK_MAX_TERMS)
+            return link_fail(lp, "too many terms");
+        rc = link_term_parse(lp, &terms[n_terms++]);
+        if (rc != NN_OK)
+            return rc;
+        link_skip_space(lp);
+        if (*lp->p == '\0' || *lp->p == '&')
+            break;
+        if (lp->p[0] == '>' && lp->p[1] == '>')
+            ops[n_terms - 1] = 0;
+        else if (lp->p[0] == '<' && lp->p[1] == '<')
+            ops[n_terms - 1] = 1;
+        else
+            return link_fail(lp, "expected '>>', '<<', '&' or the end");
+        lp->p += 2;
+    }
+    if (n_terms < 2)
+        return link_fail(lp, "an edge needs '>>' or '<<' between two terms");
+    rc = NN_OK;
+    for (int t = 0; t + 1 < n_terms && rc == NN_OK; t++)
+        for (int a = 0; a < terms[t].n && rc == NN_OK; a++)
+            for (int b = 0; b < terms[t + 1].n && rc == NN_OK; b++)
+                rc = link_edge(g, rec, ops[t], terms[t].names[a],
+                               terms[t + 1].names[b], lp->err);
+    return rc;
+}
+
 int nn_graph_link(nn_graph *g, const char *expr, nn_error *err)
 {
     if (!expr)
@@ -378,65 +483,33 @@ int nn_graph_link(nn_graph *g, const char *expr, nn_error *err)
     link_parser lp = {expr, expr, err};
     /* Terms are large (sets of names); keep them off the stack. */
     link_term *terms = nn_malloc(sizeof(link_term) * LINK_MAX_TERMS);
-    int ops[LINK_MAX_TERMS]; /* ops[i] joins terms[i] and terms[i+1]: 1 = << */
-    int n_terms = 0, rc;
     if (!terms)
         return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+    link_record rec = {NULL, 0, 0};
+    int rc;
+    /* ReservoirPy's merge: "a >> r >> o & r << o" is both chains, over
+     * the nodes they share. */
     for (;;) {
-        if (n_terms == LINK_MAX_TERMS) {
-            rc = link_fail(&lp, "too many terms");
-            goto done;
-        }
-        rc = link_term_parse(&lp, &terms[n_terms++]);
-        if (rc != NN_OK)
-            goto done;
-        link_skip_space(&lp);
-        if (*lp.p == '\0')
+        rc = link_chain(g, &lp, terms, &rec);
+        if (rc != NN_OK || *lp.p == '\0')
             break;
-        if (lp.p[0] == '>' && lp.p[1] == '>')
-            ops[n_terms - 1] = 0;
-        else if (lp.p[0] == '<' && lp.p[1] == '<')
-            ops[n_terms - 1] = 1;
-        else {
-            rc = link_fail(&lp, "expected '>>', '<<' or the end");
-            goto done;
+        lp.p++; /* '&' */
+        link_skip_space(&lp);
+        if (*lp.p == '\0') {
+            rc = link_fail(&lp, "expected an edge after '&'");
+            break;
         }
-        lp.p += 2;
     }
-    if (n_terms < 2) {
-        rc = link_fail(&lp, "an edge needs '>>' or '<<' between two terms");
-        goto done;
-    }
-    /* Add every edge; on failure take back those this expression added, so
-     * a refused expression leaves the graph as it was. */
-    int added = 0;
-    rc = NN_OK;
-    for (int t = 0; t + 1 < n_terms && rc == NN_OK; t++)
-        for (int a = 0; a < terms[t].n && rc == NN_OK; a++)
-            for (int b = 0; b < terms[t + 1].n && rc == NN_OK; b++) {
-                rc = ops[t] ? nn_graph_fb(g, terms[t].names[a],
-                                          terms[t + 1].names[b], err)
-                            : nn_graph_ff(g, terms[t].names[a],
-                                          terms[t + 1].names[b], err);
-                if (rc == NN_OK)
-                    added++;
-            }
+    /* A refused expression leaves the graph as it was: take back what it
+     * added, last first (each was then the last edge of its receiver). */
     if (rc != NN_OK) {
-        nn_error_prefix(err, "edge expression '%.120s'", expr);
-        for (int t = n_terms - 2; t >= 0; t--)
-            for (int a = terms[t].n - 1; a >= 0; a--)
-                for (int b = terms[t + 1].n - 1; b >= 0; b--) {
-                    int index = 0;
-                    /* Count position of (t, a, b) in the order added. */
-                    for (int u = 0; u < t; u++)
-                        index += terms[u].n * terms[u + 1].n;
-                    index += a * terms[t + 1].n + b;
-                    if (index < added)
-                        pop_edge(g, ops[t], terms[t].names[a],
-                                 terms[t + 1].names[b]);
-                }
+        if (rc != NN_ERR_INVALID)
+            nn_error_prefix(err, "edge expression '%.120s'", expr);
+        for (int i = rec.n - 1; i >= 0; i--)
+            pop_edge(g, rec.edges[i].feedback, rec.edges[i].left,
+                     rec.edges[i].right);
     }
-done:
+    nn_free(rec.edges);
     nn_free(terms);
     return rc;
 }

@@ -49,11 +49,20 @@ int nn_graph_ff(nn_graph *g, const char *from, const char *to, nn_error *err);
 /* receiver << sender: sender's output of the previous step feeds receiver. */
 int nn_graph_fb(nn_graph *g, const char *receiver, const char *sender,
                 nn_error *err);
+/* from >> to, delay steps late: adds a Delay node (named as automatic
+ * names are: Delay0, Delay1, ...) with from >> it >> to, so to sees from's
+ * output of step t − delay (zeros before). delay >= 1; the name of the new
+ * node is written to name_out (NN_NAME_MAX) when not NULL. */
+int nn_graph_ff_delayed(nn_graph *g, const char *from, const char *to,
+                        int delay, char *name_out, nn_error *err);
+
 /* Adds the edges of one expression in BrainPy's notation, where a term is
  * a node name or a set "{a, b, c}":
  *   "a >> b >> c", "{i1, i2} >> l", "a >> {b, c}", "r << o", "r << {o, p}".
- * A set on the left of >> feeds every node on the right. Errors give the
- * character position. */
+ * A set on the left of >> feeds every node on the right. ReservoirPy's
+ * merge joins chains over the nodes they share: "x >> r >> o & r << o"
+ * adds both; an edge the chains share is added once. Errors give the
+ * character position; a refused expression adds nothing. */
 int nn_graph_link(nn_graph *g, const char *expr, nn_error *err);
 
 /* Caps what building and running g may allocate, for graphs described by

@@ -84,7 +84,14 @@ double nn_loss(nn_loss_kind kind, const nn_tensor *pred,
 
 /* ----------------------------------------------------------- optimizers */
 
-typedef enum nn_optim_kind { NN_OPTIM_SGD, NN_OPTIM_ADAM } nn_optim_kind;
+/* ADAMW is Adam with decoupled weight decay (Loshchilov & Hutter; PyTorch's
+ * AdamW): w ← w (1 − lr · decay) before the Adam step, the decay kept out
+ * of the moments. */
+typedef enum nn_optim_kind {
+    NN_OPTIM_SGD,
+    NN_OPTIM_ADAM,
+    NN_OPTIM_ADAMW
+} nn_optim_kind;
 
 typedef enum nn_schedule_kind {
     NN_SCHEDULE_CONSTANT,    /* lr */
@@ -99,9 +106,10 @@ typedef struct nn_optim_opts {
     nn_optim_kind kind;
     double lr;            /* > 0 */
     double momentum;      /* SGD, in [0, 1) (PyTorch's form: v = μv + g) */
-    double beta1, beta2;  /* Adam, in [0, 1) */
-    double eps;           /* Adam, > 0 */
-    double weight_decay;  /* added to the gradient as decay · w */
+    double beta1, beta2;  /* Adam, AdamW, in [0, 1) */
+    double eps;           /* Adam, AdamW, > 0 */
+    double weight_decay;  /* SGD, Adam: added to the gradient as decay · w;
+                             AdamW: decoupled, as above */
     nn_schedule_kind schedule;
     int step_size;        /* STEP: epochs per decay */
     double gamma;         /* STEP, EXPONENTIAL */
@@ -216,25 +224,70 @@ int nn_ridge_solve(nn_ridge *r, nn_graph *g, double beta, long *rows,
 
 typedef struct nn_rls nn_rls;
 
-/* Recursive least squares (FORCE when the readout's output feeds back) for
- * each targeted readout, with P₀ = I/alpha. Keeps P between runs, so
- * training continues across calls; nodes are referred to by name. The
- * caller owns it (nn_rls_free). */
+/* The online rules, as ReservoirPy's RLS and LMS nodes define them. With
+ * x the feature row, Θ the weights and e = x·Θ − target the error of the
+ * output just produced (before the update):
+ *   RLS: k = P x, c = 1 / (λ + xᵀ k), Θ ← Θ − c k eᵀ, P ← (P − c k kᵀ) / λ,
+ *        P₀ = I / alpha; λ = 1 is plain RLS, λ < 1 forgets old rows with
+ *        weight λ per step (ReservoirPy's `forgetting`).
+ *   LMS: Θ ← Θ − lr · x eᵀ (ReservoirPy's `learning_rate`), no P. */
+typedef enum nn_online_rule { NN_ONLINE_RLS, NN_ONLINE_LMS } nn_online_rule;
+
+typedef struct nn_online_opts {
+    nn_online_rule rule;
+    double alpha;      /* RLS: > 0 */
+    double forgetting; /* RLS: λ in (0, 1] */
+    double lr;         /* LMS: > 0 */
+} nn_online_opts;
+
+/* RLS with alpha 1 and no forgetting; LMS's rate ReservoirPy's 1e-6. */
+nn_online_opts nn_online_defaults(void);
+/* Checks the ranges above; the message names the field. */
+int nn_online_check(const nn_online_opts *opts, nn_error *err);
+
+/* An online trainer (FORCE when the readout's output feeds back) for each
+ * targeted readout. Keeps P between runs, so training continues across
+ * calls; nodes are referred to by name. The caller owns it
+ * (nn_rls_free). */
+nn_rls *nn_online_new(nn_graph *g, const nn_binding *targets, int n_targets,
+                      const nn_online_opts *opts, nn_error *err);
+/* nn_online_new for RLS with P₀ = I/alpha and no forgetting. */
 nn_rls *nn_rls_new(nn_graph *g, const nn_binding *targets, int n_targets,
                    double alpha, nn_error *err);
 void nn_rls_free(nn_rls *r);
+nn_online_rule nn_rls_rule(const nn_rls *r);
+/* Changes forgetting and lr for the runs to come (alpha only shapes P₀,
+ * which exists already). The rule cannot change: a trainer of another rule
+ * is a new trainer. */
+int nn_rls_tune(nn_rls *r, const nn_online_opts *opts, nn_error *err);
 /* Checks that the rls still fits g (same readouts and feature sizes). */
 int nn_rls_compatible(const nn_rls *r, nn_graph *g, nn_error *err);
 
 /* Runs s over the sequences from its current state; after each step (and
- * each batch row) updates the readouts' weights in s's graph by the error of
- * the output just produced: e = y − target, k = P x / (1 + xᵀ P x),
- * P ← P − k xᵀ P, W ← W − k eᵀ. The output is not replaced by the target:
- * FORCE feeds back the readout's own output. *mse (when not NULL) receives
- * the mean squared error before each update, over the run. */
+ * each batch row, in order) updates the readouts' weights in s's graph by
+ * the rule above. The output is not replaced by the target: FORCE feeds
+ * back the readout's own output. *mse (when not NULL) receives the mean
+ * squared error before each update, over the run. */
 int nn_rls_run(nn_rls *r, nn_session *s, const nn_binding *inputs,
                int n_inputs, const nn_binding *targets, int n_targets,
                int num_steps, double *mse, nn_error *err);
+
+/* ------------------------------------------------ intrinsic plasticity */
+
+/* NN_OK when g has an IPReservoir node, else an error saying so. */
+int nn_ip_check(nn_graph *g, nn_error *err);
+
+/* Adapts the gain a and bias b of every IPReservoir node of g by intrinsic
+ * plasticity (the rule in engine/nodes/ipreservoir.c, from each node's mu,
+ * sigma and learning_rate). inputs bind every entry to (batch, num_steps,
+ * input shape) tensors. Each of the epochs runs the batch from zero state;
+ * after each step past `warmup`, every unit of every row is updated, row
+ * after row (ReservoirPy runs its sequences one after another; here they
+ * run side by side, so the rows of one step see the a and b the step ran
+ * with). *updates (when not NULL) receives the steps that updated. */
+int nn_ip_fit(nn_graph *g, const nn_binding *inputs, int n_inputs, int batch,
+              int num_steps, int epochs, int warmup, long *updates,
+              nn_error *err);
 
 /* A new built graph equal to g: same nodes, parameters, edges and weight
  * values, sharing nothing but the registry. Trainers work on a clone while

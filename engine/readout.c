@@ -543,23 +543,42 @@ int nn_ridge_solve(nn_ridge *r, nn_graph *g, double beta, long *rows,
 
 struct nn_rls {
     readouts rs;
-    double alpha;
+    nn_online_opts opts;
 };
 
-nn_rls *nn_rls_new(nn_graph *g, const nn_binding *targets, int n_targets,
-                   double alpha, nn_error *err)
+nn_online_opts nn_online_defaults(void)
 {
-    if (!(alpha > 0) || !isfinite(alpha)) {
-        nn_error_set(err, NN_ERR_INVALID, "alpha must be > 0 (P starts as "
-                     "I / alpha)");
+    nn_online_opts o = {NN_ONLINE_RLS, 1.0, 1.0, 1e-6};
+    return o;
+}
+
+int nn_online_check(const nn_online_opts *o, nn_error *err)
+{
+    if (o->rule != NN_ONLINE_RLS && o->rule != NN_ONLINE_LMS)
+        return nn_error_set(err, NN_ERR_INVALID, "unknown online rule %d",
+                            (int)o->rule);
+    if (!(o->alpha > 0) || !isfinite(o->alpha))
+        return nn_error_set(err, NN_ERR_INVALID, "alpha must be > 0 (P starts "
+                            "as I / alpha)");
+    if (!(o->forgetting > 0 && o->forgetting <= 1))
+        return nn_error_set(err, NN_ERR_INVALID, "forgetting must be in "
+                            "(0, 1] (1: no forgetting)");
+    if (!(o->lr > 0) || !isfinite(o->lr))
+        return nn_error_set(err, NN_ERR_INVALID, "lr must be > 0");
+    return NN_OK;
+}
+
+nn_rls *nn_online_new(nn_graph *g, const nn_binding *targets, int n_targets,
+                      const nn_online_opts *opts, nn_error *err)
+{
+    if (nn_online_check(opts, err) != NN_OK)
         return NULL;
-    }
     nn_rls *r = nn_calloc(1, sizeof *r);
     if (!r) {
         nn_error_set(err, NN_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    r->alpha = alpha;
+    r->opts = *opts;
     if (readouts_init(&r->rs, g, targets, n_targets, err) != NN_OK) {
         nn_rls_free(r);
         return NULL;
@@ -567,17 +586,45 @@ nn_rls *nn_rls_new(nn_graph *g, const nn_binding *targets, int n_targets,
     for (int i = 0; i < r->rs.n; i++) {
         readout *ro = &r->rs.r[i];
         size_t D = (size_t)ro->D;
-        if (!(ro->P = nn_calloc(D * D, sizeof(double))) ||
+        /* LMS keeps no P: its memory is the weights alone. */
+        int rls = opts->rule == NN_ONLINE_RLS;
+        if ((rls && !(ro->P = nn_calloc(D * D, sizeof(double)))) ||
             !(ro->theta = nn_calloc(D * (size_t)ro->U, sizeof(double)))) {
             nn_error_set(err, NN_ERR_NOMEM, "out of memory for the %d x %d P "
                          "of '%s'", ro->D, ro->D, ro->name);
             nn_rls_free(r);
             return NULL;
         }
-        for (size_t p = 0; p < D; p++)
-            ro->P[p * D + p] = 1.0 / alpha;
+        for (size_t p = 0; rls && p < D; p++)
+            ro->P[p * D + p] = 1.0 / opts->alpha;
     }
     return r;
+}
+
+nn_rls *nn_rls_new(nn_graph *g, const nn_binding *targets, int n_targets,
+                   double alpha, nn_error *err)
+{
+    nn_online_opts o = nn_online_defaults();
+    o.alpha = alpha;
+    return nn_online_new(g, targets, n_targets, &o, err);
+}
+
+nn_online_rule nn_rls_rule(const nn_rls *r)
+{
+    return r->opts.rule;
+}
+
+int nn_rls_tune(nn_rls *r, const nn_online_opts *opts, nn_error *err)
+{
+    if (nn_online_check(opts, err) != NN_OK)
+        return err->code;
+    if (opts->rule != r->opts.rule)
+        return nn_error_set(err, NN_ERR_INVALID, "this trainer runs %s, not "
+                            "%s", r->opts.rule == NN_ONLINE_RLS ? "rls" : "lms",
+                            opts->rule == NN_ONLINE_RLS ? "rls" : "lms");
+    r->opts.forgetting = opts->forgetting;
+    r->opts.lr = opts->lr;
+    return NN_OK;
 }
 
 void nn_rls_free(nn_rls *r)
@@ -593,32 +640,53 @@ int nn_rls_compatible(const nn_rls *r, nn_graph *g, nn_error *err)
     return readouts_match(&r->rs, g, err);
 }
 
-/* One RLS update of a readout from feature row x and its target. Returns
- * the squared error before the update. px is D doubles of scratch. */
-static double rls_update(readout *ro, const double *x, const float *target,
-                         double *px)
+/* The readout's outputs for feature row x from Θ, and the error against
+ * the target into e; returns the squared error. */
+static double online_error(const readout *ro, const double *x,
+                           const float *target, double *e)
 {
     size_t D = (size_t)ro->D, U = (size_t)ro->U;
     double sq = 0;
-    cblas_dsymv(CblasRowMajor, CblasUpper, ro->D, 1.0, ro->P, ro->D, x, 1, 0.0,
-                px, 1);
-    double denom = 1.0 + cblas_ddot(ro->D, x, 1, px, 1);
-    /* P ← P − (P x)(P x)ᵀ / denom, kept symmetric by construction. */
-    cblas_dsyr(CblasRowMajor, CblasUpper, ro->D, -1.0 / denom, px, 1, ro->P,
-               ro->D);
-    for (size_t p = 0; p < D; p++)
-        for (size_t q = 0; q < p; q++)
-            ro->P[p * D + q] = ro->P[q * D + p];
     for (size_t u = 0; u < U; u++) {
         double y = 0;
         for (size_t p = 0; p < D; p++)
             y += x[p] * ro->theta[p * U + u];
-        double e = y - target[u];
-        sq += e * e;
-        for (size_t p = 0; p < D; p++)
-            ro->theta[p * U + u] -= px[p] / denom * e;
+        e[u] = y - target[u];
+        sq += e[u] * e[u];
     }
     return sq;
+}
+
+/* One RLS update (with forgetting factor lambda) of a readout from feature
+ * row x and its error e. px is D doubles of scratch. */
+static void rls_update(readout *ro, const double *x, const double *e,
+                       double lambda, double *px)
+{
+    size_t D = (size_t)ro->D, U = (size_t)ro->U;
+    cblas_dsymv(CblasRowMajor, CblasUpper, ro->D, 1.0, ro->P, ro->D, x, 1, 0.0,
+                px, 1);
+    double c = 1.0 / (lambda + cblas_ddot(ro->D, x, 1, px, 1));
+    /* P ← (P − c (P x)(P x)ᵀ) / λ, kept symmetric by construction. */
+    cblas_dsyr(CblasRowMajor, CblasUpper, ro->D, -c, px, 1, ro->P, ro->D);
+    for (size_t p = 0; p < D; p++) {
+        if (lambda != 1.0)
+            for (size_t q = p; q < D; q++)
+                ro->P[p * D + q] /= lambda;
+        for (size_t q = 0; q < p; q++)
+            ro->P[p * D + q] = ro->P[q * D + p];
+    }
+    for (size_t u = 0; u < U; u++)
+        for (size_t p = 0; p < D; p++)
+            ro->theta[p * U + u] -= c * px[p] * e[u];
+}
+
+static void lms_update(readout *ro, const double *x, const double *e,
+                       double lr)
+{
+    size_t D = (size_t)ro->D, U = (size_t)ro->U;
+    for (size_t p = 0; p < D; p++)
+        for (size_t u = 0; u < U; u++)
+            ro->theta[p * U + u] -= lr * x[p] * e[u];
 }
 
 int nn_rls_run(nn_rls *r, nn_session *s, const nn_binding *inputs,
@@ -632,9 +700,12 @@ int nn_rls_run(nn_rls *r, nn_session *s, const nn_binding *inputs,
     ret = run_ctx_init(&rc, &r->rs, s, inputs, n_inputs, targets, n_targets,
                        num_steps, err);
     int maxD = 1;
-    for (int i = 0; i < r->rs.n; i++)
+    for (int i = 0; i < r->rs.n; i++) {
         maxD = r->rs.r[i].D > maxD ? r->rs.r[i].D : maxD;
-    double *x = ret == NN_OK ? nn_malloc(2 * (size_t)maxD * sizeof(double))
+        maxD = r->rs.r[i].U > maxD ? r->rs.r[i].U : maxD;
+    }
+    /* x, P x and e. */
+    double *x = ret == NN_OK ? nn_malloc(3 * (size_t)maxD * sizeof(double))
                              : NULL;
     if (ret == NN_OK && !x)
         ret = nn_error_set(err, NN_ERR_NOMEM, "out of memory");
@@ -651,9 +722,14 @@ int nn_rls_run(nn_rls *r, nn_session *s, const nn_binding *inputs,
             feed *f = &rc.feeds[i];
             const node_run *run = &s->runs[f->node->index];
             for (int row = 0; row < f->rows; row++) {
+                double *e = x + 2 * (size_t)maxD;
                 features(ro, f, run, (size_t)row, x);
-                sq += rls_update(ro, x, target_row(f, ro, row, t, num_steps),
-                                 x + maxD);
+                sq += online_error(ro, x,
+                                   target_row(f, ro, row, t, num_steps), e);
+                if (r->opts.rule == NN_ONLINE_RLS)
+                    rls_update(ro, x, e, r->opts.forgetting, x + maxD);
+                else
+                    lms_update(ro, x, e, r->opts.lr);
                 count += ro->U;
             }
             store_theta(f->node, ro, ro->theta);

@@ -163,9 +163,9 @@ nn_optim *nn_optim_new(nn_graph *g, const nn_optim_opts *opts, nn_error *err)
     }
     opt->g = g;
     opt->o = *opts;
-    int need_m = opts->kind == NN_OPTIM_ADAM || opts->momentum > 0;
-    if ((need_m && !(opt->m = nn_grads_new(g, err))) ||
-        (opts->kind == NN_OPTIM_ADAM && !(opt->v = nn_grads_new(g, err)))) {
+    int adam = opts->kind == NN_OPTIM_ADAM || opts->kind == NN_OPTIM_ADAMW;
+    if (((adam || opts->momentum > 0) && !(opt->m = nn_grads_new(g, err))) ||
+        (adam && !(opt->v = nn_grads_new(g, err)))) {
         nn_optim_free(opt);
         return NULL;
     }
@@ -198,9 +198,14 @@ void nn_optim_step(nn_optim *opt, const nn_grads *grads, int epoch)
             const nn_tensor *gr = nn_grads_at((nn_grads *)grads, node, i);
             float *m = opt->m ? nn_grads_at(opt->m, node, i)->data : NULL;
             float *v = opt->v ? nn_grads_at(opt->v, node, i)->data : NULL;
+            int decoupled = o->kind == NN_OPTIM_ADAMW;
+            double coupled = decoupled ? 0.0 : o->weight_decay;
             for (size_t k = 0; k < nn_tensor_numel(w); k++) {
-                double d = (double)gr->data[k] + o->weight_decay * w->data[k];
-                if (o->kind == NN_OPTIM_ADAM) {
+                double d = (double)gr->data[k] + coupled * w->data[k];
+                if (decoupled)
+                    w->data[k] = (float)(w->data[k] *
+                                         (1 - lr * o->weight_decay));
+                if (o->kind != NN_OPTIM_SGD) {
                     m[k] = (float)(o->beta1 * m[k] + (1 - o->beta1) * d);
                     v[k] = (float)(o->beta2 * v[k] + (1 - o->beta2) * d * d);
                     d = (m[k] / c1) / (sqrt(v[k] / c2) + o->eps);

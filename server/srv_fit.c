@@ -45,16 +45,23 @@ typedef struct fit_job {
     job_status status;
     int epoch, epochs;
     double loss;             /* last epoch's (bptt), or the rls mse */
+    long state_steps;        /* online: steps in the state at the end */
     double *history;         /* bptt: epochs long */
-    long rows;               /* ridge: rows fed */
+    long rows;               /* ridge: rows fed; ip: steps that updated */
     api_error error;         /* when failed */
     struct timespec started, ended;
 } fit_job;
 
-/* The RLS state a network keeps between requests, for one set of targets. */
+/* The online trainer a network keeps between requests, for one set of
+ * targets and one rule: P, and with continue_state the session whose state
+ * the next such request starts from. The session runs on a graph of its
+ * own (a clone: the job's clone is freed at the job's end), which is one
+ * more copy of the weights while a state is kept. */
 typedef struct rls_trainer {
     nn_rls *rls;
     char targets[512]; /* the target names, as a key */
+    nn_graph *graph;   /* with a kept state, else NULL */
+    nn_session *session;
 } rls_trainer;
 
 static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -70,9 +77,18 @@ static double seconds_between(const struct timespec *a,
            (double)(b->tv_nsec - a->tv_nsec) / 1e9;
 }
 
+static void rls_trainer_forget_state(rls_trainer *t)
+{
+    nn_session_free(t->session);
+    nn_graph_free(t->graph);
+    t->session = NULL;
+    t->graph = NULL;
+}
+
 static void rls_trainer_free(void *p)
 {
     rls_trainer *t = p;
+    rls_trainer_forget_state(t);
     nn_rls_free(t->rls);
     free(t);
 }
@@ -108,12 +124,19 @@ static cJSON *job_json(const fit_job *job)
         }
         if (job->epoch > 0)
             cJSON_AddNumberToObject(o, "loss", job->loss);
+    } else if (job->req.method == API_FIT_IP) {
+        cJSON_AddNumberToObject(o, "epochs", job->req.ip_epochs);
+        cJSON_AddNumberToObject(o, "warmup", job->req.warmup);
+        if (job->status == JOB_DONE)
+            cJSON_AddNumberToObject(o, "updates", (double)job->rows);
     } else if (job->req.method == API_FIT_RIDGE) {
         if (job->status == JOB_DONE)
             cJSON_AddNumberToObject(o, "rows", (double)job->rows);
         cJSON_AddNumberToObject(o, "beta", job->req.beta);
     } else if (job->status == JOB_DONE) {
         cJSON_AddNumberToObject(o, "mse", job->loss);
+        cJSON_AddBoolToObject(o, "continue_state", job->req.continue_state);
+        cJSON_AddNumberToObject(o, "state_steps", (double)job->state_steps);
     }
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -180,56 +203,101 @@ static void targets_key(const api_fit_data *d, char *key, size_t size)
                  d->targets[i].name);
 }
 
-/* The network's RLS state, made anew on reset, for other targets, or when
- * the readouts changed shape. Only the job running on the network touches
- * net->trainer. */
+/* The network's online trainer, made anew on reset, for other targets or
+ * another rule, or when the readouts changed shape; otherwise retuned to
+ * this request's forgetting and lr. Only the job running on the network
+ * touches net->trainer. */
 static int rls_state(fit_job *job, rls_trainer **out, nn_error *e)
 {
     srv_network *net = job->net;
     const api_fit_data *d = &job->req.data[0];
+    const nn_online_opts *opts = &job->req.online;
     char key[512];
     targets_key(d, key, sizeof key);
     rls_trainer *t = net->trainer;
     if (t && (job->req.reset || strcmp(t->targets, key) ||
+              nn_rls_rule(t->rls) != opts->rule ||
               nn_rls_compatible(t->rls, job->clone, e) != NN_OK)) {
         rls_trainer_free(t);
         net->trainer = t = NULL;
     }
-    if (!t) {
-        if (!(t = calloc(1, sizeof *t)))
-            return nn_error_set(e, NN_ERR_NOMEM, "out of memory");
-        if (!(t->rls = nn_rls_new(job->clone, d->targets, d->n_targets,
-                                  job->req.alpha, e))) {
-            free(t);
-            return e->code;
-        }
-        snprintf(t->targets, sizeof t->targets, "%s", key);
-        net->trainer = t;
-        net->trainer_free = rls_trainer_free;
+    if (t) {
+        *out = t;
+        return nn_rls_tune(t->rls, opts, e);
     }
+    if (!(t = calloc(1, sizeof *t)))
+        return nn_error_set(e, NN_ERR_NOMEM, "out of memory");
+    if (!(t->rls = nn_online_new(job->clone, d->targets, d->n_targets, opts,
+                                 e))) {
+        free(t);
+        return e->code;
+    }
+    snprintf(t->targets, sizeof t->targets, "%s", key);
+    net->trainer = t;
+    net->trainer_free = rls_trainer_free;
     *out = t;
     return NN_OK;
+}
+
+/* The session a continuing request runs on: the kept one, holding the
+ * state the last continuing request left, with the weights the job starts
+ * from; or a new one from zero state. */
+static int kept_session(fit_job *job, rls_trainer *t, nn_error *e)
+{
+    const api_fit_data *d = &job->req.data[0];
+    if (t->session && nn_session_batch(t->session) != d->batch)
+        return nn_error_set(e, NN_ERR_INVALID, "continue_state: the kept "
+                            "state holds %d sequences and this request has "
+                            "%d; send as many, or \"reset\": true to start "
+                            "from zero", nn_session_batch(t->session),
+                            d->batch);
+    if (!t->session) {
+        if (!(t->graph = nn_graph_clone(job->clone, e)))
+            return e->code;
+        if (!(t->session = nn_session_new(t->graph, d->batch,
+                                          nn_graph_seed(t->graph), e))) {
+            rls_trainer_forget_state(t);
+            return e->code;
+        }
+    }
+    return nn_graph_copy_weights(t->graph, job->clone, e);
 }
 
 static int run_rls(fit_job *job, nn_error *e)
 {
     rls_trainer *t = NULL;
     int rc = rls_state(job, &t, e);
-    double sq = 0, weight = 0;
-    for (int i = 0; rc == NN_OK && i < job->req.n_data; i++) {
-        api_fit_data *d = &job->req.data[i];
+    api_fit_data *d = &job->req.data[0];
+    double mse = 0;
+    long steps = 0;
+    if (rc == NN_OK && job->req.continue_state) {
+        rc = kept_session(job, t, e);
+        if (rc == NN_OK)
+            rc = nn_rls_run(t->rls, t->session, d->inputs, d->n_inputs,
+                            d->targets, d->n_targets, d->steps, &mse, e);
+        if (rc == NN_OK)
+            rc = nn_graph_copy_weights(job->clone, t->graph, e);
+        if (rc == NN_OK)
+            steps = nn_session_steps(t->session);
+        else if (t)
+            /* A state half through a failed run is no state to go on
+             * from. */
+            rls_trainer_forget_state(t);
+    } else if (rc == NN_OK) {
+        /* Without continue_state every request starts from zero, and a
+         * state kept before is dropped. */
+        rls_trainer_forget_state(t);
         nn_session *s = nn_session_new(job->clone, d->batch,
                                        nn_graph_seed(job->clone), e);
-        double mse = 0;
         rc = s ? nn_rls_run(t->rls, s, d->inputs, d->n_inputs, d->targets,
                             d->n_targets, d->steps, &mse, e)
                : e->code;
-        sq += mse * d->batch * d->steps;
-        weight += (double)d->batch * d->steps;
+        steps = s ? nn_session_steps(s) : 0;
         nn_session_free(s);
     }
     pthread_mutex_lock(&jobs_lock);
-    job->loss = weight > 0 ? sq / weight : 0;
+    job->loss = mse;
+    job->state_steps = steps;
     pthread_mutex_unlock(&jobs_lock);
     return rc;
 }
@@ -248,6 +316,15 @@ static void *job_main(void *arg)
     case API_FIT_RLS:
         rc = run_rls(job, &e);
         break;
+    case API_FIT_IP: {
+        long updates = 0;
+        rc = nn_ip_fit(job->clone, d->inputs, d->n_inputs, d->batch, d->steps,
+                       job->req.ip_epochs, job->req.warmup, &updates, &e);
+        pthread_mutex_lock(&jobs_lock);
+        job->rows = updates;
+        pthread_mutex_unlock(&jobs_lock);
+        break;
+    }
     case API_FIT_BPTT:
     default:
         job->req.fit.progress = bptt_progress;
@@ -381,9 +458,12 @@ static int precheck(fit_job *job, nn_error *e)
         return nn_fit_check(job->clone, d->inputs, d->n_inputs, d->targets,
                             d->n_targets, &req->fit, e);
     }
+    if (req->method == API_FIT_IP)
+        return nn_ip_check(job->clone, e);
     if (req->method == API_FIT_RLS && req->n_data > 1)
-        return nn_error_set(e, NN_ERR_INVALID, "rls takes \"inputs\" and "
-                            "\"targets\", not \"data\"");
+        return nn_error_set(e, NN_ERR_INVALID, "%s takes \"inputs\" and "
+                            "\"targets\", not \"data\"",
+                            req->method_name);
     return nn_readouts_check(job->clone, d->targets, d->n_targets, e);
 }
 

@@ -23,6 +23,8 @@ extern const nn_node_type nn_type_reshape;
 extern const nn_node_type nn_type_summation;
 extern const nn_node_type nn_type_reservoir;
 extern const nn_node_type nn_type_nvar;
+extern const nn_node_type nn_type_ipreservoir;
+extern const nn_node_type nn_type_delay;
 
 /* nn_check_shape_consistency over a node's ff (or fb) input shapes, with
  * the senders' names as labels for the error message. */

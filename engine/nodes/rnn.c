@@ -2,6 +2,10 @@
  * rnn.c — VanillaRNN: h = act(concat(x) · Wi + h · Wr + b (+ concat(fb) ·
  * Wfb)), the guide's VRNN with an activation and a bias. The state h lives
  * in each session; the output is the new h.
+ *
+ * two_biases gives PyTorch nn.RNN's form, b = bi + bh: the forward is the
+ * same, but each bias gets the whole gradient, so SGD moves their sum twice
+ * as far as one b; a model ported from nn.RNN trains as it did there.
  */
 #include "activations.h"
 #include "builtins.h"
@@ -10,8 +14,8 @@
 #include <string.h>
 
 typedef struct rnn {
-    nn_tensor *Wi, *Wr, *b, *Wfb;
-    int wi_index, wr_index, b_index, wfb_index;
+    nn_tensor *Wi, *Wr, *b, *bh, *Wfb; /* bh: with two_biases (b is bi) */
+    int wi_index, wr_index, b_index, bh_index, wfb_index;
     int units;
     nn_act act;
 } rnn;
@@ -26,6 +30,9 @@ static const nn_param_def rnn_params[] = {
      "recurrent weights Wr (num_unit, num_unit)"},
     {"b_initializer", NN_PARAM_INIT, "Zeros", 0, 0, NULL, "bias b (num_unit)"},
     {"use_bias", NN_PARAM_BOOL, "true", 0, 0, NULL, "add the bias b"},
+    {"two_biases", NN_PARAM_BOOL, "false", 0, 0, NULL,
+     "two biases bi and bh as torch.nn.RNN's bias_ih and bias_hh (needs "
+     "use_bias; b_initializer draws both)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL}};
 
 static int rnn_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
@@ -38,15 +45,25 @@ static int rnn_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
         return rc;
     self->units = (int)nn_node_param_int(node, "num_unit");
     self->act = (nn_act)nn_act_parse(nn_node_param_str(node, "activation"));
-    self->b_index = self->wfb_index = -1;
+    self->b_index = self->bh_index = self->wfb_index = -1;
+    int two = nn_node_param_bool(node, "two_biases");
+    if (two && !nn_node_param_bool(node, "use_bias"))
+        return nn_error_set(err, NN_ERR_INVALID, "two_biases needs use_bias "
+                            "true");
     if (!(self->Wi = nn_add_init_weight(node, "Wi", nn_shape2(total, self->units),
                                 "Wi_initializer", &self->wi_index, err)) ||
         !(self->Wr = nn_add_init_weight(node, "Wr", nn_shape2(self->units, self->units),
                                 "Wr_initializer", &self->wr_index, err)))
         return err->code;
     if (nn_node_param_bool(node, "use_bias") &&
-        !(self->b = nn_add_init_weight(node, "b", nn_shape1(self->units),
-                               "b_initializer", &self->b_index, err)))
+        !(self->b = nn_add_init_weight(node, two ? "bi" : "b",
+                                       nn_shape1(self->units), "b_initializer",
+                                       &self->b_index, err)))
+        return err->code;
+    if (two && !(self->bh = nn_add_init_weight(node, "bh",
+                                               nn_shape1(self->units),
+                                               "b_initializer",
+                                               &self->bh_index, err)))
         return err->code;
     nn_shape h = nn_shape1(self->units);
     rc = nn_node_add_state(node, "h", &h, err);
@@ -72,7 +89,8 @@ static int rnn_init_fb(nn_node *node, const nn_shape *fb, int n_fb,
     return NN_OK;
 }
 
-/* pre = b + concat(ff) · Wi + h · Wr + concat(fb) · Wfb, into pre. */
+/* pre = b (+ bh) + concat(ff) · Wi + h · Wr + concat(fb) · Wfb, into
+ * pre. */
 static void pre_activation(const rnn *self, const nn_tensor *ff, int n_ff,
                            const nn_tensor *fb, int n_fb, const nn_tensor *h,
                            float *pre)
@@ -82,6 +100,9 @@ static void pre_activation(const rnn *self, const nn_tensor *ff, int n_ff,
         nn_rows_set(pre, rows, self->b->data, self->units);
     else
         memset(pre, 0, rows * (size_t)self->units * sizeof(float));
+    for (size_t r = 0; self->bh && r < rows; r++)
+        for (int u = 0; u < self->units; u++)
+            pre[r * (size_t)self->units + (size_t)u] += self->bh->data[u];
     nn_matmul_concat(ff, n_ff, self->Wi->data, self->units, 1.0f, pre);
     nn_matmul_concat(h, 1, self->Wr->data, self->units, 1.0f, pre);
     if (n_fb)
@@ -126,6 +147,9 @@ static int rnn_backward(nn_node *node, const nn_tensor *ff, int n_ff,
     if (self->b)
         nn_rows_sum_into(dpre, rows, self->units,
                          ctx->grad[self->b_index].data);
+    if (self->bh)
+        nn_rows_sum_into(dpre, rows, self->units,
+                         ctx->grad[self->bh_index].data);
     /* d h_prev = dpre · Wrᵀ replaces the incoming state gradient. */
     nn_tensor_zero(dh);
     nn_matmul_concat_backward(h_prev, 1, self->Wr->data, self->units, dpre, dh,

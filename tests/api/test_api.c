@@ -299,6 +299,44 @@ typedef struct def_case {
     const char *needle;
 } def_case;
 
+/* Edge objects with a delay and "&" merges in a JSON definition: the
+ * delay becomes a Delay node between the ends, and the output lags by it;
+ * an edge both merged chains declare is added once. */
+static void test_delayed_edges_and_merges(void)
+{
+    api_error err;
+    nn_graph *g = graph_of(
+        "{\"nodes\": [{\"type\": \"Input\", \"shape\": 1, \"name\": \"i\"},"
+        "{\"type\": \"Activation\", \"function\": \"identity\", \"name\": \"a\"},"
+        "{\"type\": \"Activation\", \"function\": \"identity\", \"name\": \"o\"}],"
+        "\"edges\": [{\"from\": \"i\", \"to\": \"a\", \"delay\": 2},"
+        " \"a >> o & a >> o\"]}", &err);
+    if (!g)
+        fprintf(stderr, "%s\n", err.message);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT_PTR_NOT_NULL(nn_graph_find(g, "Delay0"));
+    CU_ASSERT_EQUAL(nn_node_ff_count(nn_graph_find(g, "o")), 1);
+    nn_error e;
+    nn_session *s = nn_session_new(g, 1, 0, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    int dims[3] = {1, 5, 1};
+    nn_shape sh = nn_shape_make(3, dims);
+    nn_tensor *x = nn_tensor_new(&sh);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    for (int t = 0; t < 5; t++)
+        x->data[t] = (float)(t + 1);
+    nn_binding in = {"i", x};
+    nn_tensor *out[1] = {NULL};
+    CU_ASSERT_EQUAL_FATAL(nn_session_run(s, &in, 1, 5, 0, out, &e), NN_OK);
+    const float want[5] = {0, 0, 1, 2, 3};
+    for (int t = 0; t < 5; t++)
+        CU_ASSERT_EQUAL(out[0]->data[t], want[t]);
+    nn_tensor_free(out[0]);
+    nn_tensor_free(x);
+    nn_session_free(s);
+    nn_graph_free(g);
+}
+
 static void test_definition_errors(void)
 {
     static const def_case cases[] = {
@@ -332,6 +370,28 @@ static void test_definition_errors(void)
          400, "\"name\""},
         {"{\"seed\": 1.5, \"nodes\": [{\"type\": \"Input\", \"shape\": 2}]}",
          400, "seed"},
+        {"{\"nodes\": [{\"type\": \"Input\", \"shape\": 2, \"name\": \"i\"}, "
+         "{\"type\": \"Dense\", \"num_unit\": 1, \"name\": \"o\"}], "
+         "\"edges\": [{\"from\": \"i\", \"to\": \"o\", \"lag\": 2}]}", 400,
+         "\"lag\" is not a member of an edge object"},
+        {"{\"nodes\": [{\"type\": \"Input\", \"shape\": 2, \"name\": \"i\"}, "
+         "{\"type\": \"Dense\", \"num_unit\": 1, \"name\": \"o\"}], "
+         "\"edges\": [{\"from\": \"i\", \"to\": \"o\", \"delay\": 1.5}]}", 400,
+         "edges[0]: \"delay\" must be an integer"},
+        {"{\"nodes\": [{\"type\": \"Input\", \"shape\": 2, \"name\": \"i\"}, "
+         "{\"type\": \"Dense\", \"num_unit\": 1, \"name\": \"o\"}], "
+         "\"edges\": [{\"from\": \"i\", \"to\": \"o\", \"delay\": -1}]}", 400,
+         "\"delay\" must be an integer"},
+        {"{\"nodes\": [{\"type\": \"Input\", \"shape\": 2, \"name\": \"i\"}, "
+         "{\"type\": \"Dense\", \"num_unit\": 1, \"name\": \"o\"}], "
+         "\"edges\": [{\"from\": \"i\"}]}", 400, "needs \"from\" and \"to\""},
+        {"{\"nodes\": [{\"type\": \"Input\", \"shape\": 2, \"name\": \"i\"}, "
+         "{\"type\": \"Dense\", \"num_unit\": 1, \"name\": \"o\"}], "
+         "\"edges\": [{\"from\": \"i\", \"to\": \"p\", \"delay\": 2}]}", 422,
+         "edges[0]: delayed edge target: unknown node 'p'"},
+        {"{\"nodes\": [{\"type\": \"Input\", \"shape\": 2, \"name\": \"i\"}, "
+         "{\"type\": \"Dense\", \"num_unit\": 1, \"name\": \"o\"}], "
+         "\"edges\": [\"i >> o &\"]}", 400, "expected an edge after '&'"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         api_error err;
@@ -492,6 +552,7 @@ int main(void)
         {"floats read back exactly", test_floats_read_back_exactly},
         {"tensors", test_tensors},
         {"definitions, descriptions, drawings, parameters", test_definitions},
+        {"delayed edges and & merges", test_delayed_edges_and_merges},
         {"definition errors name the fault", test_definition_errors},
         {"string parameters from JSON numbers",
          test_string_params_from_json_numbers},

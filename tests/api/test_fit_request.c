@@ -195,6 +195,44 @@ static void test_softmax_targets_are_distributions(void)
     }
 }
 
+/* The options of the online rules and of AdamW read into the engine's
+ * structs, with PyTorch's and ReservoirPy's defaults. */
+static void test_online_and_adamw_options(void)
+{
+    nn_graph *g = graph(gru_dense);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    char body[1024], message[256];
+    api_fit_request req;
+    snprintf(body, sizeof body, "{\"method\": \"lms\", %s}", data);
+    CU_ASSERT_EQUAL(parse(body, g, &req, message, sizeof message), 0);
+    CU_ASSERT_EQUAL(req.method, API_FIT_RLS);
+    CU_ASSERT_EQUAL(req.online.rule, NN_ONLINE_LMS);
+    CU_ASSERT_DOUBLE_EQUAL(req.online.lr, 1e-6, 1e-12);
+    CU_ASSERT_FALSE(req.continue_state);
+    api_fit_request_release(&req);
+    snprintf(body, sizeof body, "{\"method\": \"rls\", \"forgetting\": 0.99, "
+             "\"alpha\": 0.5, \"continue_state\": true, %s}", data);
+    CU_ASSERT_EQUAL(parse(body, g, &req, message, sizeof message), 0);
+    CU_ASSERT_EQUAL(req.online.rule, NN_ONLINE_RLS);
+    CU_ASSERT_DOUBLE_EQUAL(req.online.forgetting, 0.99, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(req.online.alpha, 0.5, 1e-12);
+    CU_ASSERT_TRUE(req.continue_state);
+    api_fit_request_release(&req);
+    snprintf(body, sizeof body, "{\"method\": \"bptt\", \"optimizer\": "
+             "{\"type\": \"adamw\"}, %s}", data);
+    CU_ASSERT_EQUAL(parse(body, g, &req, message, sizeof message), 0);
+    CU_ASSERT_EQUAL(req.fit.optim.kind, NN_OPTIM_ADAMW);
+    CU_ASSERT_DOUBLE_EQUAL(req.fit.optim.lr, 0.001, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(req.fit.optim.weight_decay, 0.01, 1e-12);
+    api_fit_request_release(&req);
+    snprintf(body, sizeof body, "{\"method\": \"bptt\", \"optimizer\": "
+             "{\"type\": \"adamw\", \"momentum\": 0.9}, %s}", data);
+    CU_ASSERT_EQUAL(parse(body, g, &req, message, sizeof message), 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(message, "adamw has beta1 and beta2"));
+    api_fit_request_release(&req);
+    nn_graph_free(g);
+}
+
 int main(void)
 {
     nn_error e;
@@ -209,6 +247,7 @@ int main(void)
          test_out_of_range_numbers},
         {"softmax targets are distributions",
          test_softmax_targets_are_distributions},
+        {"online and adamw options", test_online_and_adamw_options},
         {NULL, NULL}};
     int rc = tu_run_suite("fit requests", tests);
     nn_registry_free(reg);

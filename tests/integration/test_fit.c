@@ -1,6 +1,7 @@
 /*
  * test_fit.c — training over HTTP: ridge and its accumulation over data
- * items, RLS continuing across requests, BPTT as a job with progress,
+ * items, RLS continuing across requests, LMS and RLS going on from the
+ * kept state (continue_state), intrinsic plasticity (ip), BPTT as a job with progress,
  * forward calls that keep running on the old weights during a fit and
  * switch to the new ones at its end, cancellation, and refusals.
  */
@@ -24,6 +25,23 @@ static cJSON *call(const char *method, const char *path, const char *body,
 static const cJSON *get(const cJSON *j, const char *key)
 {
     return cJSON_GetObjectItemCaseSensitive(j, key);
+}
+
+/* POSTs body to /v1/networks/{net}/fit; expects status and a message
+ * holding needle. */
+static void expect_error_on(const char *net, const char *body, long status,
+                            const char *needle)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/networks/%s/fit", net);
+    cJSON *j = call("POST", path, body, status);
+    const char *msg = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(j, "error"), "message"));
+    if (!msg || !strstr(msg, needle))
+        fprintf(stderr, "message '%s' lacks '%s'\n", msg ? msg : "", needle);
+    CU_ASSERT(msg && strstr(msg, needle));
+    cJSON_Delete(j);
 }
 
 static void create(const char *def)
@@ -188,6 +206,166 @@ static void test_rls_continues_across_requests(void)
     rls_request(&again, 1);
     CU_ASSERT(again < first);
     cJSON_Delete(call("DELETE", "/v1/networks/lin", NULL, 200));
+}
+
+/* An echo state network whose readout sees the reservoir's state, so a
+ * request that starts from zero state and one that goes on from the last
+ * differ. */
+static const char *ESN_FMT =
+    "{\"name\": \"%s\", \"seed\": 5, \"nodes\": ["
+    "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+    "{\"name\": \"r\", \"type\": \"Reservoir\", \"num_unit\": 20,"
+    " \"spectral_radius\": 0.9, \"leaky_rate\": 0.5},"
+    "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 1,"
+    " \"W_initializer\": \"Zeros\"}],"
+    "\"edges\": [\"x >> r >> o\"]}";
+
+/* One online request over steps [from, from + len) of a fixed signal;
+ * returns the job document. */
+static cJSON *online_request(const char *net, const char *options, int from,
+                             int len, long expect)
+{
+    static char body[16384];
+    char targets[8192];
+    int n = snprintf(body, sizeof body, "{%s, \"wait\": true, \"inputs\": "
+                     "{\"x\": [[", options);
+    int m = snprintf(targets, sizeof targets, "\"targets\": {\"o\": [[");
+    for (int t = from; t < from + len; t++) {
+        double u = sin(0.37 * t) + 0.5 * cos(0.11 * t);
+        n += snprintf(body + n, sizeof body - (size_t)n, "%s[%.6f]",
+                      t > from ? ", " : "", u);
+        m += snprintf(targets + m, sizeof targets - (size_t)m, "%s[%.6f]",
+                      t > from ? ", " : "", sin(0.37 * (t - 2)));
+    }
+    snprintf(body + n, sizeof body - (size_t)n, "]]}, %s]]}}", targets);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/networks/%s/fit", net);
+    return call("POST", path, body, expect);
+}
+
+static void create_esn(const char *name)
+{
+    char def[1024];
+    snprintf(def, sizeof def, ESN_FMT, name);
+    create(def);
+}
+
+static void delete_net(const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/networks/%s", name);
+    cJSON_Delete(call("DELETE", path, NULL, 200));
+}
+
+/* With continue_state, two requests of 40 steps train as one of 80 (the
+ * reservoir goes on where it stopped, P or LMS's weights too); without it
+ * the second starts from zero state, and the result differs. Both for LMS
+ * and for RLS with a forgetting factor. */
+static void test_online_continue_state(void)
+{
+    const char *const rules[] = {
+        "\"method\": \"lms\", \"lr\": 0.02",
+        "\"method\": \"rls\", \"alpha\": 0.01, \"forgetting\": 0.98"};
+    for (int k = 0; k < 2; k++) {
+        char with[256];
+        snprintf(with, sizeof with, "%s, \"continue_state\": true", rules[k]);
+        create_esn("whole");
+        create_esn("halves");
+        create_esn("fresh");
+        cJSON *j = online_request("whole", rules[k], 0, 80, 200);
+        CU_ASSERT_EQUAL(cJSON_GetNumberValue(get(j, "state_steps")), 80);
+        CU_ASSERT(cJSON_IsFalse(get(j, "continue_state")));
+        cJSON_Delete(j);
+        cJSON_Delete(online_request("halves", with, 0, 40, 200));
+        j = online_request("halves", with, 40, 40, 200);
+        CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(j, "method")),
+                               k ? "rls" : "lms");
+        CU_ASSERT_EQUAL(cJSON_GetNumberValue(get(j, "state_steps")), 80);
+        CU_ASSERT(cJSON_IsTrue(get(j, "continue_state")));
+        cJSON_Delete(j);
+        cJSON_Delete(online_request("fresh", rules[k], 0, 40, 200));
+        j = online_request("fresh", rules[k], 40, 40, 200);
+        CU_ASSERT_EQUAL(cJSON_GetNumberValue(get(j, "state_steps")), 40);
+        cJSON_Delete(j);
+
+        cJSON *a = weights("whole", "o", "W"), *b = weights("halves", "o", "W"),
+              *c = weights("fresh", "o", "W");
+        double differ = 0;
+        for (int i = 0; i < 20; i++) {
+            TU_ASSERT_CLOSE(at(b, i), at(a, i), 1e-5 + 1e-4 * fabs(at(a, i)));
+            differ = fmax(differ, fabs(at(c, i) - at(a, i)));
+        }
+        CU_ASSERT(differ > 1e-3);
+        cJSON_Delete(a);
+        cJSON_Delete(b);
+        cJSON_Delete(c);
+
+        /* A kept state of one sequence does not go on with two. */
+        char body[512];
+        snprintf(body, sizeof body, "{%s, \"wait\": true, \"inputs\": {\"x\": "
+                 "[[[1]], [[2]]]}, \"targets\": {\"o\": [[[1]], [[2]]]}}",
+                 with);
+        it_response r;
+        CU_ASSERT_EQUAL_FATAL(it_request(&server, "POST",
+                                         "/v1/networks/halves/fit",
+                                         "application/json", body,
+                                         strlen(body), &r), 0);
+        CU_ASSERT(r.status >= 400 && r.status < 500);
+        CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "kept state holds 1"));
+        it_response_free(&r);
+        delete_net("whole");
+        delete_net("halves");
+        delete_net("fresh");
+    }
+}
+
+/* ------------------------------------------------- intrinsic plasticity */
+
+/* method ip adapts an IPReservoir's gain a and bias b from the inputs
+ * alone; the fitted values are served (params) and the outputs change. */
+static void test_ip_over_http(void)
+{
+    create("{\"name\": \"ipn\", \"seed\": 2, \"nodes\": ["
+           "{\"name\": \"u\", \"type\": \"Input\", \"shape\": 1},"
+           "{\"name\": \"r\", \"type\": \"IPReservoir\", \"num_unit\": 8,"
+           " \"spectral_radius\": 0.9, \"rc_connectivity\": 0.5,"
+           " \"input_connectivity\": 1, \"sigma\": 0.2,"
+           " \"learning_rate\": 0.01}],"
+           "\"edges\": [\"u >> r\"]}");
+    char body[4096];
+    int n = snprintf(body, sizeof body, "{\"method\": \"ip\", \"wait\": true, "
+                     "\"epochs\": 3, \"warmup\": 5, \"inputs\": {\"u\": [[");
+    for (int t = 0; t < 50; t++)
+        n += snprintf(body + n, sizeof body - (size_t)n, "%s[%.5f]",
+                      t ? ", " : "", sin(0.4 * t));
+    snprintf(body + n, sizeof body - (size_t)n, "]]}}");
+    cJSON *j = call("POST", "/v1/networks/ipn/fit", body, 200);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(j, "method")), "ip");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(j, "status")), "done");
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(get(j, "updates")), 3 * 45);
+    cJSON_Delete(j);
+    cJSON *a = weights("ipn", "r", "a"), *b = weights("ipn", "r", "b");
+    double moved = 0;
+    for (int i = 0; i < 8; i++)
+        moved = fmax(moved, fabs(at(a, i) - 1) + fabs(at(b, i)));
+    CU_ASSERT(moved > 1e-3);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+
+    expect_error_on("ipn", "{\"method\": \"ip\", \"inputs\": {\"u\": [[[1]]]},"
+                    " \"targets\": {\"r\": [[[1,1,1,1,1,1,1,1]]]}}", 400,
+                    "\"targets\" is not an option of ip");
+    expect_error_on("ipn", "{\"method\": \"ip\", \"epochs\": 0, \"inputs\": "
+                    "{\"u\": [[[1]]]}}", 400, "\"epochs\" must be an integer");
+    expect_error_on("ipn", "{\"method\": \"ip\", \"warmup\": 1, \"inputs\": "
+                    "{\"u\": [[[1]]]}}", 400, "\"warmup\" (1) must be shorter");
+    expect_error_on("ipn", "{\"method\": \"ip\", \"beta\": 1, \"inputs\": "
+                    "{\"u\": [[[1]]]}}", 400, "\"beta\" is not an option of ip");
+    delete_net("ipn");
+    create(LINEAR);
+    expect_error_on("lin", "{\"method\": \"ip\", \"inputs\": {\"x\": "
+                    "[[[1, 2]]]}}", 422, "no IPReservoir");
+    delete_net("lin");
 }
 
 /* ---------------------------------------------------------------- BPTT */
@@ -380,6 +558,21 @@ static void test_refusals(void)
     char body[512];
     expect_error("{\"inputs\": {}}", 400, "\"method\" is required");
     expect_error("{\"method\": \"sgd\"}", 400, "ridge, rls, force, bptt");
+    snprintf(body, sizeof body, "{\"method\": \"rls\", \"forgetting\": 0, "
+             "%s}", data);
+    expect_error(body, 400, "\"forgetting\" must be in (0, 1]");
+    snprintf(body, sizeof body, "{\"method\": \"rls\", \"forgetting\": 1.5, "
+             "%s}", data);
+    expect_error(body, 400, "\"forgetting\" must be a number in [0, 1]");
+    snprintf(body, sizeof body, "{\"method\": \"lms\", \"forgetting\": 0.9, "
+             "%s}", data);
+    expect_error(body, 400, "\"forgetting\" is not an option of lms");
+    snprintf(body, sizeof body, "{\"method\": \"rls\", \"lr\": 0.1, %s}",
+             data);
+    expect_error(body, 400, "\"lr\" is not an option of rls");
+    snprintf(body, sizeof body, "{\"method\": \"lms\", \"continue_state\": "
+             "1, %s}", data);
+    expect_error(body, 400, "\"continue_state\" must be true or false");
     snprintf(body, sizeof body, "{\"method\": \"bptt\", \"epoch\": 3, %s}",
              data);
     expect_error(body, 400, "\"epoch\" is not an option of bptt");
@@ -446,6 +639,9 @@ int main(void)
         {"ridge over http, accumulated over data items", test_ridge_over_http},
         {"a fit survives a restart (--data-dir)", test_fit_survives_a_restart},
         {"rls continues across requests", test_rls_continues_across_requests},
+        {"lms and rls continue the state when asked",
+         test_online_continue_state},
+        {"ip adapts an IPReservoir over http", test_ip_over_http},
         {"a bptt job: progress, sessions keep running, atomic swap",
          test_bptt_job_with_progress_and_atomic_swap},
         {"cancelling keeps the weights", test_cancel_keeps_the_weights},

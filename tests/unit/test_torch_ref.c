@@ -5,7 +5,9 @@
  * gradients of a fixed loss with respect to every weight and the input. The
  * node is built with those weights through the public API, run through a
  * session's tape, and compared: outputs to 1e-4, gradients to 1e-3,
- * relative.
+ * relative. Training fixtures (rnn_sgd.txt, rnn_adamw.txt) hold a few
+ * full-batch epochs of nn.RNN >> nn.Linear under SGD and AdamW: VanillaRNN
+ * with two_biases and Dense follow them epoch by epoch.
  */
 #include "nn_train.h"
 #include "testutil.h"
@@ -419,6 +421,141 @@ static void test_exponential(void)
     check_schedule("exponential", NN_SCHEDULE_EXPONENTIAL, 1, 0.7);
 }
 
+/* ------------------------------------------------- training fixtures */
+
+/* VanillaRNN(tanh, two_biases as asked) >> Dense from the fixture's
+ * weight.* (with one bias, b = bi + bh), trained by nn_fit_bptt full batch
+ * under opts. Returns how many epoch losses differ from PyTorch's beyond
+ * float32 tolerance; when `match` (a run that should follow PyTorch) the
+ * differences are printed and the final weights must match too. */
+static int check_training(const char *file, const nn_optim_opts *opts,
+                          int two_biases, int match)
+{
+    static const char *const needs[] = {"x", "y", "loss.history", NULL};
+    fixture f;
+    if (fixture_read(file, &f, needs))
+        return -1;
+    const nn_tensor *x = fixture_get(&f, "x"), *y = fixture_get(&f, "y");
+    const nn_tensor *want = fixture_get(&f, "loss.history");
+    int epochs = (int)nn_tensor_numel(want);
+    const nn_tensor *bi = fixture_get(&f, "weight.rnn.bi");
+    const nn_tensor *bh = fixture_get(&f, "weight.rnn.bh");
+    CU_ASSERT_FATAL(bi && bh && epochs >= 2 && epochs <= 16);
+
+    nn_error err;
+    nn_graph *g = nn_graph_new(reg, 1);
+    char shape[16], units[16];
+    snprintf(shape, sizeof shape, "%d", x->shape.dims[2]);
+    snprintf(units, sizeof units, "%d", bi->shape.dims[0]);
+    nn_node *in = nn_graph_add_node(g, "Input", "x", &err);
+    nn_node *rnn = nn_graph_add_node(g, "VanillaRNN", "rnn", &err);
+    nn_node *out = nn_graph_add_node(g, "Dense", "out", &err);
+    CU_ASSERT_FATAL(in && rnn && out);
+    CU_ASSERT_EQUAL_FATAL(nn_node_set_param(in, "shape", shape, &err), NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_node_set_param(rnn, "num_unit", units, &err),
+                          NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_node_set_param(rnn, "activation", "tanh", &err),
+                          NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_node_set_param(rnn, "two_biases",
+                                            two_biases ? "true" : "false",
+                                            &err), NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_node_set_param(out, "num_unit", "1", &err),
+                          NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_graph_link(g, "x >> rnn >> out", &err), NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_graph_build(g, &err), NN_OK);
+    nn_node *nodes[2] = {rnn, out};
+    const char *prefix[2] = {"rnn", "out"};
+    for (int k = 0; k < 2; k++)
+        for (int w = 0; w < nn_node_weight_count(nodes[k]); w++) {
+            const char *wn = nn_node_weight_name(nodes[k], w);
+            nn_tensor *dst = nn_node_weight_at(nodes[k], w);
+            if (k == 0 && strcmp(wn, "b") == 0) {
+                for (size_t u = 0; u < nn_tensor_numel(dst); u++)
+                    dst->data[u] = bi->data[u] + bh->data[u];
+                continue;
+            }
+            char name[NN_NAME_MAX + 16];
+            snprintf(name, sizeof name, "weight.%s.%s", prefix[k], wn);
+            const nn_tensor *src = fixture_get(&f, name);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+            CU_ASSERT_FATAL(nn_shape_equal(&src->shape, &dst->shape));
+            memcpy(dst->data, src->data, nn_tensor_numel(dst) * sizeof(float));
+        }
+
+    nn_fit_opts fo = nn_fit_defaults();
+    fo.epochs = epochs;
+    fo.shuffle = 0;
+    fo.optim = *opts;
+    nn_binding bin = {"x", (nn_tensor *)x}, btg = {"out", (nn_tensor *)y};
+    double history[16];
+    int rc = nn_fit_bptt(g, &bin, 1, &btg, 1, &fo, history, NULL, &err);
+    if (rc != NN_OK)
+        fprintf(stderr, "%s: %s\n", file, err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, NN_OK);
+    int differ = 0;
+    for (int e = 0; e < epochs; e++) {
+        double ref = want->data[e];
+        if (fabs(history[e] - ref) > 1e-5 * fabs(ref) + 1e-6) {
+            if (match)
+                fprintf(stderr, "%s epoch %d: loss %.9g, PyTorch %.9g\n",
+                        file, e, history[e], ref);
+            differ++;
+        }
+    }
+    for (int k = 0; match && k < 2; k++)
+        for (int w = 0; w < nn_node_weight_count(nodes[k]); w++) {
+            char name[NN_NAME_MAX + 16];
+            snprintf(name, sizeof name, "final.%s.%s", prefix[k],
+                     nn_node_weight_name(nodes[k], w));
+            const nn_tensor *ref = fixture_get(&f, name);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(ref);
+            assert_close(name, nn_node_weight_at(nodes[k], w)->data, ref,
+                         1e-4);
+        }
+    nn_graph_free(g);
+    fixture_free(&f);
+    return differ;
+}
+
+/* SGD moves each of nn.RNN's two biases by the whole gradient: with
+ * two_biases nerved follows PyTorch; with one bias (the default) the sum
+ * moves half as far, and the losses part from the second epoch. */
+static void test_two_biases_sgd(void)
+{
+    nn_optim_opts o = nn_optim_defaults();
+    o.lr = 0.3;
+    CU_ASSERT_EQUAL(check_training("rnn_sgd.txt", &o, 1, 1), 0);
+    CU_ASSERT(check_training("rnn_sgd.txt", &o, 0, 0) > 0);
+
+    /* Two biases without a bias is a contradiction, refused by name. */
+    nn_error err;
+    nn_graph *g = nn_graph_new(reg, 1);
+    nn_node *in = nn_graph_add_node(g, "Input", "x", &err);
+    nn_node *rnn = nn_graph_add_node(g, "VanillaRNN", "rnn", &err);
+    CU_ASSERT_FATAL(in && rnn);
+    CU_ASSERT_EQUAL(nn_node_set_param(in, "shape", "2", &err), NN_OK);
+    CU_ASSERT_EQUAL(nn_node_set_param(rnn, "num_unit", "3", &err), NN_OK);
+    CU_ASSERT_EQUAL(nn_node_set_param(rnn, "use_bias", "false", &err), NN_OK);
+    CU_ASSERT_EQUAL(nn_node_set_param(rnn, "two_biases", "true", &err), NN_OK);
+    CU_ASSERT_EQUAL(nn_graph_link(g, "x >> rnn", &err), NN_OK);
+    CU_ASSERT_NOT_EQUAL(nn_graph_build(g, &err), NN_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "two_biases needs use_bias"));
+    nn_graph_free(g);
+}
+
+/* AdamW's decay is decoupled: Adam with the same weight_decay in the
+ * gradient parts from PyTorch's AdamW. */
+static void test_adamw(void)
+{
+    nn_optim_opts o = nn_optim_defaults();
+    o.kind = NN_OPTIM_ADAMW;
+    o.lr = 0.05;
+    o.weight_decay = 0.2;
+    CU_ASSERT_EQUAL(check_training("rnn_adamw.txt", &o, 1, 1), 0);
+    o.kind = NN_OPTIM_ADAM;
+    CU_ASSERT(check_training("rnn_adamw.txt", &o, 1, 0) > 0);
+}
+
 int main(void)
 {
     nn_error err;
@@ -435,6 +572,8 @@ int main(void)
         {"cosine schedule = CosineAnnealingLR(T_max=epochs)", test_cosine},
         {"step schedule = StepLR", test_step},
         {"exponential schedule = ExponentialLR", test_exponential},
+        {"VanillaRNN two_biases + SGD = nn.RNN + SGD", test_two_biases_sgd},
+        {"AdamW = torch.optim.AdamW", test_adamw},
         {NULL, NULL}};
     int rc = tu_run_suite("torch reference", tests);
     nn_registry_free(reg);

@@ -535,6 +535,159 @@ static void test_rls_converges_to_ridge(void)
     nn_graph_free(g);
 }
 
+/* The online rules against their published equations, written out here
+ * in double on a readout whose features are its inputs and a 1 (ReservoirPy's
+ * RLS with `forgetting`, its LMS with `learning_rate`). The teacher changes
+ * halfway, so forgetting changes the result; two sequences per batch check
+ * that rows update in order. */
+static void reference_online(const nn_online_opts *o, const nn_tensor *x,
+                             const nn_tensor *y, int N, int T, int F, int U,
+                             double *theta)
+{
+    enum { DMAX = 8 };
+    const int D = F + 1;
+    double P[DMAX][DMAX] = {{0}};
+    for (int p = 0; p < D; p++)
+        P[p][p] = 1.0 / o->alpha;
+    memset(theta, 0, sizeof(double) * (size_t)D * (size_t)U);
+    for (int t = 0; t < T; t++)
+        for (int n = 0; n < N; n++) {
+            double r[DMAX], e[DMAX], k[DMAX];
+            for (int f = 0; f < F; f++)
+                r[f] = x->data[((size_t)n * T + t) * F + f];
+            r[F] = 1.0;
+            for (int u = 0; u < U; u++) {
+                double out = 0;
+                for (int p = 0; p < D; p++)
+                    out += r[p] * theta[p * U + u];
+                e[u] = out - y->data[((size_t)n * T + t) * U + u];
+            }
+            if (o->rule == NN_ONLINE_LMS) {
+                for (int p = 0; p < D; p++)
+                    for (int u = 0; u < U; u++)
+                        theta[p * U + u] -= o->lr * r[p] * e[u];
+                continue;
+            }
+            double rPr = 0;
+            for (int p = 0; p < D; p++) {
+                k[p] = 0;
+                for (int q = 0; q < D; q++)
+                    k[p] += P[p][q] * r[q];
+                rPr += r[p] * k[p];
+            }
+            double c = 1.0 / (o->forgetting + rPr);
+            for (int p = 0; p < D; p++)
+                for (int q = 0; q < D; q++)
+                    P[p][q] = (P[p][q] - c * k[p] * k[q]) / o->forgetting;
+            for (int p = 0; p < D; p++)
+                for (int u = 0; u < U; u++)
+                    theta[p * U + u] -= c * k[p] * e[u];
+        }
+}
+
+static void test_online_rules_match_their_equations(void)
+{
+    enum { N = 2, T = 120, F = 3, U = 2 };
+    nn_error err;
+    nn_tensor *x = signal(N, T, F, 0.4f);
+    nn_tensor *y = tensor3(N, T, U);
+    for (int n = 0; n < N; n++)
+        for (int t = 0; t < T; t++)
+            for (int u = 0; u < U; u++) {
+                const float *xr = x->data + ((size_t)n * T + t) * F;
+                float sign = t < T / 2 ? 1.0f : -0.5f;
+                y->data[((size_t)n * T + t) * U + u] =
+                    sign * (xr[0] - 2.0f * xr[u + 1]) + 0.1f * (float)u;
+            }
+    nn_online_opts cases[3] = {nn_online_defaults(), nn_online_defaults(),
+                               nn_online_defaults()};
+    cases[0].alpha = 0.5;
+    cases[0].forgetting = 0.9;
+    cases[1].alpha = 2.0;
+    cases[2].rule = NN_ONLINE_LMS;
+    cases[2].lr = 0.05;
+    double plain[(F + 1) * U] = {0};
+    for (int c = 0; c < 3; c++) {
+        nn_graph *g = tu_graph(reg, 4);
+        tu_node(g, "Input", "x", "shape=3", NULL);
+        nn_node *o = tu_node(g, "Dense", "o", "num_unit=2",
+                             "W_initializer=Zeros", NULL);
+        tu_link(g, "x >> o");
+        tu_build(g);
+        nn_binding in = {"x", x}, tg = {"o", y};
+        nn_rls *r = nn_online_new(g, &tg, 1, &cases[c], &err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        CU_ASSERT_EQUAL(nn_rls_rule(r), cases[c].rule);
+        nn_session *s = nn_session_new(g, N, 0, &err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+        double mse = -1;
+        CU_ASSERT_EQUAL_FATAL(nn_rls_run(r, s, &in, 1, &tg, 1, T, &mse, &err),
+                              NN_OK);
+        CU_ASSERT(mse > 0);
+        double theta[(F + 1) * U];
+        reference_online(&cases[c], x, y, N, T, F, U, theta);
+        const float *W = nn_node_weight(o, "W")->data;
+        const float *b = nn_node_weight(o, "b")->data;
+        for (int k = 0; k < F * U; k++)
+            TU_ASSERT_CLOSE(W[k], theta[k], 1e-5 + 1e-5 * fabs(theta[k]));
+        for (int u = 0; u < U; u++)
+            TU_ASSERT_CLOSE(b[u], theta[F * U + u],
+                            1e-5 + 1e-5 * fabs(theta[F * U + u]));
+        if (c == 1)
+            memcpy(plain, theta, sizeof plain);
+        if (c == 0) {
+            /* Forgetting tracks the second teacher: W[0][0] near -0.5. */
+            TU_ASSERT_CLOSE(W[0], -0.5, 0.05);
+        }
+        nn_session_free(s);
+        nn_rls_free(r);
+        nn_graph_free(g);
+    }
+    /* Without forgetting the first half still weighs: W[0][0] is between
+     * the two teachers, far from -0.5. */
+    CU_ASSERT(plain[0] > -0.4);
+    nn_tensor_free(x);
+    nn_tensor_free(y);
+}
+
+static void test_online_refusals(void)
+{
+    nn_error err;
+    nn_online_opts o = nn_online_defaults();
+    CU_ASSERT_EQUAL(o.rule, NN_ONLINE_RLS);
+    CU_ASSERT_EQUAL(o.forgetting, 1.0);
+    CU_ASSERT_EQUAL(nn_online_check(&o, &err), NN_OK);
+    o.forgetting = 0;
+    CU_ASSERT_EQUAL(nn_online_check(&o, &err), NN_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "forgetting"));
+    o.forgetting = 1.5;
+    CU_ASSERT_EQUAL(nn_online_check(&o, &err), NN_ERR_INVALID);
+    o = nn_online_defaults();
+    o.lr = 0;
+    CU_ASSERT_EQUAL(nn_online_check(&o, &err), NN_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "lr"));
+
+    nn_graph *g = tu_graph(reg, 4);
+    tu_node(g, "Input", "x", "shape=2", NULL);
+    tu_node(g, "Dense", "o", "num_unit=1", NULL);
+    tu_link(g, "x >> o");
+    tu_build(g);
+    nn_tensor *y = tensor3(1, 2, 1);
+    nn_binding tg = {"o", y};
+    o = nn_online_defaults();
+    o.rule = NN_ONLINE_LMS;
+    nn_rls *r = nn_online_new(g, &tg, 1, &o, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    o.lr = 0.5;
+    CU_ASSERT_EQUAL(nn_rls_tune(r, &o, &err), NN_OK);
+    o.rule = NN_ONLINE_RLS;
+    CU_ASSERT_EQUAL(nn_rls_tune(r, &o, &err), NN_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "runs lms"));
+    nn_rls_free(r);
+    nn_tensor_free(y);
+    nn_graph_free(g);
+}
+
 /* --------------------------------------------------- losses, optimizers */
 
 static void test_losses(void)
@@ -869,6 +1022,9 @@ int main(void)
         {"LinearReadout is fitted like a Dense", test_linear_readout},
         {"a clone is equal and independent", test_clone},
         {"rls converges to the ridge solution", test_rls_converges_to_ridge},
+        {"rls with forgetting and lms match their equations",
+         test_online_rules_match_their_equations},
+        {"online rule options are checked by name", test_online_refusals},
         {"mse and softmax cross-entropy", test_losses},
         {"sgd with momentum, adam, schedules", test_optimizers_and_schedules},
         {"gradient-norm clipping", test_gradient_clipping},
