@@ -172,7 +172,7 @@ static double read_cjson(void *arg)
     (void)arg;
     api_limits lim = api_default_limits();
     lim.max_tensor_elems = N;
-    nn_tensor *t;
+    nn_tensor *t = NULL;
     api_error err;
     double t0 = clock_fn();
     cJSON *j = cJSON_ParseWithLength(text, text_len);
