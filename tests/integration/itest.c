@@ -409,3 +409,16 @@ int it_float_close(double got, double want)
     double scale = fabs(got) > fabs(want) ? fabs(got) : fabs(want);
     return fabs(got - want) <= 1e-5 * scale + 1e-6;
 }
+
+int it_rss_meaningful(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    return 0;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+    return 0;
+#endif
+#endif
+    const char *wrapper = getenv("NERVED_WRAPPER");
+    return !wrapper || !*wrapper;
+}

@@ -84,6 +84,11 @@ void it_remove_tree(const char *dir);
  * imported back) is compared bit for bit, never through this. */
 int it_float_close(double got, double want);
 
+/* Whether the daemon's RSS measures what it allocates: not under a wrapper
+ * (NERVED_WRAPPER: valgrind), and not in a sanitizer build (GCC's or
+ * clang's), which keeps freed memory in quarantine and shadows it. */
+int it_rss_meaningful(void);
+
 /* it_json that asserts (CUnit) the status is expect, printing the body when
  * it is not. */
 cJSON *it_call(const it_server *s, const char *method, const char *path,

@@ -381,20 +381,6 @@ static void test_slowloris_locks_nobody_out(void)
 
 /* ------------------------------------------------------- memory budget */
 
-/* Whether the daemon's RSS measures its own allocations: not under
- * valgrind, and not in a sanitizer build (shadow memory, quarantines). */
-static int rss_meaningful(void)
-{
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    return 0;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-    return 0;
-#endif
-#endif
-    return !slow();
-}
-
 static long peak_rss_kb(pid_t pid)
 {
     char path[64], line[256];
@@ -457,7 +443,7 @@ static void test_memory_budget(void)
     long refused = peak_rss_kb(s.pid);
     fprintf(stderr, "memory: peak RSS %ld -> %ld KiB over the refusals\n",
             before, refused);
-    if (rss_meaningful())
+    if (it_rss_meaningful())
         CU_ASSERT(refused - before < 40 * 1024);
 
     /* Sessions of batch 4096 of Dense(1000) (16 MiB each) stop at the
@@ -491,7 +477,7 @@ static void test_memory_budget(void)
     fprintf(stderr, "memory: peak RSS %ld -> %ld KiB\n", before, after);
     /* The budget held: 100 MB of sessions, plus what OpenBLAS and the
      * allocator keep beside them. */
-    if (rss_meaningful())
+    if (it_rss_meaningful())
         CU_ASSERT(after - before < (100000000 + 48 * 1048576) / 1024);
     /* Freed sessions give their budget back. */
     cJSON_Delete(it_call(&s, "DELETE", "/v1/networks/mid/sessions/big0",
