@@ -183,8 +183,11 @@ step "SIGTERM and restart"
 kill -TERM "$pid"
 wait "$pid" || fail "the daemon exited $? after SIGTERM"
 grep -q "signal 15, shutting down" "$log" || fail "no graceful shutdown in the log"
+# SIGTERM checkpoints every idle session: kept (again, at the same step)
+# and twin.
+grep -q "2 session checkpoints written" "$log" || fail "SIGTERM did not checkpoint both sessions: $(cat "$log")"
 start
-grep -q "1 session checkpoints restored" "$log" || fail "the checkpoint was not restored: $(cat "$log")"
+grep -q "2 session checkpoints restored" "$log" || fail "the checkpoints were not restored: $(cat "$log")"
 got=$(first_o "$(post "/v1/networks/$net/sessions/kept/forward" '{"inputs": {"x": [[4, 0.25]]}}')")
 close "$got" "$want" || fail "the restored session gave $got, the uninterrupted one $want"
 kill -TERM "$pid"
