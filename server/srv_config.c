@@ -83,9 +83,9 @@ static const srv_option options[] = {
      "microseconds a compute thread may wait for more steps to batch "
      "(default 100)"},
     {"--batch-instances", "NERVED_BATCH_INSTANCES", OPT_INT,
-     AT(batch_instances), 1, 256,
-     "batched steps of one network that may run at once (default 1: the "
-     "others' steps wait and join the next batch)"},
+     AT(batch_instances), 0, 256,
+     "batched steps of one network that may run at once; steps that wait "
+     "meanwhile join the next batch (default 0: one per compute thread)"},
     {"--max-memory", "NERVED_MAX_MEMORY", OPT_SIZE, AT(max_memory), 0,
      1L << 50, "bytes the daemon may hold for sessions, bodies and replies "
      "(default 0: half the machine's or the cgroup's memory)"},
@@ -266,7 +266,6 @@ int srv_config_load(srv_config *cfg, int argc, char **argv)
     cfg->batching = 1;
     cfg->batch_max_rows = 256;
     cfg->batch_window_us = 100;
-    cfg->batch_instances = 1;
     cfg->max_output_floats = 64u << 20;
     cfg->per_ip_connections = 256;
     cfg->read_timeout = 60;

@@ -292,8 +292,10 @@ int srv_sched_submit(srv_job *job)
         q->queued++;
         total_queued++;
         list_ready(q);
-        /* Every thread: one may be waiting to fill a batch, another idle. */
-        pthread_cond_broadcast(&work);
+        /* One thread: a thread filling a batch that wakes for another
+         * network's job passes the signal on (fill_batch). Waking all for
+         * every request cost the small ones a context switch each. */
+        pthread_cond_signal(&work);
     }
     pthread_mutex_unlock(&lock);
     if (refused == 1)
@@ -367,6 +369,9 @@ static int fill_batch(sched_queue *q, srv_job **jobs, int n, int cap,
             ts.tv_sec += ns / 1000000000L;
             ts.tv_nsec = ns % 1000000000L;
             pthread_cond_timedwait(&work, &lock, &ts);
+            /* The signal may have been meant for another network's job. */
+            if (ready_head)
+                pthread_cond_signal(&work);
         }
         int before = n;
         n = take(q, jobs, n, cap, rows);
@@ -506,7 +511,10 @@ static void *worker_main(void *arg)
         int gone = --q->pins == 0 && q->dead;
         if (!gone)
             list_ready(q);
-        pthread_cond_broadcast(&work);
+        if (stopping)
+            pthread_cond_broadcast(&work);
+        else if (ready_head)
+            pthread_cond_signal(&work);
         if (gone) {
             free(q->busy);
             free(q);
@@ -539,6 +547,8 @@ int srv_sched_start(const srv_sched_config *cfg, char *msg, size_t size)
         conf.batch_max_rows = MAX_BATCH_JOBS;
     if (conf.threads > MAX_THREADS)
         conf.threads = MAX_THREADS;
+    if (conf.batch_instances < 1)
+        conf.batch_instances = conf.threads;
     stopping = 0;
     for (n_threads = 0; n_threads < conf.threads; n_threads++)
         if (pthread_create(&threads[n_threads], NULL, worker_main,
