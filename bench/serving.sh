@@ -73,7 +73,11 @@ if [ -n "$ref" ]; then
 fi
 bare_port=$((20000 + RANDOM % 20000))
 build/bench/bare_http "$bare_port" "$reply" 4 &
-bare_pid=$!; pids+=("$bare_pid"); sleep 0.3
+bare_pid=$!; pids+=("$bare_pid")
+for _ in $(seq 50); do
+    curl -s -o /dev/null "http://127.0.0.1:$bare_port/" && break
+    sleep 0.1
+done
 w=$(wrk -t2 -c32 -d"${secs}s" -s bench/wrk/post.lua "http://127.0.0.1:$bare_port/" -- "$tmp/guide.json")
 bare_rps=$(echo "$w" | figure requests_per_s)
 kill "$bare_pid"; wait "$bare_pid" 2>/dev/null || true
