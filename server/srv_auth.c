@@ -130,10 +130,12 @@ int srv_auth_check(const srv_auth *a, const char *authorization,
         unsigned diff = (unsigned)(len != a->lengths[k]);
         for (size_t i = 0; i < SLOT; i++)
             diff |= (unsigned)(token[i] ^ a->keys[k][i]);
-        match |= (unsigned)(diff == 0);
+        /* Which key, without a branch on it: keys are distinct, so at
+         * most one term is not zero. */
+        match |= (unsigned)(diff == 0) * (unsigned)(k + 1);
     }
     memset(token, 0, sizeof token);
-    return ok && match;
+    return ok ? (int)match : 0;
 }
 
 int srv_auth_check_connection(const srv_auth *a, struct MHD_Connection *conn)

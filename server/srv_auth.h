@@ -20,8 +20,9 @@ void srv_auth_free(srv_auth *a);
 
 /* Whether the Authorization header value (NULL when absent), `length`
  * bytes long whatever it holds (a NUL in it is part of it), is "Bearer "
- * and one of the keys. Takes the same time whichever key matches or how
- * much of one does: every key is compared in full. */
+ * and one of the keys: 0 when not, else 1 + the key's line index among the
+ * keys (so quotas can count per key). Takes the same time whichever key
+ * matches or how much of one does: every key is compared in full. */
 int srv_auth_check(const srv_auth *a, const char *authorization,
                    size_t length);
 /* srv_auth_check on the request's Authorization header, at its full

@@ -42,6 +42,7 @@ typedef struct fit_job {
     /* Under jobs_lock. */
     int waiters;             /* handlers waiting for the end: keep it */
     srv_request *waiter;     /* the deferred request of a "wait" start */
+    int owner;               /* API key index of who started it, or -1 */
     job_status status;
     int epoch, epochs;
     double loss;             /* last epoch's (bptt), or the rls mse */
@@ -427,6 +428,15 @@ static fit_job *running_on(const srv_network *net)
     return NULL;
 }
 
+/* Running jobs started with API key owner (jobs_lock held). */
+static int running_for(int owner)
+{
+    int n = 0;
+    for (int i = 0; owner >= 0 && i < n_jobs; i++)
+        n += jobs[i]->owner == owner && jobs[i]->status == JOB_RUNNING;
+    return n;
+}
+
 static void join_job(fit_job *job)
 {
     if (!job->joined) {
@@ -508,11 +518,18 @@ void srv_fit_start(srv_request *req)
     }
     job->epochs = job->req.fit.epochs;
 
+    job->owner = req->key;
     pthread_mutex_lock(&jobs_lock);
     fit_job *busy = running_on(net), *forget = NULL;
-    int slot = busy || stopping ? -1 : free_slot(&forget);
+    int quota = req->cfg->max_fits_per_key;
+    int over = quota && running_for(job->owner) >= quota;
+    int slot = busy || stopping || over ? -1 : free_slot(&forget);
     if (stopping)
         api_fail(&err, 503, "unavailable", "the server is shutting down");
+    else if (over)
+        api_fail(&err, 429, "quota", "this API key runs %d training jobs, "
+                 "its quota (--max-fits-per-key); wait for one to end",
+                 quota);
     else if (busy)
         api_fail(&err, 409, "busy", "network '%s' is already training (job "
                  "%s); wait for it or cancel it", net->id, busy->id);

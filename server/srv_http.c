@@ -57,6 +57,7 @@ typedef struct conn_state {
     int no_memory;        /* the body did not fit the memory budget */
     int challenge;        /* answer with WWW-Authenticate */
     int close;            /* close the connection after the reply */
+    int key;              /* the caller's API key index, or -1 */
     struct MHD_Connection *conn;
     srv_job job;          /* once the whole body is here */
     int submitted;        /* the job is the scheduler's, or answered */
@@ -683,6 +684,7 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, conn_state *st,
     req->accept_encoding = MHD_lookup_connection_value(
         conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
     req->route_flags = route->flags;
+    req->key = st->key;
     size_t json_len = st->len;
     if (st->len > 0) {
         api_error err;
@@ -764,8 +766,8 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
         srv_metrics_in_flight(1);
         /* Before anything else: without a key, not even which routes
          * exist is told. */
-        if (keys && !srv_auth_exempt(method, url) &&
-            !srv_auth_check_connection(keys, conn)) {
+        st->key = keys ? srv_auth_check_connection(keys, conn) - 1 : -1;
+        if (keys && !srv_auth_exempt(method, url) && st->key < 0) {
             st->challenge = 1;
             return answer_now(conn, st, method, url, 401, "unauthorized",
                               NULL, "this server needs 'Authorization: "

@@ -524,7 +524,7 @@ static void handle_session_create(srv_request *req)
     }
     api_error err;
     srv_session *s;
-    if (srv_session_add(req->net, batch, id, &s, &err)) {
+    if (srv_session_add_for(req->net, batch, id, req->key, &s, &err)) {
         if (err.http_status == 503 || err.http_status == 413)
             req->retry_after = err.http_status == 503;
         srv_reply_error(req, &err);

@@ -7,6 +7,10 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +259,179 @@ static int mapped(pid_t pid, const char *needle)
     return found;
 }
 
+/* ---------------------------------------------------------- quotas */
+
+static const char *QUOTA_NET =
+    "{\"name\": \"q\", \"nodes\": [{\"name\": \"x\", \"type\": \"Input\", "
+    "\"shape\": 1}, {\"name\": \"r\", \"type\": \"VanillaRNN\", "
+    "\"num_unit\": 8, \"activation\": \"tanh\"}, {\"name\": \"o\", "
+    "\"type\": \"Dense\", \"num_unit\": 1}], \"edges\": [\"x >> r >> o\"]}";
+
+static const char *ENDLESS_FIT =
+    "{\"method\": \"bptt\", \"epochs\": 1000000, \"inputs\": {\"x\": "
+    "[[[1], [0], [1], [0]]]}, \"targets\": {\"o\": [[[0], [1], [0], [1]]]}}";
+
+static void test_quotas_per_key(void)
+{
+    char keys[600];
+    scratch_path("quota-keys", keys, sizeof keys);
+    write_text(keys, "alpha-key\nbeta-key\n");
+    const char *const args[] = {"--api-key-file", keys,
+                                "--max-sessions-per-key", "2",
+                                "--max-fits-per-key", "1", NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    const char *a = "Authorization: Bearer alpha-key";
+    const char *b = "Authorization: Bearer beta-key";
+    CU_ASSERT_EQUAL(status_of(&s, "POST", "/v1/networks", QUOTA_NET, a, NULL),
+                    201);
+    /* Two sessions each; alpha's third is refused, beta's first is not. */
+    CU_ASSERT_EQUAL(status_of(&s, "POST", "/v1/networks/q/sessions", NULL, a,
+                              NULL), 201);
+    CU_ASSERT_EQUAL(status_of(&s, "POST", "/v1/networks/q/sessions", NULL, a,
+                              NULL), 201);
+    it_response r;
+    CU_ASSERT_EQUAL(status_of(&s, "POST", "/v1/networks/q/sessions", NULL, a,
+                              &r), 429);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "--max-sessions-per-key"));
+    it_response_free(&r);
+    CU_ASSERT_EQUAL(status_of(&s, "POST", "/v1/networks/q/sessions", NULL, b,
+                              NULL), 201);
+    /* Deleting one of alpha's gives its place back. */
+    CU_ASSERT_EQUAL(status_of(&s, "DELETE", "/v1/networks/q/sessions/s1",
+                              NULL, a, NULL), 200);
+    CU_ASSERT_EQUAL(status_of(&s, "POST", "/v1/networks/q/sessions", NULL, a,
+                              NULL), 201);
+
+    /* One running fit each: alpha's second (on another network) waits its
+     * turn with 429, beta's runs. */
+    char def[1024];
+    snprintf(def, sizeof def, "%s", QUOTA_NET);
+    memcpy(strstr(def, "\"q\""), "\"p\"", 3);
+    CU_ASSERT_EQUAL(status_of(&s, "POST", "/v1/networks", def, a, NULL), 201);
+    CU_ASSERT_EQUAL(status_of(&s, "POST", "/v1/networks/q/fit", ENDLESS_FIT, a,
+                              NULL), 202);
+    CU_ASSERT_EQUAL(status_of(&s, "POST", "/v1/networks/p/fit", ENDLESS_FIT, a,
+                              &r), 429);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "--max-fits-per-key"));
+    it_response_free(&r);
+    CU_ASSERT_EQUAL(status_of(&s, "POST", "/v1/networks/p/fit", ENDLESS_FIT, b,
+                              NULL), 202);
+    /* SIGTERM cancels the endless fits. */
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
+/* ------------------------------------------------ framing and the log */
+
+/* Sends raw bytes on a fresh connection; reads what comes back (up to
+ * size - 1 bytes) until the daemon closes or 3 s pass. */
+static size_t raw_exchange(const it_server *s, const char *request,
+                           char *reply, size_t size)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in to = {0};
+    to.sin_family = AF_INET;
+    to.sin_port = htons((uint16_t)s->port);
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    size_t got = 0;
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&to, sizeof to) == 0 &&
+        send(fd, request, strlen(request), MSG_NOSIGNAL) >= 0) {
+        struct timeval tv = {3, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ssize_t n;
+        while (got + 1 < size &&
+               (n = recv(fd, reply + got, size - 1 - got, 0)) > 0)
+            got += (size_t)n;
+    }
+    if (fd >= 0)
+        close(fd);
+    reply[got] = '\0';
+    return got;
+}
+
+static void test_smuggling_is_refused(void)
+{
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, NULL), 0);
+    /* Both framings: whichever a proxy used, the rest would be read as a
+     * second request. Refused, and the connection closed, so no second
+     * answer comes. */
+    char reply[8192];
+    raw_exchange(&s, "POST /v1/networks HTTP/1.1\r\nHost: x\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                 reply, sizeof reply);
+    CU_ASSERT_EQUAL(strncmp(reply, "HTTP/1.1 400", 12), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(reply, "Content-Length and "
+                                         "Transfer-Encoding"));
+    CU_ASSERT_PTR_NULL(strstr(reply + 1, "HTTP/1.1 200"));
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
+/* How many times key appears as a key of the logfmt record line (values
+ * are bare words or quoted with backslash escapes), or -1 when the line is
+ * not logfmt. */
+static int logfmt_count(const char *line, const char *key)
+{
+    int count = 0;
+    const char *p = line;
+    while (*p && *p != '\n') {
+        const char *k = p;
+        while (*p && *p != '=' && *p != ' ' && *p != '\n')
+            p++;
+        if (*p != '=' || p == k)
+            return -1;
+        count += (size_t)(p - k) == strlen(key) && strncmp(k, key, strlen(key)) == 0;
+        p++;
+        if (*p == '"') {
+            for (p++; *p && *p != '"'; p++)
+                if (*p == '\\' && p[1])
+                    p++;
+            if (*p != '"')
+                return -1;
+            p++;
+        } else {
+            while (*p && *p != ' ' && *p != '\n')
+                p++;
+        }
+        if (*p == ' ')
+            p++;
+    }
+    return count;
+}
+
+static void test_access_log_is_logfmt(void)
+{
+    char log[600];
+    scratch_path("access.log", log, sizeof log);
+    it_server s;
+    const char *const args[] = {"--quiet=false", NULL};
+    CU_ASSERT_EQUAL_FATAL(it_start_logged(&s, args, log), 0);
+    /* A path with a new line, quotes, a space and a key of its own. */
+    char reply[4096];
+    raw_exchange(&s, "GET /x%0a%22y\"z%20status=200 HTTP/1.1\r\nHost: x\r\n"
+                     "Connection: close\r\n\r\n", reply, sizeof reply);
+    CU_ASSERT_EQUAL(strncmp(reply, "HTTP/1.1 404", 12), 0);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+    /* Every line of the access log is one record: method=, a quoted path,
+     * then exactly one status. */
+    FILE *f = fopen(log, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    char line[2048];
+    int records = 0, forged = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "method=", 7) != 0)
+            continue;
+        records++;
+        forged += logfmt_count(line, "status") != 1 ||
+                  logfmt_count(line, "path") != 1;
+    }
+    fclose(f);
+    CU_ASSERT_EQUAL(records, 1);
+    CU_ASSERT_EQUAL(forged, 0);
+}
+
 static void test_clients_cannot_load_plugins(void)
 {
     const char *plugin = getenv("NERVED_PLUGIN");
@@ -341,6 +518,10 @@ int main(void)
     static const tu_test tests[] = {
         {"bearer keys on every route but the health checks", test_bearer_keys},
         {"bad key files stop the start", test_bad_key_files_stop_the_start},
+        {"sessions and fits are counted per key", test_quotas_per_key},
+        {"a request framed twice is refused", test_smuggling_is_refused},
+        {"the access log is logfmt, whatever the path",
+         test_access_log_is_logfmt},
         {"HTTPS verified against the server's certificate", test_https},
         {"no request makes the daemon load a plugin",
          test_clients_cannot_load_plugins},
