@@ -6,6 +6,7 @@
  * reader may see while the thread runs are guarded by jobs_lock.
  */
 #include "srv_fit.h"
+#include "srv_budget.h"
 #include "api_fit.h"
 #include "srv_metrics.h"
 #include "srv_persist.h"
@@ -13,6 +14,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,7 @@ typedef struct fit_job {
     int waiters;             /* handlers waiting for the end: keep it */
     srv_request *waiter;     /* the deferred request of a "wait" start */
     int owner;               /* API key index of who started it, or -1 */
+    size_t charged;          /* bytes of the memory budget it holds */
     job_status status;
     int epoch, epochs;
     double loss;             /* last epoch's (bptt), or the rls mse */
@@ -101,7 +104,35 @@ static void job_free(fit_job *job)
     free(job->history);
     pthread_cond_destroy(&job->finished);
     srv_network_release(job->net);
+    srv_budget_release(job->charged);
     free(job);
+}
+
+/* What a job will hold while it trains, in bytes: its clone's weights, and
+ * the floats of the session (ridge, RLS, LMS, IP: one of the data's batch)
+ * or of the BPTT tape (the window's steps at the minibatch's rows) that its
+ * thread allocates. Saturates. */
+static size_t job_bytes(const fit_job *job)
+{
+    const api_fit_data *d = &job->req.data[0];
+    size_t params = 0;
+    for (int i = 0; i < nn_graph_node_count(job->clone); i++)
+        params += nn_node_param_count(nn_graph_node_at(job->clone, i));
+    size_t rows = d->batch > 0 ? (size_t)d->batch : 1;
+    if (job->req.method == API_FIT_BPTT) {
+        size_t B = job->req.fit.batch_size && job->req.fit.batch_size < d->batch
+                       ? (size_t)job->req.fit.batch_size : rows;
+        size_t K = job->req.fit.window && job->req.fit.window < d->steps
+                       ? (size_t)job->req.fit.window
+                       : (size_t)(d->steps > 0 ? d->steps : 1);
+        rows = K > SIZE_MAX / B ? SIZE_MAX : K * B;
+    }
+    size_t floats = rows > INT32_MAX ? SIZE_MAX
+                                     : nn_session_float_count(job->clone,
+                                                              (int)rows);
+    floats = floats > SIZE_MAX - params ? SIZE_MAX : floats + params;
+    return floats > SIZE_MAX / sizeof(float) ? SIZE_MAX
+                                             : floats * sizeof(float);
 }
 
 /* --------------------------------------------------------------- the JSON */
@@ -511,6 +542,21 @@ void srv_fit_start(srv_request *req)
             err.http_status = 422;
         goto refuse;
     }
+    /* The tape or session is charged before the job's thread allocates
+     * it; the clone, made to check the request, counts while the job
+     * holds it. */
+    size_t bytes = job_bytes(job);
+    if (srv_budget_charge(bytes)) {
+        int never = bytes > srv_budget_limit();
+        api_fail(&err, never ? 413 : 503, "out_of_memory", "the training job "
+                 "needs about %.0f MiB; the server's memory budget "
+                 "(--max-memory) %s", (double)bytes / 1048576.0,
+                 never ? "is smaller" : "has not that much left now");
+        req->retry_after = !never;
+        srv_metrics_rejected(net->id, "memory");
+        goto refuse;
+    }
+    job->charged = bytes;
     if (job->req.method == API_FIT_BPTT &&
         !(job->history = calloc((size_t)job->req.fit.epochs, sizeof(double)))) {
         api_fail(&err, 503, "out_of_memory", "out of memory");

@@ -479,6 +479,39 @@ static void test_memory_budget(void)
      * allocator keep beside them. */
     if (it_rss_meaningful())
         CU_ASSERT(after - before < (100000000 + 48 * 1048576) / 1024);
+    /* A training job's tape counts too, before its thread makes it: 30
+     * steps of 1000 sequences through a Dense(1000) hold 120 MB. */
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks",
+                         "{\"name\": \"tall\", \"nodes\": ["
+                         "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 2},"
+                         "{\"name\": \"h\", \"type\": \"Dense\", \"num_unit\": "
+                         "1000}, {\"name\": \"o\", \"type\": \"Dense\", "
+                         "\"num_unit\": 1}], \"edges\": [\"x >> h >> o\"]}", 201));
+    size_t fcap = 1000 * 30 * 16 + 256;
+    char *fit = malloc(fcap);
+    n = (size_t)snprintf(fit, fcap, "{\"method\": \"bptt\", \"epochs\": 1, "
+                         "\"inputs\": {\"x\": [");
+    for (int q = 0; q < 1000; q++) {
+        n += (size_t)snprintf(fit + n, fcap - n, "%s[", q ? "," : "");
+        for (int t = 0; t < 30; t++)
+            n += (size_t)snprintf(fit + n, fcap - n, "%s[1,2]", t ? "," : "");
+        n += (size_t)snprintf(fit + n, fcap - n, "]");
+    }
+    n += (size_t)snprintf(fit + n, fcap - n, "]}, \"targets\": {\"o\": [");
+    for (int q = 0; q < 1000; q++) {
+        n += (size_t)snprintf(fit + n, fcap - n, "%s[", q ? "," : "");
+        for (int t = 0; t < 30; t++)
+            n += (size_t)snprintf(fit + n, fcap - n, "%s[0]", t ? "," : "");
+        n += (size_t)snprintf(fit + n, fcap - n, "]");
+    }
+    snprintf(fit + n, fcap - n, "]}}");
+    CU_ASSERT_EQUAL(it_request(&s, "POST", "/v1/networks/tall/fit",
+                               "application/json", fit, strlen(fit), &r), 0);
+    CU_ASSERT_EQUAL(r.status, 413);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "training job"));
+    it_response_free(&r);
+    free(fit);
+
     /* Freed sessions give their budget back. */
     cJSON_Delete(it_call(&s, "DELETE", "/v1/networks/mid/sessions/big0",
                          NULL, 200));
