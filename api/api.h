@@ -114,6 +114,13 @@ int api_read_sequence_inputs(const cJSON *inputs, const nn_graph *g,
                              nn_binding **bindings, int *num_steps,
                              api_error *err);
 void api_bindings_free(nn_binding *bindings, int n);
+/* Checks one entry's sequence tensor t, however it was read: shaped
+ * (batch, time, the entry's shape), with the time length *steps of the
+ * inputs before it (when *steps >= 0), which it then sets. `where` names
+ * the input in messages. */
+int api_check_sequence_input(const nn_node *entry, const nn_tensor *t,
+                             int batch, const char *where, int *steps,
+                             api_error *err);
 /* Reads {"<node>": (batch, steps, output shape)} for any nodes (targets,
  * forced feedback): each node must exist and each tensor fit it; `what`
  * names the object in messages ("targets"). *bindings (names point into g)

@@ -651,6 +651,30 @@ void api_bindings_free(nn_binding *bindings, int n)
     free(bindings);
 }
 
+int api_check_sequence_input(const nn_node *entry, const nn_tensor *t,
+                             int batch, const char *where, int *steps,
+                             api_error *err)
+{
+    const nn_shape *got = &t->shape;
+    nn_shape per = nn_node_output_shape(entry);
+    int ok = got->ndim == per.ndim + 2 && got->dims[0] == batch;
+    for (int d = 0; ok && d < per.ndim; d++)
+        ok = got->dims[d + 2] == per.dims[d];
+    if (!ok) {
+        char gs[96], ps[96];
+        return api_fail(err, 400, "shape_mismatch", "%s has shape %s; a run "
+                        "needs (batch=%d, time, %s without parentheses)",
+                        where, nn_shape_str(got, gs, sizeof gs), batch,
+                        nn_shape_str(&per, ps, sizeof ps));
+    }
+    if (*steps >= 0 && got->dims[1] != *steps)
+        return api_fail(err, 400, "shape_mismatch", "%s has %d time steps "
+                        "where the other inputs have %d", where, got->dims[1],
+                        *steps);
+    *steps = got->dims[1];
+    return 0;
+}
+
 int api_read_sequence_inputs(const cJSON *inputs, const nn_graph *g,
                              int batch, const api_limits *lim,
                              nn_binding **bindings, int *num_steps,
@@ -674,25 +698,9 @@ int api_read_sequence_inputs(const cJSON *inputs, const nn_graph *g,
                                      inputs, nn_node_name(entry)),
                                  where, lim, &b[e].tensor, err))
             goto fail;
-        const nn_shape *got = &b[e].tensor->shape;
-        nn_shape per = nn_node_output_shape(entry);
-        int ok = got->ndim == per.ndim + 2 && got->dims[0] == batch;
-        for (int d = 0; ok && d < per.ndim; d++)
-            ok = got->dims[d + 2] == per.dims[d];
-        if (!ok) {
-            char gs[96], ps[96];
-            api_fail(err, 400, "shape_mismatch", "%s has shape %s; a run needs "
-                     "(batch=%d, time, %s without parentheses)", where,
-                     nn_shape_str(got, gs, sizeof gs), batch,
-                     nn_shape_str(&per, ps, sizeof ps));
+        if (api_check_sequence_input(entry, b[e].tensor, batch, where,
+                                     &steps, err))
             goto fail;
-        }
-        if (steps >= 0 && got->dims[1] != steps) {
-            api_fail(err, 400, "shape_mismatch", "%s has %d time steps where "
-                     "the other inputs have %d", where, got->dims[1], steps);
-            goto fail;
-        }
-        steps = got->dims[1];
     }
     if (steps > lim->max_steps) {
         api_fail(err, 413, "too_large", "%d time steps; the limit is %d", steps,

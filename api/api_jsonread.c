@@ -833,25 +833,9 @@ int api_json_sequence_inputs(const api_json *j, size_t inputs,
         if (api_json_tensor(j, api_json_find(j, inputs, nn_node_name(entry)),
                             where, lim, 0, &b[e].tensor, err))
             goto fail;
-        const nn_shape *got = &b[e].tensor->shape;
-        nn_shape per = nn_node_output_shape(entry);
-        int ok = got->ndim == per.ndim + 2 && got->dims[0] == batch;
-        for (int d = 0; ok && d < per.ndim; d++)
-            ok = got->dims[d + 2] == per.dims[d];
-        if (!ok) {
-            char gs[96], ps[96];
-            api_fail(err, 400, "shape_mismatch", "%s has shape %s; a run needs "
-                     "(batch=%d, time, %s without parentheses)", where,
-                     nn_shape_str(got, gs, sizeof gs), batch,
-                     nn_shape_str(&per, ps, sizeof ps));
+        if (api_check_sequence_input(entry, b[e].tensor, batch, where,
+                                     &steps, err))
             goto fail;
-        }
-        if (steps >= 0 && got->dims[1] != steps) {
-            api_fail(err, 400, "shape_mismatch", "%s has %d time steps where "
-                     "the other inputs have %d", where, got->dims[1], steps);
-            goto fail;
-        }
-        steps = got->dims[1];
     }
     if (steps > lim->max_steps) {
         api_fail(err, 413, "too_large", "%d time steps; the limit is %d", steps,
