@@ -715,6 +715,22 @@ static void test_output_documents(void)
     CU_ASSERT_EQUAL(api_json_sequence_inputs(&j, b.inputs, g, 2, &lim, &bind,
                                              &steps, &err), -1);
     CU_ASSERT_STRING_EQUAL(err.code, "unknown_input");
+    /* A sequence of the wrong shape: both readers (the codec's and the
+     * cJSON one of fit requests) refuse it with the same words. */
+    const char *wrong = "{\"inputs\": {\"x\": [[[1, 2, 3]], [[4, 5, 6]]]}}";
+    j.s = wrong, j.len = strlen(wrong);
+    CU_ASSERT_EQUAL_FATAL(api_read_step_body(&j, 1, &b, &err), 0);
+    CU_ASSERT_EQUAL(api_json_sequence_inputs(&j, b.inputs, g, 2, &lim, &bind,
+                                             &steps, &err), -1);
+    api_error other;
+    cJSON *doc = cJSON_Parse(wrong);
+    CU_ASSERT_EQUAL(api_read_sequence_inputs(cJSON_GetObjectItem(doc, "inputs"),
+                                             g, 2, &lim, &bind, &steps,
+                                             &other), -1);
+    cJSON_Delete(doc);
+    CU_ASSERT_STRING_EQUAL(err.code, "shape_mismatch");
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "inputs.x has shape (2, 1, 3)"));
+    CU_ASSERT_STRING_EQUAL(err.message, other.message);
     nn_session_free(s);
     nn_graph_free(g);
 }
