@@ -12,6 +12,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,8 @@ static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                  5,      10};
 #define N_BUCKETS (sizeof buckets / sizeof *buckets)
 
+/* Counts per bucket of bounds (the latency buckets, or row_buckets, which
+ * are fewer), the last for what is above them all. */
 typedef struct histogram {
     unsigned long long bucket[N_BUCKETS + 1];
     double sum;
@@ -72,16 +75,11 @@ static const char *const reasons[] = {"queue_full", "deadline", "memory",
 #define N_REASONS (sizeof reasons / sizeof *reasons)
 #define MAX_NET_STATS 4096
 
-typedef struct row_histogram {
-    unsigned long long bucket[N_ROW_BUCKETS + 1];
-    double sum;
-    unsigned long long count;
-} row_histogram;
 
 typedef struct net_stats {
     char id[24];
     histogram queue, compute, latency;
-    row_histogram rows, sessions;
+    histogram rows, sessions;    /* of row_buckets */
     unsigned long long rejected[N_REASONS];
     unsigned long long requests, steps, failed[N_FAILURE_REASONS];
 } net_stats;
@@ -108,14 +106,20 @@ static net_stats *stats_of(const char *id)
     return st;
 }
 
-static void observe(histogram *h, double seconds)
+static void observe_in(histogram *h, const double *bounds, size_t n,
+                       double value)
 {
     size_t b = 0;
-    while (b < N_BUCKETS && seconds > buckets[b])
+    while (b < n && value > bounds[b])
         b++;
     h->bucket[b]++;
-    h->sum += seconds;
+    h->sum += value;
     h->count++;
+}
+
+static void observe(histogram *h, double seconds)
+{
+    observe_in(h, buckets, N_BUCKETS, seconds);
 }
 
 void srv_metrics_job(const char *network, double queued, double computed)
@@ -129,23 +133,13 @@ void srv_metrics_job(const char *network, double queued, double computed)
     pthread_mutex_unlock(&lock);
 }
 
-static void observe_rows(row_histogram *h, int n)
-{
-    size_t b = 0;
-    while (b < N_ROW_BUCKETS && n > row_buckets[b])
-        b++;
-    h->bucket[b]++;
-    h->sum += n;
-    h->count++;
-}
-
 void srv_metrics_batch(const char *network, int rows, int sessions)
 {
     pthread_mutex_lock(&lock);
     net_stats *st = stats_of(network);
     if (st) {
-        observe_rows(&st->rows, rows);
-        observe_rows(&st->sessions, sessions);
+        observe_in(&st->rows, row_buckets, N_ROW_BUCKETS, rows);
+        observe_in(&st->sessions, row_buckets, N_ROW_BUCKETS, sessions);
     }
     pthread_mutex_unlock(&lock);
 }
@@ -292,33 +286,41 @@ static void put_histogram(out *o, const char *name, const char *label,
         value, count);
 }
 
+/* The scheduler's histograms of every network, in exposition order. */
+static const struct {
+    const char *name, *help;
+    size_t offset;               /* of the histogram in net_stats */
+    const double *bounds;
+    size_t n;
+} net_histograms[] = {
+    {"nerved_queue_seconds", "Time requests waited in their network's "
+     "queue.", offsetof(net_stats, queue), buckets, N_BUCKETS},
+    {"nerved_compute_seconds", "Time requests computed.",
+     offsetof(net_stats, compute), buckets, N_BUCKETS},
+    {"nerved_batch_rows", "Rows in each batched step.",
+     offsetof(net_stats, rows), row_buckets, N_ROW_BUCKETS},
+    {"nerved_batch_sessions", "Sessions stepped together in each batched "
+     "step.", offsetof(net_stats, sessions), row_buckets, N_ROW_BUCKETS},
+    {"nerved_network_request_duration_seconds", "Latency of the requests "
+     "for a network, received to answered.", offsetof(net_stats, latency),
+     buckets, N_BUCKETS},
+};
+
 /* Lock held. */
 static void render_networks(out *o)
 {
-    put(o, "# HELP nerved_queue_seconds Time requests waited in their "
-           "network's queue.\n# TYPE nerved_queue_seconds histogram\n");
-    for (int i = 0; i < n_nets; i++)
-        put_histogram(o, "nerved_queue_seconds", "network", nets[i]->id,
-                      nets[i]->queue.bucket, buckets, N_BUCKETS,
-                      nets[i]->queue.sum, nets[i]->queue.count);
-    put(o, "# HELP nerved_compute_seconds Time requests computed.\n"
-           "# TYPE nerved_compute_seconds histogram\n");
-    for (int i = 0; i < n_nets; i++)
-        put_histogram(o, "nerved_compute_seconds", "network", nets[i]->id,
-                      nets[i]->compute.bucket, buckets, N_BUCKETS,
-                      nets[i]->compute.sum, nets[i]->compute.count);
-    put(o, "# HELP nerved_batch_rows Rows in each batched step.\n"
-           "# TYPE nerved_batch_rows histogram\n");
-    for (int i = 0; i < n_nets; i++)
-        put_histogram(o, "nerved_batch_rows", "network", nets[i]->id,
-                      nets[i]->rows.bucket, row_buckets, N_ROW_BUCKETS,
-                      nets[i]->rows.sum, nets[i]->rows.count);
-    put(o, "# HELP nerved_batch_sessions Sessions stepped together in each "
-           "batched step.\n# TYPE nerved_batch_sessions histogram\n");
-    for (int i = 0; i < n_nets; i++)
-        put_histogram(o, "nerved_batch_sessions", "network", nets[i]->id,
-                      nets[i]->sessions.bucket, row_buckets, N_ROW_BUCKETS,
-                      nets[i]->sessions.sum, nets[i]->sessions.count);
+    for (size_t h = 0; h < sizeof net_histograms / sizeof *net_histograms;
+         h++) {
+        put(o, "# HELP %s %s\n# TYPE %s histogram\n", net_histograms[h].name,
+            net_histograms[h].help, net_histograms[h].name);
+        for (int i = 0; i < n_nets; i++) {
+            const histogram *x = (const histogram *)(
+                (const char *)nets[i] + net_histograms[h].offset);
+            put_histogram(o, net_histograms[h].name, "network", nets[i]->id,
+                          x->bucket, net_histograms[h].bounds,
+                          net_histograms[h].n, x->sum, x->count);
+        }
+    }
     put(o, "# HELP nerved_rejected_total Requests refused unrun, by "
            "reason.\n# TYPE nerved_rejected_total counter\n");
     for (int i = 0; i < n_nets; i++)
@@ -344,14 +346,6 @@ static void render_networks(out *o)
     for (int i = 0; i < n_nets; i++)
         put(o, "nerved_network_steps_total{network=\"%s\"} %llu\n",
             nets[i]->id, nets[i]->steps);
-    put(o, "# HELP nerved_network_request_duration_seconds Latency of the "
-           "requests for a network, received to answered.\n"
-           "# TYPE nerved_network_request_duration_seconds histogram\n");
-    for (int i = 0; i < n_nets; i++)
-        put_histogram(o, "nerved_network_request_duration_seconds", "network",
-                      nets[i]->id, nets[i]->latency.bucket, buckets,
-                      N_BUCKETS, nets[i]->latency.sum,
-                      nets[i]->latency.count);
 }
 
 /* A gauge of 1 whose labels say what is running. */
