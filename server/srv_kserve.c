@@ -9,6 +9,7 @@
  */
 #include "srv_kserve.h"
 #include "api_binary.h"
+#include "api_codec.h"
 #include "srv_blas.h"
 #include "api_kserve.h"
 #include "srv_encoding.h"
@@ -508,97 +509,32 @@ static int infer_in_sequence(srv_request *req, srv_network *net,
 
 /* ----------------------------------------------------------- ordering */
 
-static const char *skip_space(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
-/* p at a '"': past the closing quote, or NULL. */
-static const char *skip_string(const char *p, const char *end)
-{
-    for (p++; p < end; p++) {
-        if (*p == '\\')
-            p++;
-        else if (*p == '"')
-            return p + 1;
-    }
-    return NULL;
-}
-
-/* Past one JSON value (not checked: the compute thread parses it), or
- * NULL when the text ends first. */
-static const char *skip_value(const char *p, const char *end)
-{
-    if (p >= end)
-        return NULL;
-    if (*p == '"')
-        return skip_string(p, end);
-    if (*p == '{' || *p == '[') {
-        int depth = 0;
-        while (p && p < end) {
-            if (*p == '"') {
-                p = skip_string(p, end);
-                continue;
-            }
-            if (*p == '{' || *p == '[')
-                depth++;
-            else if ((*p == '}' || *p == ']') && --depth == 0)
-                return p + 1;
-            p++;
-        }
-        return NULL;
-    }
-    while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' &&
-           *p != '\t' && *p != '\n' && *p != '\r')
-        p++;
-    return p;
-}
-
 uint64_t srv_v2_order_key(const srv_request *req)
 {
-    const char *p = req->raw, *end = req->raw + req->raw_len;
-    p = skip_space(p, end);
-    if (p >= end || *p != '{')
-        return 0;
-    p++;
-    while (p && p < end) {
-        p = skip_space(p, end);
-        if (p >= end || *p != '"')
-            return 0;
-        const char *key = p + 1;
-        p = skip_string(p, end);
-        if (!p)
-            return 0;
-        size_t key_len = (size_t)(p - 1 - key);
-        p = skip_space(p, end);
-        if (p >= end || *p != ':')
-            return 0;
-        p = skip_space(p + 1, end);
-        const char *value = p;
-        p = skip_value(p, end);
-        if (!p)
-            return 0;
-        if (key_len == 10 && memcmp(key, "parameters", 10) == 0) {
-            cJSON *params = cJSON_ParseWithLength(value, (size_t)(p - value));
-            const cJSON *seq = cJSON_GetObjectItemCaseSensitive(params,
-                                                                "sequence_id");
-            char id[64] = "";
-            if (cJSON_IsString(seq))
-                snprintf(id, sizeof id, "%s", seq->valuestring);
-            else if (cJSON_IsNumber(seq) && seq->valuedouble > 0)
-                snprintf(id, sizeof id, "%.0f", seq->valuedouble);
-            cJSON_Delete(params);
-            return id[0] ? srv_sched_key("sequence", id) : 0;
-        }
-        p = skip_space(p, end);
-        if (p < end && *p == ',')
-            p++;
-        else
-            return 0;
+    /* A small body is parsed by now (dispatch); a large one is read only
+     * up to its parameters, with the codec's reader, which skips values
+     * without building them and never reads past the text. */
+    const cJSON *params = NULL;
+    cJSON *parsed = NULL;
+    if (req->json) {
+        params = cJSON_GetObjectItemCaseSensitive(req->json, "parameters");
+    } else if (req->raw_len) {
+        api_json j = {req->raw, req->raw_len};
+        size_t at = api_json_kind(&j, 0) == '{'
+                        ? api_json_find(&j, 0, "parameters")
+                        : (size_t)-1;
+        size_t end = at != (size_t)-1 ? api_json_skip(&j, at) : (size_t)-1;
+        if (end != (size_t)-1)
+            params = parsed = cJSON_ParseWithLength(req->raw + at, end - at);
     }
-    return 0;
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(params, "sequence_id");
+    char id[64] = "";
+    if (cJSON_IsString(seq))
+        snprintf(id, sizeof id, "%s", seq->valuestring);
+    else if (cJSON_IsNumber(seq) && seq->valuedouble > 0)
+        snprintf(id, sizeof id, "%.0f", seq->valuedouble);
+    cJSON_Delete(parsed);
+    return id[0] ? srv_sched_key("sequence", id) : 0;
 }
 
 static void infer(srv_request *req, int versioned)
