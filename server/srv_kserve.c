@@ -483,7 +483,8 @@ static int infer_in_sequence(srv_request *req, srv_network *net,
 {
     srv_session *s;
     int created;
-    if (srv_session_sequence(net, r->sequence_id, r->batch, r->sequence_start,
+    if (srv_session_sequence(net, r->sequence_id, req->key, r->batch,
+                             r->sequence_start,
                              &s, &created, err))
         return -1;
     nn_error e;

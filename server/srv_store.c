@@ -548,7 +548,8 @@ void srv_store_shutdown(void)
     srv_dict_clear(&networks_by_name);
 }
 
-int srv_session_sequence(srv_network *net, const char *key, int batch,
+int srv_session_sequence(srv_network *net, const char *key, int owner,
+                         int batch,
                          int create, srv_session **out, int *created,
                          api_error *err)
 {
@@ -569,7 +570,7 @@ int srv_session_sequence(srv_network *net, const char *key, int batch,
                         "not started (send parameters.sequence_start: true)",
                         key);
     srv_session *made;
-    if (srv_session_add(net, batch, NULL, &made, err))
+    if (srv_session_add_for(net, batch, NULL, owner, &made, err))
         return -1;
     /* Claim the key unless a concurrent request claimed it first. */
     pthread_mutex_lock(&store_lock);

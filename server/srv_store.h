@@ -106,9 +106,11 @@ int srv_session_count(void);
 int srv_session_hold_all(srv_session ***out);
 /* The session of net with the client's sequence key (the KServe sequence
  * extension), held. When none exists and create is set, one of batch rows
- * is made (*created = 1); two racing creators get the same session. Without
+ * is made on behalf of API key owner (-1: none), under that key's session
+ * quota (*created = 1); two racing creators get the same session. Without
  * create, a missing one is a 400 naming the key. */
-int srv_session_sequence(srv_network *net, const char *key, int batch,
+int srv_session_sequence(srv_network *net, const char *key, int owner,
+                         int batch,
                          int create, srv_session **out, int *created,
                          api_error *err);
 

@@ -297,6 +297,20 @@ static void test_quotas_per_key(void)
     it_response_free(&r);
     CU_ASSERT_EQUAL(status_of(&s, "POST", "/v1/networks/q/sessions", NULL, b,
                               NULL), 201);
+    /* A KServe sequence is a session too: alpha cannot start one, beta can. */
+    const char *seq = "{\"parameters\": {\"sequence_id\": \"k1\", "
+                      "\"sequence_start\": true}, \"inputs\": [{\"name\": "
+                      "\"x\", \"shape\": [1, 1], \"datatype\": \"FP32\", "
+                      "\"data\": [1]}]}";
+    CU_ASSERT_EQUAL(status_of(&s, "POST", "/v2/models/q/infer", seq, a, &r),
+                    429);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "--max-sessions-per-key"));
+    cJSON *shape = cJSON_Parse(r.body);
+    CU_ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItem(shape, "error")));
+    cJSON_Delete(shape);
+    it_response_free(&r);
+    CU_ASSERT_EQUAL(status_of(&s, "POST", "/v2/models/q/infer", seq, b, NULL),
+                    200);
     /* Deleting one of alpha's gives its place back. */
     CU_ASSERT_EQUAL(status_of(&s, "DELETE", "/v1/networks/q/sessions/s1",
                               NULL, a, NULL), 200);
