@@ -140,6 +140,15 @@ static void list_ready(sched_queue *q)
     ready_tail = q;
 }
 
+/* Lock held: whether a listed queue other than q has work. */
+static int others_ready(const sched_queue *q)
+{
+    for (const sched_queue *r = ready_head; r; r = r->next_ready)
+        if (r != q && r->queued)
+            return 1;
+    return 0;
+}
+
 static sched_queue *pop_ready(void)
 {
     sched_queue *q = ready_head;
@@ -369,8 +378,10 @@ static int fill_batch(sched_queue *q, srv_job **jobs, int n, int cap,
             ts.tv_sec += ns / 1000000000L;
             ts.tv_nsec = ns % 1000000000L;
             pthread_cond_timedwait(&work, &lock, &ts);
-            /* The signal may have been meant for another network's job. */
-            if (ready_head)
+            /* The signal may have been meant for another network's job.
+             * Passed on for this queue's own, two threads filling batches
+             * of it would wake each other without end. */
+            if (others_ready(q))
                 pthread_cond_signal(&work);
         }
         int before = n;
@@ -478,7 +489,12 @@ static void *worker_main(void *arg)
         if (n > 0 && jobs[0]->step && conf.batching &&
             conf.batch_window_us > 0)
             n = fill_batch(q, jobs, n, MAX_BATCH_JOBS, &rows);
-        list_ready(q);
+        /* A queue whose every job waits behind a running one is listed
+         * again when that one ends: listing it now would have this thread
+         * spin on it meanwhile, taking the lock from those who submit.
+         * With nothing running, only a failed allocation blocks it. */
+        if (n > 0 || q->running == 0)
+            list_ready(q);
         q->pins++;
         int shutting_down = stopping;
         pthread_mutex_unlock(&lock);
@@ -509,7 +525,7 @@ static void *worker_main(void *arg)
         if (steps)
             q->step_batches--;
         int gone = --q->pins == 0 && q->dead;
-        if (!gone)
+        if (!gone && (n > 0 || q->running == 0))
             list_ready(q);
         if (stopping)
             pthread_cond_broadcast(&work);
