@@ -6,6 +6,7 @@
  */
 #include "api.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,34 @@ static int param_text(const nn_param_def *def, const cJSON *v,
         }
         return 0;
     }
+    case NN_PARAM_FLOATS:
+        /* A number, an array of numbers, or an initializer (string or
+         * object), each into the engine's text. */
+        if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
+            snprintf(buf, size, "%.17g", v->valuedouble);
+            return 0;
+        }
+        if (cJSON_IsArray(v) && cJSON_GetArraySize(v) >= 1) {
+            size_t len = (size_t)snprintf(buf, size, "[");
+            for (const cJSON *c = v->child; c; c = c->next) {
+                if (!cJSON_IsNumber(c) || !isfinite(c->valuedouble))
+                    return api_fail(err, 400, "bad_parameter", "%s must hold "
+                                    "finite numbers", where);
+                if (len < size)
+                    len += (size_t)snprintf(buf + len, size - len, "%s%.17g",
+                                            c == v->child ? "" : ", ",
+                                            c->valuedouble);
+            }
+            if (len < size)
+                len += (size_t)snprintf(buf + len, size - len, "]");
+            if (len >= size)
+                return api_fail(err, 400, "bad_parameter", "%s: too many "
+                                "values for a parameter (import long vectors "
+                                "as weights instead)", where);
+            return 0;
+        }
+        /* An initializer, read as INIT reads it. */
+        /* fall through */
     case NN_PARAM_INIT:
         if (cJSON_IsString(v)) {
             snprintf(buf, size, "%s", v->valuestring);
@@ -174,6 +203,10 @@ static int param_text(const nn_param_def *def, const cJSON *v,
         }
         if (cJSON_IsObject(v))
             return init_object_text(v, where, buf, size, err);
+        if (def->kind == NN_PARAM_FLOATS)
+            return api_fail(err, 400, "bad_parameter", "%s must be a number, "
+                            "an array of numbers or an initializer such as "
+                            "\"Uniform(0.1, 0.5)\"", where);
         return api_fail(err, 400, "bad_parameter", "%s must be an initializer "
                         "such as \"Normal(0, 0.1)\" or {\"type\": \"Normal\", "
                         "\"scale\": 0.1}", where);
@@ -491,6 +524,16 @@ static cJSON *node_json(nn_node *node)
         else if (def->kind == NN_PARAM_SHAPE) {
             nn_shape s = nn_node_param_shape(node, def->name);
             cJSON_AddItemToObject(params, def->name, shape_json(&s));
+        } else if (def->kind == NN_PARAM_FLOATS &&
+                   (text[0] == '[' || !isalpha((unsigned char)text[0]))) {
+            /* As written: one number, or a list. */
+            const double *vals;
+            int n = nn_node_param_floats(node, def->name, &vals);
+            if (text[0] != '[')
+                cJSON_AddNumberToObject(params, def->name, vals[0]);
+            else
+                cJSON_AddItemToObject(params, def->name,
+                                      cJSON_CreateDoubleArray(vals, n));
         } else
             cJSON_AddStringToObject(params, def->name, text);
     }
@@ -589,7 +632,8 @@ cJSON *api_node_types_json(const nn_registry *reg)
                 cJSON_AddStringToObject(p, "default", def->def);
             else
                 cJSON_AddBoolToObject(p, "required", 1);
-            if ((def->kind == NN_PARAM_INT || def->kind == NN_PARAM_FLOAT) &&
+            if ((def->kind == NN_PARAM_INT || def->kind == NN_PARAM_FLOAT ||
+                 def->kind == NN_PARAM_FLOATS) &&
                 def->min != def->max) {
                 cJSON_AddNumberToObject(p, "min", def->min);
                 cJSON_AddNumberToObject(p, "max", def->max);
