@@ -1,20 +1,27 @@
 /*
  * reservoir.c — Reservoir: the fixed random recurrent layer of an echo
  * state network, after ReservoirPy's Reservoir and BrainPy's
- * brainpy.nn.Reservoir (internal activation):
+ * brainpy.nn.Reservoir:
  *
- *   pre = (u + ξ_in) · Win + s · W + (fb + ξ_fb) · Wfb + b
- *   s  ← (1 − a) · s + a · f(pre) + ξ_rc          output: the new s
+ *   pre = (u + ξ_in) · Win + s · W + (g(fb) + ξ_fb) · Wfb + b
+ *   internal (default):  s ← (1 − a) ⊙ s + a ⊙ f(pre) + ξ_rc
+ *   external:            x ← (1 − a) ⊙ x + a ⊙ pre + ξ_rc,  s = f(x)
  *
- * u is the concatenation of the feedforward inputs, fb of the feedback
- * inputs, ξ_* noise of the configured gain drawn from the node's stream in
- * the session (ctx->rng) at every step, in that order: input, feedback,
- * then state noise.
+ * output: the new s. u is the concatenation of the feedforward inputs, fb
+ * of the feedback inputs, g the feedback activation (identity by default),
+ * ξ_* noise of the configured gain drawn from the node's stream in the
+ * session (ctx->rng) at every step, in that order: input, feedback, then
+ * state noise. The external equation is ReservoirPy 0.3's forward_external:
+ * the leak acts on the inner state x (a second state), W reads the emitted
+ * s. a is one rate, or one per unit (the weight "lr").
  *
  * Weights. Each matrix has a Bernoulli pattern of its connectivity (drawn
- * by nn_csr_random, so O(nnz) draws whatever the size) and values from its
- * initializer times its scaling, all from the node's init stream. W is then
- * rescaled to the wanted spectral radius. W is stored dense, or sparse: its
+ * by nn_csr_random, so O(nnz) draws whatever the size; or, by
+ * connectivity_mode, an exact count as ReservoirPy draws it) and values
+ * from its initializer times its scaling (Win and Wfb: one factor per
+ * input row when the scaling is a list), all from the node's init stream.
+ * W is then rescaled to the wanted spectral radius. W is stored dense, or
+ * sparse: its
  * nnz values as the 1-d weight "W" in the pattern's order (by output unit:
  * column by column of W, increasing rows; see sparse.h) and the pattern
  * inside the node. Both storages draw the same
@@ -40,7 +47,11 @@
  * estimate as well: dgeev is O(n³) time and n² doubles of memory. */
 #define DENSE_EIGEN_MAX_UNITS 2000
 
-typedef enum noise_law { NOISE_NORMAL, NOISE_UNIFORM, NOISE_UNIFORM01 } noise_law;
+typedef enum noise_law {
+    NOISE_NORMAL,    /* gain · N(0, 1) */
+    NOISE_UNIFORM,   /* gain · U(-1, 1) */
+    NOISE_UNIFORM01  /* gain · U(0, 1): NumPy's rng.uniform(), ReservoirPy's */
+} noise_law;
 
 /* How a matrix's pattern is drawn (connectivity_mode). */
 typedef enum conn_mode {
@@ -348,9 +359,11 @@ static int pattern_exact(nn_csr *m, conn_mode mode, int rows, int cols,
     size_t k = (size_t)want;
     uint64_t *pos = nn_malloc((k ? k : 1) * sizeof *pos);
     int n = mode == CONN_IN ? rows : cols;
-    int *perm = mode == CONN_TOTAL ? NULL : nn_malloc((size_t)n * sizeof *perm);
-    int *pick = mode == CONN_TOTAL ? NULL
-                                   : nn_malloc(((size_t)per + 1) * sizeof *pick);
+    int *perm = NULL, *pick = NULL;
+    if (mode != CONN_TOTAL) {
+        perm = nn_malloc((size_t)n * sizeof *perm);
+        pick = nn_malloc(((size_t)per + 1) * sizeof *pick);
+    }
     int rc = NN_OK;
     if (!pos || (mode != CONN_TOTAL && (!perm || !pick))) {
         rc = nn_error_set(err, NN_ERR_NOMEM, "out of memory for a sparse "
@@ -636,7 +649,9 @@ static int reservoir_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
     /* Everything this node will hold, checked before anything is drawn: a
      * few bytes of request must not cost seconds and gigabytes to refuse. */
     double density = nn_node_param_float(node, "rc_connectivity");
-    double need = (double)total * units + units +
+    const double *rates;
+    int per_unit_leak = nn_node_param_floats(node, "leaky_rate", &rates) != 1;
+    double need = (double)total * units + units * (1.0 + per_unit_leak) +
                   (self->sparse ? nn_csr_min_nnz(units, units, density)
                                 : (double)units * units);
     size_t left = nn_node_params_left(node);
@@ -992,8 +1007,9 @@ const nn_node_type nn_type_reservoir = {
     .api_version = NN_API_VERSION,
     .name = "Reservoir",
     .doc = "echo-state reservoir: s <- (1 - a) s + a f((u + noise) · Win + "
-           "s · W + fb · Wfb + b) + noise, W rescaled to a spectral radius, "
-           "dense or sparse; not trained by default",
+           "s · W + g(fb) · Wfb + b) + noise, or ReservoirPy's external "
+           "equation; W rescaled to a spectral radius, dense or sparse; not "
+           "trained by default",
     .flags = NN_TYPE_STATEFUL | NN_TYPE_ROWWISE,
     .params = reservoir_params,
     .priv_size = sizeof(reservoir),

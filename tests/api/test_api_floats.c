@@ -64,7 +64,8 @@ static void test_forms_in_and_out(void)
     const cJSON *b = described_params(desc, "b");
     CU_ASSERT(cJSON_IsString(cJSON_GetObjectItem(b, "leaky_rate")));
     CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(b, "leaky_rate")->valuestring,
-                           "Uniform(min=0.10000000000000001, max=0.40000000000000002)");
+                           "Uniform(min=0.10000000000000001, "
+                           "max=0.40000000000000002)");
     const cJSON *scale = cJSON_GetObjectItem(b, "input_scaling");
     CU_ASSERT(cJSON_IsNumber(scale) && scale->valuedouble == 0.75);
     /* The object form was drawn like the string form: rates in range. */
