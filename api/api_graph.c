@@ -169,29 +169,10 @@ static int param_text(const nn_param_def *def, const cJSON *v,
         return 0;
     }
     case NN_PARAM_FLOATS:
-        /* A number, an array of numbers, or an initializer (string or
-         * object), each into the engine's text. */
+        /* A number or an initializer (string or object); add_nodes writes
+         * an array itself (floats_text), as it may be long. */
         if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
             snprintf(buf, size, "%.17g", v->valuedouble);
-            return 0;
-        }
-        if (cJSON_IsArray(v) && cJSON_GetArraySize(v) >= 1) {
-            size_t len = (size_t)snprintf(buf, size, "[");
-            for (const cJSON *c = v->child; c; c = c->next) {
-                if (!cJSON_IsNumber(c) || !isfinite(c->valuedouble))
-                    return api_fail(err, 400, "bad_parameter", "%s must hold "
-                                    "finite numbers", where);
-                if (len < size)
-                    len += (size_t)snprintf(buf + len, size - len, "%s%.17g",
-                                            c == v->child ? "" : ", ",
-                                            c->valuedouble);
-            }
-            if (len < size)
-                len += (size_t)snprintf(buf + len, size - len, "]");
-            if (len >= size)
-                return api_fail(err, 400, "bad_parameter", "%s: too many "
-                                "values for a parameter (import long vectors "
-                                "as weights instead)", where);
             return 0;
         }
         /* An initializer, read as INIT reads it. */
@@ -212,6 +193,38 @@ static int param_text(const nn_param_def *def, const cJSON *v,
                         "\"scale\": 0.1}", where);
     }
     return api_fail(err, 400, "bad_parameter", "%s: unknown kind", where);
+}
+
+/* A FLOATS array as the engine's text "[a, b, ...]", allocated (the
+ * caller frees it): a per-unit list may be far longer than other values. */
+static char *floats_text(const cJSON *v, const char *where, api_error *err)
+{
+    int n = cJSON_GetArraySize(v);
+    if (n < 1) {
+        api_fail(err, 400, "bad_parameter", "%s must be a number, an array "
+                 "of numbers or an initializer such as \"Uniform(0.1, "
+                 "0.5)\"", where);
+        return NULL;
+    }
+    size_t size = (size_t)n * 26 + 4, len = 0;
+    char *buf = malloc(size);
+    if (!buf) {
+        api_fail(err, 503, "out_of_memory", "%s: out of memory", where);
+        return NULL;
+    }
+    len += (size_t)snprintf(buf, size, "[");
+    for (const cJSON *c = v->child; c; c = c->next) {
+        if (!cJSON_IsNumber(c) || !isfinite(c->valuedouble)) {
+            free(buf);
+            api_fail(err, 400, "bad_parameter", "%s must hold finite "
+                     "numbers", where);
+            return NULL;
+        }
+        len += (size_t)snprintf(buf + len, size - len, "%s%.17g",
+                                c == v->child ? "" : ", ", c->valuedouble);
+    }
+    snprintf(buf + len, size - len, "]");
+    return buf;
 }
 
 static void known_params(const nn_node_type *type, char *buf, size_t size)
@@ -291,11 +304,21 @@ static int add_nodes(nn_graph *g, const cJSON *nodes, const nn_registry *reg,
                                 "has no parameter '%.64s' (it has: %s)", where,
                                 type->name, p->string, list);
             }
-            if (param_text(def, p, where, text, sizeof text, err))
+            char *list = NULL;
+            if (def->kind == NN_PARAM_FLOATS && cJSON_IsArray(p)) {
+                if (!(list = floats_text(p, where, err)))
+                    return -1;
+            } else if (param_text(def, p, where, text, sizeof text, err)) {
                 return -1;
-            if (nn_node_set_param(node, p->string, text, &e) != NN_OK)
-                return api_fail(err, 400, "bad_parameter", "nodes[%d]: %s",
-                                index, e.msg);
+            }
+            int rc = nn_node_set_param(node, p->string, list ? list : text,
+                                       &e);
+            free(list);
+            if (rc != NN_OK)
+                return api_fail(err, e.code == NN_ERR_NOMEM ? 503 : 400,
+                                e.code == NN_ERR_NOMEM ? "out_of_memory"
+                                                       : "bad_parameter",
+                                "nodes[%d]: %s", index, e.msg);
         }
     }
     return 0;
