@@ -345,7 +345,10 @@ static int pattern_exact(nn_csr *m, conn_mode mode, int rows, int cols,
     int per = 0;
     double want;
     if (mode == CONN_TOTAL) {
-        want = nearbyint(density * (double)total);
+        /* scipy.sparse.random's int(round(density * m * n)) on ReservoirPy's
+         * (cols, rows) layout, in its order of products; nearbyint rounds
+         * half to even as Python's round does. */
+        want = nearbyint(density * (double)cols * (double)rows);
     } else {
         int fan = mode == CONN_IN ? rows : cols;
         per = (int)nearbyint(density * fan);
