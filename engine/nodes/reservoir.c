@@ -283,36 +283,48 @@ static int pattern_from_positions(nn_csr *m, int rows, int cols,
     return NN_OK;
 }
 
-/* Exactly `k` distinct entries of a rows x cols matrix, uniformly: Floyd's
- * sampling over the positions, with an open-addressing set. */
+/* Sorts pos[0..n) and drops repeats; returns how many are left. */
+static size_t sort_unique(uint64_t *pos, size_t n)
+{
+    qsort(pos, n, sizeof *pos, cmp_u64);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (kept == 0 || pos[i] != pos[kept - 1])
+            pos[kept++] = pos[i];
+    return kept;
+}
+
+/* Exactly k distinct positions below total, uniformly, sorted into pos:
+ * positions are drawn with repeats and the repeats drawn again until k are
+ * distinct (a procedure blind to which positions it holds, so every
+ * k-subset is as likely), in 8 bytes a position. Above half the positions
+ * it draws the ones to leave out instead, so repeats stay rare. */
 static int positions_total(uint64_t total, size_t k, nn_rng *rng,
                            uint64_t *pos, nn_error *err)
 {
-    size_t size = 16;
-    while (size < 2 * k)
-        size *= 2;
-    uint64_t *set = nn_calloc(size, sizeof *set); /* position + 1; 0 empty */
-    if (!set)
-        return nn_error_set(err, NN_ERR_NOMEM, "out of memory for a sparse "
-                            "pattern");
-    size_t n = 0;
-    for (uint64_t j = total - k; j < total; j++) {
-        uint64_t t = below(rng, j + 1), pick = t;
-        for (int pass = 0; pass < 2; pass++) {
-            size_t h = (size_t)((pick * 0x9E3779B97F4A7C15ull) >> 20) &
-                       (size - 1);
-            while (set[h] && set[h] != pick + 1)
-                h = (h + 1) & (size - 1);
-            if (!set[h]) {
-                set[h] = pick + 1;
-                break;
-            }
-            pick = j; /* t was taken: j never was */
+    if ((uint64_t)k > total / 2) {
+        size_t e = (size_t)(total - k);
+        uint64_t *out = nn_malloc((e ? e : 1) * sizeof *out);
+        if (!out)
+            return nn_error_set(err, NN_ERR_NOMEM, "out of memory for a "
+                                "sparse pattern");
+        int rc = positions_total(total, e, rng, out, err);
+        size_t n = 0, o = 0;
+        for (uint64_t p = 0; rc == NN_OK && p < total; p++) {
+            if (o < e && out[o] == p)
+                o++;
+            else
+                pos[n++] = p;
         }
-        pos[n++] = pick;
+        nn_free(out);
+        return rc;
     }
-    nn_free(set);
-    qsort(pos, n, sizeof *pos, cmp_u64);
+    size_t n = 0;
+    while (n < k) {
+        for (size_t i = n; i < k; i++)
+            pos[i] = below(rng, total);
+        n = sort_unique(pos, k);
+    }
     return NN_OK;
 }
 

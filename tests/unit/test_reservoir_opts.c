@@ -379,6 +379,42 @@ static void test_connectivity_modes(void)
         CU_ASSERT_EQUAL(nonzeros(Win, in, n, i, 1), 18);
     nn_graph_free(g);
 
+    /* Above half the entries (the complement is drawn), still exact. */
+    g = single(28, in, "num_unit=60", "sparse=false", "rc_connectivity=0.8",
+               "connectivity_mode=total", NULL, NULL);
+    W = nn_node_weight(nn_graph_find(g, "r"), "W")->data;
+    total = 0;
+    for (int i = 0; i < n; i++)
+        total += nonzeros(W, n, n, i, 1);
+    CU_ASSERT_EQUAL(total, 2880);
+    nn_graph_free(g);
+
+    /* Every position as likely as any other, over 300 seeds of a 6 x 6 W:
+     * 9 entries (total), or 2 per unit (in_degree), each position then
+     * expected 75 or 100 times (sd 7.5 and 8.2). */
+    static const char *fair[2] = {"connectivity_mode=total",
+                                  "connectivity_mode=in_degree"};
+    const double expect[2] = {75, 100};
+    for (int m = 0; m < 2; m++) {
+        int hits[36] = {0};
+        for (uint64_t seed = 0; seed < 300; seed++) {
+            g = single(seed, 1, "num_unit=6", "sparse=false",
+                       m == 0 ? "rc_connectivity=0.25"
+                              : "rc_connectivity=0.3333",
+                       fair[m], NULL, NULL);
+            W = nn_node_weight(nn_graph_find(g, "r"), "W")->data;
+            for (int k = 0; k < 36; k++)
+                hits[k] += W[k] != 0;
+            nn_graph_free(g);
+        }
+        for (int k = 0; k < 36; k++) {
+            if (fabs(hits[k] - expect[m]) > 35)
+                fprintf(stderr, "%s: position %d drawn %d times\n", fair[m],
+                        k, hits[k]);
+            CU_ASSERT(fabs(hits[k] - expect[m]) <= 35);
+        }
+    }
+
     /* Sparse storage draws the same matrix: the same states, and the
      * pattern holds the exact count. */
     static const char *modes[3] = {"connectivity_mode=total",
