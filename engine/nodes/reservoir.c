@@ -21,12 +21,11 @@
  * from its initializer times its scaling (Win and Wfb: one factor per
  * input row when the scaling is a list), all from the node's init stream.
  * W is then rescaled to the wanted spectral radius. W is stored dense, or
- * sparse: its
- * nnz values as the 1-d weight "W" in the pattern's order (by output unit:
- * column by column of W, increasing rows; see sparse.h) and the pattern
- * inside the node. Both storages draw the same
- * numbers in the same order, so for one seed they hold the same matrix and
- * `sparse` is purely a matter of speed and memory.
+ * sparse: its nnz values as the 1-d weight "W" in the pattern's order (by
+ * output unit: column by column of W, increasing rows; see sparse.h) and
+ * the pattern inside the node. Both storages draw the same numbers in the
+ * same order, so for one seed they hold the same matrix and `sparse` is
+ * purely a matter of speed and memory.
  *
  * The weights are ordinary weight tensors, so export and import work; the
  * type is not trainable by default (reservoirs are fixed and only their
@@ -99,7 +98,8 @@ static const nn_param_def reservoir_params[] = {
      "factor applied to Wfb after drawing it: one, or one per feedback "
      "feature"},
     {"input_connectivity", NN_PARAM_FLOAT, "0.1", 1e-9, 1.0, NULL,
-     "density of Win in (0, 1]: each entry is present with this probability"},
+     "density of Win in (0, 1]: each entry is present with this probability "
+     "(or an exact count: connectivity_mode)"},
     {"rc_connectivity", NN_PARAM_FLOAT, "0.1", 1e-9, 1.0, NULL,
      "density of the recurrent W in (0, 1]"},
     {"fb_connectivity", NN_PARAM_FLOAT, "0.1", 1e-9, 1.0, NULL,
