@@ -6,6 +6,7 @@
  */
 #include "api.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,15 @@ static int param_text(const nn_param_def *def, const cJSON *v,
         }
         return 0;
     }
+    case NN_PARAM_FLOATS:
+        /* A number or an initializer (string or object); add_nodes writes
+         * an array itself (floats_text), as it may be long. */
+        if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
+            snprintf(buf, size, "%.17g", v->valuedouble);
+            return 0;
+        }
+        /* An initializer, read as INIT reads it. */
+        /* fall through */
     case NN_PARAM_INIT:
         if (cJSON_IsString(v)) {
             snprintf(buf, size, "%s", v->valuestring);
@@ -174,11 +184,47 @@ static int param_text(const nn_param_def *def, const cJSON *v,
         }
         if (cJSON_IsObject(v))
             return init_object_text(v, where, buf, size, err);
+        if (def->kind == NN_PARAM_FLOATS)
+            return api_fail(err, 400, "bad_parameter", "%s must be a number, "
+                            "an array of numbers or an initializer such as "
+                            "\"Uniform(0.1, 0.5)\"", where);
         return api_fail(err, 400, "bad_parameter", "%s must be an initializer "
                         "such as \"Normal(0, 0.1)\" or {\"type\": \"Normal\", "
                         "\"scale\": 0.1}", where);
     }
     return api_fail(err, 400, "bad_parameter", "%s: unknown kind", where);
+}
+
+/* A FLOATS array as the engine's text "[a, b, ...]", allocated (the
+ * caller frees it): a per-unit list may be far longer than other values. */
+static char *floats_text(const cJSON *v, const char *where, api_error *err)
+{
+    int n = cJSON_GetArraySize(v);
+    if (n < 1) {
+        api_fail(err, 400, "bad_parameter", "%s must be a number, an array "
+                 "of numbers or an initializer such as \"Uniform(0.1, "
+                 "0.5)\"", where);
+        return NULL;
+    }
+    size_t size = (size_t)n * 26 + 4, len = 0;
+    char *buf = malloc(size);
+    if (!buf) {
+        api_fail(err, 503, "out_of_memory", "%s: out of memory", where);
+        return NULL;
+    }
+    len += (size_t)snprintf(buf, size, "[");
+    for (const cJSON *c = v->child; c; c = c->next) {
+        if (!cJSON_IsNumber(c) || !isfinite(c->valuedouble)) {
+            free(buf);
+            api_fail(err, 400, "bad_parameter", "%s must hold finite "
+                     "numbers", where);
+            return NULL;
+        }
+        len += (size_t)snprintf(buf + len, size - len, "%s%.17g",
+                                c == v->child ? "" : ", ", c->valuedouble);
+    }
+    snprintf(buf + len, size - len, "]");
+    return buf;
 }
 
 static void known_params(const nn_node_type *type, char *buf, size_t size)
@@ -258,11 +304,21 @@ static int add_nodes(nn_graph *g, const cJSON *nodes, const nn_registry *reg,
                                 "has no parameter '%.64s' (it has: %s)", where,
                                 type->name, p->string, list);
             }
-            if (param_text(def, p, where, text, sizeof text, err))
+            char *list = NULL;
+            if (def->kind == NN_PARAM_FLOATS && cJSON_IsArray(p)) {
+                if (!(list = floats_text(p, where, err)))
+                    return -1;
+            } else if (param_text(def, p, where, text, sizeof text, err)) {
                 return -1;
-            if (nn_node_set_param(node, p->string, text, &e) != NN_OK)
-                return api_fail(err, 400, "bad_parameter", "nodes[%d]: %s",
-                                index, e.msg);
+            }
+            int rc = nn_node_set_param(node, p->string, list ? list : text,
+                                       &e);
+            free(list);
+            if (rc != NN_OK)
+                return api_fail(err, e.code == NN_ERR_NOMEM ? 503 : 400,
+                                e.code == NN_ERR_NOMEM ? "out_of_memory"
+                                                       : "bad_parameter",
+                                "nodes[%d]: %s", index, e.msg);
         }
     }
     return 0;
@@ -491,6 +547,16 @@ static cJSON *node_json(nn_node *node)
         else if (def->kind == NN_PARAM_SHAPE) {
             nn_shape s = nn_node_param_shape(node, def->name);
             cJSON_AddItemToObject(params, def->name, shape_json(&s));
+        } else if (def->kind == NN_PARAM_FLOATS &&
+                   (text[0] == '[' || !isalpha((unsigned char)text[0]))) {
+            /* As written: one number, or a list. */
+            const double *vals;
+            int n = nn_node_param_floats(node, def->name, &vals);
+            if (text[0] != '[')
+                cJSON_AddNumberToObject(params, def->name, vals[0]);
+            else
+                cJSON_AddItemToObject(params, def->name,
+                                      cJSON_CreateDoubleArray(vals, n));
         } else
             cJSON_AddStringToObject(params, def->name, text);
     }
@@ -589,7 +655,8 @@ cJSON *api_node_types_json(const nn_registry *reg)
                 cJSON_AddStringToObject(p, "default", def->def);
             else
                 cJSON_AddBoolToObject(p, "required", 1);
-            if ((def->kind == NN_PARAM_INT || def->kind == NN_PARAM_FLOAT) &&
+            if ((def->kind == NN_PARAM_INT || def->kind == NN_PARAM_FLOAT ||
+                 def->kind == NN_PARAM_FLOATS) &&
                 def->min != def->max) {
                 cJSON_AddNumberToObject(p, "min", def->min);
                 cJSON_AddNumberToObject(p, "max", def->max);

@@ -1075,6 +1075,14 @@ nn_init nn_node_param_init(const nn_node *node, const char *name)
     return v ? v->init : zero;
 }
 
+int nn_node_param_floats(const nn_node *node, const char *name,
+                         const double **values)
+{
+    const nn_param_val *v = param_val(node, name);
+    *values = v ? v->vec : NULL;
+    return v ? v->n_vec : 0;
+}
+
 void nn_node_set_output_shape(nn_node *node, const nn_shape *shape)
 {
     node->out_shape = *shape;

@@ -44,6 +44,8 @@ static const init_spec specs[NN_INIT_COUNT_] = {
      {1, 0}},
     {NN_INIT_ORTHOGONAL, "Orthogonal", 1, {"gain", NULL}, {NULL, NULL},
      {1, 0}},
+    {NN_INIT_BERNOULLI, "Bernoulli", 1, {"value", NULL}, {NULL, NULL},
+     {1, 0}},
 };
 
 const char *nn_init_describe(nn_init_kind k)
@@ -53,7 +55,7 @@ const char *nn_init_describe(nn_init_kind k)
         "Uniform(min=0, max=1)", "XavierNormal(gain=1)",
         "XavierUniform(gain=1)", "KaimingNormal(gain=sqrt(2))",
         "KaimingUniform(gain=sqrt(2))", "LecunNormal(gain=1)",
-        "Orthogonal(gain=1)"};
+        "Orthogonal(gain=1)", "Bernoulli(value=1)"};
     return (int)k >= 0 && k < NN_INIT_COUNT_ ? text[k] : "unknown";
 }
 
@@ -135,7 +137,8 @@ int nn_init_parse(const char *text, nn_init *out, nn_error *err)
     if (!spec)
         return fail(err, text, "unknown name; known: Zeros, Ones, Constant, "
                     "Normal, Uniform, XavierNormal, XavierUniform, "
-                    "KaimingNormal, KaimingUniform, LecunNormal, Orthogonal");
+                    "KaimingNormal, KaimingUniform, LecunNormal, Orthogonal, "
+                    "Bernoulli");
     double values[MAX_ARGS] = {spec->defaults[0], spec->defaults[1]};
     int given[MAX_ARGS] = {0, 0};
     p = skip_space(p);
@@ -347,6 +350,15 @@ int nn_init_fill(const nn_init *init, nn_tensor *t, nn_rng *rng, nn_error *err)
     }
     case NN_INIT_ORTHOGONAL:
         return fill_orthogonal(t, rng, init->a, err);
+    case NN_INIT_BERNOULLI: {
+        /* One uniform per entry, +value below one half: ReservoirPy's
+         * bernoulli at its default p (its numbers come from NumPy's stream,
+         * not this one). */
+        float plus = (float)init->a, minus = (float)-init->a;
+        for (size_t i = 0; i < n; i++)
+            t->data[i] = nn_rng_uniform(rng) < 0.5 ? plus : minus;
+        return NN_OK;
+    }
     default:
         return nn_error_set(err, NN_ERR_INVALID, "unknown initializer kind %d",
                             (int)init->kind);

@@ -184,6 +184,8 @@ typedef enum nn_init_kind {
     NN_INIT_KAIMING_UNIFORM, /* a = gain (default sqrt 2): limit = gain*sqrt(3/fan_in) */
     NN_INIT_LECUN_NORMAL,    /* a = gain: std = gain/sqrt(fan_in) */
     NN_INIT_ORTHOGONAL,      /* a = gain: gain * a (semi-)orthogonal matrix */
+    NN_INIT_BERNOULLI,       /* a = value: +value or -value, each with
+                                probability 1/2 (ReservoirPy's bernoulli) */
     NN_INIT_COUNT_
 } nn_init_kind;
 
@@ -215,7 +217,10 @@ typedef enum nn_param_kind {
     NN_PARAM_ENUM,   /* one of `choices`, "a|b|c" */
     NN_PARAM_SHAPE,  /* a per-sample shape, e.g. "3" or "2,3"; sizes >= 1 */
     NN_PARAM_INIT,   /* an initialiser, see nn_init_parse */
-    NN_PARAM_STRING
+    NN_PARAM_STRING,
+    NN_PARAM_FLOATS  /* a number, a list "[0.1, 2]" (each bounded by
+                        min/max) or an initialiser to draw the values from;
+                        the node decides the length (nn_node_param_floats) */
 } nn_param_kind;
 
 /* One row of a node type's parameter table. The table ends with a row whose
@@ -225,14 +230,14 @@ typedef struct nn_param_def {
     const char *name;
     nn_param_kind kind;
     const char *def;      /* default, as text; NULL = required */
-    double min, max;      /* bounds for INT and FLOAT, inclusive; not
+    double min, max;      /* bounds for INT, FLOAT and FLOATS, inclusive; not
                              checked when min == max */
     const char *choices;  /* ENUM only: "tanh|relu|sigmoid" */
     const char *doc;
 } nn_param_def;
 
 /* Name of a parameter kind: "int", "float", "bool", "enum", "shape",
- * "initializer", "string". */
+ * "initializer", "string", "floats". */
 const char *nn_param_kind_str(nn_param_kind kind);
 
 /* ------------------------------------------------------------ node types */
@@ -386,6 +391,11 @@ int nn_node_param_bool(const nn_node *node, const char *name);
 const char *nn_node_param_str(const nn_node *node, const char *name);
 nn_shape nn_node_param_shape(const nn_node *node, const char *name);
 nn_init nn_node_param_init(const nn_node *node, const char *name);
+/* FLOATS: the listed values (*values belongs to the node) and their count,
+ * or 0 when the parameter is an initialiser (nn_node_param_init reads it).
+ * nn_node_param_float reads the first value. */
+int nn_node_param_floats(const nn_node *node, const char *name,
+                         const double **values);
 
 /* Sets the per-sample output shape (init_ff). */
 void nn_node_set_output_shape(nn_node *node, const nn_shape *shape);

@@ -16,6 +16,8 @@ typedef struct nn_param_val {
     int b;
     nn_shape shape;
     nn_init init;
+    double *vec;  /* FLOATS: n_vec listed values (n_vec 0: init) */
+    int n_vec;
 } nn_param_val;
 
 typedef struct nn_weight {

@@ -23,6 +23,7 @@ const char *nn_param_kind_str(nn_param_kind kind)
     case NN_PARAM_SHAPE: return "shape";
     case NN_PARAM_INIT: return "initializer";
     case NN_PARAM_STRING: return "string";
+    case NN_PARAM_FLOATS: return "floats";
     }
     return "unknown";
 }
@@ -40,6 +41,7 @@ int nn_param_index(const nn_node_type *type, const char *name)
 void nn_param_val_clear(nn_param_val *v)
 {
     nn_free(v->text);
+    nn_free(v->vec);
     memset(v, 0, sizeof *v);
 }
 
@@ -119,6 +121,92 @@ static int parse_shape(const char *text, nn_shape *out)
     return 0;
 }
 
+/* Most values a FLOATS list holds: a per-unit list of the largest layer. */
+#define FLOATS_MAX (1 << 20)
+
+/* Reads a FLOATS value: an initialiser (starts with a letter), or one
+ * number, or a list "[a, b]" / "a, b" of finite numbers within the bounds.
+ * Fills v (vec, n_vec, f, init) and its canonical text into *canonical
+ * (allocated). Returns 0, or -1 when the text is not such a value. */
+static int parse_floats(const nn_param_def *def, const char *text,
+                        nn_param_val *v, char **canonical, nn_error *err)
+{
+    const char *p = text;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (isalpha((unsigned char)*p)) {
+        if (nn_init_parse(text, &v->init, err) != NN_OK)
+            return -2;
+        char buf[160];
+        nn_init_str(&v->init, buf, sizeof buf);
+        *canonical = dup_text(buf);
+        return *canonical ? 0 : -3;
+    }
+    int bracket = *p == '[';
+    if (bracket)
+        p++;
+    size_t cap = 8, n = 0;
+    double *vec = nn_malloc(cap * sizeof *vec);
+    if (!vec)
+        return -3;
+    for (;;) {
+        while (isspace((unsigned char)*p))
+            p++;
+        char *end;
+        errno = 0;
+        double x = strtod(p, &end);
+        if (end == p || !isfinite(x) || errno == ERANGE || n == FLOATS_MAX ||
+            (bounded(def) && (x < def->min || x > def->max)))
+            goto bad;
+        if (n == cap) {
+            double *more = nn_realloc(vec, 2 * cap * sizeof *vec);
+            if (!more) {
+                nn_free(vec);
+                return -3;
+            }
+            vec = more;
+            cap *= 2;
+        }
+        vec[n++] = x;
+        p = end;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p != ',')
+            break;
+        p++;
+    }
+    if (bracket && *p++ != ']')
+        goto bad;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p)
+        goto bad;
+    /* Canonical: "%.17g" alone, or "[a, b, ...]". */
+    size_t size = n * 26 + 4, len = 0;
+    char *out = nn_malloc(size);
+    if (!out) {
+        nn_free(vec);
+        return -3;
+    }
+    if (n == 1 && !bracket)
+        snprintf(out, size, "%.17g", vec[0]);
+    else {
+        len += (size_t)snprintf(out, size, "[");
+        for (size_t i = 0; i < n; i++)
+            len += (size_t)snprintf(out + len, size - len, "%s%.17g",
+                                    i ? ", " : "", vec[i]);
+        snprintf(out + len, size - len, "]");
+    }
+    v->vec = vec;
+    v->n_vec = (int)n;
+    v->f = vec[0];
+    *canonical = out;
+    return 0;
+bad:
+    nn_free(vec);
+    return -1;
+}
+
 static void describe_expected(const nn_param_def *def, char *buf, size_t size)
 {
     switch (def->kind) {
@@ -146,6 +234,15 @@ static void describe_expected(const nn_param_def *def, char *buf, size_t size)
                                  "\"Normal(0, 0.1)\""); break;
     case NN_PARAM_STRING:
         snprintf(buf, size, "a string of at most %d bytes", STRING_PARAM_MAX);
+        break;
+    case NN_PARAM_FLOATS:
+        if (bounded(def))
+            snprintf(buf, size, "a number or a list of numbers from %.17g to "
+                     "%.17g, or an initializer such as \"Uniform(0.1, 0.5)\"",
+                     def->min, def->max);
+        else
+            snprintf(buf, size, "a number, a list of numbers, or an "
+                     "initializer");
         break;
     }
 }
@@ -219,6 +316,25 @@ int nn_param_parse(const nn_param_def *def, const char *node, const char *text,
     case NN_PARAM_STRING:
         ok = strlen(text) <= STRING_PARAM_MAX;
         break;
+    case NN_PARAM_FLOATS: {
+        nn_error init_err;
+        char *floats_text = NULL;
+        int frc = parse_floats(def, text, &v, &floats_text, &init_err);
+        if (frc == -2)
+            return nn_error_set(err, NN_ERR_INVALID,
+                                "node '%s': parameter '%s': %s", node,
+                                def->name, init_err.msg);
+        if (frc == -3)
+            return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+        if (frc == 0) {
+            nn_param_val_clear(out);
+            v.text = floats_text;
+            *out = v;
+            return NN_OK;
+        }
+        ok = 0;
+        break;
+    }
     }
     if (!ok) {
         char expected[160];
@@ -247,7 +363,7 @@ int nn_param_table_check(const nn_node_type *type, nn_error *err)
             return nn_error_set(err, NN_ERR_INVALID, "type '%s': parameter "
                                 "name '%s' is empty, too long or reserved",
                                 type->name, def->name);
-        if ((int)def->kind < NN_PARAM_INT || def->kind > NN_PARAM_STRING)
+        if ((int)def->kind < NN_PARAM_INT || def->kind > NN_PARAM_FLOATS)
             return nn_error_set(err, NN_ERR_INVALID, "type '%s': parameter "
                                 "'%s' has an unknown kind", type->name,
                                 def->name);

@@ -141,6 +141,10 @@ static void replay(const char *file)
 static void test_torch_rnn(void) { replay("torch_rnn.json"); }
 static void test_torch_lstm(void) { replay("torch_lstm.json"); }
 static void test_numpy_esn(void) { replay("numpy_esn.json"); }
+static void test_numpy_esn_external(void)
+{
+    replay("numpy_esn_external.json");
+}
 
 int main(void)
 {
@@ -152,6 +156,9 @@ int main(void)
         {"nn.RNN >> nn.Linear from PyTorch", test_torch_rnn},
         {"nn.LSTM >> nn.Linear from PyTorch", test_torch_lstm},
         {"a ReservoirPy 0.3 ESN from NumPy, ridge over HTTP", test_numpy_esn},
+        {"ReservoirPy 0.3's external equation, per-unit leak, per-feature "
+         "scaling, from NumPy",
+         test_numpy_esn_external},
         {NULL, NULL}};
     int rc = tu_run_suite("porting", tests);
     if (it_stop(&server) != 0)

@@ -4,7 +4,8 @@
  * give what the same sessions stepped one by one give — every node's
  * output, every state, every random stream bit for bit, the step count —
  * for every built-in stateful type, Dense, the stateless row-wise types,
- * feedback edges, Dropout in training, Reservoir noise and a plugin-like
+ * feedback edges, Dropout in training, Reservoir noise and ReservoirPy's
+ * options (external equation, per-unit leak, fb_activation), a plugin-like
  * type that reads ctx->step; then nn_session_run carries on alike. Also:
  * which types declare themselves row-wise, no allocation per call, the
  * capacity and argument errors, a failing node leaving every session as it
@@ -300,6 +301,34 @@ static void test_reservoirs(void)
                 "noise_rc=0.05", mixed, 0, "Reservoir dense, state noise");
     check_chain(2, "Reservoir", "num_unit=40", "sparse=true",
                 "noise_in=0.2", all_eval, 0, "Reservoir sparse, input noise");
+}
+
+/* ReservoirPy's options change only the elementwise part and the weights:
+ * still row-wise, still the same rows batched or alone. */
+static void test_reservoir_options(void)
+{
+    check_chain(2, "Reservoir", "num_unit=40", "equation=external",
+                "leaky_rate=Uniform(0.2, 0.9)", mixed, 1,
+                "Reservoir external, per-unit leak");
+    check_chain(2, "Reservoir", "num_unit=60", "sparse=true",
+                "connectivity_mode=in_degree", all_eval, 1,
+                "Reservoir sparse, in-degree pattern");
+    check_chain(2, "Reservoir", "num_unit=30", "input_scaling=[0.5, 3]",
+                "Win_initializer=Bernoulli", mixed, 1,
+                "Reservoir per-feature scaling, Bernoulli Win");
+    nn_graph *g = tu_graph(reg, 5);
+    tu_node(g, "Input", "x", "shape=2", NULL);
+    tu_node(g, "Reservoir", "r", "num_unit=30", "fb_connectivity=0.5",
+            "fb_activation=tanh", "equation=external", "fb_scaling=[1, 2]",
+            NULL);
+    tu_node(g, "LinearReadout", "o", "num_unit=2",
+            "W_initializer=Normal(0, 0.5)", NULL);
+    tu_link(g, "x >> r >> o");
+    tu_link(g, "r << o");
+    tu_build(g);
+    CU_ASSERT_EQUAL(nn_node_rowwise(nn_graph_find(g, "r")), 1);
+    check_batched(g, mixed, "Reservoir external << LinearReadout through tanh");
+    nn_graph_free(g);
 }
 
 static void test_nvar(void)
@@ -620,6 +649,7 @@ int main(void)
         {"VanillaRNN, LSTM, GRU", test_recurrent_cells},
         {"Reservoir dense and sparse, with and without noise",
          test_reservoirs},
+        {"Reservoir with ReservoirPy's options", test_reservoir_options},
         {"NVAR", test_nvar},
         {"feedback edges", test_feedback},
         {"Dropout in training keeps each session's masks",
