@@ -161,28 +161,23 @@ int api_json_outputs(const api_json *j, size_t pos, const nn_graph *g,
                                 "node names, such as [\"r\", \"o\"] (leave it "
                                 "out for the network's exits)";
     int nodes = nn_graph_node_count(g), count;
-    /* More names than nodes must repeat one or name none: the count is
-     * taken without keeping their places. */
     if (outputs_init(o, nodes, err))
         return -1;
+    /* Only the first nodes + 1 places are kept: by then a name must have
+     * been unknown or repeated, so o never holds more than the nodes. */
     size_t *at = calloc((size_t)nodes + 1, sizeof *at);
     if (!at)
         return api_fail(err, 503, "out_of_memory", "out of memory");
-    int rc = array_elements(j, pos, at, nodes, &count);
+    int rc = array_elements(j, pos, at, nodes + 1, &count);
     if (rc || count == 0)
         rc = api_fail(err, 400, "bad_request", "%s", shape);
-    for (int k = 0; rc == 0 && k < count; k++) {
+    for (int k = 0; rc == 0 && k < count && k <= nodes; k++) {
         char where[32], name[NN_NAME_MAX + 8];
         snprintf(where, sizeof where, "outputs[%d]", k);
-        if (k >= nodes) {
-            rc = api_fail(err, 400, "bad_request", "%s: \"outputs\" names %d "
-                          "nodes; the network has %d, so some are repeated",
-                          where, count, nodes);
-        } else if (string_value(j, at[k], name, sizeof name)) {
+        if (string_value(j, at[k], name, sizeof name))
             rc = api_fail(err, 400, "bad_request", "%s: %s", where, shape);
-        } else {
+        else
             rc = api_outputs_add(g, o, name, where, err);
-        }
     }
     free(at);
     return rc;
