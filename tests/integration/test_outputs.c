@@ -625,6 +625,46 @@ static void test_output_limit_counts_inner_nodes(void)
     CU_ASSERT_EQUAL(it_stop(&s), 0);
 }
 
+static void test_memory_budget_counts_inner_nodes(void)
+{
+    /* 2 MB: a run of 3 rows × 8000 steps is 192 kB of the exit o, but
+     * 2.4 MB with r and x beside it. */
+    const char *const args[] = {"--max-memory", "2000000", NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    make_network(&s);
+    make_session(&s, "mem", 3);
+    char *body = malloc(2u << 20);
+    const char *outputs[] = {NULL, "[\"r\", \"o\", \"x\"]"};
+    long want[] = {200, 413};
+    for (int k = 0; k < 2; k++) {
+        size_t n = (size_t)snprintf(body, 64, "{\"inputs\": ");
+        n += put_inputs(body + n, (2u << 20) - n - 64, 0, 0, 3, 8000);
+        if (outputs[k])
+            snprintf(body + n, 64, ", \"outputs\": %s}", outputs[k]);
+        else
+            snprintf(body + n, 64, "}");
+        it_response r;
+        CU_ASSERT_EQUAL_FATAL(it_request(&s, "POST",
+                                         "/v1/networks/res/sessions/mem/run",
+                                         "application/json", body,
+                                         strlen(body), &r), 0);
+        if (r.status != want[k])
+            fprintf(stderr, "budget run %d: %ld %.200s\n", k, r.status,
+                    r.body);
+        CU_ASSERT_EQUAL(r.status, want[k]);
+        if (want[k] == 413)
+            CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "--max-memory"));
+        it_response_free(&r);
+    }
+    free(body);
+    /* The refused run did not step. */
+    cJSON *j = it_call(&s, "GET", "/v1/networks/res/sessions/mem", NULL, 200);
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(get(j, "steps")), 8000);
+    cJSON_Delete(j);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
 /* --------------------------------------------------------- batched steps */
 
 #define STREAMS 6
@@ -755,6 +795,8 @@ int main(void)
         {"KServe infer names inner nodes, binary", test_kserve_binary},
         {"--max-output-floats counts the inner nodes",
          test_output_limit_counts_inner_nodes},
+        {"the memory budget counts the inner nodes",
+         test_memory_budget_counts_inner_nodes},
         {"batched steps answer with inner nodes", test_batched_steps},
         {NULL, NULL}};
     int rc = tu_run_suite("outputs", tests);
