@@ -13,6 +13,7 @@
  * rounding twice could go wrong; those and everything else go to strtof.
  */
 #include "api_codec.h"
+#include "api_outputs.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -787,20 +788,20 @@ static api_enc *finish_enc(api_enc *e)
     return e;
 }
 
-api_enc *api_step_outputs_enc(const nn_session *s, const nn_graph *g,
-                              long step)
+/* {"outputs": {...}[, "step": step]} of the named nodes' outputs in s. */
+static api_enc *step_enc(const nn_session *s, const char *const *names, int n,
+                         long step)
 {
     api_enc *e = api_enc_new();
     if (!e)
         return NULL;
     api_enc_text(e, "{\"outputs\":{");
-    for (int x = 0; x < nn_graph_exit_count(g); x++) {
-        const char *name = nn_node_name(nn_graph_exit_at(g, x));
+    for (int x = 0; x < n; x++) {
         if (x)
             api_enc_text(e, ",");
-        api_enc_string(e, name);
+        api_enc_string(e, names[x]);
         api_enc_text(e, ":");
-        enc_tensor_or_fail(e, tensor_copy(nn_session_output(s, name)));
+        enc_tensor_or_fail(e, tensor_copy(nn_session_output(s, names[x])));
     }
     api_enc_text(e, "}");
     if (step >= 0) {
@@ -811,10 +812,10 @@ api_enc *api_step_outputs_enc(const nn_session *s, const nn_graph *g,
     return finish_enc(e);
 }
 
-api_enc *api_sequence_outputs_enc(const nn_graph *g, nn_tensor **outputs,
-                                  long step)
+/* The same of sequences, taking outputs[0..n) (freed also on failure). */
+static api_enc *sequence_enc(const char *const *names, int n,
+                             nn_tensor **outputs, long step)
 {
-    int n = nn_graph_exit_count(g);
     api_enc *e = api_enc_new();
     if (!e) {
         for (int x = 0; x < n; x++) {
@@ -827,7 +828,7 @@ api_enc *api_sequence_outputs_enc(const nn_graph *g, nn_tensor **outputs,
     for (int x = 0; x < n; x++) {
         if (x)
             api_enc_text(e, ",");
-        api_enc_string(e, nn_node_name(nn_graph_exit_at(g, x)));
+        api_enc_string(e, names[x]);
         api_enc_text(e, ":");
         if (outputs[x])
             api_enc_tensor(e, outputs[x]);
@@ -842,6 +843,48 @@ api_enc *api_sequence_outputs_enc(const nn_graph *g, nn_tensor **outputs,
     }
     api_enc_text(e, "}");
     return finish_enc(e);
+}
+
+api_enc *api_step_outputs_enc(const nn_session *s, const nn_graph *g,
+                              long step)
+{
+    api_outputs o;
+    api_error err;
+    api_enc *e = api_outputs_exits(g, &o, &err) == 0
+                     ? step_enc(s, o.names, o.n, step)
+                     : NULL;
+    api_outputs_free(&o);
+    return e;
+}
+
+api_enc *api_sequence_outputs_enc(const nn_graph *g, nn_tensor **outputs,
+                                  long step)
+{
+    api_outputs o;
+    api_error err;
+    if (api_outputs_exits(g, &o, &err)) {
+        for (int x = 0; x < nn_graph_exit_count(g); x++) {
+            nn_tensor_free(outputs[x]);
+            outputs[x] = NULL;
+        }
+        api_outputs_free(&o);
+        return NULL;
+    }
+    api_enc *e = sequence_enc(o.names, o.n, outputs, step);
+    api_outputs_free(&o);
+    return e;
+}
+
+api_enc *api_step_nodes_enc(const nn_session *s, const api_outputs *o,
+                            long step)
+{
+    return step_enc(s, o->names, o->n, step);
+}
+
+api_enc *api_sequence_nodes_enc(const api_outputs *o, nn_tensor **outputs,
+                                long step)
+{
+    return sequence_enc(o->names, o->n, outputs, step);
 }
 
 api_enc *api_params_enc(const nn_graph *g)

@@ -92,11 +92,13 @@ int api_json_tensor(const api_json *j, size_t pos, const char *where,
 /* ------------------------------------------------ request documents */
 
 /* The members of a step or run body {"inputs": {...}, "train": false,
- * "forced": {...}} ("forced" only with sequence set): positions of the
- * values, (size_t)-1 when absent. */
+ * "outputs": ["<node>", ...], "forced": {...}} ("forced" only with
+ * sequence set): positions of the values, (size_t)-1 when absent;
+ * "outputs" is read by api_json_outputs (api_outputs.h). */
 typedef struct api_step_body {
     size_t inputs;
     size_t forced;
+    size_t outputs;
     int train;
 } api_step_body;
 /* Checks the body's form with the messages the routes always gave. */
@@ -197,6 +199,14 @@ api_enc *api_step_outputs_enc(const nn_session *s, const nn_graph *g,
  * on failure; outputs itself stays the caller's). */
 api_enc *api_sequence_outputs_enc(const nn_graph *g, nn_tensor **outputs,
                                   long step);
+/* The same two for the nodes a request chose (api_outputs.h), in its
+ * order; the sequence form takes outputs[0..o->n), in that order (as
+ * nn_session_run_outputs fills them). */
+typedef struct api_outputs api_outputs;
+api_enc *api_step_nodes_enc(const nn_session *s, const api_outputs *o,
+                            long step);
+api_enc *api_sequence_nodes_enc(const api_outputs *o, nn_tensor **outputs,
+                                long step);
 /* {"nodes": {"<node>": {"<weight>": {"shape": [...], "data": [...],
  * "trainable": true}}}} (nodes without weights left out; data flat, row-
  * major) from a float32 copy of g's weights: the caller holds the

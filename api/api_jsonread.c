@@ -673,7 +673,7 @@ int api_json_tensor(const api_json *j, size_t pos, const char *where,
 int api_read_step_body(const api_json *j, int sequence, api_step_body *b,
                        api_error *err)
 {
-    b->inputs = b->forced = NPOS;
+    b->inputs = b->forced = b->outputs = NPOS;
     b->train = 0;
     if (api_json_kind(j, 0) != '{')
         return api_fail(err, 400, "bad_request", "the body must be a JSON "
@@ -690,9 +690,11 @@ int api_read_step_body(const api_json *j, int sequence, api_step_body *b,
             slot = &train;
         else if (!cut && sequence && strcmp(key, "forced") == 0)
             slot = &b->forced;
+        else if (!cut && strcmp(key, "outputs") == 0)
+            slot = &b->outputs;
         else
             return api_fail(err, 400, "bad_request", "unknown member '%.64s' "
-                            "(expected inputs, train%s)", key,
+                            "(expected inputs, train, outputs%s)", key,
                             sequence ? ", forced" : "");
         if (*slot == NPOS) /* the first of repeated keys, as cJSON */
             *slot = value;

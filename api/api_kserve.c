@@ -4,6 +4,7 @@
  * or nested data) and responses (flat data, FP32).
  */
 #include "api_kserve.h"
+#include "api_outputs.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -357,14 +358,6 @@ static int read_input(const cJSON *in, int index, const nn_graph *g,
     return 0;
 }
 
-static int is_exit(const nn_graph *g, const nn_node *n)
-{
-    for (int x = 0; n && x < nn_graph_exit_count(g); x++)
-        if (nn_graph_exit_at(g, x) == n)
-            return 1;
-    return 0;
-}
-
 static int read_outputs(const cJSON *body, const nn_graph *g,
                         int binary_output, api_kserve_request *r,
                         api_error *err)
@@ -392,17 +385,24 @@ static int read_outputs(const cJSON *body, const nn_graph *g,
         char where[64];
         snprintf(where, sizeof where, "outputs[%d]", index);
         const cJSON *name = member(o, "name");
-        nn_node *exit = cJSON_IsString(name)
+        /* Any node, not only the exits: the model's inner states are
+         * outputs too, for checking a ported model. */
+        nn_node *node = cJSON_IsString(name)
                             ? nn_graph_find(g, name->valuestring) : NULL;
-        if (!is_exit(g, exit))
+        if (!node) {
+            char list[320];
+            api_node_list_text(g, list, sizeof list);
             return api_fail(err, 400, "unknown_output", "%s: the model has "
-                            "no output '%.64s'", where,
-                            cJSON_IsString(name) ? name->valuestring : "");
+                            "no node '%.64s' to output; its nodes are %s",
+                            where,
+                            cJSON_IsString(name) ? name->valuestring : "",
+                            list);
+        }
         for (int k = 0; k < r->n_outputs; k++)
-            if (strcmp(r->outputs[k].name, nn_node_name(exit)) == 0)
+            if (strcmp(r->outputs[k].name, nn_node_name(node)) == 0)
                 return api_fail(err, 400, "bad_request", "%s: output '%s' "
                                 "is requested twice", where,
-                                nn_node_name(exit));
+                                nn_node_name(node));
         const cJSON *params = member(o, "parameters");
         if (params && !cJSON_IsObject(params))
             return api_fail(err, 400, "bad_request", "%s.parameters must be "
@@ -412,7 +412,7 @@ static int read_outputs(const cJSON *body, const nn_graph *g,
         int binary = binary_output;
         if (bool_param(params, where, "binary_data", &binary, err))
             return -1;
-        r->outputs[r->n_outputs].name = nn_node_name(exit);
+        r->outputs[r->n_outputs].name = nn_node_name(node);
         r->outputs[r->n_outputs++].binary = binary;
     }
     return 0;

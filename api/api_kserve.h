@@ -48,7 +48,8 @@ cJSON *api_kserve_model_config(const nn_graph *g, const char *name,
  * many values as the shape, or, with parameters.binary_data_size, that
  * many bytes taken in input order from blob (the bytes after the JSON
  * header; NULL when the body was JSON alone), which must be used up
- * exactly. Outputs named once each, exits of the graph; binary when their
+ * exactly. Outputs named once each, any nodes of the graph (absent or
+ * empty "outputs": the exits, as the protocol says); binary when their
  * parameters.binary_data or the request's parameters.binary_data_output
  * says so. Strings in *r borrow from body and g, so both must outlive r.
  * Free with api_kserve_request_free (also after a failure). */

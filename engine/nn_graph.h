@@ -191,6 +191,20 @@ int nn_session_run_forced(nn_session *s, const nn_binding *inputs,
                           int n_forced, int num_steps, int train,
                           nn_tensor **outputs, nn_error *err);
 
+/* nn_session_run_forced returning the outputs of the n_names nodes names
+ * (any nodes of the graph, each once, n_names >= 1) instead of the exits:
+ * outputs[i] receives (batch, num_steps, output shape of names[i]), for a
+ * client checking a model's inner states. Every node keeps its own output
+ * buffer for the whole step (nothing is aliased), so what is copied out is
+ * what the node computed at that step. names NULL: the exits, as
+ * nn_session_run_forced. An unknown or repeated name is an error naming
+ * it. */
+int nn_session_run_outputs(nn_session *s, const nn_binding *inputs,
+                           int n_inputs, const nn_binding *forced,
+                           int n_forced, const char *const *names,
+                           int n_names, int num_steps, int train,
+                           nn_tensor **outputs, nn_error *err);
+
 /* ------------------------------------------------ batching across sessions */
 
 /* Staging for one step of several sessions of one graph taken together, as a

@@ -116,12 +116,19 @@ int nn_session_bind_sequence(nn_session *s, const nn_binding *inputs,
 int nn_session_sequence_outputs(nn_session *s, int num_steps,
                                 nn_tensor **outputs, nn_error *err);
 void nn_session_outputs_free(nn_session *s, nn_tensor **outputs);
+/* The same for the n nodes given instead of the exits. */
+int nn_session_sequence_outputs_of(nn_session *s, nn_node *const *nodes,
+                                   int n, int num_steps, nn_tensor **outputs,
+                                   nn_error *err);
+void nn_session_outputs_free_of(nn_tensor **outputs, int n);
 /* Copies step t of the bound inputs into the entry buffers. */
 void nn_session_load_step(nn_session *s, const nn_tensor **bound,
                           int num_steps, int t);
 /* Copies the exits' outputs into step t of the sequence outputs. */
 void nn_session_store_step(nn_session *s, nn_tensor **outputs, int num_steps,
                            int t);
+void nn_session_store_step_of(nn_session *s, nn_node *const *nodes, int n,
+                              nn_tensor **outputs, int num_steps, int t);
 
 /* Floats of outputs, state and scratch one batch row of a session holds
  * (saturating), and the check of `rows` such rows against the graph's

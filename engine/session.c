@@ -374,38 +374,50 @@ int nn_session_bind_sequence(nn_session *s, const nn_binding *inputs,
     return NN_OK;
 }
 
-int nn_session_sequence_outputs(nn_session *s, int num_steps,
-                                nn_tensor **outputs, nn_error *err)
+int nn_session_sequence_outputs_of(nn_session *s, nn_node *const *nodes,
+                                   int n, int num_steps, nn_tensor **outputs,
+                                   nn_error *err)
 {
-    nn_graph *g = s->g;
-    for (int x = 0; x < g->n_exits; x++)
+    for (int x = 0; x < n; x++)
         outputs[x] = NULL;
-    for (int x = 0; x < g->n_exits; x++) {
-        nn_shape per = g->exits[x]->out_shape;
+    for (int x = 0; x < n; x++) {
+        nn_shape per = nodes[x]->out_shape;
         if (per.ndim + 2 > NN_MAX_DIMS) {
-            nn_session_outputs_free(s, outputs);
+            nn_session_outputs_free_of(outputs, n);
             return nn_error_set(err, NN_ERR_SHAPE, "output '%s' has too many "
-                                "axes for a sequence", g->exits[x]->name);
+                                "axes for a sequence", nodes[x]->name);
         }
         nn_shape seq = nn_batched_shape(s->batch, &per);
         memmove(&seq.dims[2], &seq.dims[1], sizeof(int) * (size_t)per.ndim);
         seq.dims[1] = num_steps;
         seq.ndim = per.ndim + 2;
         if (!(outputs[x] = nn_tensor_new(&seq))) {
-            nn_session_outputs_free(s, outputs);
+            nn_session_outputs_free_of(outputs, n);
             return nn_error_set(err, NN_ERR_NOMEM, "out of memory for output "
-                                "'%s'", g->exits[x]->name);
+                                "'%s'", nodes[x]->name);
         }
     }
     return NN_OK;
 }
 
-void nn_session_outputs_free(nn_session *s, nn_tensor **outputs)
+int nn_session_sequence_outputs(nn_session *s, int num_steps,
+                                nn_tensor **outputs, nn_error *err)
 {
-    for (int x = 0; x < s->g->n_exits; x++) {
+    return nn_session_sequence_outputs_of(s, s->g->exits, s->g->n_exits,
+                                          num_steps, outputs, err);
+}
+
+void nn_session_outputs_free_of(nn_tensor **outputs, int n)
+{
+    for (int x = 0; x < n; x++) {
         nn_tensor_free(outputs[x]);
         outputs[x] = NULL;
     }
+}
+
+void nn_session_outputs_free(nn_session *s, nn_tensor **outputs)
+{
+    nn_session_outputs_free_of(outputs, s->g->n_exits);
 }
 
 void nn_session_load_step(nn_session *s, const nn_tensor **bound,
@@ -423,18 +435,24 @@ void nn_session_load_step(nn_session *s, const nn_tensor **bound,
     }
 }
 
-void nn_session_store_step(nn_session *s, nn_tensor **outputs, int num_steps,
-                           int t)
+void nn_session_store_step_of(nn_session *s, nn_node *const *nodes, int n,
+                              nn_tensor **outputs, int num_steps, int t)
 {
-    nn_graph *g = s->g;
-    for (int x = 0; x < g->n_exits; x++) {
-        const nn_tensor *src = &s->runs[g->exits[x]->index].out;
-        size_t row = nn_shape_numel(&g->exits[x]->out_shape);
+    for (int x = 0; x < n; x++) {
+        const nn_tensor *src = &s->runs[nodes[x]->index].out;
+        size_t row = nn_shape_numel(&nodes[x]->out_shape);
         for (int b = 0; b < s->batch; b++)
             memcpy(outputs[x]->data + ((size_t)b * (size_t)num_steps +
                                        (size_t)t) * row,
                    src->data + (size_t)b * row, row * sizeof(float));
     }
+}
+
+void nn_session_store_step(nn_session *s, nn_tensor **outputs, int num_steps,
+                           int t)
+{
+    nn_session_store_step_of(s, s->g->exits, s->g->n_exits, outputs,
+                             num_steps, t);
 }
 
 /* The node behind each forced binding, checked: it must feed some node
@@ -493,13 +511,59 @@ static void apply_forced(nn_session *s, const nn_binding *forced,
     }
 }
 
-int nn_session_run_forced(nn_session *s, const nn_binding *inputs,
-                          int n_inputs, const nn_binding *forced,
-                          int n_forced, int num_steps, int train,
-                          nn_tensor **outputs, nn_error *err)
+/* The nodes names picks (every one a node of g, none twice), or g's exits
+ * when names is NULL; *out is g's own exits array then, else allocated. */
+static int pick_nodes(nn_graph *g, const char *const *names, int n_names,
+                      nn_node ***out, int *n, nn_error *err)
+{
+    if (!names) {
+        *out = g->exits;
+        *n = g->n_exits;
+        return NN_OK;
+    }
+    *out = NULL;
+    *n = 0;
+    if (n_names < 1)
+        return nn_error_set(err, NN_ERR_INVALID, "a run needs at least one "
+                            "output, got none");
+    nn_node **nodes = nn_calloc((size_t)n_names, sizeof *nodes);
+    if (!nodes)
+        return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < n_names; k++) {
+        nodes[k] = names[k] ? nn_graph_find(g, names[k]) : NULL;
+        if (!nodes[k]) {
+            nn_free(nodes);
+            return nn_error_set(err, NN_ERR_NOT_FOUND, "output '%.64s': no "
+                                "such node", names[k] ? names[k] : "");
+        }
+        for (int j = 0; j < k; j++)
+            if (nodes[j] == nodes[k]) {
+                nn_free(nodes);
+                return nn_error_set(err, NN_ERR_INVALID, "output '%s' is "
+                                    "asked for twice", names[k]);
+            }
+    }
+    *out = nodes;
+    *n = n_names;
+    return NN_OK;
+}
+
+int nn_session_run_outputs(nn_session *s, const nn_binding *inputs,
+                           int n_inputs, const nn_binding *forced,
+                           int n_forced, const char *const *names,
+                           int n_names, int num_steps, int train,
+                           nn_tensor **outputs, nn_error *err)
 {
     nn_graph *g = s->g;
-    for (int x = 0; x < g->n_exits; x++)
+    nn_node **picked;
+    int n_out;
+    if (names)
+        for (int x = 0; x < n_names; x++)
+            outputs[x] = NULL;
+    int rc = pick_nodes(g, names, n_names, &picked, &n_out, err);
+    if (rc != NN_OK)
+        return rc;
+    for (int x = 0; x < n_out; x++)
         outputs[x] = NULL;
     const nn_tensor **bound = nn_calloc((size_t)g->n_entries + 1,
                                         sizeof *bound);
@@ -507,29 +571,42 @@ int nn_session_run_forced(nn_session *s, const nn_binding *inputs,
     if (!bound || !nodes) {
         nn_free(bound);
         nn_free(nodes);
+        if (picked != g->exits)
+            nn_free(picked);
         return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
     }
-    int rc = nn_session_bind_sequence(s, inputs, n_inputs, num_steps, bound,
-                                      err);
+    rc = nn_session_bind_sequence(s, inputs, n_inputs, num_steps, bound, err);
     if (rc == NN_OK)
         rc = bind_forced(s, forced, n_forced, num_steps, nodes, err);
     if (rc == NN_OK)
-        rc = nn_session_sequence_outputs(s, num_steps, outputs, err);
+        rc = nn_session_sequence_outputs_of(s, picked, n_out, num_steps,
+                                            outputs, err);
     for (int t = 0; t < num_steps && rc == NN_OK; t++) {
         nn_session_load_step(s, bound, num_steps, t);
         rc = nn_session_step(s, train, err);
         if (rc != NN_OK) {
             nn_error_prefix(err, "step %d", t);
         } else {
-            nn_session_store_step(s, outputs, num_steps, t);
+            nn_session_store_step_of(s, picked, n_out, outputs, num_steps, t);
             apply_forced(s, forced, n_forced, nodes, num_steps, t);
         }
     }
     nn_free(bound);
     nn_free(nodes);
     if (rc != NN_OK)
-        nn_session_outputs_free(s, outputs);
+        nn_session_outputs_free_of(outputs, n_out);
+    if (picked != g->exits)
+        nn_free(picked);
     return rc;
+}
+
+int nn_session_run_forced(nn_session *s, const nn_binding *inputs,
+                          int n_inputs, const nn_binding *forced,
+                          int n_forced, int num_steps, int train,
+                          nn_tensor **outputs, nn_error *err)
+{
+    return nn_session_run_outputs(s, inputs, n_inputs, forced, n_forced, NULL,
+                                  0, num_steps, train, outputs, err);
 }
 
 int nn_session_run(nn_session *s, const nn_binding *inputs, int n_inputs,

@@ -538,6 +538,24 @@ uint64_t srv_v2_order_key(const srv_request *req)
     return id[0] ? srv_sched_key("sequence", id) : 0;
 }
 
+/* The requested outputs, inner nodes included, against
+ * --max-output-floats before anything is stepped or allocated for them. */
+static int check_output_floats(const srv_request *req, const nn_graph *g,
+                               const api_kserve_request *r, api_error *err)
+{
+    double floats = 0;
+    for (int k = 0; k < r->n_outputs; k++) {
+        nn_node *node = nn_graph_find(g, r->outputs[k].name);
+        nn_shape per = nn_node_output_shape(node);
+        floats += (double)r->batch * (double)nn_shape_numel(&per);
+    }
+    if (floats > (double)req->cfg->max_output_floats)
+        return api_fail(err, 413, "too_large", "the reply would hold %.0f "
+                        "floats; the limit is %zu (--max-output-floats)",
+                        floats, req->cfg->max_output_floats);
+    return 0;
+}
+
 static void infer(srv_request *req, int versioned)
 {
     uint64_t start = now_ns();
@@ -553,6 +571,8 @@ static void infer(srv_request *req, int versioned)
     if (!rc && r.batch > req->cfg->limits.max_batch)
         rc = api_fail(&err, 400, "bad_request", "batch %d is over the limit "
                       "of %d", r.batch, req->cfg->limits.max_batch);
+    if (!rc)
+        rc = check_output_floats(req, net->graph, &r, &err);
     if (!rc)
         rc = r.sequence_id[0] ? infer_in_sequence(req, net, &r, &times, &err)
                               : infer_once(req, net, &r, &times, &err);

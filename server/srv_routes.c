@@ -7,6 +7,7 @@
  */
 #include "srv_routes.h"
 #include "api_codec.h"
+#include "api_outputs.h"
 #include "srv_budget.h"
 #include "srv_fit.h"
 #include "srv_http.h"
@@ -91,6 +92,20 @@ static int step_body(srv_request *req, int sequence, api_json *j,
     j->s = req->raw ? req->raw : "";
     j->len = req->raw_len;
     if (api_read_step_body(j, sequence, b, &err)) {
+        srv_reply_error(req, &err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The nodes the body's "outputs" names, or the exits; -1 after replying
+ * (o is empty then). */
+static int step_outputs(srv_request *req, const api_json *j,
+                        const api_step_body *b, api_outputs *o)
+{
+    api_error err;
+    if (api_json_outputs(j, b->outputs, req->net->graph, o, &err)) {
+        api_outputs_free(o);
         srv_reply_error(req, &err);
         return -1;
     }
@@ -291,17 +306,6 @@ static void handle_network_delete(srv_request *req)
     }
 }
 
-/* Floats in one row of every exit, per step. */
-static size_t exit_floats(const nn_graph *g)
-{
-    size_t n = 0;
-    for (int x = 0; x < nn_graph_exit_count(g); x++) {
-        nn_shape s = nn_node_output_shape(nn_graph_exit_at(g, x));
-        n += nn_shape_numel(&s);
-    }
-    return n;
-}
-
 /* Charges a request's memory before it is allocated: working floats
  * (sessions, inputs) and a reply of out_floats numbers, held as float32
  * while its text is streamed. Refuses, with 413, a reply past
@@ -336,7 +340,8 @@ static void handle_network_forward(srv_request *req)
 {
     api_json j;
     api_step_body body;
-    if (step_body(req, 0, &j, &body))
+    api_outputs outs;
+    if (step_body(req, 0, &j, &body) || step_outputs(req, &j, &body, &outs))
         return;
     srv_network *net = req->net;
     int batch = api_json_stateless_batch(&j, body.inputs);
@@ -344,11 +349,14 @@ static void handle_network_forward(srv_request *req)
         srv_reply_fail(req, 400, "bad_request", "the batch (axis 0 of the "
                        "inputs) must be from 1 to %d",
                        req->cfg->limits.max_batch);
+        api_outputs_free(&outs);
         return;
     }
     if (charge(req, (double)nn_session_float_count(net->graph, batch),
-               (double)batch * (double)exit_floats(net->graph)))
+               (double)batch * (double)api_outputs_floats(&outs))) {
+        api_outputs_free(&outs);
         return;
+    }
     nn_error e;
     api_error err;
     nn_session *run = nn_session_new(net->graph, batch, nn_graph_seed(net->graph),
@@ -365,9 +373,10 @@ static void handle_network_forward(srv_request *req)
     } else {
         srv_metrics_steps(net->id, 1);
         /* The encoder copies the outputs: the session goes now. */
-        reply_encoded(req, 200, api_step_outputs_enc(run, net->graph, -1));
+        reply_encoded(req, 200, api_step_nodes_enc(run, &outs, -1));
     }
     nn_session_free(run);
+    api_outputs_free(&outs);
 }
 
 /* Streamed from a float32 copy taken under the read lock (SRV_LOCK_READ):
@@ -638,17 +647,41 @@ static int session_step_prepare(srv_job *job)
     job->train = body.train;
     srv_session *s = req->session;
     api_error err;
-    if (job->may_wait)
+    /* finish answers with these nodes' outputs and frees them. */
+    api_outputs *outs = calloc(1, sizeof *outs);
+    if (!outs) {
+        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
+        return -1;
+    }
+    if (step_outputs(req, &j, &body, outs)) {
+        free(outs);
+        return -1;
+    }
+    if (job->may_wait) {
         pthread_mutex_lock(&s->lock);
-    else if (pthread_mutex_trylock(&s->lock) != 0)
+    } else if (pthread_mutex_trylock(&s->lock) != 0) {
+        api_outputs_free(outs);
+        free(outs);
         return 1;
-    if (api_json_bind_step_inputs(&j, body.inputs, s->run, req->net->graph,
-                                  &req->cfg->limits, &err)) {
-        pthread_mutex_unlock(&s->lock);
+    }
+    /* Charged under the lock, so a prepare tried again after a taken
+     * lock charges once; the batch size cannot change meanwhile. */
+    int refused = charge(req, 0, (double)nn_session_batch(s->run) *
+                                     (double)api_outputs_floats(outs));
+    if (!refused && api_json_bind_step_inputs(&j, body.inputs, s->run,
+                                              req->net->graph,
+                                              &req->cfg->limits, &err)) {
         srv_reply_error(req, &err);
+        refused = 1;
+    }
+    if (refused) {
+        pthread_mutex_unlock(&s->lock);
+        api_outputs_free(outs);
+        free(outs);
         return -1;
     }
     job->run_session = s->run;
+    job->step_ctx = outs;
     return 0;
 }
 
@@ -656,6 +689,7 @@ static void session_step_finish(srv_job *job, int rc, const nn_error *e)
 {
     srv_request *req = &job->req;
     srv_session *s = req->session;
+    api_outputs *outs = job->step_ctx;
     if (rc != NN_OK) {
         api_error err;
         api_fail_from_nn(&err, e, 0);
@@ -663,10 +697,13 @@ static void session_step_finish(srv_job *job, int rc, const nn_error *e)
     } else {
         /* A copy of the outputs: the next step may start as soon as the
          * lock goes. */
-        reply_encoded(req, 200, api_step_outputs_enc(s->run, req->net->graph,
-                                                     nn_session_steps(s->run)));
+        reply_encoded(req, 200, api_step_nodes_enc(s->run, outs,
+                                                   nn_session_steps(s->run)));
     }
     pthread_mutex_unlock(&s->lock);
+    api_outputs_free(outs);
+    free(outs);
+    job->step_ctx = NULL;
 }
 
 static const srv_step_ops session_step = {session_step_prepare,
@@ -680,7 +717,8 @@ static void handle_session_run(srv_request *req)
 {
     api_json j;
     api_step_body body;
-    if (step_body(req, 1, &j, &body))
+    api_outputs picked;
+    if (step_body(req, 1, &j, &body) || step_outputs(req, &j, &body, &picked))
         return;
     srv_network *net = req->net;
     srv_session *s = req->session;
@@ -694,21 +732,22 @@ static void handle_session_run(srv_request *req)
     if (api_json_sequence_inputs(&j, body.inputs, net->graph, batch,
                                  &req->cfg->limits, &bind, &steps, &err)) {
         srv_reply_error(req, &err);
+        api_outputs_free(&picked);
         return;
     }
     int n_in = nn_graph_entry_count(net->graph);
-    int n_out = nn_graph_exit_count(net->graph);
+    int n_out = picked.n;
     if (body.forced != (size_t)-1 &&
         api_json_node_sequences(&j, body.forced, net->graph, batch, steps,
                                 "forced", &req->cfg->limits, &forced,
                                 &n_forced, &err)) {
         srv_reply_error(req, &err);
     } else if (charge(req, 0, (double)batch * steps *
-                                  (double)exit_floats(net->graph)) == 0) {
+                                  (double)api_outputs_floats(&picked)) == 0) {
         nn_tensor **outs = calloc((size_t)n_out, sizeof *outs);
-        int rc = outs ? nn_session_run_forced(s->run, bind, n_in, forced,
-                                              n_forced, steps, body.train,
-                                              outs, &e)
+        int rc = outs ? nn_session_run_outputs(s->run, bind, n_in, forced,
+                                               n_forced, picked.names, n_out,
+                                               steps, body.train, outs, &e)
                       : nn_error_set(&e, NN_ERR_NOMEM, "out of memory");
         if (rc != NN_OK) {
             api_fail_from_nn(&err, &e, 0);
@@ -716,8 +755,8 @@ static void handle_session_run(srv_request *req)
         } else {
             srv_metrics_steps(net->id, steps);
             /* Takes the outputs. */
-            reply_encoded(req, 200, api_sequence_outputs_enc(
-                                        net->graph, outs,
+            reply_encoded(req, 200, api_sequence_nodes_enc(
+                                        &picked, outs,
                                         nn_session_steps(s->run)));
         }
         free(outs);
@@ -725,6 +764,7 @@ static void handle_session_run(srv_request *req)
     /* The inputs are not needed for the answer. */
     api_bindings_free(bind, n_in);
     api_bindings_free(forced, n_forced);
+    api_outputs_free(&picked);
 }
 
 /* PUT .../state may create the session it names, so the path's session

@@ -161,7 +161,9 @@ static void test_errors_use_the_protocol_body(void)
     expect_error("{\"inputs\": []}", 400, "inputs");
     expect_error("{\"inputs\": [{\"name\": \"input0\", \"shape\": [1, 2], "
                  "\"datatype\": \"FP32\", \"data\": [1, 2]}], \"outputs\": "
-                 "[{\"name\": \"state\"}]}", 400, "'state'");
+                 "[{\"name\": \"nosuch\"}]}", 400,
+                 "no node 'nosuch' to output; its nodes are input0, state, "
+                 "output0");
     expect_error("{\"parameters\": {\"sequence_start\": true}, \"inputs\": "
                  "[{\"name\": \"input0\", \"shape\": [1, 2], \"datatype\": "
                  "\"FP32\", \"data\": [1, 2]}]}", 400, "sequence_id");
