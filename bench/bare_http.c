@@ -60,7 +60,8 @@ int main(int argc, char **argv)
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC,
         (uint16_t)atoi(argv[1]), NULL, NULL, answer, NULL,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-        1024u, MHD_OPTION_END);
+        1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+        MHD_OPTION_END); /* the daemon's pool size */
     if (!d)
         return 1;
     sigset_t set;

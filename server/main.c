@@ -324,6 +324,8 @@ static void free_tls(tls_files *tls)
     free(tls->key);
 }
 
+#define CONNECTION_MEMORY (16 * 1024)
+
 static struct MHD_Daemon *start_daemon(const srv_config *cfg,
                                        const tls_files *tls,
                                        struct sockaddr_storage *addr)
@@ -364,6 +366,11 @@ static struct MHD_Daemon *start_daemon(const srv_config *cfg,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        /* Each connection's pool is zeroed for every request it carries:
+         * at the default 32 KiB that memset was 6% of a small request's
+         * CPU. 16 KiB still holds headers far larger than clients send
+         * (nginx's default is 8 KiB); a body streams through it. */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connections,
         MHD_OPTION_URI_LOG_CALLBACK, on_request_begun, NULL,
         MHD_OPTION_NOTIFY_COMPLETED, on_request_completed, NULL,
