@@ -51,6 +51,7 @@ typedef struct conn_track {
 typedef struct conn_state {
     double start;
     int route;            /* index in srv_routes, or -1 */
+    char params[2][96];   /* the route's {net} and {sid}, as matched */
     char *body;
     size_t len, cap;
     int too_large;
@@ -214,7 +215,7 @@ static int method_matches(const char *row, const char *method)
 static int find_route(const char *method, const char *path, char params[2][96],
                       char *allow, size_t allow_size)
 {
-    char scratch[2][96];
+    char scratch[2][96] = {"", ""};
     allow[0] = '\0';
     for (int i = 0; srv_routes[i].method; i++) {
         if (!match(srv_routes[i].pattern, path, scratch))
@@ -676,9 +677,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, conn_state *st,
                           "%s %s needs a JSON body", method, route->pattern);
 
     srv_request *req = &st->job.req;
-    char allow[64];
     init_request(req, method, url);
-    find_route(method, url, req->params, allow, sizeof allow);
+    memcpy(req->params, st->params, sizeof req->params);
     req->query_format = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
                                                     "format");
     req->accept_encoding = MHD_lookup_connection_value(
@@ -755,13 +755,13 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
 {
     (void)cls, (void)version;
     conn_state *st = *con_cls;
-    char params[2][96] = {"", ""}, allow[64];
+    char allow[64];
     if (!st) {
         st = calloc(1, sizeof *st);
         if (!st)
             return MHD_NO;
         st->start = now_seconds();
-        st->route = find_route(method, url, params, allow, sizeof allow);
+        st->route = find_route(method, url, st->params, allow, sizeof allow);
         *con_cls = st;
         srv_metrics_in_flight(1);
         /* Before anything else: without a key, not even which routes
