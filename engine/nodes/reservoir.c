@@ -325,6 +325,8 @@ static int reservoir_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
                                 self->sparse ? &self->pattern : NULL,
                                 &self->w_index, err)))
         return err->code;
+    if (self->sparse)
+        nn_node_set_weight_pattern(node, self->w_index, &self->pattern);
     nn_init binit;
     if (elementwise_init(node, "b_initializer", &binit, err) != NN_OK)
         return err->code;

@@ -83,4 +83,11 @@ void nn_csr_vecmat_d(const nn_csr *m, const double *val, const double *x,
 void nn_csr_vecmat_f(const nn_csr *m, const float *val, const double *x,
                      double *y);
 
+/* Tells the graph that weight w of node holds the values of pattern, a
+ * pattern the node keeps (in its private data, for its life): the weight
+ * can then be exported, imported, cloned and saved with its pattern, and
+ * an import may replace it between steps (sparse_weight.c). Call from
+ * init_ff or init_fb, after creating the weight. */
+void nn_node_set_weight_pattern(nn_node *node, int w, nn_csr *pattern);
+
 #endif
