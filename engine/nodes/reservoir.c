@@ -19,7 +19,10 @@
  * column by column of W, increasing rows; see sparse.h) and the pattern
  * inside the node. Both storages draw the same
  * numbers in the same order, so for one seed they hold the same matrix and
- * `sparse` is purely a matter of speed and memory.
+ * `sparse` is purely a matter of speed and memory. The node registers the
+ * pattern with the graph (nn_node_set_weight_pattern), so an import may
+ * replace it with a foreign one between steps (sparse_weight.c); nothing
+ * here depends on its count but W's own length.
  *
  * The weights are ordinary weight tensors, so export and import work; the
  * type is not trainable by default (reservoirs are fixed and only their
