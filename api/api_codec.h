@@ -139,10 +139,12 @@ int api_params_read(const nn_graph *g, const api_json *j,
  * weight stored sparse given a new pattern swaps it in: the import then
  * holds the former pattern and values. Cannot fail. */
 void api_params_apply(nn_graph *g, api_params_import *imp);
-/* Under the same lock, before applying: whether every weight given by its
- * values alone still has the shape it was checked against (an import of a
- * new pattern in between changes a sparse weight's count): 0, or -1 with a
- * 409. */
+/* Under the same lock, right before applying: whether every weight given
+ * by its values alone has their shape (a sparse weight's count is checked
+ * here, as another import may change it; 400 shape_mismatch), and whether
+ * the new patterns keep the network within its parameter cap, counted by
+ * non-zeros with the present counts of the weights they replace (422
+ * too_large). 0, or -1. */
 int api_params_still_fits(const nn_graph *g, const api_params_import *imp,
                           api_error *err);
 /* Undoes the pattern swaps of api_params_apply (every sparse weight gets

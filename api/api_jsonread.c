@@ -1029,8 +1029,11 @@ int api_params_read(const nn_graph *g, const api_json *j,
             imp->n++;
             if (dense_into_sparse(item, where, err))
                 goto fail;
+            /* A sparse weight's count can change under another import:
+             * its values are checked under the lock instead
+             * (api_params_still_fits). */
             const nn_tensor *dst = nn_node_weight_at(node, w);
-            if (!item->sparse &&
+            if (!nn_node_weight_sparse(node, w, NULL, NULL) &&
                 !nn_shape_equal(&item->values->shape, &dst->shape)) {
                 char a[96], b[96];
                 api_fail(err, 400, "shape_mismatch", "%s has shape %s; the "
@@ -1078,18 +1081,37 @@ void api_params_apply(nn_graph *g, api_params_import *imp)
 int api_params_still_fits(const nn_graph *g, const api_params_import *imp,
                           api_error *err)
 {
-    (void)g;
+    size_t removed = 0, added = 0;
+    const params_item *first = NULL;
     for (int i = 0; i < imp->n; i++) {
         const params_item *item = &imp->items[i];
-        if (item->sparse)
-            continue;
         const nn_tensor *dst = nn_node_weight_at(item->node, item->weight);
-        if (!nn_shape_equal(&dst->shape, &item->values->shape))
-            return api_fail(err, 409, "conflict", "nodes.%s.%s: another "
-                            "import changed the weight's pattern meanwhile; "
-                            "it now holds %zu values", nn_node_name(item->node),
+        if (item->sparse) {
+            removed += nn_tensor_numel(dst);
+            added += nn_sparse_values_nnz(item->sparse);
+            first = first ? first : item;
+            continue;
+        }
+        if (!nn_shape_equal(&dst->shape, &item->values->shape)) {
+            char a[96], b[96];
+            return api_fail(err, 400, "shape_mismatch", "nodes.%s.%s has "
+                            "shape %s; the weight is %s",
+                            nn_node_name(item->node),
                             nn_node_weight_name(item->node, item->weight),
-                            nn_tensor_numel(dst));
+                            nn_shape_str(&item->values->shape, a, sizeof a),
+                            nn_shape_str(&dst->shape, b, sizeof b));
+        }
+    }
+    nn_error e;
+    if (first && nn_graph_params_fit(g, removed, added, &e) != NN_OK) {
+        /* The cap is the definition's limit, as when it was built. */
+        api_fail_from_nn(err, &e, 1);
+        char msg[sizeof err->message];
+        snprintf(msg, sizeof msg, "nodes.%s.%s: %s", nn_node_name(first->node),
+                 nn_node_weight_name(first->node, first->weight),
+                 err->message);
+        snprintf(err->message, sizeof err->message, "%s", msg);
+        return -1;
     }
     return 0;
 }

@@ -411,8 +411,10 @@ static int stored_patterns(const cJSON *meta, int version, nn_graph *g,
     return 0;
 }
 
-/* Sparse weight w gets the stored pattern at words and values at vals. */
-static int load_pattern(nn_node *node, int w, const stored_pattern *pat,
+/* Sparse weight w of node (in g) gets the stored pattern at words and
+ * values at vals. */
+static int load_pattern(nn_graph *g, nn_node *node, int w,
+                        const stored_pattern *pat,
                         const unsigned char *vals, const unsigned char *words,
                         api_error *err)
 {
@@ -431,8 +433,11 @@ static int load_pattern(nn_node *node, int w, const stored_pattern *pat,
         get_floats(data, vals, pat->nnz);
         nn_error e;
         nn_sparse_values *v;
-        if (nn_sparse_values_new(node, w, ptr, row, data, pat->nnz, &v, &e) !=
-            NN_OK) {
+        size_t present = nn_tensor_numel(nn_node_weight_at(node, w));
+        if (nn_graph_params_fit(g, present, pat->nnz, &e) !=
+                NN_OK ||
+            nn_sparse_values_new(node, w, ptr, row, data, pat->nnz, &v, &e) !=
+                NN_OK) {
             rc = api_fail(err, 422, "corrupt_file", "the pattern of %s.%s: "
                           "%s", nn_node_name(node),
                           nn_node_weight_name(node, w), e.msg);
@@ -537,7 +542,7 @@ int api_network_file_read(const unsigned char *bytes, size_t len,
             nn_tensor *t = nn_node_weight_at(node, w);
             if (version >= 3 && nn_node_weight_sparse(node, w, NULL, NULL)) {
                 const stored_pattern *pat = &pats[k++];
-                rc = load_pattern(node, w, pat, at, pattern_at, err);
+                rc = load_pattern(out->graph, node, w, pat, at, pattern_at, err);
                 at += 4 * pat->nnz;
                 pattern_at += 4 * pattern_words(pat->cols, pat->nnz);
                 continue;

@@ -139,17 +139,24 @@ void nn_node_weight_pattern(const nn_node *node, int w, size_t *ptr,
 typedef struct nn_sparse_values nn_sparse_values;
 /* Checks ptr (cols + 1 offsets from 0, nondecreasing, ending at nnz), row
  * (nnz indices below rows, strictly increasing within each column) and
- * data (nnz finite floats) against sparse weight w of node, and the
- * network's parameter cap with nnz in place of the weight's present count;
- * then packs copies of them. nnz >= 1 (an empty weight has no tensor).
- * Touches nothing of the node, so it may run while sessions step. On
+ * data (nnz finite floats) against sparse weight w of node, and nnz alone
+ * against the network's parameter cap; then packs copies of them. nnz >= 1
+ * (an empty weight has no tensor). Reads only what never changes after
+ * the build, so it may run while sessions step and imports swap. On
  * success *out is the caller's (nn_sparse_values_free, or given to
- * nn_node_weight_set_sparse). */
+ * nn_node_weight_swap_sparse). */
 int nn_sparse_values_new(const nn_node *node, int w, const size_t *ptr,
                          const uint32_t *row, const float *data, size_t nnz,
                          nn_sparse_values **out, nn_error *err);
 /* The nnz of a packed pattern. */
 size_t nn_sparse_values_nnz(const nn_sparse_values *v);
+/* Whether g stays within its parameter cap when `removed` of its present
+ * values are replaced by `added` new ones (the counts of the sparse
+ * weights about to be swapped, before and after): NN_OK or NN_ERR_LIMIT.
+ * Call where no swap can run meanwhile (under the network's write lock),
+ * right before swapping. */
+int nn_graph_params_fit(const nn_graph *g, size_t removed, size_t added,
+                        nn_error *err);
 /* Exchanges sparse weight w's pattern and values with v's: the weight
  * then holds what v held, and v the weight's former pattern and values (so
  * a second swap undoes the first). No step may run meanwhile (the caller

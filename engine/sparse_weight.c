@@ -68,6 +68,19 @@ size_t nn_sparse_values_nnz(const nn_sparse_values *v)
     return v->pattern.nnz;
 }
 
+int nn_graph_params_fit(const nn_graph *g, size_t removed, size_t added,
+                        nn_error *err)
+{
+    size_t others = g->n_params - removed;
+    if (g->max_params && (added > g->max_params ||
+                          others > g->max_params - added))
+        return nn_error_set(err, NN_ERR_LIMIT, "%zu entries would bring the "
+                            "network past %zu parameters, its limit (%zu "
+                            "held by its other weights)", added,
+                            g->max_params, others);
+    return NN_OK;
+}
+
 /* Where the arrays break the rules, or NN_OK. */
 static int check_pattern(const nn_csr *old, const size_t *ptr,
                          const uint32_t *row, const float *data, size_t nnz,
@@ -119,13 +132,13 @@ int nn_sparse_values_new(const nn_node *node, int w, const size_t *ptr,
     if (nnz > (size_t)INT32_MAX || nnz > (uint64_t)old->rows * old->cols)
         return nn_error_set(err, NN_ERR_INVALID, "%zu entries do not fit a "
                             "%d x %d matrix", nnz, old->rows, old->cols);
+    /* The count alone; with the network's other weights it is checked
+     * where no swap can run meanwhile (nn_graph_params_fit). */
     const nn_graph *g = node->graph;
-    size_t others = g->n_params - old->nnz;
-    if (g->max_params && (nnz > g->max_params || others > g->max_params - nnz))
+    if (g->max_params && nnz > g->max_params)
         return nn_error_set(err, NN_ERR_LIMIT, "%zu entries would bring the "
-                            "network past %zu parameters, its limit (%zu "
-                            "held by its other weights)", nnz, g->max_params,
-                            others);
+                            "network past %zu parameters, its limit", nnz,
+                            g->max_params);
     int rc = check_pattern(old, ptr, row, data, nnz, err);
     if (rc != NN_OK)
         return rc;

@@ -312,6 +312,18 @@ int nn_graph_copy_weights(nn_graph *dst, nn_graph *src, nn_error *err)
                 !(packed[k++] = sparse_copy(dst->nodes[n], src->nodes[n], i,
                                             err)))
                 rc = err->code;
+    /* dst's cap, with the copied counts in place of its own. */
+    size_t removed = 0, added = 0;
+    k = 0;
+    for (int n = 0; n < src->n_nodes && rc == NN_OK; n++)
+        for (int i = 0; i < src->nodes[n]->n_weights; i++)
+            if (nn_node_weight_sparse(src->nodes[n], i, NULL, NULL)) {
+                removed += nn_tensor_numel(&dst->nodes[n]->weights[i]->t);
+                added += nn_sparse_values_nnz(packed[k++]);
+            }
+    if (rc == NN_OK)
+        rc = nn_graph_params_fit(dst, removed, added, err);
+    k = n_sparse;
     if (rc != NN_OK) {
         for (size_t j = 0; j < k; j++)
             nn_sparse_values_free(packed[j]);

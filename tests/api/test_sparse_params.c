@@ -552,7 +552,7 @@ static void test_pattern_travels(void)
 }
 
 /* Values read against one pattern, then another import changes the
- * pattern before they are applied: refused under the lock (409), never a
+ * pattern before they are applied: refused under the lock (400), never a
  * copy of the old count into the new weight. */
 static void test_values_after_a_new_pattern(void)
 {
@@ -575,7 +575,8 @@ static void test_values_after_a_new_pattern(void)
                                  "\"row\": [1], \"col\": [0], \"data\": [1]"),
                            &err), 0);
     CU_ASSERT_EQUAL(api_params_still_fits(g, imp, &err), -1);
-    CU_ASSERT_EQUAL(err.http_status, 409);
+    CU_ASSERT_EQUAL(err.http_status, 400);
+    CU_ASSERT_STRING_EQUAL(err.code, "shape_mismatch");
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "nodes.r.W"));
     api_params_apply(g, imp); /* a careless caller: nothing is written */
     CU_ASSERT_EQUAL(nn_tensor_numel(nn_node_weight(r, "W")), 1);

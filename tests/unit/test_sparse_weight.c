@@ -170,16 +170,25 @@ static void test_count_cap_and_undo(void)
         }
     }
     more.ptr[N] = more.nnz;
-    expect_refused(r, w, more.ptr, more.row, more.val, more.nnz,
-                   NN_ERR_LIMIT, "its limit");
-    nn_sparse_values *fits;
-    more.nnz--; /* the last entry is in the last column that has any */
-    for (int c = 0; c <= N; c++)
-        if (more.ptr[c] > more.nnz)
-            more.ptr[c] = more.nnz;
-    CU_ASSERT_EQUAL(nn_sparse_values_new(r, w, more.ptr, more.row, more.val,
-                                         more.nnz, &fits, &e), NN_OK);
-    nn_sparse_values_free(fits);
+    size_t present = nn_tensor_numel(W);
+    CU_ASSERT_EQUAL(nn_graph_params_fit(g, present, room + 1, &e),
+                    NN_ERR_LIMIT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "its limit"));
+    CU_ASSERT_EQUAL(nn_graph_params_fit(g, present, room, &e), NN_OK);
+    /* A count past the cap by itself is refused when it is packed. */
+    CU_ASSERT_FATAL(need < N * N);
+    pat all;
+    all.nnz = 0;
+    for (int c = 0; c < N; c++) {
+        all.ptr[c] = all.nnz;
+        for (int rr = 0; rr < N; rr++) {
+            all.row[all.nnz] = (uint32_t)rr;
+            all.val[all.nnz++] = 1.0f;
+        }
+    }
+    all.ptr[N] = all.nnz;
+    expect_refused(r, w, all.ptr, all.row, all.val, all.nnz, NN_ERR_LIMIT,
+                   "its limit");
     /* The swap gave v the seed's pattern: swapping again undoes. */
     nn_node_weight_swap_sparse(r, w, v);
     CU_ASSERT_EQUAL(nn_tensor_numel(W), seed_nnz);
