@@ -4,8 +4,9 @@
  * drawn here from a fixed LCG) goes in as csc with a dense Win and a bias,
  * steps of the daemon match a double loop over the same entries to
  * float32 rounding, GET gives the entries back bit for bit, a restart on
- * the data directory brings them back bit for bit, and a pattern past
- * --max-params by its non-zeros is refused.
+ * the data directory brings them back bit for bit, a pattern past
+ * --max-params by its non-zeros is refused, and a fit (which trains a
+ * clone) keeps an imported pattern.
  */
 #include "api.h"
 #include "api_codec.h"
@@ -356,11 +357,106 @@ static void test_cap_by_nonzeros(void)
     CU_ASSERT_EQUAL(it_stop(&s), 0);
 }
 
+/* The W part of node r in a GET answer (up to its "trainable"). */
+static char *w_part(const char *text)
+{
+    const char *w = strstr(text, "\"r\":{");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    w = strstr(w, "\"W\":{");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    const char *end = strstr(w, "\"trainable\"");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(end);
+    return strndup(w, (size_t)(end - w));
+}
+
+/* A fit trains a clone of the network: the clone must carry the imported
+ * pattern, and the fitted weights come back with it. */
+static void test_fit_keeps_the_pattern(void)
+{
+    static const char *ESN =
+        "{\"name\": \"esn\", \"seed\": 9, \"nodes\": ["
+        "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+        "{\"name\": \"r\", \"type\": \"Reservoir\", \"num_unit\": 50, "
+        "\"sparse\": \"true\", \"rc_connectivity\": 0.05, "
+        "\"leaky_rate\": 1},"
+        "{\"name\": \"o\", \"type\": \"LinearReadout\", \"num_unit\": 1}],"
+        "\"edges\": [\"x >> r >> o\"]}";
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, NULL), 0);
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks", ESN, 201));
+    /* Every fourth entry of each column, about 25 %: not the seed's. */
+    api_buf b = {0};
+    api_buf_puts(&b, "{\"nodes\": {\"r\": {\"W\": {\"format\": \"coo\", "
+                     "\"shape\": [50, 50], ");
+    const char *arrays[3] = {"\"row\": [", "], \"col\": [", "], \"data\": ["};
+    for (int a = 0; a < 3; a++) {
+        api_buf_puts(&b, arrays[a]);
+        int first = 1;
+        for (int c = 0; c < 50; c++)
+            for (int r = c % 4; r < 50; r += 4) {
+                if (!first)
+                    api_buf_puts(&b, ",");
+                first = 0;
+                if (a == 2)
+                    api_buf_float(&b, 0.1f * (float)((r + 3 * c) % 7 - 3));
+                else
+                    put_uint(&b, (size_t)(a == 0 ? r : c));
+            }
+    }
+    api_buf_puts(&b, "]}}}}");
+    size_t len;
+    char *doc = api_buf_finish(&b, &len);
+    it_response r = request(&s, "PUT", "/v1/networks/esn/params", doc, len,
+                            200);
+    it_response_free(&r);
+    free(doc);
+    r = request(&s, "GET", "/v1/networks/esn/params", NULL, 0, 200);
+    char *before = w_part(r.body);
+    CU_ASSERT_PTR_NOT_NULL(strstr(before, "\"indptr\":[0,13,26,38,50,"));
+    it_response_free(&r);
+    api_buf fb = {0};
+    api_buf_puts(&fb, "{\"method\": \"ridge\", \"wait\": true, "
+                      "\"inputs\": {\"x\": [[");
+    for (int t = 0; t < 80; t++) {
+        api_buf_puts(&fb, t ? ",[" : "[");
+        api_buf_float(&fb, (float)sin(0.2 * t));
+        api_buf_puts(&fb, "]");
+    }
+    api_buf_puts(&fb, "]]}, \"targets\": {\"o\": [[");
+    for (int t = 0; t < 80; t++) {
+        api_buf_puts(&fb, t ? ",[" : "[");
+        api_buf_float(&fb, (float)sin(0.2 * t + 0.6));
+        api_buf_puts(&fb, "]");
+    }
+    api_buf_puts(&fb, "]]}}");
+    char *fit = api_buf_finish(&fb, &len);
+    cJSON *j = it_call(&s, "POST", "/v1/networks/esn/fit", fit, 200);
+    free(fit);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(j,
+                                                                    "status")),
+                           "done");
+    cJSON_Delete(j);
+    r = request(&s, "GET", "/v1/networks/esn/params", NULL, 0, 200);
+    char *after = w_part(r.body);
+    CU_ASSERT_STRING_EQUAL(before, after);
+    /* The readout was trained (it starts at zero). */
+    const char *o = strstr(r.body, "\"o\":{\"W\":{\"shape\":[50,1],"
+                                   "\"data\":[");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT(strncmp(o + strlen("\"o\":{\"W\":{\"shape\":[50,1],\"data\":["),
+                      "0,0,0,0,0", 9) != 0);
+    it_response_free(&r);
+    free(before);
+    free(after);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
 int main(void)
 {
     static const tu_test tests[] = {
         {"a foreign 10,000-unit 1 % reservoir", test_foreign_reservoir},
         {"the cap counts non-zeros", test_cap_by_nonzeros},
+        {"a fit keeps the imported pattern", test_fit_keeps_the_pattern},
         {NULL, NULL}};
     return tu_run_suite("sparse import", tests);
 }
