@@ -139,36 +139,22 @@ int nn_sparse_values_new(const nn_node *node, int w, const size_t *ptr,
         return nn_error_set(err, NN_ERR_LIMIT, "%zu entries would bring the "
                             "network past %zu parameters, its limit", nnz,
                             g->max_params);
-    int rc = check_pattern(old, ptr, row, data, nnz, err);
-    if (rc != NN_OK)
-        return rc;
+    if (check_pattern(old, ptr, row, data, nnz, err) != NN_OK)
+        return err->code;
     nn_sparse_values *v = nn_calloc(1, sizeof *v);
     if (!v)
         return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
     nn_csr *m = &v->pattern;
-    m->rows = old->rows;
-    m->cols = old->cols;
-    m->nnz = nnz;
-    m->ptr = nn_malloc(((size_t)m->cols + 1) * sizeof *m->ptr);
     v->data = nn_malloc(nnz * sizeof *v->data);
-    /* The same index width as a drawn pattern of these rows. */
-    if (m->rows <= 65536)
-        m->idx16 = nn_malloc(nnz * sizeof *m->idx16);
-    else
-        m->idx = nn_malloc(nnz * sizeof *m->idx);
-    if (!m->ptr || !v->data || (!m->idx16 && !m->idx)) {
+    int rc = v->data ? nn_csr_from_arrays(m, old->rows, old->cols, ptr, row,
+                                          nnz, err)
+                     : nn_error_set(err, NN_ERR_NOMEM, "out of memory for "
+                                    "%zu entries", nnz);
+    if (rc != NN_OK) {
         nn_sparse_values_free(v);
-        return nn_error_set(err, NN_ERR_NOMEM, "out of memory for %zu "
-                            "entries", nnz);
+        return rc;
     }
-    memcpy(m->ptr, ptr, ((size_t)m->cols + 1) * sizeof *m->ptr);
     memcpy(v->data, data, nnz * sizeof *v->data);
-    for (size_t k = 0; k < nnz; k++) {
-        if (m->idx16)
-            m->idx16[k] = (uint16_t)row[k];
-        else
-            m->idx[k] = (int)row[k];
-    }
     /* Sessions sized their scratch from the pattern they were made with. */
     if (nn_csr_matmul_work(m) > nn_csr_matmul_work(old)) {
         nn_sparse_values_free(v);

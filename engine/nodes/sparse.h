@@ -54,6 +54,12 @@ double nn_csr_min_nnz(int rows, int cols, double density);
  * more. The caller releases m with nn_csr_release. */
 int nn_csr_random(nn_csr *m, int rows, int cols, double density,
                   size_t max_nnz, nn_rng *rng, nn_error *err);
+/* A pattern from given arrays (an import): ptr (cols + 1 offsets) and
+ * the nnz row indices of each column in increasing order, already checked
+ * by the caller; copied, in the index width nn_csr_random would choose.
+ * The caller releases m with nn_csr_release. */
+int nn_csr_from_arrays(nn_csr *m, int rows, int cols, const size_t *ptr,
+                       const uint32_t *row, size_t nnz, nn_error *err);
 /* Frees the arrays of m and zeroes it; a zeroed m is a no-op. */
 void nn_csr_release(nn_csr *m);
 
