@@ -14,7 +14,9 @@
  */
 #include "api_codec.h"
 #include "api_outputs.h"
+#include "api_sparse.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -582,9 +584,10 @@ char *api_buf_finish(api_buf *b, size_t *len)
 /* ---------------------------------------------------- chunked encoder */
 
 typedef struct enc_piece {
-    char *text;       /* owned; NULL for a tensor */
+    char *text;       /* owned; NULL for a tensor or integers */
     size_t len;
     nn_tensor *tensor; /* owned */
+    uint32_t *ints;   /* owned; len of them */
 } enc_piece;
 
 struct api_enc {
@@ -629,7 +632,7 @@ static void enc_put(api_enc *e, const char *text, size_t n)
     if (e->failed)
         return;
     enc_piece *last = e->n ? &e->pieces[e->n - 1] : NULL;
-    if (!last || !last->text) {
+    if (!last || !last->text || last->tensor || last->ints) {
         last = enc_add(e);
         if (!last)
             return;
@@ -681,6 +684,36 @@ void api_enc_tensor(api_enc *e, nn_tensor *t)
     p->tensor = t;
 }
 
+void api_enc_uints(api_enc *e, uint32_t *v, size_t n)
+{
+    if (n == 0) {
+        free(v);
+        api_enc_text(e, "[]");
+        return;
+    }
+    enc_piece *p = enc_add(e);
+    if (!p) {
+        free(v);
+        return;
+    }
+    p->ints = v;
+    p->len = n;
+}
+
+void api_enc_fail(api_enc *e)
+{
+    e->failed = 1;
+}
+
+/* Integer k of n as array text: "[" or "," before it, "]" after the
+ * last. */
+static size_t uint_text(const uint32_t *v, size_t k, size_t n, char *out)
+{
+    int len = snprintf(out, ELEMENT_MAX, "%c%" PRIu32 "%s", k ? ',' : '[',
+                       v[k], k + 1 == n ? "]" : "");
+    return (size_t)len;
+}
+
 int api_enc_failed(const api_enc *e)
 {
     return e->failed;
@@ -702,7 +735,16 @@ size_t api_enc_next(api_enc *e, char *buf, size_t cap)
         if (e->at >= e->n)
             break;
         enc_piece *p = &e->pieces[e->at];
-        if (!p->tensor) {
+        if (p->ints) {
+            while (e->offset < p->len && cap - out >= ELEMENT_MAX)
+                out += uint_text(p->ints, e->offset++, p->len, buf + out);
+            if (e->offset < p->len && out < cap) {
+                e->pending_len = uint_text(p->ints, e->offset++, p->len,
+                                           e->pending);
+                e->pending_at = 0;
+                continue;
+            }
+        } else if (!p->tensor) {
             size_t n = p->len - e->offset;
             if (n > cap - out)
                 n = cap - out;
@@ -755,6 +797,7 @@ void api_enc_free(api_enc *e)
     for (int i = 0; i < e->n; i++) {
         free(e->pieces[i].text);
         nn_tensor_free(e->pieces[i].tensor);
+        free(e->pieces[i].ints);
     }
     free(e->pieces);
     free(e);
@@ -908,7 +951,16 @@ api_enc *api_params_enc(const nn_graph *g)
             if (w)
                 api_enc_text(e, ",");
             api_enc_string(e, nn_node_weight_name(node, w));
-            api_enc_text(e, ":{\"shape\":[");
+            api_enc_text(e, ":");
+            if (nn_node_weight_sparse(node, w, NULL, NULL)) {
+                api_enc_sparse_weight(e, node, w);
+                api_enc_text(e, ",\"trainable\":");
+                api_enc_text(e, nn_node_weight_trainable(node, w) ? "true"
+                                                                  : "false");
+                api_enc_text(e, "}");
+                continue;
+            }
+            api_enc_text(e, "{\"shape\":[");
             for (int d = 0; d < t->shape.ndim; d++) {
                 if (d)
                     api_enc_text(e, ",");

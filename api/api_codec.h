@@ -126,19 +126,33 @@ int api_json_node_sequences(const api_json *j, size_t obj,
                             const char *what, const api_limits *lim,
                             nn_binding **bindings, int *n, api_error *err);
 
-/* A parameter document ({"nodes": {"<node>": {"<weight>": tensor}}})
- * read and checked completely against g's node and weight names and
- * shapes, without touching g's values: so it can be read outside the
- * network's lock and applied under it. */
+/* A parameter document ({"nodes": {"<node>": {"<weight>": tensor}}}, a
+ * weight also in a sparse form, api_sparse.h) read and checked completely
+ * against g's node and weight names and shapes, without touching g's
+ * values: so it can be read outside the network's lock and applied under
+ * it. */
 typedef struct api_params_import api_params_import;
 /* On success *out is an import the caller frees (api_params_import_free).
  * Reads only g's structure, which never changes after it is built. */
 int api_params_read(const nn_graph *g, const api_json *j,
                     api_params_import **out, api_error *err);
 /* Copies every weight of the import into g (the caller holds the
- * network's write lock); weights it does not name keep their values.
- * Cannot fail. */
-void api_params_apply(nn_graph *g, const api_params_import *imp);
+ * network's write lock); weights it does not name keep their values. A
+ * weight stored sparse given a new pattern swaps it in: the import then
+ * holds the former pattern and values. Cannot fail. */
+void api_params_apply(nn_graph *g, api_params_import *imp);
+/* Under the same lock, right before applying: whether every weight given
+ * by its values alone has their shape (a sparse weight's count is checked
+ * here, as another import may change it; 400 shape_mismatch), and whether
+ * the new patterns keep the network within its parameter cap, counted by
+ * non-zeros with the present counts of the weights they replace (422
+ * too_large). 0, or -1. */
+int api_params_still_fits(const nn_graph *g, const api_params_import *imp,
+                          api_error *err);
+/* Undoes the pattern swaps of api_params_apply (every sparse weight gets
+ * its former pattern and values back; dense values are the caller's to
+ * restore). Cannot fail. */
+void api_params_unapply_patterns(nn_graph *g, api_params_import *imp);
 void api_params_import_free(api_params_import *imp);
 
 /* ------------------------------------------------------------- writer */
@@ -181,6 +195,11 @@ void api_enc_long(api_enc *e, long v);
 /* Takes t (freed with the encoder); t's data must not change while the
  * encoder lives. */
 void api_enc_tensor(api_enc *e, nn_tensor *t);
+/* Takes v, n integers written as a JSON array (freed with the encoder). */
+void api_enc_uints(api_enc *e, uint32_t *v, size_t n);
+/* Marks the document failed (an append's allocation of the caller's own
+ * failed). */
+void api_enc_fail(api_enc *e);
 /* Nonzero when an append failed: the document is incomplete and must not
  * be sent. */
 int api_enc_failed(const api_enc *e);
@@ -209,7 +228,8 @@ api_enc *api_sequence_nodes_enc(const api_outputs *o, nn_tensor **outputs,
                                 long step);
 /* {"nodes": {"<node>": {"<weight>": {"shape": [...], "data": [...],
  * "trainable": true}}}} (nodes without weights left out; data flat, row-
- * major) from a float32 copy of g's weights: the caller holds the
+ * major; a weight stored sparse in the "csc" form of api_sparse.h, its
+ * pattern with it) from a float32 copy of g's weights: the caller holds the
  * network's read lock while this copies, and the encoder is independent
  * of g after. NULL when out of memory. */
 api_enc *api_params_enc(const nn_graph *g);

@@ -5,6 +5,7 @@
  * are those of the cJSON readers in api_tensor.c and api_graph.c.
  */
 #include "api_codec.h"
+#include "api_sparse.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -909,7 +910,10 @@ int api_json_node_sequences(const api_json *j, size_t obj,
 typedef struct params_item {
     nn_node *node;
     int weight;
-    nn_tensor *values; /* owned */
+    nn_tensor *values; /* owned; NULL when sparse is set */
+    /* A new pattern and values for a weight stored sparse (owned); after
+     * api_params_apply, the weight's former ones. */
+    nn_sparse_values *sparse;
 } params_item;
 
 struct api_params_import {
@@ -921,8 +925,10 @@ void api_params_import_free(api_params_import *imp)
 {
     if (!imp)
         return;
-    for (int i = 0; i < imp->n; i++)
+    for (int i = 0; i < imp->n; i++) {
         nn_tensor_free(imp->items[i].values);
+        nn_sparse_values_free(imp->items[i].sparse);
+    }
     free(imp->items);
     free(imp);
 }
@@ -933,6 +939,25 @@ static int weight_index(nn_node *node, const char *name)
         if (strcmp(nn_node_weight_name(node, w), name) == 0)
             return w;
     return -1;
+}
+
+/* A weight stored sparse given as its dense (rows, cols) matrix takes the
+ * matrix's non-zeros as its pattern; given as its values alone (the
+ * weight's present shape) it keeps its pattern. */
+static int dense_into_sparse(params_item *item, const char *where,
+                             api_error *err)
+{
+    int rows, cols;
+    const nn_shape *s = &item->values->shape;
+    if (!nn_node_weight_sparse(item->node, item->weight, &rows, &cols) ||
+        s->ndim != 2 || s->dims[0] != rows || s->dims[1] != cols)
+        return 0;
+    if (api_sparse_from_dense(item->node, item->weight, item->values, where,
+                              &item->sparse, err))
+        return -1;
+    nn_tensor_free(item->values);
+    item->values = NULL;
+    return 0;
 }
 
 int api_params_read(const nn_graph *g, const api_json *j,
@@ -991,13 +1016,27 @@ int api_params_read(const nn_graph *g, const api_json *j,
                 imp->cap = cap;
             }
             params_item *item = &imp->items[imp->n];
+            memset(item, 0, sizeof *item);
+            item->node = node;
+            item->weight = w;
+            if (api_sparse_is_form(j, wvalue)) {
+                if (api_sparse_read(j, wvalue, where, node, w, &item->sparse,
+                                    &item->values, err))
+                    goto fail;
+                imp->n++;
+                continue;
+            }
             if (api_json_tensor(j, wvalue, where, &lim, 1, &item->values, err))
                 goto fail;
             imp->n++;
-            item->node = node;
-            item->weight = w;
+            if (dense_into_sparse(item, where, err))
+                goto fail;
+            /* A sparse weight's count can change under another import:
+             * its values are checked under the lock instead
+             * (api_params_still_fits). */
             const nn_tensor *dst = nn_node_weight_at(node, w);
-            if (!nn_shape_equal(&item->values->shape, &dst->shape)) {
+            if (!nn_node_weight_sparse(node, w, NULL, NULL) &&
+                !nn_shape_equal(&item->values->shape, &dst->shape)) {
                 char a[96], b[96];
                 api_fail(err, 400, "shape_mismatch", "%s has shape %s; the "
                          "weight is %s", where,
@@ -1022,13 +1061,69 @@ fail:
     return -1;
 }
 
-void api_params_apply(nn_graph *g, const api_params_import *imp)
+void api_params_apply(nn_graph *g, api_params_import *imp)
 {
     (void)g; /* the items point at g's nodes */
     for (int i = 0; i < imp->n; i++) {
-        nn_tensor *dst = nn_node_weight_at(imp->items[i].node,
-                                           imp->items[i].weight);
-        memcpy(dst->data, imp->items[i].values->data,
-               nn_tensor_numel(dst) * sizeof(float));
+        params_item *item = &imp->items[i];
+        if (item->sparse) {
+            nn_node_weight_swap_sparse(item->node, item->weight,
+                                       item->sparse);
+            continue;
+        }
+        nn_tensor *dst = nn_node_weight_at(item->node, item->weight);
+        /* api_params_still_fits refuses this; a caller that did not ask
+         * must not get a write past the weight. */
+        if (nn_tensor_numel(dst) == nn_tensor_numel(item->values))
+            memcpy(dst->data, item->values->data,
+                   nn_tensor_numel(dst) * sizeof(float));
     }
+}
+
+int api_params_still_fits(const nn_graph *g, const api_params_import *imp,
+                          api_error *err)
+{
+    size_t removed = 0, added = 0;
+    const params_item *first = NULL;
+    for (int i = 0; i < imp->n; i++) {
+        const params_item *item = &imp->items[i];
+        const nn_tensor *dst = nn_node_weight_at(item->node, item->weight);
+        if (item->sparse) {
+            removed += nn_tensor_numel(dst);
+            added += nn_sparse_values_nnz(item->sparse);
+            first = first ? first : item;
+            continue;
+        }
+        if (!nn_shape_equal(&dst->shape, &item->values->shape)) {
+            char a[96], b[96];
+            return api_fail(err, 400, "shape_mismatch", "nodes.%s.%s has "
+                            "shape %s; the weight is %s",
+                            nn_node_name(item->node),
+                            nn_node_weight_name(item->node, item->weight),
+                            nn_shape_str(&item->values->shape, a, sizeof a),
+                            nn_shape_str(&dst->shape, b, sizeof b));
+        }
+    }
+    nn_error e;
+    if (first && nn_graph_params_fit(g, removed, added, &e) != NN_OK) {
+        /* The cap is the definition's limit, as when it was built. */
+        api_fail_from_nn(err, &e, 1);
+        char msg[sizeof err->message];
+        snprintf(msg, sizeof msg, "nodes.%s.%s: %s", nn_node_name(first->node),
+                 nn_node_weight_name(first->node, first->weight),
+                 err->message);
+        snprintf(err->message, sizeof err->message, "%s", msg);
+        return -1;
+    }
+    return 0;
+}
+
+void api_params_unapply_patterns(nn_graph *g, api_params_import *imp)
+{
+    (void)g;
+    for (int i = imp->n - 1; i >= 0; i--)
+        if (imp->items[i].sparse)
+            nn_node_weight_swap_sparse(imp->items[i].node,
+                                       imp->items[i].weight,
+                                       imp->items[i].sparse);
 }

@@ -225,6 +225,9 @@ static int meta_string(const cJSON *meta, const char *key, char *dst,
 
 /* ----------------------------------------------------------- networks */
 
+static int meta_integer(const cJSON *meta, const char *key, double lo,
+                        double hi, double *out, api_error *err);
+
 static size_t weight_total(const nn_graph *g)
 {
     size_t n = 0;
@@ -233,25 +236,74 @@ static size_t weight_total(const nn_graph *g)
     return n;
 }
 
+/* The words of sparse weight w's pattern in a file: its cols + 1 offsets,
+ * then its nnz row indices. */
+static size_t pattern_words(int cols, size_t nnz)
+{
+    return (size_t)cols + 1 + nnz;
+}
+
+size_t api_network_max_words(size_t max_params)
+{
+    /* The weights, and for the sparse ones their indices (as many as their
+     * values) and column offsets (one per unit and one; a Reservoir holds
+     * at least a bias per unit): three times the cap, and room. */
+    return max_params > (SIZE_MAX - 4096) / 3 ? SIZE_MAX
+                                              : 3 * max_params + 4096;
+}
+
+/* meta "sparse": every weight stored sparse, in file order, with the
+ * shape and count its words need. */
+static int sparse_meta(cJSON *meta, nn_graph *g, size_t *words)
+{
+    cJSON *list = cJSON_AddArrayToObject(meta, "sparse");
+    if (!list)
+        return -1;
+    for (int i = 0; i < nn_graph_node_count(g); i++) {
+        nn_node *node = nn_graph_node_at(g, i);
+        for (int w = 0; w < nn_node_weight_count(node); w++) {
+            int rows, cols;
+            if (!nn_node_weight_sparse(node, w, &rows, &cols))
+                continue;
+            size_t nnz = nn_tensor_numel(nn_node_weight_at(node, w));
+            cJSON *o = cJSON_CreateObject();
+            if (!o)
+                return -1;
+            cJSON_AddItemToArray(list, o);
+            if (!cJSON_AddStringToObject(o, "node", nn_node_name(node)) ||
+                !cJSON_AddStringToObject(o, "weight",
+                                         nn_node_weight_name(node, w)) ||
+                !cJSON_AddNumberToObject(o, "rows", rows) ||
+                !cJSON_AddNumberToObject(o, "cols", cols) ||
+                !cJSON_AddNumberToObject(o, "nnz", (double)nnz))
+                return -1;
+            *words += pattern_words(cols, nnz);
+        }
+    }
+    return 0;
+}
+
 int api_network_file_write(const char *id, const char *name,
                            const char *definition, nn_graph *g,
                            unsigned char **bytes, size_t *len,
                            api_error *err)
 {
+    size_t n_values = weight_total(g);
     cJSON *meta = cJSON_CreateObject();
-    if (meta) {
+    int ok = meta != NULL;
+    if (ok) {
         cJSON_AddStringToObject(meta, "id", id);
         if (name && name[0])
             cJSON_AddStringToObject(meta, "name", name);
         else
             cJSON_AddNullToObject(meta, "name");
+        ok = sparse_meta(meta, g, &n_values) == 0;
     }
-    char *meta_text = meta ? cJSON_PrintUnformatted(meta) : NULL;
+    char *meta_text = ok ? cJSON_PrintUnformatted(meta) : NULL;
     cJSON_Delete(meta);
     if (!meta_text)
         return api_fail(err, 503, "out_of_memory", "out of memory");
     unsigned char *at;
-    size_t n_values = weight_total(g);
     *bytes = frame(KIND_NETWORK, meta_text, definition, n_values, len, &at,
                    err);
     free(meta_text);
@@ -265,7 +317,158 @@ int api_network_file_write(const char *id, const char *name,
             at += 4 * nn_tensor_numel(t);
         }
     }
+    /* The patterns after every value, so that the values stay where a
+     * version 2 file had them. */
+    for (int i = 0; i < nn_graph_node_count(g); i++) {
+        nn_node *node = nn_graph_node_at(g, i);
+        for (int w = 0; w < nn_node_weight_count(node); w++) {
+            int cols;
+            if (!nn_node_weight_sparse(node, w, NULL, &cols))
+                continue;
+            size_t nnz = nn_tensor_numel(nn_node_weight_at(node, w));
+            size_t *ptr = malloc(((size_t)cols + 1) * sizeof *ptr);
+            uint32_t *row = malloc(nnz * sizeof *row);
+            if (!ptr || !row) {
+                free(ptr);
+                free(row);
+                free(*bytes);
+                *bytes = NULL;
+                return api_fail(err, 503, "out_of_memory", "out of memory");
+            }
+            nn_node_weight_pattern(node, w, ptr, row);
+            for (int c = 0; c <= cols; c++, at += 4)
+                put_u32(at, (uint32_t)ptr[c]);
+            for (size_t k = 0; k < nnz; k++, at += 4)
+                put_u32(at, row[k]);
+            free(ptr);
+            free(row);
+        }
+    }
     seal(*bytes, *len);
+    return 0;
+}
+
+/* What a stored sparse weight says of itself (meta "sparse"). */
+typedef struct stored_pattern {
+    int rows, cols;
+    size_t nnz;
+} stored_pattern;
+
+/* Matches meta "sparse" against the sparse weights of g, in order, into
+ * pats (one per sparse weight; *n_pats of them), and counts the words the
+ * file must hold. Version 2 files have no list: their patterns are the
+ * definition's, drawn from the seed again. */
+static int stored_patterns(const cJSON *meta, int version, nn_graph *g,
+                           stored_pattern **pats, size_t *words,
+                           api_error *err)
+{
+    *pats = NULL;
+    *words = 0;
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(meta, "sparse");
+    if (version >= 3 && !cJSON_IsArray(list))
+        return api_fail(err, 422, "corrupt_file", "meta \"sparse\" must be "
+                        "an array");
+    int count = version >= 3 ? cJSON_GetArraySize(list) : 0;
+    if (count && !(*pats = calloc((size_t)count, sizeof **pats)))
+        return api_fail(err, 503, "out_of_memory", "out of memory");
+    const cJSON *o = version >= 3 ? list->child : NULL;
+    int k = 0;
+    for (int i = 0; i < nn_graph_node_count(g); i++) {
+        nn_node *node = nn_graph_node_at(g, i);
+        for (int w = 0; w < nn_node_weight_count(node); w++) {
+            int rows, cols;
+            size_t numel = nn_tensor_numel(nn_node_weight_at(node, w));
+            if (version < 3 || !nn_node_weight_sparse(node, w, &rows, &cols)) {
+                *words += numel;
+                continue;
+            }
+            const char *nm = nn_node_name(node);
+            const char *wn = nn_node_weight_name(node, w);
+            const cJSON *jn = o ? cJSON_GetObjectItemCaseSensitive(o, "node")
+                                : NULL;
+            const cJSON *jw = o ? cJSON_GetObjectItemCaseSensitive(o, "weight")
+                                : NULL;
+            double r, c, z;
+            if (!cJSON_IsString(jn) || !cJSON_IsString(jw) ||
+                strcmp(jn->valuestring, nm) || strcmp(jw->valuestring, wn) ||
+                meta_integer(o, "rows", rows, rows, &r, err) ||
+                meta_integer(o, "cols", cols, cols, &c, err) ||
+                meta_integer(o, "nnz", 1, INT32_MAX, &z, err))
+                return api_fail(err, 422, "corrupt_file", "meta \"sparse\" "
+                                "does not list weight %s.%s (%d x %d) where "
+                                "the definition has it", nm, wn, rows, cols);
+            (*pats)[k].rows = rows;
+            (*pats)[k].cols = cols;
+            (*pats)[k].nnz = (size_t)z;
+            *words += (size_t)z + pattern_words(cols, (size_t)z);
+            k++;
+            o = o->next;
+        }
+    }
+    if (o)
+        return api_fail(err, 422, "corrupt_file", "meta \"sparse\" lists "
+                        "more sparse weights than the definition has");
+    return 0;
+}
+
+/* Sparse weight w of node (in g) gets the stored pattern at words and
+ * values at vals. */
+static int load_pattern(nn_graph *g, nn_node *node, int w,
+                        const stored_pattern *pat,
+                        const unsigned char *vals, const unsigned char *words,
+                        api_error *err)
+{
+    size_t *ptr = malloc(((size_t)pat->cols + 1) * sizeof *ptr);
+    uint32_t *row = malloc(pat->nnz * sizeof *row);
+    float *data = malloc(pat->nnz * sizeof *data);
+    int rc = 0;
+    if (!ptr || !row || !data) {
+        rc = api_fail(err, 503, "out_of_memory", "out of memory");
+    } else {
+        for (int c = 0; c <= pat->cols; c++)
+            ptr[c] = get_u32(words + 4 * (size_t)c);
+        words += 4 * ((size_t)pat->cols + 1);
+        for (size_t k = 0; k < pat->nnz; k++)
+            row[k] = get_u32(words + 4 * k);
+        get_floats(data, vals, pat->nnz);
+        nn_error e;
+        nn_sparse_values *v;
+        size_t present = nn_tensor_numel(nn_node_weight_at(node, w));
+        if (nn_graph_params_fit(g, present, pat->nnz, &e) !=
+                NN_OK ||
+            nn_sparse_values_new(node, w, ptr, row, data, pat->nnz, &v, &e) !=
+                NN_OK) {
+            rc = api_fail(err, 422, "corrupt_file", "the pattern of %s.%s: "
+                          "%s", nn_node_name(node),
+                          nn_node_weight_name(node, w), e.msg);
+        } else {
+            nn_node_weight_swap_sparse(node, w, v);
+            nn_sparse_values_free(v);
+        }
+    }
+    free(ptr);
+    free(row);
+    free(data);
+    return rc;
+}
+
+/* Version 1 kept a sparse Reservoir's W by input: such a file cannot be
+ * read into today's order. */
+static int refuse_v1_sparse(nn_graph *g, api_error *err)
+{
+    for (int i = 0; i < nn_graph_node_count(g); i++) {
+        nn_node *node = nn_graph_node_at(g, i);
+        int w = -1;
+        for (int k = 0; k < nn_node_weight_count(node); k++)
+            if (strcmp(nn_node_weight_name(node, k), "W") == 0)
+                w = k;
+        if (w >= 0 && nn_node_weight_sparse(node, w, NULL, NULL) &&
+            strcmp(nn_node_type_of(node)->name, "Reservoir") == 0)
+            return api_fail(err, 422, "corrupt_file", "written by an older "
+                            "nerved, whose sparse Reservoir '%s' kept W in "
+                            "another order: create the network again from "
+                            "its definition", nn_node_name(node));
+    }
     return 0;
 }
 
@@ -277,19 +480,24 @@ int api_network_file_read(const unsigned char *bytes, size_t len,
     parts p;
     if (unframe(bytes, len, KIND_NETWORK, &p, err))
         return -1;
+    int version = bytes[7];
     int rc = meta_string(p.meta, "id", out->id, sizeof out->id, 0, err);
     if (rc == 0)
         rc = meta_string(p.meta, "name", out->name, sizeof out->name, 1, err);
-    cJSON_Delete(p.meta);
-    if (rc)
+    if (rc) {
+        cJSON_Delete(p.meta);
         return -1;
+    }
     out->definition = malloc(p.def_len + 1);
-    if (!out->definition)
+    if (!out->definition) {
+        cJSON_Delete(p.meta);
         return api_fail(err, 503, "out_of_memory", "out of memory");
+    }
     memcpy(out->definition, p.def, p.def_len);
     out->definition[p.def_len] = '\0';
     cJSON *def = cJSON_ParseWithLength(out->definition, p.def_len);
     if (!def) {
+        cJSON_Delete(p.meta);
         api_stored_network_free(out);
         return api_fail(err, 422, "corrupt_file", "the definition is not "
                         "JSON");
@@ -298,35 +506,55 @@ int api_network_file_read(const unsigned char *bytes, size_t len,
     out->graph = api_graph_from_json(def, reg, lim, &build);
     cJSON_Delete(def);
     if (!out->graph) {
+        cJSON_Delete(p.meta);
         api_stored_network_free(out);
         return api_fail(err, build.http_status, build.code, "the definition "
                         "no longer builds: %s", build.message);
     }
-    if (weight_total(out->graph) != p.n_values) {
-        size_t want = weight_total(out->graph);
-        api_stored_network_free(out);
-        return api_fail(err, 422, "corrupt_file", "%zu stored weights, but "
-                        "the definition has %zu", p.n_values, want);
-    }
+    stored_pattern *pats = NULL;
+    size_t words = 0;
+    rc = version < 2 ? refuse_v1_sparse(out->graph, err) : 0;
+    if (rc == 0)
+        rc = stored_patterns(p.meta, version, out->graph, &pats, &words, err);
+    cJSON_Delete(p.meta);
+    if (rc == 0 && words != p.n_values)
+        rc = api_fail(err, 422, "corrupt_file", "%zu stored words, but the "
+                      "definition and the stored patterns need %zu",
+                      p.n_values, words);
+    /* The values in order, each sparse weight's pattern after them all. */
     const unsigned char *at = p.values;
-    for (int i = 0; i < nn_graph_node_count(out->graph); i++) {
+    const unsigned char *pattern_at = p.values;
+    size_t k = 0;
+    for (int i = 0; rc == 0 && i < nn_graph_node_count(out->graph); i++) {
         nn_node *node = nn_graph_node_at(out->graph, i);
-        nn_tensor *W = nn_node_weight(node, "W");
-        if (bytes[7] < 2 && W && W->shape.ndim == 1 &&
-            strcmp(nn_node_type_of(node)->name, "Reservoir") == 0) {
-            char name[NN_NAME_MAX];
-            snprintf(name, sizeof name, "%s", nn_node_name(node));
-            api_stored_network_free(out);
-            return api_fail(err, 422, "corrupt_file", "written by an older "
-                            "nerved, whose sparse Reservoir '%s' kept W in "
-                            "another order: create the network again from "
-                            "its definition", name);
-        }
         for (int w = 0; w < nn_node_weight_count(node); w++) {
             nn_tensor *t = nn_node_weight_at(node, w);
+            if (version >= 3 && nn_node_weight_sparse(node, w, NULL, NULL))
+                pattern_at += 4 * pats[k++].nnz;
+            else
+                pattern_at += 4 * nn_tensor_numel(t);
+        }
+    }
+    k = 0;
+    for (int i = 0; rc == 0 && i < nn_graph_node_count(out->graph); i++) {
+        nn_node *node = nn_graph_node_at(out->graph, i);
+        for (int w = 0; rc == 0 && w < nn_node_weight_count(node); w++) {
+            nn_tensor *t = nn_node_weight_at(node, w);
+            if (version >= 3 && nn_node_weight_sparse(node, w, NULL, NULL)) {
+                const stored_pattern *pat = &pats[k++];
+                rc = load_pattern(out->graph, node, w, pat, at, pattern_at, err);
+                at += 4 * pat->nnz;
+                pattern_at += 4 * pattern_words(pat->cols, pat->nnz);
+                continue;
+            }
             get_floats(t->data, at, nn_tensor_numel(t));
             at += 4 * nn_tensor_numel(t);
         }
+    }
+    free(pats);
+    if (rc) {
+        api_stored_network_free(out);
+        return -1;
     }
     return 0;
 }

@@ -4,25 +4,31 @@
  * carries from one step to the next). No file I/O here: the server writes
  * these bytes atomically and hands back what it reads.
  *
- * Format version 1; every integer and float is little-endian:
+ * Format version 3; every integer and float is little-endian:
  *
  *   offset  size
  *        0     6  magic "NERVED"
  *        6     1  kind: 'N' a network, 'C' a session checkpoint
- *        7     1  format version: 1
+ *        7     1  format version: 3 (1 and 2 are read too)
  *        8     4  u32 length of the meta JSON
  *       12     4  u32 length of the definition JSON (0 in a checkpoint)
- *       16     8  u64 number of float32 values
+ *       16     8  u64 number of 4-byte values (float32, and in a
+ *                 network the u32 words of its sparse patterns)
  *       24     4  u32 CRC-32 (IEEE 802.3, the polynomial of zlib and PNG)
  *                 of every byte of the file except these four
  *       28        meta JSON, definition JSON, values
  *
  * A file is exactly that long: a shorter or longer one is refused.
  *
- * Network: meta {"id": "n3", "name": "guide"} (name null when unnamed); the
- * definition as accepted by POST /v1/networks; the values are every weight
- * in the order GET /v1/networks/{net}/params lists them (nodes in the order
- * they were added, each node's weights in creation order, row-major).
+ * Network: meta {"id": "n3", "name": "guide", "sparse": [{"node": "r",
+ * "weight": "W", "rows": 100, "cols": 100, "nnz": 1012}]} (name null when
+ * unnamed; "sparse" lists every weight stored sparse, in the order below);
+ * the definition as accepted by POST /v1/networks; the values are every
+ * weight in the order GET /v1/networks/{net}/params lists them (nodes in
+ * the order they were added, each node's weights in creation order,
+ * row-major; a sparse weight's nnz values in its pattern's order), then,
+ * for each weight of "sparse" in turn, its pattern as u32 words: cols + 1
+ * column offsets and nnz row indices (see nn_graph.h).
  *
  * Checkpoint: meta {"network": "n3", "session": "s1", "batch": 1,
  * "steps": 12, "nodes": [{"name": "r", "rng": "<64 hex digits>",
@@ -40,8 +46,11 @@
 
 /* 2: a sparse Reservoir's W values are stored by output unit (the layout
  * its gathering product reads); version 1 stored them by input. Files of
- * version 1 still load, unless they hold such a W. */
-#define API_PERSIST_VERSION 2
+ * version 1 still load, unless they hold such a W.
+ * 3: every weight stored sparse keeps its pattern in the file (an import
+ * may have replaced the one the seed draws). Version 2 files still load,
+ * with the seed's patterns. */
+#define API_PERSIST_VERSION 3
 #define API_PERSIST_VERSION_MIN 1
 #define API_PERSIST_HEADER 28
 
@@ -79,6 +88,10 @@ int api_network_file_read(const unsigned char *bytes, size_t len,
                           const nn_registry *reg, const api_limits *lim,
                           api_stored_network *out, api_error *err);
 void api_stored_network_free(api_stored_network *n);
+/* The most 4-byte values a network file of a server whose networks hold
+ * at most max_params weights can need (its header is checked against it
+ * before the rest is read). */
+size_t api_network_max_words(size_t max_params);
 
 /* --------------------------------------------------------- checkpoints */
 

@@ -118,6 +118,54 @@ nn_tensor *nn_node_weight(nn_node *node, const char *name);
 /* Number of weight elements in the node. */
 size_t nn_node_param_count(const nn_node *node);
 
+/*
+ * Sparse weights. A node may store a (rows, cols) weight matrix M sparse
+ * (a Reservoir's W with `sparse`): the weight tensor then holds only the
+ * nnz values, 1-d, and the node keeps the pattern, compressed by column of
+ * M (CSC): column j's entries are k = ptr[j] .. ptr[j + 1] - 1, at row
+ * row[k] (strictly increasing within a column), value data[k]. M
+ * multiplies from the right like every weight (y = x · M), so column j is
+ * output unit j and row i input i; ReservoirPy's and SciPy's W (applied as
+ * W · x) is Mᵀ, and SciPy's CSR arrays of that W are exactly these.
+ */
+/* 1 and M's shape when weight w of node is stored sparse, else 0. */
+int nn_node_weight_sparse(const nn_node *node, int w, int *rows, int *cols);
+/* The pattern of sparse weight w: ptr (cols + 1 offsets) and the nnz row
+ * indices, copied into the caller's arrays. */
+void nn_node_weight_pattern(const nn_node *node, int w, size_t *ptr,
+                            uint32_t *row);
+
+/* A pattern and values checked and packed to replace a sparse weight's. */
+typedef struct nn_sparse_values nn_sparse_values;
+/* Checks ptr (cols + 1 offsets from 0, nondecreasing, ending at nnz), row
+ * (nnz indices below rows, strictly increasing within each column) and
+ * data (nnz finite floats) against sparse weight w of node, and nnz alone
+ * against the network's parameter cap; then packs copies of them. nnz >= 1
+ * (an empty weight has no tensor). Reads only what never changes after
+ * the build, so it may run while sessions step and imports swap. On
+ * success *out is the caller's (nn_sparse_values_free, or given to
+ * nn_node_weight_swap_sparse). */
+int nn_sparse_values_new(const nn_node *node, int w, const size_t *ptr,
+                         const uint32_t *row, const float *data, size_t nnz,
+                         nn_sparse_values **out, nn_error *err);
+/* The nnz of a packed pattern. */
+size_t nn_sparse_values_nnz(const nn_sparse_values *v);
+/* Whether g stays within its parameter cap when `removed` of its present
+ * values are replaced by `added` new ones (the counts of the sparse
+ * weights about to be swapped, before and after): NN_OK or NN_ERR_LIMIT.
+ * Call where no swap can run meanwhile (under the network's write lock),
+ * right before swapping. */
+int nn_graph_params_fit(const nn_graph *g, size_t removed, size_t added,
+                        nn_error *err);
+/* Exchanges sparse weight w's pattern and values with v's: the weight
+ * then holds what v held, and v the weight's former pattern and values (so
+ * a second swap undoes the first). No step may run meanwhile (the caller
+ * holds the network's write lock); sessions keep working, as their scratch
+ * does not grow with the pattern (nn_sparse_values_new checks). v stays
+ * the caller's. Cannot fail. */
+void nn_node_weight_swap_sparse(nn_node *node, int w, nn_sparse_values *v);
+void nn_sparse_values_free(nn_sparse_values *v);
+
 /* Per-sample state declared by the node. */
 int nn_node_state_count(const nn_node *node);
 const char *nn_node_state_name(const nn_node *node, int i);

@@ -24,6 +24,9 @@ typedef struct nn_weight {
     char name[NN_NAME_MAX];
     nn_tensor t;
     int trainable;
+    /* Set when t holds the nnz values of a sparse matrix whose pattern the
+     * node keeps (nn_node_set_weight_pattern); the node owns it. */
+    struct nn_csr *pattern;
 } nn_weight;
 
 typedef struct nn_state_decl {

@@ -296,7 +296,8 @@ nn_graph *nn_graph_clone(nn_graph *g, nn_error *err);
 
 /* Copies every weight of src into dst; both built from one definition
  * (same nodes, weight names and shapes), else an error naming the first
- * difference. */
+ * difference. A sparse weight comes with its pattern (an import may have
+ * replaced it); everything is checked and allocated before dst changes. */
 int nn_graph_copy_weights(nn_graph *dst, nn_graph *src, nn_error *err);
 
 #ifdef __cplusplus

@@ -240,29 +240,110 @@ nn_fit_opts nn_fit_defaults(void)
     return f;
 }
 
+/* A copy of src's sparse weight w packed for dst's, or NULL (err set). */
+static nn_sparse_values *sparse_copy(nn_node *dst, nn_node *src, int w,
+                                     nn_error *err)
+{
+    int rows, cols;
+    nn_node_weight_sparse(src, w, &rows, &cols);
+    const nn_tensor *t = &src->weights[w]->t;
+    size_t nnz = nn_tensor_numel(t);
+    size_t *ptr = nn_malloc(((size_t)cols + 1) * sizeof *ptr);
+    uint32_t *row = nn_malloc(nnz * sizeof *row);
+    nn_sparse_values *v = NULL;
+    if (!ptr || !row)
+        nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+    else {
+        nn_node_weight_pattern(src, w, ptr, row);
+        if (nn_sparse_values_new(dst, w, ptr, row, t->data, nnz, &v, err) !=
+            NN_OK)
+            nn_error_prefix(err, "weight %s.%s", src->name,
+                            src->weights[w]->name);
+    }
+    nn_free(ptr);
+    nn_free(row);
+    return v;
+}
+
+/* A weight stored sparse travels with its pattern, which an import may have
+ * changed since the graph was built: its value count is then the pattern's,
+ * and the matrix's shape is what must agree. */
+static int same_storage(nn_node *a, nn_node *b, int i)
+{
+    int ra, ca, rb, cb;
+    int sa = nn_node_weight_sparse(a, i, &ra, &ca);
+    int sb = nn_node_weight_sparse(b, i, &rb, &cb);
+    if (sa != sb)
+        return 0;
+    if (sa)
+        return ra == rb && ca == cb;
+    return nn_shape_equal(&a->weights[i]->t.shape, &b->weights[i]->t.shape);
+}
+
 int nn_graph_copy_weights(nn_graph *dst, nn_graph *src, nn_error *err)
 {
     if (dst->n_nodes != src->n_nodes)
         return nn_error_set(err, NN_ERR_INVALID, "the graphs differ: %d and "
                             "%d nodes", dst->n_nodes, src->n_nodes);
+    size_t n_sparse = 0;
     for (int n = 0; n < src->n_nodes; n++) {
         nn_node *a = dst->nodes[n], *b = src->nodes[n];
         if (strcmp(a->name, b->name) || a->n_weights != b->n_weights)
             return nn_error_set(err, NN_ERR_INVALID, "the graphs differ at "
                                 "node '%s'", b->name);
-        for (int i = 0; i < b->n_weights; i++)
-            if (!nn_shape_equal(&a->weights[i]->t.shape,
-                                &b->weights[i]->t.shape))
+        for (int i = 0; i < b->n_weights; i++) {
+            if (!same_storage(a, b, i))
                 return nn_error_set(err, NN_ERR_INVALID, "the graphs differ "
                                     "at weight %s.%s", b->name,
                                     b->weights[i]->name);
+            n_sparse += nn_node_weight_sparse(b, i, NULL, NULL);
+        }
     }
-    for (int n = 0; n < src->n_nodes; n++)
+    /* Every sparse copy is made before anything is written, so a failure
+     * leaves dst as it was. */
+    nn_sparse_values **packed = NULL;
+    if (n_sparse && !(packed = nn_calloc(n_sparse, sizeof *packed)))
+        return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+    size_t k = 0;
+    int rc = NN_OK;
+    for (int n = 0; n < src->n_nodes && rc == NN_OK; n++)
+        for (int i = 0; i < src->nodes[n]->n_weights && rc == NN_OK; i++)
+            if (nn_node_weight_sparse(src->nodes[n], i, NULL, NULL) &&
+                !(packed[k++] = sparse_copy(dst->nodes[n], src->nodes[n], i,
+                                            err)))
+                rc = err->code;
+    /* dst's cap, with the copied counts in place of its own. */
+    size_t removed = 0, added = 0;
+    k = 0;
+    for (int n = 0; n < src->n_nodes && rc == NN_OK; n++)
         for (int i = 0; i < src->nodes[n]->n_weights; i++)
+            if (nn_node_weight_sparse(src->nodes[n], i, NULL, NULL)) {
+                removed += nn_tensor_numel(&dst->nodes[n]->weights[i]->t);
+                added += nn_sparse_values_nnz(packed[k++]);
+            }
+    if (rc == NN_OK)
+        rc = nn_graph_params_fit(dst, removed, added, err);
+    k = n_sparse;
+    if (rc != NN_OK) {
+        for (size_t j = 0; j < k; j++)
+            nn_sparse_values_free(packed[j]);
+        nn_free(packed);
+        return rc;
+    }
+    k = 0;
+    for (int n = 0; n < src->n_nodes; n++)
+        for (int i = 0; i < src->nodes[n]->n_weights; i++) {
+            if (nn_node_weight_sparse(src->nodes[n], i, NULL, NULL)) {
+                nn_node_weight_swap_sparse(dst->nodes[n], i, packed[k]);
+                nn_sparse_values_free(packed[k++]);
+                continue;
+            }
             memcpy(dst->nodes[n]->weights[i]->t.data,
                    src->nodes[n]->weights[i]->t.data,
                    nn_tensor_numel(&src->nodes[n]->weights[i]->t) *
                        sizeof(float));
+        }
+    nn_free(packed);
     return NN_OK;
 }
 

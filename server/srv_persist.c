@@ -452,10 +452,12 @@ void srv_persist_load(srv_persist *p, const nn_registry *reg,
             char path[sizeof p->dir + 512], why[256];
             snprintf(path, sizeof path, "%s/%s", p->dir, file);
             size_t len;
-            /* A network holds at most max_params weights; a checkpoint at
-             * most a session's floats. */
-            size_t max_values = pass == 0 ? lim->max_params
-                                          : lim->max_session_floats;
+            /* A network holds at most max_params weights (and the
+             * patterns of its sparse ones); a checkpoint at most a
+             * session's floats. */
+            size_t max_values = pass == 0
+                                    ? api_network_max_words(lim->max_params)
+                                    : lim->max_session_floats;
             unsigned char *bytes = read_whole(path, pass == 0 ? 'N' : 'C',
                                               max_values, &len, why,
                                               sizeof why);

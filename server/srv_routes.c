@@ -8,6 +8,7 @@
 #include "srv_routes.h"
 #include "api_codec.h"
 #include "api_outputs.h"
+#include "api_sparse.h"
 #include "srv_budget.h"
 #include "srv_fit.h"
 #include "srv_http.h"
@@ -385,8 +386,13 @@ static void handle_network_forward(srv_request *req)
 static void handle_params_get(srv_request *req)
 {
     size_t total = 0;
-    for (int i = 0; i < nn_graph_node_count(req->net->graph); i++)
-        total += nn_node_param_count(nn_graph_node_at(req->net->graph, i));
+    for (int i = 0; i < nn_graph_node_count(req->net->graph); i++) {
+        nn_node *node = nn_graph_node_at(req->net->graph, i);
+        total += nn_node_param_count(node);
+        /* A sparse weight's offsets and indices are copied as well. */
+        for (int w = 0; w < nn_node_weight_count(node); w++)
+            total += api_sparse_extra_words(node, w);
+    }
     if (charge(req, 0, (double)total))
         return;
     reply_encoded(req, 200, api_params_enc(req->net->graph));
@@ -439,8 +445,12 @@ static void handle_params_put(srv_request *req)
                  ? api_fail(&err, 503, "out_of_memory", "out of memory")
                  : 0;
     if (rc == 0)
+        rc = api_params_still_fits(net->graph, imp, &err);
+    if (rc == 0)
         api_params_apply(net->graph, imp);
     if (rc == 0 && srv_persist_save_network(req->persist, net, &err)) {
+        /* The former patterns first: the copy has their sizes. */
+        api_params_unapply_patterns(net->graph, imp);
         weights_copy(net->graph, before);
         rc = -1;
     }

@@ -25,7 +25,10 @@
  * output unit: column by column of W, increasing rows; see sparse.h) and
  * the pattern inside the node. Both storages draw the same numbers in the
  * same order, so for one seed they hold the same matrix and `sparse` is
- * purely a matter of speed and memory.
+ * purely a matter of speed and memory. The node registers the pattern with
+ * the graph (nn_node_set_weight_pattern), so an import may replace it with
+ * a foreign one between steps (sparse_weight.c); nothing here depends on
+ * its count but W's own length.
  *
  * The weights are ordinary weight tensors, so export and import work; the
  * type is not trainable by default (reservoirs are fixed and only their
@@ -689,6 +692,8 @@ static int reservoir_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
                                 self->sparse ? &self->pattern : NULL,
                                 &self->w_index, err)))
         return err->code;
+    if (self->sparse)
+        nn_node_set_weight_pattern(node, self->w_index, &self->pattern);
     nn_init binit;
     if (elementwise_init(node, "b_initializer", &binit, err) != NN_OK)
         return err->code;

@@ -114,6 +114,34 @@ oom:
                         "%d x %d pattern at density %g", rows, cols, density);
 }
 
+int nn_csr_from_arrays(nn_csr *m, int rows, int cols, const size_t *ptr,
+                       const uint32_t *row, size_t nnz, nn_error *err)
+{
+    memset(m, 0, sizeof *m);
+    m->rows = rows;
+    m->cols = cols;
+    m->nnz = nnz;
+    m->ptr = nn_malloc(((size_t)cols + 1) * sizeof *m->ptr);
+    if (rows <= 65536)
+        m->idx16 = nn_malloc((nnz ? nnz : 1) * sizeof *m->idx16);
+    else
+        m->idx = nn_malloc((nnz ? nnz : 1) * sizeof *m->idx);
+    if (!m->ptr || (!m->idx16 && !m->idx)) {
+        nn_csr_release(m);
+        return nn_error_set(err, NN_ERR_NOMEM, "out of memory for a sparse "
+                            "%d x %d pattern of %zu entries", rows, cols,
+                            nnz);
+    }
+    memcpy(m->ptr, ptr, ((size_t)cols + 1) * sizeof *m->ptr);
+    for (size_t k = 0; k < nnz; k++) {
+        if (m->idx16)
+            m->idx16[k] = (uint16_t)row[k];
+        else
+            m->idx[k] = (int)row[k];
+    }
+    return NN_OK;
+}
+
 /* --------------------------------------------------------- forward */
 
 enum { LANES = 8 };

@@ -54,6 +54,12 @@ double nn_csr_min_nnz(int rows, int cols, double density);
  * more. The caller releases m with nn_csr_release. */
 int nn_csr_random(nn_csr *m, int rows, int cols, double density,
                   size_t max_nnz, nn_rng *rng, nn_error *err);
+/* A pattern from given arrays (an import): ptr (cols + 1 offsets) and
+ * the nnz row indices of each column in increasing order, already checked
+ * by the caller; copied, in the index width nn_csr_random would choose.
+ * The caller releases m with nn_csr_release. */
+int nn_csr_from_arrays(nn_csr *m, int rows, int cols, const size_t *ptr,
+                       const uint32_t *row, size_t nnz, nn_error *err);
 /* Frees the arrays of m and zeroes it; a zeroed m is a no-op. */
 void nn_csr_release(nn_csr *m);
 
@@ -82,5 +88,12 @@ void nn_csr_vecmat_d(const nn_csr *m, const double *val, const double *x,
                      double *y);
 void nn_csr_vecmat_f(const nn_csr *m, const float *val, const double *x,
                      double *y);
+
+/* Tells the graph that weight w of node holds the values of pattern, a
+ * pattern the node keeps (in its private data, for its life): the weight
+ * can then be exported, imported, cloned and saved with its pattern, and
+ * an import may replace it between steps (sparse_weight.c). Call from
+ * init_ff or init_fb, after creating the weight. */
+void nn_node_set_weight_pattern(nn_node *node, int w, nn_csr *pattern);
 
 #endif
