@@ -539,6 +539,7 @@ static void test_params(void)
     CU_ASSERT_STRING_EQUAL(after.body, json.body);
 
     /* A framed import whose bytes are cut short changes nothing. */
+    reply_free(&put);
     call("PUT", "/v1/networks/bim/params", lines, bin.body, bin.len - 4,
          &put);
     expect(&put, 400, "PUT", "/v1/networks/bim/params");
