@@ -588,6 +588,15 @@ typedef struct enc_piece {
     size_t len;
     nn_tensor *tensor; /* owned */
     uint32_t *ints;   /* owned; len of them */
+    /* A weight's members: the text before the tensor ends with its JSON
+     * "shape" and "data" keys (prefix_len bytes), which the binary framing
+     * replaces; shape is the weight's, the tensor is flat. */
+    int weight;
+    size_t prefix_len;
+    nn_shape shape;
+    /* Sent as text even in the binary framing: a sparse weight's values,
+     * whose document form (api_sparse.h) has no binary member. */
+    int text_only;
 } enc_piece;
 
 struct api_enc {
@@ -599,6 +608,11 @@ struct api_enc {
                          tensor */
     char pending[ELEMENT_MAX]; /* an element's text that did not fit */
     size_t pending_len, pending_at;
+    /* The binary framing (api_enc_binary): the JSON header, then the
+     * tensors' bytes; offset counts bytes then. */
+    int binary;
+    char *header;
+    size_t header_len;
 };
 
 api_enc *api_enc_new(void)
@@ -684,6 +698,13 @@ void api_enc_tensor(api_enc *e, nn_tensor *t)
     p->tensor = t;
 }
 
+void api_enc_tensor_text(api_enc *e, nn_tensor *t)
+{
+    api_enc_tensor(e, t);
+    if (!e->failed)
+        e->pieces[e->n - 1].text_only = 1;
+}
+
 void api_enc_uints(api_enc *e, uint32_t *v, size_t n)
 {
     if (n == 0) {
@@ -719,8 +740,124 @@ int api_enc_failed(const api_enc *e)
     return e->failed;
 }
 
+/* The wire is little-endian; a big-endian host reverses each float. */
+static int host_is_little(void)
+{
+    const uint32_t one = 1;
+    unsigned char first;
+    memcpy(&first, &one, 1);
+    return first == 1;
+}
+
+/* Header first, then each tensor's bytes; e->offset counts the bytes of
+ * the piece being sent (of the header while e->at is -1). */
+static size_t binary_next(api_enc *e, char *buf, size_t cap)
+{
+    size_t out = 0;
+    while (out < cap) {
+        const unsigned char *src;
+        size_t len;
+        if (e->at < 0) {
+            src = (const unsigned char *)e->header;
+            len = e->header_len;
+        } else if (e->at < e->n) {
+            if (!e->pieces[e->at].tensor || e->pieces[e->at].text_only) {
+                e->at++;
+                continue;
+            }
+            const nn_tensor *t = e->pieces[e->at].tensor;
+            src = (const unsigned char *)t->data;
+            len = nn_tensor_numel(t) * sizeof(float);
+        } else {
+            break;
+        }
+        size_t n = len - e->offset < cap - out ? len - e->offset : cap - out;
+        if (e->at < 0 || host_is_little()) {
+            memcpy(buf + out, src + e->offset, n);
+        } else {
+            for (size_t k = 0; k < n; k++) {
+                size_t b = e->offset + k;
+                buf[out + k] = (char)src[(b & ~(size_t)3) + 3 - (b & 3)];
+            }
+        }
+        out += n;
+        e->offset += n;
+        if (e->offset == len) {
+            e->at++;
+            e->offset = 0;
+        }
+    }
+    return out;
+}
+
+/* {"shape":[..],"datatype":"FP32","binary_data_size":N}, without the
+ * braces for a weight's members. */
+static void binary_descriptor(api_buf *b, const nn_shape *shape, int braces)
+{
+    if (braces)
+        api_buf_puts(b, "{");
+    api_buf_puts(b, "\"shape\":[");
+    char tmp[32];
+    for (int d = 0; d < shape->ndim; d++) {
+        snprintf(tmp, sizeof tmp, "%s%d", d ? "," : "", shape->dims[d]);
+        api_buf_puts(b, tmp);
+    }
+    snprintf(tmp, sizeof tmp, "%zu", nn_shape_numel(shape) * sizeof(float));
+    api_buf_puts(b, "],\"datatype\":\"FP32\",\"binary_data_size\":");
+    api_buf_puts(b, tmp);
+    if (braces)
+        api_buf_puts(b, "}");
+}
+
+int api_enc_binary(api_enc *e, size_t *header_len, size_t *total)
+{
+    if (e->failed)
+        return -1;
+    api_buf b = {0};
+    size_t bytes = 0;
+    for (int i = 0; i < e->n; i++) {
+        const enc_piece *p = &e->pieces[i];
+        if (p->ints) {
+            char tmp[ELEMENT_MAX];
+            for (size_t k = 0; k < p->len; k++)
+                api_buf_put(&b, tmp, uint_text(p->ints, k, p->len, tmp));
+            continue;
+        }
+        if (!p->tensor) {
+            api_buf_put(&b, p->text, p->len);
+            continue;
+        }
+        if (p->text_only) {
+            api_buf_tensor(&b, p->tensor->data, &p->tensor->shape);
+            continue;
+        }
+        if (p->weight && !b.failed)
+            b.len -= p->prefix_len < b.len ? p->prefix_len : b.len;
+        binary_descriptor(&b, p->weight ? &p->shape : &p->tensor->shape,
+                          !p->weight);
+        bytes += nn_tensor_numel(p->tensor) * sizeof(float);
+    }
+    size_t len;
+    char *header = api_buf_finish(&b, &len);
+    if (!header) {
+        e->failed = 1;
+        return -1;
+    }
+    free(e->header);
+    e->header = header;
+    e->header_len = len;
+    e->binary = 1;
+    e->at = -1;
+    e->offset = 0;
+    *header_len = len;
+    *total = len + bytes;
+    return 0;
+}
+
 size_t api_enc_next(api_enc *e, char *buf, size_t cap)
 {
+    if (e->binary)
+        return binary_next(e, buf, cap);
     size_t out = 0;
     while (out < cap) {
         if (e->pending_at < e->pending_len) {
@@ -800,6 +937,7 @@ void api_enc_free(api_enc *e)
         free(e->pieces[i].ints);
     }
     free(e->pieces);
+    free(e->header);
     free(e);
 }
 
@@ -930,6 +1068,38 @@ api_enc *api_sequence_nodes_enc(const api_outputs *o, nn_tensor **outputs,
     return sequence_enc(o->names, o->n, outputs, step);
 }
 
+/* "shape":[..],"data":[flat] of a copy of t: a weight's members, which
+ * api_enc_binary can tell from the rest of the text. */
+static void enc_weight(api_enc *e, const nn_tensor *t)
+{
+    size_t before = e->n && e->pieces[e->n - 1].text
+                        ? e->pieces[e->n - 1].len
+                        : 0;
+    api_enc_text(e, "\"shape\":[");
+    for (int d = 0; d < t->shape.ndim; d++) {
+        if (d)
+            api_enc_text(e, ",");
+        api_enc_long(e, t->shape.dims[d]);
+    }
+    api_enc_text(e, "],\"data\":");
+    if (e->failed)
+        return;
+    size_t prefix = e->pieces[e->n - 1].len - before;
+    /* The data flat, as a one-axis tensor of the same floats. */
+    nn_tensor *flat = tensor_copy(t);
+    if (flat) {
+        int n = (int)nn_tensor_numel(t);
+        flat->shape = nn_shape_make(1, &n);
+    }
+    enc_tensor_or_fail(e, flat);
+    if (!e->failed) {
+        enc_piece *p = &e->pieces[e->n - 1];
+        p->weight = 1;
+        p->prefix_len = prefix;
+        p->shape = t->shape;
+    }
+}
+
 api_enc *api_params_enc(const nn_graph *g)
 {
     api_enc *e = api_enc_new();
@@ -960,20 +1130,8 @@ api_enc *api_params_enc(const nn_graph *g)
                 api_enc_text(e, "}");
                 continue;
             }
-            api_enc_text(e, "{\"shape\":[");
-            for (int d = 0; d < t->shape.ndim; d++) {
-                if (d)
-                    api_enc_text(e, ",");
-                api_enc_long(e, t->shape.dims[d]);
-            }
-            api_enc_text(e, "],\"data\":");
-            /* The data flat, as a one-axis tensor of the same floats. */
-            nn_tensor *flat = tensor_copy(t);
-            if (flat) {
-                int n = (int)nn_tensor_numel(t);
-                flat->shape = nn_shape_make(1, &n);
-            }
-            enc_tensor_or_fail(e, flat);
+            api_enc_text(e, "{");
+            enc_weight(e, t);
             api_enc_text(e, ",\"trainable\":");
             api_enc_text(e, nn_node_weight_trainable(node, w) ? "true"
                                                               : "false");

@@ -89,6 +89,39 @@ int api_json_tensor(const api_json *j, size_t pos, const char *where,
                     const api_limits *lim, int ignore_trainable,
                     nn_tensor **out, api_error *err);
 
+/* ---------------------------------------- binary tensors (framing) */
+
+/* The binary tensors of a body in the binary tensor framing (api_binary.h):
+ * the JSON header's tensor objects {"shape": [...], "datatype": "FP32",
+ * "binary_data_size": bytes} (datatype optional) have no "data"; their
+ * bytes follow the header, little-endian float32, row-major, one tensor
+ * after another in the order the objects begin in the header. */
+typedef struct api_json_blobs api_json_blobs;
+
+/* Indexes every object of the checked header j that has a
+ * "binary_data_size" member against the len bytes of data after it. Fails
+ * with 400 when a size is not a byte count, or when the sizes do not add
+ * up to len exactly (truncated, or bytes left over). On success *out is an
+ * index the caller frees (api_json_blobs_free); it borrows data and j's
+ * text, which must outlive it. */
+int api_json_blobs_index(const api_json *j, const void *data, size_t len,
+                         api_json_blobs **out, api_error *err);
+void api_json_blobs_free(api_json_blobs *b);
+/* The count float32 values of the tensor object at pos into dst. Fails
+ * with 400 when b (NULL: the body was not framed) has no blob for that
+ * object, when its size is not count * 4, or when a value is not finite.
+ * where names the tensor in messages. */
+int api_json_blobs_take(const api_json_blobs *b, const api_json *j,
+                        size_t pos, float *dst, size_t count,
+                        const char *where, api_error *err);
+
+/* The readers below with the tensors of a framed body: bin NULL refuses
+ * binary_data_size (the body was not framed), as the plain readers do. */
+int api_json_tensor_bin(const api_json *j, const api_json_blobs *bin,
+                        size_t pos, const char *where, const api_limits *lim,
+                        int ignore_trainable, nn_tensor **out,
+                        api_error *err);
+
 /* ------------------------------------------------ request documents */
 
 /* The members of a step or run body {"inputs": {...}, "train": false,
@@ -125,6 +158,21 @@ int api_json_node_sequences(const api_json *j, size_t obj,
                             const nn_graph *g, int batch, int steps,
                             const char *what, const api_limits *lim,
                             nn_binding **bindings, int *n, api_error *err);
+/* The same, with the tensors of a framed body (api_json_tensor_bin). */
+int api_json_bind_step_inputs_bin(const api_json *j,
+                                  const api_json_blobs *bin, size_t inputs,
+                                  nn_session *s, const nn_graph *g,
+                                  const api_limits *lim, api_error *err);
+int api_json_sequence_inputs_bin(const api_json *j, const api_json_blobs *bin,
+                                 size_t inputs, const nn_graph *g, int batch,
+                                 const api_limits *lim,
+                                 nn_binding **bindings, int *num_steps,
+                                 api_error *err);
+int api_json_node_sequences_bin(const api_json *j, const api_json_blobs *bin,
+                                size_t obj, const nn_graph *g, int batch,
+                                int steps, const char *what,
+                                const api_limits *lim, nn_binding **bindings,
+                                int *n, api_error *err);
 
 /* A parameter document ({"nodes": {"<node>": {"<weight>": tensor}}}, a
  * weight also in a sparse form, api_sparse.h) read and checked completely
@@ -136,6 +184,9 @@ typedef struct api_params_import api_params_import;
  * Reads only g's structure, which never changes after it is built. */
 int api_params_read(const nn_graph *g, const api_json *j,
                     api_params_import **out, api_error *err);
+int api_params_read_bin(const nn_graph *g, const api_json *j,
+                        const api_json_blobs *bin, api_params_import **out,
+                        api_error *err);
 /* Copies every weight of the import into g (the caller holds the
  * network's write lock); weights it does not name keep their values. A
  * weight stored sparse given a new pattern swaps it in: the import then
@@ -195,6 +246,9 @@ void api_enc_long(api_enc *e, long v);
 /* Takes t (freed with the encoder); t's data must not change while the
  * encoder lives. */
 void api_enc_tensor(api_enc *e, nn_tensor *t);
+/* api_enc_tensor, but written as JSON text in the binary framing too
+ * (api_enc_binary), for a member whose form has no binary descriptor. */
+void api_enc_tensor_text(api_enc *e, nn_tensor *t);
 /* Takes v, n integers written as a JSON array (freed with the encoder). */
 void api_enc_uints(api_enc *e, uint32_t *v, size_t n);
 /* Marks the document failed (an append's allocation of the caller's own
@@ -207,6 +261,15 @@ int api_enc_failed(const api_enc *e);
  * returns how many; 0 at the end. Never fails: everything it needs was
  * allocated while the document was built. */
 size_t api_enc_next(api_enc *e, char *buf, size_t cap);
+/* Turns e, before its first api_enc_next, into the binary tensor framing
+ * (api_binary.h): the same document with each tensor as {"shape": [...],
+ * "datatype": "FP32", "binary_data_size": bytes} (a weight's "shape" and
+ * "data" members likewise, inside its object), then every tensor's
+ * float32 bytes, little-endian, in the document's order. *header_len is
+ * the JSON header's length (Inference-Header-Content-Length), *total the
+ * whole body's. -1 when memory fails; e is still freed with
+ * api_enc_free. */
+int api_enc_binary(api_enc *e, size_t *header_len, size_t *total);
 void api_enc_free(api_enc *e);
 
 /* {"outputs": {"<exit>": tensor, ...}[, "step": step]} of the session's

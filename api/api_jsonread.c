@@ -536,36 +536,13 @@ static int shape_size(const api_json *j, size_t p, int *out)
     return 0;
 }
 
-static int tensor_object(const api_json *j, size_t pos, const char *where,
-                         const api_limits *lim, int ignore_trainable,
-                         nn_tensor **out, api_error *err)
+/* The sizes of the "shape" array at shape_at into *shape, and their
+ * product (within lim) into *numel. */
+static int object_shape(const api_json *j, size_t shape_at, const char *where,
+                        const api_limits *lim, nn_shape *shape, size_t *numel,
+                        api_error *err)
 {
-    size_t it = 0, value, shape_at = NPOS, data_at = NPOS;
-    char key[KEY_MAX];
-    int cut, rc;
-    while ((rc = api_json_member(j, pos, &it, key, sizeof key, &cut,
-                                 &value)) == 1) {
-        if (!cut && strcmp(key, "shape") == 0) {
-            if (shape_at == NPOS)
-                shape_at = value;
-        } else if (!cut && strcmp(key, "data") == 0) {
-            if (data_at == NPOS)
-                data_at = value;
-        } else if (!(ignore_trainable && !cut &&
-                     strcmp(key, "trainable") == 0)) {
-            return api_fail(err, 400, "bad_tensor", "%s: unknown member "
-                            "'%.64s' (a tensor object has \"shape\" and "
-                            "\"data\")", where, key);
-        }
-    }
-    if (rc < 0)
-        return bad_json(err, where, it);
-    if (shape_at == NPOS || data_at == NPOS ||
-        api_json_kind(j, shape_at) != '[' || api_json_kind(j, data_at) != '[')
-        return api_fail(err, 400, "bad_tensor", "%s: \"shape\" and \"data\" "
-                        "must both be arrays", where);
-    nn_shape shape;
-    memset(&shape, 0, sizeof shape);
+    memset(shape, 0, sizeof *shape);
     size_t p = ws(j, ws(j, shape_at) + 1);
     int nd = 0, bad_size = 0;
     if (p < j->len && j->s[p] != ']')
@@ -574,7 +551,7 @@ static int tensor_object(const api_json *j, size_t pos, const char *where,
             if (shape_size(j, p, &size))
                 bad_size = 1;
             else if (nd < NN_MAX_DIMS)
-                shape.dims[nd] = size;
+                shape->dims[nd] = size;
             nd++;
             p = api_json_skip(j, p);
             if (p == NPOS)
@@ -592,14 +569,104 @@ static int tensor_object(const api_json *j, size_t pos, const char *where,
     if (bad_size)
         return api_fail(err, 400, "bad_tensor", "%s: \"shape\" sizes must "
                         "be positive integers", where);
-    shape.ndim = nd;
+    shape->ndim = nd;
     size_t n = 1;
     for (int d = 0; d < nd; d++) {
-        n *= (size_t)shape.dims[d];
+        n *= (size_t)shape->dims[d];
         if (n > lim->max_tensor_elems)
             return api_fail(err, 413, "too_large", "%s: more than %zu "
                             "elements", where, lim->max_tensor_elems);
     }
+    *numel = n;
+    return 0;
+}
+
+/* {"shape": [...], "binary_data_size": bytes} of a framed body: its
+ * float32 values come from the bytes after the JSON header. */
+static int tensor_binary(const api_json *j, const api_json_blobs *bin,
+                         size_t pos, size_t shape_at, const char *where,
+                         const api_limits *lim, nn_tensor **out,
+                         api_error *err)
+{
+    if (shape_at == NPOS || api_json_kind(j, shape_at) != '[')
+        return api_fail(err, 400, "bad_tensor", "%s: \"shape\" must be an "
+                        "array beside \"binary_data_size\"", where);
+    nn_shape shape;
+    size_t n;
+    if (object_shape(j, shape_at, where, lim, &shape, &n, err))
+        return -1;
+    float *data = nn_malloc(n * sizeof *data);
+    if (!data)
+        return api_fail(err, 503, "out_of_memory", "%s: out of memory", where);
+    if (api_json_blobs_take(bin, j, pos, data, n, where, err)) {
+        nn_free(data);
+        return -1;
+    }
+    *out = wrap(data, &shape);
+    return *out ? 0 : api_fail(err, 503, "out_of_memory", "%s: out of memory",
+                               where);
+}
+
+/* "datatype", when given, is "FP32": the only type of the engine. */
+static int check_datatype(const api_json *j, size_t at, const char *where,
+                          api_error *err)
+{
+    size_t p = ws(j, at);
+    if (p + 6 <= j->len && memcmp(j->s + p, "\"FP32\"", 6) == 0)
+        return 0;
+    size_t end = api_json_skip(j, p);
+    int shown = end != NPOS && end - p < 40 ? (int)(end - p) : 0;
+    return api_fail(err, 400, "bad_tensor", "%s: \"datatype\" must be "
+                    "\"FP32\" (the network's tensors are float32), not %.*s",
+                    where, shown ? shown : 3, shown ? j->s + p : "...");
+}
+
+static int tensor_object(const api_json *j, const api_json_blobs *bin,
+                         size_t pos, const char *where,
+                         const api_limits *lim, int ignore_trainable,
+                         nn_tensor **out, api_error *err)
+{
+    size_t it = 0, value, shape_at = NPOS, data_at = NPOS;
+    size_t size_at = NPOS, type_at = NPOS;
+    char key[KEY_MAX];
+    int cut, rc;
+    while ((rc = api_json_member(j, pos, &it, key, sizeof key, &cut,
+                                 &value)) == 1) {
+        size_t *slot = NULL;
+        if (!cut && strcmp(key, "shape") == 0)
+            slot = &shape_at;
+        else if (!cut && strcmp(key, "data") == 0)
+            slot = &data_at;
+        else if (!cut && strcmp(key, "binary_data_size") == 0)
+            slot = &size_at;
+        else if (!cut && strcmp(key, "datatype") == 0)
+            slot = &type_at;
+        else if (!(ignore_trainable && !cut &&
+                   strcmp(key, "trainable") == 0))
+            return api_fail(err, 400, "bad_tensor", "%s: unknown member "
+                            "'%.64s' (a tensor object has \"shape\" and "
+                            "\"data\", or \"shape\" and "
+                            "\"binary_data_size\")", where, key);
+        if (slot && *slot == NPOS)
+            *slot = value;
+    }
+    if (rc < 0)
+        return bad_json(err, where, it);
+    if (type_at != NPOS && check_datatype(j, type_at, where, err))
+        return -1;
+    if (size_at != NPOS && data_at != NPOS)
+        return api_fail(err, 400, "bad_tensor", "%s: give either \"data\" or "
+                        "\"binary_data_size\", not both", where);
+    if (size_at != NPOS)
+        return tensor_binary(j, bin, pos, shape_at, where, lim, out, err);
+    if (shape_at == NPOS || data_at == NPOS ||
+        api_json_kind(j, shape_at) != '[' || api_json_kind(j, data_at) != '[')
+        return api_fail(err, 400, "bad_tensor", "%s: \"shape\" and \"data\" "
+                        "must both be arrays", where);
+    nn_shape shape;
+    size_t n, p;
+    if (object_shape(j, shape_at, where, lim, &shape, &n, err))
+        return -1;
     float *data = nn_malloc(n * sizeof *data);
     if (!data)
         return api_fail(err, 503, "out_of_memory", "%s: out of memory", where);
@@ -655,18 +722,28 @@ static int tensor_object(const api_json *j, size_t pos, const char *where,
                                where);
 }
 
-int api_json_tensor(const api_json *j, size_t pos, const char *where,
-                    const api_limits *lim, int ignore_trainable,
-                    nn_tensor **out, api_error *err)
+int api_json_tensor_bin(const api_json *j, const api_json_blobs *bin,
+                        size_t pos, const char *where, const api_limits *lim,
+                        int ignore_trainable, nn_tensor **out,
+                        api_error *err)
 {
     *out = NULL;
     int kind = api_json_kind(j, pos);
     if (kind == '{')
-        return tensor_object(j, pos, where, lim, ignore_trainable, out, err);
+        return tensor_object(j, bin, pos, where, lim, ignore_trainable, out,
+                             err);
     if (kind == '[')
         return tensor_nested(j, pos, where, lim, out, err);
     return api_fail(err, 400, "bad_tensor", "%s: expected an array of "
                     "numbers or {\"shape\", \"data\"}", where);
+}
+
+int api_json_tensor(const api_json *j, size_t pos, const char *where,
+                    const api_limits *lim, int ignore_trainable,
+                    nn_tensor **out, api_error *err)
+{
+    return api_json_tensor_bin(j, NULL, pos, where, lim, ignore_trainable,
+                               out, err);
 }
 
 /* ------------------------------------------------- request documents */
@@ -784,9 +861,10 @@ static int check_input_names(const api_json *j, size_t inputs,
     return 0;
 }
 
-int api_json_bind_step_inputs(const api_json *j, size_t inputs,
-                              nn_session *s, const nn_graph *g,
-                              const api_limits *lim, api_error *err)
+int api_json_bind_step_inputs_bin(const api_json *j,
+                                  const api_json_blobs *bin, size_t inputs,
+                                  nn_session *s, const nn_graph *g,
+                                  const api_limits *lim, api_error *err)
 {
     if (check_input_names(j, inputs, g, err))
         return -1;
@@ -795,8 +873,9 @@ int api_json_bind_step_inputs(const api_json *j, size_t inputs,
         char where[96];
         snprintf(where, sizeof where, "inputs.%s", nn_node_name(entry));
         nn_tensor *t;
-        if (api_json_tensor(j, api_json_find(j, inputs, nn_node_name(entry)),
-                            where, lim, 0, &t, err))
+        if (api_json_tensor_bin(j, bin, api_json_find(j, inputs,
+                                                      nn_node_name(entry)),
+                                where, lim, 0, &t, err))
             return -1;
         nn_tensor *dst = nn_session_input(s, nn_node_name(entry));
         if (!nn_shape_equal(&t->shape, &dst->shape)) {
@@ -814,10 +893,18 @@ int api_json_bind_step_inputs(const api_json *j, size_t inputs,
     return 0;
 }
 
-int api_json_sequence_inputs(const api_json *j, size_t inputs,
-                             const nn_graph *g, int batch,
-                             const api_limits *lim, nn_binding **bindings,
-                             int *num_steps, api_error *err)
+int api_json_bind_step_inputs(const api_json *j, size_t inputs,
+                              nn_session *s, const nn_graph *g,
+                              const api_limits *lim, api_error *err)
+{
+    return api_json_bind_step_inputs_bin(j, NULL, inputs, s, g, lim, err);
+}
+
+int api_json_sequence_inputs_bin(const api_json *j, const api_json_blobs *bin,
+                                 size_t inputs, const nn_graph *g, int batch,
+                                 const api_limits *lim,
+                                 nn_binding **bindings, int *num_steps,
+                                 api_error *err)
 {
     *bindings = NULL;
     *num_steps = 0;
@@ -833,8 +920,9 @@ int api_json_sequence_inputs(const api_json *j, size_t inputs,
         char where[96];
         snprintf(where, sizeof where, "inputs.%s", nn_node_name(entry));
         b[e].name = nn_node_name(entry);
-        if (api_json_tensor(j, api_json_find(j, inputs, nn_node_name(entry)),
-                            where, lim, 0, &b[e].tensor, err))
+        if (api_json_tensor_bin(j, bin, api_json_find(j, inputs,
+                                                      nn_node_name(entry)),
+                                where, lim, 0, &b[e].tensor, err))
             goto fail;
         if (api_check_sequence_input(entry, b[e].tensor, batch, where,
                                      &steps, err))
@@ -853,10 +941,20 @@ fail:
     return -1;
 }
 
-int api_json_node_sequences(const api_json *j, size_t obj,
-                            const nn_graph *g, int batch, int steps,
-                            const char *what, const api_limits *lim,
-                            nn_binding **bindings, int *n, api_error *err)
+int api_json_sequence_inputs(const api_json *j, size_t inputs,
+                             const nn_graph *g, int batch,
+                             const api_limits *lim, nn_binding **bindings,
+                             int *num_steps, api_error *err)
+{
+    return api_json_sequence_inputs_bin(j, NULL, inputs, g, batch, lim,
+                                        bindings, num_steps, err);
+}
+
+int api_json_node_sequences_bin(const api_json *j, const api_json_blobs *bin,
+                                size_t obj, const nn_graph *g, int batch,
+                                int steps, const char *what,
+                                const api_limits *lim, nn_binding **bindings,
+                                int *n, api_error *err)
 {
     *bindings = NULL;
     *n = 0;
@@ -885,7 +983,8 @@ int api_json_node_sequences(const api_json *j, size_t obj,
                             "node '%.64s'", here, key);
         nn_binding *bind = &b[(*n)++];
         bind->name = nn_node_name(node);
-        if (api_json_tensor(j, value, here, lim, 0, &bind->tensor, err))
+        if (api_json_tensor_bin(j, bin, value, here, lim, 0, &bind->tensor,
+                                err))
             return -1;
         nn_shape per = nn_node_output_shape(node);
         const nn_shape *got = &bind->tensor->shape;
@@ -903,6 +1002,15 @@ int api_json_node_sequences(const api_json *j, size_t obj,
         }
     }
     return 0;
+}
+
+int api_json_node_sequences(const api_json *j, size_t obj,
+                            const nn_graph *g, int batch, int steps,
+                            const char *what, const api_limits *lim,
+                            nn_binding **bindings, int *n, api_error *err)
+{
+    return api_json_node_sequences_bin(j, NULL, obj, g, batch, steps, what,
+                                       lim, bindings, n, err);
 }
 
 /* -------------------------------------------------------- parameters */
@@ -960,8 +1068,9 @@ static int dense_into_sparse(params_item *item, const char *where,
     return 0;
 }
 
-int api_params_read(const nn_graph *g, const api_json *j,
-                    api_params_import **out, api_error *err)
+int api_params_read_bin(const nn_graph *g, const api_json *j,
+                        const api_json_blobs *bin, api_params_import **out,
+                        api_error *err)
 {
     *out = NULL;
     size_t nodes = api_json_kind(j, 0) == '{' ? api_json_find(j, 0, "nodes")
@@ -1026,7 +1135,8 @@ int api_params_read(const nn_graph *g, const api_json *j,
                 imp->n++;
                 continue;
             }
-            if (api_json_tensor(j, wvalue, where, &lim, 1, &item->values, err))
+            if (api_json_tensor_bin(j, bin, wvalue, where, &lim, 1,
+                                    &item->values, err))
                 goto fail;
             imp->n++;
             if (dense_into_sparse(item, where, err))
@@ -1059,6 +1169,12 @@ int api_params_read(const nn_graph *g, const api_json *j,
 fail:
     api_params_import_free(imp);
     return -1;
+}
+
+int api_params_read(const nn_graph *g, const api_json *j,
+                    api_params_import **out, api_error *err)
+{
+    return api_params_read_bin(g, j, NULL, out, err);
 }
 
 void api_params_apply(nn_graph *g, api_params_import *imp)

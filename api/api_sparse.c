@@ -539,5 +539,7 @@ void api_enc_sparse_weight(api_enc *e, nn_node *node, int w)
     api_enc_text(e, ",\"indices\":");
     api_enc_uints(e, row, nnz);
     api_enc_text(e, ",\"data\":");
-    api_enc_tensor(e, vals);
+    /* As text in the binary framing too: the sparse form has no binary
+     * member, and its indices are text there anyway. */
+    api_enc_tensor_text(e, vals);
 }

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target bench_dense bench_rnn bench_train bench_reservoir bench_batch bench_http >/dev/null
+cmake --build build -j "$(nproc)" --target bench_dense bench_rnn bench_train bench_reservoir bench_batch bench_http bench_wire >/dev/null
 if ! /usr/bin/python3 -c 'import torch, numpy, scipy' 2>/dev/null; then
     sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd=sudo
     $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
@@ -72,3 +72,5 @@ echo "stepped one by one, with nn_session_step_many, and as one batch-64 session
 build/bench/bench_batch 1 | sed 's/^/  /'
 echo
 build/bench/bench_http build/server/nerved 3 2 2 2>/dev/null
+echo
+build/bench/bench_wire build/server/nerved 2>/dev/null

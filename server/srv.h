@@ -90,7 +90,11 @@ typedef struct srv_request {
                                    used the binary tensor extension, or
                                    NULL */
     size_t blob_len;
+    struct api_json_blobs *blobs; /* SRV_BODY_RAW with a blob: where each
+                                   binary tensor lies (api_codec.h), made
+                                   by the handler, freed with the request */
     const char *accept_encoding; /* the request's Accept-Encoding, or NULL */
+    const char *accept;         /* the request's Accept, or NULL */
     uint64_t queue_ns;          /* how long it waited for a compute thread
                                    (whoever schedules it sets this; 0 when
                                    it runs where it was received) */

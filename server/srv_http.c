@@ -273,7 +273,9 @@ static int body_readable(struct MHD_Connection *conn, const char *path,
         return 0;
     if (is_v2_path(path) && !type)
         return 0;
-    if (is_v2_path(path) && framed && is_type(type, "application/octet-stream"))
+    /* On any route: one that takes no binary tensors refuses the header
+     * with 400 (unpack_body). */
+    if (framed && is_type(type, "application/octet-stream"))
         return 0;
     if (is_v2_path(path))
         return api_fail(err, 415, "unsupported_media", "the body must be "
@@ -281,7 +283,8 @@ static int body_readable(struct MHD_Connection *conn, const char *path,
                         "with " API_BINARY_HEADER ", not '%.64s'",
                         type ? type : "(none)");
     return api_fail(err, 415, "unsupported_media", "the body must be "
-                    "application/json, not '%.64s'", type ? type : "(none)");
+                    "application/json (or application/octet-stream with "
+                    API_BINARY_HEADER "), not '%.64s'", type ? type : "(none)");
 }
 
 /* The whole body is here. A compressed body becomes what it decompresses
@@ -537,8 +540,13 @@ int srv_request_parse_json(srv_request *req)
         if (api_json_check(req->raw, req->raw_len, &at, &trailing)) {
             srv_reply_fail(req, 400, "bad_json", trailing
                                ? "unexpected text after the JSON document at "
-                                 "byte %zu"
-                               : "malformed JSON at byte %zu", at);
+                                 "byte %zu%s"
+                               : "malformed JSON at byte %zu%s", at,
+                           trailing && (req->route_flags & SRV_BODY_BINARY) &&
+                                   !req->blob
+                               ? " (binary tensor data needs the "
+                                 API_BINARY_HEADER " header)"
+                               : "");
             return -1;
         }
         req->raw_checked = 1;
@@ -634,6 +642,8 @@ void srv_request_release(srv_request *req)
 {
     cJSON_Delete((cJSON *)req->json);
     req->json = NULL;
+    api_json_blobs_free(req->blobs);
+    req->blobs = NULL;
     srv_session_release(req->session);
     srv_network_release(req->net);
     req->session = NULL;
@@ -683,6 +693,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, conn_state *st,
                                                     "format");
     req->accept_encoding = MHD_lookup_connection_value(
         conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    req->accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                              MHD_HTTP_HEADER_ACCEPT);
     req->route_flags = route->flags;
     req->key = st->key;
     size_t json_len = st->len;

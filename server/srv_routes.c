@@ -6,6 +6,7 @@
  * there when the handler runs, and released by the dispatcher after it.
  */
 #include "srv_routes.h"
+#include "api_binary.h"
 #include "api_codec.h"
 #include "api_outputs.h"
 #include "api_sparse.h"
@@ -18,9 +19,11 @@
 #include "srv_state.h"
 #include "srv_store.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ------------------------------------------------------------- helpers */
 
@@ -59,8 +62,73 @@ static void enc_stream_free(void *cls)
 /* Up to this much is sent in one piece. */
 #define SMALL_REPLY (32 * 1024)
 
+/* The q of media type `type` in an Accept header: 1 when named without
+ * q, -1 when not named. */
+static double accept_q(const char *accept, const char *type)
+{
+    size_t n = strlen(type);
+    for (const char *p = accept; p && *p;) {
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        const char *end = p + strcspn(p, ",");
+        if ((size_t)(end - p) >= n && strncasecmp(p, type, n) == 0 &&
+            (p[n] == ';' || p[n] == ',' || p[n] == '\0' ||
+             isspace((unsigned char)p[n]))) {
+            const char *q = strstr(p, "q=");
+            return q && q < end ? strtod(q + 2, NULL) : 1.0;
+        }
+        p = end;
+    }
+    return -1;
+}
+
+/* Whether the client asked for its tensors in the binary framing:
+ * Accept names application/octet-stream, above application/json if it
+ * names that too. */
+static int wants_binary(const srv_request *req)
+{
+    double bin = accept_q(req->accept, "application/octet-stream");
+    return bin > 0 && bin > accept_q(req->accept, "application/json");
+}
+
+/* enc in the binary tensor framing: the JSON header's length in
+ * Inference-Header-Content-Length, then the header and the tensors'
+ * bytes, streamed when large. Takes enc. */
+static void reply_binary(srv_request *req, int status, api_enc *enc)
+{
+    size_t header_len, total;
+    enc_stream *es = NULL;
+    char *whole = NULL;
+    if (api_enc_binary(enc, &header_len, &total) == 0) {
+        if (total <= SMALL_REPLY)
+            whole = malloc(total ? total : 1);
+        else
+            es = calloc(1, sizeof *es);
+    }
+    if (!whole && !es) {
+        api_enc_free(enc);
+        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    req->reply_header = API_BINARY_HEADER;
+    snprintf(req->reply_value, sizeof req->reply_value, "%zu", header_len);
+    if (whole) {
+        size_t n = api_enc_next(enc, whole, total);
+        api_enc_free(enc);
+        srv_reply_bytes(req, status, "application/octet-stream", whole, n);
+        return;
+    }
+    es->enc = enc;
+    srv_reply_stream(req, status, "application/octet-stream", enc_stream_read,
+                     es, enc_stream_free);
+}
+
 static void reply_encoded(srv_request *req, int status, api_enc *enc)
 {
+    if (enc && wants_binary(req)) {
+        reply_binary(req, status, enc);
+        return;
+    }
     enc_stream *es = enc ? calloc(1, sizeof *es) : NULL;
     char *head = es ? malloc(SMALL_REPLY + 1) : NULL;
     if (!head) {
@@ -84,6 +152,21 @@ static void reply_encoded(srv_request *req, int status, api_enc *enc)
                      enc_stream_free);
 }
 
+/* With the binary tensor framing, indexes the bytes after the JSON
+ * header into req->blobs (left NULL without it); -1 after replying. */
+static int body_blobs(srv_request *req, const api_json *j)
+{
+    api_error err;
+    if (!req->blob || req->blobs)
+        return 0;
+    if (api_json_blobs_index(j, req->blob, req->blob_len, &req->blobs,
+                             &err)) {
+        srv_reply_error(req, &err);
+        return -1;
+    }
+    return 0;
+}
+
 /* Reads the form of a step body, or with sequence set of a run body (which
  * alone may hold "forced"); -1 after replying. */
 static int step_body(srv_request *req, int sequence, api_json *j,
@@ -96,7 +179,7 @@ static int step_body(srv_request *req, int sequence, api_json *j,
         srv_reply_error(req, &err);
         return -1;
     }
-    return 0;
+    return body_blobs(req, j);
 }
 
 /* The nodes the body's "outputs" names, or the exits; -1 after replying
@@ -365,8 +448,9 @@ static void handle_network_forward(srv_request *req)
     if (!run) {
         api_fail_from_nn(&err, &e, 0);
         srv_reply_error(req, &err);
-    } else if (api_json_bind_step_inputs(&j, body.inputs, run, net->graph,
-                                         &req->cfg->limits, &err)) {
+    } else if (api_json_bind_step_inputs_bin(&j, req->blobs, body.inputs,
+                                             run, net->graph,
+                                             &req->cfg->limits, &err)) {
         srv_reply_error(req, &err);
     } else if (nn_session_step(run, body.train, &e) != NN_OK) {
         api_fail_from_nn(&err, &e, 0);
@@ -433,7 +517,9 @@ static void handle_params_put(srv_request *req)
     api_error err;
     api_json j = {req->raw ? req->raw : "", req->raw_len};
     api_params_import *imp;
-    if (api_params_read(net->graph, &j, &imp, &err)) {
+    if (body_blobs(req, &j))
+        return;
+    if (api_params_read_bin(net->graph, &j, req->blobs, &imp, &err)) {
         srv_reply_error(req, &err);
         return;
     }
@@ -678,9 +764,9 @@ static int session_step_prepare(srv_job *job)
      * lock charges once; the batch size cannot change meanwhile. */
     int refused = charge(req, 0, (double)nn_session_batch(s->run) *
                                      (double)api_outputs_floats(outs));
-    if (!refused && api_json_bind_step_inputs(&j, body.inputs, s->run,
-                                              req->net->graph,
-                                              &req->cfg->limits, &err)) {
+    if (!refused && api_json_bind_step_inputs_bin(&j, req->blobs, body.inputs,
+                                                  s->run, req->net->graph,
+                                                  &req->cfg->limits, &err)) {
         srv_reply_error(req, &err);
         refused = 1;
     }
@@ -739,8 +825,9 @@ static void handle_session_run(srv_request *req)
     nn_binding *forced = NULL;
     int n_forced = 0;
     int batch = nn_session_batch(s->run);
-    if (api_json_sequence_inputs(&j, body.inputs, net->graph, batch,
-                                 &req->cfg->limits, &bind, &steps, &err)) {
+    if (api_json_sequence_inputs_bin(&j, req->blobs, body.inputs, net->graph,
+                                     batch, &req->cfg->limits, &bind, &steps,
+                                     &err)) {
         srv_reply_error(req, &err);
         api_outputs_free(&picked);
         return;
@@ -748,9 +835,10 @@ static void handle_session_run(srv_request *req)
     int n_in = nn_graph_entry_count(net->graph);
     int n_out = picked.n;
     if (body.forced != (size_t)-1 &&
-        api_json_node_sequences(&j, body.forced, net->graph, batch, steps,
-                                "forced", &req->cfg->limits, &forced,
-                                &n_forced, &err)) {
+        api_json_node_sequences_bin(&j, req->blobs, body.forced, net->graph,
+                                    batch, steps, "forced",
+                                    &req->cfg->limits, &forced, &n_forced,
+                                    &err)) {
         srv_reply_error(req, &err);
     } else if (charge(req, 0, (double)batch * steps *
                                   (double)api_outputs_floats(&picked)) == 0) {
@@ -794,6 +882,7 @@ static uint64_t path_session_key(const srv_request *req)
 #define BODY SRV_BODY_REQUIRED
 #define MAYBE_BODY SRV_BODY_OPTIONAL
 #define RAW SRV_BODY_RAW
+#define BINARY SRV_BODY_BINARY
 
 const srv_route srv_routes[] = {
     {"GET", "/healthz", "healthz", handle_healthz, INLINE, NULL, NULL},
@@ -810,11 +899,11 @@ const srv_route srv_routes[] = {
     {"DELETE", "/v1/networks/{net}", "network_delete", handle_network_delete,
      NET, NULL, NULL},
     {"POST", "/v1/networks/{net}/forward", "network_forward",
-     handle_network_forward, NET | READ | BODY | RAW, NULL, NULL},
+     handle_network_forward, NET | READ | BODY | RAW | BINARY, NULL, NULL},
     {"GET", "/v1/networks/{net}/params", "params_get", handle_params_get,
      NET | READ, NULL, NULL},
     {"PUT", "/v1/networks/{net}/params", "params_put", handle_params_put,
-     NET | BODY | RAW, NULL, NULL},
+     NET | BODY | RAW | BINARY, NULL, NULL},
     {"GET", "/v1/networks/{net}/graph", "graph", handle_graph, NET, NULL, NULL},
     {"POST", "/v1/networks/{net}/sessions", "session_create",
      handle_session_create, NET | MAYBE_BODY, NULL, NULL},
@@ -827,9 +916,10 @@ const srv_route srv_routes[] = {
     {"POST", "/v1/networks/{net}/sessions/{sid}/reset", "session_reset",
      handle_session_reset, SESSION | LOCKED | MAYBE_BODY, NULL, NULL},
     {"POST", "/v1/networks/{net}/sessions/{sid}/forward", "session_forward",
-     NULL, SESSION | BODY | RAW, &session_step, NULL},
+     NULL, SESSION | BODY | RAW | BINARY, &session_step, NULL},
     {"POST", "/v1/networks/{net}/sessions/{sid}/run", "session_run",
-     handle_session_run, SESSION | READ | LOCKED | BODY | RAW, NULL, NULL},
+     handle_session_run, SESSION | READ | LOCKED | BODY | RAW | BINARY, NULL,
+     NULL},
     {"POST", "/v1/networks/{net}/fit", "fit_start", srv_fit_start, BODY,
      NULL, NULL},
     {"GET", "/v1/networks/{net}/fit", "fit_list", srv_fit_list, INLINE, NULL, NULL},
