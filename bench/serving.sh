@@ -105,16 +105,19 @@ for n in 500 2000; do
         sep=$(echo "$w" | figure requests_per_s)
         echo "  64 sessions, batching $mode: $sep stream-steps/s  p50 $(echo "$w" | figure p50_ms) ms  p99 $(echo "$w" | figure p99_ms) ms  errors $(echo "$w" | figure errors); /healthz p99 $(figure p99_ms <"$tmp/health") ms"
         [ "$mode" = on ] && sep_on=$sep || sep_off=$sep
-        if [ "$mode" = on ]; then
-            w=$(wrk -t1 -c1 -d"${secs}s" -s bench/wrk/post.lua "http://127.0.0.1:$port/v1/networks/res/sessions/b64/forward" -- "$tmp/b64.json")
-            one=$(echo "$w" | figure requests_per_s)
-            one_steps=$(awk -v r="$one" 'BEGIN {printf "%.1f", r * 64}')
-            echo "  one batch-64 session:    $one_steps stream-steps/s  p50 $(echo "$w" | figure p50_ms) ms  p99 $(echo "$w" | figure p99_ms) ms"
+        # The reference on both daemons: with batching on, its one job may
+        # wait out the batch window for company; the better figure counts.
+        w=$(wrk -t1 -c1 -d"${secs}s" -s bench/wrk/post.lua "http://127.0.0.1:$port/v1/networks/res/sessions/b64/forward" -- "$tmp/b64.json")
+        one=$(echo "$w" | figure requests_per_s)
+        steps_now=$(awk -v r="$one" 'BEGIN {printf "%.1f", r * 64}')
+        echo "  one batch-64 session, batching $mode: $steps_now stream-steps/s  p50 $(echo "$w" | figure p50_ms) ms  p99 $(echo "$w" | figure p99_ms) ms"
+        if [ "$mode" = on ] || awk -v a="$steps_now" -v b="$one_steps" 'BEGIN {exit !(a > b)}'; then
+            one_steps=$steps_now
         fi
         stop
     done
     awk -v a="$sep_on" -v b="$one_steps" -v c="$sep_off" 'BEGIN {
-        printf "  64 sessions / one batch-64 session = %.2f; gain over batching off = %.2fx\n", a / b, a / c }'
+        printf "  64 sessions / the better batch-64 session = %.2f; gain over batching off = %.2fx\n", a / b, a / c }'
     echo
 done
 
