@@ -1,7 +1,8 @@
 /*
  * srv_http.c — libmicrohttpd glue: collects a request body within the size
- * limit and the memory budget, matches the route table, resolves what the
- * route's row asks for, and either answers on the spot (SRV_INLINE) or
+ * limit and the memory budget (or, for routes that read its text, reads
+ * it as it arrives: api_jsondoc), matches the route table, resolves what
+ * the route's row asks for, and either answers on the spot (SRV_INLINE) or
  * suspends the connection and hands the request to the compute scheduler,
  * resuming it when the answer is ready. It counts and logs every request,
  * and closes connections that take longer than --read-timeout to send one.
