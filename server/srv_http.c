@@ -537,13 +537,15 @@ static int doc_reserve(void *cls, size_t bytes)
 }
 
 /* Whether the body of this request is read as it arrives: a route that
- * reads the text itself, with a body that is plain JSON (a compressed
+ * reads the text itself, with a body declared plain JSON (a compressed
  * one, or the binary extension's framing, is whole before it is read). */
 static int pushed_body(struct MHD_Connection *conn, const srv_route *route)
 {
     const char *encoding = MHD_lookup_connection_value(
         conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
     return (route->flags & SRV_BODY_RAW) &&
+           is_json_type(MHD_lookup_connection_value(
+               conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)) &&
            (!encoding || strcasecmp(encoding, "identity") == 0) &&
            !MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                         API_BINARY_HEADER);
