@@ -1,7 +1,9 @@
 /*
  * api_codec.h — bulk numbers on the wire without a tree of JSON nodes:
  * shortest round-trip float32 text, a correct fast decimal reader, a pull
- * reader over the body text, a growable output buffer and a chunked
+ * reader over the body text, a pushed reader that takes the body as it
+ * arrives and keeps its numbers as float32 instead of text (for the pull
+ * reader to read), a growable output buffer and a chunked
  * encoder that writes a document piece by piece into the caller's buffer
  * (so a response of millions of numbers is never whole in memory as text).
  *
