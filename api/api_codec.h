@@ -1,7 +1,9 @@
 /*
  * api_codec.h — bulk numbers on the wire without a tree of JSON nodes:
  * shortest round-trip float32 text, a correct fast decimal reader, a pull
- * reader over the body text, a growable output buffer and a chunked
+ * reader over the body text, a pushed reader that takes the body as it
+ * arrives and keeps its numbers as float32 instead of text (for the pull
+ * reader to read), a growable output buffer and a chunked
  * encoder that writes a document piece by piece into the caller's buffer
  * (so a response of millions of numbers is never whole in memory as text).
  *
@@ -121,6 +123,53 @@ int api_json_tensor_bin(const api_json *j, const api_json_blobs *bin,
                         size_t pos, const char *where, const api_limits *lim,
                         int ignore_trainable, nn_tensor **out,
                         api_error *err);
+
+/* ------------------------------------------------------ pushed reader */
+
+/* A body read as it arrives, in chunks of any size, without keeping its
+ * text whole: the document is checked as it goes (with api_json_check's
+ * verdict and byte offsets), and every large array of numbers directly
+ * under an object member (a tensor, nested or a "data" array) is read
+ * into float32 as its text passes and kept as a blob in place of its
+ * text. What is kept is the rest of the text (names, shapes, small
+ * arrays) with one marker byte per blob; api_jsondoc_json gives it to the
+ * pull reader above, which reads blobs as it reads text, with the same
+ * results and the same messages and byte offsets of the body. A number
+ * split across chunks is carried over, nothing else is. */
+typedef struct api_jsondoc api_jsondoc;
+
+/* Arrays whose text is shorter than this stay text (kept whole, read by
+ * the pull reader as text). */
+#define API_JSONDOC_BLOB_MIN 4096
+
+/* A new document the caller frees (api_jsondoc_free), or NULL. Before
+ * each growth of its memory it asks reserve(cls, bytes) (when given):
+ * nonzero refuses, and feeding fails. blob_min is API_JSONDOC_BLOB_MIN
+ * but for tests (0 makes every eligible array a blob). */
+api_jsondoc *api_jsondoc_new(size_t blob_min,
+                             int (*reserve)(void *cls, size_t bytes),
+                             void *cls);
+/* The next n bytes of the body. 0, or -1 when memory was refused (the
+ * document is then unusable). Malformed text is not a failure here: it is
+ * recorded, and later bytes are only counted. */
+int api_jsondoc_feed(api_jsondoc *d, const char *data, size_t n);
+/* The body is complete: the check concludes (an unfinished document is
+ * malformed at its end). Call once, after the last feed. */
+void api_jsondoc_finish(api_jsondoc *d);
+/* The deepest nesting of brackets outside strings over the whole body,
+ * counted as the HTTP layer's depth guard counts it (also when the
+ * document is malformed). */
+int api_jsondoc_depth(const api_jsondoc *d);
+/* After finish: 0 when the body was one JSON document, else -1 with *at
+ * and *trailing as api_json_check gives them for the same text. */
+int api_jsondoc_check(const api_jsondoc *d, size_t *at, int *trailing);
+/* After finish, when the check passed: the kept text, for the readers
+ * above; valid while d lives. Tensors read from its blobs borrow their
+ * data from d (owns_data 0): they must be freed before d. */
+api_json api_jsondoc_json(const api_jsondoc *d);
+/* Bytes reserve() granted so far (the caller releases them after free). */
+size_t api_jsondoc_charged(const api_jsondoc *d);
+void api_jsondoc_free(api_jsondoc *d);
 
 /* ------------------------------------------------ request documents */
 

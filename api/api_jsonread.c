@@ -2,17 +2,38 @@
  * api_jsonread.c — a pull reader over the request body text: checks the
  * document once, then reads members and tensors where they are, numbers
  * straight into float32 buffers (see api_codec.h). The rules and messages
- * are those of the cJSON readers in api_tensor.c and api_graph.c.
+ * are those of the cJSON readers in api_tensor.c and api_graph.c. Over
+ * a pushed document's kept text (api_jsonpush.c) a marker byte stands
+ * for a blob, which the tensor readers read as they would its text.
  */
 #include "api_codec.h"
+#include "api_jsonpush.h"
 #include "api_sparse.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define NPOS ((size_t)-1)
+
+/* The blob at p (on its marker), or NULL: text that is not a pushed
+ * document's has none. */
+static const api_blob *blob_of(const api_json *j, size_t p)
+{
+    if (p >= j->len || j->s[p] != API_BLOB_MARK)
+        return NULL;
+    const api_jsondoc *d = api_jsondoc_of(j->s);
+    return d ? api_jsondoc_blob_at(d, p) : NULL;
+}
+
+/* The body's byte offset of position p, for messages. */
+static size_t offset_of(const api_json *j, size_t p)
+{
+    const api_jsondoc *d = api_jsondoc_of(j->s);
+    return d ? api_jsondoc_offset(d, p) : p;
+}
 
 static size_t ws(const api_json *j, size_t p)
 {
@@ -251,6 +272,8 @@ int api_json_check(const char *s, size_t len, size_t *at, int *trailing)
 int api_json_kind(const api_json *j, size_t pos)
 {
     pos = ws(j, pos);
+    if (pos < j->len && j->s[pos] == API_BLOB_MARK && blob_of(j, pos))
+        return '[';
     return pos < j->len ? (unsigned char)j->s[pos] : 0;
 }
 
@@ -298,6 +321,8 @@ size_t api_json_skip(const api_json *j, size_t pos)
         }
         return NPOS;
     }
+    if (c == API_BLOB_MARK && blob_of(j, p))
+        return p + 1;
     size_t q = p;
     while (q < j->len && ((s[q] >= '0' && s[q] <= '9') ||
                           (s[q] >= 'a' && s[q] <= 'z') ||
@@ -357,10 +382,11 @@ size_t api_json_find(const api_json *j, size_t pos, const char *key)
     return NPOS;
 }
 
-static int bad_json(api_error *err, const char *where, size_t at)
+static int bad_json(const api_json *j, api_error *err, const char *where,
+                    size_t at)
 {
     return api_fail(err, 400, "bad_json", "%s: malformed JSON at byte %zu",
-                    where, at);
+                    where, offset_of(j, at));
 }
 
 /* ---------------------------------------------------------- tensors */
@@ -388,6 +414,7 @@ static const char *place(const tensor_read *r, int axes, char *buf,
     return buf;
 }
 
+/* at is the body's byte offset. */
 static int ragged(tensor_read *r, int axis, size_t at)
 {
     char here[200];
@@ -397,19 +424,25 @@ static int ragged(tensor_read *r, int axis, size_t at)
                     place(r, axis, here, sizeof here), at);
 }
 
-static int push_number(tensor_read *r, size_t p, size_t *end, int axes)
+/* Element r->n, at r->index[0..axes), at the body's byte `at`, is not a
+ * number (or, with finite set, not a finite float32). */
+static int not_a_number(tensor_read *r, int finite, int axes, size_t at)
 {
     char here[200];
+    return api_fail(r->err, 400, "bad_tensor", "%s: element %zu is not %s "
+                    "(%s at byte %zu)", r->where, r->n,
+                    finite ? "a finite float32" : "a number",
+                    place(r, axes, here, sizeof here), at);
+}
+
+static int push_number(tensor_read *r, size_t p, size_t *end, int axes)
+{
     float f;
     size_t used = api_read_float(r->j->s + p, r->j->len - p, &f);
     if (!used)
-        return api_fail(r->err, 400, "bad_tensor", "%s: element %zu is not "
-                        "a number (%s at byte %zu)", r->where, r->n,
-                        place(r, axes, here, sizeof here), p);
+        return not_a_number(r, 0, axes, offset_of(r->j, p));
     if (!isfinite(f))
-        return api_fail(r->err, 400, "bad_tensor", "%s: element %zu is not "
-                        "a finite float32 (%s at byte %zu)", r->where, r->n,
-                        place(r, axes, here, sizeof here), p);
+        return not_a_number(r, 1, axes, offset_of(r->j, p));
     if (r->n == r->max)
         return api_fail(r->err, 413, "too_large", "%s: more than %zu "
                         "elements", r->where, r->max);
@@ -441,13 +474,13 @@ static int read_nested(tensor_read *r, size_t p, int axis, size_t *end)
     int count = 0;
     if (p < j->len && j->s[p] == ']') {
         if (r->dims[axis])
-            return ragged(r, axis, open);
+            return ragged(r, axis, offset_of(j, open));
         return api_fail(r->err, 400, "bad_tensor", "%s: an empty array has "
                         "no shape", r->where);
     }
     for (;;) {
         if (r->dims[axis] && count == r->dims[axis])
-            return ragged(r, axis, p);
+            return ragged(r, axis, offset_of(j, p));
         r->index[axis] = count;
         int kind = api_json_kind(j, p);
         if (r->ndim == 0 && kind != '[')
@@ -456,7 +489,8 @@ static int read_nested(tensor_read *r, size_t p, int axis, size_t *end)
             if (read_nested(r, p, axis + 1, &p))
                 return -1;
         } else if (axis + 1 < r->ndim || kind == '[') {
-            return ragged(r, axis + 1 < r->ndim ? axis + 1 : axis, p);
+            return ragged(r, axis + 1 < r->ndim ? axis + 1 : axis,
+                          offset_of(j, p));
         } else if (push_number(r, p, &p, axis + 1)) {
             return -1;
         }
@@ -468,10 +502,10 @@ static int read_nested(tensor_read *r, size_t p, int axis, size_t *end)
         }
         if (p < j->len && j->s[p] == ']')
             break;
-        return bad_json(r->err, r->where, p);
+        return bad_json(r->j, r->err, r->where, p);
     }
     if (r->dims[axis] && count != r->dims[axis])
-        return ragged(r, axis, open);
+        return ragged(r, axis, offset_of(j, open));
     r->dims[axis] = count;
     *end = p + 1;
     return 0;
@@ -492,6 +526,51 @@ static nn_tensor *wrap(float *data, const nn_shape *shape)
     return t;
 }
 
+/* A tensor over a blob's floats, which stay the document's. */
+static nn_tensor *view(float *data, const nn_shape *shape)
+{
+    nn_tensor *t = nn_malloc(sizeof *t);
+    if (!t)
+        return NULL;
+    memset(t, 0, sizeof *t);
+    t->shape = *shape;
+    t->data = data;
+    return t;
+}
+
+/* read_nested's verdict on the blob's text, worked out as it was pushed:
+ * the same tensor or the same message. */
+static int blob_nested(tensor_read *r, const api_blob *b, nn_tensor **out)
+{
+    size_t valid = b->fail ? b->fail_n : b->n;
+    if (valid > r->max) /* the reader stops at the first number past it */
+        return api_fail(r->err, 413, "too_large", "%s: more than %zu "
+                        "elements", r->where, r->max);
+    memcpy(r->index, b->fail_index, sizeof r->index);
+    r->n = b->fail_n;
+    switch (b->fail) {
+    case API_BLOB_RAGGED:
+        r->dims[b->fail_axis] = b->fail_dim;
+        return ragged(r, b->fail_axis, b->fail_at);
+    case API_BLOB_EMPTY:
+        return api_fail(r->err, 400, "bad_tensor", "%s: an empty array has "
+                        "no shape", r->where);
+    case API_BLOB_AXES:
+        return api_fail(r->err, 400, "bad_tensor", "%s: more than %d axes",
+                        r->where, NN_MAX_DIMS);
+    case API_BLOB_NOT_NUMBER:
+    case API_BLOB_NOT_FINITE:
+        return not_a_number(r, b->fail == API_BLOB_NOT_FINITE, b->fail_axes,
+                            b->fail_at);
+    default:
+        break;
+    }
+    nn_shape shape = nn_shape_make(b->ndim, b->dims);
+    *out = view(b->data, &shape);
+    return *out ? 0 : api_fail(r->err, 503, "out_of_memory", "%s: out of "
+                               "memory", r->where);
+}
+
 static int tensor_nested(const api_json *j, size_t pos, const char *where,
                          const api_limits *lim, nn_tensor **out,
                          api_error *err)
@@ -502,6 +581,9 @@ static int tensor_nested(const api_json *j, size_t pos, const char *where,
     r.where = where;
     r.max = lim->max_tensor_elems;
     r.err = err;
+    const api_blob *b = blob_of(j, ws(j, pos));
+    if (b)
+        return blob_nested(&r, b, out);
     size_t end;
     if (read_nested(&r, ws(j, pos), 0, &end)) {
         nn_free(r.data);
@@ -545,7 +627,13 @@ static int object_shape(const api_json *j, size_t shape_at, const char *where,
     memset(shape, 0, sizeof *shape);
     size_t p = ws(j, ws(j, shape_at) + 1);
     int nd = 0, bad_size = 0;
-    if (p < j->len && j->s[p] != ']')
+    const api_blob *sb = blob_of(j, ws(j, shape_at));
+    if (sb) {
+        /* Only a shape of more than NN_MAX_DIMS elements, or with an
+         * array among them, is ever a blob. */
+        nd = sb->top > NN_MAX_DIMS ? NN_MAX_DIMS + 1 : (int)sb->top;
+        bad_size = 1;
+    } else if (p < j->len && j->s[p] != ']')
         for (;;) {
             int size;
             if (shape_size(j, p, &size))
@@ -555,7 +643,7 @@ static int object_shape(const api_json *j, size_t shape_at, const char *where,
             nd++;
             p = api_json_skip(j, p);
             if (p == NPOS)
-                return bad_json(err, where, shape_at);
+                return bad_json(j, err, where, shape_at);
             p = ws(j, p);
             if (p < j->len && j->s[p] == ',') {
                 p = ws(j, p + 1);
@@ -651,7 +739,7 @@ static int tensor_object(const api_json *j, const api_json_blobs *bin,
             *slot = value;
     }
     if (rc < 0)
-        return bad_json(err, where, it);
+        return bad_json(j, err, where, it);
     if (type_at != NPOS && check_datatype(j, type_at, where, err))
         return -1;
     if (size_at != NPOS && data_at != NPOS)
@@ -667,6 +755,27 @@ static int tensor_object(const api_json *j, const api_json_blobs *bin,
     size_t n, p;
     if (object_shape(j, shape_at, where, lim, &shape, &n, err))
         return -1;
+    const api_blob *db = blob_of(j, ws(j, data_at));
+    if (db) {
+        /* The flat read's verdict, kept as the text went by. */
+        if (db->bad_kind && db->bad_index < n)
+            return api_fail(err, 400, "bad_tensor", "%s: element %zu is not "
+                            "%s (%s.data[%zu] at byte %zu)", where,
+                            db->bad_index,
+                            db->bad_kind == API_BLOB_NOT_FINITE
+                                ? "a finite float32" : "a number",
+                            where, db->bad_index, db->bad_at);
+        if (db->top != n)
+            return api_fail(err, 400, "bad_tensor", "%s: \"data\" has %zu "
+                            "numbers where the shape needs %zu", where,
+                            db->top, n);
+        if (!db->data || db->n != n) /* cannot be: all finite numbers */
+            return api_fail(err, 400, "bad_tensor", "%s: unreadable \"data\"",
+                            where);
+        *out = view(db->data, &shape);
+        return *out ? 0 : api_fail(err, 503, "out_of_memory", "%s: out of "
+                                   "memory", where);
+    }
     float *data = nn_malloc(n * sizeof *data);
     if (!data)
         return api_fail(err, 503, "out_of_memory", "%s: out of memory", where);
@@ -682,20 +791,20 @@ static int tensor_object(const api_json *j, const api_json_blobs *bin,
                     failed = api_fail(err, 400, "bad_tensor", "%s: element "
                                       "%zu is not a number (%s.data[%zu] at "
                                       "byte %zu)", where, count, where, count,
-                                      p);
+                                      offset_of(j, p));
                     break;
                 }
                 if (!isfinite(f)) {
                     failed = api_fail(err, 400, "bad_tensor", "%s: element "
                                       "%zu is not a finite float32 "
                                       "(%s.data[%zu] at byte %zu)", where,
-                                      count, where, count, p);
+                                      count, where, count, offset_of(j, p));
                     break;
                 }
                 data[count] = f;
                 p += used;
             } else if ((p = api_json_skip(j, p)) == NPOS) {
-                failed = bad_json(err, where, data_at);
+                failed = bad_json(j, err, where, data_at);
                 break;
             }
             count++;
@@ -706,7 +815,7 @@ static int tensor_object(const api_json *j, const api_json_blobs *bin,
             }
             if (p < j->len && j->s[p] == ']')
                 break;
-            failed = bad_json(err, where, p);
+            failed = bad_json(j, err, where, p);
             break;
         }
     if (!failed && count != n)
@@ -778,7 +887,7 @@ int api_read_step_body(const api_json *j, int sequence, api_step_body *b,
             *slot = value;
     }
     if (rc < 0)
-        return bad_json(err, "the body", it);
+        return bad_json(j, err, "the body", it);
     if (b->inputs == NPOS)
         return api_fail(err, 400, "bad_request", "\"inputs\" is missing");
     if (train != NPOS) {
@@ -800,6 +909,9 @@ int api_json_stateless_batch(const api_json *j, size_t inputs)
         api_json_member(j, inputs, &it, key, sizeof key, &cut, &value) != 1)
         return 1;
     int kind = api_json_kind(j, value);
+    const api_blob *b = blob_of(j, ws(j, value));
+    if (b)
+        return b->top > INT_MAX ? INT_MAX : (int)b->top;
     if (kind == '[') {
         /* The number of elements of the outer array. */
         size_t p = ws(j, ws(j, value) + 1);
@@ -819,6 +931,9 @@ int api_json_stateless_batch(const api_json *j, size_t inputs)
         size_t shape = api_json_find(j, value, "shape");
         if (shape == NPOS || api_json_kind(j, shape) != '[')
             return 1;
+        const api_blob *sb = blob_of(j, ws(j, shape));
+        if (sb)
+            return sb->first_is_number ? sb->first_batch : 1;
         size_t p = ws(j, ws(j, shape) + 1);
         if (number_syntax(j, p) == NPOS)
             return 1;
@@ -851,7 +966,7 @@ static int check_input_names(const api_json *j, size_t inputs,
                             "network has no input of that name", key);
     }
     if (rc < 0)
-        return bad_json(err, "inputs", it);
+        return bad_json(j, err, "inputs", it);
     for (int e = 0; e < nn_graph_entry_count(g); e++) {
         const char *name = nn_node_name(nn_graph_entry_at(g, e));
         if (api_json_find(j, inputs, name) == NPOS)
@@ -968,7 +1083,7 @@ int api_json_node_sequences_bin(const api_json *j, const api_json_blobs *bin,
                                  &value)) == 1)
         count++;
     if (rc < 0)
-        return bad_json(err, what, it);
+        return bad_json(j, err, what, it);
     nn_binding *b = calloc((size_t)count + 1, sizeof *b);
     if (!b)
         return api_fail(err, 503, "out_of_memory", "out of memory");
@@ -1156,12 +1271,12 @@ int api_params_read_bin(const nn_graph *g, const api_json *j,
             }
         }
         if (wrc < 0) {
-            bad_json(err, "nodes", wit);
+            bad_json(j, err, "nodes", wit);
             goto fail;
         }
     }
     if (rc < 0) {
-        bad_json(err, "nodes", it);
+        bad_json(j, err, "nodes", it);
         goto fail;
     }
     *out = imp;

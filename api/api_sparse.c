@@ -10,6 +10,7 @@
  * engine stores it.
  */
 #include "api_sparse.h"
+#include "api_jsonpush.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -40,6 +41,14 @@ int api_sparse_is_form(const api_json *j, size_t pos)
 {
     return api_json_kind(j, pos) == '{' &&
            api_json_find(j, pos, "format") != NPOS;
+}
+
+/* The body's byte offset of position p of j's text: a pushed document
+ * keeps less text than the body had (api_jsonpush.h). */
+static size_t body_offset(const api_json *j, size_t p)
+{
+    const api_jsondoc *d = api_jsondoc_of(j->s);
+    return d ? api_jsondoc_offset(d, p) : p;
 }
 
 /* Walks the elements of the array at pos: calls each(j, p, i, ctx) with
@@ -74,7 +83,7 @@ static int each_element(const api_json *j, size_t pos, const char *where,
         break;
     }
     return api_fail(err, 400, "bad_json", "%s.%s: malformed JSON at byte "
-                    "%zu", where, name, p == NPOS ? j->len : p);
+                    "%zu", where, name, body_offset(j, p == NPOS ? j->len : p));
 }
 
 /* A growable array of 64-bit integers or floats read from the text. */
@@ -118,7 +127,7 @@ static int int_element(const api_json *j, size_t p, size_t i, void *ctx)
     if (!ok)
         return api_fail(g->err, 400, "bad_tensor", "%s: %s[%zu] is not a "
                         "non-negative integer (at byte %zu)", g->where,
-                        g->name, i, p);
+                        g->name, i, body_offset(j, p));
     if (grow_room(g, i))
         return -1;
     g->ints[i] = v;
@@ -132,14 +141,51 @@ static int float_element(const api_json *j, size_t p, size_t i, void *ctx)
     size_t used = api_read_float(j->s + p, j->len - p, &f);
     if (!used)
         return api_fail(g->err, 400, "bad_tensor", "%s: %s[%zu] is not a "
-                        "number (at byte %zu)", g->where, g->name, i, p);
+                        "number (at byte %zu)", g->where, g->name, i,
+                        body_offset(j, p));
     if (!isfinite(f))
         return api_fail(g->err, 400, "bad_tensor", "%s: %s[%zu] is not a "
                         "finite float32 (at byte %zu)", g->where, g->name, i,
-                        p);
+                        body_offset(j, p));
     if (grow_room(g, i))
         return -1;
     g->floats[i] = f;
+    return 0;
+}
+
+/* The array at pos when the pushed reader (api_jsonpush.c) read it into
+ * float32 as the body arrived, or NULL when it is text. */
+static const api_blob *blob_at(const api_json *j, size_t pos)
+{
+    size_t p = ws(j, pos);
+    if (p >= j->len || j->s[p] != API_BLOB_MARK)
+        return NULL;
+    const api_jsondoc *d = api_jsondoc_of(j->s);
+    return d ? api_jsondoc_blob_at(d, p) : NULL;
+}
+
+/* A blob's floats as the text's would have been read, with the same
+ * messages: a flat array of finite numbers. */
+static int blob_floats(const api_blob *b, const char *where, const char *name,
+                       int ints, grow *g, api_error *err)
+{
+    if (ints) /* index arrays stay text; one reached here was escaped */
+        return api_fail(err, 400, "bad_tensor", "%s: \"%s\" must be an "
+                        "array of non-negative integers", where, name);
+    if (b->bad_kind)
+        return api_fail(err, 400, "bad_tensor", "%s: %s[%zu] is not a %s "
+                        "(at byte %zu)", where, name, b->bad_index,
+                        b->bad_kind == API_BLOB_NOT_FINITE
+                            ? "finite float32" : "number",
+                        b->bad_at);
+    if (!b->data || b->n != b->top)
+        return api_fail(err, 400, "bad_tensor", "%s: \"%s\" must be a flat "
+                        "array of numbers", where, name);
+    g->floats = malloc((b->n ? b->n : 1) * sizeof *g->floats);
+    if (!g->floats)
+        return api_fail(err, 503, "out_of_memory", "out of memory");
+    memcpy(g->floats, b->data, b->n * sizeof *g->floats);
+    g->n = g->cap = b->n;
     return 0;
 }
 
@@ -151,6 +197,9 @@ static int read_array(const api_json *j, size_t pos, const char *where,
     g->where = where;
     g->name = name;
     g->err = err;
+    const api_blob *b = blob_at(j, pos);
+    if (b)
+        return blob_floats(b, where, name, ints, g, err);
     /* A one-element start tells grow_room which array is in use. */
     if (ints)
         g->ints = malloc(sizeof *g->ints);
@@ -255,7 +304,7 @@ static int read_members(const api_json *j, size_t pos, const char *where,
     }
     if (rc < 0)
         return api_fail(err, 400, "bad_json", "%s: malformed JSON at byte "
-                        "%zu", where, it);
+                        "%zu", where, body_offset(j, it));
     /* The format's name, as a short string. */
     char name[8] = "";
     if (at[M_FORMAT] == NPOS)

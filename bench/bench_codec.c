@@ -167,6 +167,34 @@ static double read_codec(void *arg)
     return dt;
 }
 
+/* The body as it arrives, in 64 KiB pieces, through the pushed reader. */
+static double read_pushed(void *arg)
+{
+    (void)arg;
+    api_limits lim = api_default_limits();
+    lim.max_tensor_elems = N;
+    nn_tensor *t;
+    api_error err;
+    double t0 = clock_fn();
+    api_jsondoc *d = api_jsondoc_new(API_JSONDOC_BLOB_MIN, NULL, NULL);
+    for (size_t at = 0; d && at < text_len; at += 65536)
+        if (api_jsondoc_feed(d, text + at, text_len - at < 65536
+                                               ? text_len - at : 65536))
+            bench_die("pushed read", "out of memory");
+    if (!d)
+        bench_die("pushed read", "out of memory");
+    api_jsondoc_finish(d);
+    api_json j = api_jsondoc_json(d);
+    if (api_json_tensor(&j, 0, "x", &lim, 0, &t, &err))
+        bench_die("pushed read", err.message);
+    double dt = clock_fn() - t0;
+    if (memcmp(t->data, tensor->data, N * sizeof(float)))
+        bench_die("pushed read", "different values");
+    nn_tensor_free(t);
+    api_jsondoc_free(d);
+    return dt;
+}
+
 static double read_cjson(void *arg)
 {
     (void)arg;
@@ -202,11 +230,13 @@ static void in_process(void)
         double wc = best_of(write_chunked, NULL, 3);
         double wo = best_of(write_cjson, NULL, 3);
         double r = best_of(read_codec, NULL, 3);
+        double rp = best_of(read_pushed, NULL, 3);
         double ro = best_of(read_cjson, NULL, 3);
         printf("  %s: write_codec_mfloats_per_s %.1f\n", unit, N / w / 1e6);
         printf("  %s: write_chunked_mfloats_per_s %.1f\n", unit, N / wc / 1e6);
         printf("  %s: write_cjson_mfloats_per_s %.2f\n", unit, N / wo / 1e6);
         printf("  %s: read_codec_mfloats_per_s %.1f\n", unit, N / r / 1e6);
+        printf("  %s: read_pushed_mfloats_per_s %.1f\n", unit, N / rp / 1e6);
         printf("  %s: read_cjson_mfloats_per_s %.2f\n", unit, N / ro / 1e6);
         printf("  %s: speed-up %.0fx (write), %.0fx (read)\n", unit, wo / w,
                ro / r);

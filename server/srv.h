@@ -85,6 +85,10 @@ typedef struct srv_request {
                                    checked JSON with SRV_BODY_RAW */
     size_t raw_len;
     int raw_checked;            /* raw was checked as JSON (SRV_BODY_RAW) */
+    const struct api_jsondoc *raw_doc; /* SRV_BODY_RAW bodies read as they
+                                   arrived (api_codec.h): raw is its kept
+                                   text, and its check's verdict is the
+                                   body's; NULL when raw is the text */
     const char *blob;           /* routes with SRV_BODY_BINARY: the bytes
                                    after the JSON header when the request
                                    used the binary tensor extension, or

@@ -1,7 +1,8 @@
 /*
  * srv_http.c — libmicrohttpd glue: collects a request body within the size
- * limit and the memory budget, matches the route table, resolves what the
- * route's row asks for, and either answers on the spot (SRV_INLINE) or
+ * limit and the memory budget (or, for routes that read its text, reads
+ * it as it arrives: api_jsondoc), matches the route table, resolves what
+ * the route's row asks for, and either answers on the spot (SRV_INLINE) or
  * suspends the connection and hands the request to the compute scheduler,
  * resuming it when the answer is ready. It counts and logs every request,
  * and closes connections that take longer than --read-timeout to send one.
@@ -53,7 +54,9 @@ typedef struct conn_state {
     int route;            /* index in srv_routes, or -1 */
     char params[2][96];   /* the route's {net} and {sid}, as matched */
     char *body;
-    size_t len, cap;
+    size_t len, cap;      /* len counts the body's bytes, also with doc */
+    api_jsondoc *doc;     /* SRV_BODY_RAW: the body read as it arrives, in
+                             place of body */
     int too_large;
     int no_memory;        /* the body did not fit the memory budget */
     int challenge;        /* answer with WWW-Authenticate */
@@ -350,6 +353,13 @@ static int append(conn_state *st, const char *data, size_t size)
         st->too_large = 1;
         return 0;
     }
+    if (st->doc) {
+        /* Read as it comes: what is kept is charged as it grows. */
+        st->len += size;
+        if (api_jsondoc_feed(st->doc, data, size))
+            st->no_memory = 1;
+        return !st->no_memory;
+    }
     if (st->len + size + 1 > st->cap) {
         size_t cap = st->cap ? st->cap : 4096;
         while (cap < st->len + size + 1)
@@ -523,8 +533,59 @@ static enum MHD_Result answer_now(struct MHD_Connection *conn, conn_state *st,
     return send_reply(conn, st, &req, allow);
 }
 
+/* The budget, asked before a pushed body's document grows. */
+static int doc_reserve(void *cls, size_t bytes)
+{
+    (void)cls;
+    return srv_budget_charge(bytes);
+}
+
+/* Whether the body of this request is read as it arrives: a route that
+ * reads the text itself, with a body declared plain JSON (a compressed
+ * one, or the binary extension's framing, is whole before it is read). */
+static int pushed_body(struct MHD_Connection *conn, const srv_route *route)
+{
+    const char *encoding = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    return (route->flags & SRV_BODY_RAW) &&
+           is_json_type(MHD_lookup_connection_value(
+               conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)) &&
+           (!encoding || strcasecmp(encoding, "identity") == 0) &&
+           !MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                        API_BINARY_HEADER);
+}
+
+/* What text after the document most likely is, on a route that reads
+ * the binary framing: its bytes, sent without the header. */
+static const char *trailing_hint(const srv_request *req, int trailing)
+{
+    return trailing && (req->route_flags & SRV_BODY_BINARY) && !req->blob
+               ? " (binary tensor data needs the " API_BINARY_HEADER " header)"
+               : "";
+}
+
 int srv_request_parse_json(srv_request *req)
 {
+    if (req->raw_doc && !req->raw_checked) {
+        /* Checked as it arrived; the verdicts, as for the text. */
+        size_t at;
+        int trailing;
+        if (api_jsondoc_depth(req->raw_doc) > MAX_JSON_DEPTH) {
+            srv_reply_fail(req, 400, "bad_json", "JSON nested deeper than %d "
+                           "levels", MAX_JSON_DEPTH);
+            return -1;
+        }
+        if (api_jsondoc_check(req->raw_doc, &at, &trailing)) {
+            srv_reply_fail(req, 400, "bad_json", trailing
+                               ? "unexpected text after the JSON document at "
+                                 "byte %zu%s"
+                               : "malformed JSON at byte %zu%s", at,
+                           trailing_hint(req, trailing));
+            return -1;
+        }
+        req->raw_checked = 1;
+        return 0;
+    }
     if (req->raw_len == 0 || req->json || req->raw_checked)
         return 0;
     if (json_depth(req->raw, req->raw_len) > MAX_JSON_DEPTH) {
@@ -542,11 +603,7 @@ int srv_request_parse_json(srv_request *req)
                                ? "unexpected text after the JSON document at "
                                  "byte %zu%s"
                                : "malformed JSON at byte %zu%s", at,
-                           trailing && (req->route_flags & SRV_BODY_BINARY) &&
-                                   !req->blob
-                               ? " (binary tensor data needs the "
-                                 API_BINARY_HEADER " header)"
-                               : "");
+                           trailing_hint(req, trailing));
             return -1;
         }
         req->raw_checked = 1;
@@ -566,10 +623,7 @@ int srv_request_parse_json(srv_request *req)
         cJSON_Delete(json);
         srv_reply_fail(req, 400, "bad_json", "unexpected text after the JSON "
                        "document at byte %zu%s", (size_t)(rest - req->raw),
-                       (req->route_flags & SRV_BODY_BINARY) && !req->blob
-                           ? " (binary tensor data needs the "
-                             API_BINARY_HEADER " header)"
-                           : "");
+                       trailing_hint(req, 1));
         return -1;
     }
     req->json = json;
@@ -698,7 +752,11 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, conn_state *st,
     req->route_flags = route->flags;
     req->key = st->key;
     size_t json_len = st->len;
-    if (st->len > 0) {
+    if (st->doc) {
+        api_jsondoc_finish(st->doc);
+        if (st->len > 0)
+            req->raw_doc = st->doc;
+    } else if (st->len > 0) {
         api_error err;
         char *received = st->body;
         int unpacked = unpack_body(conn, route, &st->body, &st->len, req,
@@ -718,6 +776,11 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, conn_state *st,
     }
     req->raw = st->body ? st->body : "";
     req->raw_len = json_len;
+    if (req->raw_doc) {
+        api_json kept = api_jsondoc_json(st->doc);
+        req->raw = kept.s;
+        req->raw_len = kept.len;
+    }
     /* A small JSON document is parsed (or, for SRV_BODY_RAW, checked) here,
      * as part of receiving it: a malformed one is answered without taking
      * a place in a queue, and a batch of steps spends its compute thread on
@@ -814,6 +877,8 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
         api_error err;
         if (has_body && body_readable(conn, url, &err))
             return answer_error(conn, st, method, url, &err);
+        if (has_body && pushed_body(conn, &srv_routes[st->route]))
+            st->doc = api_jsondoc_new(API_JSONDOC_BLOB_MIN, doc_reserve, NULL);
         return MHD_YES;
     }
     if (st->submitted) {
@@ -841,6 +906,9 @@ void srv_http_completed(void *cls, struct MHD_Connection *conn,
         srv_request_release(&st->job.req);
         free(st->body);
         srv_budget_release(st->cap);
+        if (st->doc)
+            srv_budget_release(api_jsondoc_charged(st->doc));
+        api_jsondoc_free(st->doc);
         free(st);
         *con_cls = NULL;
         srv_metrics_in_flight(-1);
