@@ -1044,8 +1044,10 @@ static void test_refusals_wait_for_the_body(void)
     it_server guarded;
     CU_ASSERT_EQUAL_FATAL(it_start(&guarded, args), 0);
     const size_t big = (size_t)16 << 20;
-    /* tritonclient's infer() header lines, in its order: Host, then the
-     * client's own (no Content-Type), then Content-Length. */
+    /* tritonclient's infer() header lines as geventhttpclient writes
+     * them: lower case, User-Agent, the caller's headers, the framing's
+     * header, Host, Content-Length (no Content-Type). The body is never
+     * parsed here: zeros do. */
     /* The 415 is asked of the main daemon, whose --max-body (16 MiB) the
      * body does not exceed. */
     static const struct {
@@ -1055,22 +1057,22 @@ static void test_refusals_wait_for_the_body(void)
         const char *needle;
     } cases[] = {
         {1, "/v2/models/mymodel/infer",
-         "Authorization: Bearer kserve-test-key\r\n", 413, "limit"},
+         "authorization: Bearer kserve-test-key\r\n", 413, "limit"},
         {1, "/v2/models/mymodel/infer", "", 401, "Bearer"},
         {1, "/v2/models/mymodel/nothing",
-         "Authorization: Bearer kserve-test-key\r\n", 404, "no route"},
-        {0, "/v2/models/mymodel/infer", "Content-Type: text/plain\r\n", 415,
+         "authorization: Bearer kserve-test-key\r\n", 404, "no route"},
+        {0, "/v2/models/mymodel/infer", "content-type: text/plain\r\n", 415,
          "text/plain"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         const it_server *srv = cases[k].guarded ? &guarded : &server;
         char head[1024];
         snprintf(head, sizeof head,
-                 "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                 "User-Agent: python/gevent-http-client-2.0.8\r\n%s"
-                 "Inference-Header-Content-Length: 120\r\n"
-                 "Content-Length: %zu\r\n\r\n",
-                 cases[k].path, srv->port, cases[k].extra, big);
+                 "POST %s HTTP/1.1\r\n"
+                 "user-agent: python/gevent-http-client-2.0.8\r\n%s"
+                 "inference-header-content-length: 134\r\n"
+                 "host: 127.0.0.1:%d\r\ncontent-length: %zu\r\n\r\n",
+                 cases[k].path, cases[k].extra, srv->port, big);
         raw_reply r;
         int fd = send_whole(srv, head, big, &r);
         CU_ASSERT(fd >= 0);
