@@ -38,6 +38,9 @@
 
 /* Bytes a streamed reply is produced in at a time. */
 #define STREAM_BLOCK (64 * 1024)
+/* A refusal decided from the headers waits for a declared body of up to
+ * 4 x --max-body or this, whichever is larger (see refuse()). */
+#define DRAIN_FLOOR ((size_t)64 << 20)
 
 /* What MHD keeps per connection (its socket context): enough to enforce
  * the read deadline from the reaper, which cannot reach MHD's own state. */
@@ -62,6 +65,10 @@ typedef struct conn_state {
     int challenge;        /* answer with WWW-Authenticate */
     int close;            /* close the connection after the reply */
     int key;              /* the caller's API key index, or -1 */
+    int refusing;         /* 1: refusal waits for the body; 2: it is sent */
+    size_t drained;       /* body bytes dropped while refusing */
+    api_error refusal;
+    char refusal_allow[64];
     struct MHD_Connection *conn;
     srv_job job;          /* once the whole body is here */
     int submitted;        /* the job is the scheduler's, or answered */
@@ -515,6 +522,74 @@ static enum MHD_Result answer_error(struct MHD_Connection *conn,
     return send_reply(conn, st, &req, NULL);
 }
 
+static size_t drain_limit(void)
+{
+    size_t four = config->max_body * 4;
+    return four > DRAIN_FLOOR ? four : DRAIN_FLOOR;
+}
+
+/* A refusal decided from the headers alone (401, 404, 405, 413, 415).
+ * Sent at once, it would close the connection under a client that writes
+ * its whole request before reading the answer, as tritonclient and most
+ * simple clients do: the client would see a broken pipe or a reset, never
+ * why. So a declared body of up to drain_limit() bytes is read and
+ * dropped first (no memory is kept, and the read deadline still holds);
+ * a larger one is answered at once, and so is a request with "Expect:
+ * 100-continue", whose client waits for the answer before it sends the
+ * body. A chunked body is dropped up to the same bound; past it the
+ * answer goes out and the connection closes. */
+static enum MHD_Result refuse(struct MHD_Connection *conn, conn_state *st,
+                              const char *method, const char *url,
+                              const api_error *err, const char *allow)
+{
+    const char *length = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *chunked = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *expect = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    unsigned long long declared = length ? strtoull(length, NULL, 10) : 0;
+    if (length && chunked) {
+        /* Which framing holds is unknowable (RFC 9112 6.1): read nothing. */
+        st->close = 1;
+    } else if (expect && strcasecmp(expect, "100-continue") == 0) {
+        /* The client waits for this answer before sending its body. */
+    } else if ((declared > 0 && declared <= drain_limit()) || chunked) {
+        st->refusal = *err;
+        snprintf(st->refusal_allow, sizeof st->refusal_allow, "%s",
+                 allow ? allow : "");
+        st->refusing = 1;
+        return MHD_YES;
+    }
+    srv_request req;
+    init_request(&req, method, url);
+    srv_reply_error(&req, err);
+    return send_reply(conn, st, &req, allow);
+}
+
+/* The later calls of a request being refused: drop its body, then send
+ * the refusal once. */
+static enum MHD_Result keep_refusing(struct MHD_Connection *conn,
+                                     conn_state *st, const char *method,
+                                     const char *url,
+                                     size_t *upload_data_size)
+{
+    if (*upload_data_size) {
+        st->drained += *upload_data_size;
+        *upload_data_size = 0;
+        if (st->refusing == 2 || st->drained <= drain_limit())
+            return MHD_YES;
+        st->close = 1;
+    }
+    if (st->refusing == 2)
+        return MHD_YES;
+    st->refusing = 2;
+    srv_request req;
+    init_request(&req, method, url);
+    srv_reply_error(&req, &st->refusal);
+    return send_reply(conn, st, &req, st->refusal_allow);
+}
+
 static enum MHD_Result answer_now(struct MHD_Connection *conn, conn_state *st,
                                   const char *method, const char *path,
                                   int status, const char *code,
@@ -842,11 +917,12 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
         /* Before anything else: without a key, not even which routes
          * exist is told. */
         st->key = keys ? srv_auth_check_connection(keys, conn) - 1 : -1;
+        api_error err;
         if (keys && !srv_auth_exempt(method, url) && st->key < 0) {
             st->challenge = 1;
-            return answer_now(conn, st, method, url, 401, "unauthorized",
-                              NULL, "this server needs 'Authorization: "
-                              "Bearer <key>' with one of its keys");
+            api_fail(&err, 401, "unauthorized", "this server needs "
+                     "'Authorization: Bearer <key>' with one of its keys");
+            return refuse(conn, st, method, url, &err, NULL);
         }
         const char *length = MHD_lookup_connection_value(
             conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -862,25 +938,27 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
         }
         if (st->route < 0) {
             if (allow[0])
-                return answer_now(conn, st, method, url, 405,
-                                  "method_not_allowed", allow, "%s is not "
-                                  "allowed on %s (allowed: %s)", method, url,
-                                  allow);
-            return answer_now(conn, st, method, url, 404, "not_found",
-                              NULL, "no route %s %s", method, url);
+                api_fail(&err, 405, "method_not_allowed", "%s is not allowed "
+                         "on %s (allowed: %s)", method, url, allow);
+            else
+                api_fail(&err, 404, "not_found", "no route %s %s", method,
+                         url);
+            return refuse(conn, st, method, url, &err, allow);
         }
-        if (length && strtoull(length, NULL, 10) > config->max_body)
-            return answer_now(conn, st, method, url, 413, "too_large", NULL,
-                              "the body is %s bytes; the limit is %zu", length,
-                              config->max_body);
+        if (length && strtoull(length, NULL, 10) > config->max_body) {
+            api_fail(&err, 413, "too_large", "the body is %s bytes; the "
+                     "limit is %zu", length, config->max_body);
+            return refuse(conn, st, method, url, &err, NULL);
+        }
         int has_body = (length && strtoull(length, NULL, 10) > 0) || chunked;
-        api_error err;
         if (has_body && body_readable(conn, url, &err))
-            return answer_error(conn, st, method, url, &err);
+            return refuse(conn, st, method, url, &err, NULL);
         if (has_body && pushed_body(conn, &srv_routes[st->route]))
             st->doc = api_jsondoc_new(API_JSONDOC_BLOB_MIN, doc_reserve, NULL);
         return MHD_YES;
     }
+    if (st->refusing)
+        return keep_refusing(conn, st, method, url, upload_data_size);
     if (st->submitted) {
         /* Resumed: the compute thread has answered. */
         if (!atomic_load(&st->answered))

@@ -22,6 +22,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -954,6 +955,174 @@ static void test_auth_and_size_errors(void)
     free(dir);
 }
 
+/* Writes head and then body_len bytes of body as tritonclient does
+ * (geventhttpclient's sendall: the whole request before reading anything),
+ * then reads one reply off the same socket into r. Returns the socket,
+ * still open for a next request, or -1 when the server stopped reading
+ * before the body was all sent (the client's BrokenPipeError). */
+static int send_whole(const it_server *srv, const char *head, size_t body_len,
+                      raw_reply *r)
+{
+    memset(r, 0, sizeof *r);
+    r->header_length = -1;
+    r->content_length = -1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct sockaddr_in at = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)srv->port)};
+    at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&at, sizeof at), 0);
+    /* A daemon that waits for bytes never sent fails the test, not hangs. */
+    struct timeval wait = {.tv_sec = 20};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    static char chunk[1 << 16];
+    size_t head_len = strlen(head), sent = 0;
+    int broken = send(fd, head, head_len, MSG_NOSIGNAL) != (ssize_t)head_len;
+    while (!broken && sent < body_len) {
+        size_t n = body_len - sent < sizeof chunk ? body_len - sent
+                                                  : sizeof chunk;
+        ssize_t w = send(fd, chunk, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            broken = 1;
+        else
+            sent += (size_t)w;
+    }
+    if (broken) {
+        close(fd);
+        return -1;
+    }
+    /* The reply: headers, then Content-Length bytes. */
+    char wire[8192];
+    size_t got = 0;
+    const char *end = NULL;
+    ssize_t n;
+    while (!end && got < sizeof wire - 1 &&
+           (n = read(fd, wire + got, sizeof wire - 1 - got)) > 0) {
+        got += (size_t)n;
+        wire[got] = '\0';
+        end = strstr(wire, "\r\n\r\n");
+    }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(end);
+    r->status = strtol(wire + 9, NULL, 10);
+    const char *cl = strstr(wire, "\r\nContent-Length:");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cl);
+    size_t want = strtoul(cl + 17, NULL, 10), start = (size_t)(end + 4 - wire);
+    const char *ct = strstr(wire, "\r\nContent-Type:");
+    if (ct)
+        sscanf(ct + 15, " %127[^\r]", r->content_type);
+    CU_ASSERT_FATAL(start + want < sizeof wire);
+    while (got < start + want &&
+           (n = read(fd, wire + got, sizeof wire - 1 - got)) > 0)
+        got += (size_t)n;
+    CU_ASSERT_EQUAL(got, start + want);
+    r->len = want;
+    r->body = malloc(want + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->body);
+    memcpy(r->body, wire + start, want);
+    r->body[want] = '\0';
+    return fd;
+}
+
+/* A refusal known from the headers (413 from Content-Length, 401, 404,
+ * 415) reaches a client that writes a large body whole before reading: the
+ * daemon reads the body and drops it, then answers, and the connection
+ * stays in step for the next request. The body is 16 MiB, more than a
+ * loopback socket buffers, so answering before reading it would cut the
+ * client's write. */
+static void test_refusals_wait_for_the_body(void)
+{
+    char *dir = it_temp_dir("nerved-kserve");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    char keys[600];
+    snprintf(keys, sizeof keys, "%s/keys", dir);
+    FILE *f = fopen(keys, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("kserve-test-key\n", f);
+    fclose(f);
+    const char *const args[] = {"--api-key-file", keys, "--max-body", "4096",
+                                NULL};
+    it_server guarded;
+    CU_ASSERT_EQUAL_FATAL(it_start(&guarded, args), 0);
+    const size_t big = (size_t)16 << 20;
+    /* tritonclient's infer() header lines as geventhttpclient writes
+     * them: lower case, User-Agent, the caller's headers, the framing's
+     * header, Host, Content-Length (no Content-Type). The body is never
+     * parsed here: zeros do. */
+    /* The 415 is asked of the main daemon, whose --max-body (16 MiB) the
+     * body does not exceed. */
+    static const struct {
+        int guarded;
+        const char *path, *extra;
+        long status;
+        const char *needle;
+    } cases[] = {
+        {1, "/v2/models/mymodel/infer",
+         "authorization: Bearer kserve-test-key\r\n", 413, "limit"},
+        {1, "/v2/models/mymodel/infer", "", 401, "Bearer"},
+        {1, "/v2/models/mymodel/nothing",
+         "authorization: Bearer kserve-test-key\r\n", 404, "no route"},
+        {0, "/v2/models/mymodel/infer", "content-type: text/plain\r\n", 415,
+         "text/plain"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        const it_server *srv = cases[k].guarded ? &guarded : &server;
+        char head[1024];
+        snprintf(head, sizeof head,
+                 "POST %s HTTP/1.1\r\n"
+                 "user-agent: python/gevent-http-client-2.0.8\r\n%s"
+                 "inference-header-content-length: 134\r\n"
+                 "host: 127.0.0.1:%d\r\ncontent-length: %zu\r\n\r\n",
+                 cases[k].path, cases[k].extra, srv->port, big);
+        raw_reply r;
+        int fd = send_whole(srv, head, big, &r);
+        CU_ASSERT(fd >= 0);
+        if (fd < 0) {
+            fprintf(stderr, "%s: the daemon stopped reading before the "
+                    "body was sent\n", cases[k].path);
+            continue;
+        }
+        expect_v2_error(&r, cases[k].status, cases[k].needle);
+        raw_free(&r);
+        /* The body was consumed: the next request on the connection is
+         * read as a request. */
+        const char *next = "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+        CU_ASSERT_EQUAL(send(fd, next, strlen(next), MSG_NOSIGNAL),
+                        (ssize_t)strlen(next));
+        char wire[512];
+        ssize_t n = read(fd, wire, sizeof wire - 1);
+        CU_ASSERT(n > 12);
+        if (n > 12)
+            CU_ASSERT_EQUAL(strncmp(wire, "HTTP/1.1 200", 12), 0);
+        close(fd);
+    }
+    /* Past the bound (4 x --max-body, at least 64 MiB) nothing is read:
+     * the 413 comes at once, on the headers alone. */
+    char head[512];
+    snprintf(head, sizeof head,
+             "POST /v2/models/mymodel/infer HTTP/1.1\r\nHost: x\r\n"
+             "Authorization: Bearer kserve-test-key\r\n"
+             "Content-Length: 1000000000\r\n\r\n");
+    raw_reply r;
+    int fd = send_whole(&guarded, head, 0, &r);
+    CU_ASSERT_FATAL(fd >= 0);
+    expect_v2_error(&r, 413, "1000000000");
+    raw_free(&r);
+    close(fd);
+    /* A client that asks "Expect: 100-continue" waits for the answer
+     * before sending its body: it gets it at once. */
+    snprintf(head, sizeof head,
+             "POST /v2/models/mymodel/infer HTTP/1.1\r\nHost: x\r\n"
+             "Expect: 100-continue\r\nContent-Length: %zu\r\n\r\n", big);
+    fd = send_whole(&guarded, head, 0, &r);
+    CU_ASSERT_FATAL(fd >= 0);
+    expect_v2_error(&r, 401, "Bearer");
+    raw_free(&r);
+    close(fd);
+    CU_ASSERT_EQUAL(it_stop(&guarded), 0);
+    it_remove_tree(dir);
+    free(dir);
+}
+
 /* Bad framing is a 400 that says what is wrong. */
 static void test_bad_framing(void)
 {
@@ -1323,6 +1492,8 @@ int main(void)
         {"errors before any handler have the protocol's shape",
          test_errors_before_handlers},
         {"401 and 413 have the protocol's shape", test_auth_and_size_errors},
+        {"a refusal waits for a body the client writes whole",
+         test_refusals_wait_for_the_body},
         {"bad binary framing is a clear 400", test_bad_framing},
         {"tritonclient: gzip and deflate request bodies and answers",
          test_compressed_requests},
