@@ -1,12 +1,16 @@
 /*
  * core.c — errors, counted memory, shapes and tensors.
  */
+#define _DEFAULT_SOURCE /* madvise */
 #include "nn_internal.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 /* ---------------------------------------------------------------- errors */
 
@@ -119,6 +123,20 @@ void *nn_realloc(void *ptr, size_t size)
 void nn_free(void *ptr)
 {
     free(ptr);
+}
+
+void nn_advise_huge_pages(void *p, size_t bytes)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(huge - 1);
+    if (p && hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* a hint only */
+#else
+    (void)p;
+    (void)bytes;
+#endif
 }
 
 uint64_t nn_alloc_count(void)

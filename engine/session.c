@@ -122,6 +122,8 @@ static int runs_alloc(nn_session *s, nn_error *err)
             if (!r->work)
                 return nn_error_set(err, NN_ERR_NOMEM, "out of memory for the "
                                     "scratch of node '%s'", node->name);
+            nn_advise_huge_pages(r->work, node->work_per_row *
+                                              (size_t)s->batch * sizeof(float));
         }
     }
     for (int i = 0; i < g->n_nodes; i++) {
