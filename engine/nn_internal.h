@@ -128,12 +128,13 @@ size_t nn_floats_per_row(const nn_graph *g);
 int nn_check_session_floats(const nn_graph *g, size_t rows, const char *what,
                             nn_error *err);
 
-/* Asks the kernel (Linux) to back the 2 MiB-aligned part of [p, p +
- * bytes) with huge pages when it is first touched; elsewhere, or when
- * refused, nothing happens. For scratch read at random over megabytes (a
- * sparse batch product's transposed inputs), where 4 KiB pages cost a TLB
- * miss per access and a third of the time. */
-void nn_advise_huge_pages(void *p, size_t bytes);
+/* A zeroed scratch buffer of `floats` floats, counted as nn_calloc, or
+ * NULL. Large ones (4 MiB and more, on Linux) are mapped on their own and
+ * offered 2 MiB pages: a sparse batch product reads its transposed inputs
+ * (megabytes) at random, and on 4 KiB pages nearly every read misses the
+ * first-level TLB. Released with nn_scratch_free and the same count. */
+float *nn_scratch_alloc(size_t floats);
+void nn_scratch_free(float *p, size_t floats);
 
 /* Grows *arr (of elem bytes) so that it holds at least need elements. */
 int nn_grow(void **arr, int *cap, int need, size_t elem, nn_error *err);

@@ -293,7 +293,7 @@ chunk32(const nn_csr *m, const float *restrict val, const float *restrict xt,
 #undef NN_UNROLL
 
 /* dst (8 x 8, row stride ds) = the transpose of src (8 x 8, stride ss). */
-__attribute__((target("avx2"))) static inline void
+__attribute__((target("avx2"), always_inline)) static inline void
 transpose8(const float *src, size_t ss, float *dst, size_t ds)
 {
     __m256 r[8], t[8], u[8];
