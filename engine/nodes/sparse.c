@@ -207,8 +207,9 @@ matvec_avx2(const nn_csr *m, const float *restrict val,
 size_t nn_csr_matmul_work(const nn_csr *m)
 {
     /* A chunk of w batch rows takes w * rows floats of transposed inputs
-     * and w * cols of transposed outputs, w <= the batch. */
-    return (size_t)m->rows + (size_t)m->cols;
+     * and w * cols of transposed outputs, w <= the batch, each aligned to
+     * a cache line (at most 15 floats lost before each). */
+    return (size_t)m->rows + (size_t)m->cols + 32;
 }
 
 #ifdef NN_HAVE_AVX2_PATH
@@ -291,6 +292,13 @@ chunk32(const nn_csr *m, const float *restrict val, const float *restrict xt,
 }
 #undef NN_CHUNK_BODY
 #undef NN_UNROLL
+
+/* The first 64-byte boundary at or after p: an entry's inputs then fill
+ * whole cache lines (two for a 32-row chunk, not three). */
+static float *line_aligned(float *p)
+{
+    return p + ((64 - (uintptr_t)p % 64) % 64) / sizeof(float);
+}
 
 /* dst (8 x 8, row stride ds) = the transpose of src (8 x 8, stride ss). */
 __attribute__((target("avx2"), always_inline)) static inline void
@@ -399,7 +407,7 @@ void nn_csr_matmul(const nn_csr *m, const float *val, const float *x,
         if (level < chunks[c].level)
             continue;
         for (; b + w <= batch; b += w) {
-            float *xt = work, *yt = work + w * rows;
+            float *xt = line_aligned(work), *yt = line_aligned(xt + w * rows);
             gather_rows(x, rows, b, w, xt);
             chunks[c].run(m, val, xt, yt);
             scatter_rows(yt, cols, b, w, beta, y);
