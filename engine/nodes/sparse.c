@@ -9,14 +9,18 @@
  * one by one (two loads per entry instead of the plain loop's three; an
  * AVX2 gather instruction measured slower still: gathers are microcoded on
  * AMD Zen 4 and slowed by the gather-data-sampling mitigation on recent
- * Intel CPUs). At batch B > 1, 16
- * (AVX-512) or 8 (AVX2) rows at a time are transposed into the scratch so
- * that the values an entry multiplies are contiguous: one load, multiply
- * and add per entry for all of them, each lane a vector register, and each
- * row still sees the lanes and tree of batch 1; the vector code multiplies
- * and adds separately (no fused multiply-add: C11 without extensions does
- * not contract either), so it gives the bits of the plain code. Rows left
- * over take the batch-1 path.
+ * Intel CPUs). At batch B > 1, 32 or 16 (AVX-512) or 8 (AVX2) rows at a
+ * time are transposed, 8 x 8 blocks through vector registers, into the
+ * scratch so that the values an entry multiplies are contiguous: one
+ * broadcast of the value and, per vector of rows, one load, multiply and
+ * add per entry, each lane one or two vector registers, and each row still
+ * sees the lanes and tree of batch 1; the outputs come back transposed the
+ * same way. The vector code multiplies and adds separately (no fused
+ * multiply-add: C11 without extensions does not contract either), so it
+ * gives the bits of the plain code. Rows left over take the batch-1 path.
+ * At 10,000 units a 32-row chunk's inputs are 1.3 MB read at random, which
+ * is why a session's large scratch is offered huge pages
+ * (nn_scratch_alloc): on 4 KiB pages nearly every read missed the TLB.
  */
 #include "sparse.h"
 
