@@ -505,17 +505,21 @@ static void csr_reference(const nn_csr *m, const float *val, const float *x,
 }
 
 /* Every path of the forward product (plain, AVX2, AVX-512 where the CPU
- * has them; chunks of 32, 16 and 8 rows and single rows) against double
- * arithmetic, on odd sizes, outputs with no inputs, 16- and 32-bit
- * indices, and the three kinds of beta; and the same bits from every path
+ * has them; chunks of 32, 16 and 8 rows and single rows; W fetched ahead
+ * or not) against double arithmetic, on odd sizes, outputs with no
+ * inputs, 16- and 32-bit indices, and the three kinds of beta; and the same bits from every path
  * and every batch a row is computed in. */
 static void test_csr_matmul_paths(void)
 {
+    /* The fourth has 32-bit indices; the fifth a W over 1 MiB, which the
+     * batch product fetches ahead past the caches. */
     static const struct {
         int rows, cols;
         double density;
-    } shapes[] = {{37, 29, 0.3}, {20, 50, 0.05}, {1000, 70, 0.02},
-                  {70000, 5, 0.0005}};
+        size_t maxb;
+    } shapes[] = {{37, 29, 0.3, 65},      {20, 50, 0.05, 65},
+                  {1000, 70, 0.02, 65},   {70000, 5, 0.0005, 33},
+                  {3000, 1200, 0.06, 40}};
     static const size_t batches[] = {1, 3, 8, 16, 24, 31, 32, 64, 65};
     static const float betas[] = {0.0f, 1.0f, 0.5f};
     nn_rng rng;
@@ -533,8 +537,10 @@ static void test_csr_matmul_paths(void)
             empty += m.ptr[j] == m.ptr[j + 1];
         if (si == 1)
             CU_ASSERT(empty > 0); /* the case is meant to have some */
+        if (si == 4)
+            CU_ASSERT(m.nnz * (sizeof(float) + sizeof(uint16_t)) > 1u << 20);
         size_t rows = (size_t)m.rows, cols = (size_t)m.cols;
-        size_t maxb = wide ? 33 : 65;
+        size_t maxb = shapes[si].maxb;
         float *val = malloc((m.nnz ? m.nnz : 1) * sizeof(float));
         float *x = malloc(maxb * rows * sizeof(float));
         float *y0 = malloc(maxb * cols * sizeof(float));
