@@ -20,7 +20,9 @@
  * gives the bits of the plain code. Rows left over take the batch-1 path.
  * At 10,000 units a 32-row chunk's inputs are 1.3 MB read at random, which
  * is why a session's large scratch is offered huge pages
- * (nn_scratch_alloc): on 4 KiB pages nearly every read missed the TLB.
+ * (nn_scratch_alloc): on 4 KiB pages nearly every read missed the TLB;
+ * and a W larger than L2 is fetched ahead past the caches so as not to
+ * push those inputs out (NN_STREAM_W_BYTES).
  */
 #include "sparse.h"
 
