@@ -228,7 +228,8 @@ static inline size_t row(const nn_csr *m, size_t k, size_t B)
  * batch product: each of its values and indices is read once per chunk,
  * and without the hint they pushed the chunk's transposed inputs, each
  * read about a hundred times, out of the 1 MB L2 (a batch-64 step of
- * 10,000 units at 1 % took 10-13 % longer in side-by-side runs). A W that
+ * 10,000 units at 1 % took 3 % longer in side-by-side runs on a quiet
+ * machine, 10-13 % on a loaded one). A W that
  * fits stays in L2 between chunks and is better left alone (2-3 % slower
  * with the hint at 1,000 units). */
 #define NN_STREAM_W_BYTES ((size_t)1 << 20)
