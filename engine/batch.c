@@ -30,6 +30,7 @@ typedef struct batch_node {
     size_t *state_row;
     int n_state;
     float *work;            /* max_rows * the node's work_per_row */
+    size_t work_floats;     /* its size, for nn_scratch_free */
     nn_tensor *ff, *fb, *state_view; /* views, set again for every run */
     int carry_in;           /* the sessions' outputs are gathered first */
     int carry_out;          /* and scattered back after */
@@ -70,7 +71,7 @@ void nn_batcher_free(nn_batcher *b)
             nn_free(bn->state[k]);
         nn_free(bn->state);
         nn_free(bn->state_row);
-        nn_free(bn->work);
+        nn_scratch_free(bn->work, bn->work_floats);
         nn_free(bn->ff);
         nn_free(bn->fb);
         nn_free(bn->state_view);
@@ -106,9 +107,15 @@ static int node_alloc(nn_batcher *b, const nn_node *node, batch_node *bn)
                 return -1;
         }
     }
-    if (node->work_per_row && !(bn->work = alloc_rows(rows,
-                                                      node->work_per_row)))
-        return -1;
+    /* Scratch like a session's: large buffers on huge pages (see
+     * nn_scratch_alloc). */
+    if (node->work_per_row) {
+        if (rows > SIZE_MAX / sizeof(float) / node->work_per_row)
+            return -1;
+        bn->work_floats = rows * node->work_per_row;
+        if (!(bn->work = nn_scratch_alloc(bn->work_floats)))
+            return -1;
+    }
     if (node->n_ff && !(bn->ff = nn_calloc((size_t)node->n_ff,
                                            sizeof *bn->ff)))
         return -1;

@@ -1,12 +1,16 @@
 /*
  * core.c — errors, counted memory, shapes and tensors.
  */
+#define _DEFAULT_SOURCE /* madvise */
 #include "nn_internal.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 /* ---------------------------------------------------------------- errors */
 
@@ -119,6 +123,57 @@ void *nn_realloc(void *ptr, size_t size)
 void nn_free(void *ptr)
 {
     free(ptr);
+}
+
+/* Scratch from this size on is mapped on its own, 2 MiB-aligned, and
+ * offered huge pages before anything touches it (after a touch the
+ * kernel keeps the small pages it faulted in). */
+#define NN_SCRATCH_MAP_MIN ((size_t)4 << 20)
+#define NN_HUGE_PAGE ((size_t)2 << 20)
+
+float *nn_scratch_alloc(size_t floats)
+{
+    if (floats > SIZE_MAX / sizeof(float) - NN_HUGE_PAGE)
+        return NULL;
+    size_t bytes = floats * sizeof(float);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (bytes >= NN_SCRATCH_MAP_MIN) {
+        if (injected_failure_sized(bytes) || injected_failure())
+            return NULL;
+        size_t len = (bytes + 4095) & ~(size_t)4095;
+        char *raw = mmap(NULL, len + NN_HUGE_PAGE, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (raw == MAP_FAILED)
+            return NULL;
+        uintptr_t at = ((uintptr_t)raw + NN_HUGE_PAGE - 1) &
+                       ~(uintptr_t)(NN_HUGE_PAGE - 1);
+        char *p = (char *)at;
+        if (p > raw)
+            munmap(raw, (size_t)(p - raw));
+        if (raw + len + NN_HUGE_PAGE > p + len)
+            munmap(p + len, (size_t)(raw + len + NN_HUGE_PAGE - (p + len)));
+        (void)madvise(p, len, MADV_HUGEPAGE); /* a hint: refused is fine */
+        atomic_fetch_add(&alloc_count, 1);
+        return (float *)p; /* fresh anonymous pages are zero */
+    }
+#endif
+    return nn_calloc(floats ? floats : 1, sizeof(float));
+}
+
+void nn_scratch_free(float *p, size_t floats)
+{
+    if (!p)
+        return;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    size_t bytes = floats * sizeof(float);
+    if (bytes >= NN_SCRATCH_MAP_MIN) {
+        munmap(p, (bytes + 4095) & ~(size_t)4095);
+        return;
+    }
+#else
+    (void)floats;
+#endif
+    nn_free(p);
 }
 
 uint64_t nn_alloc_count(void)

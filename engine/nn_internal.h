@@ -140,6 +140,14 @@ size_t nn_floats_per_row(const nn_graph *g);
 int nn_check_session_floats(const nn_graph *g, size_t rows, const char *what,
                             nn_error *err);
 
+/* A zeroed scratch buffer of `floats` floats, counted as nn_calloc, or
+ * NULL. Large ones (4 MiB and more, on Linux) are mapped on their own and
+ * offered 2 MiB pages: a sparse batch product reads its transposed inputs
+ * (megabytes) at random, and on 4 KiB pages nearly every read misses the
+ * first-level TLB. Released with nn_scratch_free and the same count. */
+float *nn_scratch_alloc(size_t floats);
+void nn_scratch_free(float *p, size_t floats);
+
 /* Grows *arr (of elem bytes) so that it holds at least need elements. */
 int nn_grow(void **arr, int *cap, int need, size_t elem, nn_error *err);
 

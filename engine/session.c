@@ -36,7 +36,8 @@ static void runs_release(nn_session *s)
         for (int k = 0; k < r->n_state; k++)
             nn_tensor_release(&r->state[k]);
         nn_free(r->state);
-        nn_free(r->work);
+        nn_scratch_free(r->work, s->g->nodes[i]->work_per_row *
+                                     (size_t)s->batch);
         nn_free(r->ff);
         nn_free(r->fb);
     }
@@ -117,8 +118,7 @@ static int runs_alloc(nn_session *s, nn_error *err)
             }
         }
         if (node->work_per_row) {
-            r->work = nn_calloc(node->work_per_row * (size_t)s->batch,
-                                sizeof(float));
+            r->work = nn_scratch_alloc(node->work_per_row * (size_t)s->batch);
             if (!r->work)
                 return nn_error_set(err, NN_ERR_NOMEM, "out of memory for the "
                                     "scratch of node '%s'", node->name);

@@ -9,14 +9,20 @@
  * one by one (two loads per entry instead of the plain loop's three; an
  * AVX2 gather instruction measured slower still: gathers are microcoded on
  * AMD Zen 4 and slowed by the gather-data-sampling mitigation on recent
- * Intel CPUs). At batch B > 1, 16
- * (AVX-512) or 8 (AVX2) rows at a time are transposed into the scratch so
- * that the values an entry multiplies are contiguous: one load, multiply
- * and add per entry for all of them, each lane a vector register, and each
- * row still sees the lanes and tree of batch 1; the vector code multiplies
- * and adds separately (no fused multiply-add: C11 without extensions does
- * not contract either), so it gives the bits of the plain code. Rows left
- * over take the batch-1 path.
+ * Intel CPUs). At batch B > 1, 32 or 16 (AVX-512) or 8 (AVX2) rows at a
+ * time are transposed, 8 x 8 blocks through vector registers, into the
+ * scratch so that the values an entry multiplies are contiguous: one
+ * broadcast of the value and, per vector of rows, one load, multiply and
+ * add per entry, each lane one or two vector registers, and each row still
+ * sees the lanes and tree of batch 1; the outputs come back transposed the
+ * same way. The vector code multiplies and adds separately (no fused
+ * multiply-add: C11 without extensions does not contract either), so it
+ * gives the bits of the plain code. Rows left over take the batch-1 path.
+ * At 10,000 units a 32-row chunk's inputs are 1.3 MB read at random, which
+ * is why a session's large scratch is offered huge pages
+ * (nn_scratch_alloc): on 4 KiB pages nearly every read missed the TLB;
+ * and a W larger than L2 is fetched ahead past the caches so as not to
+ * push those inputs out (NN_STREAM_W_BYTES).
  */
 #include "sparse.h"
 
@@ -179,10 +185,26 @@ static void matvec_plain(const nn_csr *m, const float *val, const float *x,
 }
 
 #ifdef NN_HAVE_AVX2_PATH
+/* The tree of reduce_lanes inside the register: (a0+a4, a1+a5, a2+a6,
+ * a3+a7), then ((a0+a4)+(a2+a6), (a1+a5)+(a3+a7)), then their sum; the
+ * same additions in the same order, without a round trip through memory. */
+__attribute__((target("avx2"))) static inline float reduce_vector(__m256 a,
+                                                                   float tail)
+{
+    __m128 v = _mm_add_ps(_mm256_castps256_ps128(a),
+                          _mm256_extractf128_ps(a, 1));
+    __m128 w = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    return _mm_cvtss_f32(_mm_add_ss(w, _mm_movehdup_ps(w))) + tail;
+}
+
 /* Batch 1 with the lanes in one vector register: the eight inputs of a
  * block are loaded one by one into it (no gather instruction), the values
- * with one load, so an entry costs two loads instead of three. Same lanes,
- * same order, same bits as matvec_plain. */
+ * with one load, so an entry costs two loads instead of three; 16-bit
+ * indices come four to a 64-bit load and are taken apart with shifts,
+ * which cost no load. Same lanes, same order, same bits as matvec_plain. */
+#define NN_X4(w)                                                             \
+    x[(w) >> 48], x[((w) >> 32) & 0xffff], x[((w) >> 16) & 0xffff],          \
+        x[(w) & 0xffff]
 #define NN_X8(ip)                                                            \
     _mm256_set_ps(x[(ip)[7]], x[(ip)[6]], x[(ip)[5]], x[(ip)[4]],            \
                   x[(ip)[3]], x[(ip)[2]], x[(ip)[1]], x[(ip)[0]])
@@ -194,137 +216,266 @@ matvec_avx2(const nn_csr *m, const float *restrict val,
         size_t k = m->ptr[j], end = m->ptr[j + 1];
         __m256 a = _mm256_setzero_ps();
         if (m->idx16)
-            for (; k + LANES <= end; k += LANES)
+            for (; k + LANES <= end; k += LANES) {
+                uint64_t lo, hi;
+                memcpy(&lo, m->idx16 + k, sizeof lo);
+                memcpy(&hi, m->idx16 + k + 4, sizeof hi);
                 a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(val + k),
-                                                   NN_X8(m->idx16 + k)));
+                                                   _mm256_set_ps(NN_X4(hi),
+                                                                 NN_X4(lo))));
+            }
         else
             for (; k + LANES <= end; k += LANES)
                 a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(val + k),
                                                    NN_X8(m->idx + k)));
-        float acc[LANES], tail = 0;
-        _mm256_storeu_ps(acc, a);
+        float tail = 0;
         for (; k < end; k++)
             tail += val[k] * x[nn_csr_idx(m, k)];
-        y[j] = start_value(y[j], beta) + reduce_lanes(acc, tail);
+        y[j] = start_value(y[j], beta) + reduce_vector(a, tail);
     }
 }
 #undef NN_X8
+#undef NN_X4
 #endif
 
 size_t nn_csr_matmul_work(const nn_csr *m)
 {
-    return (size_t)m->rows; /* 16 rows of it per 16 batch rows */
+    /* A chunk of w batch rows takes w * rows floats of transposed inputs
+     * and w * cols of transposed outputs, w <= the batch, each aligned to
+     * a cache line (at most 15 floats lost before each). */
+    return (size_t)m->rows + (size_t)m->cols + 32;
 }
 
 #ifdef NN_HAVE_AVX2_PATH
-/* One output j for the batch rows b0 .. b0 + width - 1 of xt (rows, B), with
- * the lanes in vector registers of `width` floats: per entry one load of
- * `width` inputs, a multiply and an add. REG, ZERO, ADD, MUL, SET1, LOADU,
- * STOREU name the vector type's intrinsics. */
-#define NN_COLUMN_CHUNK(REG, width, ZERO, ADD, MUL, SET1, LOADU, STOREU)      \
-    do {                                                                     \
-        REG a0 = ZERO(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0,         \
-            a6 = a0, a7 = a0, t = a0;                                        \
-        size_t k = k0;                                                       \
-        for (; k + LANES <= end; k += LANES) {                               \
-            const float *v = val + k;                                        \
-            a0 = ADD(a0, MUL(SET1(v[0]), LOADU(xt + row(m, k, B) + b0)));      \
-            a1 = ADD(a1, MUL(SET1(v[1]), LOADU(xt + row(m, k + 1, B) + b0)));  \
-            a2 = ADD(a2, MUL(SET1(v[2]), LOADU(xt + row(m, k + 2, B) + b0)));  \
-            a3 = ADD(a3, MUL(SET1(v[3]), LOADU(xt + row(m, k + 3, B) + b0)));  \
-            a4 = ADD(a4, MUL(SET1(v[4]), LOADU(xt + row(m, k + 4, B) + b0)));  \
-            a5 = ADD(a5, MUL(SET1(v[5]), LOADU(xt + row(m, k + 5, B) + b0)));  \
-            a6 = ADD(a6, MUL(SET1(v[6]), LOADU(xt + row(m, k + 6, B) + b0)));  \
-            a7 = ADD(a7, MUL(SET1(v[7]), LOADU(xt + row(m, k + 7, B) + b0)));  \
-        }                                                                    \
-        for (; k < end; k++)                                                 \
-            t = ADD(t, MUL(SET1(val[k]), LOADU(xt + row(m, k, B) + b0)));      \
-        REG r = ADD(ADD(ADD(ADD(a0, a4), ADD(a2, a6)),                        \
-                        ADD(ADD(a1, a5), ADD(a3, a7))),                      \
-                    t);                                                      \
-        float out[width];                                                    \
-        STOREU(out, r);                                                      \
-        for (int l = 0; l < (width); l++) {                                  \
-            float *yb = y + (b0 + (size_t)l) * (size_t)m->cols + j;          \
-            *yb = start_value(*yb, beta) + out[l];                           \
-        }                                                                    \
-    } while (0)
-
 static inline size_t row(const nn_csr *m, size_t k, size_t B)
 {
     return (size_t)nn_csr_idx(m, k) * B;
 }
 
-/* xt holds the rows b0 .. b0 + 7 of x transposed, (m->rows, 8). */
-__attribute__((target("avx2"))) static void
-chunk_avx2(const nn_csr *m, const float *restrict val,
-           const float *restrict xt, size_t b0, float beta, float *restrict y)
+/* W larger than this is fetched ahead with the non-temporal hint by the
+ * batch product: each of its values and indices is read once per chunk,
+ * and without the hint they pushed the chunk's transposed inputs, each
+ * read about a hundred times, out of the 1 MB L2 (a batch-64 step of
+ * 10,000 units at 1 % took 3 % longer in side-by-side runs on a quiet
+ * machine, 10-13 % on a loaded one). A W that
+ * fits stays in L2 between chunks and is better left alone (2-3 % slower
+ * with the hint at 1,000 units). */
+#define NN_STREAM_W_BYTES ((size_t)1 << 20)
+
+static inline void fetch_ahead(const void *p)
 {
-    const size_t B = 8;
-    xt -= b0; /* the macro adds b0 back */
-    for (int j = 0; j < m->cols; j++) {
-        size_t k0 = m->ptr[j], end = m->ptr[j + 1];
-        NN_COLUMN_CHUNK(__m256, 8, _mm256_setzero_ps, _mm256_add_ps,
-                        _mm256_mul_ps, _mm256_set1_ps, _mm256_loadu_ps,
-                        _mm256_storeu_ps);
+    /* A prefetch never faults, so reading past the end is harmless; the
+     * address is computed as an integer to stay clear of the array. */
+    _mm_prefetch((const char *)((uintptr_t)p + 1024), _MM_HINT_NTA);
+}
+
+/* The outputs of one chunk of batch rows, transposed: yt (cols, width)
+ * from xt (rows, width), width a multiple of the vector width V. Each of
+ * the eight lanes and the tail is width / V registers (one or two), so a
+ * non-zero costs one broadcast of its value and, per register, a load of V
+ * inputs, a multiply and an add; every row sees the lanes, tree and tail
+ * of batch 1. REG and the intrinsics name the vector type. */
+/* The loops over lanes and registers must become straight code, or the
+ * accumulators live in memory. */
+#define NN_UNROLL _Pragma("GCC unroll 16")
+#define NN_CHUNK_BODY(REG, V, NV, ZERO, ADD, MUL, SET1, LOADU, STOREU)        \
+    do {                                                                     \
+        const size_t W = (size_t)(V) * (NV);                                 \
+        for (int j = 0; j < m->cols; j++) {                                  \
+            size_t k = m->ptr[j], end = m->ptr[j + 1];                       \
+            REG acc[LANES + 1][NV];                                          \
+            NN_UNROLL for (int l = 0; l <= LANES; l++)                       \
+                NN_UNROLL for (int h = 0; h < (NV); h++)                     \
+                    acc[l][h] = ZERO();                                      \
+            for (; k + LANES <= end; k += LANES) {                           \
+                if (stream) {                                                \
+                    fetch_ahead(val + k);                                    \
+                    fetch_ahead(m->idx16 ? (const void *)(m->idx16 + k)      \
+                                         : (const void *)(m->idx + k));      \
+                }                                                            \
+                NN_UNROLL for (int l = 0; l < LANES; l++) {                  \
+                    REG v = SET1(val[k + l]);                                \
+                    const float *p = xt + row(m, k + l, W);                  \
+                    NN_UNROLL for (int h = 0; h < (NV); h++)                 \
+                        acc[l][h] = ADD(acc[l][h],                           \
+                                        MUL(v, LOADU(p + h * (V))));         \
+                }                                                            \
+            }                                                                \
+            for (; k < end; k++) {                                           \
+                REG v = SET1(val[k]);                                        \
+                const float *p = xt + row(m, k, W);                          \
+                NN_UNROLL for (int h = 0; h < (NV); h++)                     \
+                    acc[LANES][h] = ADD(acc[LANES][h],                       \
+                                        MUL(v, LOADU(p + h * (V))));         \
+            }                                                                \
+            NN_UNROLL for (int h = 0; h < (NV); h++)                         \
+                STOREU(yt + (size_t)j * W + h * (V),                         \
+                       ADD(ADD(ADD(ADD(acc[0][h], acc[4][h]),                 \
+                                   ADD(acc[2][h], acc[6][h])),               \
+                               ADD(ADD(acc[1][h], acc[5][h]),                 \
+                                   ADD(acc[3][h], acc[7][h]))),              \
+                           acc[LANES][h]));                                  \
+        }                                                                    \
+    } while (0)
+
+__attribute__((target("avx2"))) static void
+chunk8(const nn_csr *m, const float *restrict val, const float *restrict xt,
+       float *restrict yt, int stream)
+{
+    NN_CHUNK_BODY(__m256, 8, 1, _mm256_setzero_ps, _mm256_add_ps,
+                  _mm256_mul_ps, _mm256_set1_ps, _mm256_loadu_ps,
+                  _mm256_storeu_ps);
+}
+
+__attribute__((target("avx512f"))) static void
+chunk16(const nn_csr *m, const float *restrict val, const float *restrict xt,
+        float *restrict yt, int stream)
+{
+    NN_CHUNK_BODY(__m512, 16, 1, _mm512_setzero_ps, _mm512_add_ps,
+                  _mm512_mul_ps, _mm512_set1_ps, _mm512_loadu_ps,
+                  _mm512_storeu_ps);
+}
+
+/* 32 rows: eighteen accumulators of the 32 AVX-512 registers. W is read
+ * once per 32 rows, and the 32 inputs of an entry are two adjacent
+ * cache lines. */
+__attribute__((target("avx512f"))) static void
+chunk32(const nn_csr *m, const float *restrict val, const float *restrict xt,
+        float *restrict yt, int stream)
+{
+    NN_CHUNK_BODY(__m512, 16, 2, _mm512_setzero_ps, _mm512_add_ps,
+                  _mm512_mul_ps, _mm512_set1_ps, _mm512_loadu_ps,
+                  _mm512_storeu_ps);
+}
+#undef NN_CHUNK_BODY
+#undef NN_UNROLL
+
+/* The first 64-byte boundary at or after p: an entry's inputs then fill
+ * whole cache lines (two for a 32-row chunk, not three). */
+static float *line_aligned(float *p)
+{
+    return p + ((64 - (uintptr_t)p % 64) % 64) / sizeof(float);
+}
+
+/* dst (8 x 8, row stride ds) = the transpose of src (8 x 8, stride ss). */
+__attribute__((target("avx2"), always_inline)) static inline void
+transpose8(const float *src, size_t ss, float *dst, size_t ds)
+{
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(src + (size_t)i * ss);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(dst + (size_t)i * ds,
+                         _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (size_t)(i + 4) * ds,
+                         _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
     }
 }
 
-/* The same for sixteen rows in AVX-512 registers. */
-__attribute__((target("avx512f"))) static void
-chunk_avx512(const nn_csr *m, const float *restrict val,
-             const float *restrict xt, size_t b0, float beta,
-             float *restrict y)
+/* xt (rows, w) = rows b0 .. b0 + w - 1 of x (batch, rows); w % 8 == 0. */
+__attribute__((target("avx2"))) static void
+gather_rows(const float *restrict x, size_t rows, size_t b0, size_t w,
+            float *restrict xt)
 {
-    const size_t B = 16;
-    xt -= b0;
-    for (int j = 0; j < m->cols; j++) {
-        size_t k0 = m->ptr[j], end = m->ptr[j + 1];
-        NN_COLUMN_CHUNK(__m512, 16, _mm512_setzero_ps, _mm512_add_ps,
-                        _mm512_mul_ps, _mm512_set1_ps, _mm512_loadu_ps,
-                        _mm512_storeu_ps);
-    }
+    const float *xb = x + b0 * rows;
+    size_t r = 0;
+    for (; r + 8 <= rows; r += 8)
+        for (size_t l = 0; l < w; l += 8)
+            transpose8(xb + l * rows + r, rows, xt + r * w + l, w);
+    for (; r < rows; r++)
+        for (size_t l = 0; l < w; l++)
+            xt[r * w + l] = xb[l * rows + r];
+}
+
+/* Rows b0 .. b0 + w - 1 of y (batch, cols) = start_value(y, beta) + yt
+ * (cols, w) transposed, as the batch-1 path writes them. */
+__attribute__((target("avx2"))) static void
+scatter_rows(const float *restrict yt, size_t cols, size_t b0, size_t w,
+             float beta, float *restrict y)
+{
+    float *yb = y + b0 * cols;
+    float blk[64];
+    __m256 vb = _mm256_set1_ps(beta);
+    size_t j = 0;
+    for (; j + 8 <= cols; j += 8)
+        for (size_t l = 0; l < w; l += 8) {
+            transpose8(yt + j * w + l, w, blk, 8);
+            for (int i = 0; i < 8; i++) {
+                float *o = yb + (l + (size_t)i) * cols + j;
+                __m256 s = beta == 0.0f   ? _mm256_setzero_ps()
+                           : beta == 1.0f ? _mm256_loadu_ps(o)
+                                          : _mm256_mul_ps(vb, _mm256_loadu_ps(o));
+                _mm256_storeu_ps(o, _mm256_add_ps(s, _mm256_loadu_ps(blk + 8 * i)));
+            }
+        }
+    for (; j < cols; j++)
+        for (size_t l = 0; l < w; l++) {
+            float *o = yb + l * cols + j;
+            *o = start_value(*o, beta) + yt[j * w + l];
+        }
 }
 #endif
+
+static int level_limit = -1;
+
+void nn_csr_limit_vectors(int level)
+{
+    level_limit = level;
+}
 
 /* 0: plain, 1: AVX2, 2: AVX-512F as well. */
 static int vector_level(void)
 {
+    int level = 0;
 #ifdef NN_HAVE_AVX2_PATH
-    if (!__builtin_cpu_supports("avx2"))
-        return 0;
-    return __builtin_cpu_supports("avx512f") ? 2 : 1;
-#else
-    return 0;
+    if (__builtin_cpu_supports("avx2"))
+        level = __builtin_cpu_supports("avx512f") ? 2 : 1;
 #endif
+    return level_limit >= 0 && level_limit < level ? level_limit : level;
 }
 
 void nn_csr_matmul(const nn_csr *m, const float *val, const float *x,
                    size_t batch, float beta, float *y, float *work)
 {
     int level = vector_level();
-    size_t rows = (size_t)m->rows, cols = (size_t)m->cols, done = 0;
+    size_t rows = (size_t)m->rows, cols = (size_t)m->cols, b = 0;
 #ifdef NN_HAVE_AVX2_PATH
-    /* Chunks of a vector's width of rows, each transposed so that the
-     * values an entry multiplies are contiguous; the chunk's inputs stay in
-     * the first cache levels while W streams past once per chunk. */
-    size_t width = level == 2 ? 16 : level == 1 ? 8 : 0;
-    if (width && batch >= width) {
-        size_t full = batch / width * width;
-        for (size_t b0 = 0; b0 < full; b0 += width) {
-            for (size_t r = 0; r < rows; r++)
-                for (size_t l = 0; l < width; l++)
-                    work[r * width + l] = x[(b0 + l) * rows + r];
-            if (width == 16)
-                chunk_avx512(m, val, work, b0, beta, y);
-            else
-                chunk_avx2(m, val, work, b0, beta, y);
+    /* Chunks of 32, 16 or 8 rows, each transposed so that the inputs an
+     * entry multiplies are contiguous: W streams past once per chunk while
+     * the chunk's inputs stay in cache. */
+    static const struct {
+        size_t width;
+        int level;
+        void (*run)(const nn_csr *, const float *restrict,
+                    const float *restrict, float *restrict, int);
+    } chunks[] = {{32, 2, chunk32}, {16, 2, chunk16}, {8, 1, chunk8}};
+    size_t w_bytes = m->nnz * (sizeof(float) + (m->idx16 ? sizeof(uint16_t)
+                                                       : sizeof(int)));
+    int stream = w_bytes > NN_STREAM_W_BYTES;
+    for (size_t c = 0; c < sizeof chunks / sizeof *chunks; c++) {
+        size_t w = chunks[c].width;
+        if (level < chunks[c].level)
+            continue;
+        for (; b + w <= batch; b += w) {
+            float *xt = line_aligned(work), *yt = line_aligned(xt + w * rows);
+            gather_rows(x, rows, b, w, xt);
+            chunks[c].run(m, val, xt, yt, stream);
+            scatter_rows(yt, cols, b, w, beta, y);
         }
-        done = full;
     }
 #endif
     (void)work;
-    for (size_t b = done; b < batch; b++) {
+    for (; b < batch; b++) {
 #ifdef NN_HAVE_AVX2_PATH
         if (level >= 1) {
             matvec_avx2(m, val, x + b * rows, beta, y + b * cols);

@@ -66,13 +66,18 @@ void nn_csr_release(nn_csr *m);
 /* Floats of scratch nn_csr_matmul needs per batch row. */
 size_t nn_csr_matmul_work(const nn_csr *m);
 /* y = beta * y + x · M for batch rows; val holds M's nnz values. work has
- * batch * nn_csr_matmul_work floats (unused at batch 1). W is read once per call
- * whatever the batch, and a row's result does not depend on the batch it is
- * computed in: every output is summed in the same fixed order (eight
- * interleaved partial sums, then a fixed tree) by the vector and the plain
+ * batch * nn_csr_matmul_work floats (unused at batch 1). With vector
+ * instructions, W is read once per chunk of 32, 16 or 8 rows. A row's
+ * result does not depend on the batch it is computed in: every output is
+ * summed in the same fixed order (eight interleaved partial sums, then a
+ * fixed tree, then the entries left over) by the vector and the plain
  * paths, so the bits are the same on every machine. */
 void nn_csr_matmul(const nn_csr *m, const float *val, const float *x,
                    size_t batch, float beta, float *y, float *work);
+/* For tests only: use vector instructions up to level (0 none, 1 AVX2,
+ * 2 AVX-512F) even if the CPU has more; -1 lifts the limit. Not
+ * thread-safe: set it before products run. */
+void nn_csr_limit_vectors(int level);
 /* dx += dy · Mᵀ (the input gradient of nn_csr_matmul). */
 void nn_csr_matmul_t_add(const nn_csr *m, const float *val, const float *dy,
                          size_t batch, float *dx);

@@ -442,9 +442,9 @@ static void test_csr_products_match_dense(void)
                 s += (double)x[b * R + i] * dense[i * C + j];
             want[b * C + j] = (float)s;
         }
-    float y1[B * C], work[B * (R + 16)];
+    float y1[B * C], work[B * (R + C + 32)];
     memcpy(y1, y, sizeof y);
-    CU_ASSERT_FATAL(nn_csr_matmul_work(&m) <= R + 16);
+    CU_ASSERT_FATAL(nn_csr_matmul_work(&m) <= R + C + 32);
     nn_csr_matmul(&m, val, x, B, 0.5f, y, work);
     for (int i = 0; i < B * C; i++)
         TU_ASSERT_CLOSE(y[i], want[i], 1e-5);
@@ -482,6 +482,129 @@ static void test_csr_products_match_dense(void)
     nn_csr_release(&m);
 }
 
+/* y = beta * y + x · M in double, with the sum of the terms' magnitudes for
+ * a float32 bound. */
+static void csr_reference(const nn_csr *m, const float *val, const float *x,
+                          size_t batch, float beta, const float *y0,
+                          double *want, double *mag)
+{
+    for (size_t b = 0; b < batch; b++)
+        for (int j = 0; j < m->cols; j++) {
+            size_t o = b * (size_t)m->cols + (size_t)j;
+            double s = beta == 0.0f ? 0 : (double)beta * y0[o];
+            double a = fabs(s);
+            for (size_t k = m->ptr[j]; k < m->ptr[j + 1]; k++) {
+                double t = (double)val[k] *
+                           x[b * (size_t)m->rows + (size_t)nn_csr_idx(m, k)];
+                s += t;
+                a += fabs(t);
+            }
+            want[o] = s;
+            mag[o] = a;
+        }
+}
+
+/* Every path of the forward product (plain, AVX2, AVX-512 where the CPU
+ * has them; chunks of 32, 16 and 8 rows and single rows; W fetched ahead
+ * or not) against double arithmetic, on odd sizes, outputs with no
+ * inputs, 16- and 32-bit indices, and the three kinds of beta; and the same bits from every path
+ * and every batch a row is computed in. */
+static void test_csr_matmul_paths(void)
+{
+    /* The fourth has 32-bit indices; the fifth a W over 1 MiB, which the
+     * batch product fetches ahead past the caches. */
+    static const struct {
+        int rows, cols;
+        double density;
+        size_t maxb;
+    } shapes[] = {{37, 29, 0.3, 65},      {20, 50, 0.05, 65},
+                  {1000, 70, 0.02, 65},   {70000, 5, 0.0005, 33},
+                  {3000, 1200, 0.06, 40}};
+    static const size_t batches[] = {1, 3, 8, 16, 24, 31, 32, 64, 65};
+    static const float betas[] = {0.0f, 1.0f, 0.5f};
+    nn_rng rng;
+    nn_rng_seed(&rng, 21);
+    nn_error err;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        nn_csr m;
+        CU_ASSERT_EQUAL_FATAL(nn_csr_random(&m, shapes[si].rows,
+                                            shapes[si].cols,
+                                            shapes[si].density, 0, &rng, &err),
+                              NN_OK);
+        int wide = m.rows > 65536, empty = 0;
+        CU_ASSERT_EQUAL(wide, m.idx != NULL);
+        for (int j = 0; j < m.cols; j++)
+            empty += m.ptr[j] == m.ptr[j + 1];
+        if (si == 1)
+            CU_ASSERT(empty > 0); /* the case is meant to have some */
+        if (si == 4)
+            CU_ASSERT(m.nnz * (sizeof(float) + sizeof(uint16_t)) > 1u << 20);
+        size_t rows = (size_t)m.rows, cols = (size_t)m.cols;
+        size_t maxb = shapes[si].maxb;
+        float *val = malloc((m.nnz ? m.nnz : 1) * sizeof(float));
+        float *x = malloc(maxb * rows * sizeof(float));
+        float *y0 = malloc(maxb * cols * sizeof(float));
+        float *y = malloc(maxb * cols * sizeof(float));
+        float *first = malloc(maxb * cols * sizeof(float));
+        float *one = malloc(cols * sizeof(float));
+        /* one float more, to hand the product a scratch off any line */
+        float *work = malloc((maxb * nn_csr_matmul_work(&m) + 1) *
+                             sizeof(float));
+        double *want = malloc(maxb * cols * sizeof(double));
+        double *mag = malloc(maxb * cols * sizeof(double));
+        CU_ASSERT_FATAL(val && x && y0 && y && first && one && work && want &&
+                        mag);
+        for (size_t k = 0; k < m.nnz; k++)
+            val[k] = (float)nn_rng_normal(&rng);
+        for (size_t i = 0; i < maxb * rows; i++)
+            x[i] = (float)nn_rng_normal(&rng);
+        for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
+            size_t batch = batches[bi];
+            if (batch > maxb)
+                continue;
+            float beta = betas[bi % 3];
+            for (size_t i = 0; i < batch * cols; i++)
+                /* beta 0 must not read y, not even a NaN */
+                y0[i] = beta == 0.0f ? NAN : (float)nn_rng_normal(&rng);
+            csr_reference(&m, val, x, batch, beta, y0, want, mag);
+            for (int level = 0; level <= 2; level++) {
+                nn_csr_limit_vectors(level);
+                memcpy(y, y0, batch * cols * sizeof(float));
+                nn_csr_matmul(&m, val, x, batch, beta, y, work + 1);
+                int bad = 0, differ = 0;
+                for (size_t i = 0; i < batch * cols; i++)
+                    bad += !(fabs(y[i] - want[i]) <= 1e-5 * mag[i] + 1e-6);
+                if (level == 0)
+                    memcpy(first, y, batch * cols * sizeof(float));
+                else
+                    differ = memcmp(first, y, batch * cols * sizeof(float));
+                for (size_t b = 0; b < batch; b++) {
+                    memcpy(one, y0 + b * cols, cols * sizeof(float));
+                    nn_csr_matmul(&m, val, x + b * rows, 1, beta, one, NULL);
+                    differ |= memcmp(one, y + b * cols, cols * sizeof(float));
+                }
+                if (bad || differ)
+                    fprintf(stderr, "%d x %d, batch %zu, beta %g, level %d: "
+                            "%d outputs off, bits differ %d\n", m.rows, m.cols,
+                            batch, beta, level, bad, differ != 0);
+                CU_ASSERT_EQUAL(bad, 0);
+                CU_ASSERT_EQUAL(differ, 0);
+            }
+            nn_csr_limit_vectors(-1);
+        }
+        free(val);
+        free(x);
+        free(y0);
+        free(y);
+        free(first);
+        free(one);
+        free(work);
+        free(want);
+        free(mag);
+        nn_csr_release(&m);
+    }
+}
+
 int main(void)
 {
     static const tu_test tests[] = {
@@ -499,6 +622,8 @@ int main(void)
         {"linalg errors", test_linalg_errors},
         {"CSR random pattern", test_csr_random_pattern},
         {"CSR products match dense", test_csr_products_match_dense},
+        {"CSR forward product: every path and batch, double reference",
+         test_csr_matmul_paths},
         {NULL, NULL}};
     return tu_run_suite("linalg", tests);
 }

@@ -285,6 +285,67 @@ static void test_sparse_auto_and_large_reservoir(void)
     nn_graph_free(g);
 }
 
+/* A batch of 90 rows goes through every chunk width of the sparse product
+ * (32, 32, 16, 8, then two rows alone) and its scratch (over 4 MiB) is
+ * mapped apart for huge pages: each row's states are still the bits of
+ * that row stepped alone, a step allocates nothing, and a scratch that
+ * cannot be had is out of memory, reported. */
+static void test_sparse_big_batch(void)
+{
+    enum { B = 90, U = 2000, STEPS = 4 };
+    nn_graph *g = reservoir_graph(23, "num_unit=2000", "sparse=true",
+                                  "spectral_radius=0",
+                                  "rc_connectivity=0.02");
+    nn_session *big = session(g, B, 0);
+    nn_session *one = session(g, 1, 0);
+    float *want = malloc(sizeof(float) * B * U);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+    for (int b = 0; b < B; b++) {
+        nn_error err;
+        CU_ASSERT_EQUAL(nn_session_reset(one, &err), NN_OK);
+        for (int t = 0; t < STEPS; t++) {
+            float *u = nn_session_input(one, "u")->data;
+            for (int i = 0; i < 3; i++)
+                u[i] = sinf(0.7f * (float)t + 0.1f * (float)(b * 3 + i));
+            step(one);
+        }
+        memcpy(want + (size_t)b * U, nn_session_state(one, "r", 0)->data,
+               sizeof(float) * U);
+    }
+    uint64_t before = nn_alloc_count();
+    for (int t = 0; t < STEPS; t++) {
+        float *u = nn_session_input(big, "u")->data;
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < 3; i++)
+                u[b * 3 + i] =
+                    sinf(0.7f * (float)t + 0.1f * (float)(b * 3 + i));
+        step(big);
+    }
+    CU_ASSERT_EQUAL(nn_alloc_count(), before);
+    const float *got = nn_session_state(big, "r", 0)->data;
+    int differ = 0;
+    for (int b = 0; b < B; b++)
+        differ += memcmp(got + (size_t)b * U, want + (size_t)b * U,
+                         sizeof(float) * U) != 0;
+    CU_ASSERT_EQUAL(differ, 0);
+    double norm = 0;
+    for (size_t i = 0; i < (size_t)B * U; i++)
+        norm += (double)got[i] * got[i];
+    CU_ASSERT(norm > 0 && isfinite(norm));
+    free(want);
+    nn_session_free(big);
+    nn_session_free(one);
+    /* Only the scratch is that large: refusing it fails the session. */
+    nn_error err;
+    nn_alloc_fail_above((size_t)4 << 20);
+    nn_session *none = nn_session_new(g, B, 0, &err);
+    nn_alloc_fail_above(0);
+    CU_ASSERT_PTR_NULL(none);
+    CU_ASSERT_EQUAL(err.code, NN_ERR_NOMEM);
+    nn_session_free(none);
+    nn_graph_free(g);
+}
+
 /* ------------------------------------------------ feedback, noise */
 
 static void test_feedback(void)
@@ -593,6 +654,8 @@ int main(void)
          test_sparse_radius_and_same_states_as_dense},
         {"auto storage; a 10,000-unit sparse reservoir",
          test_sparse_auto_and_large_reservoir},
+        {"a sparse batch of 90 rows: the bits of each row alone",
+         test_sparse_big_batch},
         {"feedback", test_feedback},
         {"noise from the session stream", test_noise_from_session_stream},
         {"gradients through and into a reservoir",
