@@ -205,6 +205,23 @@ static void test_bidirectional_refusals(void)
     j = it_call(&server, "POST", "/v1/networks/bi/fit", ridge, 422);
     CU_ASSERT_PTR_NOT_NULL(strstr(message(j), "node 'b'"));
     cJSON_Delete(j);
+    /* BPTT trains it over whole sequences, not over shorter windows. */
+    const char *bptt = "{\"method\": \"bptt\", \"wait\": true, "
+                       "\"epochs\": 3, "
+                       "\"inputs\": {\"x\": [[[0.5, -0.5], [1, 0], [0, 1]]]}, "
+                       "\"targets\": {\"o\": [[[1], [0], [0.5]]]}}";
+    j = it_call(&server, "POST", "/v1/networks/bi/fit", bptt, 200);
+    const char *status = cJSON_GetStringValue(get(j, "status"));
+    CU_ASSERT(status && strcmp(status, "done") == 0);
+    cJSON_Delete(j);
+    const char *windowed = "{\"method\": \"bptt\", \"wait\": true, "
+                           "\"window\": 2, "
+                           "\"inputs\": {\"x\": [[[0.5, -0.5], [1, 0], "
+                           "[0, 1]]]}, \"targets\": {\"o\": [[[1], [0], "
+                           "[0.5]]]}}";
+    j = it_call(&server, "POST", "/v1/networks/bi/fit", windowed, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(message(j), "window"));
+    cJSON_Delete(j);
     cJSON_Delete(it_call(&server, "DELETE", "/v1/networks/bi", NULL, 200));
 
     const char *fb = "{\"name\": \"bifb\", \"nodes\": ["
