@@ -369,7 +369,9 @@ typedef struct nn_node_type {
      * the outputs to write. ctx->state is unused (the host declares none
      * for such a node's run), ctx->step is the session's step at t = 0 and
      * ctx->work holds work_per_row floats per batch row and per step, plus
-     * one step: (T + 1) * num_batch * work_per_row. */
+     * one step: (T + 1) * num_batch * work_per_row. Unlike forward they
+     * may allocate (nn_malloc; NN_ERR_NOMEM on failure): a run over whole
+     * sequences allocates its histories anyway. */
     int (*forward_seq)(nn_node *node, const nn_tensor *ff, int n_ff,
                        nn_tensor *out, nn_ctx *ctx);
     /* Since version 3. Optional (NULL: not differentiable). Given the

@@ -2,7 +2,8 @@
  * test_bidir.c — bidirectional recurrent nodes and the node-by-node run of
  * graphs that hold one: a run of a chain with stateful nodes before and
  * after a bidirectional one equals the chain run piece by piece; gradients
- * through it agree with finite differences; BPTT fits it; and everything
+ * through it agree with finite differences; BPTT fits it; running out of
+ * memory anywhere is a clean NN_ERR_NOMEM; and everything
  * that would need it one step at a time (steps, batched steps, feedback,
  * readout fits, windowed BPTT) is refused naming the node.
  */
@@ -249,6 +250,57 @@ static void test_refusals(void)
     nn_graph_free(g);
 }
 
+/* Every allocation of a node-by-node run, a taped one and its backward
+ * may fail: each failure is NN_ERR_NOMEM, never a crash, and the
+ * sanitizer build checks that nothing leaks. */
+static void test_out_of_memory(void)
+{
+    nn_graph *g = tu_graph(reg, 5);
+    tu_node(g, "Input", "x", "shape=3", NULL);
+    tu_node(g, "LSTM", "l", "num_unit=3", NULL);
+    tu_node(g, "LSTM", "b", "num_unit=2", "bidirectional=true", NULL);
+    tu_node(g, "Dense", "o", "num_unit=1", NULL);
+    tu_link(g, "x >> l >> b >> o");
+    tu_build(g);
+    int dims[3] = {B, T, F}, ddims[3] = {B, T, 1};
+    nn_tensor *x = tu_wave(3, dims, 0.7f, 0.0f);
+    nn_tensor *dy = tu_wave(3, ddims, 1.0f, 0.5f);
+    nn_binding bind = {"x", x};
+    int failures = 0, succeeded = 0;
+    for (uint64_t k = 1; k < 500 && !succeeded; k++) {
+        nn_error err;
+        memset(&err, 0, sizeof err);
+        nn_session *s = nn_session_new(g, B, 1, &err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+        nn_grads *grads = nn_grads_new(g, &err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(grads);
+        nn_tensor *out[1] = {NULL}, *tout[1] = {NULL};
+        nn_tape *tape = NULL;
+        nn_alloc_fail_after(k);
+        int ok = nn_session_run(s, &bind, 1, T, 0, out, &err) == NN_OK &&
+                 (tape = nn_tape_new(s, T, &err)) != NULL &&
+                 nn_tape_run(tape, &bind, 1, T, 1, tout, &err) == NN_OK &&
+                 nn_tape_backward(tape, &dy, grads, &err) == NN_OK;
+        nn_alloc_fail_after(0);
+        if (ok) {
+            succeeded = 1;
+        } else {
+            failures++;
+            CU_ASSERT_EQUAL(err.code, NN_ERR_NOMEM);
+        }
+        nn_tensor_free(out[0]);
+        nn_tensor_free(tout[0]);
+        nn_tape_free(tape);
+        nn_grads_free(grads);
+        nn_session_free(s);
+    }
+    CU_ASSERT(succeeded);
+    CU_ASSERT(failures >= 5);
+    nn_tensor_free(x);
+    nn_tensor_free(dy);
+    nn_graph_free(g);
+}
+
 /* The reverse weights are PyTorch's *_reverse under nerved's names, in
  * PyTorch's order: the forward direction's first. */
 static void test_weight_names(void)
@@ -297,6 +349,8 @@ int main(void)
         {"BPTT fits a bidirectional LSTM", test_fit},
         {"steps, batched steps and feedback are refused", test_refusals},
         {"reverse weights are named as PyTorch's", test_weight_names},
+        {"out of memory anywhere in a run or its backward",
+         test_out_of_memory},
         {NULL, NULL}};
     int rc = tu_run_suite("bidirectional", tests);
     nn_registry_free(reg);
