@@ -142,6 +142,7 @@ static void test_torch_rnn(void) { replay("torch_rnn.json"); }
 static void test_torch_lstm(void) { replay("torch_lstm.json"); }
 static void test_numpy_esn(void) { replay("numpy_esn.json"); }
 static void test_torch_bilstm(void) { replay("torch_bilstm.json"); }
+static void test_torch_bigru2(void) { replay("torch_bigru2.json"); }
 
 /* The message of an error reply ({"error": {"message"}}, or KServe's
  * {"error": "..."}), or "". */
@@ -193,7 +194,11 @@ static void test_bidirectional_refusals(void)
         CU_ASSERT_EQUAL(cJSON_GetArraySize(o ? o->child : NULL), 3);
         cJSON_Delete(j);
     }
+    /* Described and inspected as any network: no state of its own. */
+    snprintf(path, sizeof path, "/v1/networks/bi/sessions/%s/state", sid);
+    cJSON_Delete(it_call(&server, "GET", path, NULL, 200));
     cJSON_Delete(session);
+    cJSON_Delete(it_call(&server, "GET", "/v1/networks/bi", NULL, 200));
     const char *infer = "{\"inputs\": [{\"name\": \"x\", \"shape\": [1, 2], "
                         "\"datatype\": \"FP32\", \"data\": [0.5, -0.5]}]}";
     j = it_call(&server, "POST", "/v2/models/bi/infer", infer, 422);
@@ -247,6 +252,8 @@ int main(void)
         {"a ReservoirPy 0.3 ESN from NumPy, ridge over HTTP", test_numpy_esn},
         {"nn.LSTM(bidirectional=True) >> nn.Linear from PyTorch",
          test_torch_bilstm},
+        {"nn.GRU(num_layers=2, bidirectional=True) from PyTorch",
+         test_torch_bigru2},
         {"bidirectional networks are run, never stepped",
          test_bidirectional_refusals},
         {NULL, NULL}};

@@ -151,6 +151,19 @@ static void test_gradients(void)
         tu_check_gradients(g, "x", 3, &o, types[k]);
         nn_graph_free(g);
     }
+    /* Two bidirectional layers, as num_layers=2: the second reads the
+     * first's whole output sequence, and its input gradient reaches the
+     * first's weights. */
+    nn_graph *g = tu_graph(reg, 13);
+    tu_node(g, "Input", "x", "shape=3", NULL);
+    tu_node(g, "GRU", "b1", "num_unit=3", "bidirectional=true", NULL);
+    tu_node(g, "LSTM", "b2", "num_unit=2", "bidirectional=true", NULL);
+    tu_node(g, "Dense", "o", "num_unit=2", NULL);
+    tu_link(g, "x >> b1 >> b2 >> o");
+    tu_build(g);
+    tu_fd_opts o = {4, 0, 0};
+    tu_check_gradients(g, "x", 3, &o, "two bidirectional layers");
+    nn_graph_free(g);
 }
 
 /* x >> b(bidirectional LSTM) >> o: a few epochs of BPTT lower the loss. */
