@@ -205,6 +205,9 @@ static void test_fit(void)
     /* Readout fits go step by step. */
     CU_ASSERT_EQUAL(nn_readouts_check(g, &btg, 1, &err), NN_ERR_UNSUPPORTED);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "node 'b'"));
+    /* So does intrinsic plasticity. */
+    CU_ASSERT_EQUAL(nn_ip_check(g, &err), NN_ERR_UNSUPPORTED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "node 'b' (LSTM)"));
     nn_tensor_free(x);
     nn_tensor_free(y);
     nn_graph_free(g);
