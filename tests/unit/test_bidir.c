@@ -164,6 +164,20 @@ static void test_gradients(void)
     tu_fd_opts o = {4, 0, 0};
     tu_check_gradients(g, "x", 3, &o, "two bidirectional layers");
     nn_graph_free(g);
+    /* Several inputs, concatenated as for any cell. */
+    g = tu_graph(reg, 17);
+    tu_node(g, "Input", "x", "shape=3", NULL);
+    tu_node(g, "Dense", "d", "num_unit=2", NULL);
+    tu_node(g, "Dense", "e", "num_unit=3", NULL);
+    tu_node(g, "VanillaRNN", "b", "num_unit=3", "bidirectional=true",
+            "activation=tanh", "two_biases=true", NULL);
+    tu_node(g, "Dense", "o", "num_unit=1", NULL);
+    tu_link(g, "x >> {d, e} >> b >> o");
+    tu_build(g);
+    CU_ASSERT_EQUAL(nn_node_weight_at(nn_graph_find(g, "b"), 0)->shape.dims[0],
+                    5);
+    tu_check_gradients(g, "x", 3, &o, "two inputs, two biases");
+    nn_graph_free(g);
 }
 
 /* x >> b(bidirectional LSTM) >> o: a few epochs of BPTT lower the loss. */
