@@ -871,11 +871,21 @@ static int check_sequence_nodes(nn_graph *g, nn_error *err)
     nn_node *seq = g->sequence;
     if (!seq)
         return NN_OK;
-    if (seq->type->api_version < 3 || !seq->type->forward_seq)
-        return nn_error_set(err, NN_ERR_INVALID, "node type '%s' is "
-                            "defective: node '%s' asked to run over whole "
-                            "sequences, but the type has no forward_seq",
-                            seq->type->name, seq->name);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const nn_node *n = g->order[i];
+        if (!n->sequence)
+            continue;
+        if (n->type->api_version < 3 || !n->type->forward_seq)
+            return nn_error_set(err, NN_ERR_INVALID, "node type '%s' is "
+                                "defective: node '%s' asked to run over "
+                                "whole sequences, but the type has no "
+                                "forward_seq", n->type->name, n->name);
+        if (n->n_states)
+            return nn_error_set(err, NN_ERR_INVALID, "node type '%s' is "
+                                "defective: node '%s' runs over whole "
+                                "sequences, which keep no state, but it "
+                                "declares some", n->type->name, n->name);
+    }
     for (int i = 0; i < g->n_nodes; i++) {
         nn_node *r = g->order[i];
         if (r->n_fb)

@@ -366,10 +366,11 @@ typedef struct nn_node_type {
      * sequence from whole input sequences, for a node whose output at t
      * depends on later inputs too (a bidirectional RNN). Every tensor is
      * time-major, (T, num_batch, per-sample shape): ff[i] the inputs, out
-     * the outputs to write. ctx->state is unused (the host declares none
-     * for such a node's run), ctx->step is the session's step at t = 0 and
-     * ctx->work holds work_per_row floats per batch row and per step, plus
-     * one step: (T + 1) * num_batch * work_per_row. Unlike forward they
+     * the outputs to write. ctx->state is NULL: such a node declares no
+     * state and keeps nothing from one run to the next. ctx->step is the
+     * session's step at t = 0; ctx->work holds work_per_row floats per
+     * batch row and per step, plus one step: (T + 1) * num_batch *
+     * work_per_row. Unlike forward they
      * may allocate (nn_malloc; NN_ERR_NOMEM on failure): a run over whole
      * sequences allocates its histories anyway. */
     int (*forward_seq)(nn_node *node, const nn_tensor *ff, int n_ff,

@@ -280,6 +280,66 @@ static void test_refusals(void)
     nn_graph_free(g);
 }
 
+/* Types that ask for whole sequences without being able to run them, or
+ * that declare state besides, are defective: the build says so. */
+static int bad_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
+                       nn_error *err)
+{
+    (void)n_ff;
+    nn_node_set_output_shape(node, &ff[0]);
+    nn_node_set_sequence(node, 1);
+    if (strcmp(nn_node_type_of(node)->name, "TSeqState") == 0)
+        return nn_node_add_state(node, "s", &ff[0], err) < 0 ? err->code
+                                                             : NN_OK;
+    return NN_OK;
+}
+
+static int bad_forward(nn_node *node, const nn_tensor *ff, int n_ff,
+                       const nn_tensor *fb, int n_fb, nn_tensor *out,
+                       nn_ctx *ctx)
+{
+    (void)node, (void)ff, (void)n_ff, (void)fb, (void)n_fb, (void)ctx;
+    nn_tensor_zero(out);
+    return NN_OK;
+}
+
+static int bad_forward_seq(nn_node *node, const nn_tensor *ff, int n_ff,
+                           nn_tensor *out, nn_ctx *ctx)
+{
+    return bad_forward(node, ff, n_ff, NULL, 0, out, ctx);
+}
+
+static const nn_node_type t_no_seq = {
+    .api_version = NN_API_VERSION,
+    .name = "TSeqNoHook",
+    .init_ff = bad_init_ff,
+    .forward = bad_forward,
+};
+static const nn_node_type t_seq_state = {
+    .api_version = NN_API_VERSION,
+    .name = "TSeqState",
+    .init_ff = bad_init_ff,
+    .forward = bad_forward,
+    .forward_seq = bad_forward_seq,
+};
+
+static void test_defective_types(void)
+{
+    const char *const types[2] = {"TSeqNoHook", "TSeqState"};
+    const char *const why[2] = {"has no forward_seq", "declares some"};
+    for (int k = 0; k < 2; k++) {
+        nn_graph *g = tu_graph(reg, 1);
+        tu_node(g, "Input", "x", "shape=2", NULL);
+        tu_node(g, types[k], "s", NULL);
+        tu_link(g, "x >> s");
+        nn_error err;
+        CU_ASSERT_EQUAL(nn_graph_build(g, &err), NN_ERR_INVALID);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "defective"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, why[k]));
+        nn_graph_free(g);
+    }
+}
+
 /* Every allocation of a node-by-node run, a taped one and its backward
  * may fail: each failure is NN_ERR_NOMEM, never a crash, and the
  * sanitizer build checks that nothing leaks. */
@@ -371,7 +431,9 @@ int main(void)
 {
     nn_error err;
     reg = nn_registry_new();
-    if (!reg || nn_registry_add_builtins(reg, &err) != NN_OK)
+    if (!reg || nn_registry_add_builtins(reg, &err) != NN_OK ||
+        nn_register_type(reg, &t_no_seq, &err) != NN_OK ||
+        nn_register_type(reg, &t_seq_state, &err) != NN_OK)
         return 2;
     static const tu_test tests[] = {
         {"a run node by node equals its pieces", test_run_equals_pieces},
@@ -379,6 +441,8 @@ int main(void)
         {"BPTT fits a bidirectional LSTM", test_fit},
         {"steps, batched steps and feedback are refused", test_refusals},
         {"reverse weights are named as PyTorch's", test_weight_names},
+        {"defective sequence types are refused at build",
+         test_defective_types},
         {"out of memory anywhere in a run or its backward",
          test_out_of_memory},
         {NULL, NULL}};
