@@ -2,8 +2,8 @@
  * test_activations.c — the vectorised exp, tanh, sigmoid and exact GELU
  * against libm in double over the whole float range (every 257th bit
  * pattern, both signs: normals, denormals, zeros, infinities and NaNs), in
- * units in the last place; the fused leaky step against its parts; softmax rows against
- * double.
+ * units in the last place; the fused leaky step against its parts;
+ * softmax rows against double.
  */
 #include "activations.h"
 #include "testutil.h"
