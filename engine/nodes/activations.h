@@ -24,8 +24,8 @@ typedef enum nn_act {
 
 /* The choices string for an NN_PARAM_ENUM parameter, in enum order. */
 #define NN_ACT_CHOICES \
-    "identity|tanh|relu|sigmoid|softmax|log_softmax|softplus|elu|leaky_relu|gelu|silu|" \
-    "gelu_exact"
+    "identity|tanh|relu|sigmoid|softmax|log_softmax|softplus|elu|" \
+    "leaky_relu|gelu|silu|gelu_exact"
 
 /* The function named name (one of NN_ACT_CHOICES), or -1. */
 int nn_act_parse(const char *name);
