@@ -6,8 +6,9 @@
  * fixed loss with respect to every weight and the input. The node is built
  * with those weights through the public API, run through a session's tape,
  * and compared: outputs to 1e-4, gradients to 1e-3, relative. Training
- * fixtures (rnn_sgd.txt, rnn_adamw.txt) hold a few full-batch epochs of nn.RNN >> nn.Linear under SGD and AdamW: VanillaRNN
- * with two_biases and Dense follow them epoch by epoch.
+ * fixtures (rnn_sgd.txt, rnn_adamw.txt) hold a few full-batch epochs of
+ * nn.RNN >> nn.Linear under SGD and AdamW: VanillaRNN with two_biases and
+ * Dense follow them epoch by epoch.
  */
 #include "nn_train.h"
 #include "testutil.h"
