@@ -379,8 +379,11 @@ int nn_session_step_many(nn_batcher *b, nn_session *const *sessions,
                             "batcher and n >= 0 sessions");
     if (n == 0)
         return NN_OK;
+    int rc = nn_session_refuse_sequence(b->g, err);
+    if (rc != NN_OK)
+        return rc;
     int rows = 0, eval_rows = 0;
-    int rc = place(b, sessions, train, n, &rows, &eval_rows, err);
+    rc = place(b, sessions, train, n, &rows, &eval_rows, err);
     if (rc != NN_OK)
         return rc;
     nn_rng_seed(&b->throwaway, 0);

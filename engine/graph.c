@@ -859,6 +859,46 @@ int nn_graph_set_limits(nn_graph *g, size_t max_params,
     return NN_OK;
 }
 
+/* A graph with a sequence node runs node after node over all steps, which
+ * feedback (step t + 1 of a node reading step t of a later one) cannot
+ * follow; and such a node's type must be able to run a sequence. */
+static int check_sequence_nodes(nn_graph *g, nn_error *err)
+{
+    g->sequence = NULL;
+    for (int i = 0; i < g->n_nodes && !g->sequence; i++)
+        if (g->order[i]->sequence)
+            g->sequence = g->order[i];
+    nn_node *seq = g->sequence;
+    if (!seq)
+        return NN_OK;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const nn_node *n = g->order[i];
+        if (!n->sequence)
+            continue;
+        if (n->type->api_version < 3 || !n->type->forward_seq)
+            return nn_error_set(err, NN_ERR_INVALID, "node type '%s' is "
+                                "defective: node '%s' asked to run over "
+                                "whole sequences, but the type has no "
+                                "forward_seq", n->type->name, n->name);
+        if (n->n_states)
+            return nn_error_set(err, NN_ERR_INVALID, "node type '%s' is "
+                                "defective: node '%s' runs over whole "
+                                "sequences, which keep no state, but it "
+                                "declares some", n->type->name, n->name);
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        nn_node *r = g->order[i];
+        if (r->n_fb)
+            return nn_error_set(err, NN_ERR_GRAPH, "node '%s' (%s) needs "
+                                "whole sequences (it is bidirectional), so "
+                                "the network can have no feedback edge; "
+                                "'%s' receives feedback from '%s'",
+                                seq->name, seq->type->name, r->name,
+                                r->fb[0]->name);
+    }
+    return NN_OK;
+}
+
 int nn_graph_build(nn_graph *g, nn_error *err)
 {
     if (g->built || g->build_failed)
@@ -894,12 +934,19 @@ int nn_graph_build(nn_graph *g, nn_error *err)
     for (int i = 0; i < g->n_nodes && rc == NN_OK; i++)
         if (g->order[i]->n_fb)
             rc = init_node_fb(g->order[i], err);
+    if (rc == NN_OK)
+        rc = check_sequence_nodes(g, err);
     if (rc != NN_OK) {
         g->build_failed = 1;
         return rc;
     }
     g->built = 1;
     return NN_OK;
+}
+
+nn_node *nn_graph_sequence_node(const nn_graph *g)
+{
+    return g->built ? g->sequence : NULL;
 }
 
 int nn_graph_is_built(const nn_graph *g)
@@ -1181,3 +1228,12 @@ void nn_node_set_rowwise(nn_node *node, int rowwise)
 }
 
 int nn_node_rowwise(const nn_node *node) { return node->rowwise; }
+
+void nn_node_set_sequence(nn_node *node, int sequence)
+{
+    node->sequence = sequence != 0;
+    if (node->sequence)
+        node->rowwise = 0;
+}
+
+int nn_node_sequence(const nn_node *node) { return node->sequence; }

@@ -30,9 +30,10 @@
 extern "C" {
 #endif
 
-/* The version this header describes: 2 appended nn_node_type.feature_name.
- * Types built against NN_API_VERSION_MIN or later still load. */
-#define NN_API_VERSION 2
+/* The version this header describes: 2 appended nn_node_type.feature_name,
+ * 3 forward_seq and backward_seq (sequence nodes, see below). Types built
+ * against NN_API_VERSION_MIN or later still load. */
+#define NN_API_VERSION 3
 #define NN_API_VERSION_MIN 1
 
 #define NN_MAX_DIMS 8
@@ -365,6 +366,28 @@ typedef struct nn_node_type {
      * NN_OK or fills err. */
     int (*feature_name)(const nn_node *node, int i, char *buf, size_t size,
                         nn_error *err);
+    /* Since version 3. Optional: only instances that call
+     * nn_node_set_sequence use them. forward_seq computes a whole output
+     * sequence from whole input sequences, for a node whose output at t
+     * depends on later inputs too (a bidirectional RNN). Every tensor is
+     * time-major, (T, num_batch, per-sample shape): ff[i] the inputs, out
+     * the outputs to write. ctx->state is NULL: such a node declares no
+     * state and keeps nothing from one run to the next. ctx->step is the
+     * session's step at t = 0; ctx->work holds work_per_row floats per
+     * batch row and per step, plus one step: (T + 1) * num_batch *
+     * work_per_row. Unlike forward they
+     * may allocate (nn_malloc; NN_ERR_NOMEM on failure): a run over whole
+     * sequences allocates its histories anyway. */
+    int (*forward_seq)(nn_node *node, const nn_tensor *ff, int n_ff,
+                       nn_tensor *out, nn_ctx *ctx);
+    /* Since version 3. Optional (NULL: not differentiable). Given the
+     * input and output sequences and dout = d loss / d out, shaped as
+     * they are, accumulates (+=) d loss / d input into dff[i] and d loss /
+     * d weight into ctx->grad. ctx->work is as for forward_seq, its
+     * contents from forward_seq gone. */
+    int (*backward_seq)(nn_node *node, const nn_tensor *ff, int n_ff,
+                        const nn_tensor *out, const nn_tensor *dout,
+                        nn_tensor *dff, nn_ctx *ctx);
 } nn_node_type;
 
 /* ------------------------------------------------- what a node type calls */
@@ -421,6 +444,20 @@ void nn_node_set_work(nn_node *node, size_t floats_per_row);
  * the type's flag says. Call from init_ff or init_fb only. */
 void nn_node_set_rowwise(nn_node *node, int rowwise);
 int nn_node_rowwise(const nn_node *node);
+
+/*
+ * Sequence nodes. An instance that calls nn_node_set_sequence(node, 1)
+ * from init_ff (its type must have forward_seq) is run over whole
+ * sequences only: its graph may hold no feedback edge (the build refuses
+ * one), nn_session_step and nn_session_step_many refuse it
+ * (NN_ERR_UNSUPPORTED naming the node), and nn_session_run and the taped
+ * run compute node after node, each over all the run's steps, handing
+ * such a node its inputs' whole sequences. Its forward and backward are
+ * never called. Each run is a whole sequence for it: nothing of it
+ * carries over to the next run (the other nodes' state does).
+ */
+void nn_node_set_sequence(nn_node *node, int sequence);
+int nn_node_sequence(const nn_node *node);
 
 /* --------------------------------------------------------------- registry */
 

@@ -99,6 +99,11 @@ nn_node *nn_graph_entry_at(const nn_graph *g, int i);
 int nn_graph_exit_count(const nn_graph *g);
 nn_node *nn_graph_exit_at(const nn_graph *g, int i);
 
+/* After build: the first node (in execution order) that runs over whole
+ * sequences only (nn_node_set_sequence), or NULL. A graph that has one
+ * cannot be stepped: only nn_session_run and the taped run take it. */
+nn_node *nn_graph_sequence_node(const nn_graph *g);
+
 /* Edges of a node, in declaration order. */
 int nn_node_ff_count(const nn_node *node);
 nn_node *nn_node_ff_at(const nn_node *node, int i);
@@ -196,7 +201,8 @@ long nn_session_steps(const nn_session *s);
 /* The buffer of entry `name`, shaped (batch, input shape), to fill before a
  * step; NULL if name is not an entry. */
 nn_tensor *nn_session_input(nn_session *s, const char *name);
-/* One step over the inputs already written. */
+/* One step over the inputs already written. Refused (NN_ERR_UNSUPPORTED,
+ * naming the node) for a graph with a sequence node. */
 int nn_session_step(nn_session *s, int train, nn_error *err);
 /* The output of any node after a step, shaped (batch, output shape). */
 const nn_tensor *nn_session_output(const nn_session *s, const char *name);

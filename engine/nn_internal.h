@@ -58,6 +58,7 @@ struct nn_node {
     int n_states, cap_states;
     size_t work_per_row;
     int rowwise;             /* NN_TYPE_ROWWISE, or as init_ff/fb set it */
+    int sequence;            /* nn_node_set_sequence: whole sequences only */
     nn_rng init_rng;
     /* The first name the type's own code asked nn_node_param_* for during
      * the build that is not in its table (a typo reads as 0): the build
@@ -87,6 +88,8 @@ struct nn_graph {
     size_t max_params;         /* 0: no cap (nn_graph_set_limits) */
     size_t max_session_floats;
     size_t n_params;           /* weight elements so far */
+    nn_node *sequence;         /* after build: the first sequence node, so
+                                  a graph that has one runs node by node */
 };
 
 /* A session's buffers for one node (session.c). */
@@ -132,6 +135,23 @@ void nn_session_store_step(nn_session *s, nn_tensor **outputs, int num_steps,
                            int t);
 void nn_session_store_step_of(nn_session *s, nn_node *const *nodes, int n,
                               nn_tensor **outputs, int num_steps, int t);
+
+/* One node's forward at the session's next step, from the inputs ff (its
+ * own views in a step; other buffers in a run node by node); errors name
+ * the node. */
+int nn_session_forward_node(nn_session *s, nn_node *node, nn_tensor *ff,
+                            int train, long step, nn_error *err);
+/* NN_OK, or NN_ERR_UNSUPPORTED naming g's sequence node: what every step
+ * (single or batched) answers for a graph that has one. */
+int nn_session_refuse_sequence(const nn_graph *g, nn_error *err);
+/* The run of a graph with a sequence node (tape.c): node after node, each
+ * over all num_steps steps of the bound inputs, with the outputs of
+ * nodes[0..n_nodes) written into outputs already allocated for them
+ * (nn_session_sequence_outputs_of); the session's state, outputs and step
+ * count afterwards as a stepped run would leave them. */
+int nn_sequence_run(nn_session *s, const nn_tensor **bound, int num_steps,
+                    int train, nn_node *const *nodes, int n_nodes,
+                    nn_tensor **outputs, nn_error *err);
 
 /* Floats of outputs, state and scratch one batch row of a session holds
  * (saturating), and the check of `rows` such rows against the graph's

@@ -170,9 +170,10 @@ nn_fit_opts nn_fit_defaults(void);
  * across windows (truncated BPTT). history[epoch] (when not NULL, epochs
  * long) receives the epoch's mean loss; *epochs_done the epochs completed.
  * Errors name the node: a target that is not an exit, a trainable node
- * without backward, no trainable weight at all. Returns NN_ERR_STATE with
- * "cancelled" when progress asked to stop; the weights then hold the last
- * update. */
+ * without backward, no trainable weight at all, a window shorter than the
+ * sequences in a graph with a bidirectional (sequence) node. Returns
+ * NN_ERR_STATE with "cancelled" when progress asked to stop; the weights
+ * then hold the last update. */
 int nn_fit_bptt(nn_graph *g, const nn_binding *inputs, int n_inputs,
                 const nn_binding *targets, int n_targets,
                 const nn_fit_opts *opts, double *history, int *epochs_done,

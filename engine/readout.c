@@ -104,6 +104,12 @@ static int readouts_init(readouts *rs, nn_graph *g, const nn_binding *targets,
     if (n_targets < 1)
         return nn_error_set(err, NN_ERR_INVALID, "no targets: give one for at "
                             "least one readout node");
+    if (g->sequence)
+        return nn_error_set(err, NN_ERR_UNSUPPORTED, "node '%s' (%s) is "
+                            "bidirectional and needs whole sequences, and "
+                            "the readout fits go step by step: train the "
+                            "network by BPTT", g->sequence->name,
+                            g->sequence->type->name);
     if (!(rs->r = nn_calloc((size_t)n_targets, sizeof *rs->r)))
         return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
     for (int k = 0; k < n_targets; k++) {

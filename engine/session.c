@@ -245,36 +245,57 @@ nn_tensor *nn_session_input(nn_session *s, const char *name)
     return &s->runs[node->index].out;
 }
 
+int nn_session_refuse_sequence(const nn_graph *g, nn_error *err)
+{
+    const nn_node *seq = g->sequence;
+    if (!seq)
+        return NN_OK;
+    return nn_error_set(err, NN_ERR_UNSUPPORTED, "node '%s' (%s) is "
+                        "bidirectional and needs whole sequences: run the "
+                        "network over a sequence (a run, .../run) instead "
+                        "of stepping it", seq->name, seq->type->name);
+}
+
+int nn_session_forward_node(nn_session *s, nn_node *node, nn_tensor *ff,
+                            int train, long step, nn_error *err)
+{
+    node_run *r = &s->runs[node->index];
+    nn_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.train = train != 0;
+    ctx.num_batch = s->batch;
+    ctx.step = step;
+    ctx.rng = &r->rng;
+    ctx.state = r->state;
+    ctx.n_state = r->n_state;
+    ctx.work = r->work;
+    nn_error own, *e = err ? err : &own; /* a real record always */
+    ctx.err = e;
+    nn_error_clear(e);
+    int rc = node->type->forward(node, ff, node->n_ff, r->fb, node->n_fb,
+                                 &r->out, &ctx);
+    if (rc != NN_OK) {
+        e->code = rc;
+        if (!e->msg[0])
+            nn_error_set(e, rc, "forward failed");
+        return nn_error_prefix(e, "node '%s' (%s)", node->name,
+                               node->type->name);
+    }
+    return NN_OK;
+}
+
 int nn_session_step(nn_session *s, int train, nn_error *err)
 {
     nn_graph *g = s->g;
-    for (int i = 0; i < g->n_nodes; i++) {
+    int rc = nn_session_refuse_sequence(g, err);
+    for (int i = 0; i < g->n_nodes && rc == NN_OK; i++) {
         nn_node *node = g->order[i];
-        node_run *r = &s->runs[node->index];
-        nn_ctx ctx;
-        memset(&ctx, 0, sizeof ctx);
-        ctx.train = train != 0;
-        ctx.num_batch = s->batch;
-        ctx.step = s->steps;
-        ctx.rng = &r->rng;
-        ctx.state = r->state;
-        ctx.n_state = r->n_state;
-        ctx.work = r->work;
-        nn_error own, *e = err ? err : &own; /* a real record always */
-        ctx.err = e;
-        nn_error_clear(e);
-        int rc = node->type->forward(node, r->ff, node->n_ff, r->fb,
-                                     node->n_fb, &r->out, &ctx);
-        if (rc != NN_OK) {
-            e->code = rc;
-            if (!e->msg[0])
-                nn_error_set(e, rc, "forward failed");
-            return nn_error_prefix(e, "node '%s' (%s)", node->name,
-                                   node->type->name);
-        }
+        rc = nn_session_forward_node(s, node, s->runs[node->index].ff, train,
+                                     s->steps, err);
     }
-    s->steps++;
-    return NN_OK;
+    if (rc == NN_OK)
+        s->steps++;
+    return rc;
 }
 
 const nn_tensor *nn_session_output(const nn_session *s, const char *name)
@@ -581,7 +602,10 @@ int nn_session_run_outputs(nn_session *s, const nn_binding *inputs,
     if (rc == NN_OK)
         rc = nn_session_sequence_outputs_of(s, picked, n_out, num_steps,
                                             outputs, err);
-    for (int t = 0; t < num_steps && rc == NN_OK; t++) {
+    if (rc == NN_OK && g->sequence) /* no feedback, so nothing is forced */
+        rc = nn_sequence_run(s, bound, num_steps, train, picked, n_out,
+                             outputs, err);
+    for (int t = 0; t < num_steps && rc == NN_OK && !g->sequence; t++) {
         nn_session_load_step(s, bound, num_steps, t);
         rc = nn_session_step(s, train, err);
         if (rc != NN_OK) {

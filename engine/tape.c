@@ -133,6 +133,12 @@ typedef struct tape_node {
     nn_tensor *ff_view, *fb_view; /* the inputs at the current step */
     nn_tensor *dff, *dfb;  /* views of the inputs' dout / senders' carry */
     nn_tensor out_view;
+
+    /* A graph with a sequence node runs node by node (run_layered):
+     * dout_hist holds d loss / d output for every step, as out_hist the
+     * outputs, and a sequence node has its (T + 1)-step scratch. */
+    float *dout_hist;      /* max_steps * out_n, with gradients only */
+    float *seq_work;       /* (max_steps + 1) * batch * work_per_row */
 } tape_node;
 
 struct nn_tape {
@@ -143,6 +149,7 @@ struct nn_tape {
     long first_step;       /* session step index of the first recorded step */
     tape_node *nodes;
     float *zeros;          /* feedback before the first recorded step */
+    int layered;           /* the graph has a sequence node */
 };
 
 static int has_trainable_weight(const nn_node *node)
@@ -200,6 +207,8 @@ void nn_tape_free(nn_tape *tape)
         nn_free(tn->fb_view);
         nn_free(tn->dff);
         nn_free(tn->dfb);
+        nn_free(tn->dout_hist);
+        nn_free(tn->seq_work);
     }
     nn_free(tape->nodes);
     nn_free(tape->zeros);
@@ -217,18 +226,24 @@ static void *alloc_array(size_t count, size_t size, int *failed)
     return p;
 }
 
-nn_tape *nn_tape_new(nn_session *s, int max_steps, nn_error *err)
+/* for_grad: a tape to backpropagate through, not only a run node by node
+ * (nn_sequence_run), which needs no backward and no gradient buffers. */
+static nn_tape *tape_new(nn_session *s, int max_steps, int for_grad,
+                         nn_error *err)
 {
     nn_graph *g = s->g;
     if (max_steps < 1) {
         nn_error_set(err, NN_ERR_INVALID, "a tape needs at least one step");
         return NULL;
     }
-    /* A tape holds a session's worth of floats for every step. */
+    /* A tape holds a session's worth of floats for every step; node by
+     * node with gradients, about as much again for the gradients. */
+    int layered = g->sequence != NULL;
     char what[80];
-    snprintf(what, sizeof what, "a BPTT tape of %d steps at batch %d",
-             max_steps, s->batch);
-    if (nn_check_session_floats(g, (size_t)max_steps * (size_t)s->batch,
+    snprintf(what, sizeof what, "a %s of %d steps at batch %d",
+             for_grad ? "BPTT tape" : "run", max_steps, s->batch);
+    if (nn_check_session_floats(g, (size_t)max_steps * (size_t)s->batch *
+                                       (layered && for_grad ? 2u : 1u),
                                 what, err) != NN_OK)
         return NULL;
     nn_tape *tape = nn_calloc(1, sizeof *tape);
@@ -238,14 +253,23 @@ nn_tape *nn_tape_new(nn_session *s, int max_steps, nn_error *err)
     }
     tape->s = s;
     tape->max_steps = max_steps;
+    tape->layered = layered;
     if (!(tape->nodes = nn_calloc((size_t)g->n_nodes, sizeof(tape_node))))
         goto oom;
     mark_needs_grad(tape);
-    for (int n = 0; n < g->n_nodes; n++) {
+    for (int n = 0; n < g->n_nodes && for_grad; n++) {
         nn_node *node = g->nodes[n];
         tape_node *tn = &tape->nodes[n];
+        if (tn->needs_grad && node->sequence && !node->type->backward_seq) {
+            nn_error_set(err, NN_ERR_UNSUPPORTED, "node '%s' (%s) cannot "
+                         "be differentiated over a whole sequence, so "
+                         "gradients cannot reach the trainable weights at "
+                         "or before it", node->name, node->type->name);
+            nn_tape_free(tape);
+            return NULL;
+        }
         if (tn->needs_grad && !(node->type->flags & NN_TYPE_SOURCE) &&
-            !node->type->backward) {
+            !node->sequence && !node->type->backward) {
             nn_error_set(err, NN_ERR_UNSUPPORTED, "node '%s' (%s) has no "
                          "backward, so gradients cannot reach the trainable "
                          "weights at or before it", node->name,
@@ -290,6 +314,19 @@ nn_tape *nn_tape_new(nn_session *s, int max_steps, nn_error *err)
         tn->fb_view = alloc_array((size_t)node->n_fb, sizeof(nn_tensor),
                                   &failed);
         tn->dfb = alloc_array((size_t)node->n_fb, sizeof(nn_tensor), &failed);
+        if (layered && for_grad)
+            tn->dout_hist = alloc_array((size_t)max_steps * tn->out_n,
+                                        sizeof(float), &failed);
+        if (node->sequence)
+            tn->seq_work = alloc_array((size_t)(max_steps + 1) *
+                                       (size_t)s->batch * node->work_per_row,
+                                       sizeof(float), &failed);
+        if (layered && r->out.shape.ndim + 1 > NN_MAX_DIMS) {
+            nn_tape_free(tape);
+            nn_error_set(err, NN_ERR_SHAPE, "node '%s': output has too many "
+                         "axes for a sequence", node->name);
+            return NULL;
+        }
     }
     if (failed || !(tape->zeros = nn_calloc(max_out, sizeof(float))))
         goto oom;
@@ -315,16 +352,146 @@ oom:
     return NULL;
 }
 
+nn_tape *nn_tape_new(nn_session *s, int max_steps, nn_error *err)
+{
+    return tape_new(s, max_steps, 1, err);
+}
+
+static void record_node_states(nn_tape *tape, int n, int t)
+{
+    node_run *r = &tape->s->runs[n];
+    tape_node *tn = &tape->nodes[n];
+    for (int k = 0; k < r->n_state; k++)
+        memcpy(tn->state_hist[k] + (size_t)t * tn->state_n[k],
+               r->state[k].data, tn->state_n[k] * sizeof(float));
+}
+
 static void record_states(nn_tape *tape, int t)
 {
-    nn_graph *g = tape->s->g;
-    for (int n = 0; n < g->n_nodes; n++) {
-        node_run *r = &tape->s->runs[n];
-        tape_node *tn = &tape->nodes[n];
-        for (int k = 0; k < r->n_state; k++)
-            memcpy(tn->state_hist[k] + (size_t)t * tn->state_n[k],
-                   r->state[k].data, tn->state_n[k] * sizeof(float));
+    for (int n = 0; n < tape->s->g->n_nodes; n++)
+        record_node_states(tape, n, t);
+}
+
+/* (T, shape...): a node's batched shape with a time axis in front, the
+ * layout of out_hist and dout_hist. */
+static nn_shape time_major(int T, const nn_shape *batched)
+{
+    nn_shape s = *batched;
+    memmove(&s.dims[1], &s.dims[0], sizeof(int) * (size_t)s.ndim);
+    s.dims[0] = T;
+    s.ndim++;
+    return s;
+}
+
+/* The run node by node, for a graph with a sequence node (it has no
+ * feedback): the entries over all steps first, then each node in
+ * execution order over all steps, from its inputs' recorded outputs; a
+ * sequence node at once. */
+static int run_layered(nn_tape *tape, const nn_tensor **bound, int T,
+                       int train, nn_error *err)
+{
+    nn_session *s = tape->s;
+    nn_graph *g = s->g;
+    for (int t = 0; t < T; t++) {
+        nn_session_load_step(s, bound, T, t);
+        for (int e = 0; e < g->n_entries; e++) {
+            int n = g->entries[e]->index;
+            memcpy(tape->nodes[n].out_hist + (size_t)t * tape->nodes[n].out_n,
+                   s->runs[n].out.data, tape->nodes[n].out_n * sizeof(float));
+        }
     }
+    for (int i = 0; i < g->n_nodes; i++) {
+        nn_node *node = g->order[i];
+        int n = node->index;
+        node_run *r = &s->runs[n];
+        tape_node *tn = &tape->nodes[n];
+        if (node->type->flags & NN_TYPE_SOURCE)
+            continue;
+        if (node->sequence) {
+            for (int k = 0; k < node->n_ff; k++) {
+                tape_node *src = &tape->nodes[node->ff[k]->index];
+                nn_shape sh = time_major(T, &src->dout.shape);
+                tn->ff_view[k] = nn_tensor_view(src->out_hist, &sh);
+            }
+            nn_shape sh = time_major(T, &r->out.shape);
+            nn_tensor out = nn_tensor_view(tn->out_hist, &sh);
+            tn->rng_hist[0] = r->rng;
+            nn_ctx ctx;
+            memset(&ctx, 0, sizeof ctx);
+            ctx.train = train != 0;
+            ctx.num_batch = s->batch;
+            ctx.step = s->steps;
+            ctx.rng = &r->rng;
+            ctx.work = tn->seq_work;
+            nn_error own, *e = err ? err : &own; /* a real record always */
+            ctx.err = e;
+            nn_error_clear(e);
+            int rc = node->type->forward_seq(node, tn->ff_view, node->n_ff,
+                                             &out, &ctx);
+            if (rc != NN_OK) {
+                e->code = rc;
+                if (!e->msg[0])
+                    nn_error_set(e, rc, "forward failed");
+                return nn_error_prefix(e, "node '%s' (%s)", node->name,
+                                       node->type->name);
+            }
+            /* What a stepped run leaves: the last step's output. */
+            memcpy(r->out.data, tn->out_hist + (size_t)(T - 1) * tn->out_n,
+                   tn->out_n * sizeof(float));
+            continue;
+        }
+        for (int t = 0; t < T; t++) {
+            for (int k = 0; k < node->n_ff; k++) {
+                tape_node *src = &tape->nodes[node->ff[k]->index];
+                tn->ff_view[k] = nn_tensor_view(
+                    src->out_hist + (size_t)t * src->out_n, &src->dout.shape);
+            }
+            record_node_states(tape, n, t);
+            tn->rng_hist[t] = r->rng;
+            int rc = nn_session_forward_node(s, node, tn->ff_view, train,
+                                             s->steps + t, err);
+            if (rc != NN_OK)
+                return nn_error_prefix(err, "step %d", t);
+            memcpy(tn->out_hist + (size_t)t * tn->out_n, r->out.data,
+                   tn->out_n * sizeof(float));
+        }
+        record_node_states(tape, n, T);
+    }
+    s->steps += T;
+    return NN_OK;
+}
+
+/* The exits' recorded outputs, (T, batch, ...), into the sequence outputs,
+ * (batch, T, ...). */
+/* The (batch, T, ...) outputs of nodes[0..n) from the run's histories. */
+static void store_layered(nn_tape *tape, nn_node *const *nodes, int n,
+                          nn_tensor **outputs, int T)
+{
+    nn_session *s = tape->s;
+    for (int x = 0; x < n; x++) {
+        const tape_node *tn = &tape->nodes[nodes[x]->index];
+        size_t row = tn->out_n / (size_t)s->batch;
+        for (int t = 0; t < T; t++)
+            for (int b = 0; b < s->batch; b++)
+                memcpy(outputs[x]->data + ((size_t)b * (size_t)T +
+                                           (size_t)t) * row,
+                       tn->out_hist + (size_t)t * tn->out_n + (size_t)b * row,
+                       row * sizeof(float));
+    }
+}
+
+int nn_sequence_run(nn_session *s, const nn_tensor **bound, int num_steps,
+                    int train, nn_node *const *nodes, int n_nodes,
+                    nn_tensor **outputs, nn_error *err)
+{
+    nn_tape *tape = tape_new(s, num_steps, 0, err);
+    if (!tape)
+        return err ? err->code : NN_ERR_NOMEM;
+    int rc = run_layered(tape, bound, num_steps, train, err);
+    if (rc == NN_OK)
+        store_layered(tape, nodes, n_nodes, outputs, num_steps);
+    nn_tape_free(tape);
+    return rc;
 }
 
 int nn_tape_run(nn_tape *tape, const nn_binding *inputs, int n_inputs,
@@ -348,6 +515,17 @@ int nn_tape_run(nn_tape *tape, const nn_binding *inputs, int n_inputs,
         rc = nn_session_sequence_outputs(s, num_steps, outputs, err);
     tape->first_step = s->steps;
     tape->train = train != 0;
+    if (rc == NN_OK && tape->layered) {
+        rc = run_layered(tape, bound, num_steps, train, err);
+        if (rc == NN_OK) {
+            store_layered(tape, g->exits, g->n_exits, outputs, num_steps);
+            tape->recorded = num_steps;
+        } else {
+            nn_session_outputs_free(s, outputs);
+        }
+        nn_free(bound);
+        return rc;
+    }
     for (int t = 0; t < num_steps && rc == NN_OK; t++) {
         nn_session_load_step(s, bound, num_steps, t);
         record_states(tape, t);
@@ -387,6 +565,112 @@ static void add_sequence_step(nn_tensor *dout, const nn_tensor *seq, int T,
     }
 }
 
+/* Backward node by node, the reverse of run_layered: a node's dout_hist
+ * is complete when it is reached, as its consumers come after it in the
+ * execution order (there is no feedback). */
+static int backward_layered(nn_tape *tape, nn_tensor *const *d_outputs,
+                            nn_grads *grads, int T, nn_error *err)
+{
+    nn_session *s = tape->s;
+    nn_graph *g = s->g;
+    for (int n = 0; n < g->n_nodes; n++)
+        memset(tape->nodes[n].dout_hist, 0,
+               (size_t)T * tape->nodes[n].out_n * sizeof(float));
+    for (int x = 0; x < g->n_exits; x++) {
+        if (!d_outputs || !d_outputs[x])
+            continue;
+        tape_node *tn = &tape->nodes[g->exits[x]->index];
+        for (int t = 0; t < T; t++) {
+            nn_tensor step = nn_tensor_view(
+                tn->dout_hist + (size_t)t * tn->out_n, &tn->dout.shape);
+            add_sequence_step(&step, d_outputs[x], T, t);
+        }
+    }
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        nn_node *node = g->order[i];
+        tape_node *tn = &tape->nodes[node->index];
+        if (!tn->needs_grad || (node->type->flags & NN_TYPE_SOURCE))
+            continue;
+        nn_ctx ctx;
+        memset(&ctx, 0, sizeof ctx);
+        ctx.train = tape->train;
+        ctx.num_batch = s->batch;
+        ctx.grad = grads->by_node[node->index];
+        nn_error own, *e = err ? err : &own; /* a real record always */
+        ctx.err = e;
+        nn_error_clear(e);
+        int rc = NN_OK;
+        if (node->sequence) {
+            for (int k = 0; k < node->n_ff; k++) {
+                tape_node *src = &tape->nodes[node->ff[k]->index];
+                nn_shape sh = time_major(T, &src->dout.shape);
+                tn->ff_view[k] = nn_tensor_view(src->out_hist, &sh);
+                tn->dff[k] = nn_tensor_view(src->dout_hist, &sh);
+            }
+            nn_shape sh = time_major(T, &tn->dout.shape);
+            nn_tensor out = nn_tensor_view(tn->out_hist, &sh);
+            nn_tensor dout = nn_tensor_view(tn->dout_hist, &sh);
+            nn_rng rng = tn->rng_hist[0];
+            ctx.step = tape->first_step;
+            ctx.rng = &rng;
+            ctx.work = tn->seq_work;
+            rc = node->type->backward_seq(node, tn->ff_view, node->n_ff, &out,
+                                          &dout, tn->dff, &ctx);
+            if (rc != NN_OK) {
+                e->code = rc;
+                if (!e->msg[0])
+                    nn_error_set(e, rc, "backward failed");
+                return nn_error_prefix(e, "node '%s' (%s) backward",
+                                       node->name, node->type->name);
+            }
+            continue;
+        }
+        for (int k = 0; k < node->n_states; k++)
+            nn_tensor_zero(&tn->dstate[k]);
+        for (int t = T - 1; t >= 0; t--) {
+            for (int k = 0; k < node->n_ff; k++) {
+                tape_node *src = &tape->nodes[node->ff[k]->index];
+                tn->ff_view[k] = nn_tensor_view(
+                    src->out_hist + (size_t)t * src->out_n, &src->dout.shape);
+                tn->dff[k] = nn_tensor_view(
+                    src->dout_hist + (size_t)t * src->out_n, &src->dout.shape);
+            }
+            for (int k = 0; k < node->n_states; k++) {
+                nn_shape shape = tn->dstate[k].shape;
+                tn->state_before[k] = nn_tensor_view(
+                    tn->state_hist[k] + (size_t)t * tn->state_n[k], &shape);
+                tn->state_after[k] = nn_tensor_view(
+                    tn->state_hist[k] + (size_t)(t + 1) * tn->state_n[k],
+                    &shape);
+            }
+            tn->out_view = nn_tensor_view(tn->out_hist + (size_t)t * tn->out_n,
+                                          &tn->dout.shape);
+            nn_tensor dout = nn_tensor_view(
+                tn->dout_hist + (size_t)t * tn->out_n, &tn->dout.shape);
+            nn_rng rng = tn->rng_hist[t];
+            ctx.step = tape->first_step + t;
+            ctx.rng = &rng;
+            ctx.state = tn->state_before;
+            ctx.n_state = node->n_states;
+            ctx.state_next = tn->state_after;
+            ctx.work = s->runs[node->index].work;
+            ctx.dstate = tn->dstate;
+            nn_error_clear(e);
+            rc = node->type->backward(node, tn->ff_view, node->n_ff, NULL, 0,
+                                      &tn->out_view, &dout, tn->dff, NULL,
+                                      &ctx);
+            if (rc != NN_OK) {
+                e->code = rc;
+                if (!e->msg[0])
+                    nn_error_set(e, rc, "backward failed");
+                return nn_error_prefix(e, "node '%s' (%s) backward at step "
+                                       "%d", node->name, node->type->name, t);
+            }
+        }
+    }
+    return NN_OK;
+}
+
 int nn_tape_backward(nn_tape *tape, nn_tensor *const *d_outputs,
                      nn_grads *grads, nn_error *err)
 {
@@ -413,6 +697,8 @@ int nn_tape_backward(nn_tape *tape, nn_tensor *const *d_outputs,
         for (int k = 0; k < g->nodes[n]->n_states; k++)
             nn_tensor_zero(&tn->dstate[k]);
     }
+    if (tape->layered)
+        return backward_layered(tape, d_outputs, grads, T, err);
     for (int t = T - 1; t >= 0; t--) {
         /* What feedback receivers of step t+1 sent back becomes part of
          * this step's output gradient. */

@@ -671,6 +671,12 @@ static int fit_check(nn_graph *g, const nn_binding *inputs, int n_inputs,
     for (int k = 0; rc == NN_OK && opts->loss == NN_LOSS_SOFTMAX_CE &&
                     k < n_targets; k++)
         rc = check_distributions(&targets[k], err);
+    if (rc == NN_OK && g->sequence && opts->window && opts->window < *T)
+        rc = nn_error_set(err, NN_ERR_INVALID, "node '%s' (%s) is "
+                          "bidirectional and needs whole sequences: the "
+                          "window (%d) must be 0 or cover the %d steps",
+                          g->sequence->name, g->sequence->type->name,
+                          opts->window, *T);
     if (rc == NN_OK)
         rc = bptt_trainable_check(g, err);
     if (rc == NN_OK) {

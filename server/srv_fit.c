@@ -126,6 +126,10 @@ static size_t job_bytes(const fit_job *job)
                        ? (size_t)job->req.fit.window
                        : (size_t)(d->steps > 0 ? d->steps : 1);
         rows = K > SIZE_MAX / B ? SIZE_MAX : K * B;
+        /* Node by node (a bidirectional node) the tape also keeps every
+         * step's output gradients. */
+        if (nn_graph_sequence_node(job->clone))
+            rows = rows > SIZE_MAX / 2 ? SIZE_MAX : 2 * rows;
     }
     size_t floats = rows > INT32_MAX ? SIZE_MAX
                                      : nn_session_float_count(job->clone,

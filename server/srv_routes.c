@@ -805,6 +805,16 @@ static void session_step_finish(srv_job *job, int rc, const nn_error *e)
 static const srv_step_ops session_step = {session_step_prepare,
                                           session_step_finish};
 
+/* What a run holds beside the session: nothing when it goes step by step;
+ * node by node (a network with a bidirectional node) every node's output,
+ * state and scratch for every step. */
+static double run_work_floats(const nn_graph *g, int batch, int steps)
+{
+    if (!nn_graph_sequence_node(g))
+        return 0;
+    return (double)nn_session_float_count(g, batch) * (double)steps;
+}
+
 /* Runs with the weights read-locked and the session locked. The whole
  * run is done, and its outputs held as float32, before the first byte of
  * the answer: every error is a plain 4xx/5xx, and what is streamed after
@@ -840,8 +850,9 @@ static void handle_session_run(srv_request *req)
                                     &req->cfg->limits, &forced, &n_forced,
                                     &err)) {
         srv_reply_error(req, &err);
-    } else if (charge(req, 0, (double)batch * steps *
-                                  (double)api_outputs_floats(&picked)) == 0) {
+    } else if (charge(req, run_work_floats(net->graph, batch, steps),
+                      (double)batch * steps *
+                          (double)api_outputs_floats(&picked)) == 0) {
         nn_tensor **outs = calloc((size_t)n_out, sizeof *outs);
         int rc = outs ? nn_session_run_outputs(s->run, bind, n_in, forced,
                                                n_forced, picked.names, n_out,

@@ -9,7 +9,8 @@
  * (no fused multiply-adds: C11 without extensions does not contract), so
  * every machine gets the same bits. Measured against libm in double over
  * every 257th float bit pattern (tests/unit/test_activations.c): exp within
- * 2 ulp, tanh and sigmoid within 4 ulp (NN_VMATH_MAX_ULP).
+ * 2 ulp, tanh and sigmoid within 4 ulp (NN_VMATH_MAX_ULP), the exact (erf)
+ * GELU within NN_GELU_EXACT_MAX_ULP.
  */
 #include "activations.h"
 
@@ -87,6 +88,70 @@ static inline float gelu_kernel(float x)
     return 0.5f * x * (1 + tanh_kernel(GELU_C * (x + GELU_A * x * x * x)));
 }
 
+/* erfc(|x| / sqrt 2) as scale * tail, tail = e^(-hi^2 / 2) the part that
+ * underflows; 0 from |x| = 20 on (where gelu rounds to x or 0).
+ * Numerical Recipes' erfcc, erfc(z) = t e^(P(t) - z^2) with t = 2 / (2 + z)
+ * (relative error below 1.2e-7 for every z >= 0), where e^(-z^2) is taken
+ * as e^(-hi^2 / 2) e^(-lo (x + hi) / 2), x = hi + lo with hi's low 12 bits
+ * cleared, so that hi^2 is exact: rounding z^2 itself would cost about z^2
+ * ulps in the tail. A caller multiplies by tail last, so a result down in
+ * the denormals is rounded there once. */
+static inline float erfc_scaled_parts(float x, float *tail)
+{
+    float ax = x < 0 ? -x : x;
+    float big = ax < 20.0f ? 0.0f : 1.0f; /* NaN: not big, stays NaN */
+    ax = ax < 20.0f ? ax : 20.0f;
+    float z = ax * 0.70710678118654752f;
+    float t = 2.0f / (2.0f + z);
+    float p = 0.17087277f;
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    int32_t bits;
+    memcpy(&bits, &ax, sizeof bits);
+    float hi = bits_to_float(bits & ~0xfff);
+    float lo = ax - hi;
+    *tail = big > 0 ? 0.0f : exp_kernel(-0.5f * (hi * hi));
+    return t * exp_kernel(p - 0.5f * (lo * (ax + hi)));
+}
+
+/* erf(z) for |z| < 0.6 by its Taylor series to z^17 (the next term is
+ * below 1e-11 of the sum): Numerical Recipes' form cancels near z = 0. */
+static inline float erf_small_kernel(float z)
+{
+    float s = z * z;
+    float q = 1.4589169000933706e-6f; /* (-1)^n / (n! (2n + 1)), n = 8 */
+    q = q * s - 1.3227513227513228e-5f;
+    q = q * s + 1.0683760683760684e-4f;
+    q = q * s - 7.5757575757575758e-4f;
+    q = q * s + 4.6296296296296294e-3f;
+    q = q * s - 2.3809523809523808e-2f;
+    q = q * s + 0.1f;
+    q = q * s - 0.33333333333333333f;
+    q = q * s + 1.0f;
+    return 1.1283791670955126f * (z * q); /* 2 / sqrt(pi) */
+}
+
+/* x Phi(x) = x (1 + erf(x / sqrt 2)) / 2: by erf near zero; beyond, as
+ * x (1 - erfc / 2) above zero and x erfc / 2 below, so the negative tail
+ * keeps its relative accuracy (1 + erf there cancels). */
+static inline float gelu_exact_kernel(float x)
+{
+    float tail, scale = erfc_scaled_parts(x, &tail);
+    float neg = ((x < -20.0f ? -20.0f : x) * (0.5f * scale)) * tail;
+    float pos = x * (1.0f - 0.5f * (scale * tail));
+    float small = (0.5f * x) *
+                  (1.0f + erf_small_kernel(x * 0.70710678118654752f));
+    float ax = x < 0 ? -x : x;
+    return ax < 0.85f ? small : x < 0 ? neg : pos;
+}
+
 #define NN_KERNEL_ARRAY(name, kernel)                                        \
     static inline __attribute__((always_inline)) void name##_body(           \
         const float *restrict x, float *restrict y, size_t n)                \
@@ -100,6 +165,7 @@ NN_KERNEL_ARRAY(vtanh, tanh_kernel)
 NN_KERNEL_ARRAY(vsigmoid, sigmoid_kernel)
 NN_KERNEL_ARRAY(vsilu, silu_kernel)
 NN_KERNEL_ARRAY(vgelu, gelu_kernel)
+NN_KERNEL_ARRAY(vgelu_exact, gelu_exact_kernel)
 
 /* s = (1 - a) s + a f(pre) [+ noise], out = s: a reservoir step's whole
  * elementwise part in one pass. f: 0 identity, 1 tanh, 2 sigmoid, 3 relu. */
@@ -137,7 +203,7 @@ leak_body(int f, const float *restrict pre, float *restrict s, float a,
 typedef void (*vmap_fn)(const float *restrict, float *restrict, size_t);
 
 typedef struct vmath {
-    vmap_fn exp, tanh, sigmoid, silu, gelu;
+    vmap_fn exp, tanh, sigmoid, silu, gelu, gelu_exact;
     void (*leak)(int, const float *restrict, float *restrict, float,
                  const float *restrict, float *restrict, size_t);
 } vmath;
@@ -168,6 +234,11 @@ typedef struct vmath {
     {                                                                        \
         vgelu_body(x, y, n);                                                 \
     }                                                                        \
+    attr static void vgelu_exact_##suffix(const float *restrict x,           \
+                                          float *restrict y, size_t n)       \
+    {                                                                        \
+        vgelu_exact_body(x, y, n);                                           \
+    }                                                                        \
     attr static void leak_##suffix(int f, const float *restrict pre,         \
                                    float *restrict s, float a,               \
                                    const float *restrict noise,              \
@@ -177,7 +248,8 @@ typedef struct vmath {
     }                                                                        \
     static const vmath vmath_##suffix = {                                    \
         vexp_##suffix,  vtanh_##suffix, vsigmoid_##suffix,                   \
-        vsilu_##suffix, vgelu_##suffix, leak_##suffix};
+        vsilu_##suffix, vgelu_##suffix, vgelu_exact_##suffix,                \
+        leak_##suffix};
 
 NN_VMATH_SET(plain, )
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -204,10 +276,15 @@ void nn_vsigmoid(const float *x, float *y, size_t n)
 {
     vm()->sigmoid(x, y, n);
 }
+void nn_vgelu_exact(const float *x, float *y, size_t n)
+{
+    vm()->gelu_exact(x, y, n);
+}
 
 static const char *const names[] = {"identity", "tanh", "relu", "sigmoid",
                                     "softmax", "log_softmax", "softplus",
-                                    "elu", "leaky_relu", "gelu", "silu"};
+                                    "elu", "leaky_relu", "gelu", "silu",
+                                    "gelu_exact"};
 
 int nn_act_parse(const char *name)
 {
@@ -247,6 +324,14 @@ static float derivative(nn_act act, float x, float y)
     case NN_ACT_SILU: {
         float s = sigmoid_kernel(x);
         return s * (1 + x * (1 - s));
+    }
+    case NN_ACT_GELU_EXACT: {
+        /* Phi(x) + x phi(x); x phi(x) is 0 in float from |x| = 20 on. */
+        float tail, c = erfc_scaled_parts(x, &tail);
+        c *= tail;
+        float xc = x < -20.0f ? -20.0f : x > 20.0f ? 20.0f : x;
+        float phi = 0.3989422804014327f * exp_kernel(-0.5f * xc * xc);
+        return (x < 0 ? 0.5f * c : 1.0f - 0.5f * c) + xc * phi;
     }
     default: return 1.0f;
     }
@@ -301,6 +386,7 @@ void nn_act_forward(nn_act act, const float *x, float *y, size_t rows,
     case NN_ACT_SIGMOID: v->sigmoid(x, y, n); return;
     case NN_ACT_SILU: v->silu(x, y, n); return;
     case NN_ACT_GELU: v->gelu(x, y, n); return;
+    case NN_ACT_GELU_EXACT: v->gelu_exact(x, y, n); return;
     default:
         for (size_t i = 0; i < n; i++)
             y[i] = scalar_act(act, x[i]);

@@ -17,13 +17,15 @@ typedef enum nn_act {
     NN_ACT_SOFTPLUS,
     NN_ACT_ELU,         /* alpha = 1 */
     NN_ACT_LEAKY_RELU,  /* slope 0.01 below zero */
-    NN_ACT_GELU,        /* tanh approximation */
-    NN_ACT_SILU
+    NN_ACT_GELU,        /* tanh approximation, torch's approximate='tanh' */
+    NN_ACT_SILU,
+    NN_ACT_GELU_EXACT   /* x Phi(x), the erf form: torch.nn.GELU()'s default */
 } nn_act;
 
 /* The choices string for an NN_PARAM_ENUM parameter, in enum order. */
 #define NN_ACT_CHOICES \
-    "identity|tanh|relu|sigmoid|softmax|log_softmax|softplus|elu|leaky_relu|gelu|silu"
+    "identity|tanh|relu|sigmoid|softmax|log_softmax|softplus|elu|" \
+    "leaky_relu|gelu|silu|gelu_exact"
 
 /* The function named name (one of NN_ACT_CHOICES), or -1. */
 int nn_act_parse(const char *name);
@@ -53,5 +55,10 @@ void nn_act_leak(nn_act act, const float *pre, float *s, float a,
 void nn_vexp(const float *x, float *y, size_t n);
 void nn_vtanh(const float *x, float *y, size_t n);
 void nn_vsigmoid(const float *x, float *y, size_t n);
+/* y[i] = x[i] (1 + erf(x[i] / sqrt 2)) / 2, the exact GELU, for n values,
+ * vectorised; y may be x. Within NN_GELU_EXACT_MAX_ULP of libm's erfc in
+ * double over the whole float range (-inf gives -0, the limit). */
+#define NN_GELU_EXACT_MAX_ULP 8
+void nn_vgelu_exact(const float *x, float *y, size_t n);
 
 #endif

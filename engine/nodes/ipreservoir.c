@@ -246,6 +246,12 @@ static int is_ip(const nn_node *node)
 
 int nn_ip_check(nn_graph *g, nn_error *err)
 {
+    const nn_node *seq = nn_graph_sequence_node(g);
+    if (seq)
+        return nn_error_set(err, NN_ERR_UNSUPPORTED, "node '%s' (%s) is "
+                            "bidirectional and needs whole sequences, and "
+                            "intrinsic plasticity adapts step by step",
+                            nn_node_name(seq), nn_node_type_of(seq)->name);
     for (int i = 0; i < nn_graph_node_count(g); i++)
         if (is_ip(nn_graph_node_at(g, i)))
             return NN_OK;

@@ -262,8 +262,11 @@ static void expect_refused(const char *flag, const char *path,
 
 static void test_bad_plugins_are_refused(void)
 {
-    expect_refused("--plugin", getenv("NERVED_BAD_VERSION"),
-                   "built against node API version 3; this nerved accepts versions 1 to 2");
+    char version[128];
+    snprintf(version, sizeof version, "built against node API version %d; "
+             "this nerved accepts versions %d to %d", NN_API_VERSION + 1,
+             NN_API_VERSION_MIN, NN_API_VERSION);
+    expect_refused("--plugin", getenv("NERVED_BAD_VERSION"), version);
     expect_refused("--plugin", getenv("NERVED_DUPLICATE_NAME"),
                    "node type 'Dense' is already registered");
     expect_refused("--plugin", getenv("NERVED_MISSING_INIT"),

@@ -146,6 +146,116 @@ static void test_numpy_esn_external(void)
     replay("numpy_esn_external.json");
 }
 
+static void test_torch_bilstm(void) { replay("torch_bilstm.json"); }
+static void test_torch_bigru2(void) { replay("torch_bigru2.json"); }
+
+/* The message of an error reply ({"error": {"message"}}, or KServe's
+ * {"error": "..."}), or "". */
+static const char *message(const cJSON *j)
+{
+    const char *m = cJSON_GetStringValue(get(get(j, "error"), "message"));
+    if (!m)
+        m = cJSON_GetStringValue(get(j, "error"));
+    return m ? m : "";
+}
+
+/* A bidirectional network runs over whole sequences: stepping it (a
+ * session's step, a stateless step, KServe's infer) is a 422 naming the
+ * node and pointing at runs; so are feedback into it, a readout fit and a
+ * BPTT window shorter than the sequences. */
+static void test_bidirectional_refusals(void)
+{
+    const char *def = "{\"name\": \"bi\", \"nodes\": ["
+                      "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 2},"
+                      "{\"name\": \"b\", \"type\": \"GRU\", \"num_unit\": 3,"
+                      " \"bidirectional\": true},"
+                      "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 1}],"
+                      " \"edges\": [\"x >> b >> o\"]}";
+    cJSON_Delete(it_call(&server, "POST", "/v1/networks", def, 201));
+    const char *step = "{\"inputs\": {\"x\": [[0.5, -0.5]]}}";
+    cJSON *j = it_call(&server, "POST", "/v1/networks/bi/forward", step, 422);
+    CU_ASSERT_PTR_NOT_NULL(strstr(message(j), "node 'b' (GRU) is "
+                                              "bidirectional and needs whole "
+                                              "sequences"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(message(j), "/run"));
+    cJSON_Delete(j);
+    cJSON *session = it_call(&server, "POST", "/v1/networks/bi/sessions",
+                             "{\"batch\": 1}", 201);
+    const char *sid = cJSON_GetStringValue(get(session, "id"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sid);
+    char path[256];
+    snprintf(path, sizeof path, "/v1/networks/bi/sessions/%s/forward", sid);
+    j = it_call(&server, "POST", path, step, 422);
+    CU_ASSERT_PTR_NOT_NULL(strstr(message(j), "node 'b'"));
+    cJSON_Delete(j);
+    /* The run of the same session works, twice in a row. */
+    snprintf(path, sizeof path, "/v1/networks/bi/sessions/%s/run", sid);
+    const char *seq = "{\"inputs\": {\"x\": [[[0.5, -0.5], [1, 0], "
+                      "[0, 1]]]}}";
+    for (int k = 0; k < 2; k++) {
+        j = it_call(&server, "POST", path, seq, 200);
+        const cJSON *o = get(get(j, "outputs"), "o");
+        CU_ASSERT_EQUAL(cJSON_GetArraySize(o), 1);
+        CU_ASSERT_EQUAL(cJSON_GetArraySize(o ? o->child : NULL), 3);
+        cJSON_Delete(j);
+    }
+    /* Inner nodes may be asked for: the bidirectional node's both
+     * directions, concatenated, beside the exit. */
+    const char *named = "{\"inputs\": {\"x\": [[[0.5, -0.5], [1, 0], "
+                        "[0, 1]]]}, \"outputs\": [\"b\", \"o\"]}";
+    j = it_call(&server, "POST", path, named, 200);
+    const cJSON *bo = get(get(j, "outputs"), "b");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(bo ? bo->child : NULL), 3);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(bo && bo->child ? bo->child->child
+                                                       : NULL), 6);
+    CU_ASSERT_PTR_NOT_NULL(get(get(j, "outputs"), "o"));
+    cJSON_Delete(j);
+    /* Described and inspected as any network: no state of its own. */
+    snprintf(path, sizeof path, "/v1/networks/bi/sessions/%s/state", sid);
+    cJSON_Delete(it_call(&server, "GET", path, NULL, 200));
+    cJSON_Delete(session);
+    cJSON_Delete(it_call(&server, "GET", "/v1/networks/bi", NULL, 200));
+    const char *infer = "{\"inputs\": [{\"name\": \"x\", \"shape\": [1, 2], "
+                        "\"datatype\": \"FP32\", \"data\": [0.5, -0.5]}]}";
+    j = it_call(&server, "POST", "/v2/models/bi/infer", infer, 422);
+    CU_ASSERT_PTR_NOT_NULL(strstr(message(j), "bidirectional"));
+    cJSON_Delete(j);
+    const char *ridge = "{\"method\": \"ridge\", \"wait\": true, "
+                        "\"inputs\": {\"x\": [[[0.5, -0.5], [1, 0]]]}, "
+                        "\"targets\": {\"o\": [[[1], [0]]]}}";
+    j = it_call(&server, "POST", "/v1/networks/bi/fit", ridge, 422);
+    CU_ASSERT_PTR_NOT_NULL(strstr(message(j), "node 'b'"));
+    cJSON_Delete(j);
+    /* BPTT trains it over whole sequences, not over shorter windows. */
+    const char *bptt = "{\"method\": \"bptt\", \"wait\": true, "
+                       "\"epochs\": 3, "
+                       "\"inputs\": {\"x\": [[[0.5, -0.5], [1, 0], [0, 1]]]}, "
+                       "\"targets\": {\"o\": [[[1], [0], [0.5]]]}}";
+    j = it_call(&server, "POST", "/v1/networks/bi/fit", bptt, 200);
+    const char *status = cJSON_GetStringValue(get(j, "status"));
+    CU_ASSERT(status && strcmp(status, "done") == 0);
+    cJSON_Delete(j);
+    const char *windowed = "{\"method\": \"bptt\", \"wait\": true, "
+                           "\"window\": 2, "
+                           "\"inputs\": {\"x\": [[[0.5, -0.5], [1, 0], "
+                           "[0, 1]]]}, \"targets\": {\"o\": [[[1], [0], "
+                           "[0.5]]]}}";
+    j = it_call(&server, "POST", "/v1/networks/bi/fit", windowed, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(message(j), "window"));
+    cJSON_Delete(j);
+    cJSON_Delete(it_call(&server, "DELETE", "/v1/networks/bi", NULL, 200));
+
+    const char *fb = "{\"name\": \"bifb\", \"nodes\": ["
+                     "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 2},"
+                     "{\"name\": \"b\", \"type\": \"LSTM\", \"num_unit\": 3,"
+                     " \"bidirectional\": true},"
+                     "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 1}],"
+                     " \"edges\": [\"x >> b >> o\", \"b << o\"]}";
+    j = it_call(&server, "POST", "/v1/networks", fb, 422);
+    CU_ASSERT_PTR_NOT_NULL(strstr(message(j), "takes no feedback"));
+    cJSON_Delete(j);
+}
+
 int main(void)
 {
     if (it_start(&server, NULL)) {
@@ -159,6 +269,12 @@ int main(void)
         {"ReservoirPy 0.3's external equation, per-unit leak, per-feature "
          "scaling, from NumPy",
          test_numpy_esn_external},
+        {"nn.LSTM(bidirectional=True) >> nn.Linear from PyTorch",
+         test_torch_bilstm},
+        {"nn.GRU(num_layers=2, bidirectional=True) from PyTorch",
+         test_torch_bigru2},
+        {"bidirectional networks are run, never stepped",
+         test_bidirectional_refusals},
         {NULL, NULL}};
     int rc = tu_run_suite("porting", tests);
     if (it_stop(&server) != 0)

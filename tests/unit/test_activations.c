@@ -1,9 +1,9 @@
 /*
- * test_activations.c — the vectorised exp, tanh and sigmoid against libm in
- * double over the whole float range (every 257th bit pattern, both signs:
- * normals, denormals, zeros, infinities and NaNs), in units in the last
- * place; the fused leaky step against its parts; softmax rows against
- * double.
+ * test_activations.c — the vectorised exp, tanh, sigmoid and exact GELU
+ * against libm in double over the whole float range (every 257th bit
+ * pattern, both signs: normals, denormals, zeros, infinities and NaNs), in
+ * units in the last place; the fused leaky step against its parts;
+ * softmax rows against double.
  */
 #include "activations.h"
 #include "testutil.h"
@@ -34,6 +34,13 @@ typedef void (*vec_fn)(const float *, float *, size_t);
 typedef double (*ref_fn)(double);
 
 static double ref_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+/* x Phi(x) through erfc, which keeps the negative tail's digits; its limit
+ * 0 at -inf (where the formula reads -inf * 0). */
+static double ref_gelu_exact(double x)
+{
+    return x < -40 ? -0.0 : 0.5 * x * erfc(-x / sqrt(2.0));
+}
 
 enum { CHUNK = 4096, STRIDE = 257 };
 
@@ -85,6 +92,43 @@ static void test_tanh_ulps(void)
 static void test_sigmoid_ulps(void)
 {
     check_fn("sigmoid", nn_vsigmoid, ref_sigmoid, NN_VMATH_MAX_ULP);
+}
+
+static void test_gelu_exact_ulps(void)
+{
+    check_fn("gelu_exact", nn_vgelu_exact, ref_gelu_exact,
+             NN_GELU_EXACT_MAX_ULP);
+    float x[] = {0.0f, INFINITY, -INFINITY, NAN, 1.0f, -1.0f, -30.0f};
+    enum { N = sizeof x / sizeof *x };
+    float y[N];
+    nn_vgelu_exact(x, y, N);
+    CU_ASSERT_EQUAL(y[0], 0.0f);
+    CU_ASSERT_EQUAL(y[1], INFINITY);
+    CU_ASSERT_EQUAL(y[2], 0.0f);
+    CU_ASSERT(isnan(y[3]));
+    TU_ASSERT_CLOSE(y[4], 0.841344746, 1e-7);  /* Phi(1) */
+    TU_ASSERT_CLOSE(y[5], -0.158655254, 1e-7); /* -(1 - Phi(1)) */
+    CU_ASSERT_EQUAL(y[6], 0.0f);
+}
+
+/* The exact GELU's derivative, Phi(x) + x phi(x), against central
+ * differences of the double reference. */
+static void test_gelu_exact_derivative(void)
+{
+    enum { N = 41 };
+    float x[N], y[N], dy[N], dx[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = -8.0f + 0.4f * (float)i;
+        dy[i] = 1.0f;
+    }
+    nn_act_forward(NN_ACT_GELU_EXACT, x, y, 1, N);
+    nn_act_backward(NN_ACT_GELU_EXACT, x, y, dy, dx, 1, N);
+    for (int i = 0; i < N; i++) {
+        double h = 1e-5, xd = x[i];
+        double want = (ref_gelu_exact(xd + h) - ref_gelu_exact(xd - h)) /
+                      (2 * h);
+        TU_ASSERT_CLOSE(dx[i], want, 1e-6 + 1e-6 * fabs(want));
+    }
 }
 
 /* The special values are exact. */
@@ -178,6 +222,9 @@ int main(void)
         {"exp within 2 ulp of libm", test_exp_ulps},
         {"tanh within NN_VMATH_MAX_ULP of libm", test_tanh_ulps},
         {"sigmoid within NN_VMATH_MAX_ULP of libm", test_sigmoid_ulps},
+        {"gelu_exact within NN_GELU_EXACT_MAX_ULP of libm",
+         test_gelu_exact_ulps},
+        {"gelu_exact derivative", test_gelu_exact_derivative},
         {"special values", test_special_values},
         {"the fused leaky step is its parts", test_fused_leak},
         {"softmax rows", test_softmax_rows},

@@ -55,7 +55,7 @@ static int step_forward(nn_node *node, const nn_tensor *ff, int n_ff,
 
 static const nn_node_type t_step = {
     NN_API_VERSION, "TStep", "reads ctx->step and ctx->rng", 0, NULL, 0,
-    same_init_ff, NULL, NULL, step_forward, NULL, NULL, NULL};
+    same_init_ff, NULL, NULL, step_forward, NULL, NULL, NULL, NULL, NULL};
 
 /* TFail(x, y): y, unless some value of x exceeds 50. */
 static int fail_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
@@ -81,7 +81,7 @@ static int fail_forward(nn_node *node, const nn_tensor *ff, int n_ff,
 
 static const nn_node_type t_fail = {
     NN_API_VERSION, "TFail", "fails on a large input", 0, NULL, 0,
-    fail_init_ff, NULL, NULL, fail_forward, NULL, NULL, NULL};
+    fail_init_ff, NULL, NULL, fail_forward, NULL, NULL, NULL, NULL, NULL};
 
 /* ------------------------------------------------------------- helpers */
 

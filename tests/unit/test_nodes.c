@@ -330,6 +330,7 @@ static void test_activation_values(void)
         {"softplus", 0, 0.69314718f},   {"elu", -1, -0.63212056f},
         {"leaky_relu", -2, -0.02f},     {"gelu", 1, 0.84119199f},
         {"silu", 1, 0.73105858f},       {"sigmoid", -100, 0.0f},
+        {"gelu_exact", 1, 0.84134475f}, {"gelu_exact", -1, -0.15865525f},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         char fn[64];
@@ -456,7 +457,7 @@ static void test_activation_gradients(void)
 {
     static const char *fns[] = {"identity", "tanh", "relu", "sigmoid",
                                 "softmax", "log_softmax", "softplus", "elu",
-                                "leaky_relu", "gelu", "silu"};
+                                "leaky_relu", "gelu", "silu", "gelu_exact"};
     for (size_t k = 0; k < sizeof fns / sizeof *fns; k++) {
         char fn[64];
         snprintf(fn, sizeof fn, "function=%s", fns[k]);

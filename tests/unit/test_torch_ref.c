@@ -1,13 +1,14 @@
 /*
- * test_torch_ref.c — Dense, VanillaRNN (tanh and relu), LSTM and GRU against
- * PyTorch: each fixture of tests/fixtures (written by torch_reference.py)
- * holds a module's weights, an input sequence, the outputs over time and the
- * gradients of a fixed loss with respect to every weight and the input. The
- * node is built with those weights through the public API, run through a
- * session's tape, and compared: outputs to 1e-4, gradients to 1e-3,
- * relative. Training fixtures (rnn_sgd.txt, rnn_adamw.txt) hold a few
- * full-batch epochs of nn.RNN >> nn.Linear under SGD and AdamW: VanillaRNN
- * with two_biases and Dense follow them epoch by epoch.
+ * test_torch_ref.c — Dense, VanillaRNN (tanh and relu), LSTM, GRU (one way
+ * and bidirectional) and both GELUs against PyTorch: each fixture of
+ * tests/fixtures (written by torch_reference.py) holds a module's
+ * weights, an input sequence, the outputs over time and the gradients of a
+ * fixed loss with respect to every weight and the input. The node is built
+ * with those weights through the public API, run through a session's tape,
+ * and compared: outputs to 1e-4, gradients to 1e-3, relative. Training
+ * fixtures (rnn_sgd.txt, rnn_adamw.txt) hold a few full-batch epochs of
+ * nn.RNN >> nn.Linear under SGD and AdamW: VanillaRNN with two_biases and
+ * Dense follow them epoch by epoch.
  */
 #include "nn_train.h"
 #include "testutil.h"
@@ -333,6 +334,14 @@ static void test_vanilla_rnn_tanh(void) { check_fixture("vanilla_rnn_tanh.txt");
 static void test_vanilla_rnn_relu(void) { check_fixture("vanilla_rnn_relu.txt"); }
 static void test_lstm(void) { check_fixture("lstm.txt"); }
 static void test_gru(void) { check_fixture("gru.txt"); }
+static void test_vanilla_rnn_bidir(void)
+{
+    check_fixture("vanilla_rnn_bidir.txt");
+}
+static void test_lstm_bidir(void) { check_fixture("lstm_bidir.txt"); }
+static void test_gru_bidir(void) { check_fixture("gru_bidir.txt"); }
+static void test_gelu_exact(void) { check_fixture("gelu_exact.txt"); }
+static void test_gelu_tanh(void) { check_fixture("gelu_tanh.txt"); }
 
 /* ------------------------------------------------------------ schedules */
 
@@ -569,6 +578,14 @@ int main(void)
         {"VanillaRNN(relu) = torch.nn.RNN", test_vanilla_rnn_relu},
         {"LSTM = torch.nn.LSTM", test_lstm},
         {"GRU = torch.nn.GRU", test_gru},
+        {"VanillaRNN bidirectional = torch.nn.RNN(bidirectional=True)",
+         test_vanilla_rnn_bidir},
+        {"LSTM bidirectional = torch.nn.LSTM(bidirectional=True)",
+         test_lstm_bidir},
+        {"GRU bidirectional = torch.nn.GRU(bidirectional=True)",
+         test_gru_bidir},
+        {"gelu_exact = torch.nn.GELU()", test_gelu_exact},
+        {"gelu = torch.nn.GELU(approximate='tanh')", test_gelu_tanh},
         {"cosine schedule = CosineAnnealingLR(T_max=epochs)", test_cosine},
         {"step schedule = StepLR", test_step},
         {"exponential schedule = ExponentialLR", test_exponential},

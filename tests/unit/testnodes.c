@@ -26,7 +26,7 @@ static int nothing_forward(nn_node *node, const nn_tensor *ff, int n_ff,
 
 static const nn_node_type t_source = {
     NN_API_VERSION, "TIn", "test input", NN_TYPE_SOURCE, source_params, 0,
-    source_init_ff, NULL, NULL, nothing_forward, NULL, NULL, NULL};
+    source_init_ff, NULL, NULL, nothing_forward, NULL, NULL, NULL, NULL, NULL};
 
 static const nn_param_def add_params[] = {
     {"gain", NN_PARAM_FLOAT, "1", -10, 10, NULL, "feedback gain"},
@@ -98,11 +98,13 @@ static int add_backward(nn_node *node, const nn_tensor *ff, int n_ff,
 
 static const nn_node_type t_add = {
     NN_API_VERSION, "TAdd", "sum with feedback", 0, add_params, 0,
-    add_init_ff, add_init_fb, NULL, add_forward, add_backward, NULL, NULL};
+    add_init_ff, add_init_fb, NULL, add_forward, add_backward, NULL, NULL,
+    NULL, NULL};
 
 static const nn_node_type t_add_nofb = {
     NN_API_VERSION, "TNoFb", "sum without feedback", 0, NULL, 0,
-    add_init_ff, NULL, NULL, add_forward, add_backward, NULL, NULL};
+    add_init_ff, NULL, NULL, add_forward, add_backward, NULL, NULL,
+    NULL, NULL};
 
 static int cat_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
                        nn_error *err)
@@ -131,7 +133,7 @@ static int cat_forward(nn_node *node, const nn_tensor *ff, int n_ff,
 
 static const nn_node_type t_cat = {
     NN_API_VERSION, "TCat", "concatenate", 0, NULL, 0,
-    cat_init_ff, NULL, NULL, cat_forward, NULL, NULL, NULL};
+    cat_init_ff, NULL, NULL, cat_forward, NULL, NULL, NULL, NULL, NULL};
 
 static const nn_param_def acc_params[] = {
     {"start", NN_PARAM_FLOAT, "0", 0, 0, NULL, "initial state"},
@@ -189,7 +191,8 @@ static int acc_backward(nn_node *node, const nn_tensor *ff, int n_ff,
 
 static const nn_node_type t_acc = {
     NN_API_VERSION, "TAcc", "accumulator", NN_TYPE_STATEFUL, acc_params, 0,
-    acc_init_ff, NULL, acc_init_state, acc_forward, acc_backward, NULL, NULL};
+    acc_init_ff, NULL, acc_init_state, acc_forward, acc_backward, NULL, NULL,
+    NULL, NULL};
 
 static int weighted_init_ff(nn_node *node, const nn_shape *ff, int n_ff,
                             nn_error *err)
@@ -236,7 +239,7 @@ static int weighted_backward(nn_node *node, const nn_tensor *ff, int n_ff,
 static const nn_node_type t_weighted = {
     NN_API_VERSION, "TWeighted", "elementwise weights", NN_TYPE_TRAINABLE,
     NULL, sizeof(nn_tensor *), weighted_init_ff, NULL, NULL,
-    weighted_forward, weighted_backward, NULL, NULL};
+    weighted_forward, weighted_backward, NULL, NULL, NULL, NULL};
 
 int tn_register_all(nn_registry *reg, nn_error *err)
 {
