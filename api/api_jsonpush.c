@@ -350,45 +350,13 @@ static int hex_value(unsigned char c)
     return -1;
 }
 
-/* JSON's number grammar over s[0..len): the length of the number it
- * starts with, or NPOS. */
-static size_t number_length(const char *s, size_t len)
-{
-    size_t p = 0;
-    if (p < len && s[p] == '-')
-        p++;
-    if (p >= len || s[p] < '0' || s[p] > '9')
-        return NPOS;
-    if (s[p] == '0')
-        p++;
-    else
-        while (p < len && s[p] >= '0' && s[p] <= '9')
-            p++;
-    if (p < len && s[p] == '.') {
-        p++;
-        if (p >= len || s[p] < '0' || s[p] > '9')
-            return NPOS;
-        while (p < len && s[p] >= '0' && s[p] <= '9')
-            p++;
-    }
-    if (p < len && (s[p] == 'e' || s[p] == 'E')) {
-        p++;
-        if (p < len && (s[p] == '+' || s[p] == '-'))
-            p++;
-        if (p >= len || s[p] < '0' || s[p] > '9')
-            return NPOS;
-        while (p < len && s[p] >= '0' && s[p] <= '9')
-            p++;
-    }
-    return p;
-}
 
 static void value_done(api_jsondoc *d) { d->state = S_AFTER; }
 
 /* The number's bytes are all here; -1 when it is malformed. */
 static int number_done(api_jsondoc *d)
 {
-    size_t n = number_length(d->num, d->num_len);
+    size_t n = api_json_number_length(d->num, d->num_len);
     if (n == NPOS) {
         fail(d, d->tok_at, 0);
         return -1;

@@ -56,6 +56,9 @@ typedef struct api_blob {
 const api_jsondoc *api_jsondoc_of(const char *s);
 /* The blob whose marker is at position p of the kept text, or NULL. */
 const api_blob *api_jsondoc_blob_at(const api_jsondoc *d, size_t p);
+/* The length of the JSON number (its grammar only) that s begins with,
+ * or (size_t)-1; shared by the pull and the pushed readers. */
+size_t api_json_number_length(const char *s, size_t len);
 /* The body's byte offset of position p of the kept text. */
 size_t api_jsondoc_offset(const api_jsondoc *d, size_t p);
 

@@ -159,11 +159,9 @@ static size_t string_at(const api_json *j, size_t p, size_t *bad, char *out,
     return p + 1;
 }
 
-/* Only the grammar: the end of the number at p, or NPOS. */
-static size_t number_syntax(const api_json *j, size_t p)
+size_t api_json_number_length(const char *s, size_t len)
 {
-    const char *s = j->s;
-    size_t len = j->len;
+    size_t p = 0;
     if (p < len && s[p] == '-')
         p++;
     if (p >= len || s[p] < '0' || s[p] > '9')
@@ -190,6 +188,14 @@ static size_t number_syntax(const api_json *j, size_t p)
             p++;
     }
     return p;
+}
+
+/* Only the grammar: the end of the number at p, or NPOS. */
+static size_t number_syntax(const api_json *j, size_t p)
+{
+    size_t n = p < j->len ? api_json_number_length(j->s + p, j->len - p)
+                          : NPOS;
+    return n == NPOS ? NPOS : p + n;
 }
 
 /* The end of the value at p (white space first), or NPOS with *bad. */
