@@ -32,7 +32,7 @@ static const srv_option options[] = {
     {"--threads", "NERVED_THREADS", OPT_INT, AT(threads), 1, 256,
      "worker threads (default 4)"},
     {"--max-body", "NERVED_MAX_BODY", OPT_SIZE, AT(max_body), 64, 1L << 31,
-     "largest request body in bytes (default 16777216)"},
+     "largest request body in bytes (default 67108864)"},
     {"--max-networks", "NERVED_MAX_NETWORKS", OPT_INT, AT(max_networks), 1,
      1000000, "networks held at once (default 100)"},
     {"--max-sessions", "NERVED_MAX_SESSIONS", OPT_INT, AT(max_sessions), 1,
@@ -252,7 +252,7 @@ int srv_config_load(srv_config *cfg, int argc, char **argv)
     snprintf(cfg->host, sizeof cfg->host, "127.0.0.1");
     cfg->port = 8080;
     cfg->threads = 4;
-    cfg->max_body = 16u << 20;
+    cfg->max_body = 64u << 20;
     cfg->max_networks = 100;
     cfg->max_sessions = 1000;
     cfg->session_timeout = 3600;

@@ -1048,7 +1048,7 @@ static void test_refusals_wait_for_the_body(void)
      * them: lower case, User-Agent, the caller's headers, the framing's
      * header, Host, Content-Length (no Content-Type). The body is never
      * parsed here: zeros do. */
-    /* The 415 is asked of the main daemon, whose --max-body (16 MiB) the
+    /* The 415 is asked of the main daemon, whose --max-body (64 MiB) the
      * body does not exceed. */
     static const struct {
         int guarded;
