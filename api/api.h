@@ -114,12 +114,19 @@ int api_read_sequence_inputs(const cJSON *inputs, const nn_graph *g,
                              nn_binding **bindings, int *num_steps,
                              api_error *err);
 void api_bindings_free(nn_binding *bindings, int n);
-/* Checks one entry's sequence tensor t, however it was read: shaped
- * (batch, time, the entry's shape), with the time length *steps of the
- * inputs before it (when *steps >= 0), which it then sets. `where` names
- * the input in messages. */
-int api_check_sequence_input(const nn_node *entry, const nn_tensor *t,
-                             int batch, const char *where, int *steps,
+/* Reads the input of one entry, `name`, from a document (ctx) into a new
+ * tensor *out; `where` names it in messages. */
+typedef int (*api_sequence_reader)(void *ctx, const char *name,
+                                   const char *where, const api_limits *lim,
+                                   nn_tensor **out, api_error *err);
+/* The sequence inputs of every entry of g, each read by read(ctx, ...),
+ * however the document is held: each shaped (batch, time, the entry's
+ * shape), all with one time length within lim. Sets *bindings (free with
+ * api_bindings_free) and *num_steps as api_read_sequence_inputs does. */
+int api_bind_sequence_inputs(const nn_graph *g, int batch,
+                             const api_limits *lim,
+                             api_sequence_reader read, void *ctx,
+                             nn_binding **bindings, int *num_steps,
                              api_error *err);
 /* Reads {"<node>": (batch, steps, output shape)} for any nodes (targets,
  * forced feedback): each node must exist and each tensor fit it; `what`

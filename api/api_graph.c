@@ -718,9 +718,12 @@ void api_bindings_free(nn_binding *bindings, int n)
     free(bindings);
 }
 
-int api_check_sequence_input(const nn_node *entry, const nn_tensor *t,
-                             int batch, const char *where, int *steps,
-                             api_error *err)
+/* One entry's sequence tensor t: shaped (batch, time, the entry's shape),
+ * with the time length *steps of the inputs before it (when *steps >= 0),
+ * which it then sets. */
+static int check_sequence_input(const nn_node *entry, const nn_tensor *t,
+                                int batch, const char *where, int *steps,
+                                api_error *err)
 {
     const nn_shape *got = &t->shape;
     nn_shape per = nn_node_output_shape(entry);
@@ -742,15 +745,14 @@ int api_check_sequence_input(const nn_node *entry, const nn_tensor *t,
     return 0;
 }
 
-int api_read_sequence_inputs(const cJSON *inputs, const nn_graph *g,
-                             int batch, const api_limits *lim,
+int api_bind_sequence_inputs(const nn_graph *g, int batch,
+                             const api_limits *lim,
+                             api_sequence_reader read, void *ctx,
                              nn_binding **bindings, int *num_steps,
                              api_error *err)
 {
     *bindings = NULL;
     *num_steps = 0;
-    if (check_input_names(inputs, g, err))
-        return -1;
     int n = nn_graph_entry_count(g);
     nn_binding *b = calloc((size_t)n, sizeof *b);
     if (!b)
@@ -761,12 +763,9 @@ int api_read_sequence_inputs(const cJSON *inputs, const nn_graph *g,
         char where[96];
         snprintf(where, sizeof where, "inputs.%s", nn_node_name(entry));
         b[e].name = nn_node_name(entry);
-        if (api_tensor_from_json(cJSON_GetObjectItemCaseSensitive(
-                                     inputs, nn_node_name(entry)),
-                                 where, lim, &b[e].tensor, err))
-            goto fail;
-        if (api_check_sequence_input(entry, b[e].tensor, batch, where,
-                                     &steps, err))
+        if (read(ctx, nn_node_name(entry), where, lim, &b[e].tensor, err) ||
+            check_sequence_input(entry, b[e].tensor, batch, where, &steps,
+                                 err))
             goto fail;
     }
     if (steps > lim->max_steps) {
@@ -780,6 +779,28 @@ int api_read_sequence_inputs(const cJSON *inputs, const nn_graph *g,
 fail:
     api_bindings_free(b, n);
     return -1;
+}
+
+static int read_cjson_input(void *ctx, const char *name, const char *where,
+                            const api_limits *lim, nn_tensor **out,
+                            api_error *err)
+{
+    return api_tensor_from_json(cJSON_GetObjectItemCaseSensitive(
+                                    (const cJSON *)ctx, name),
+                                where, lim, out, err);
+}
+
+int api_read_sequence_inputs(const cJSON *inputs, const nn_graph *g,
+                             int batch, const api_limits *lim,
+                             nn_binding **bindings, int *num_steps,
+                             api_error *err)
+{
+    *bindings = NULL;
+    *num_steps = 0;
+    if (check_input_names(inputs, g, err))
+        return -1;
+    return api_bind_sequence_inputs(g, batch, lim, read_cjson_input,
+                                    (void *)inputs, bindings, num_steps, err);
 }
 
 int api_read_node_sequences(const cJSON *obj, const nn_graph *g, int batch,

@@ -1021,6 +1021,23 @@ int api_json_bind_step_inputs(const api_json *j, size_t inputs,
     return api_json_bind_step_inputs_bin(j, NULL, inputs, s, g, lim, err);
 }
 
+/* A document held as text (the pull reader), with its framed tensors. */
+typedef struct text_inputs {
+    const api_json *j;
+    const api_json_blobs *bin;
+    size_t inputs;
+} text_inputs;
+
+static int read_text_input(void *ctx, const char *name, const char *where,
+                           const api_limits *lim, nn_tensor **out,
+                           api_error *err)
+{
+    const text_inputs *t = ctx;
+    return api_json_tensor_bin(t->j, t->bin, api_json_find(t->j, t->inputs,
+                                                          name),
+                               where, lim, 0, out, err);
+}
+
 int api_json_sequence_inputs_bin(const api_json *j, const api_json_blobs *bin,
                                  size_t inputs, const nn_graph *g, int batch,
                                  const api_limits *lim,
@@ -1031,35 +1048,9 @@ int api_json_sequence_inputs_bin(const api_json *j, const api_json_blobs *bin,
     *num_steps = 0;
     if (check_input_names(j, inputs, g, err))
         return -1;
-    int n = nn_graph_entry_count(g);
-    nn_binding *b = calloc((size_t)n, sizeof *b);
-    if (!b)
-        return api_fail(err, 503, "out_of_memory", "out of memory");
-    int steps = -1;
-    for (int e = 0; e < n; e++) {
-        nn_node *entry = nn_graph_entry_at(g, e);
-        char where[96];
-        snprintf(where, sizeof where, "inputs.%s", nn_node_name(entry));
-        b[e].name = nn_node_name(entry);
-        if (api_json_tensor_bin(j, bin, api_json_find(j, inputs,
-                                                      nn_node_name(entry)),
-                                where, lim, 0, &b[e].tensor, err))
-            goto fail;
-        if (api_check_sequence_input(entry, b[e].tensor, batch, where,
-                                     &steps, err))
-            goto fail;
-    }
-    if (steps > lim->max_steps) {
-        api_fail(err, 413, "too_large", "%d time steps; the limit is %d", steps,
-                 lim->max_steps);
-        goto fail;
-    }
-    *bindings = b;
-    *num_steps = steps;
-    return 0;
-fail:
-    api_bindings_free(b, n);
-    return -1;
+    text_inputs t = {j, bin, inputs};
+    return api_bind_sequence_inputs(g, batch, lim, read_text_input, &t,
+                                    bindings, num_steps, err);
 }
 
 int api_json_sequence_inputs(const api_json *j, size_t inputs,
