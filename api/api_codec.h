@@ -52,12 +52,18 @@ size_t api_read_float(const char *s, size_t len, float *out);
  * text followed it. */
 int api_json_check(const char *s, size_t len, size_t *at, int *trailing);
 
+typedef struct api_jsondoc api_jsondoc;
+
 /* A position in a body checked by api_json_check. The readers below also
  * stay inside s[0..len) on text that was not checked (they fail with
  * bad_json then), so a mistake cannot read past the body. */
 typedef struct api_json {
     const char *s;
     size_t len;
+    /* The pushed document whose kept text s is (api_jsondoc_json), or
+     * NULL for plain text: a marker byte means a blob only in such a
+     * text. Borrowed. */
+    const struct api_jsondoc *doc;
 } api_json;
 
 /* The first non-space byte at or after pos ('{', '[', '"', 't', 'f',
@@ -136,7 +142,6 @@ int api_json_tensor_bin(const api_json *j, const api_json_blobs *bin,
  * pull reader above, which reads blobs as it reads text, with the same
  * results and the same messages and byte offsets of the body. A number
  * split across chunks is carried over, nothing else is. */
-typedef struct api_jsondoc api_jsondoc;
 
 /* Arrays whose text is shorter than this stay text (kept whole, read by
  * the pull reader as text). */

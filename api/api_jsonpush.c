@@ -11,7 +11,6 @@
 #include "api_jsonpush.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,10 +80,6 @@ struct api_jsondoc {
     size_t cap_data;
     int count[NN_MAX_DIMS], index[NN_MAX_DIMS];
     size_t opened[NN_MAX_DIMS];
-
-    /* Live documents, so that the pull reader finds a text's blobs. */
-    api_jsondoc *prev, *next;
-    int registered;
 };
 
 /* ------------------------------------------------------------ memory */
@@ -606,9 +601,6 @@ static void step(api_jsondoc *d, unsigned char c)
 
 /* ------------------------------------------------------------ the API */
 
-static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
-static api_jsondoc *live;
-
 api_jsondoc *api_jsondoc_new(size_t blob_min,
                              int (*reserve_fn)(void *cls, size_t bytes),
                              void *cls)
@@ -731,13 +723,6 @@ void api_jsondoc_finish(api_jsondoc *d)
     if (d->failed)
         return;
     d->text[d->len] = '\0';
-    pthread_mutex_lock(&live_lock);
-    d->next = live;
-    if (live)
-        live->prev = d;
-    live = d;
-    d->registered = 1;
-    pthread_mutex_unlock(&live_lock);
 }
 
 int api_jsondoc_depth(const api_jsondoc *d) { return d->g_deepest; }
@@ -751,7 +736,7 @@ int api_jsondoc_check(const api_jsondoc *d, size_t *at, int *trailing)
 
 api_json api_jsondoc_json(const api_jsondoc *d)
 {
-    api_json j = {d->text ? d->text : "", d->text ? d->len : 0};
+    api_json j = {d->text ? d->text : "", d->text ? d->len : 0, d};
     return j;
 }
 
@@ -761,16 +746,6 @@ void api_jsondoc_free(api_jsondoc *d)
 {
     if (!d)
         return;
-    if (d->registered) {
-        pthread_mutex_lock(&live_lock);
-        if (d->prev)
-            d->prev->next = d->next;
-        else
-            live = d->next;
-        if (d->next)
-            d->next->prev = d->prev;
-        pthread_mutex_unlock(&live_lock);
-    }
     for (size_t k = 0; k < d->n_blobs; k++)
         free(d->blobs[k].data);
     free(d->blobs);
@@ -781,16 +756,6 @@ void api_jsondoc_free(api_jsondoc *d)
 }
 
 /* ---------------------------------------------------- for the reader */
-
-const api_jsondoc *api_jsondoc_of(const char *s)
-{
-    pthread_mutex_lock(&live_lock);
-    const api_jsondoc *d = live;
-    while (d && d->text != s)
-        d = d->next;
-    pthread_mutex_unlock(&live_lock);
-    return d;
-}
 
 const api_blob *api_jsondoc_blob_at(const api_jsondoc *d, size_t p)
 {

@@ -51,9 +51,6 @@ typedef struct api_blob {
     int first_is_number, first_batch;
 } api_blob;
 
-/* The document whose kept text starts at s (api_jsondoc_json), or NULL
- * for any other text: a marker byte means a blob only in such a text. */
-const api_jsondoc *api_jsondoc_of(const char *s);
 /* The blob whose marker is at position p of the kept text, or NULL. */
 const api_blob *api_jsondoc_blob_at(const api_jsondoc *d, size_t p);
 /* The length of the JSON number (its grammar only) that s begins with,

@@ -24,15 +24,13 @@ static const api_blob *blob_of(const api_json *j, size_t p)
 {
     if (p >= j->len || j->s[p] != API_BLOB_MARK)
         return NULL;
-    const api_jsondoc *d = api_jsondoc_of(j->s);
-    return d ? api_jsondoc_blob_at(d, p) : NULL;
+    return j->doc ? api_jsondoc_blob_at(j->doc, p) : NULL;
 }
 
 /* The body's byte offset of position p, for messages. */
 static size_t offset_of(const api_json *j, size_t p)
 {
-    const api_jsondoc *d = api_jsondoc_of(j->s);
-    return d ? api_jsondoc_offset(d, p) : p;
+    return j->doc ? api_jsondoc_offset(j->doc, p) : p;
 }
 
 static size_t ws(const api_json *j, size_t p)
@@ -258,7 +256,7 @@ static size_t value_end(const api_json *j, size_t p, int depth, size_t *bad)
 
 int api_json_check(const char *s, size_t len, size_t *at, int *trailing)
 {
-    api_json j = {s, len};
+    api_json j = {s, len, NULL};
     size_t bad = 0;
     *trailing = 0;
     size_t end = value_end(&j, 0, 0, &bad);

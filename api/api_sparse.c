@@ -47,8 +47,7 @@ int api_sparse_is_form(const api_json *j, size_t pos)
  * keeps less text than the body had (api_jsonpush.h). */
 static size_t body_offset(const api_json *j, size_t p)
 {
-    const api_jsondoc *d = api_jsondoc_of(j->s);
-    return d ? api_jsondoc_offset(d, p) : p;
+    return j->doc ? api_jsondoc_offset(j->doc, p) : p;
 }
 
 /* Walks the elements of the array at pos: calls each(j, p, i, ctx) with
@@ -160,8 +159,7 @@ static const api_blob *blob_at(const api_json *j, size_t pos)
     size_t p = ws(j, pos);
     if (p >= j->len || j->s[p] != API_BLOB_MARK)
         return NULL;
-    const api_jsondoc *d = api_jsondoc_of(j->s);
-    return d ? api_jsondoc_blob_at(d, p) : NULL;
+    return j->doc ? api_jsondoc_blob_at(j->doc, p) : NULL;
 }
 
 /* A blob's floats as the text's would have been read, with the same

@@ -154,7 +154,7 @@ static double read_codec(void *arg)
     (void)arg;
     api_limits lim = api_default_limits();
     lim.max_tensor_elems = N;
-    api_json j = {text, text_len};
+    api_json j = {text, text_len, NULL};
     nn_tensor *t;
     api_error err;
     double t0 = clock_fn();

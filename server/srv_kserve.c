@@ -520,7 +520,7 @@ uint64_t srv_v2_order_key(const srv_request *req)
     if (req->json) {
         params = cJSON_GetObjectItemCaseSensitive(req->json, "parameters");
     } else if (req->raw_len) {
-        api_json j = {req->raw, req->raw_len};
+        api_json j = {req->raw, req->raw_len, req->raw_doc};
         size_t at = api_json_kind(&j, 0) == '{'
                         ? api_json_find(&j, 0, "parameters")
                         : (size_t)-1;

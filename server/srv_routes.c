@@ -175,6 +175,7 @@ static int step_body(srv_request *req, int sequence, api_json *j,
     api_error err;
     j->s = req->raw ? req->raw : "";
     j->len = req->raw_len;
+    j->doc = req->raw_doc;
     if (api_read_step_body(j, sequence, b, &err)) {
         srv_reply_error(req, &err);
         return -1;
@@ -515,7 +516,7 @@ static void handle_params_put(srv_request *req)
 {
     srv_network *net = req->net;
     api_error err;
-    api_json j = {req->raw ? req->raw : "", req->raw_len};
+    api_json j = {req->raw ? req->raw : "", req->raw_len, req->raw_doc};
     api_params_import *imp;
     if (body_blobs(req, &j))
         return;

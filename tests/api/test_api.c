@@ -146,7 +146,7 @@ static char *params_text(const nn_graph *g)
 /* PUT .../params of text into g: read whole, then applied. */
 static int params_import(nn_graph *g, const char *text, api_error *err)
 {
-    api_json j = {text, strlen(text)};
+    api_json j = {text, strlen(text), NULL};
     api_params_import *imp;
     if (api_params_read(g, &j, &imp, err))
         return -1;

@@ -344,7 +344,7 @@ static void test_json_check(void)
 
     /* Members: keys unescaped, the first of repeated ones found. */
     const char *doc = "{\"a\\u0062\": 1, \"x\": [2], \"x\": 3}";
-    api_json j = {doc, strlen(doc)};
+    api_json j = {doc, strlen(doc), NULL};
     size_t it = 0, value;
     char key[8];
     int cut;
@@ -364,7 +364,7 @@ static void same_as_cjson(const char *text)
     memset(&e1, 0, sizeof e1);
     memset(&e2, 0, sizeof e2);
     nn_tensor *a = NULL, *b = NULL;
-    api_json j = {text, strlen(text)};
+    api_json j = {text, strlen(text), NULL};
     int r1 = api_json_tensor(&j, 0, "inputs.x", &lim, 0, &a, &e1);
     cJSON *c = cJSON_Parse(text);
     int r2 = c ? api_tensor_from_json(c, "inputs.x", &lim, &b, &e2) : -1;
@@ -421,7 +421,7 @@ static void test_tensor_reader(void)
     /* Where cJSON's double rounded twice, the reader is right: a hair
      * above the halfway point between 1 and the next float. */
     const char *hair = "[1.00000005960464477539062501]";
-    api_json h = {hair, strlen(hair)};
+    api_json h = {hair, strlen(hair), NULL};
     nn_tensor *up;
     api_error herr;
     CU_ASSERT_EQUAL_FATAL(api_json_tensor(&h, 0, "x", &lim, 0, &up, &herr), 0);
@@ -430,7 +430,7 @@ static void test_tensor_reader(void)
 
     /* Messages name the element's place and byte. */
     const char *text = "[[1, 2], [3, \"4\"]]";
-    api_json j = {text, strlen(text)};
+    api_json j = {text, strlen(text), NULL};
     nn_tensor *t;
     api_error err;
     CU_ASSERT_EQUAL(api_json_tensor(&j, 0, "inputs.x", &lim, 0, &t, &err), -1);
@@ -564,7 +564,7 @@ static void test_params(void)
     cJSON *doc = cJSON_Parse(got);
     const cJSON *nodes = cJSON_GetObjectItem(doc, "nodes");
     CU_ASSERT_EQUAL(cJSON_GetArraySize(nodes), 2); /* x has no weights */
-    api_json dj = {got, strlen(got)};
+    api_json dj = {got, strlen(got), NULL};
     size_t nodes_at = api_json_find(&dj, 0, "nodes");
     for (int i = 0; i < nn_graph_node_count(g); i++) {
         nn_node *node = nn_graph_node_at(g, i);
@@ -603,7 +603,7 @@ static void test_params(void)
     memcpy(saved, W->data, nn_tensor_numel(W) * sizeof(float));
     for (size_t k = 0; k < nn_tensor_numel(W); k++)
         W->data[k] = -1;
-    api_json j = {got, strlen(got)};
+    api_json j = {got, strlen(got), NULL};
     api_params_import *imp;
     api_error err;
     CU_ASSERT_EQUAL_FATAL(api_params_read(g, &j, &imp, &err), 0);
@@ -654,7 +654,7 @@ static void test_output_documents(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     const char *body = "{\"inputs\": {\"x\": [[0.5, -1], [2, 0.25]]}, "
                        "\"train\": false}";
-    api_json j = {body, strlen(body)};
+    api_json j = {body, strlen(body), NULL};
     api_step_body b;
     api_error err;
     CU_ASSERT_EQUAL_FATAL(api_read_step_body(&j, 0, &b, &err), 0);

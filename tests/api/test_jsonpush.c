@@ -182,7 +182,7 @@ static char *reference(const char *text, size_t len)
     else
         sayf(&s, "\n");
     if (rc == 0) {
-        api_json j = {text, len};
+        api_json j = {text, len, NULL};
         say_all(&s, &j);
     }
     return s.text;

@@ -53,7 +53,7 @@ static void joined(const api_outputs *o, char *buf, size_t cap)
 static int read_list(const nn_graph *g, const char *body, int sequence,
                      api_outputs *o, api_error *err)
 {
-    api_json j = {body, strlen(body)};
+    api_json j = {body, strlen(body), NULL};
     api_step_body b;
     CU_ASSERT_EQUAL_FATAL(api_read_step_body(&j, sequence, &b, err), 0);
     return api_json_outputs(&j, b.outputs, g, o, err);

@@ -130,7 +130,7 @@ static char *doc_of(const float *m, const char *format, int reversed)
 
 static int import(nn_graph *g, const char *text, api_error *err)
 {
-    api_json j = {text, strlen(text)};
+    api_json j = {text, strlen(text), NULL};
     api_params_import *imp;
     memset(err, 0, sizeof *err);
     if (api_params_read(g, &j, &imp, err))
@@ -497,7 +497,7 @@ static void test_pattern_travels(void)
     nn_graph *g = build(DEF, 0);
     stored_dense(g, seed);
     char *doc = doc_of(m, "csr", 1);
-    api_json j = {doc, strlen(doc)};
+    api_json j = {doc, strlen(doc), NULL};
     api_params_import *imp;
     api_error err;
     CU_ASSERT_EQUAL_FATAL(api_params_read(g, &j, &imp, &err), 0);
@@ -624,7 +624,7 @@ static void test_values_after_a_new_pattern(void)
         api_buf_puts(&vb, k ? ", 1" : "1");
     api_buf_puts(&vb, "]}}}}");
     char *values = api_buf_finish(&vb, NULL);
-    api_json j = {values, strlen(values)};
+    api_json j = {values, strlen(values), NULL};
     api_params_import *imp;
     api_error err;
     CU_ASSERT_EQUAL_FATAL(api_params_read(g, &j, &imp, &err), 0);

@@ -67,7 +67,7 @@ static int bind_step(nn_graph *g, nn_session *s, const char *header,
     CU_ASSERT_FATAL(n * 4 <= sizeof blob);
     for (size_t k = 0; k < n; k++)
         put_le(blob + 4 * k, values[k]);
-    api_json j = {header, strlen(header)};
+    api_json j = {header, strlen(header), NULL};
     size_t at;
     int trailing;
     CU_ASSERT_EQUAL_FATAL(api_json_check(j.s, j.len, &at, &trailing), 0);
@@ -187,7 +187,7 @@ static void test_errors(void)
     /* binary_data_size in a body that was not framed. */
     const char *plain = "{\"inputs\": {\"a\": {\"shape\": [1, 2], "
                         "\"binary_data_size\": 8}, \"b\": [[1]]}}";
-    api_json j = {plain, strlen(plain)};
+    api_json j = {plain, strlen(plain), NULL};
     api_step_body body;
     CU_ASSERT_EQUAL_FATAL(api_read_step_body(&j, 0, &body, &err), 0);
     CU_ASSERT_EQUAL(api_json_bind_step_inputs(&j, body.inputs, s, g, &lim,
@@ -218,7 +218,7 @@ static void test_run_order(void)
     unsigned char blob[36];
     for (int k = 0; k < 9; k++)
         put_le(blob + 4 * k, (float)k + 0.25f);
-    api_json j = {header, strlen(header)};
+    api_json j = {header, strlen(header), NULL};
     api_error err;
     api_json_blobs *bin;
     CU_ASSERT_EQUAL_FATAL(api_json_blobs_index(&j, blob, sizeof blob, &bin,
@@ -379,7 +379,7 @@ static void test_params_round_trip(void)
         }
     }
     CU_ASSERT_TRUE(differ); /* so that the comparison below can fail */
-    api_json j = {whole, header_len};
+    api_json j = {whole, header_len, NULL};
     api_error err;
     api_json_blobs *bin;
     CU_ASSERT_EQUAL_FATAL(api_json_blobs_index(&j, whole + header_len,

@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int valid = api_json_check(text, size, &at, &trailing) == 0;
     if (!valid && at > size)
         abort();
-    api_json j = {text, size};
+    api_json j = {text, size, NULL};
     api_error err, err_old;
     nn_tensor *t = NULL;
     /* Unchecked text too: the reader must fail cleanly, not overrun. */
@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t len;
             char *back = api_buf_finish(&b, &len);
             if (back) {
-                api_json bj = {back, len};
+                api_json bj = {back, len, NULL};
                 nn_tensor *again = NULL;
                 if (api_json_tensor(&bj, 0, "t", &lim, 0, &again, &err) ||
                     !nn_shape_equal(&t->shape, &again->shape) ||

@@ -75,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r1 != r2 || (r1 && (at1 != at2 || tr1 != tr2)))
         abort();
     if (r1 == 0) {
-        api_json whole = {text, size};
+        api_json whole = {text, size, NULL};
         api_json kept = api_jsondoc_json(d);
         same_tensor(&whole, 0, &kept, 0);
         if (api_json_kind(&whole, 0) == '{') {

@@ -49,7 +49,7 @@ static char *export_text(const nn_graph *g, size_t *len)
 
 static int import(nn_graph *g, const char *text, size_t len)
 {
-    api_json j = {text, len};
+    api_json j = {text, len, NULL};
     api_params_import *imp;
     api_error err;
     if (api_params_read(g, &j, &imp, &err))

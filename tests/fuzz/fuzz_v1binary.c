@@ -25,7 +25,7 @@ static nn_tensor *read_framed(const char *header, size_t len,
     int trailing;
     if (api_json_check(header, len, &at, &trailing))
         return NULL;
-    api_json j = {header, len};
+    api_json j = {header, len, NULL};
     api_error err;
     api_json_blobs *bin;
     if (api_json_blobs_index(&j, blob, blob_len, &bin, &err)) {

@@ -85,7 +85,7 @@ static char *params_text(nn_graph *g)
 /* What PUT .../params of text does to g. */
 static int params_import(nn_graph *g, const char *text, api_error *err)
 {
-    api_json j = {text, strlen(text)};
+    api_json j = {text, strlen(text), NULL};
     api_params_import *imp;
     if (api_params_read(g, &j, &imp, err))
         return -1;
@@ -163,7 +163,7 @@ static char *expected_step(nn_graph *loop, int k, const char *sid, int batch,
     char body[1024];
     for (long i = 0; i <= t; i++) {
         step_body(k, i, batch, body, sizeof body);
-        api_json j = {body, strlen(body)};
+        api_json j = {body, strlen(body), NULL};
         api_step_body b;
         api_error err;
         CU_ASSERT_EQUAL_FATAL(api_read_step_body(&j, 0, &b, &err), 0);

@@ -201,7 +201,7 @@ static void run_matches(const it_server *s, const double *ref)
     char *body = api_buf_finish(&b, &len);
     it_response r = request(s, "POST", path, body, len, 200);
     free(body);
-    api_json doc = {r.body, r.len};
+    api_json doc = {r.body, r.len, NULL};
     size_t at = api_json_find(&doc, api_json_find(&doc, 0, "outputs"), "r");
     CU_ASSERT_FATAL(at != (size_t)-1);
     api_limits lim = api_default_limits();

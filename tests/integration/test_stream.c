@@ -59,7 +59,7 @@ static it_response post(const char *method, const char *path,
 static nn_tensor *member_tensor(const it_response *r, const char *a,
                                 const char *b)
 {
-    api_json j = {r->body, r->len};
+    api_json j = {r->body, r->len, NULL};
     size_t at = api_json_find(&j, 0, a);
     CU_ASSERT_FATAL(at != (size_t)-1);
     at = api_json_find(&j, at, b);
@@ -224,7 +224,7 @@ static void test_params_bit_for_bit(void)
     CU_ASSERT_EQUAL(a.len, after.len);
     CU_ASSERT_STRING_EQUAL(a.body, after.body);
     /* And as floats: the reservoir's W through the reader. */
-    api_json ja = {a.body, a.len}, jb = {after.body, after.len};
+    api_json ja = {a.body, a.len, NULL}, jb = {after.body, after.len, NULL};
     size_t pa = api_json_find(&ja, api_json_find(&ja, api_json_find(&ja, 0,
                                                                     "nodes"),
                                                  "r"), "W");

@@ -113,7 +113,7 @@ static void test_params_upload(void)
     CU_ASSERT_EQUAL(it_request(&server, "GET", "/v1/networks/wide/params",
                                NULL, NULL, 0, &r), 0);
     CU_ASSERT_EQUAL_FATAL(r.status, 200);
-    api_json j = {r.body, r.len};
+    api_json j = {r.body, r.len, NULL};
     size_t o = api_json_find(&j, api_json_find(&j, 0, "nodes"), "o");
     nn_tensor *w = NULL, *bias = NULL;
     api_error err;

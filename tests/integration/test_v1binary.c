@@ -278,7 +278,7 @@ static nn_tensor *json_tensor(const reply *r, const char *a, const char *b,
                               const char *c)
 {
     CU_ASSERT_STRING_EQUAL(r->content_type, "application/json");
-    api_json j = {r->body, r->len};
+    api_json j = {r->body, r->len, NULL};
     size_t at = api_json_find(&j, 0, a);
     CU_ASSERT_FATAL(at != (size_t)-1);
     at = api_json_find(&j, at, b);
