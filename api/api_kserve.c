@@ -511,7 +511,13 @@ cJSON *api_kserve_response(const api_kserve_request *r, const char *model,
 
 cJSON *api_kserve_error(const char *message)
 {
+    /* As api_error_json: the message may quote bytes that are not UTF-8. */
+    char *clean = strdup(message);
+    if (!clean)
+        return NULL;
+    api_utf8_clean(clean);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "error", message);
+    cJSON_AddStringToObject(o, "error", clean);
+    free(clean);
     return o;
 }

@@ -936,6 +936,18 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                               "a request may not have both Content-Length "
                               "and Transfer-Encoding");
         }
+        if (chunked && strcasecmp(chunked, "chunked") != 0) {
+            /* libmicrohttpd frames only "chunked"; any other coding
+             * (gzip, chunked; identity; a typo) it reads as a body that
+             * ends when the client closes, so the request would hang
+             * until the connection timeout with no answer. */
+            st->close = 1;
+            return answer_now(conn, st, method, url, 400, "bad_request", NULL,
+                              "Transfer-Encoding '%.32s' is not supported: "
+                              "send the body with Content-Length or "
+                              "'Transfer-Encoding: chunked' (a compressed "
+                              "body with Content-Encoding)", chunked);
+        }
         if (st->route < 0) {
             if (allow[0])
                 api_fail(&err, 405, "method_not_allowed", "%s is not allowed "

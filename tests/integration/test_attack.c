@@ -1,0 +1,229 @@
+/*
+ * test_attack.c — requests found to break the rule that every request
+ * fully received gets a 4xx with a JSON body naming the fault: each case
+ * here once hung, dropped its connection or answered with a body that was
+ * not JSON. Sent over raw sockets, byte for byte, since an HTTP client
+ * library would refuse to send most of them.
+ */
+#include "itest.h"
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static it_server server;
+
+static const char *NET =
+    "{\"name\": \"m\", \"nodes\": [{\"name\": \"x\", \"type\": \"Input\", "
+    "\"shape\": 2}, {\"name\": \"y\", \"type\": \"Dense\", \"num_unit\": 3}], "
+    "\"edges\": [\"x >> y\"]}";
+
+typedef struct raw_answer {
+    int status; /* 0: closed or silent without a status line */
+    char *body; /* after the headers, NUL-terminated; malloc'd */
+    char head[2048];
+    double seconds; /* until the answer was whole or the connection closed */
+} raw_answer;
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Sends the bytes as they are and reads until the server closes (every
+ * request here says Connection: close) or ms pass. */
+static void send_raw(const char *bytes, size_t len, int ms, raw_answer *a)
+{
+    memset(a, 0, sizeof *a);
+    a->body = calloc(1, 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((unsigned short)server.port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
+    double start = now();
+    CU_ASSERT((size_t)send(fd, bytes, len, MSG_NOSIGNAL) == len);
+    size_t size = 1 << 16, got = 0;
+    char *buf = malloc(size);
+    CU_ASSERT_FATAL(buf != NULL);
+    for (;;) {
+        int left = ms - (int)((now() - start) * 1000);
+        struct pollfd p = {fd, POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            break;
+        ssize_t n = recv(fd, buf + got, size - got - 1, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        if (got + 1 >= size)
+            break;
+    }
+    a->seconds = now() - start;
+    close(fd);
+    buf[got] = '\0';
+    char *end = strstr(buf, "\r\n\r\n");
+    if (strncmp(buf, "HTTP/1.", 7) == 0 && end) {
+        a->status = atoi(buf + 9);
+        size_t hl = (size_t)(end - buf);
+        snprintf(a->head, sizeof a->head, "%.*s", (int)hl, buf);
+        free(a->body);
+        a->body = strdup(end + 4);
+    }
+    free(buf);
+}
+
+/* The answer is the status with a JSON error body whose message holds
+ * want. */
+static void expect_json_error(const raw_answer *a, int status,
+                              const char *want)
+{
+    CU_ASSERT_EQUAL(a->status, status);
+    CU_ASSERT_PTR_NOT_NULL(strstr(a->head, "application/json"));
+    cJSON *j = cJSON_Parse(a->body);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+    CU_ASSERT_TRUE(cJSON_IsString(m));
+    if (cJSON_IsString(m) && !strstr(m->valuestring, want)) {
+        fprintf(stderr, "message '%s' does not say '%s'\n", m->valuestring,
+                want);
+        CU_FAIL("message");
+    }
+    if (a->status != status || !j)
+        fprintf(stderr, "got %d: %s\n%s\n", a->status, a->head, a->body);
+    cJSON_Delete(j);
+}
+
+/* Whether s is well-formed UTF-8 (RFC 3629), checked here independently
+ * of the daemon's own check. */
+static int valid_utf8(const unsigned char *s)
+{
+    while (*s) {
+        int n = *s < 0x80 ? 1 : (*s & 0xE0) == 0xC0 ? 2
+                              : (*s & 0xF0) == 0xE0 ? 3
+                              : (*s & 0xF8) == 0xF0 ? 4 : 0;
+        if (n == 0 || (n == 2 && *s < 0xC2))
+            return 0;
+        unsigned cp = n == 1 ? *s : n == 2 ? (*s & 0x1Fu)
+                              : n == 3 ? (*s & 0x0Fu) : (*s & 0x07u);
+        for (int k = 1; k < n; k++) {
+            if ((s[k] & 0xC0) != 0x80)
+                return 0;
+            cp = cp << 6 | (s[k] & 0x3Fu);
+        }
+        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 ||
+                                                  cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        s += n;
+    }
+    return 1;
+}
+
+/* "Transfer-Encoding: gzip, chunked" (or any coding but chunked):
+ * libmicrohttpd took the body to end at the client's close, so the
+ * request waited, unanswered, for the connection timeout. */
+static void test_transfer_codings(void)
+{
+    static const char *const codings[] = {"gzip, chunked", "identity",
+                                          "chunked, gzip", "chunkedx"};
+    for (size_t i = 0; i < sizeof codings / sizeof *codings; i++) {
+        char req[512];
+        int n = snprintf(req, sizeof req,
+                         "POST /v1/networks/m/forward HTTP/1.1\r\n"
+                         "Host: x\r\nConnection: close\r\n"
+                         "Content-Type: application/json\r\n"
+                         "Transfer-Encoding: %s\r\n\r\n"
+                         "1b\r\n{\"inputs\": {\"x\": [[1, 2]]}}\r\n0\r\n\r\n",
+                         codings[i]);
+        raw_answer a;
+        send_raw(req, (size_t)n, 4000, &a);
+        expect_json_error(&a, 400, "Transfer-Encoding");
+        CU_ASSERT(a.seconds < 3);
+        free(a.body);
+    }
+    /* chunked itself, in any case, still works. */
+    static const char ok[] =
+        "POST /v1/networks/m/forward HTTP/1.1\r\nHost: x\r\n"
+        "Connection: close\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: Chunked\r\n\r\n"
+        "1b\r\n{\"inputs\": {\"x\": [[1, 2]]}}\r\n0\r\n\r\n";
+    raw_answer a;
+    send_raw(ok, sizeof ok - 1, 4000, &a);
+    CU_ASSERT_EQUAL(a.status, 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(a.body, "\"outputs\""));
+    free(a.body);
+}
+
+/* A message quotes what the client sent; bytes that are not UTF-8 went
+ * into the JSON as they were, and the body was not JSON. */
+static void test_error_bodies_are_utf8(void)
+{
+    static const char *const bodies[] = {
+        "{\"inputs\": {\"x\xff\xfe\": [[1, 2]]}}",
+        /* é cut in two by the message's width for a name */
+        "{\"inputs\": {\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaa\xc3\xa9\": [[1, 2]]}}",
+        "{\"inputs\": {\"x\": [[1, 2]]}, \"\xed\xa0\x80\": 1}",
+    };
+    static const char *const paths[] = {"/v1/networks/m/forward",
+                                        "/v2/models/m/infer"};
+    for (size_t p = 0; p < 2; p++)
+        for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+            char req[1024];
+            int n = snprintf(req, sizeof req,
+                             "POST %s HTTP/1.1\r\nHost: x\r\n"
+                             "Connection: close\r\n"
+                             "Content-Type: application/json\r\n"
+                             "Content-Length: %zu\r\n\r\n%s",
+                             paths[p], strlen(bodies[i]), bodies[i]);
+            raw_answer a;
+            send_raw(req, (size_t)n, 4000, &a);
+            CU_ASSERT_EQUAL(a.status, 400);
+            CU_ASSERT_TRUE(valid_utf8((const unsigned char *)a.body));
+            cJSON *j = cJSON_Parse(a.body);
+            CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItemCaseSensitive(j,
+                                                                   "error"));
+            if (!j || !valid_utf8((const unsigned char *)a.body))
+                fprintf(stderr, "%s: %s\n", paths[p], a.body);
+            cJSON_Delete(j);
+            free(a.body);
+        }
+}
+
+int main(void)
+{
+    static const char *const args[] = {"--connection-timeout", "10", NULL};
+    if (it_start(&server, args)) {
+        fprintf(stderr, "cannot start nerved\n");
+        return 1;
+    }
+    long status = 0;
+    cJSON_Delete(it_json(&server, "POST", "/v1/networks", NET, &status));
+    if (status != 201) {
+        fprintf(stderr, "cannot create the network: %ld\n", status);
+        it_stop(&server);
+        return 1;
+    }
+    static const tu_test tests[] = {
+        {"a transfer coding other than chunked is refused at once",
+         test_transfer_codings},
+        {"error bodies are UTF-8 whatever bytes the request quoted",
+         test_error_bodies_are_utf8},
+        {NULL, NULL}};
+    int rc = tu_run_suite("attack", tests);
+    if (it_stop(&server) != 0)
+        rc = 1;
+    return rc;
+}
