@@ -41,6 +41,8 @@ cJSON *api_error_json(const api_error *err);
  * UTF-8 sequence with '?', so text quoting a client's bytes (or cut
  * inside a character) can go into a JSON document. */
 void api_utf8_clean(char *s);
+/* Whether s is well-formed UTF-8 (RFC 3629). */
+int api_utf8_valid(const char *s);
 
 /* Limits applied while reading client documents. */
 typedef struct api_limits {

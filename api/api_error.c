@@ -77,6 +77,15 @@ static int utf8_sequence(const unsigned char *s)
     return n;
 }
 
+int api_utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (int n; *p; p += n)
+        if ((n = utf8_sequence(p)) == 0)
+            return 0;
+    return 1;
+}
+
 void api_utf8_clean(char *s)
 {
     unsigned char *p = (unsigned char *)s;

@@ -430,6 +430,10 @@ int api_kserve_read_request(const cJSON *body, const char *blob,
     const cJSON *id = member(body, "id");
     if (id && !cJSON_IsString(id))
         return api_fail(err, 400, "bad_request", "\"id\" must be a string");
+    /* It is echoed in the answer, which must stay JSON. */
+    if (id && !api_utf8_valid(id->valuestring))
+        return api_fail(err, 400, "bad_request", "\"id\" is not valid "
+                        "UTF-8");
     r->id = id ? id->valuestring : NULL;
     int binary_output = 0;
     if (read_parameters(body, r, &binary_output, err))

@@ -202,6 +202,35 @@ static void test_error_bodies_are_utf8(void)
         }
 }
 
+/* A KServe request's "id" is echoed in its answer: one that was not
+ * UTF-8 made a 200 whose body was not JSON. */
+static void test_kserve_id_utf8(void)
+{
+    static const char body[] =
+        "{\"id\": \"a\xff\xfe\", \"inputs\": [{\"name\": \"x\", "
+        "\"shape\": [1, 2], \"datatype\": \"FP32\", \"data\": [1, 2]}]}";
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\n"
+                     "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                     sizeof body - 1, body);
+    raw_answer a;
+    send_raw(req, (size_t)n, 4000, &a);
+    CU_ASSERT_EQUAL(a.status, 400);
+    CU_ASSERT_TRUE(valid_utf8((const unsigned char *)a.body));
+    CU_ASSERT_PTR_NOT_NULL(strstr(a.body, "is not valid UTF-8"));
+    free(a.body);
+    /* A valid one, with characters beyond ASCII, still comes back. */
+    cJSON *j = it_call(&server, "POST", "/v2/models/m/infer",
+                       "{\"id\": \"r\u00e9q-1\", \"inputs\": [{\"name\": "
+                       "\"x\", \"shape\": [1, 2], \"datatype\": \"FP32\", "
+                       "\"data\": [1, 2]}]}", 200);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+    CU_ASSERT_TRUE(cJSON_IsString(id) &&
+                   strcmp(id->valuestring, "r\xc3\xa9q-1") == 0);
+    cJSON_Delete(j);
+}
+
 int main(void)
 {
     static const char *const args[] = {"--connection-timeout", "10", NULL};
@@ -221,6 +250,8 @@ int main(void)
          test_transfer_codings},
         {"error bodies are UTF-8 whatever bytes the request quoted",
          test_error_bodies_are_utf8},
+        {"a KServe id that is not UTF-8 is refused, not echoed",
+         test_kserve_id_utf8},
         {NULL, NULL}};
     int rc = tu_run_suite("attack", tests);
     if (it_stop(&server) != 0)
