@@ -1091,7 +1091,9 @@ int api_json_node_sequences_bin(const api_json *j, const api_json_blobs *bin,
         snprintf(here, sizeof here, "%s.%.64s", what, key);
         nn_node *node = cut ? NULL : nn_graph_find(g, key);
         if (!node)
-            return api_fail(err, 404, "not_found", "%s: the network has no "
+            /* A name in the body, as an unknown input or output is: 404
+             * means the path named nothing. */
+            return api_fail(err, 400, "unknown_node", "%s: the network has no "
                             "node '%.64s'", here, key);
         nn_binding *bind = &b[(*n)++];
         bind->name = nn_node_name(node);
