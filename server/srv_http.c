@@ -898,12 +898,34 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, conn_state *st,
     return MHD_YES;
 }
 
+/* The first *con_cls of a request whose query srv_http_begin cut. */
+static char too_many_params;
+
+void *srv_http_begin(const char *uri)
+{
+    const char *query = strchr(uri, '?');
+    if (!query)
+        return NULL;
+    size_t params = 1;
+    for (const char *p = query + 1; *p; p++)
+        params += *p == '&';
+    if (params <= SRV_MAX_QUERY_PARAMS)
+        return NULL;
+    /* The buffer is libmicrohttpd's, writable, and read for the query
+     * only after this callback returns. */
+    ((char *)query)[1] = '\0';
+    return &too_many_params;
+}
+
 enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                                 const char *url, const char *method,
                                 const char *version, const char *upload_data,
                                 size_t *upload_data_size, void **con_cls)
 {
     (void)cls, (void)version;
+    int query_cut = *con_cls == &too_many_params;
+    if (query_cut)
+        *con_cls = NULL;
     conn_state *st = *con_cls;
     char allow[64];
     if (!st) {
@@ -948,6 +970,11 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                               "'Transfer-Encoding: chunked' (a compressed "
                               "body with Content-Encoding)", chunked);
         }
+        if (query_cut) {
+            api_fail(&err, 400, "bad_request", "the query string has more "
+                     "than %d parameters", SRV_MAX_QUERY_PARAMS);
+            return refuse(conn, st, method, url, &err, NULL);
+        }
         if (st->route < 0) {
             if (allow[0])
                 api_fail(&err, 405, "method_not_allowed", "%s is not allowed "
@@ -991,7 +1018,7 @@ void srv_http_completed(void *cls, struct MHD_Connection *conn,
                         void **con_cls, enum MHD_RequestTerminationCode code)
 {
     (void)cls, (void)code;
-    conn_state *st = *con_cls;
+    conn_state *st = *con_cls == &too_many_params ? NULL : *con_cls;
     if (st) {
         srv_request_release(&st->job.req);
         free(st->body);
