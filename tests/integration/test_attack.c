@@ -234,6 +234,51 @@ static void test_many_query_params(void)
     free(a.body);
 }
 
+/* lms with a large lr on targets near float32's limit ran its readout's
+ * weights to inf and NaN and reported "done": the network then answered
+ * null, and its export could not be imported back. */
+static void test_fit_running_away(void)
+{
+    static const char net[] =
+        "{\"name\": \"away\", \"nodes\": [{\"name\": \"x\", \"type\": "
+        "\"Input\", \"shape\": 2}, {\"name\": \"y\", \"type\": \"Dense\", "
+        "\"num_unit\": 2}], \"edges\": [\"x >> y\"]}";
+    cJSON_Delete(it_call(&server, "POST", "/v1/networks", net, 201));
+    it_response before, after;
+    CU_ASSERT_FATAL(it_request(&server, "GET", "/v1/networks/away/params",
+                               NULL, NULL, 0, &before) == 0);
+    char fit[1024];
+    int n = snprintf(fit, sizeof fit, "{\"method\": \"lms\", \"lr\": 1, "
+                     "\"wait\": true, \"inputs\": {\"x\": [[");
+    for (int t = 0; t < 10; t++)
+        n += snprintf(fit + n, sizeof fit - (size_t)n, "%s[1, 2]",
+                      t ? ", " : "");
+    n += snprintf(fit + n, sizeof fit - (size_t)n,
+                  "]]}, \"targets\": {\"y\": [[");
+    for (int t = 0; t < 10; t++)
+        n += snprintf(fit + n, sizeof fit - (size_t)n, "%s[1e38, -1e38]",
+                      t ? ", " : "");
+    snprintf(fit + n, sizeof fit - (size_t)n, "]]}}");
+    long status = 0;
+    cJSON *j = it_json(&server, "POST", "/v1/networks/away/fit", fit,
+                       &status);
+    CU_ASSERT_EQUAL(status, 400);
+    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+    CU_ASSERT_PTR_NOT_NULL(text && strstr(text, "non-finite"));
+    if (status != 400)
+        fprintf(stderr, "fit: %ld %s\n", status, text ? text : "");
+    free(text);
+    cJSON_Delete(j);
+    /* Nothing changed: the export is what it was, byte for byte. */
+    CU_ASSERT_FATAL(it_request(&server, "GET", "/v1/networks/away/params",
+                               NULL, NULL, 0, &after) == 0);
+    CU_ASSERT_EQUAL(after.len, before.len);
+    CU_ASSERT_TRUE(after.len == before.len &&
+                   memcmp(after.body, before.body, before.len) == 0);
+    it_response_free(&before);
+    it_response_free(&after);
+}
+
 /* A KServe request's "id" is echoed in its answer: one that was not
  * UTF-8 made a 200 whose body was not JSON. */
 static void test_kserve_id_utf8(void)
@@ -284,6 +329,8 @@ int main(void)
          test_error_bodies_are_utf8},
         {"a query of hundreds of parameters is refused, not left hanging",
          test_many_query_params},
+        {"a fit that runs its weights to inf fails and changes nothing",
+         test_fit_running_away},
         {"a KServe id that is not UTF-8 is refused, not echoed",
          test_kserve_id_utf8},
         {NULL, NULL}};
