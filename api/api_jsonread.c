@@ -137,6 +137,10 @@ static size_t string_at(const api_json *j, size_t p, size_t *bad, char *out,
             p += 6;
             u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
         }
+        if (u == 0 && out && cut)
+            /* A C string cannot hold it: "x\u0000" would read as "x".
+             * Marked as cut, the text matches no name or member. */
+            *cut = 1;
         if (u < 0x80) {
             EMIT(u);
         } else if (u < 0x800) {

@@ -352,6 +352,26 @@ static int json_depth(const char *s, size_t len)
     return deepest;
 }
 
+/* The byte offset + 1 of the first \u0000 escape in a string, or 0.
+ * cJSON ends its strings there, so "a\u0000b" would silently be "a": a
+ * name or id other than the one sent. */
+static size_t json_nul_escape(const char *s, size_t len)
+{
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_string) {
+            in_string = s[i] == '"';
+        } else if (s[i] == '\\') {
+            if (i + 5 < len && memcmp(s + i + 1, "u0000", 5) == 0)
+                return i + 1;
+            i++;
+        } else if (s[i] == '"') {
+            in_string = 0;
+        }
+    }
+    return 0;
+}
+
 static int append(conn_state *st, const char *data, size_t size)
 {
     if (st->no_memory)
@@ -683,6 +703,13 @@ int srv_request_parse_json(srv_request *req)
         }
         req->raw_checked = 1;
         return 0;
+    }
+    size_t nul = json_nul_escape(req->raw, req->raw_len);
+    if (nul) {
+        srv_reply_fail(req, 400, "bad_json", "a string holds \\u0000 at byte "
+                       "%zu: no name, id or value here can hold a NUL",
+                       nul - 1);
+        return -1;
     }
     const char *end = NULL;
     cJSON *json = cJSON_ParseWithLengthOpts(req->raw, req->raw_len, &end, 0);

@@ -279,6 +279,48 @@ static void test_fit_running_away(void)
     it_response_free(&after);
 }
 
+/* cJSON and the tensor reader both end a string at \u0000, so a name,
+ * key or id "a\u0000b" was silently taken for "a": a network created
+ * under another name, an input bound to another node, a KServe sequence
+ * id read as none. */
+static void test_nul_in_strings(void)
+{
+    static const struct {
+        const char *method, *path, *body, *needle;
+    } cases[] = {
+        {"POST", "/v1/networks",
+         "{\"name\": \"nul\\u0000zz\", \"nodes\": [{\"name\": \"x\", "
+         "\"type\": \"Input\", \"shape\": 2}, {\"name\": \"y\", \"type\": "
+         "\"Dense\", \"num_unit\": 3}], \"edges\": [\"x >> y\"]}",
+         "u0000 at byte 13"},
+        {"POST", "/v1/networks/m/forward",
+         "{\"inputs\": {\"x\\u0000\": [[1, 2]]}}", "inputs.x"},
+        {"POST", "/v1/networks/m/forward",
+         "{\"inputs\": {\"x\": [[1, 2]]}, \"outputs\": [\"y\\u0000\"]}",
+         "outputs[0]"},
+        {"POST", "/v2/models/m/infer",
+         "{\"inputs\": [{\"name\": \"x\", \"shape\": [1, 2], \"datatype\": "
+         "\"FP32\", \"data\": [1, 2]}], \"parameters\": {\"sequence_id\": "
+         "\"\\u0000\"}}", "u0000"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        it_response r;
+        CU_ASSERT_FATAL(it_request(&server, cases[i].method, cases[i].path,
+                                   "application/json", cases[i].body,
+                                   strlen(cases[i].body), &r) == 0);
+        CU_ASSERT_EQUAL(r.status, 400);
+        CU_ASSERT_PTR_NOT_NULL(strstr(r.body, cases[i].needle));
+        if (r.status != 400 || !strstr(r.body, cases[i].needle))
+            fprintf(stderr, "%s %s: %ld %s\n", cases[i].method,
+                    cases[i].path, r.status, r.body);
+        it_response_free(&r);
+    }
+    /* No network "nul" was made. */
+    long status = 0;
+    cJSON_Delete(it_json(&server, "GET", "/v1/networks/nul", NULL, &status));
+    CU_ASSERT_EQUAL(status, 404);
+}
+
 /* A KServe request's "id" is echoed in its answer: one that was not
  * UTF-8 made a 200 whose body was not JSON. */
 static void test_kserve_id_utf8(void)
@@ -331,6 +373,8 @@ int main(void)
          test_many_query_params},
         {"a fit that runs its weights to inf fails and changes nothing",
          test_fit_running_away},
+        {"a \\u0000 in a name, key or id is refused, not cut",
+         test_nul_in_strings},
         {"a KServe id that is not UTF-8 is refused, not echoed",
          test_kserve_id_utf8},
         {NULL, NULL}};
