@@ -925,11 +925,21 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, conn_state *st,
     return MHD_YES;
 }
 
-/* The first *con_cls of a request whose query srv_http_begin cut. */
-static char too_many_params;
+/* The first *con_cls of a request srv_http_begin marked: its query cut,
+ * or its path holding %00. */
+static char marks[2];
+#define QUERY_CUT (&marks[0])
+#define PATH_NUL (&marks[1])
 
 void *srv_http_begin(const char *uri)
 {
+    /* libmicrohttpd decodes the path before the handler sees it, and a
+     * %00 ends it there: DELETE /v1/networks/m%00/sessions/s1 would be
+     * DELETE /v1/networks/m, and delete the network. */
+    size_t path_len = strcspn(uri, "?");
+    for (size_t i = 0; i + 2 < path_len; i++)
+        if (uri[i] == '%' && uri[i + 1] == '0' && uri[i + 2] == '0')
+            return PATH_NUL;
     const char *query = strchr(uri, '?');
     if (!query)
         return NULL;
@@ -941,7 +951,7 @@ void *srv_http_begin(const char *uri)
     /* The buffer is libmicrohttpd's, writable, and read for the query
      * only after this callback returns. */
     ((char *)query)[1] = '\0';
-    return &too_many_params;
+    return QUERY_CUT;
 }
 
 enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
@@ -950,8 +960,8 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                                 size_t *upload_data_size, void **con_cls)
 {
     (void)cls, (void)version;
-    int query_cut = *con_cls == &too_many_params;
-    if (query_cut)
+    int query_cut = *con_cls == QUERY_CUT, path_nul = *con_cls == PATH_NUL;
+    if (query_cut || path_nul)
         *con_cls = NULL;
     conn_state *st = *con_cls;
     char allow[64];
@@ -996,6 +1006,12 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                               "send the body with Content-Length or "
                               "'Transfer-Encoding: chunked' (a compressed "
                               "body with Content-Encoding)", chunked);
+        }
+        if (path_nul) {
+            api_fail(&err, 400, "bad_request", "the path holds %%00 (a NUL "
+                     "byte), which no route, network or session name can "
+                     "hold");
+            return refuse(conn, st, method, url, &err, NULL);
         }
         if (query_cut) {
             api_fail(&err, 400, "bad_request", "the query string has more "
@@ -1045,7 +1061,8 @@ void srv_http_completed(void *cls, struct MHD_Connection *conn,
                         void **con_cls, enum MHD_RequestTerminationCode code)
 {
     (void)cls, (void)code;
-    conn_state *st = *con_cls == &too_many_params ? NULL : *con_cls;
+    conn_state *st =
+        *con_cls == QUERY_CUT || *con_cls == PATH_NUL ? NULL : *con_cls;
     if (st) {
         srv_request_release(&st->job.req);
         free(st->body);

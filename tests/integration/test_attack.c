@@ -321,6 +321,31 @@ static void test_nul_in_strings(void)
     CU_ASSERT_EQUAL(status, 404);
 }
 
+/* libmicrohttpd decodes the path before the handler sees it, and %00
+ * ended it: DELETE /v1/networks/keep%00/sessions/s1 was DELETE
+ * /v1/networks/keep, and deleted the network. */
+static void test_nul_in_path(void)
+{
+    static const char net[] =
+        "{\"name\": \"keep\", \"nodes\": [{\"name\": \"x\", \"type\": "
+        "\"Input\", \"shape\": 2}, {\"name\": \"y\", \"type\": \"Dense\", "
+        "\"num_unit\": 2}], \"edges\": [\"x >> y\"]}";
+    cJSON_Delete(it_call(&server, "POST", "/v1/networks", net, 201));
+    static const char *const paths[] = {"/v1/networks/keep%00/sessions/s1",
+                                        "/v1/networks/keep%00",
+                                        "/v1/networks/keep/sessions/a%00b"};
+    for (size_t i = 0; i < 3; i++) {
+        long status = 0;
+        cJSON *j = it_json(&server, "DELETE", paths[i], NULL, &status);
+        CU_ASSERT_EQUAL(status, 400);
+        char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+        CU_ASSERT_PTR_NOT_NULL(text && strstr(text, "%00"));
+        free(text);
+        cJSON_Delete(j);
+    }
+    cJSON_Delete(it_call(&server, "GET", "/v1/networks/keep", NULL, 200));
+}
+
 /* A KServe request's "id" is echoed in its answer: one that was not
  * UTF-8 made a 200 whose body was not JSON. */
 static void test_kserve_id_utf8(void)
@@ -375,6 +400,8 @@ int main(void)
          test_fit_running_away},
         {"a \\u0000 in a name, key or id is refused, not cut",
          test_nul_in_strings},
+        {"a %00 in the path is refused, not taken for its end",
+         test_nul_in_path},
         {"a KServe id that is not UTF-8 is refused, not echoed",
          test_kserve_id_utf8},
         {NULL, NULL}};
