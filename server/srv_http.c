@@ -926,10 +926,11 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, conn_state *st,
 }
 
 /* The first *con_cls of a request srv_http_begin marked: its query cut,
- * or its path holding %00. */
-static char marks[2];
+ * or its path holding %00 or %2F. */
+static char marks[3];
 #define QUERY_CUT (&marks[0])
 #define PATH_NUL (&marks[1])
+#define PATH_SLASH (&marks[2])
 
 void *srv_http_begin(const char *uri)
 {
@@ -940,6 +941,13 @@ void *srv_http_begin(const char *uri)
     for (size_t i = 0; i + 2 < path_len; i++)
         if (uri[i] == '%' && uri[i + 1] == '0' && uri[i + 2] == '0')
             return PATH_NUL;
+    /* A %2F would be decoded into a separator: m%2Fsessions%2Fs1, one
+     * segment to a proxy in front, would be three here. No name holds a
+     * '/', so it can only be such a confusion. */
+    for (size_t i = 0; i + 2 < path_len; i++)
+        if (uri[i] == '%' && uri[i + 1] == '2' &&
+            (uri[i + 2] == 'F' || uri[i + 2] == 'f'))
+            return PATH_SLASH;
     const char *query = strchr(uri, '?');
     if (!query)
         return NULL;
@@ -960,8 +968,9 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                                 size_t *upload_data_size, void **con_cls)
 {
     (void)cls, (void)version;
-    int query_cut = *con_cls == QUERY_CUT, path_nul = *con_cls == PATH_NUL;
-    if (query_cut || path_nul)
+    int query_cut = *con_cls == QUERY_CUT, path_nul = *con_cls == PATH_NUL,
+        path_slash = *con_cls == PATH_SLASH;
+    if (query_cut || path_nul || path_slash)
         *con_cls = NULL;
     conn_state *st = *con_cls;
     char allow[64];
@@ -1013,6 +1022,12 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                      "hold");
             return refuse(conn, st, method, url, &err, NULL);
         }
+        if (path_slash) {
+            api_fail(&err, 400, "bad_request", "the path holds %%2F (an "
+                     "encoded '/'), which no network or session name can "
+                     "hold");
+            return refuse(conn, st, method, url, &err, NULL);
+        }
         if (query_cut) {
             api_fail(&err, 400, "bad_request", "the query string has more "
                      "than %d parameters", SRV_MAX_QUERY_PARAMS);
@@ -1061,8 +1076,10 @@ void srv_http_completed(void *cls, struct MHD_Connection *conn,
                         void **con_cls, enum MHD_RequestTerminationCode code)
 {
     (void)cls, (void)code;
-    conn_state *st =
-        *con_cls == QUERY_CUT || *con_cls == PATH_NUL ? NULL : *con_cls;
+    conn_state *st = *con_cls == QUERY_CUT || *con_cls == PATH_NUL ||
+                             *con_cls == PATH_SLASH
+                         ? NULL
+                         : *con_cls;
     if (st) {
         srv_request_release(&st->job.req);
         free(st->body);

@@ -20,7 +20,8 @@ void srv_http_init(const srv_config *cfg, nn_registry *reg,
  * than SRV_MAX_QUERY_PARAMS parameters is cut to nothing in place (each
  * would take a record of the connection's memory pool, and a few hundred
  * leave the request hanging unanswered), and a path holding %00 (which
- * would end the decoded path there) is marked. The value returned, the
+ * would end the decoded path there) or %2F (which would become a
+ * separator) is marked. The value returned, the
  * request's first *con_cls, makes srv_http_handle refuse either with 400;
  * NULL otherwise. */
 #define SRV_MAX_QUERY_PARAMS 32

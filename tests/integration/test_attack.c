@@ -343,7 +343,15 @@ static void test_nul_in_path(void)
         free(text);
         cJSON_Delete(j);
     }
+    /* %2F: one segment to a proxy in front, a separator here. */
+    long status = 0;
+    cJSON *j = it_json(&server, "DELETE", "/v1/networks/keep%2Fsessions%2Fs1",
+                       NULL, &status);
+    CU_ASSERT_EQUAL(status, 400);
+    cJSON_Delete(j);
     cJSON_Delete(it_call(&server, "GET", "/v1/networks/keep", NULL, 200));
+    /* Other escapes are decoded as before. */
+    cJSON_Delete(it_call(&server, "GET", "/v1/networks/k%65ep", NULL, 200));
 }
 
 /* A KServe request's "id" is echoed in its answer: one that was not
