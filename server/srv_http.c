@@ -982,16 +982,11 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
         st->route = find_route(method, url, st->params, allow, sizeof allow);
         *con_cls = st;
         srv_metrics_in_flight(1);
-        /* Before anything else: without a key, not even which routes
-         * exist is told. */
-        st->key = keys ? srv_auth_check_connection(keys, conn) - 1 : -1;
         api_error err;
-        if (keys && !srv_auth_exempt(method, url) && st->key < 0) {
-            st->challenge = 1;
-            api_fail(&err, 401, "unauthorized", "this server needs "
-                     "'Authorization: Bearer <key>' with one of its keys");
-            return refuse(conn, st, method, url, &err, NULL);
-        }
+        /* The body's framing first, before the key: refused later, a
+         * body of a framing libmicrohttpd reads to the client's close
+         * would be drained for ever. These answers tell nothing of the
+         * routes. */
         const char *length = MHD_lookup_connection_value(
             conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         const char *chunked = MHD_lookup_connection_value(
@@ -1015,6 +1010,15 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                               "send the body with Content-Length or "
                               "'Transfer-Encoding: chunked' (a compressed "
                               "body with Content-Encoding)", chunked);
+        }
+        /* Before anything of the routes: without a key, not even which
+         * exist is told. */
+        st->key = keys ? srv_auth_check_connection(keys, conn) - 1 : -1;
+        if (keys && !srv_auth_exempt(method, url) && st->key < 0) {
+            st->challenge = 1;
+            api_fail(&err, 401, "unauthorized", "this server needs "
+                     "'Authorization: Bearer <key>' with one of its keys");
+            return refuse(conn, st, method, url, &err, NULL);
         }
         if (path_nul) {
             api_fail(&err, 400, "bad_request", "the path holds %%00 (a NUL "

@@ -166,6 +166,40 @@ static void test_transfer_codings(void)
     free(a.body);
 }
 
+/* With keys, a request without one was refused first, and its body
+ * drained: under a coding libmicrohttpd reads to the client's close, for
+ * ever. The framing is refused before the key is asked for. */
+static void test_transfer_coding_without_key(void)
+{
+    char *dir = it_temp_dir("nerved-attack");
+    CU_ASSERT_FATAL(dir != NULL);
+    char keys[512];
+    snprintf(keys, sizeof keys, "%s/keys", dir);
+    FILE *f = fopen(keys, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs("attack-key-1\n", f);
+    fclose(f);
+    const char *args[] = {"--api-key-file", keys, NULL};
+    it_server keyed;
+    CU_ASSERT_FATAL(it_start(&keyed, args) == 0);
+    it_server plain = server;
+    server = keyed;
+    static const char req[] =
+        "POST /v1/networks/m/forward HTTP/1.1\r\nHost: x\r\n"
+        "Connection: close\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: gzip, chunked\r\n\r\n"
+        "1b\r\n{\"inputs\": {\"x\": [[1, 2]]}}\r\n0\r\n\r\n";
+    raw_answer a;
+    send_raw(req, sizeof req - 1, 4000, &a);
+    expect_json_error(&a, 400, "Transfer-Encoding");
+    CU_ASSERT(a.seconds < 3);
+    free(a.body);
+    server = plain;
+    CU_ASSERT_EQUAL(it_stop(&keyed), 0);
+    it_remove_tree(dir);
+    free(dir);
+}
+
 /* A message quotes what the client sent; bytes that are not UTF-8 went
  * into the JSON as they were, and the body was not JSON. */
 static void test_error_bodies_are_utf8(void)
@@ -400,6 +434,8 @@ int main(void)
     static const tu_test tests[] = {
         {"a transfer coding other than chunked is refused at once",
          test_transfer_codings},
+        {"a transfer coding is refused at once also without a key",
+         test_transfer_coding_without_key},
         {"error bodies are UTF-8 whatever bytes the request quoted",
          test_error_bodies_are_utf8},
         {"a query of hundreds of parameters is refused, not left hanging",
