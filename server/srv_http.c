@@ -962,12 +962,27 @@ void *srv_http_begin(const char *uri)
     return QUERY_CUT;
 }
 
+/* The path of a request target in absolute form ("http://host/path",
+ * which RFC 9112 3.2.2 says a server must accept, though clients send it
+ * only to proxies): "/path", or "/" for none. Other targets as they are. */
+static const char *origin_form(const char *url)
+{
+    size_t scheme = strncasecmp(url, "http://", 7) == 0    ? 7
+                    : strncasecmp(url, "https://", 8) == 0 ? 8
+                                                           : 0;
+    if (!scheme)
+        return url;
+    const char *path = strchr(url + scheme, '/');
+    return path ? path : "/";
+}
+
 enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                                 const char *url, const char *method,
                                 const char *version, const char *upload_data,
                                 size_t *upload_data_size, void **con_cls)
 {
     (void)cls, (void)version;
+    url = origin_form(url);
     int query_cut = *con_cls == QUERY_CUT, path_nul = *con_cls == PATH_NUL,
         path_slash = *con_cls == PATH_SLASH;
     if (query_cut || path_nul || path_slash)

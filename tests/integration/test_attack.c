@@ -388,6 +388,29 @@ static void test_nul_in_path(void)
     cJSON_Delete(it_call(&server, "GET", "/v1/networks/k%65ep", NULL, 200));
 }
 
+/* RFC 9112 3.2.2: a server must accept a target in absolute form. It
+ * was routed as a path starting "http:", and every such request was a
+ * 404. */
+static void test_absolute_form(void)
+{
+    static const char *const targets[] = {
+        "http://127.0.0.1/v1/networks/m", "HTTP://x:80/v1/networks/m",
+        "https://x/v1/networks/m?format=dot"};
+    for (size_t i = 0; i < 3; i++) {
+        char req[256];
+        int n = snprintf(req, sizeof req,
+                         "GET %s HTTP/1.1\r\nHost: x\r\n"
+                         "Connection: close\r\n\r\n", targets[i]);
+        raw_answer a;
+        send_raw(req, (size_t)n, 4000, &a);
+        CU_ASSERT_EQUAL(a.status, 200);
+        CU_ASSERT_PTR_NOT_NULL(strstr(a.body, "\"name\":\"m\""));
+        if (a.status != 200)
+            fprintf(stderr, "%s: %d %s\n", targets[i], a.status, a.body);
+        free(a.body);
+    }
+}
+
 /* A KServe request's "id" is echoed in its answer: one that was not
  * UTF-8 made a 200 whose body was not JSON. */
 static void test_kserve_id_utf8(void)
@@ -446,6 +469,8 @@ int main(void)
          test_nul_in_strings},
         {"a %00 in the path is refused, not taken for its end",
          test_nul_in_path},
+        {"a target in absolute form is routed by its path",
+         test_absolute_form},
         {"a KServe id that is not UTF-8 is refused, not echoed",
          test_kserve_id_utf8},
         {NULL, NULL}};
