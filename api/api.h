@@ -34,8 +34,15 @@ int api_fail(api_error *err, int http_status, const char *code,
  * pass in_definition nonzero), taken names 409, sizes past a limit 413
  * (422 in a definition). Returns -1. */
 int api_fail_from_nn(api_error *err, const nn_error *e, int in_definition);
-/* {"error": {"code": ..., "message": ...}}; caller owns (cJSON_Delete). */
+/* {"error": {"code": ..., "message": ...}}; caller owns (cJSON_Delete).
+ * The message is written as valid UTF-8 (see api_utf8_clean). */
 cJSON *api_error_json(const api_error *err);
+/* Replaces, in place, every byte of s that does not begin a well-formed
+ * UTF-8 sequence with '?', so text quoting a client's bytes (or cut
+ * inside a character) can go into a JSON document. */
+void api_utf8_clean(char *s);
+/* Whether s is well-formed UTF-8 (RFC 3629). */
+int api_utf8_valid(const char *s);
 
 /* Limits applied while reading client documents. */
 typedef struct api_limits {

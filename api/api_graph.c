@@ -823,7 +823,9 @@ int api_read_node_sequences(const cJSON *obj, const nn_graph *g, int batch,
         snprintf(here, sizeof here, "%s.%s", what, c->string);
         nn_node *node = nn_graph_find(g, c->string);
         if (!node)
-            return api_fail(err, 404, "not_found", "%s: the network has no "
+            /* A name in the body, as an unknown input or output is: 404
+             * means the path named nothing. */
+            return api_fail(err, 400, "unknown_node", "%s: the network has no "
                             "node '%s'", here, c->string);
         nn_binding *bind = &b[(*n)++];
         bind->name = nn_node_name(node);

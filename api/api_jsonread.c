@@ -135,6 +135,10 @@ static size_t string_at(const api_json *j, size_t p, size_t *bad, char *out,
             p += 6;
             u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
         }
+        if (u == 0 && out && cut)
+            /* A C string cannot hold it: "x\u0000" would read as "x".
+             * Marked as cut, the text matches no name or member. */
+            *cut = 1;
         if (u < 0x80) {
             EMIT(u);
         } else if (u < 0x800) {
@@ -1089,7 +1093,9 @@ int api_json_node_sequences_bin(const api_json *j, const api_json_blobs *bin,
         snprintf(here, sizeof here, "%s.%.64s", what, key);
         nn_node *node = cut ? NULL : nn_graph_find(g, key);
         if (!node)
-            return api_fail(err, 404, "not_found", "%s: the network has no "
+            /* A name in the body, as an unknown input or output is: 404
+             * means the path named nothing. */
+            return api_fail(err, 400, "unknown_node", "%s: the network has no "
                             "node '%.64s'", here, key);
         nn_binding *bind = &b[(*n)++];
         bind->name = nn_node_name(node);

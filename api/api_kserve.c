@@ -430,6 +430,10 @@ int api_kserve_read_request(const cJSON *body, const char *blob,
     const cJSON *id = member(body, "id");
     if (id && !cJSON_IsString(id))
         return api_fail(err, 400, "bad_request", "\"id\" must be a string");
+    /* It is echoed in the answer, which must stay JSON. */
+    if (id && !api_utf8_valid(id->valuestring))
+        return api_fail(err, 400, "bad_request", "\"id\" is not valid "
+                        "UTF-8");
     r->id = id ? id->valuestring : NULL;
     int binary_output = 0;
     if (read_parameters(body, r, &binary_output, err))
@@ -511,7 +515,13 @@ cJSON *api_kserve_response(const api_kserve_request *r, const char *model,
 
 cJSON *api_kserve_error(const char *message)
 {
+    /* As api_error_json: the message may quote bytes that are not UTF-8. */
+    char *clean = strdup(message);
+    if (!clean)
+        return NULL;
+    api_utf8_clean(clean);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "error", message);
+    cJSON_AddStringToObject(o, "error", clean);
+    free(clean);
     return o;
 }

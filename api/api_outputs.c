@@ -143,6 +143,10 @@ static int string_value(const api_json *j, size_t pos, char *buf, size_t size)
     if (api_json_kind(j, pos) != '"' || end == NPOS)
         return -1;
     size_t p = skip_ws(j, pos);
+    /* cJSON would end the name at a \u0000: "y\u0000z" would be "y". */
+    for (size_t k = p; k + 6 <= end; k++)
+        if (memcmp(j->s + k, "\\u0000", 6) == 0)
+            return -1;
     cJSON *v = cJSON_ParseWithLength(j->s + p, end - p);
     int ok = cJSON_IsString(v);
     if (ok)

@@ -77,9 +77,9 @@ static atomic_int in_flight;
 static void *on_request_begun(void *cls, const char *uri,
                               struct MHD_Connection *conn)
 {
-    (void)cls, (void)uri, (void)conn;
+    (void)cls, (void)conn;
     atomic_fetch_add(&in_flight, 1);
-    return NULL; /* the handler's own state starts empty */
+    return srv_http_begin(uri); /* NULL: the handler's state starts empty */
 }
 
 static void on_request_completed(void *cls, struct MHD_Connection *conn,

@@ -12,6 +12,7 @@
 #include "srv_persist.h"
 #include "srv_store.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -299,6 +300,30 @@ static int kept_session(fit_job *job, rls_trainer *t, nn_error *e)
     return nn_graph_copy_weights(t->graph, job->clone, e);
 }
 
+/* A fit can run away (lms with a large lr, rls or ridge on targets near
+ * float32's limit) into weights that are not finite: the network would
+ * then answer null for ever, and its export could not be imported back.
+ * Such a fit fails and changes nothing, as bptt's diverged loss does. */
+static int weights_finite(nn_graph *g, nn_error *e)
+{
+    for (int i = 0; i < nn_graph_node_count(g); i++) {
+        nn_node *node = nn_graph_node_at(g, i);
+        for (int w = 0; w < nn_node_weight_count(node); w++) {
+            const nn_tensor *t = nn_node_weight_at(node, w);
+            size_t n = t ? nn_tensor_numel(t) : 0;
+            for (size_t k = 0; k < n; k++)
+                if (!isfinite(t->data[k]))
+                    return nn_error_set(e, NN_ERR_INVALID, "the fit made "
+                                        "weight '%s' of node '%s' "
+                                        "non-finite (element %zu); lower "
+                                        "lr or alpha, or scale the targets",
+                                        nn_node_weight_name(node, w),
+                                        nn_node_name(node), k);
+        }
+    }
+    return NN_OK;
+}
+
 static int run_rls(fit_job *job, nn_error *e)
 {
     rls_trainer *t = NULL;
@@ -330,6 +355,13 @@ static int run_rls(fit_job *job, nn_error *e)
                : e->code;
         steps = s ? nn_session_steps(s) : 0;
         nn_session_free(s);
+    }
+    if (rc == NN_OK && weights_finite(job->clone, e) != NN_OK) {
+        /* P and any kept state ran away with the weights: the next
+         * request starts over rather than from them. */
+        rls_trainer_free(t);
+        job->net->trainer = NULL;
+        rc = e->code;
     }
     pthread_mutex_lock(&jobs_lock);
     job->loss = mse;
@@ -369,6 +401,8 @@ static void *job_main(void *arg)
                          d->n_targets, &job->req.fit, NULL, NULL, &e);
         break;
     }
+    if (rc == NN_OK)
+        rc = weights_finite(job->clone, &e);
     int cancelled = atomic_load(&job->cancel);
     api_error stored = {0};
     int store_failed = 0;

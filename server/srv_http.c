@@ -352,6 +352,26 @@ static int json_depth(const char *s, size_t len)
     return deepest;
 }
 
+/* The byte offset + 1 of the first \u0000 escape in a string, or 0.
+ * cJSON ends its strings there, so "a\u0000b" would silently be "a": a
+ * name or id other than the one sent. */
+static size_t json_nul_escape(const char *s, size_t len)
+{
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_string) {
+            in_string = s[i] == '"';
+        } else if (s[i] == '\\') {
+            if (i + 5 < len && memcmp(s + i + 1, "u0000", 5) == 0)
+                return i + 1;
+            i++;
+        } else if (s[i] == '"') {
+            in_string = 0;
+        }
+    }
+    return 0;
+}
+
 static int append(conn_state *st, const char *data, size_t size)
 {
     if (st->no_memory)
@@ -684,6 +704,13 @@ int srv_request_parse_json(srv_request *req)
         req->raw_checked = 1;
         return 0;
     }
+    size_t nul = json_nul_escape(req->raw, req->raw_len);
+    if (nul) {
+        srv_reply_fail(req, 400, "bad_json", "a string holds \\u0000 at byte "
+                       "%zu: no name, id or value here can hold a NUL",
+                       nul - 1);
+        return -1;
+    }
     const char *end = NULL;
     cJSON *json = cJSON_ParseWithLengthOpts(req->raw, req->raw_len, &end, 0);
     if (!json) {
@@ -904,12 +931,68 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, conn_state *st,
     return MHD_YES;
 }
 
+/* The first *con_cls of a request srv_http_begin marked: its query cut,
+ * or its path holding %00 or %2F. */
+static char marks[3];
+#define QUERY_CUT (&marks[0])
+#define PATH_NUL (&marks[1])
+#define PATH_SLASH (&marks[2])
+
+void *srv_http_begin(const char *uri)
+{
+    /* libmicrohttpd decodes the path before the handler sees it, and a
+     * %00 ends it there: DELETE /v1/networks/m%00/sessions/s1 would be
+     * DELETE /v1/networks/m, and delete the network. */
+    size_t path_len = strcspn(uri, "?");
+    for (size_t i = 0; i + 2 < path_len; i++)
+        if (uri[i] == '%' && uri[i + 1] == '0' && uri[i + 2] == '0')
+            return PATH_NUL;
+    /* A %2F would be decoded into a separator: m%2Fsessions%2Fs1, one
+     * segment to a proxy in front, would be three here. No name holds a
+     * '/', so it can only be such a confusion. */
+    for (size_t i = 0; i + 2 < path_len; i++)
+        if (uri[i] == '%' && uri[i + 1] == '2' &&
+            (uri[i + 2] == 'F' || uri[i + 2] == 'f'))
+            return PATH_SLASH;
+    const char *query = strchr(uri, '?');
+    if (!query)
+        return NULL;
+    size_t params = 1;
+    for (const char *p = query + 1; *p; p++)
+        params += *p == '&';
+    if (params <= SRV_MAX_QUERY_PARAMS)
+        return NULL;
+    /* The buffer is libmicrohttpd's, writable, and read for the query
+     * only after this callback returns. */
+    ((char *)query)[1] = '\0';
+    return QUERY_CUT;
+}
+
+/* The path of a request target in absolute form ("http://host/path",
+ * which RFC 9112 3.2.2 says a server must accept, though clients send it
+ * only to proxies): "/path", or "/" for none. Other targets as they are. */
+static const char *origin_form(const char *url)
+{
+    size_t scheme = strncasecmp(url, "http://", 7) == 0    ? 7
+                    : strncasecmp(url, "https://", 8) == 0 ? 8
+                                                           : 0;
+    if (!scheme)
+        return url;
+    const char *path = strchr(url + scheme, '/');
+    return path ? path : "/";
+}
+
 enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                                 const char *url, const char *method,
                                 const char *version, const char *upload_data,
                                 size_t *upload_data_size, void **con_cls)
 {
     (void)cls, (void)version;
+    url = origin_form(url);
+    int query_cut = *con_cls == QUERY_CUT, path_nul = *con_cls == PATH_NUL,
+        path_slash = *con_cls == PATH_SLASH;
+    if (query_cut || path_nul || path_slash)
+        *con_cls = NULL;
     conn_state *st = *con_cls;
     char allow[64];
     if (!st) {
@@ -920,16 +1003,11 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
         st->route = find_route(method, url, st->params, allow, sizeof allow);
         *con_cls = st;
         srv_metrics_in_flight(1);
-        /* Before anything else: without a key, not even which routes
-         * exist is told. */
-        st->key = keys ? srv_auth_check_connection(keys, conn) - 1 : -1;
         api_error err;
-        if (keys && !srv_auth_exempt(method, url) && st->key < 0) {
-            st->challenge = 1;
-            api_fail(&err, 401, "unauthorized", "this server needs "
-                     "'Authorization: Bearer <key>' with one of its keys");
-            return refuse(conn, st, method, url, &err, NULL);
-        }
+        /* The body's framing first, before the key: refused later, a
+         * body of a framing libmicrohttpd reads to the client's close
+         * would be drained for ever. These answers tell nothing of the
+         * routes. */
         const char *length = MHD_lookup_connection_value(
             conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         const char *chunked = MHD_lookup_connection_value(
@@ -941,6 +1019,44 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
             return answer_now(conn, st, method, url, 400, "bad_request", NULL,
                               "a request may not have both Content-Length "
                               "and Transfer-Encoding");
+        }
+        if (chunked && strcasecmp(chunked, "chunked") != 0) {
+            /* libmicrohttpd frames only "chunked"; any other coding
+             * (gzip, chunked; identity; a typo) it reads as a body that
+             * ends when the client closes, so the request would hang
+             * until the connection timeout with no answer. */
+            st->close = 1;
+            return answer_now(conn, st, method, url, 400, "bad_request", NULL,
+                              "Transfer-Encoding '%.32s' is not supported: "
+                              "send the body with Content-Length or "
+                              "'Transfer-Encoding: chunked' (a compressed "
+                              "body with Content-Encoding)", chunked);
+        }
+        /* Before anything of the routes: without a key, not even which
+         * exist is told. */
+        st->key = keys ? srv_auth_check_connection(keys, conn) - 1 : -1;
+        if (keys && !srv_auth_exempt(method, url) && st->key < 0) {
+            st->challenge = 1;
+            api_fail(&err, 401, "unauthorized", "this server needs "
+                     "'Authorization: Bearer <key>' with one of its keys");
+            return refuse(conn, st, method, url, &err, NULL);
+        }
+        if (path_nul) {
+            api_fail(&err, 400, "bad_request", "the path holds %%00 (a NUL "
+                     "byte), which no route, network or session name can "
+                     "hold");
+            return refuse(conn, st, method, url, &err, NULL);
+        }
+        if (path_slash) {
+            api_fail(&err, 400, "bad_request", "the path holds %%2F (an "
+                     "encoded '/'), which no network or session name can "
+                     "hold");
+            return refuse(conn, st, method, url, &err, NULL);
+        }
+        if (query_cut) {
+            api_fail(&err, 400, "bad_request", "the query string has more "
+                     "than %d parameters", SRV_MAX_QUERY_PARAMS);
+            return refuse(conn, st, method, url, &err, NULL);
         }
         if (st->route < 0) {
             if (allow[0])
@@ -985,7 +1101,10 @@ void srv_http_completed(void *cls, struct MHD_Connection *conn,
                         void **con_cls, enum MHD_RequestTerminationCode code)
 {
     (void)cls, (void)code;
-    conn_state *st = *con_cls;
+    conn_state *st = *con_cls == QUERY_CUT || *con_cls == PATH_NUL ||
+                             *con_cls == PATH_SLASH
+                         ? NULL
+                         : *con_cls;
     if (st) {
         srv_request_release(&st->job.req);
         free(st->body);

@@ -15,6 +15,18 @@
 void srv_http_init(const srv_config *cfg, nn_registry *reg,
                    srv_persist *persist, const srv_auth *auth);
 
+/* From the URI log callback, with the request line's own buffer before
+ * libmicrohttpd decodes its path and splits its query: a query of more
+ * than SRV_MAX_QUERY_PARAMS parameters is cut to nothing in place (each
+ * would take a record of the connection's memory pool, and a few hundred
+ * leave the request hanging unanswered), and a path holding %00 (which
+ * would end the decoded path there) or %2F (which would become a
+ * separator) is marked. The value returned, the
+ * request's first *con_cls, makes srv_http_handle refuse either with 400;
+ * NULL otherwise. */
+#define SRV_MAX_QUERY_PARAMS 32
+void *srv_http_begin(const char *uri);
+
 /* MHD_AccessHandlerCallback. */
 enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                                 const char *url, const char *method,

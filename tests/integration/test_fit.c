@@ -530,7 +530,7 @@ static void test_forced_run(void)
     cJSON_Delete(b);
     cJSON_Delete(call("POST", "/v1/networks/loop/sessions/a/run",
                       "{\"inputs\": {\"x\": [[[1]]]}, \"forced\": "
-                      "{\"zz\": [[[1]]]}}", 404));
+                      "{\"zz\": [[[1]]]}}", 400));
     cJSON_Delete(call("POST", "/v1/networks/loop/sessions/a/run",
                       "{\"inputs\": {\"x\": [[[1]]]}, \"forced\": "
                       "{\"r\": [[[1, 1]]]}}", 400));
@@ -603,7 +603,7 @@ static void test_refusals(void)
              "{\"type\": \"adam\", \"lr\": -1}, %s}", data);
     expect_error(body, 400, "optimizer.\"lr\"");
     expect_error("{\"method\": \"bptt\", \"inputs\": {\"x\": [[[1], [2]]]}, "
-                 "\"targets\": {\"zz\": [[[1], [2]]]}}", 404,
+                 "\"targets\": {\"zz\": [[[1], [2]]]}}", 400,
                  "no node 'zz'");
     expect_error("{\"method\": \"bptt\", \"inputs\": {\"x\": [[[1], [2]]]}, "
                  "\"targets\": {\"o\": [[[1], [2], [3]]]}}", 400,

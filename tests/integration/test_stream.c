@@ -278,7 +278,7 @@ static void test_errors_before_the_first_byte(void)
          "unexpected text after the JSON document at byte 33"},
         {"{\"inputs\": {\"y\": [[[1, 2, 3]]]}}", 400, "inputs.y"},
         {"{\"inputs\": {\"x\": [[[1, 2]]]}}", 400, "shape"},
-        {"{\"inputs\": {\"x\": [[[1, 2, 3]]]}, \"forced\": {\"zz\": []}}", 404,
+        {"{\"inputs\": {\"x\": [[[1, 2, 3]]]}, \"forced\": {\"zz\": []}}", 400,
          "forced.zz"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
