@@ -298,7 +298,7 @@ static void test_fit_running_away(void)
                        &status);
     CU_ASSERT_EQUAL(status, 400);
     char *text = j ? cJSON_PrintUnformatted(j) : NULL;
-    CU_ASSERT_PTR_NOT_NULL(text && strstr(text, "non-finite"));
+    CU_ASSERT(text && strstr(text, "non-finite"));
     if (status != 400)
         fprintf(stderr, "fit: %ld %s\n", status, text ? text : "");
     free(text);
@@ -373,7 +373,7 @@ static void test_nul_in_path(void)
         cJSON *j = it_json(&server, "DELETE", paths[i], NULL, &status);
         CU_ASSERT_EQUAL(status, 400);
         char *text = j ? cJSON_PrintUnformatted(j) : NULL;
-        CU_ASSERT_PTR_NOT_NULL(text && strstr(text, "%00"));
+        CU_ASSERT(text && strstr(text, "%00"));
         free(text);
         cJSON_Delete(j);
     }
