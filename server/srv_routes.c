@@ -129,23 +129,18 @@ static void reply_encoded(srv_request *req, int status, api_enc *enc)
         reply_binary(req, status, enc);
         return;
     }
-    /* The first piece is made in the thread's own buffer and only what it
-     * holds is allocated: a 32 KiB malloc for every small reply made
-     * malloc consolidate its free lists each time. */
-    static _Thread_local char made[SMALL_REPLY];
-    size_t n = enc ? api_enc_next(enc, made, SMALL_REPLY) : 0;
-    int small = n < SMALL_REPLY;
-    char *head = enc ? malloc(n + 1) : NULL;
-    enc_stream *es = head && !small ? calloc(1, sizeof *es) : NULL;
-    if (!head || (!small && !es)) {
-        free(head);
+    enc_stream *es = enc ? calloc(1, sizeof *es) : NULL;
+    char *head = es ? malloc(SMALL_REPLY + 1) : NULL;
+    if (!head) {
+        free(es);
         api_enc_free(enc);
         srv_reply_fail(req, 503, "out_of_memory", "out of memory");
         return;
     }
-    memcpy(head, made, n);
-    if (small) {
+    size_t n = api_enc_next(enc, head, SMALL_REPLY);
+    if (n < SMALL_REPLY) {
         head[n] = '\0';
+        free(es);
         api_enc_free(enc);
         srv_reply_text(req, status, "application/json", head);
         return;
