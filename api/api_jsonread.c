@@ -408,7 +408,8 @@ typedef struct tensor_read {
     int dims[NN_MAX_DIMS];   /* sizes, once the first array of each axis
                                 closes (0 before) */
     int index[NN_MAX_DIMS];  /* the element's place, for messages */
-    float *data;             /* nn_realloc'd */
+    float *data;             /* nn_realloc'd, or the caller's `fixed` */
+    float *fixed;            /* a caller's buffer of cap floats, or NULL */
     size_t n, cap;
 } tensor_read;
 
@@ -458,10 +459,14 @@ static int push_number(tensor_read *r, size_t p, size_t *end, int axes)
         size_t cap = r->cap ? r->cap * 2 : 64;
         if (cap > r->max)
             cap = r->max;
-        float *d = nn_realloc(r->data, cap * sizeof *d);
+        /* Past the caller's buffer, the floats move to the heap. */
+        float *d = nn_realloc(r->data == r->fixed ? NULL : r->data,
+                              cap * sizeof *d);
         if (!d)
             return api_fail(r->err, 503, "out_of_memory", "%s: out of "
                             "memory", r->where);
+        if (r->data && r->data == r->fixed)
+            memcpy(d, r->fixed, r->n * sizeof *d);
         r->data = d;
         r->cap = cap;
     }
@@ -608,6 +613,40 @@ static int tensor_nested(const api_json *j, size_t pos, const char *where,
     *out = wrap(data, &shape);
     return *out ? 0 : api_fail(err, 503, "out_of_memory", "%s: out of memory",
                                where);
+}
+
+/* tensor_nested for a tensor that is only copied: its floats go to buf
+ * (cap floats) while they fit, to the heap past that, and no tensor is
+ * made. *data is buf or nn_malloc'd (the caller's to free); *blob is set
+ * instead when pos holds a pushed blob, whose reading keeps its
+ * messages. */
+static int tensor_nested_into(const api_json *j, size_t pos,
+                              const char *where, const api_limits *lim,
+                              float *buf, size_t cap, nn_shape *shape,
+                              float **data, const api_blob **blob,
+                              api_error *err)
+{
+    *data = NULL;
+    *blob = blob_of(j, ws(j, pos));
+    if (*blob)
+        return 0;
+    tensor_read r;
+    memset(&r, 0, sizeof r);
+    r.j = j;
+    r.where = where;
+    r.max = lim->max_tensor_elems;
+    r.err = err;
+    r.data = r.fixed = buf;
+    r.cap = cap < r.max ? cap : r.max;
+    size_t end;
+    if (read_nested(&r, ws(j, pos), 0, &end)) {
+        if (r.data != buf)
+            nn_free(r.data);
+        return -1;
+    }
+    *shape = nn_shape_make(r.ndim, r.dims);
+    *data = r.data;
+    return 0;
 }
 
 /* A "shape" size as cJSON read it: a number, integral, 1 to 1e9. */
@@ -957,9 +996,14 @@ int api_json_stateless_batch(const api_json *j, size_t inputs)
 }
 
 /* Every member of inputs names an entry, and every entry is given. */
+/* With at (nn_graph_entry_count(g) places), also where each entry's
+ * value is (its first member, as api_json_find finds it). */
 static int check_input_names(const api_json *j, size_t inputs,
-                             const nn_graph *g, api_error *err)
+                             const nn_graph *g, size_t *at, api_error *err)
 {
+    int n_entries = nn_graph_entry_count(g);
+    for (int e = 0; at && e < n_entries; e++)
+        at[e] = NPOS;
     if (api_json_kind(j, inputs) != '{')
         return api_fail(err, 400, "bad_request", "\"inputs\" must be an object "
                         "mapping input names to tensors");
@@ -972,12 +1016,15 @@ static int check_input_names(const api_json *j, size_t inputs,
         if (!node || !(nn_node_type_of(node)->flags & NN_TYPE_SOURCE))
             return api_fail(err, 400, "unknown_input", "inputs.%.64s: the "
                             "network has no input of that name", key);
+        for (int e = 0; at && e < n_entries; e++)
+            if (nn_graph_entry_at(g, e) == node && at[e] == NPOS)
+                at[e] = value;
     }
     if (rc < 0)
         return bad_json(j, err, "inputs", it);
-    for (int e = 0; e < nn_graph_entry_count(g); e++) {
+    for (int e = 0; e < n_entries; e++) {
         const char *name = nn_node_name(nn_graph_entry_at(g, e));
-        if (api_json_find(j, inputs, name) == NPOS)
+        if ((at ? at[e] : api_json_find(j, inputs, name)) == NPOS)
             return api_fail(err, 400, "missing_input", "inputs.%s is missing",
                             name);
     }
@@ -989,29 +1036,59 @@ int api_json_bind_step_inputs_bin(const api_json *j,
                                   nn_session *s, const nn_graph *g,
                                   const api_limits *lim, api_error *err)
 {
-    if (check_input_names(j, inputs, g, err))
+    /* Small requests are the common ones: their entries' places are
+     * found in one pass over the members, and their floats are read on
+     * the stack, without a tensor, before the copy into the session. */
+    enum { FEW_ENTRIES = 16, FEW_FLOATS = 256 };
+    int n_entries = nn_graph_entry_count(g);
+    size_t at_few[FEW_ENTRIES];
+    size_t *at = n_entries <= FEW_ENTRIES ? at_few : NULL;
+    if (check_input_names(j, inputs, g, at, err))
         return -1;
-    for (int e = 0; e < nn_graph_entry_count(g); e++) {
+    for (int e = 0; e < n_entries; e++) {
         nn_node *entry = nn_graph_entry_at(g, e);
+        const char *name = nn_node_name(entry);
+        /* "inputs.<name>", cut at 95 bytes as snprintf into 96 would. */
         char where[96];
-        snprintf(where, sizeof where, "inputs.%s", nn_node_name(entry));
-        nn_tensor *t;
-        if (api_json_tensor_bin(j, bin, api_json_find(j, inputs,
-                                                      nn_node_name(entry)),
-                                where, lim, 0, &t, err))
-            return -1;
-        nn_tensor *dst = nn_session_input(s, nn_node_name(entry));
-        if (!nn_shape_equal(&t->shape, &dst->shape)) {
+        size_t len = strlen(name);
+        if (len > sizeof where - sizeof "inputs.")
+            len = sizeof where - sizeof "inputs.";
+        memcpy(where, "inputs.", sizeof "inputs." - 1);
+        memcpy(where + sizeof "inputs." - 1, name, len);
+        where[sizeof "inputs." - 1 + len] = '\0';
+        size_t pos = at ? at[e] : api_json_find(j, inputs, name);
+        float few[FEW_FLOATS], *data = NULL;
+        const api_blob *blob = NULL;
+        nn_tensor *t = NULL;
+        nn_shape shape;
+        if (api_json_kind(j, pos) == '[') {
+            if (tensor_nested_into(j, pos, where, lim, few, FEW_FLOATS,
+                                   &shape, &data, &blob, err))
+                return -1;
+        }
+        if (!data) {
+            if (api_json_tensor_bin(j, bin, pos, where, lim, 0, &t, err))
+                return -1;
+            shape = t->shape;
+            data = t->data;
+        }
+        nn_tensor *dst = nn_session_input(s, name);
+        int same = nn_shape_equal(&shape, &dst->shape);
+        if (!same) {
             char got[96], want[96];
             api_fail(err, 400, "shape_mismatch", "%s has shape %s; the network "
                      "needs %s (batch, ...)", where,
-                     nn_shape_str(&t->shape, got, sizeof got),
+                     nn_shape_str(&shape, got, sizeof got),
                      nn_shape_str(&dst->shape, want, sizeof want));
-            nn_tensor_free(t);
-            return -1;
+        } else {
+            memcpy(dst->data, data, nn_tensor_numel(dst) * sizeof(float));
         }
-        memcpy(dst->data, t->data, nn_tensor_numel(t) * sizeof(float));
-        nn_tensor_free(t);
+        if (t)
+            nn_tensor_free(t);
+        else if (data != few)
+            nn_free(data);
+        if (!same)
+            return -1;
     }
     return 0;
 }
@@ -1048,7 +1125,7 @@ int api_json_sequence_inputs_bin(const api_json *j, const api_json_blobs *bin,
 {
     *bindings = NULL;
     *num_steps = 0;
-    if (check_input_names(j, inputs, g, err))
+    if (check_input_names(j, inputs, g, NULL, err))
         return -1;
     text_inputs t = {j, bin, inputs};
     return api_bind_sequence_inputs(g, batch, lim, read_text_input, &t,

@@ -194,6 +194,10 @@ int nn_session_batch(const nn_session *s);
 /* Zeroes all state and feedback, runs init_state, restarts the step count
  * and the random streams. */
 int nn_session_reset(nn_session *s, nn_error *err);
+/* Makes s as nn_session_new(its graph, its batch, seed) would: reset, with
+ * its scratch zeroed and seed's random streams, without allocating; for
+ * reusing a session across stateless requests. */
+int nn_session_renew(nn_session *s, uint64_t seed, nn_error *err);
 /* Reallocates for another batch size and resets. */
 int nn_session_resize(nn_session *s, int num_batch, nn_error *err);
 long nn_session_steps(const nn_session *s);

@@ -171,6 +171,19 @@ int nn_session_reset(nn_session *s, nn_error *err)
     return NN_OK;
 }
 
+int nn_session_renew(nn_session *s, uint64_t seed, nn_error *err)
+{
+    /* A fresh session's scratch is zero too: a node that reads its scratch
+     * before writing it must not see the last request's numbers. */
+    for (int i = 0; i < s->g->n_nodes; i++)
+        if (s->runs[i].work)
+            memset(s->runs[i].work, 0, s->g->nodes[i]->work_per_row *
+                                           (size_t)s->batch * sizeof(float));
+    s->seed = seed;
+    s->batch_mark = 0;
+    return nn_session_reset(s, err);
+}
+
 nn_session *nn_session_new(nn_graph *g, int num_batch, uint64_t seed,
                            nn_error *err)
 {

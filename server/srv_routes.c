@@ -444,8 +444,8 @@ static void handle_network_forward(srv_request *req)
     }
     nn_error e;
     api_error err;
-    nn_session *run = nn_session_new(net->graph, batch, nn_graph_seed(net->graph),
-                                     &e);
+    nn_session *run = srv_sched_stateless_session(
+        net, batch, nn_graph_seed(net->graph), &e);
     if (!run) {
         api_fail_from_nn(&err, &e, 0);
         srv_reply_error(req, &err);
@@ -461,7 +461,7 @@ static void handle_network_forward(srv_request *req)
         /* The encoder copies the outputs: the session goes now. */
         reply_encoded(req, 200, api_step_nodes_enc(run, &outs, -1));
     }
-    nn_session_free(run);
+    srv_sched_stateless_done(net, run);
     api_outputs_free(&outs);
 }
 

@@ -35,6 +35,9 @@ typedef struct sched_queue {
     /* A staging area per compute thread for batched steps, made when the
      * thread first batches this network's steps. */
     nn_batcher *batchers[MAX_THREADS];
+    /* A small stateless session per compute thread, renewed for each
+     * forward instead of allocated (srv_sched_stateless_session). */
+    nn_session *stateless[MAX_THREADS];
     /* Threads still touching the queue after their jobs were answered
      * (which may have freed the network): the last one frees a dead
      * queue. */
@@ -51,6 +54,8 @@ static sched_queue *all_queues = &global_queue;
 static srv_sched_config conf;
 static pthread_t threads[MAX_THREADS];
 static int n_threads, stopping;
+/* The compute thread's index, -1 on every other thread. */
+static _Thread_local int this_thread = -1;
 
 double srv_now(void)
 {
@@ -94,8 +99,10 @@ void srv_sched_queue_free(void *queue)
     sched_queue *q = queue;
     if (!q)
         return;
-    for (int i = 0; i < MAX_THREADS; i++)
+    for (int i = 0; i < MAX_THREADS; i++) {
         nn_batcher_free(q->batchers[i]);
+        nn_session_free(q->stateless[i]);
+    }
     pthread_mutex_lock(&lock);
     if (q->all_prev)
         q->all_prev->all_next = q->all_next;
@@ -318,6 +325,42 @@ int srv_sched_submit(srv_job *job)
 
 /* ------------------------------------------------------- computing */
 
+/* Floats of the largest stateless session a thread keeps between
+ * requests: the kept ones sit outside the memory budget, so only the
+ * small requests, whose allocation costs as much as their step, keep
+ * theirs (64 KiB each). */
+#define STATELESS_KEEP_FLOATS ((size_t)16384)
+
+nn_session *srv_sched_stateless_session(srv_network *net, int batch,
+                                        uint64_t seed, nn_error *err)
+{
+    sched_queue *q = net ? queue_of(net) : NULL;
+    nn_session *s = NULL;
+    if (q && this_thread >= 0) {
+        /* Only this thread touches its slot while it runs a job of the
+         * network, which holds the network. */
+        s = q->stateless[this_thread];
+        q->stateless[this_thread] = NULL;
+    }
+    if (s && nn_session_batch(s) == batch &&
+        nn_session_renew(s, seed, err) == NN_OK)
+        return s;
+    nn_session_free(s);
+    return nn_session_new(net->graph, batch, seed, err);
+}
+
+void srv_sched_stateless_done(srv_network *net, nn_session *s)
+{
+    sched_queue *q = net ? queue_of(net) : NULL;
+    if (s && q && this_thread >= 0 && !q->stateless[this_thread] &&
+        nn_session_float_count(net->graph, nn_session_batch(s)) <=
+            STATELESS_KEEP_FLOATS) {
+        q->stateless[this_thread] = s;
+        return;
+    }
+    nn_session_free(s);
+}
+
 /* Lock held: takes from q what can run now into jobs[]: the first job
  * whose key is free and, if it is a step, the further steps of other free
  * keys that fit in the row limit. Returns how many; *rows counts the
@@ -476,6 +519,7 @@ static void *worker_main(void *arg)
 {
     int thread = (int)(intptr_t)arg;
     srv_job *jobs[MAX_BATCH_JOBS];
+    this_thread = thread;
     pthread_mutex_lock(&lock);
     for (;;) {
         while (!ready_head && !(stopping && !total_running))

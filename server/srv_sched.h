@@ -93,6 +93,17 @@ void srv_sched_queue_free(void *queue);
 /* Queued and running jobs of a network. */
 void srv_sched_queue_depth(const srv_network *net, int *queued, int *running);
 
+/* A session of net's graph for batch rows, as nn_session_new(net->graph,
+ * batch, seed, err) makes it (NULL with err filled on failure). The caller
+ * owns it until it hands it to srv_sched_stateless_done. On a compute
+ * thread a small one is kept by the network for that thread and renewed
+ * here, so a stateless forward allocates no session; the network frees
+ * what it keeps when it goes. */
+nn_session *srv_sched_stateless_session(srv_network *net, int batch,
+                                        uint64_t seed, nn_error *err);
+/* Takes back s (from srv_sched_stateless_session): kept or freed. */
+void srv_sched_stateless_done(srv_network *net, nn_session *s);
+
 /* Answers queued jobs whose deadline has passed (504); the reaper calls it
  * every second. */
 void srv_sched_expire(void);

@@ -735,6 +735,82 @@ static void test_output_documents(void)
     nn_graph_free(g);
 }
 
+/* A step's inputs are read straight into the session: one of more floats
+ * than the reader holds on its stack, entries named in another order, a
+ * repeated name (its first value counts), and the refusals with the
+ * shapes as read, past the stack too. */
+static void test_step_inputs_into_session(void)
+{
+    nn_graph *g = graph_of(
+        "{\"seed\": 1, \"nodes\": [{\"name\": \"x\", \"type\": \"Input\", "
+        "\"shape\": 300}, {\"name\": \"y\", \"type\": \"Input\", "
+        "\"shape\": 2}, {\"name\": \"o\", \"type\": \"Dense\", "
+        "\"num_unit\": 3}], \"edges\": [\"{x, y} >> o\"]}");
+    nn_error e;
+    nn_session *s = nn_session_new(g, 1, 1, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    enum { N = 301 };
+    char *body = malloc(16 * N + 200);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+    for (int width = 300; width <= N; width++) {
+        size_t len = (size_t)sprintf(body, "{\"inputs\": {\"y\": [[7, -8]], "
+                                     "\"x\": [[");
+        for (int k = 0; k < width; k++)
+            len += (size_t)sprintf(body + len, "%s%s%d.25", k ? "," : "",
+                                   k % 2 ? "-" : "", k);
+        sprintf(body + len, "]], \"y\": [[1, 2]]}}");
+        api_json j = {body, strlen(body)};
+        api_step_body b;
+        api_error err;
+        CU_ASSERT_EQUAL_FATAL(api_read_step_body(&j, 0, &b, &err), 0);
+        int rc = api_json_bind_step_inputs(&j, b.inputs, s, g, &lim, &err);
+        if (width == 300) {
+            CU_ASSERT_EQUAL_FATAL(rc, 0);
+            const nn_tensor *x = nn_session_input(s, "x");
+            const nn_tensor *y = nn_session_input(s, "y");
+            for (int k = 0; k < 300; k++)
+                CU_ASSERT_EQUAL(x->data[k], (k % 2 ? -1.0f : 1.0f) *
+                                                ((float)k + 0.25f));
+            CU_ASSERT_EQUAL(y->data[0], 7.0f);
+            CU_ASSERT_EQUAL(y->data[1], -8.0f);
+        } else {
+            CU_ASSERT_EQUAL(rc, -1);
+            CU_ASSERT_STRING_EQUAL(err.code, "shape_mismatch");
+            CU_ASSERT_STRING_EQUAL(err.message, "inputs.x has shape (1, 301); "
+                                   "the network needs (1, 300) (batch, ...)");
+        }
+    }
+    static const struct {
+        const char *text, *code, *message;
+    } bad[] = {
+        {"{\"inputs\": {\"x\": [[1]], \"y\": [[1, 2]]}}", "shape_mismatch",
+         "inputs.x has shape (1, 1); the network needs (1, 300) (batch, ...)"},
+        {"{\"inputs\": {\"y\": [[1, 2]]}}", "missing_input",
+         "inputs.x is missing"},
+        {"{\"inputs\": {\"y\": [[1, 2]], \"x\": [[1, [2]]]}}", "bad_tensor",
+         NULL},
+        {"{\"inputs\": {\"y\": [[1, 2]], \"z\": [[1]]}}", "unknown_input",
+         "inputs.z: the network has no input of that name"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        api_json j = {bad[k].text, strlen(bad[k].text)};
+        api_step_body b;
+        api_error err;
+        CU_ASSERT_EQUAL_FATAL(api_read_step_body(&j, 0, &b, &err), 0);
+        CU_ASSERT_EQUAL(api_json_bind_step_inputs(&j, b.inputs, s, g, &lim,
+                                                  &err), -1);
+        CU_ASSERT_STRING_EQUAL(err.code, bad[k].code);
+        if (bad[k].message) {
+            CU_ASSERT_STRING_EQUAL(err.message, bad[k].message);
+        } else {
+            CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "inputs.x: ragged"));
+        }
+    }
+    free(body);
+    nn_session_free(s);
+    nn_graph_free(g);
+}
+
 int main(void)
 {
     nn_error e;
@@ -752,6 +828,8 @@ int main(void)
         {"chunked encoder", test_encoder},
         {"parameter documents", test_params},
         {"step and run documents", test_output_documents},
+        {"step inputs straight into the session",
+         test_step_inputs_into_session},
         {NULL, NULL},
     };
     int rc = tu_run_suite("codec", tests);

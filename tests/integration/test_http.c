@@ -437,6 +437,52 @@ static void test_dropout_train_flag(void)
                       "{\"inputs\": {\"x\": [[1]]}, \"train\": 1}", 400));
 }
 
+/* A stateless forward starts from a fresh state every time, whichever
+ * compute thread runs it and whatever ran there before (each keeps a
+ * session to renew): a recurrent state, Dropout's masks in training and
+ * the outputs repeat exactly, also between forwards of another batch size
+ * and other inputs; deleting the network frees the kept sessions. */
+static void test_stateless_forward_is_fresh_each_time(void)
+{
+    cJSON_Delete(call("POST", "/v1/networks",
+                      "{\"name\": \"fresh\", \"seed\": 5, \"nodes\": ["
+                      "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 3}, "
+                      "{\"name\": \"r\", \"type\": \"VanillaRNN\", "
+                      "\"num_unit\": 32}, {\"name\": \"d\", \"type\": "
+                      "\"Dropout\", \"prob\": 0.5}], \"edges\": "
+                      "[\"x >> r >> d\"]}", 201));
+    static const char one[] = "{\"inputs\": {\"x\": [[0.5, -1, 2]]}, "
+                              "\"outputs\": [\"r\", \"d\"], \"train\": true}";
+    static const char two[] = "{\"inputs\": {\"x\": [[3, 3, 3], [-2, 1, 0]]}, "
+                              "\"train\": true}";
+    cJSON *first = call("POST", "/v1/networks/fresh/forward", one, 200);
+    const cJSON *r0 = cJSON_GetArrayItem(get(get(first, "outputs"), "r"), 0);
+    const cJSON *d0 = cJSON_GetArrayItem(get(get(first, "outputs"), "d"), 0);
+    CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(r0), 32);
+    int dropped = 0;
+    for (int k = 0; k < 32; k++)
+        dropped += cJSON_GetArrayItem(d0, k)->valuedouble == 0.0;
+    CU_ASSERT(dropped > 4 && dropped < 28); /* the masks can tell */
+    for (int i = 0; i < 8; i++) {
+        if (i % 3 == 1)
+            cJSON_Delete(call("POST", "/v1/networks/fresh/forward", two, 200));
+        cJSON *again = call("POST", "/v1/networks/fresh/forward", one, 200);
+        const cJSON *r = cJSON_GetArrayItem(get(get(again, "outputs"), "r"), 0);
+        const cJSON *d = cJSON_GetArrayItem(get(get(again, "outputs"), "d"), 0);
+        CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(r), 32);
+        for (int k = 0; k < 32; k++) {
+            double want = cJSON_GetArrayItem(r0, k)->valuedouble;
+            TU_ASSERT_CLOSE(cJSON_GetArrayItem(r, k)->valuedouble, want,
+                            1e-6 + 1e-5 * fabs(want));
+            CU_ASSERT_EQUAL(cJSON_GetArrayItem(d, k)->valuedouble == 0.0,
+                            cJSON_GetArrayItem(d0, k)->valuedouble == 0.0);
+        }
+        cJSON_Delete(again);
+    }
+    cJSON_Delete(first);
+    cJSON_Delete(call("DELETE", "/v1/networks/fresh", NULL, 200));
+}
+
 /* ------------------------------------------------------ params and graph */
 
 static void test_params_round_trip(void)
@@ -1066,6 +1112,8 @@ int main(void)
         {"run equals the same steps", test_run_equals_steps},
         {"gated cells and utility nodes", test_gated_cells_and_utilities},
         {"Dropout follows the train flag", test_dropout_train_flag},
+        {"a stateless forward is fresh each time",
+         test_stateless_forward_is_fresh_each_time},
         {"params round trip", test_params_round_trip},
         {"graph drawings", test_graph_drawings},
         {"bad requests", test_bad_requests},
