@@ -759,7 +759,7 @@ static void test_step_inputs_into_session(void)
             len += (size_t)sprintf(body + len, "%s%s%d.25", k ? "," : "",
                                    k % 2 ? "-" : "", k);
         sprintf(body + len, "]], \"y\": [[1, 2]]}}");
-        api_json j = {body, strlen(body)};
+        api_json j = {body, strlen(body), NULL};
         api_step_body b;
         api_error err;
         CU_ASSERT_EQUAL_FATAL(api_read_step_body(&j, 0, &b, &err), 0);
@@ -793,7 +793,7 @@ static void test_step_inputs_into_session(void)
          "inputs.z: the network has no input of that name"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
-        api_json j = {bad[k].text, strlen(bad[k].text)};
+        api_json j = {bad[k].text, strlen(bad[k].text), NULL};
         api_step_body b;
         api_error err;
         CU_ASSERT_EQUAL_FATAL(api_read_step_body(&j, 0, &b, &err), 0);
