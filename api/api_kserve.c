@@ -4,6 +4,7 @@
  * or nested data) and responses (flat data, FP32).
  */
 #include "api_kserve.h"
+#include "api_codec.h"
 #include "api_outputs.h"
 
 #include <math.h>
@@ -503,12 +504,22 @@ cJSON *api_kserve_response(const api_kserve_request *r, const char *model,
             blobs[(*n_blobs)++].count = numel;
             continue;
         }
-        cJSON *data = cJSON_AddArrayToObject(out, "data");
-        for (size_t e = 0; e < numel; e++) {
-            char buf[32];
-            api_format_float(t->data[e], buf, sizeof buf);
-            cJSON_AddItemToArray(data, cJSON_CreateRaw(buf));
+        /* The data as one raw text written by the codec: a node per
+         * number cost some hundred bytes and a formatting call each. */
+        api_buf text = {0};
+        nn_shape flat = nn_shape_make(1, (int[]){(int)numel});
+        if (numel)
+            api_buf_tensor(&text, t->data, &flat);
+        else
+            api_buf_puts(&text, "[]");
+        char *raw = api_buf_finish(&text, NULL);
+        cJSON *data = raw ? cJSON_CreateRaw(raw) : NULL;
+        free(raw);
+        if (!data) {
+            cJSON_Delete(o);
+            return NULL;
         }
+        cJSON_AddItemToObject(out, "data", data);
     }
     return o;
 }
