@@ -51,6 +51,10 @@ size_t api_read_float(const char *s, size_t len, float *out);
  * first error and *trailing set when the document was complete and more
  * text followed it. */
 int api_json_check(const char *s, size_t len, size_t *at, int *trailing);
+/* The byte offset + 1 of the first \u0000 escape inside a string of the
+ * JSON text s[0..len), or 0. cJSON ends its strings there, so "a\u0000b"
+ * would silently be "a": a name or id other than the one sent. */
+size_t api_json_nul_escape(const char *s, size_t len);
 
 typedef struct api_jsondoc api_jsondoc;
 
@@ -65,6 +69,20 @@ typedef struct api_json {
      * text. Borrowed. */
     const struct api_jsondoc *doc;
 } api_json;
+
+/* A copy of j's text (NUL-terminated, the caller frees it) in which the
+ * marker of each array the pushed reader read into float32 (j->doc) is
+ * the JSON string "\u0001k", k its index in document order, so that
+ * cJSON can parse the rest; *marks gets each marker's position in j (the
+ * caller frees it), *n how many. Plain text comes back as it is. NULL when
+ * out of memory. */
+char *api_json_naming_blobs(const api_json *j, size_t **marks, int *n);
+/* The numbers of the array at position p of j (a marker, see above),
+ * flat in document order, into dst: exactly numel of them, all finite.
+ * Otherwise -1 with err naming where (and the input name). */
+int api_json_blob_floats(const api_json *j, size_t p, float *dst,
+                         size_t numel, const char *where, const char *name,
+                         api_error *err);
 
 /* The first non-space byte at or after pos ('{', '[', '"', 't', 'f',
  * 'n', '-' or a digit), or 0 at the end. */

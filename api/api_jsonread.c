@@ -258,6 +258,83 @@ static size_t value_end(const api_json *j, size_t p, int depth, size_t *bad)
     return end;
 }
 
+size_t api_json_nul_escape(const char *s, size_t len)
+{
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_string) {
+            in_string = s[i] == '"';
+        } else if (s[i] == '\\') {
+            if (i + 5 < len && memcmp(s + i + 1, "u0000", 5) == 0)
+                return i + 1;
+            i++;
+        } else if (s[i] == '"') {
+            in_string = 0;
+        }
+    }
+    return 0;
+}
+
+char *api_json_naming_blobs(const api_json *j, size_t **marks, int *n)
+{
+    api_buf b = {0};
+    size_t *at = NULL;
+    int cap = 0;
+    *marks = NULL;
+    *n = 0;
+    for (size_t p = 0; p < j->len; p++) {
+        if (!blob_of(j, p)) {
+            api_buf_put(&b, j->s + p, 1);
+            continue;
+        }
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 8;
+            size_t *grown = realloc(at, (size_t)cap * sizeof *grown);
+            if (!grown) {
+                free(at);
+                free(api_buf_finish(&b, NULL));
+                return NULL;
+            }
+            at = grown;
+        }
+        char name[32];
+        snprintf(name, sizeof name, "\"\\u0001%d\"", *n);
+        api_buf_puts(&b, name);
+        at[(*n)++] = p;
+    }
+    char *text = api_buf_finish(&b, NULL);
+    if (!text) {
+        free(at);
+        *n = 0;
+        return NULL;
+    }
+    *marks = at;
+    return text;
+}
+
+int api_json_blob_floats(const api_json *j, size_t p, float *dst,
+                         size_t numel, const char *where, const char *name,
+                         api_error *err)
+{
+    const api_blob *b = blob_of(j, p);
+    if (!b || (!b->data && (b->fail == API_BLOB_NOT_NUMBER ||
+                            b->fail == API_BLOB_NOT_FINITE)))
+        return api_fail(err, 400, "bad_tensor", "%s: data must hold finite "
+                        "numbers", where);
+    if (!b->data)
+        return api_fail(err, 400, "bad_tensor", "%s ('%s'): data must be "
+                        "flat, or nested evenly", where, name);
+    if (b->n > numel)
+        return api_fail(err, 400, "bad_tensor", "%s: data holds more values "
+                        "than the shape", where);
+    if (b->n != numel)
+        return api_fail(err, 400, "bad_tensor", "%s ('%s'): data holds %zu "
+                        "values; the shape needs %zu", where, name, b->n,
+                        numel);
+    memcpy(dst, b->data, numel * sizeof *dst);
+    return 0;
+}
+
 int api_json_check(const char *s, size_t len, size_t *at, int *trailing)
 {
     api_json j = {s, len, NULL};

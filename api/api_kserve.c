@@ -156,6 +156,7 @@ void api_kserve_request_free(api_kserve_request *r)
         nn_tensor_free(r->inputs[i].tensor);
     free(r->inputs);
     free(r->outputs);
+    cJSON_Delete(r->parsed);
     memset(r, 0, sizeof *r);
 }
 
@@ -263,9 +264,31 @@ static int read_parameters(const cJSON *body, api_kserve_request *r,
 
 /* One entry of "inputs": checked against the graph and filled from its
  * "data" or, with parameters.binary_data_size, from the blob. */
+/* The large numeric arrays of a kept text, in document order: in the
+ * text cJSON parses, array k's marker became the string "\u0001k". */
+typedef struct kept_blobs {
+    const api_json *j;
+    size_t *marks;
+    int n;
+} kept_blobs;
+
+/* The position in the kept text of the array data names, or -1. */
+static long kept_mark(const kept_blobs *kb, const cJSON *data)
+{
+    if (!kb || !cJSON_IsString(data) || data->valuestring[0] != '\001')
+        return -1;
+    char *end;
+    long k = strtol(data->valuestring + 1, &end, 10);
+    return *end == '\0' && end > data->valuestring + 1 && k >= 0 &&
+                   k < kb->n
+               ? (long)kb->marks[k]
+               : -1;
+}
+
 static int read_input(const cJSON *in, int index, const nn_graph *g,
                       const api_limits *lim, api_binary_reader *blob,
-                      api_kserve_request *r, api_error *err)
+                      const kept_blobs *kb, api_kserve_request *r,
+                      api_error *err)
 {
     char where[96];
     snprintf(where, sizeof where, "inputs[%d]", index);
@@ -349,6 +372,10 @@ static int read_input(const cJSON *in, int index, const nn_graph *g,
         return api_fail(err, 400, "bad_tensor", "%s ('%s'): needs data, or "
                         "parameters.binary_data_size with the bytes after the "
                         "JSON header", where, name->valuestring);
+    long mark = kept_mark(kb, data);
+    if (mark >= 0)
+        return api_json_blob_floats(kb->j, (size_t)mark, t->data, numel, where,
+                                    name->valuestring, err);
     long count = flatten(data, t->data, (long)numel, 0, where, err);
     if (count < 0)
         return -1;
@@ -419,12 +446,11 @@ static int read_outputs(const cJSON *body, const nn_graph *g,
     return 0;
 }
 
-int api_kserve_read_request(const cJSON *body, const char *blob,
-                            size_t blob_len, const nn_graph *g,
-                            const api_limits *lim, api_kserve_request *r,
-                            api_error *err)
+static int read_request(const cJSON *body, const char *blob,
+                        size_t blob_len, const kept_blobs *kb,
+                        const nn_graph *g, const api_limits *lim,
+                        api_kserve_request *r, api_error *err)
 {
-    memset(r, 0, sizeof *r);
     if (!cJSON_IsObject(body))
         return api_fail(err, 400, "bad_request", "an inference request is a "
                         "JSON object with \"inputs\"");
@@ -452,7 +478,7 @@ int api_kserve_read_request(const cJSON *body, const char *blob,
     api_binary_reader_init(&reader, blob, blob_len);
     int index = 0;
     for (const cJSON *in = inputs->child; in; in = in->next, index++)
-        if (read_input(in, index, g, lim, &reader, r, err))
+        if (read_input(in, index, g, lim, &reader, kb, r, err))
             return -1;
     if (api_binary_finish(&reader, err))
         return -1;
@@ -467,6 +493,41 @@ int api_kserve_read_request(const cJSON *body, const char *blob,
     }
     r->batch = r->inputs[0].tensor->shape.dims[0];
     return read_outputs(body, g, binary_output, r, err);
+}
+
+int api_kserve_read_request(const cJSON *body, const char *blob,
+                            size_t blob_len, const nn_graph *g,
+                            const api_limits *lim, api_kserve_request *r,
+                            api_error *err)
+{
+    memset(r, 0, sizeof *r);
+    return read_request(body, blob, blob_len, NULL, g, lim, r, err);
+}
+
+int api_kserve_read_text(const api_json *j, const char *blob,
+                         size_t blob_len, const nn_graph *g,
+                         const api_limits *lim, api_kserve_request *r,
+                         api_error *err)
+{
+    memset(r, 0, sizeof *r);
+    kept_blobs kb = {j, NULL, 0};
+    char *text = api_json_naming_blobs(j, &kb.marks, &kb.n);
+    if (!text)
+        return api_fail(err, 503, "out_of_memory", "out of memory");
+    int rc;
+    size_t nul = api_json_nul_escape(text, strlen(text));
+    if (nul) {
+        rc = api_fail(err, 400, "bad_json", "a string holds \\u0000: no "
+                      "name, id or value here can hold a NUL");
+    } else {
+        r->parsed = cJSON_Parse(text);
+        rc = r->parsed ? read_request(r->parsed, blob, blob_len, &kb, g, lim,
+                                      r, err)
+                       : api_fail(err, 400, "bad_json", "malformed JSON");
+    }
+    free(text);
+    free(kb.marks);
+    return rc;
 }
 
 cJSON *api_kserve_response(const api_kserve_request *r, const char *model,

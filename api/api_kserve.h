@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "api_binary.h"
+#include "api_codec.h"
 
 /* An output to return, binary (the binary tensor data extension) or as
  * JSON numbers. */
@@ -28,6 +29,8 @@ typedef struct api_kserve_request {
                                    graph's order when none is named */
     int n_outputs;
     int batch;
+    struct cJSON *parsed;       /* the document api_kserve_read_text parsed,
+                                   which the strings above borrow from */
 } api_kserve_request;
 
 /* {name, versions, platform, inputs, outputs} with FP32 and -1 batch axes.
@@ -57,6 +60,15 @@ int api_kserve_read_request(const cJSON *body, const char *blob,
                             size_t blob_len, const nn_graph *g,
                             const api_limits *lim, api_kserve_request *r,
                             api_error *err);
+/* The same from the request's text: plain, or the text the pushed reader
+ * kept (j->doc), whose large numeric arrays it already read into float32
+ * as the body arrived, so that no cJSON node is made for their numbers.
+ * The structure around them is parsed with cJSON into r->parsed. A
+ * string holding \u0000 is refused, as on every route cJSON reads. */
+int api_kserve_read_text(const api_json *j, const char *blob,
+                         size_t blob_len, const nn_graph *g,
+                         const api_limits *lim, api_kserve_request *r,
+                         api_error *err);
 void api_kserve_request_free(api_kserve_request *r);
 
 /* The response's JSON to r after a step of s: binary outputs carry

@@ -352,26 +352,6 @@ static int json_depth(const char *s, size_t len)
     return deepest;
 }
 
-/* The byte offset + 1 of the first \u0000 escape in a string, or 0.
- * cJSON ends its strings there, so "a\u0000b" would silently be "a": a
- * name or id other than the one sent. */
-static size_t json_nul_escape(const char *s, size_t len)
-{
-    int in_string = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (!in_string) {
-            in_string = s[i] == '"';
-        } else if (s[i] == '\\') {
-            if (i + 5 < len && memcmp(s + i + 1, "u0000", 5) == 0)
-                return i + 1;
-            i++;
-        } else if (s[i] == '"') {
-            in_string = 0;
-        }
-    }
-    return 0;
-}
-
 static int append(conn_state *st, const char *data, size_t size)
 {
     if (st->no_memory)
@@ -638,13 +618,16 @@ static int doc_reserve(void *cls, size_t bytes)
 /* Whether the body of this request is read as it arrives: a route that
  * reads the text itself, with a body declared plain JSON (a compressed
  * one, or the binary extension's framing, is whole before it is read). */
-static int pushed_body(struct MHD_Connection *conn, const srv_route *route)
+static int pushed_body(struct MHD_Connection *conn, const srv_route *route,
+                       const char *path)
 {
     const char *encoding = MHD_lookup_connection_value(
         conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    const char *type = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    /* /v2 reads a body without a type as JSON (body_readable). */
     return (route->flags & SRV_BODY_RAW) &&
-           is_json_type(MHD_lookup_connection_value(
-               conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)) &&
+           (is_json_type(type) || (!type && is_v2_path(path))) &&
            (!encoding || strcasecmp(encoding, "identity") == 0) &&
            !MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                         API_BINARY_HEADER);
@@ -704,7 +687,7 @@ int srv_request_parse_json(srv_request *req)
         req->raw_checked = 1;
         return 0;
     }
-    size_t nul = json_nul_escape(req->raw, req->raw_len);
+    size_t nul = api_json_nul_escape(req->raw, req->raw_len);
     if (nul) {
         srv_reply_fail(req, 400, "bad_json", "a string holds \\u0000 at byte "
                        "%zu: no name, id or value here can hold a NUL",
@@ -1075,7 +1058,7 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
         int has_body = (length && strtoull(length, NULL, 10) > 0) || chunked;
         if (has_body && body_readable(conn, url, &err))
             return refuse(conn, st, method, url, &err, NULL);
-        if (has_body && pushed_body(conn, &srv_routes[st->route]))
+        if (has_body && pushed_body(conn, &srv_routes[st->route], url))
             st->doc = api_jsondoc_new(API_JSONDOC_BLOB_MIN, doc_reserve, NULL);
         return MHD_YES;
     }

@@ -512,9 +512,9 @@ static int infer_in_sequence(srv_request *req, srv_network *net,
 
 uint64_t srv_v2_order_key(const srv_request *req)
 {
-    /* A small body is parsed by now (dispatch); a large one is read only
-     * up to its parameters, with the codec's reader, which skips values
-     * without building them and never reads past the text. */
+    /* The body is read only up to its parameters, with the codec's
+     * reader, which skips values without building them and never reads
+     * past the text. */
     const cJSON *params = NULL;
     cJSON *parsed = NULL;
     if (req->json) {
@@ -565,8 +565,11 @@ static void infer(srv_request *req, int versioned)
     srv_infer_times times = {req->queue_ns, 0, 0, 0};
     api_error err;
     api_kserve_request r;
-    int rc = api_kserve_read_request(req->json, req->blob, req->blob_len,
-                                     net->graph, &req->cfg->limits, &r, &err);
+    /* The route reads its text itself (SRV_BODY_RAW): a JSON body's large
+     * "data" arrays were read into float32 as they arrived. */
+    api_json j = {req->raw ? req->raw : "", req->raw_len, req->raw_doc};
+    int rc = api_kserve_read_text(&j, req->blob, req->blob_len, net->graph,
+                                  &req->cfg->limits, &r, &err);
     times.input_ns = now_ns() - start;
     if (!rc && r.batch > req->cfg->limits.max_batch)
         rc = api_fail(&err, 400, "bad_request", "batch %d is over the limit "

@@ -961,7 +961,7 @@ const srv_route srv_routes[] = {
     {"GET", "/v2/models/{net}/stats", "v2_model_stats", srv_v2_model_stats,
      INLINE, NULL, NULL},
     {"POST", "/v2/models/{net}/infer", "v2_infer", srv_v2_infer,
-     NET | READ | BODY | SRV_BODY_BINARY, NULL, srv_v2_order_key},
+     NET | READ | BODY | RAW | BINARY, NULL, srv_v2_order_key},
     {"GET", "/v2/models/{net}/versions/{version}", "v2_model_version",
      srv_v2_model_version_metadata, INLINE, NULL, NULL},
     {"GET", "/v2/models/{net}/versions/{version}/ready", "v2_model_version_ready",
@@ -971,7 +971,7 @@ const srv_route srv_routes[] = {
     {"GET", "/v2/models/{net}/versions/{version}/stats", "v2_model_version_stats",
      srv_v2_model_version_stats, INLINE, NULL, NULL},
     {"POST", "/v2/models/{net}/versions/{version}/infer", "v2_version_infer",
-     srv_v2_version_infer, NET | READ | BODY | SRV_BODY_BINARY, NULL,
+     srv_v2_version_infer, NET | READ | BODY | RAW | BINARY, NULL,
      srv_v2_order_key},
     {NULL, NULL, NULL, NULL, 0, NULL, NULL},
 };

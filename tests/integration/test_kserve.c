@@ -11,6 +11,7 @@
 #include "itest.h"
 #include "testutil.h"
 #include "api.h"
+#include "api_codec.h"
 
 #include <curl/curl.h>
 #include <math.h>
@@ -1410,6 +1411,102 @@ static void test_config(void)
     cJSON_Delete(c);
 }
 
+/* A body of "data" arrays over the pushed reader's threshold: floats kept
+ * as they arrive, never a cJSON node each. nested: [[...], [...]] per row. */
+static char *wide_body(const char *name, int rows, int cols, int count,
+                       const char *poison, int nested)
+{
+    api_buf b = {0};
+    char head[160];
+    snprintf(head, sizeof head, "{\"inputs\":[{\"name\":\"%s\",\"shape\":[%d,"
+             "%d],\"datatype\":\"FP32\",\"data\":[", name, rows, cols);
+    api_buf_puts(&b, head);
+    for (int k = 0; k < count; k++) {
+        if (nested && k % cols == 0)
+            api_buf_puts(&b, k ? "],[" : "[");
+        else if (k)
+            api_buf_puts(&b, ",");
+        if (poison && k == count / 2)
+            api_buf_puts(&b, poison);
+        else
+            api_buf_float(&b, (float)sin(0.01 * k));
+    }
+    api_buf_puts(&b, nested ? "]]}]}" : "]}]}");
+    return api_buf_finish(&b, NULL);
+}
+
+static void test_large_json_inputs(void)
+{
+    cJSON_Delete(call("POST", "/v1/networks", "{\"name\": \"wide\", \"seed\": "
+                      "5, \"nodes\": [{\"name\": \"x\", \"type\": \"Input\", "
+                      "\"shape\": 3000}, {\"name\": \"y\", \"type\": "
+                      "\"Dense\", \"num_unit\": 2}], \"edges\": [\"x >> y\"]}",
+                      201));
+    /* The reference: the v1 forward of the same floats. */
+    api_buf v1 = {0};
+    api_buf_puts(&v1, "{\"inputs\": {\"x\": [[");
+    for (int k = 0; k < 6000; k++) {
+        api_buf_puts(&v1, k == 3000 ? "], [" : k ? "," : "");
+        api_buf_float(&v1, (float)sin(0.01 * k));
+    }
+    api_buf_puts(&v1, "]]}}");
+    char *v1_body = api_buf_finish(&v1, NULL);
+    cJSON *ref = call("POST", "/v1/networks/wide/forward", v1_body, 200);
+    free(v1_body);
+    const cJSON *want = get(get(ref, "outputs"), "y");
+    CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(want), 2);
+
+    /* Flat and nested, with the JSON type and without one (as
+     * tritonclient sends it). */
+    const char *json_type[] = {"Content-Type: application/json", NULL};
+    for (int nested = 0; nested < 2; nested++)
+        for (int typed = 0; typed < 2; typed++) {
+            char *body = wide_body("x", 2, 3000, 6000, NULL, nested);
+            raw_reply r;
+            raw("POST", "/v2/models/wide/infer", typed ? json_type : NULL,
+                body, strlen(body), &r);
+            free(body);
+            CU_ASSERT_EQUAL(r.status, 200);
+            cJSON *doc = cJSON_Parse(r.body);
+            const cJSON *out = cJSON_GetArrayItem(get(doc, "outputs"), 0);
+            const cJSON *data = get(out, "data");
+            CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(data), 4);
+            for (int k = 0; k < 4; k++) {
+                double got = cJSON_GetArrayItem(data, k)->valuedouble;
+                double w = cJSON_GetArrayItem(cJSON_GetArrayItem(want, k / 2),
+                                              k % 2)->valuedouble;
+                CU_ASSERT(fabs(got - w) <= 1e-5 * (1 + fabs(w)));
+            }
+            cJSON_Delete(doc);
+            raw_free(&r);
+        }
+    cJSON_Delete(ref);
+
+    /* What is wrong in such an array is said as for a small one. */
+    static const struct {
+        int count, nested;
+        const char *poison, *name, *needle;
+    } bad[] = {
+        {6000, 0, "1e39", "x", "data must hold finite numbers"},
+        {6000, 0, "\"a\"", "x", "data must hold finite numbers"},
+        {5999, 0, NULL, "x", "data holds 5999 values; the shape needs 6000"},
+        {6001, 0, NULL, "x", "data holds more values than the shape"},
+        {5999, 1, NULL, "x", "nested evenly"},
+        {6000, 0, NULL, "x\\u0000", "\\u0000"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        char *body = wide_body(bad[k].name, 2, 3000, bad[k].count,
+                               bad[k].poison, bad[k].nested);
+        raw_reply r;
+        raw("POST", "/v2/models/wide/infer", json_type, body, strlen(body),
+            &r);
+        free(body);
+        expect_v2_error(&r, 400, bad[k].needle);
+        raw_free(&r);
+    }
+    cJSON_Delete(call("DELETE", "/v1/networks/wide", NULL, 200));
+}
+
 static void test_head(void)
 {
     const char *paths[] = {"/v2/health/live", "/v2/health/ready", "/healthz",
@@ -1506,6 +1603,7 @@ int main(void)
         {"statistics extension", test_statistics},
         {"model configuration extension", test_config},
         {"HEAD answers as GET without a body", test_head},
+        {"large JSON tensors are read as they arrive", test_large_json_inputs},
         {NULL, NULL}};
     int rc = tu_run_suite("kserve", tests);
     if (it_stop(&server) != 0)
