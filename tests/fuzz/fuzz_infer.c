@@ -4,9 +4,14 @@
  * (empty: none), the rest the body (a JSON header, then binary tensor
  * data). Read against a fixed model; a request that reads is stepped and
  * answered, binary outputs joined after the JSON as the daemon does.
+ * The JSON is also read as the daemon reads it, from its text (plain, and
+ * through the pushed reader with a small array threshold): where both
+ * readers take the request, they give the same tensors bit for bit, and
+ * the plain text refuses only what holds \u0000.
  */
 #include "api.h"
 #include "api_binary.h"
+#include "api_codec.h"
 #include "api_kserve.h"
 
 #include <stdint.h>
@@ -17,6 +22,56 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static nn_registry *reg;
 static nn_graph *graph;
+
+/* r and the text reader's verdict on the same request agree. */
+static void same_inputs(const api_kserve_request *a,
+                        const api_kserve_request *b)
+{
+    if (a->n_inputs != b->n_inputs || a->batch != b->batch ||
+        a->n_outputs != b->n_outputs)
+        abort();
+    for (int k = 0; k < a->n_inputs; k++) {
+        const nn_tensor *x = a->inputs[k].tensor, *y = b->inputs[k].tensor;
+        if (strcmp(a->inputs[k].name, b->inputs[k].name) ||
+            !nn_shape_equal(&x->shape, &y->shape) ||
+            memcmp(x->data, y->data, nn_tensor_numel(x) * sizeof(float)))
+            abort();
+    }
+}
+
+/* The text reader on body[0..len) as the daemon gives it: plain (pushed
+ * 0) or kept by the pushed reader, every array of 16 bytes of text or
+ * more read into float32 as it passes. -1 when the pushed reader finds
+ * the text malformed (the daemon answers before any route then). */
+static int read_text(const char *body, size_t len, int pushed,
+                     const char *blob, size_t blob_len,
+                     const api_limits *lim, api_kserve_request *r)
+{
+    api_error err;
+    memset(r, 0, sizeof *r);
+    if (!pushed) {
+        api_json j = {body, len, NULL};
+        return api_kserve_read_text(&j, blob, blob_len, graph, lim, r, &err);
+    }
+    api_jsondoc *d = api_jsondoc_new(16, NULL, NULL);
+    if (!d)
+        return -1;
+    size_t at;
+    int trailing, rc = -1;
+    /* In two pieces: a number may be split between them. */
+    if (api_jsondoc_feed(d, body, len / 2) == 0 &&
+        api_jsondoc_feed(d, body + len / 2, len - len / 2) == 0) {
+        api_jsondoc_finish(d);
+        if (api_jsondoc_check(d, &at, &trailing) == 0) {
+            api_json j = api_jsondoc_json(d);
+            rc = api_kserve_read_text(&j, blob, blob_len, graph, lim, r,
+                                      &err);
+        }
+    }
+    /* The tensors are r's own copies: the document may go. */
+    api_jsondoc_free(d);
+    return rc;
+}
 
 static int setup(void)
 {
@@ -64,10 +119,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lim.max_batch = 64;
     api_kserve_request r;
     memset(&r, 0, sizeof r);
-    if (j && api_kserve_read_request(j, vlen ? body + json_len : NULL,
-                                     body_len - json_len, graph, &lim, &r,
-                                     &err) == 0 &&
-        r.batch <= lim.max_batch) {
+    int read = j && api_kserve_read_request(j, vlen ? body + json_len : NULL,
+                                            body_len - json_len, graph, &lim,
+                                            &r, &err) == 0;
+    if (read && r.batch <= lim.max_batch) {
         nn_error e;
         nn_session *s = nn_session_new(graph, r.batch, 1, &e);
         if (s) {
@@ -91,6 +146,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 cJSON_Delete(head);
             }
             nn_session_free(s);
+        }
+    }
+    size_t check_at;
+    int trailing;
+    if (api_json_check(body, json_len, &check_at, &trailing) == 0) {
+        const char *blob = vlen ? body + json_len : NULL;
+        for (int pushed = 0; pushed < 2; pushed++) {
+            api_kserve_request t;
+            int rc = read_text(body, json_len, pushed, blob,
+                               body_len - json_len, &lim, &t);
+            if (read && rc == 0)
+                same_inputs(&r, &t);
+            if (!pushed && read && rc != 0 &&
+                !api_json_nul_escape(body, json_len))
+                abort();
+            api_kserve_request_free(&t);
         }
     }
     api_kserve_request_free(&r);
