@@ -44,6 +44,11 @@ typedef struct sched_queue {
     int pins;
     int dead;
     int step_batches;            /* batched steps running */
+    /* The key of the last step submitted, and when a step of another key
+     * than the one before it was last submitted: a batch waits for
+     * company only when several sessions have been stepping lately. */
+    uint64_t last_step_key;
+    double mixed_at;
 } sched_queue;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -307,6 +312,11 @@ int srv_sched_submit(srv_job *job)
         q->tail = job;
         q->queued++;
         total_queued++;
+        if (job->step) {
+            if (q->last_step_key && job->key != q->last_step_key)
+                q->mixed_at = job->queued_at;
+            q->last_step_key = job->key;
+        }
         list_ready(q);
         /* One thread: a thread filling a batch that wakes for another
          * network's job passes the signal on (fill_batch). Waking all for
@@ -402,6 +412,19 @@ static int take(sched_queue *q, srv_job **jobs, int n, int cap, int *rows)
         *rows += j->batch_rows;
     }
     return n;
+}
+
+/* Lock held: whether a step of q should wait for others to batch with:
+ * when steps of two sessions came in turn within the last few windows. A
+ * session stepping alone (one client's stream) would otherwise wait out
+ * the window at every step for company that never comes, and sessions
+ * whose steps come further apart than that would not meet anyway. */
+static int company_likely(const sched_queue *q)
+{
+    double horizon = 4e-6 * conf.batch_window_us;
+    if (horizon < 1e-3)
+        horizon = 1e-3;
+    return q->mixed_at > 0 && srv_now() - q->mixed_at < horizon;
 }
 
 /* Lock held: takes more steps for a batch until it is full or the batch
@@ -531,7 +554,7 @@ static void *worker_main(void *arg)
         take_expired(q, stopping ? 1e300 : srv_now(), &unrun);
         int rows = 0, n = take(q, jobs, 0, MAX_BATCH_JOBS, &rows);
         if (n > 0 && jobs[0]->step && conf.batching &&
-            conf.batch_window_us > 0)
+            conf.batch_window_us > 0 && company_likely(q))
             n = fill_batch(q, jobs, n, MAX_BATCH_JOBS, &rows);
         /* A queue whose every job waits behind a running one is listed
          * again when that one ends: listing it now would have this thread

@@ -878,6 +878,49 @@ static void test_batched_steps_equal_single_steps(void)
     CU_ASSERT_EQUAL(it_stop(&b), 0);
 }
 
+/* A session stepped alone does not wait out the batch window at every
+ * step for company that never comes; several stepping together still
+ * share batches. The window is long enough (100 ms) that waiting it out
+ * would take 3 s over 30 steps, where the steps take a few ms each (also
+ * under valgrind). */
+static void test_lone_stream_does_not_wait(void)
+{
+    const char *const args[] = {"--batch-window-us", "100000", NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    const graph_case *g = &graphs[0]; /* dense */
+    make_streams(&s, g);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/networks/%s/sessions/k0/forward",
+             g->name);
+    double t0 = now();
+    for (int t = 0; t < 30; t++) {
+        char *body = step_body(0, t, stream_batch[0], g->in, 0);
+        cJSON_Delete(it_call(&s, "POST", path, body, 200));
+        free(body);
+    }
+    double alone = now() - t0;
+    fprintf(stderr, "30 steps of a lone session: %.3f s\n", alone);
+    CU_ASSERT(alone < 1.5);
+    /* Then the streams together: they meet in batches. */
+    stream st[STREAMS];
+    pthread_t th[STREAMS];
+    for (int k = 1; k < STREAMS; k++) {
+        st[k] = (stream){&s, g, k, {0}, 0};
+        pthread_create(&th[k], NULL, step_stream, &st[k]);
+    }
+    for (int k = 1; k < STREAMS; k++) {
+        pthread_join(th[k], NULL);
+        CU_ASSERT(st[k].in_order);
+        for (int t = 0; t < STEPS; t++)
+            cJSON_Delete(st[k].outputs[t]);
+    }
+    double shared, all;
+    batch_counts(&s, "n1", &shared, &all);
+    CU_ASSERT(shared > 0);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
 /* ------------------------------------------- a waiting fit holds nothing */
 
 static const char *FIT_NET =
@@ -963,6 +1006,8 @@ int main(void)
         {"the memory budget refuses before allocating", test_memory_budget},
         {"batched steps equal single steps, in order",
          test_batched_steps_equal_single_steps},
+        {"a session stepped alone does not wait for company",
+         test_lone_stream_does_not_wait},
         {"a fit waited for holds no compute thread",
          test_waiting_fit_holds_no_thread},
         {NULL, NULL}};
