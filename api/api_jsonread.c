@@ -283,6 +283,12 @@ char *api_json_naming_blobs(const api_json *j, size_t **marks, int *n)
     *marks = NULL;
     *n = 0;
     for (size_t p = 0; p < j->len; p++) {
+        const char *mark = memchr(j->s + p, API_BLOB_MARK, j->len - p);
+        size_t to = mark ? (size_t)(mark - j->s) : j->len;
+        api_buf_put(&b, j->s + p, to - p);
+        p = to;
+        if (p == j->len)
+            break;
         if (!blob_of(j, p)) {
             api_buf_put(&b, j->s + p, 1);
             continue;

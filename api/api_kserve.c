@@ -511,21 +511,29 @@ int api_kserve_read_text(const api_json *j, const char *blob,
 {
     memset(r, 0, sizeof *r);
     kept_blobs kb = {j, NULL, 0};
-    char *text = api_json_naming_blobs(j, &kb.marks, &kb.n);
-    if (!text)
-        return api_fail(err, 503, "out_of_memory", "out of memory");
+    /* Plain text (a small body, the binary framing's header, a compressed
+     * body) is parsed where it is. */
+    const char *text = j->s;
+    size_t len = j->len;
+    char *named = NULL;
+    if (j->doc) {
+        named = api_json_naming_blobs(j, &kb.marks, &kb.n);
+        if (!named)
+            return api_fail(err, 503, "out_of_memory", "out of memory");
+        text = named;
+        len = strlen(named);
+    }
     int rc;
-    size_t nul = api_json_nul_escape(text, strlen(text));
-    if (nul) {
+    if (api_json_nul_escape(text, len)) {
         rc = api_fail(err, 400, "bad_json", "a string holds \\u0000: no "
                       "name, id or value here can hold a NUL");
     } else {
-        r->parsed = cJSON_Parse(text);
+        r->parsed = cJSON_ParseWithLength(text, len);
         rc = r->parsed ? read_request(r->parsed, blob, blob_len, &kb, g, lim,
                                       r, err)
                        : api_fail(err, 400, "bad_json", "malformed JSON");
     }
-    free(text);
+    free(named);
     free(kb.marks);
     return rc;
 }
