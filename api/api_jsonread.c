@@ -496,6 +496,17 @@ typedef struct tensor_read {
     size_t n, cap;
 } tensor_read;
 
+static void tensor_read_init(tensor_read *r, const api_json *j,
+                             const char *where, const api_limits *lim,
+                             api_error *err)
+{
+    memset(r, 0, sizeof *r);
+    r->j = j;
+    r->where = where;
+    r->max = lim->max_tensor_elems;
+    r->err = err;
+}
+
 /* "inputs.x[0][3]" for the element being read at depth+1 axes. */
 static const char *place(const tensor_read *r, int axes, char *buf,
                          size_t size)
@@ -672,11 +683,7 @@ static int tensor_nested(const api_json *j, size_t pos, const char *where,
                          api_error *err)
 {
     tensor_read r;
-    memset(&r, 0, sizeof r);
-    r.j = j;
-    r.where = where;
-    r.max = lim->max_tensor_elems;
-    r.err = err;
+    tensor_read_init(&r, j, where, lim, err);
     const api_blob *b = blob_of(j, ws(j, pos));
     if (b)
         return blob_nested(&r, b, out);
@@ -714,11 +721,7 @@ static int tensor_nested_into(const api_json *j, size_t pos,
     if (*blob)
         return 0;
     tensor_read r;
-    memset(&r, 0, sizeof r);
-    r.j = j;
-    r.where = where;
-    r.max = lim->max_tensor_elems;
-    r.err = err;
+    tensor_read_init(&r, j, where, lim, err);
     r.data = r.fixed = buf;
     r.cap = cap < r.max ? cap : r.max;
     size_t end;

@@ -85,16 +85,6 @@ static const nn_node_type t_fail = {
 
 /* ------------------------------------------------------------- helpers */
 
-static nn_session *session(nn_graph *g, int batch, uint64_t seed)
-{
-    nn_error err;
-    nn_session *s = nn_session_new(g, batch, seed, &err);
-    if (!s)
-        fprintf(stderr, "session: %s\n", err.msg);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    return s;
-}
-
 static nn_batcher *batcher(nn_graph *g, int rows)
 {
     nn_error err;
@@ -214,8 +204,8 @@ static void check_batched(nn_graph *g, const int *train, const char *what)
 {
     nn_session *a[N], *b[N];
     for (int i = 0; i < N; i++) {
-        a[i] = session(g, batches[i], 100 + (uint64_t)i);
-        b[i] = session(g, batches[i], 100 + (uint64_t)i);
+        a[i] = tu_session(g, batches[i], 100 + (uint64_t)i);
+        b[i] = tu_session(g, batches[i], 100 + (uint64_t)i);
         for (int k = 0; k < i % 3; k++) {
             fill_inputs(g, a[i], i, -1 - k);
             step_alone(a[i], train[i]);
@@ -384,8 +374,8 @@ static void test_dropout_in_training(void)
 
     /* The masks themselves: the same zeros in both copies, and different
      * sessions (other seeds) drop different values. */
-    nn_session *a = session(g, 3, 7), *b = session(g, 3, 7),
-               *c = session(g, 3, 8);
+    nn_session *a = tu_session(g, 3, 7), *b = tu_session(g, 3, 7),
+               *c = tu_session(g, 3, 8);
     nn_session *many[2] = {b, c};
     int train[2] = {1, 1};
     nn_batcher *bt = batcher(g, 6);
@@ -491,8 +481,8 @@ static void test_capacity_and_arguments(void)
     nn_graph *g = small_graph();
     nn_batcher *bt = batcher(g, 4);
     CU_ASSERT_EQUAL(nn_batcher_max_rows(bt), 4);
-    nn_session *s3 = session(g, 3, 1), *s2 = session(g, 2, 2),
-               *s1 = session(g, 1, 3);
+    nn_session *s3 = tu_session(g, 3, 1), *s2 = tu_session(g, 2, 2),
+               *s1 = tu_session(g, 1, 3);
     nn_error err;
 
     nn_session *over[2] = {s3, s2};
@@ -522,7 +512,7 @@ static void test_capacity_and_arguments(void)
     CU_ASSERT_EQUAL(nn_session_steps(s1), 1);
 
     nn_graph *other = small_graph();
-    nn_session *foreign = session(other, 1, 1);
+    nn_session *foreign = tu_session(other, 1, 1);
     nn_session *mixed_graphs[2] = {s1, foreign};
     CU_ASSERT_EQUAL(nn_session_step_many(bt, mixed_graphs, NULL, 2, &err),
                     NN_ERR_INVALID);
@@ -542,7 +532,7 @@ static void test_failure_changes_no_session(void)
 {
     nn_graph *g = small_graph();
     nn_batcher *bt = batcher(g, 8);
-    nn_session *s[3] = {session(g, 1, 1), session(g, 2, 2), session(g, 3, 3)};
+    nn_session *s[3] = {tu_session(g, 1, 1), tu_session(g, 2, 2), tu_session(g, 3, 3)};
     nn_error err;
     for (int i = 0; i < 3; i++)
         fill_inputs(g, s[i], i, 0);
@@ -624,7 +614,7 @@ static void test_batcher_new_out_of_memory(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     CU_ASSERT(failures > 10); /* every allocation of the batcher was hit */
     /* The batcher that finally came works. */
-    nn_session *s = session(g, 2, 1);
+    nn_session *s = tu_session(g, 2, 1);
     fill_inputs(g, s, 0, 0);
     CU_ASSERT_EQUAL(nn_session_step_many(b, &s, NULL, 1, &err), NN_OK);
     CU_ASSERT_EQUAL(nn_session_steps(s), 1);

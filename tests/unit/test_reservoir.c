@@ -24,16 +24,6 @@ static nn_graph *graph(uint64_t seed)
     return g;
 }
 
-static nn_session *session(nn_graph *g, int batch, uint64_t seed)
-{
-    nn_error err;
-    nn_session *s = nn_session_new(g, batch, seed, &err);
-    if (!s)
-        fprintf(stderr, "session: %s\n", err.msg);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    return s;
-}
-
 static void step(nn_session *s)
 {
     nn_error err;
@@ -65,7 +55,7 @@ static void test_leaky_integration_by_hand(void)
         CU_ASSERT(fabsf(Win[k]) <= 0.7f && Win[k] != 0);
     for (int k = 0; k < 2; k++)
         CU_ASSERT(fabsf(b[k]) <= 0.5f && b[k] != 0);
-    nn_session *s = session(g, 1, 0);
+    nn_session *s = tu_session(g, 1, 0);
     float u[3][2] = {{1, -0.5f}, {0.25f, 2}, {-1, 0}};
     double st[2] = {0, 0};
     for (int t = 0; t < 3; t++) {
@@ -110,7 +100,7 @@ static void test_identity_activation_no_leak(void)
             "Win_initializer=Ones", NULL);
     tu_link(g, "u >> r");
     tu_build(g);
-    nn_session *s = session(g, 1, 0);
+    nn_session *s = tu_session(g, 1, 0);
     double expect = 0;
     for (int t = 0; t < 4; t++) {
         nn_session_input(s, "u")->data[0] = 1;
@@ -220,7 +210,7 @@ static void test_sparse_radius_and_same_states_as_dense(void)
     free(dense);
     memcpy(nn_node_weight(rd, "Win")->data, nn_node_weight(rs, "Win")->data,
            sizeof(float) * 3 * N);
-    nn_session *ss = session(gs, 2, 0), *sd = session(gd, 2, 0);
+    nn_session *ss = tu_session(gs, 2, 0), *sd = tu_session(gd, 2, 0);
     double worst = 0;
     for (int t = 0; t < T; t++) {
         nn_tensor *us = nn_session_input(ss, "u"), *ud = nn_session_input(sd,
@@ -264,7 +254,7 @@ static void test_sparse_auto_and_large_reservoir(void)
     /* Not trainable by default. */
     for (int i = 0; i < nn_node_weight_count(r); i++)
         CU_ASSERT_FALSE(nn_node_weight_trainable(r, i));
-    nn_session *s = session(g, 1, 0);
+    nn_session *s = tu_session(g, 1, 0);
     uint64_t before = nn_alloc_count();
     for (int t = 0; t < 20; t++) {
         tu_fill(nn_session_input(s, "u"), 1.0f, (float)t);
@@ -296,8 +286,8 @@ static void test_sparse_big_batch(void)
     nn_graph *g = reservoir_graph(23, "num_unit=2000", "sparse=true",
                                   "spectral_radius=0",
                                   "rc_connectivity=0.02");
-    nn_session *big = session(g, B, 0);
-    nn_session *one = session(g, 1, 0);
+    nn_session *big = tu_session(g, B, 0);
+    nn_session *one = tu_session(g, 1, 0);
     float *want = malloc(sizeof(float) * B * U);
     CU_ASSERT_PTR_NOT_NULL_FATAL(want);
     for (int b = 0; b < B; b++) {
@@ -367,7 +357,7 @@ static void test_feedback(void)
         CU_ASSERT(fabsf(Wfb->data[k]) <= 0.5f && Wfb->data[k] != 0);
     const float *Win = nn_node_weight(r, "Win")->data;
     const float *W = nn_node_weight(r, "W")->data;
-    nn_session *s = session(g, 1, 0);
+    nn_session *s = tu_session(g, 1, 0);
     double st[4] = {0}, o_prev[3] = {0};
     for (int t = 0; t < 3; t++) {
         float u[2] = {0.5f * (float)t - 0.3f, 1};
@@ -409,8 +399,8 @@ static void test_noise_from_session_stream(void)
     tu_node(q, "Reservoir", "r", "num_unit=30", NULL);
     tu_link(q, "u >> r");
     tu_build(q);
-    nn_session *a = session(g, 1, 1), *b = session(g, 1, 1);
-    nn_session *c = session(g, 1, 2), *z = session(q, 1, 1);
+    nn_session *a = tu_session(g, 1, 1), *b = tu_session(g, 1, 1);
+    nn_session *c = tu_session(g, 1, 2), *z = tu_session(q, 1, 1);
     float trace[5][30];
     for (int t = 0; t < 5; t++) {
         nn_session *all[4] = {a, b, c, z};

@@ -16,16 +16,6 @@
 
 static nn_registry *reg;
 
-static nn_session *session(nn_graph *g, int batch, uint64_t seed)
-{
-    nn_error err;
-    nn_session *s = nn_session_new(g, batch, seed, &err);
-    if (!s)
-        fprintf(stderr, "session: %s\n", err.msg);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    return s;
-}
-
 static void step(nn_session *s)
 {
     nn_error err;
@@ -71,7 +61,7 @@ static void test_external_equation_by_hand(void)
     const float *Win = nn_node_weight(r, "Win")->data;
     const float *W = nn_node_weight(r, "W")->data;
     const float *b = nn_node_weight(r, "b")->data;
-    nn_session *s = session(g, 1, 0);
+    nn_session *s = tu_session(g, 1, 0);
     double x[3] = {0, 0, 0}, st[3] = {0, 0, 0};
     for (int t = 0; t < 4; t++) {
         float u[2] = {0.6f - 0.4f * (float)t, 0.25f * (float)t};
@@ -175,7 +165,7 @@ static void test_per_unit_leak_list(void)
     const float *Win = nn_node_weight(r, "Win")->data;
     const float *W = nn_node_weight(r, "W")->data;
     const float *b = nn_node_weight(r, "b")->data;
-    nn_session *s = session(g, 1, 0);
+    nn_session *s = tu_session(g, 1, 0);
     double st[3] = {0, 0, 0};
     for (int t = 0; t < 4; t++) {
         float u[2] = {1 - 0.3f * (float)t, -0.5f};
@@ -253,7 +243,7 @@ static void test_fb_activation_by_hand(void)
     const float *Wfb = nn_node_weight(r, "Wfb")->data;
     const float *Win = nn_node_weight(r, "Win")->data;
     const float *W = nn_node_weight(r, "W")->data;
-    nn_session *s = session(g, 1, 0);
+    nn_session *s = tu_session(g, 1, 0);
     double st[4] = {0}, o_prev[3] = {0};
     for (int t = 0; t < 4; t++) {
         float u[2] = {0.5f * (float)t - 0.3f, 1};
@@ -430,7 +420,7 @@ static void test_connectivity_modes(void)
         nn_tensor *vals = nn_node_weight(nn_graph_find(sp, "r"), "W");
         CU_ASSERT_EQUAL(vals->shape.ndim, 1);
         CU_ASSERT_EQUAL(vals->shape.dims[0], 320);
-        nn_session *a = session(d, 1, 0), *b = session(sp, 1, 0);
+        nn_session *a = tu_session(d, 1, 0), *b = tu_session(sp, 1, 0);
         for (int t = 0; t < 5; t++) {
             tu_fill(nn_session_input(a, "u"), 1.0f, (float)t);
             tu_fill(nn_session_input(b, "u"), 1.0f, (float)t);
@@ -462,7 +452,7 @@ static void noisy_and_quiet(const char *law, const char *equation,
                 c == 0 ? "noise_rc=0.01" : "noise_rc=0", NULL);
         tu_link(g, "u >> r");
         tu_build(g);
-        nn_session *s = session(g, 1, 3);
+        nn_session *s = tu_session(g, 1, 3);
         for (int t = 0; t < 5; t++) {
             tu_fill(nn_session_input(s, "u"), 0.5f, (float)t);
             step(s);

@@ -56,16 +56,6 @@ static nn_graph *graph(void)
     return g;
 }
 
-static nn_session *session(nn_graph *g, int batch, uint64_t seed)
-{
-    nn_error err;
-    nn_session *s = nn_session_new(g, batch, seed, &err);
-    if (!s)
-        fprintf(stderr, "session: %s\n", err.msg);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    return s;
-}
-
 static void step(nn_session *s, float phase, int train)
 {
     nn_error err;
@@ -102,11 +92,11 @@ static void test_renewed_steps_as_fresh(void)
 {
     nn_graph *g = graph();
     nn_error err;
-    nn_session *used = session(g, 3, 11);
+    nn_session *used = tu_session(g, 3, 11);
     for (int t = 0; t < 4; t++)
         step(used, 0.4f * (float)t, 1);
     CU_ASSERT_EQUAL(nn_session_renew(used, 11, &err), NN_OK);
-    nn_session *fresh = session(g, 3, 11);
+    nn_session *fresh = tu_session(g, 3, 11);
     assert_like_fresh(used, fresh);
     for (int t = 0; t < 3; t++) {
         step(used, 2.0f + (float)t, 1);
@@ -129,10 +119,10 @@ static void test_renewed_with_another_seed(void)
 {
     nn_graph *g = graph();
     nn_error err;
-    nn_session *used = session(g, 2, 11);
+    nn_session *used = tu_session(g, 2, 11);
     step(used, 0.3f, 1);
     CU_ASSERT_EQUAL(nn_session_renew(used, 12, &err), NN_OK);
-    nn_session *fresh = session(g, 2, 12), *other = session(g, 2, 11);
+    nn_session *fresh = tu_session(g, 2, 12), *other = tu_session(g, 2, 11);
     step(used, 1.0f, 1);
     step(fresh, 1.0f, 1);
     step(other, 1.0f, 1);

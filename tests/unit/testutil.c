@@ -47,6 +47,16 @@ nn_graph *tu_graph(nn_registry *reg, uint64_t seed)
     return g;
 }
 
+nn_session *tu_session(nn_graph *g, int batch, uint64_t seed)
+{
+    nn_error err;
+    nn_session *s = nn_session_new(g, batch, seed, &err);
+    if (!s)
+        fprintf(stderr, "session: %s\n", err.msg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    return s;
+}
+
 nn_tensor *tu_wave(int ndim, const int *dims, float scale, float phase)
 {
     nn_shape shape = nn_shape_make(ndim, dims);

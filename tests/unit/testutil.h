@@ -26,6 +26,9 @@ int tu_run_suite(const char *suite, const tu_test *tests);
  * assertions on failure. The caller frees both. */
 nn_registry *tu_registry(void);
 nn_graph *tu_graph(nn_registry *reg, uint64_t seed);
+/* A session of g (the caller frees it); fatal, with the engine's message,
+ * when refused. */
+nn_session *tu_session(nn_graph *g, int batch, uint64_t seed);
 /* A new tensor of the given dims filled as tu_fill does. */
 nn_tensor *tu_wave(int ndim, const int *dims, float scale, float phase);
 
