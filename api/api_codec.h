@@ -77,12 +77,18 @@ typedef struct api_json {
  * caller frees it), *n how many. Plain text comes back as it is. NULL when
  * out of memory. */
 char *api_json_naming_blobs(const api_json *j, size_t **marks, int *n);
+/* How the array at a marker reads as a flat list of numbers. */
+enum {
+    API_JSON_FLAT_OK = 0,
+    API_JSON_FLAT_NOT_FINITE, /* an element is not a finite number */
+    API_JSON_FLAT_UNEVEN,     /* its arrays are nested unevenly */
+};
 /* The numbers of the array at position p of j (a marker, see above),
- * flat in document order, into dst: exactly numel of them, all finite.
- * Otherwise -1 with err naming where (and the input name). */
+ * flat in document order: how many in *count, and, when that is numel,
+ * the numbers in dst. Returns one of the API_JSON_FLAT_ verdicts; the
+ * caller words the error. */
 int api_json_blob_floats(const api_json *j, size_t p, float *dst,
-                         size_t numel, const char *where, const char *name,
-                         api_error *err);
+                         size_t numel, size_t *count);
 
 /* The first non-space byte at or after pos ('{', '[', '"', 't', 'f',
  * 'n', '-' or a digit), or 0 at the end. */

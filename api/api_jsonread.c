@@ -319,26 +319,19 @@ char *api_json_naming_blobs(const api_json *j, size_t **marks, int *n)
 }
 
 int api_json_blob_floats(const api_json *j, size_t p, float *dst,
-                         size_t numel, const char *where, const char *name,
-                         api_error *err)
+                         size_t numel, size_t *count)
 {
     const api_blob *b = blob_of(j, p);
+    *count = 0;
     if (!b || (!b->data && (b->fail == API_BLOB_NOT_NUMBER ||
                             b->fail == API_BLOB_NOT_FINITE)))
-        return api_fail(err, 400, "bad_tensor", "%s: data must hold finite "
-                        "numbers", where);
+        return API_JSON_FLAT_NOT_FINITE;
     if (!b->data)
-        return api_fail(err, 400, "bad_tensor", "%s ('%s'): data must be "
-                        "flat, or nested evenly", where, name);
-    if (b->n > numel)
-        return api_fail(err, 400, "bad_tensor", "%s: data holds more values "
-                        "than the shape", where);
-    if (b->n != numel)
-        return api_fail(err, 400, "bad_tensor", "%s ('%s'): data holds %zu "
-                        "values; the shape needs %zu", where, name, b->n,
-                        numel);
-    memcpy(dst, b->data, numel * sizeof *dst);
-    return 0;
+        return API_JSON_FLAT_UNEVEN;
+    *count = b->n;
+    if (b->n == numel)
+        memcpy(dst, b->data, numel * sizeof *dst);
+    return API_JSON_FLAT_OK;
 }
 
 int api_json_check(const char *s, size_t len, size_t *at, int *trailing)

@@ -85,6 +85,20 @@ cJSON *api_kserve_model_config(const nn_graph *g, const char *name,
     return o;
 }
 
+static long not_finite(const char *where, api_error *err)
+{
+    api_fail(err, 400, "bad_tensor", "%s: data must hold finite numbers",
+             where);
+    return -1;
+}
+
+static long too_many(const char *where, api_error *err)
+{
+    api_fail(err, 400, "bad_tensor", "%s: data holds more values than the "
+             "shape", where);
+    return -1;
+}
+
 /* Flattens nested or flat numbers into data[0..n); returns count or -1. */
 static long flatten(const cJSON *j, float *data, long n, long at,
                     const char *where, api_error *err)
@@ -98,16 +112,10 @@ static long flatten(const cJSON *j, float *data, long n, long at,
         return at;
     }
     if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) ||
-        !isfinite((float)j->valuedouble)) {
-        api_fail(err, 400, "bad_tensor", "%s: data must hold finite numbers",
-                 where);
-        return -1;
-    }
-    if (at >= n) {
-        api_fail(err, 400, "bad_tensor", "%s: data holds more values than the "
-                 "shape", where);
-        return -1;
-    }
+        !isfinite((float)j->valuedouble))
+        return not_finite(where, err);
+    if (at >= n)
+        return too_many(where, err);
     data[at] = (float)j->valuedouble;
     return at + 1;
 }
@@ -262,8 +270,6 @@ static int read_parameters(const cJSON *body, api_kserve_request *r,
     return 0;
 }
 
-/* One entry of "inputs": checked against the graph and filled from its
- * "data" or, with parameters.binary_data_size, from the blob. */
 /* The large numeric arrays of a kept text, in document order: in the
  * text cJSON parses, array k's marker became the string "\u0001k". */
 typedef struct kept_blobs {
@@ -285,6 +291,9 @@ static long kept_mark(const kept_blobs *kb, const cJSON *data)
                : -1;
 }
 
+/* One entry of "inputs": checked against the graph and filled from its
+ * "data" (text, or an array kept as floats: kb) or, with
+ * parameters.binary_data_size, from the blob. */
 static int read_input(const cJSON *in, int index, const nn_graph *g,
                       const api_limits *lim, api_binary_reader *blob,
                       const kept_blobs *kb, api_kserve_request *r,
@@ -372,11 +381,21 @@ static int read_input(const cJSON *in, int index, const nn_graph *g,
         return api_fail(err, 400, "bad_tensor", "%s ('%s'): needs data, or "
                         "parameters.binary_data_size with the bytes after the "
                         "JSON header", where, name->valuestring);
-    long mark = kept_mark(kb, data);
-    if (mark >= 0)
-        return api_json_blob_floats(kb->j, (size_t)mark, t->data, numel, where,
-                                    name->valuestring, err);
-    long count = flatten(data, t->data, (long)numel, 0, where, err);
+    long count, mark = kept_mark(kb, data);
+    if (mark < 0) {
+        count = flatten(data, t->data, (long)numel, 0, where, err);
+    } else {
+        size_t kept;
+        int how = api_json_blob_floats(kb->j, (size_t)mark, t->data, numel,
+                                       &kept);
+        if (how == API_JSON_FLAT_UNEVEN)
+            return api_fail(err, 400, "bad_tensor", "%s ('%s'): data must be "
+                            "flat, or nested evenly", where,
+                            name->valuestring);
+        count = how == API_JSON_FLAT_NOT_FINITE ? not_finite(where, err)
+                : kept > numel                  ? too_many(where, err)
+                                                : (long)kept;
+    }
     if (count < 0)
         return -1;
     if ((size_t)count != numel)
