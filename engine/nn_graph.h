@@ -263,6 +263,28 @@ int nn_session_run_outputs(nn_session *s, const nn_binding *inputs,
                            int n_names, int num_steps, int train,
                            nn_tensor **outputs, nn_error *err);
 
+/* nn_session_run_outputs for a caller that takes each step's outputs as
+ * they come (a server streaming a long run's answer) instead of holding
+ * all of them: after step t, each(ctx, t, outs, n) gets outs[i], the
+ * output of names[i] (or of exit i, names NULL) at that step, shaped
+ * (batch, output shape) and valid during the call only. each returns 0 to
+ * go on; anything else stops the run there with an error (the steps taken
+ * stay taken). Allocates nothing per step. A graph that runs node by node
+ * (a bidirectional node) is refused: its outputs come all at once. */
+typedef int (*nn_step_fn)(void *ctx, int t, const nn_tensor *const *outs,
+                          int n);
+int nn_session_run_each(nn_session *s, const nn_binding *inputs,
+                        int n_inputs, const nn_binding *forced, int n_forced,
+                        const char *const *names, int n_names, int num_steps,
+                        int train, nn_step_fn each, void *ctx, nn_error *err);
+/* What a run of these inputs and forcings would refuse before its first
+ * step (a missing input, a wrong shape, a forced node nothing receives
+ * feedback from), checked without stepping: for a caller that must know
+ * before it commits to an answer. NN_OK, or the run's error. */
+int nn_session_run_check(nn_session *s, const nn_binding *inputs,
+                         int n_inputs, const nn_binding *forced, int n_forced,
+                         int num_steps, nn_error *err);
+
 /* ------------------------------------------------ batching across sessions */
 
 /* Staging for one step of several sessions of one graph taken together, as a

@@ -582,6 +582,89 @@ static int pick_nodes(nn_graph *g, const char *const *names, int n_names,
     return NN_OK;
 }
 
+/* What nn_session_run_outputs and nn_session_run_each share: the checks,
+ * then every step with its forcing; after step t, store(ctx, t) (which
+ * reads the picked nodes' outputs). outputs non-NULL: filled by the
+ * node-by-node run of a graph with a bidirectional node instead. */
+static int run_steps(nn_session *s, const nn_binding *inputs, int n_inputs,
+                     const nn_binding *forced, int n_forced,
+                     nn_node *const *picked, int n_out, int num_steps,
+                     int train, nn_tensor **outputs,
+                     int (*store)(void *ctx, int t), void *ctx,
+                     nn_error *err)
+{
+    nn_graph *g = s->g;
+    const nn_tensor **bound = nn_calloc((size_t)g->n_entries + 1,
+                                        sizeof *bound);
+    nn_node **nodes = nn_calloc((size_t)n_forced + 1, sizeof *nodes);
+    int rc = bound && nodes ? NN_OK
+                            : nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+    if (rc == NN_OK)
+        rc = nn_session_bind_sequence(s, inputs, n_inputs, num_steps, bound,
+                                      err);
+    if (rc == NN_OK)
+        rc = bind_forced(s, forced, n_forced, num_steps, nodes, err);
+    if (rc == NN_OK && outputs)
+        rc = nn_session_sequence_outputs_of(s, picked, n_out, num_steps,
+                                            outputs, err);
+    if (rc == NN_OK && g->sequence) /* no feedback, so nothing is forced */
+        rc = outputs ? nn_sequence_run(s, bound, num_steps, train,
+                                       picked, n_out, outputs,
+                                       err)
+                     : nn_error_set(err, NN_ERR_INVALID, "a network with a "
+                                    "bidirectional node runs node by node, "
+                                    "not step by step");
+    for (int t = 0; t < num_steps && rc == NN_OK && !g->sequence; t++) {
+        nn_session_load_step(s, bound, num_steps, t);
+        rc = nn_session_step(s, train, err);
+        if (rc != NN_OK) {
+            nn_error_prefix(err, "step %d", t);
+        } else {
+            if (store(ctx, t))
+                rc = nn_error_set(err, NN_ERR_INVALID, "step %d: stopped by "
+                                  "its caller", t);
+            apply_forced(s, forced, n_forced, nodes, num_steps, t);
+        }
+    }
+    nn_free(bound);
+    nn_free(nodes);
+    return rc;
+}
+
+int nn_session_run_check(nn_session *s, const nn_binding *inputs,
+                         int n_inputs, const nn_binding *forced, int n_forced,
+                         int num_steps, nn_error *err)
+{
+    const nn_tensor **bound = nn_calloc((size_t)s->g->n_entries + 1,
+                                        sizeof *bound);
+    nn_node **nodes = nn_calloc((size_t)n_forced + 1, sizeof *nodes);
+    int rc = bound && nodes ? NN_OK
+                            : nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+    if (rc == NN_OK)
+        rc = nn_session_bind_sequence(s, inputs, n_inputs, num_steps, bound,
+                                      err);
+    if (rc == NN_OK)
+        rc = bind_forced(s, forced, n_forced, num_steps, nodes, err);
+    nn_free(bound);
+    nn_free(nodes);
+    return rc;
+}
+
+typedef struct store_all {
+    nn_session *s;
+    nn_node *const *picked;
+    int n_out, num_steps;
+    nn_tensor **outputs;
+} store_all;
+
+static int store_into_outputs(void *ctx, int t)
+{
+    store_all *a = ctx;
+    nn_session_store_step_of(a->s, a->picked, a->n_out, a->outputs,
+                             a->num_steps, t);
+    return 0;
+}
+
 int nn_session_run_outputs(nn_session *s, const nn_binding *inputs,
                            int n_inputs, const nn_binding *forced,
                            int n_forced, const char *const *names,
@@ -599,39 +682,51 @@ int nn_session_run_outputs(nn_session *s, const nn_binding *inputs,
         return rc;
     for (int x = 0; x < n_out; x++)
         outputs[x] = NULL;
-    const nn_tensor **bound = nn_calloc((size_t)g->n_entries + 1,
-                                        sizeof *bound);
-    nn_node **nodes = nn_calloc((size_t)n_forced + 1, sizeof *nodes);
-    if (!bound || !nodes) {
-        nn_free(bound);
-        nn_free(nodes);
-        if (picked != g->exits)
-            nn_free(picked);
-        return nn_error_set(err, NN_ERR_NOMEM, "out of memory");
-    }
-    rc = nn_session_bind_sequence(s, inputs, n_inputs, num_steps, bound, err);
-    if (rc == NN_OK)
-        rc = bind_forced(s, forced, n_forced, num_steps, nodes, err);
-    if (rc == NN_OK)
-        rc = nn_session_sequence_outputs_of(s, picked, n_out, num_steps,
-                                            outputs, err);
-    if (rc == NN_OK && g->sequence) /* no feedback, so nothing is forced */
-        rc = nn_sequence_run(s, bound, num_steps, train, picked, n_out,
-                             outputs, err);
-    for (int t = 0; t < num_steps && rc == NN_OK && !g->sequence; t++) {
-        nn_session_load_step(s, bound, num_steps, t);
-        rc = nn_session_step(s, train, err);
-        if (rc != NN_OK) {
-            nn_error_prefix(err, "step %d", t);
-        } else {
-            nn_session_store_step_of(s, picked, n_out, outputs, num_steps, t);
-            apply_forced(s, forced, n_forced, nodes, num_steps, t);
-        }
-    }
-    nn_free(bound);
-    nn_free(nodes);
+    store_all all = {s, picked, n_out, num_steps, outputs};
+    rc = run_steps(s, inputs, n_inputs, forced, n_forced, picked, n_out,
+                   num_steps, train, outputs, store_into_outputs, &all, err);
     if (rc != NN_OK)
         nn_session_outputs_free_of(outputs, n_out);
+    if (picked != g->exits)
+        nn_free(picked);
+    return rc;
+}
+
+typedef struct each_step {
+    nn_session *s;
+    nn_node *const *picked;
+    int n_out;
+    const nn_tensor **now;
+    nn_step_fn each;
+    void *ctx;
+} each_step;
+
+static int store_through_callback(void *ctx, int t)
+{
+    each_step *a = ctx;
+    for (int x = 0; x < a->n_out; x++)
+        a->now[x] = &a->s->runs[a->picked[x]->index].out;
+    return a->each(a->ctx, t, a->now, a->n_out);
+}
+
+int nn_session_run_each(nn_session *s, const nn_binding *inputs,
+                        int n_inputs, const nn_binding *forced, int n_forced,
+                        const char *const *names, int n_names, int num_steps,
+                        int train, nn_step_fn each, void *ctx, nn_error *err)
+{
+    nn_graph *g = s->g;
+    nn_node **picked;
+    int n_out;
+    int rc = pick_nodes(g, names, n_names, &picked, &n_out, err);
+    if (rc != NN_OK)
+        return rc;
+    const nn_tensor **now = nn_calloc((size_t)n_out + 1, sizeof *now);
+    each_step a = {s, picked, n_out, now, each, ctx};
+    rc = now ? run_steps(s, inputs, n_inputs, forced, n_forced, picked, n_out,
+                         num_steps, train, NULL, store_through_callback, &a,
+                         err)
+             : nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+    nn_free(now);
     if (picked != g->exits)
         nn_free(picked);
     return rc;
