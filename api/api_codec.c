@@ -483,12 +483,12 @@ void api_buf_float(api_buf *b, float v)
  * punctuation around it: the brackets it opens, a comma before it unless
  * it starts an innermost array, the brackets it closes. At most
  * 2 * NN_MAX_DIMS + 1 + API_FLOAT_MAX bytes. */
-static size_t element_text(const float *data, const nn_shape *shape,
-                           size_t k, char *out)
+static size_t element_text(float v, const nn_shape *shape, size_t k,
+                           char *out)
 {
     char *p = out;
     if (shape->ndim == 0)
-        return api_write_float(data[0], out);
+        return api_write_float(v, out);
     /* How many trailing axes element k starts (its index is 0 on them)
      * and ends (its index is the last on them). */
     int starts = 0, ends = 0;
@@ -512,7 +512,7 @@ static size_t element_text(const float *data, const nn_shape *shape,
         *p++ = ',';
     for (int i = 0; i < starts; i++)
         *p++ = '[';
-    p += api_write_float(data[k], p);
+    p += api_write_float(v, p);
     for (int i = 0; i < ends; i++)
         *p++ = ']';
     return (size_t)(p - out);
@@ -552,14 +552,14 @@ void api_buf_tensor(api_buf *b, const float *data, const nn_shape *shape)
     for (size_t k = 0; k < n; k += inner) {
         char pre[ELEMENT_MAX];
         /* Opening brackets and comma from the row's first element. */
-        size_t len = element_text(data, shape, k, pre);
+        size_t len = element_text(data[k], shape, k, pre);
         char *num = pre;
         while (*num == ',' || *num == '[')
             num++;
         api_buf_put(b, pre, (size_t)(num - pre));
         buf_row(b, data + k, inner);
         /* Closing brackets from the row's last element. */
-        len = element_text(data, shape, k + inner - 1, pre);
+        len = element_text(data[k + inner - 1], shape, k + inner - 1, pre);
         size_t close = 0;
         while (close < len && pre[len - 1 - close] == ']')
             close++;
@@ -597,6 +597,10 @@ typedef struct enc_piece {
     /* Sent as text even in the binary framing: a sparse weight's values,
      * whose document form (api_sparse.h) has no binary member. */
     int text_only;
+    /* A live tensor (api_enc_tensor_live): shape, and where its elements
+     * come from. */
+    api_enc_source live;
+    void *live_ctx;
 } enc_piece;
 
 struct api_enc {
@@ -613,6 +617,12 @@ struct api_enc {
     int binary;
     char *header;
     size_t header_len;
+    /* Live tensors: the last api_enc_next stopped for elements not yet
+     * there (waiting); one was cut short, and the document ends with the
+     * source's tail text (text) or cannot end well (binary: broken). */
+    int waiting, broken;
+    const char *tail;
+    size_t tail_len, tail_at;
 };
 
 api_enc *api_enc_new(void)
@@ -698,6 +708,84 @@ void api_enc_tensor(api_enc *e, nn_tensor *t)
     p->tensor = t;
 }
 
+void api_enc_tensor_live(api_enc *e, const nn_shape *shape,
+                         api_enc_source source, void *ctx)
+{
+    enc_piece *p = enc_add(e);
+    if (!p)
+        return;
+    p->shape = *shape;
+    p->live = source;
+    p->live_ctx = ctx;
+}
+
+int api_enc_waiting(const api_enc *e)
+{
+    return e->waiting;
+}
+
+int api_enc_broken(const api_enc *e)
+{
+    return e->broken;
+}
+
+/* Elements of a piece's tensor, live or held. */
+static size_t piece_numel(const enc_piece *p)
+{
+    return p->live ? nn_shape_numel(&p->shape) : nn_tensor_numel(p->tensor);
+}
+
+static const nn_shape *piece_shape(const enc_piece *p)
+{
+    return p->live ? &p->shape : &p->tensor->shape;
+}
+
+/* The elements of piece p from element k on that can be sent now: a
+ * pointer to element k and *n of them. 0 of a live tensor: either not
+ * there yet (e->waiting), or the tensor was cut at k (*tail set). */
+static const float *piece_window(api_enc *e, const enc_piece *p, size_t k,
+                                 size_t *n, const char **tail)
+{
+    *tail = NULL;
+    if (!p->live) {
+        *n = nn_tensor_numel(p->tensor) - k;
+        return p->tensor->data + k;
+    }
+    const float *w = p->live(p->live_ctx, k, n, tail);
+    if (!w)
+        *n = 0;
+    if (*n == 0 && !*tail)
+        e->waiting = 1;
+    return w;
+}
+
+/* A live tensor cut at element k (a boundary of its axis 1): the brackets
+ * that close what is open. */
+static size_t cut_brackets(const nn_shape *shape, size_t k, char *out)
+{
+    size_t n = 0;
+    if (k == 0) {
+        for (int d = 0; d < shape->ndim && d < 2; d++)
+            out[n++] = '[';
+        for (int d = 0; d < shape->ndim && d < 2; d++)
+            out[n++] = ']';
+        return n;
+    }
+    /* Element k - 1 closed its trailing axes; the others stay open. */
+    size_t rest = k - 1;
+    int closed = 0;
+    for (int d = shape->ndim - 1; d >= 0; d--) {
+        size_t len = (size_t)shape->dims[d];
+        if (rest % len != len - 1)
+            break;
+        rest /= len;
+        closed++;
+    }
+    for (int d = closed; d < shape->ndim; d++)
+        out[n++] = ']';
+    return n;
+}
+
 void api_enc_tensor_text(api_enc *e, nn_tensor *t)
 {
     api_enc_tensor(e, t);
@@ -754,35 +842,54 @@ static int host_is_little(void)
 static size_t binary_next(api_enc *e, char *buf, size_t cap)
 {
     size_t out = 0;
+    e->waiting = 0;
     while (out < cap) {
         const unsigned char *src;
-        size_t len;
+        size_t len, base = 0;
         if (e->at < 0) {
             src = (const unsigned char *)e->header;
             len = e->header_len;
         } else if (e->at < e->n) {
-            if (!e->pieces[e->at].tensor || e->pieces[e->at].text_only) {
+            const enc_piece *p = &e->pieces[e->at];
+            if ((!p->tensor && !p->live) || p->text_only) {
                 e->at++;
                 continue;
             }
-            const nn_tensor *t = e->pieces[e->at].tensor;
-            src = (const unsigned char *)t->data;
-            len = nn_tensor_numel(t) * sizeof(float);
+            len = piece_numel(p) * sizeof(float);
+            /* src points at the float holding byte e->offset; base is
+             * that float's first byte. */
+            size_t first = e->offset / sizeof(float), ready;
+            const char *tail;
+            const float *w = piece_window(e, p, first, &ready, &tail);
+            if (tail) {
+                e->broken = 1;
+                e->at = e->n;
+                break;
+            }
+            if (!ready)
+                break;
+            base = first * sizeof(float);
+            src = (const unsigned char *)w;
+            if (base + ready * sizeof(float) < len)
+                len = base + ready * sizeof(float);
         } else {
             break;
         }
         size_t n = len - e->offset < cap - out ? len - e->offset : cap - out;
         if (e->at < 0 || host_is_little()) {
-            memcpy(buf + out, src + e->offset, n);
+            memcpy(buf + out, src + e->offset - base, n);
         } else {
             for (size_t k = 0; k < n; k++) {
                 size_t b = e->offset + k;
-                buf[out + k] = (char)src[(b & ~(size_t)3) + 3 - (b & 3)];
+                buf[out + k] =
+                    (char)src[(b & ~(size_t)3) + 3 - (b & 3) - base];
             }
         }
         out += n;
         e->offset += n;
-        if (e->offset == len) {
+        if (e->at < 0 ? e->offset == len
+                      : e->offset == piece_numel(&e->pieces[e->at]) *
+                                         sizeof(float)) {
             e->at++;
             e->offset = 0;
         }
@@ -823,7 +930,7 @@ int api_enc_binary(api_enc *e, size_t *header_len, size_t *total)
                 api_buf_put(&b, tmp, uint_text(p->ints, k, p->len, tmp));
             continue;
         }
-        if (!p->tensor) {
+        if (!p->tensor && !p->live) {
             api_buf_put(&b, p->text, p->len);
             continue;
         }
@@ -833,9 +940,9 @@ int api_enc_binary(api_enc *e, size_t *header_len, size_t *total)
         }
         if (p->weight && !b.failed)
             b.len -= p->prefix_len < b.len ? p->prefix_len : b.len;
-        binary_descriptor(&b, p->weight ? &p->shape : &p->tensor->shape,
+        binary_descriptor(&b, p->weight ? &p->shape : piece_shape(p),
                           !p->weight);
-        bytes += nn_tensor_numel(p->tensor) * sizeof(float);
+        bytes += piece_numel(p) * sizeof(float);
     }
     size_t len;
     char *header = api_buf_finish(&b, &len);
@@ -859,6 +966,7 @@ size_t api_enc_next(api_enc *e, char *buf, size_t cap)
     if (e->binary)
         return binary_next(e, buf, cap);
     size_t out = 0;
+    e->waiting = 0;
     while (out < cap) {
         if (e->pending_at < e->pending_len) {
             size_t n = e->pending_len - e->pending_at;
@@ -867,6 +975,17 @@ size_t api_enc_next(api_enc *e, char *buf, size_t cap)
             memcpy(buf + out, e->pending + e->pending_at, n);
             e->pending_at += n;
             out += n;
+            continue;
+        }
+        if (e->tail) {
+            size_t n = e->tail_len - e->tail_at;
+            if (n > cap - out)
+                n = cap - out;
+            memcpy(buf + out, e->tail + e->tail_at, n);
+            e->tail_at += n;
+            out += n;
+            if (e->tail_at == e->tail_len)
+                break;
             continue;
         }
         if (e->at >= e->n)
@@ -881,7 +1000,7 @@ size_t api_enc_next(api_enc *e, char *buf, size_t cap)
                 e->pending_at = 0;
                 continue;
             }
-        } else if (!p->tensor) {
+        } else if (!p->tensor && !p->live) {
             size_t n = p->len - e->offset;
             if (n > cap - out)
                 n = cap - out;
@@ -889,37 +1008,59 @@ size_t api_enc_next(api_enc *e, char *buf, size_t cap)
             e->offset += n;
             out += n;
         } else {
-            size_t total = nn_tensor_numel(p->tensor);
-            const nn_tensor *t = p->tensor;
+            size_t total = piece_numel(p);
+            const nn_shape *shape = piece_shape(p);
+            size_t from = e->offset, ready;
+            const char *tail;
+            const float *w = piece_window(e, p, from, &ready, &tail);
+            if (tail) {
+                /* Cut short: close what is open, end with the tail. */
+                e->pending_len = cut_brackets(shape, from, e->pending);
+                e->pending_at = 0;
+                e->tail = tail;
+                e->tail_len = strlen(tail);
+                e->tail_at = 0;
+                e->at = e->n;
+                continue;
+            }
+            if (!ready)
+                break;
+            size_t end = from + ready;
             /* Whole elements straight into buf while they surely fit;
              * the one that might not goes through pending. Only the first
              * and last of a row have brackets to work out. */
-            size_t inner = t->shape.ndim
-                               ? (size_t)t->shape.dims[t->shape.ndim - 1]
+            size_t inner = shape->ndim
+                               ? (size_t)shape->dims[shape->ndim - 1]
                                : 1;
             size_t col = e->offset % inner;
-            while (e->offset < total && cap - out >= ELEMENT_MAX) {
+            while (e->offset < end && cap - out >= ELEMENT_MAX) {
+                float v = w[e->offset - from];
                 if (col == 0 || col == inner - 1) {
-                    out += element_text(t->data, &t->shape, e->offset,
-                                        buf + out);
+                    out += element_text(v, shape, e->offset, buf + out);
                 } else {
                     buf[out++] = ',';
-                    out += api_write_float(t->data[e->offset], buf + out);
+                    out += api_write_float(v, buf + out);
                 }
                 e->offset++;
                 if (++col == inner)
                     col = 0;
             }
-            if (e->offset < total && out < cap) {
-                e->pending_len = element_text(t->data, &t->shape, e->offset,
-                                              e->pending);
+            if (e->offset < end && out < cap) {
+                e->pending_len = element_text(w[e->offset - from], shape,
+                                              e->offset, e->pending);
                 e->pending_at = 0;
                 e->offset++;
+                if (e->offset == total) {
+                    e->at++;
+                    e->offset = 0;
+                }
                 continue;
             }
+            if (e->offset < total)
+                continue;
         }
-        if ((!p->tensor && e->offset == p->len) ||
-            (p->tensor && e->offset == nn_tensor_numel(p->tensor))) {
+        if ((!p->tensor && !p->live && e->offset == p->len) ||
+            ((p->tensor || p->live) && e->offset == piece_numel(p))) {
             e->at++;
             e->offset = 0;
         }
@@ -994,12 +1135,16 @@ static api_enc *step_enc(const nn_session *s, const char *const *names, int n,
 }
 
 /* The same of sequences, taking outputs[0..n) (freed also on failure). */
+/* outputs[x] for each name; with live set, the first is live (shaped
+ * *live_shape, from live(live_ctx)) and outputs[0] is not read. */
 static api_enc *sequence_enc(const char *const *names, int n,
-                             nn_tensor **outputs, long step)
+                             nn_tensor **outputs, long step,
+                             const nn_shape *live_shape, api_enc_source live,
+                             void *live_ctx)
 {
     api_enc *e = api_enc_new();
     if (!e) {
-        for (int x = 0; x < n; x++) {
+        for (int x = live ? 1 : 0; x < n; x++) {
             nn_tensor_free(outputs[x]);
             outputs[x] = NULL;
         }
@@ -1011,7 +1156,9 @@ static api_enc *sequence_enc(const char *const *names, int n,
             api_enc_text(e, ",");
         api_enc_string(e, names[x]);
         api_enc_text(e, ":");
-        if (outputs[x])
+        if (x == 0 && live)
+            api_enc_tensor_live(e, live_shape, live, live_ctx);
+        else if (outputs[x])
             api_enc_tensor(e, outputs[x]);
         else
             e->failed = 1;
@@ -1051,7 +1198,7 @@ api_enc *api_sequence_outputs_enc(const nn_graph *g, nn_tensor **outputs,
         api_outputs_free(&o);
         return NULL;
     }
-    api_enc *e = sequence_enc(o.names, o.n, outputs, step);
+    api_enc *e = sequence_enc(o.names, o.n, outputs, step, NULL, NULL, NULL);
     api_outputs_free(&o);
     return e;
 }
@@ -1065,7 +1212,15 @@ api_enc *api_step_nodes_enc(const nn_session *s, const api_outputs *o,
 api_enc *api_sequence_nodes_enc(const api_outputs *o, nn_tensor **outputs,
                                 long step)
 {
-    return sequence_enc(o->names, o->n, outputs, step);
+    return sequence_enc(o->names, o->n, outputs, step, NULL, NULL, NULL);
+}
+
+api_enc *api_sequence_nodes_live_enc(const api_outputs *o,
+                                     const nn_shape *first,
+                                     api_enc_source source, void *ctx,
+                                     nn_tensor **outputs, long step)
+{
+    return sequence_enc(o->names, o->n, outputs, step, first, source, ctx);
 }
 
 /* "shape":[..],"data":[flat] of a copy of t: a weight's members, which

@@ -327,6 +327,27 @@ void api_enc_tensor(api_enc *e, nn_tensor *t);
 /* api_enc_tensor, but written as JSON text in the binary framing too
  * (api_enc_binary), for a member whose form has no binary descriptor. */
 void api_enc_tensor_text(api_enc *e, nn_tensor *t);
+/* A tensor of the given shape whose elements are made while the document
+ * is sent (a long run's output, step by step). source(ctx, k, &n, &tail)
+ * is asked, from api_enc_next, for the elements from element k on: it
+ * returns a pointer to element k with *n > 0 of them ready, which must
+ * stay valid until it is asked again (everything before k has been sent);
+ * or *n = 0 when none is ready yet (api_enc_next returns what it has, and
+ * api_enc_waiting says so); or *n = 0 with *tail set when the tensor ends
+ * early at k, which must be a boundary of its axis 1: the text closes the
+ * open arrays there and ends the whole document with *tail (a string that
+ * outlives the encoder), leaving out what came after; the binary framing,
+ * whose sizes were sent first, cannot end then (api_enc_broken). */
+typedef const float *(*api_enc_source)(void *ctx, size_t k, size_t *n,
+                                       const char **tail);
+void api_enc_tensor_live(api_enc *e, const nn_shape *shape,
+                         api_enc_source source, void *ctx);
+/* After api_enc_next: nonzero when it stopped at a live tensor's elements
+ * that are not ready yet, so the document is not at its end. */
+int api_enc_waiting(const api_enc *e);
+/* After api_enc_next returned 0: nonzero when the binary framing was cut
+ * short, so the body must be ended as broken. */
+int api_enc_broken(const api_enc *e);
 /* Takes v, n integers written as a JSON array (freed with the encoder). */
 void api_enc_uints(api_enc *e, uint32_t *v, size_t n);
 /* Marks the document failed (an append's allocation of the caller's own
@@ -336,7 +357,8 @@ void api_enc_fail(api_enc *e);
  * be sent. */
 int api_enc_failed(const api_enc *e);
 /* Writes the next at most cap (>= 1) bytes of the document into buf and
- * returns how many; 0 at the end. Never fails: everything it needs was
+ * returns how many; 0 at the end (or, with a live tensor, while it waits:
+ * api_enc_waiting). Never fails: everything it needs was
  * allocated while the document was built. */
 size_t api_enc_next(api_enc *e, char *buf, size_t cap);
 /* Turns e, before its first api_enc_next, into the binary tensor framing
@@ -367,6 +389,13 @@ api_enc *api_step_nodes_enc(const nn_session *s, const api_outputs *o,
                             long step);
 api_enc *api_sequence_nodes_enc(const api_outputs *o, nn_tensor **outputs,
                                 long step);
+/* api_sequence_nodes_enc with the first output live (api_enc_tensor_live,
+ * shaped *first, its elements from source(ctx)): outputs[1..o->n) are
+ * taken, outputs[0] is not read. */
+api_enc *api_sequence_nodes_live_enc(const api_outputs *o,
+                                     const nn_shape *first,
+                                     api_enc_source source, void *ctx,
+                                     nn_tensor **outputs, long step);
 /* {"nodes": {"<node>": {"<weight>": {"shape": [...], "data": [...],
  * "trainable": true}}}} (nodes without weights left out; data flat, row-
  * major; a weight stored sparse in the "csc" form of api_sparse.h, its
