@@ -73,6 +73,13 @@ typedef struct conn_state {
     srv_job job;          /* once the whole body is here */
     int submitted;        /* the job is the scheduler's, or answered */
     atomic_int answered;  /* the job's reply is ready */
+    /* srv_request_send_now: the reply went out while the job still ran;
+     * over(over_cls) marks the job's end. The request is freed by the
+     * last of the connection and the job (holders). */
+    int early;
+    void (*over)(void *cls);
+    void *over_cls;
+    atomic_int holders;
 } conn_state;
 
 static const srv_config *config;
@@ -754,11 +761,42 @@ static void job_run(srv_job *job)
 
 /* On the compute thread: the reply is ready; MHD calls srv_http_handle
  * again for the connection, which sends it. */
+static void state_put(conn_state *st);
+
 static void job_done(srv_job *job)
 {
     conn_state *st = (conn_state *)((char *)job - offsetof(conn_state, job));
+    if (st->early) {
+        st->over(st->over_cls);
+        state_put(st);
+        return;
+    }
     atomic_store(&st->answered, 1);
     MHD_resume_connection(st->conn);
+}
+
+void srv_request_send_now(srv_request *req, void (*over)(void *cls),
+                          void *cls, void **conn)
+{
+    conn_state *st =
+        (conn_state *)((char *)req - offsetof(conn_state, job.req));
+    st->early = 1;
+    st->over = over;
+    st->over_cls = cls;
+    atomic_store(&st->holders, 2);
+    *conn = st->conn;
+    atomic_store(&st->answered, 1);
+    MHD_resume_connection(st->conn);
+}
+
+void srv_http_pause(void *conn)
+{
+    MHD_suspend_connection(conn);
+}
+
+void srv_http_wake(void *conn)
+{
+    MHD_resume_connection(conn);
 }
 
 /* Resolves {net} and {sid} as the route's row asks; replies 404 and
@@ -982,6 +1020,7 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
         st = calloc(1, sizeof *st);
         if (!st)
             return MHD_NO;
+        atomic_init(&st->holders, 1);
         st->start = now_seconds();
         st->route = find_route(method, url, st->params, allow, sizeof allow);
         *con_cls = st;
@@ -1069,7 +1108,9 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
         if (!atomic_load(&st->answered))
             return MHD_YES;
         enum MHD_Result rc = send_reply(conn, st, &st->job.req, NULL);
-        srv_request_release(&st->job.req);
+        /* Sent early, the request is still the running job's. */
+        if (!st->early)
+            srv_request_release(&st->job.req);
         return rc;
     }
     if (*upload_data_size) {
@@ -1078,6 +1119,21 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
         return MHD_YES;
     }
     return dispatch(conn, st, method, url);
+}
+
+/* The connection's or the job's hold on a request's state ends; the last
+ * frees it. */
+static void state_put(conn_state *st)
+{
+    if (atomic_fetch_sub(&st->holders, 1) != 1)
+        return;
+    srv_request_release(&st->job.req);
+    free(st->body);
+    srv_budget_release(st->cap);
+    if (st->doc)
+        srv_budget_release(api_jsondoc_charged(st->doc));
+    api_jsondoc_free(st->doc);
+    free(st);
 }
 
 void srv_http_completed(void *cls, struct MHD_Connection *conn,
@@ -1089,15 +1145,9 @@ void srv_http_completed(void *cls, struct MHD_Connection *conn,
                          ? NULL
                          : *con_cls;
     if (st) {
-        srv_request_release(&st->job.req);
-        free(st->body);
-        srv_budget_release(st->cap);
-        if (st->doc)
-            srv_budget_release(api_jsondoc_charged(st->doc));
-        api_jsondoc_free(st->doc);
-        free(st);
         *con_cls = NULL;
         srv_metrics_in_flight(-1);
+        state_put(st);
     }
     /* The next request on this connection starts its clock now. */
     conn_track *track = conn ? track_of(conn) : NULL;

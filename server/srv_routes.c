@@ -14,6 +14,7 @@
 #include "srv_fit.h"
 #include "srv_http.h"
 #include "srv_kserve.h"
+#include "srv_live.h"
 #include "srv_metrics.h"
 #include "srv_persist.h"
 #include "srv_state.h"
@@ -396,7 +397,8 @@ static void handle_network_delete(srv_request *req)
  * while its text is streamed. Refuses, with 413, a reply past
  * --max-output-floats or what the whole budget could never hold, and with
  * 503 what the daemon's budget cannot hold now. */
-static int charge(srv_request *req, double work_floats, double out_floats)
+static int charge_held(srv_request *req, double work_floats,
+                       double out_floats, double held_floats)
 {
     if (out_floats > (double)req->cfg->max_output_floats) {
         srv_reply_fail(req, 413, "too_large", "the reply would hold %.0f "
@@ -404,7 +406,7 @@ static int charge(srv_request *req, double work_floats, double out_floats)
                        out_floats, req->cfg->max_output_floats);
         return -1;
     }
-    double bytes = 4.0 * (work_floats + out_floats);
+    double bytes = 4.0 * (work_floats + held_floats);
     if (bytes >= (double)SIZE_MAX || srv_budget_charge((size_t)bytes)) {
         srv_reply_fail(req, bytes > (double)srv_budget_limit() ? 413 : 503,
                        "out_of_memory", "the request needs about %.0f MiB; "
@@ -419,6 +421,12 @@ static int charge(srv_request *req, double work_floats, double out_floats)
     }
     req->charged += (size_t)bytes;
     return 0;
+}
+
+/* As charge_held for a reply that holds all its out_floats. */
+static int charge(srv_request *req, double work_floats, double out_floats)
+{
+    return charge_held(req, work_floats, out_floats, out_floats);
 }
 
 static void handle_network_forward(srv_request *req)
@@ -816,10 +824,145 @@ static double run_work_floats(const nn_graph *g, int batch, int steps)
     return (double)nn_session_float_count(g, batch) * (double)steps;
 }
 
-/* Runs with the weights read-locked and the session locked. The whole
- * run is done, and its outputs held as float32, before the first byte of
- * the answer: every error is a plain 4xx/5xx, and what is streamed after
- * cannot fail (api_enc_next needs no memory). */
+/* A run streamed as it steps (srv_live.h): its first output goes out
+ * through a window of this many floats at most (or two steps' worth);
+ * runs whose first output is smaller are held whole, as are runs of more
+ * than one batch row (whose output is row-major, every step of the first
+ * row before any of the second) and of a network that runs node by node.
+ * The outputs after the first are held. */
+#define LIVE_WINDOW ((size_t)256 * 1024)
+
+typedef struct live_run {
+    srv_live *live;
+    nn_tensor **held; /* outputs 1..n, (1, steps, shape) */
+    int steps;
+} live_run;
+
+static int live_step(void *ctx, int t, const nn_tensor *const *outs, int n)
+{
+    live_run *r = ctx;
+    /* The held outputs first: the reader comes to them once the last
+     * push is in, and the push's lock orders these writes before. */
+    for (int x = 1; x < n; x++) {
+        size_t row = nn_tensor_numel(outs[x]);
+        memcpy(r->held[x]->data + (size_t)t * row, outs[x]->data,
+               row * sizeof(float));
+    }
+    /* A client that went away stops nothing: the run completes. */
+    srv_live_push(r->live, outs[0]->data, nn_tensor_numel(outs[0]));
+    return 0;
+}
+
+/* The document's end after a failure mid-stream: what was sent of the
+ * first output stays, and an "error" member says what happened. */
+static void live_tail(const nn_error *e, char *tail, size_t size)
+{
+    api_error err;
+    api_fail_from_nn(&err, e, 0);
+    cJSON *j = api_error_json(&err);
+    cJSON *inner = j ? cJSON_GetObjectItemCaseSensitive(j, "error") : NULL;
+    char *text = inner ? cJSON_PrintUnformatted(inner) : NULL;
+    snprintf(tail, size, "},\"error\":%s}",
+             text ? text : "{\"code\":\"internal\",\"message\":\"the run "
+                           "failed\"}");
+    free(text);
+    cJSON_Delete(j);
+}
+
+/* Streams the run if it is one to stream (returns 0: answered, with an
+ * early reply or an error); 1 leaves it to the caller, untouched. */
+static int run_live(srv_request *req, const nn_binding *bind, int n_in,
+                    const nn_binding *forced, int n_forced,
+                    const api_outputs *picked, int steps, int train)
+{
+    srv_network *net = req->net;
+    nn_session *s = req->session->run;
+    if (nn_graph_sequence_node(net->graph) || nn_session_batch(s) != 1)
+        return 1;
+    nn_shape row = nn_node_output_shape(picked->nodes[0]);
+    size_t per_step = nn_shape_numel(&row);
+    nn_error e;
+    if ((double)per_step * steps < (double)LIVE_WINDOW ||
+        nn_session_run_check(s, bind, n_in, forced, n_forced, steps, &e) !=
+            NN_OK)
+        return 1; /* held, or refused by the run as usual */
+    size_t window = LIVE_WINDOW > 2 * per_step ? LIVE_WINDOW : 2 * per_step;
+    double held = 0;
+    for (int x = 1; x < picked->n; x++) {
+        nn_shape out = nn_node_output_shape(picked->nodes[x]);
+        held += (double)steps * (double)nn_shape_numel(&out);
+    }
+    if (charge_held(req, (double)window + held,
+                    (double)steps * (double)api_outputs_floats(picked),
+                    held))
+        return 0;
+    live_run r = {srv_live_new(window), calloc((size_t)picked->n,
+                                               sizeof *r.held), steps};
+    int ok = r.live && r.held;
+    for (int x = 1; x < picked->n && ok; x++) {
+        nn_shape out = nn_node_output_shape(picked->nodes[x]);
+        nn_shape shape = {.ndim = out.ndim + 2, .dims = {1, steps}};
+        ok = out.ndim + 2 <= NN_MAX_DIMS;
+        if (ok)
+            memcpy(shape.dims + 2, out.dims, (size_t)out.ndim * sizeof(int));
+        ok = ok && (r.held[x] = nn_tensor_new(&shape)) != NULL;
+    }
+    nn_shape first_shape = {.ndim = row.ndim + 2, .dims = {1, steps}};
+    ok = ok && row.ndim + 2 <= NN_MAX_DIMS;
+    if (ok)
+        memcpy(first_shape.dims + 2, row.dims, (size_t)row.ndim * sizeof(int));
+    if (!ok) {
+        for (int x = 1; x < picked->n; x++)
+            nn_tensor_free(r.held[x]);
+        free(r.held);
+        if (r.live)
+            srv_live_send(r.live, req, NULL, 0); /* frees it */
+        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
+        return 0;
+    }
+    /* The held outputs are the encoder's from here on, and written by
+     * live_step before the reader comes to them. */
+    nn_tensor **rest = calloc((size_t)picked->n, sizeof *rest);
+    for (int x = 1; x < picked->n && rest; x++)
+        rest[x] = r.held[x];
+    api_enc *enc =
+        rest ? api_sequence_nodes_live_enc(picked, &first_shape,
+                                           srv_live_source, r.live, rest,
+                                           nn_session_steps(s) + steps)
+             : NULL;
+    free(rest);
+    int binary = wants_binary(req);
+    size_t header_len, total;
+    if (enc && binary && api_enc_binary(enc, &header_len, &total) == 0) {
+        req->reply_header = API_BINARY_HEADER;
+        snprintf(req->reply_value, sizeof req->reply_value, "%zu",
+                 header_len);
+    }
+    if (srv_live_send(r.live, req, enc, binary)) {
+        free(r.held);
+        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
+        return 0;
+    }
+    int rc = nn_session_run_each(s, bind, n_in, forced, n_forced,
+                                 picked->names, picked->n, steps, train,
+                                 live_step, &r, &e);
+    if (rc != NN_OK) {
+        char tail[600];
+        live_tail(&e, tail, sizeof tail);
+        srv_live_cut(r.live, tail);
+    } else {
+        srv_metrics_steps(net->id, steps);
+    }
+    free(r.held);
+    return 0;
+}
+
+/* Runs with the weights read-locked and the session locked. Outside
+ * run_live, the whole run is done, and its outputs held as float32,
+ * before the first byte of the answer: every error is a plain 4xx/5xx,
+ * and what is streamed after cannot fail (api_enc_next needs no memory).
+ * A streamed run is checked as completely before its first byte; only a
+ * step failing after that ends it with an "error" member. */
 static void handle_session_run(srv_request *req)
 {
     api_json j;
@@ -851,6 +994,9 @@ static void handle_session_run(srv_request *req)
                                     &req->cfg->limits, &forced, &n_forced,
                                     &err)) {
         srv_reply_error(req, &err);
+    } else if (run_live(req, bind, n_in, forced, n_forced, &picked, steps,
+                        body.train) == 0) {
+        /* answered */
     } else if (charge(req, run_work_floats(net->graph, batch, steps),
                       (double)batch * steps *
                           (double)api_outputs_floats(&picked)) == 0) {

@@ -3,7 +3,9 @@
  * run's outputs equal the same steps posted one by one, a large forward
  * equals the engine run in this process, GET and PUT /params move weights
  * bit for bit, and every error of such a request comes before its first
- * byte as a plain 4xx.
+ * byte as a plain 4xx. A long batch-1 run goes out as it steps: the same
+ * outputs, a memory that does not grow with the run, and a step failing
+ * after the first byte reported at the document's end.
  */
 #include "api.h"
 #include "api_codec.h"
@@ -329,13 +331,294 @@ static void test_clients_leaving_mid_stream(void)
     it_response_free(&r);
 }
 
+/* ------------------------------------------------ runs streamed live */
+
+/* Past the daemon's window of 256 Ki floats: 2200 steps of r's 120. */
+#define LIVE_STEPS 2200
+
+/* {"inputs": {"x": [[...steps from `from`...]]}, "outputs": ["r", "o"]}
+ * for one batch row. */
+static char *run_body(int from, int steps)
+{
+    api_buf b = {0};
+    api_buf_puts(&b, "{\"inputs\": {\"x\": [[");
+    for (int k = from; k < from + steps; k++) {
+        api_buf_puts(&b, k > from ? ",[" : "[");
+        for (int f = 0; f < FEATURES; f++) {
+            if (f)
+                api_buf_puts(&b, ",");
+            api_buf_float(&b, input_at(0, k, f));
+        }
+        api_buf_puts(&b, "]");
+    }
+    api_buf_puts(&b, "]]}, \"outputs\": [\"r\", \"o\"]}");
+    return api_buf_finish(&b, NULL);
+}
+
+static int close_all(const float *got, const float *want, size_t n)
+{
+    size_t off = 0;
+    for (size_t k = 0; k < n; k++)
+        off += !it_float_close(got[k], want[k]);
+    return off == 0;
+}
+
+/* A batch-1 run long enough to stream (its first output goes out step by
+ * step, the second is held) equals the same steps run in short pieces,
+ * which are held whole; in JSON and in the binary framing alike. */
+static void test_long_run_streams(void)
+{
+    char *live_id = session("{\"batch\": 1}");
+    char *piece_id = session("{\"batch\": 1}");
+    char *bin_id = session("{\"batch\": 1}");
+    char path[160];
+    char *body = run_body(0, LIVE_STEPS);
+    snprintf(path, sizeof path, "/v1/networks/res/sessions/%s/run", live_id);
+    it_response run = post("POST", path, body, 200);
+    cJSON *parsed = cJSON_Parse(run.body);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(parsed);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(parsed, "step")->valueint, LIVE_STEPS);
+    CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(parsed, "error"));
+    cJSON_Delete(parsed);
+    nn_tensor *r = member_tensor(&run, "outputs", "r");
+    nn_tensor *o = member_tensor(&run, "outputs", "o");
+    CU_ASSERT_EQUAL_FATAL(r->shape.ndim, 3);
+    CU_ASSERT_EQUAL(r->shape.dims[0], 1);
+    CU_ASSERT_EQUAL_FATAL(r->shape.dims[1], LIVE_STEPS);
+    CU_ASSERT_EQUAL_FATAL(r->shape.dims[2], 120);
+    CU_ASSERT_EQUAL_FATAL(o->shape.dims[1], LIVE_STEPS);
+    CU_ASSERT_EQUAL_FATAL(o->shape.dims[2], 4);
+
+    /* The same steps in pieces of 200 (24,000 floats: held whole). */
+    snprintf(path, sizeof path, "/v1/networks/res/sessions/%s/run", piece_id);
+    int pieces_match = 1;
+    for (int from = 0; from < LIVE_STEPS; from += 200) {
+        char *piece = run_body(from, 200);
+        it_response pr = post("POST", path, piece, 200);
+        free(piece);
+        nn_tensor *pr_r = member_tensor(&pr, "outputs", "r");
+        nn_tensor *pr_o = member_tensor(&pr, "outputs", "o");
+        pieces_match &= close_all(pr_r->data, r->data + (size_t)from * 120,
+                                  200 * 120);
+        pieces_match &= close_all(pr_o->data, o->data + (size_t)from * 4,
+                                  200 * 4);
+        nn_tensor_free(pr_r);
+        nn_tensor_free(pr_o);
+        it_response_free(&pr);
+    }
+    CU_ASSERT(pieces_match);
+
+    /* The binary framing: the header first, r's bytes, then o's. */
+    snprintf(path, sizeof path, "/v1/networks/res/sessions/%s/run", bin_id);
+    it_response bin;
+    memset(&bin, 0, sizeof bin);
+    CU_ASSERT_EQUAL_FATAL(it_request_with(&server, "POST", path,
+                                          "application/json", body,
+                                          strlen(body),
+                                          "Accept: application/octet-stream",
+                                          &bin), 0);
+    CU_ASSERT_EQUAL(bin.status, 200);
+    const char *end = NULL;
+    cJSON *header = cJSON_ParseWithOpts(bin.body, &end, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(header);
+    size_t header_len = (size_t)(end - bin.body);
+    size_t r_bytes = (size_t)LIVE_STEPS * 120 * sizeof(float);
+    size_t o_bytes = (size_t)LIVE_STEPS * 4 * sizeof(float);
+    CU_ASSERT_EQUAL_FATAL(bin.len, header_len + r_bytes + o_bytes);
+    cJSON *rd = cJSON_GetObjectItem(cJSON_GetObjectItem(header, "outputs"),
+                                    "r");
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(rd, "binary_data_size")->valuedouble,
+                    (double)r_bytes);
+    cJSON_Delete(header);
+    float *bin_r = malloc(r_bytes), *bin_o = malloc(o_bytes);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bin_r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bin_o);
+    memcpy(bin_r, bin.body + header_len, r_bytes);
+    memcpy(bin_o, bin.body + header_len + r_bytes, o_bytes);
+    CU_ASSERT(close_all(bin_r, r->data, (size_t)LIVE_STEPS * 120));
+    CU_ASSERT(close_all(bin_o, o->data, (size_t)LIVE_STEPS * 4));
+    free(bin_r);
+    free(bin_o);
+    it_response_free(&bin);
+    nn_tensor_free(r);
+    nn_tensor_free(o);
+    it_response_free(&run);
+    free(body);
+    free(live_id);
+    free(piece_id);
+    free(bin_id);
+}
+
+/* A step that fails after the answer has begun: the document stays valid
+ * JSON, holds the steps before the failure and ends with an "error"
+ * member; the session keeps the steps it took and goes on. In the binary
+ * framing, whose sizes went first, the body is cut and the client sees a
+ * broken transfer. */
+static void test_failure_mid_stream(void)
+{
+    it_response c = post("POST", "/v1/networks",
+                         "{\"name\": \"failing\", \"seed\": 3, \"nodes\": ["
+                         "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+                         "{\"name\": \"r\", \"type\": \"Reservoir\","
+                         " \"num_unit\": 300},"
+                         "{\"name\": \"f\", \"type\": \"FailAtStep\","
+                         " \"step\": 1500}],"
+                         "\"edges\": [\"x >> r >> f\"]}", 201);
+    it_response_free(&c);
+    api_buf b = {0};
+    api_buf_puts(&b, "{\"inputs\": {\"x\": [[");
+    for (int k = 0; k < 2000; k++)
+        api_buf_puts(&b, k ? ",[0.5]" : "[0.5]");
+    api_buf_puts(&b, "]]}, \"outputs\": [\"f\"]}");
+    char *body = api_buf_finish(&b, NULL);
+    it_response s1 = post("POST", "/v1/networks/failing/sessions",
+                          "{\"id\": \"a\", \"batch\": 1}", 201);
+    it_response s2 = post("POST", "/v1/networks/failing/sessions",
+                          "{\"id\": \"b\", \"batch\": 1}", 201);
+    it_response_free(&s1);
+    it_response_free(&s2);
+    it_response run = post("POST", "/v1/networks/failing/sessions/a/run",
+                           body, 200);
+    cJSON *j = cJSON_Parse(run.body);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    cJSON *f = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "outputs"), "f");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(f), 1);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetArrayItem(f, 0)), 1500);
+    cJSON *err = cJSON_GetObjectItem(j, "error");
+    const char *message =
+        cJSON_GetStringValue(cJSON_GetObjectItem(err, "message"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(message);
+    CU_ASSERT_PTR_NOT_NULL(strstr(message, "step 1500"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(message, "FailAtStep fails"));
+    CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(j, "step"));
+    cJSON_Delete(j);
+    it_response_free(&run);
+    it_response st = post("GET", "/v1/networks/failing/sessions/a", NULL, 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st.body, "\"steps\":1500"));
+    it_response_free(&st);
+
+    it_response bin;
+    memset(&bin, 0, sizeof bin);
+    int rc = it_request_with(&server, "POST",
+                             "/v1/networks/failing/sessions/b/run",
+                             "application/json", body, strlen(body),
+                             "Accept: application/octet-stream", &bin);
+    size_t whole = (size_t)2000 * 300 * sizeof(float);
+    CU_ASSERT(rc != 0 || bin.len < whole);
+    it_response_free(&bin);
+    free(body);
+    /* The daemon goes on. */
+    it_response h = post("GET", "/healthz", NULL, 200);
+    it_response_free(&h);
+}
+
+static long peak_rss_kb(pid_t pid)
+{
+    char name[64], line[256];
+    snprintf(name, sizeof name, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(name, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            kb = strtol(line + 6, NULL, 10);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* What the daemon holds for a streamed run does not grow with its length:
+ * 40,000 steps of r are 19 MB of float32 (and 50 MB of text), against a
+ * window of 1 MiB. On a fresh daemon, whose peak RSS so far is its
+ * start. */
+static void test_streamed_run_memory(void)
+{
+    if (!it_rss_meaningful())
+        return;
+    it_server fresh;
+    CU_ASSERT_EQUAL_FATAL(it_start(&fresh, NULL), 0);
+    it_response r;
+    memset(&r, 0, sizeof r);
+    CU_ASSERT_EQUAL(it_request(&fresh, "POST", "/v1/networks",
+                               "application/json", RES_NET, strlen(RES_NET),
+                               &r), 0);
+    it_response_free(&r);
+    const char *s = "{\"id\": \"m\", \"batch\": 1}";
+    CU_ASSERT_EQUAL(it_request(&fresh, "POST", "/v1/networks/res/sessions",
+                               "application/json", s, strlen(s), &r), 0);
+    it_response_free(&r);
+    api_buf b = {0};
+    api_buf_puts(&b, "{\"inputs\": {\"x\": [[");
+    for (int k = 0; k < 40000; k++)
+        api_buf_puts(&b, k ? ",[0.1,0.2,0.3]" : "[0.1,0.2,0.3]");
+    api_buf_puts(&b, "]]}, \"outputs\": [\"r\"]}");
+    char *body = api_buf_finish(&b, NULL);
+    long before = peak_rss_kb(fresh.pid);
+    CU_ASSERT_EQUAL(it_request(&fresh, "POST",
+                               "/v1/networks/res/sessions/m/run",
+                               "application/json", body, strlen(body), &r),
+                    0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(r.len > 40000u * 120u * 2u);
+    long after = peak_rss_kb(fresh.pid);
+    fprintf(stderr, "streamed run: peak RSS %ld -> %ld KiB\n", before, after);
+    CU_ASSERT(before > 0 && after - before < 8 * 1024);
+    it_response_free(&r);
+    free(body);
+    CU_ASSERT_EQUAL(it_stop(&fresh), 0);
+}
+
+/* A client that leaves in the middle of a streamed run: the run completes
+ * (every step is taken, as for any started request), and the daemon goes
+ * on answering. */
+static void test_client_leaving_mid_run(void)
+{
+    char *id = session("{\"batch\": 1}");
+    char *body = run_body(0, 20000);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)server.port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "POST /v1/networks/res/sessions/%s/run HTTP/1.1\r\n"
+                     "Host: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n", id, strlen(body));
+    CU_ASSERT_EQUAL(write(fd, head, (size_t)n), n);
+    size_t sent = 0, len = strlen(body);
+    while (sent < len) {
+        ssize_t w = write(fd, body + sent, len - sent);
+        if (w <= 0)
+            break;
+        sent += (size_t)w;
+    }
+    char buf[4096];
+    ssize_t got = read(fd, buf, sizeof buf);
+    CU_ASSERT(got > 12);
+    if (got > 12)
+        CU_ASSERT_EQUAL(memcmp(buf, "HTTP/1.1 200", 12), 0);
+    close(fd);
+    char path[160];
+    snprintf(path, sizeof path, "/v1/networks/res/sessions/%s", id);
+    /* The session's requests are ordered: this GET comes after the run. */
+    it_response st = post("GET", path, NULL, 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(st.body, "\"steps\":20000"));
+    it_response_free(&st);
+    free(body);
+    free(id);
+}
+
 int main(void)
 {
     nn_error e;
     reg = nn_registry_new();
     if (!reg || nn_registry_add_builtins(reg, &e) != NN_OK)
         return 2;
-    if (it_start(&server, NULL))
+    const char *args[] = {"--plugin", getenv("NERVED_FAIL_PLUGIN"), NULL};
+    if (!args[1] || it_start(&server, args))
         return 2;
     static const tu_test tests[] = {
         {"a long run equals its steps", test_long_run_equals_steps},
@@ -344,6 +627,13 @@ int main(void)
         {"errors come before the first byte",
          test_errors_before_the_first_byte},
         {"clients leaving mid-stream", test_clients_leaving_mid_stream},
+        {"a long run streams as it steps", test_long_run_streams},
+        {"a failure mid-stream ends the document with an error",
+         test_failure_mid_stream},
+        {"a streamed run's memory does not grow with it",
+         test_streamed_run_memory},
+        {"a client leaving mid-run does not stop it",
+         test_client_leaving_mid_run},
         {NULL, NULL}};
     int rc = tu_run_suite("stream", tests);
     int exit_status = it_stop(&server);

@@ -1,0 +1,47 @@
+/*
+ * srv_live.h — a reply sent while its request still computes: a long
+ * run's outputs go out step by step, so what the daemon holds for them is
+ * a fixed window, whatever the run's length.
+ *
+ * The compute thread pushes each step's floats into the window and waits
+ * when the client has not yet taken the window's oldest ones (a client
+ * slower than the run slows the run; one that stops reading is cut off by
+ * --connection-timeout, and the run then goes on without it). The HTTP
+ * thread's reader turns what is there into text (api_enc_tensor_live) and
+ * suspends its connection while there is nothing; a push resumes it.
+ */
+#ifndef SRV_LIVE_H
+#define SRV_LIVE_H
+
+#include <stddef.h>
+
+#include "api_codec.h"
+#include "srv.h"
+
+typedef struct srv_live srv_live;
+
+/* A window of `window` floats (at least two pushes' worth). NULL when
+ * out of memory. The caller owns it until srv_live_send. */
+srv_live *srv_live_new(size_t window);
+/* The encoder's source for the streamed tensor (api_enc_tensor_live),
+ * with the srv_live as its ctx. */
+const float *srv_live_source(void *live, size_t k, size_t *n,
+                             const char **tail);
+/* Takes enc, the reply's document (holding the streamed tensor), and
+ * sends it now as req's reply (srv_request_send_now), in the binary
+ * framing when binary (whose Inference-Header-Content-Length the caller
+ * set). From then the live is shared with the reply; the caller pushes,
+ * ends (its job ending ends the body; srv_live_cut
+ * first on a failure), and must not reply again.
+ * -1 when memory fails: nothing was sent, enc and l are freed, and req
+ * can still be answered. */
+int srv_live_send(srv_live *l, srv_request *req, api_enc *enc, int binary);
+/* Appends n floats, one step's, waiting for room. 0; -1 when the client
+ * is gone (the floats are dropped: the caller goes on computing). */
+int srv_live_push(srv_live *l, const float *v, size_t n);
+/* The run failed after its first bytes: the streamed tensor ends where
+ * the pushes stopped and the document with tail (copied; the text form
+ * only — the binary framing is cut and its body ends broken). */
+void srv_live_cut(srv_live *l, const char *tail);
+
+#endif
