@@ -534,6 +534,126 @@ static void test_encoder(void)
     }
 }
 
+/* A live tensor's source over a held one: ready grows by one step each
+ * time the encoder finds it waiting, at most `piece` elements are given
+ * at a time (as a ring's wrap would cut them), and with cut_at >= 0 the
+ * tensor ends there. */
+typedef struct live_src {
+    const nn_tensor *t;
+    size_t step, ready, piece;
+    long cut_at;
+} live_src;
+
+static const float *live_next(void *ctx, size_t k, size_t *n,
+                              const char **tail)
+{
+    live_src *l = ctx;
+    size_t end = l->ready;
+    if (l->cut_at >= 0 && end > (size_t)l->cut_at)
+        end = (size_t)l->cut_at;
+    if (k >= end) {
+        *n = 0;
+        if (l->cut_at >= 0 && k == (size_t)l->cut_at)
+            *tail = "},\"error\":\"cut\"}";
+        return NULL;
+    }
+    *n = end - k < l->piece ? end - k : l->piece;
+    return l->t->data + k;
+}
+
+static char *drain_live(api_enc *e, live_src *l, size_t cap)
+{
+    api_buf b = {0};
+    char *chunk = malloc(cap);
+    for (;;) {
+        size_t n = api_enc_next(e, chunk, cap);
+        CU_ASSERT(n <= cap);
+        api_buf_put(&b, chunk, n);
+        if (n == 0 && !api_enc_waiting(e))
+            break;
+        if (api_enc_waiting(e))
+            l->ready += l->step;
+    }
+    free(chunk);
+    api_buf_put(&b, "", 0);
+    return api_buf_finish(&b, NULL);
+}
+
+/* The text of a tensor sent as it arrives equals the held tensor's, in
+ * chunks of any size; cut at a step, it is the first steps' text with
+ * the tail; in the binary framing the same bytes, or a broken end. */
+static void test_live_encoder(void)
+{
+    int dims[][4] = {{1, 9, 5}, {1, 6, 2, 3}, {1, 1, 1}};
+    int ndims[] = {3, 4, 3};
+    for (size_t s = 0; s < sizeof ndims / sizeof *ndims; s++) {
+        nn_tensor *t = tu_wave(ndims[s], dims[s], 2.0f, 0.25f);
+        size_t step = nn_tensor_numel(t) / (size_t)dims[s][1];
+        api_buf b = {0};
+        api_buf_tensor(&b, t->data, &t->shape);
+        char *held = api_buf_finish(&b, NULL);
+        size_t caps[] = {1, 5, 64, 4096};
+        for (size_t c = 0; c < sizeof caps / sizeof *caps; c++)
+            for (long cut = -1; cut <= 2; cut++) {
+                live_src l = {t, step, 0, 4, cut < 0 ? -1 : cut * (long)step};
+                if (cut >= dims[s][1])
+                    continue;
+                api_enc *e = api_enc_new();
+                api_enc_text(e, "{\"o\":{\"t\":");
+                api_enc_tensor_live(e, &t->shape, live_next, &l);
+                api_enc_text(e, "},\"step\":7}");
+                char *text = drain_live(e, &l, caps[c]);
+                char want[8192];
+                if (cut < 0) {
+                    snprintf(want, sizeof want, "{\"o\":{\"t\":%s},\"step\":7}",
+                             held);
+                } else {
+                    nn_shape part = t->shape;
+                    part.dims[1] = (int)cut;
+                    api_buf pb = {0};
+                    if (cut > 0)
+                        api_buf_tensor(&pb, t->data, &part);
+                    else
+                        api_buf_puts(&pb, "[[]]");
+                    char *first = api_buf_finish(&pb, NULL);
+                    snprintf(want, sizeof want,
+                             "{\"o\":{\"t\":%s},\"error\":\"cut\"}", first);
+                    free(first);
+                }
+                CU_ASSERT_STRING_EQUAL(text, want);
+                cJSON *back = cJSON_Parse(text);
+                CU_ASSERT_PTR_NOT_NULL(back);
+                cJSON_Delete(back);
+                free(text);
+                api_enc_free(e);
+
+                /* The binary framing. */
+                live_src lb = {t, step, 0, 4, l.cut_at};
+                e = api_enc_new();
+                api_enc_text(e, "{\"t\":");
+                api_enc_tensor_live(e, &t->shape, live_next, &lb);
+                api_enc_text(e, "}");
+                size_t header_len, total;
+                CU_ASSERT_EQUAL_FATAL(api_enc_binary(e, &header_len, &total),
+                                      0);
+                CU_ASSERT_EQUAL(total - header_len,
+                                nn_tensor_numel(t) * sizeof(float));
+                char *bytes = drain_live(e, &lb, caps[c]);
+                if (cut < 0) {
+                    CU_ASSERT_FALSE(api_enc_broken(e));
+                    CU_ASSERT_EQUAL(memcmp(bytes + header_len, t->data,
+                                           total - header_len), 0);
+                } else {
+                    CU_ASSERT(api_enc_broken(e));
+                }
+                free(bytes);
+                api_enc_free(e);
+            }
+        free(held);
+        nn_tensor_free(t);
+    }
+}
+
 static nn_graph *graph_of(const char *text)
 {
     cJSON *def = cJSON_Parse(text);
@@ -826,6 +946,7 @@ int main(void)
         {"JSON check and members", test_json_check},
         {"tensor reader agrees with the cJSON one", test_tensor_reader},
         {"chunked encoder", test_encoder},
+        {"live tensors, whole and cut", test_live_encoder},
         {"parameter documents", test_params},
         {"step and run documents", test_output_documents},
         {"step inputs straight into the session",
