@@ -9,7 +9,8 @@
  * Against a started daemon (optional, given its path): peak memory growth
  * of the daemon (VmHWM in /proc/<pid>/status, reset before each request
  * through /proc/<pid>/clear_refs) for a /run of 2,000 steps returning a
- * Reservoir(1000)'s states, for the same run's 2,000 x 1,000 input read
+ * Reservoir(1000)'s states and one of 20,000 (streamed as it steps), for
+ * the 2,000-step run's 2,000 x 1,000 input read
  * back in, and for GET /params of 4 M weights, each against its float32
  * payload.
  *
@@ -415,25 +416,39 @@ static void stop(pid_t pid)
     stop_running();
 }
 
-static void against_daemon(const char *bin)
+/* {"inputs": {"x": (1, steps, 1)}}. */
+static char *run_body(int steps)
 {
-    char base[128], url[256];
-    printf("\n%s (--max-body 256 MiB), peak resident growth of one request "
-           "on a fresh daemon\n", bin);
-    /* The run: (1, 2000, 1) in, the states (1, 2000, 1000) out. */
     api_buf b = {0};
     api_buf_puts(&b, "{\"inputs\": {\"x\": [[");
-    for (int t = 0; t < 2000; t++) {
+    for (int t = 0; t < steps; t++) {
         api_buf_puts(&b, t ? ",[" : "[");
         api_buf_float(&b, (float)sin(0.01 * t));
         api_buf_puts(&b, "]");
     }
     api_buf_puts(&b, "]]}}");
-    char *run = api_buf_finish(&b, NULL);
+    return api_buf_finish(&b, NULL);
+}
+
+static void against_daemon(const char *bin)
+{
+    char base[128], url[256];
+    printf("\n%s (--max-body 256 MiB), peak resident growth of one request "
+           "on a fresh daemon\n", bin);
+    /* The run: (1, 2000, 1) in, the states (1, 2000, 1000) out; then ten
+     * times as long, whose answer goes out as it steps. */
+    char *run = run_body(2000);
     pid_t pid = fresh(bin, RES, base, sizeof base);
     snprintf(url, sizeof url, "%s/res/sessions/b/run", base);
     measure(pid, "/run of 2,000 steps returning Reservoir(1000) states", "POST",
             url, run, 2000.0 * 1000 * 4 / 1048576, 1);
+    stop(pid);
+    free(run);
+    run = run_body(20000);
+    pid = fresh(bin, RES, base, sizeof base);
+    snprintf(url, sizeof url, "%s/res/sessions/b/run", base);
+    measure(pid, "/run of 20,000 steps returning Reservoir(1000) states",
+            "POST", url, run, 20000.0 * 1000 * 4 / 1048576, 0);
     stop(pid);
     free(run);
 
