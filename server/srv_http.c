@@ -7,6 +7,7 @@
  * resuming it when the answer is ready. It counts and logs every request,
  * and closes connections that take longer than --read-timeout to send one.
  */
+#define _GNU_SOURCE /* SRV_SHORT_LOCK */
 #include "srv_http.h"
 #include "api_binary.h"
 #include "api_kserve.h"
@@ -86,7 +87,7 @@ static const srv_config *config;
 static nn_registry *registry;
 static srv_persist *persistence;
 static const srv_auth *keys;
-static pthread_mutex_t tracks_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t tracks_lock = SRV_SHORT_LOCK;
 static conn_track *tracks;
 static int n_tracks; /* open connections, for /metrics */
 

@@ -7,7 +7,9 @@
  * Networks are capped (--max-networks) and forgotten when deleted, so the
  * network label's values are bounded.
  */
+#define _GNU_SOURCE /* SRV_SHORT_LOCK */
 #include "srv_metrics.h"
+#include "srv.h"
 #include "srv_blas.h"
 
 #include <dirent.h>
@@ -43,7 +45,7 @@ typedef struct route_stats {
     histogram latency;
 } route_stats;
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t lock = SRV_SHORT_LOCK;
 static route_stats routes[MAX_ROUTES + 1]; /* last: unmatched paths */
 static unsigned long long steps_total, expired_total;
 static long in_flight;

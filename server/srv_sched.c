@@ -10,6 +10,7 @@
  * what it took without the lock. Jobs blocked behind a running key stay
  * where they are; the queue comes back on the ring when that key ends.
  */
+#define _GNU_SOURCE /* SRV_SHORT_LOCK */
 #include "srv_sched.h"
 #include "srv_metrics.h"
 #include "srv_store.h"
@@ -51,7 +52,7 @@ typedef struct sched_queue {
     double mixed_at;
 } sched_queue;
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t lock = SRV_SHORT_LOCK;
 static pthread_cond_t work = PTHREAD_COND_INITIALIZER;
 static sched_queue *ready_head, *ready_tail;
 static sched_queue global_queue; /* jobs of no network */

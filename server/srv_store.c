@@ -2,6 +2,7 @@
  * srv_store.c — networks and sessions, indexed by id and name (srv_dict)
  * under one lock held only for lookups and link changes.
  */
+#define _GNU_SOURCE /* SRV_SHORT_LOCK */
 #include "srv_store.h"
 #include "api.h"
 #include "srv_budget.h"
@@ -15,7 +16,7 @@
 
 #define MAX_OWNERS 4096
 
-static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t store_lock = SRV_SHORT_LOCK;
 static srv_dict networks_by_id, networks_by_name;
 static int n_sessions, max_networks_, max_sessions_, max_per_owner_;
 static int owner_sessions[MAX_OWNERS];
