@@ -11,14 +11,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api_codec.h"
+#include "srv_budget.h"
+#include "srv_sched.h"
 
 struct srv_live {
     pthread_mutex_t lock;
     pthread_cond_t room;
     float *ring;
     size_t window;
+    /* Rings outgrown while the reader may still read the one it was
+     * given: freed at its next look. */
+    float *retired[48];
+    int n_retired;
+    size_t charged;    /* bytes of growth charged to the memory budget */
+    double stall_seconds;
+    int stalled;       /* the client took nothing for stall_seconds with
+                          the budget spent: cut off */
     size_t pushed;     /* floats pushed */
     size_t sent_from;  /* the reader has sent everything before it */
     int cut;           /* ended early with tail */
@@ -31,7 +42,7 @@ struct srv_live {
     api_enc *enc;
 };
 
-srv_live *srv_live_new(size_t window)
+srv_live *srv_live_new(size_t window, double stall_seconds)
 {
     srv_live *l = calloc(1, sizeof *l);
     float *ring = l ? malloc(window * sizeof *ring) : NULL;
@@ -43,11 +54,21 @@ srv_live *srv_live_new(size_t window)
     pthread_cond_init(&l->room, NULL);
     l->ring = ring;
     l->window = window;
+    l->stall_seconds = stall_seconds;
     return l;
+}
+
+static void free_retired(srv_live *l)
+{
+    for (int i = 0; i < l->n_retired; i++)
+        free(l->retired[i]);
+    l->n_retired = 0;
 }
 
 static void live_free(srv_live *l)
 {
+    free_retired(l);
+    srv_budget_release(l->charged);
     api_enc_free(l->enc);
     pthread_mutex_destroy(&l->lock);
     pthread_cond_destroy(&l->room);
@@ -87,6 +108,8 @@ const float *srv_live_source(void *live, size_t k, size_t *n,
     srv_live *l = live;
     const float *w = NULL;
     pthread_mutex_lock(&l->lock);
+    /* The reader is done with what it was given last. */
+    free_retired(l);
     if (k > l->sent_from) {
         l->sent_from = k;
         pthread_cond_signal(&l->room);
@@ -114,6 +137,10 @@ static ssize_t live_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (api_enc_broken(l->enc))
             return MHD_CONTENT_READER_END_WITH_ERROR;
         pthread_mutex_lock(&l->lock);
+        if (l->stalled) {
+            pthread_mutex_unlock(&l->lock);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
         int more = api_enc_waiting(l->enc)
                        ? l->pushed > l->sent_from || l->cut
                        : 0;
@@ -173,12 +200,64 @@ int srv_live_send(srv_live *l, srv_request *req, api_enc *enc, int binary)
     return 0;
 }
 
+/* Lock held: doubles the window, if the memory budget allows, keeping
+ * the floats not yet sent at their positions modulo the new size. */
+static int grow(srv_live *l)
+{
+    size_t window = l->window * 2, bytes = l->window * sizeof(float);
+    if (l->n_retired == (int)(sizeof l->retired / sizeof *l->retired) ||
+        srv_budget_charge(bytes))
+        return -1;
+    float *ring = malloc(window * sizeof *ring);
+    if (!ring) {
+        srv_budget_release(bytes);
+        return -1;
+    }
+    for (size_t k = l->sent_from; k < l->pushed; k++)
+        ring[k % window] = l->ring[k % l->window];
+    l->retired[l->n_retired++] = l->ring;
+    l->ring = ring;
+    l->window = window;
+    l->charged += bytes;
+    return 0;
+}
+
+/* How long the run waits for a reader that is taking nothing before it
+ * grows the window instead: a reader that keeps up takes a piece every
+ * few hundred microseconds. */
+#define GROW_AFTER_SECONDS 0.02
+
 int srv_live_push(srv_live *l, const float *v, size_t n)
 {
     pthread_mutex_lock(&l->lock);
-    while (!l->gone && l->pushed + n - l->sent_from > l->window)
-        pthread_cond_wait(&l->room, &l->lock);
-    if (l->gone) {
+    double progress = 0; /* when the reader last took something */
+    while (!l->gone && !l->stalled &&
+           l->pushed + n - l->sent_from > l->window) {
+        double now = srv_now();
+        if (!progress)
+            progress = now;
+        /* A client slower than the run: hold more rather than keep a
+         * compute thread waiting for it, while the budget allows. */
+        if (now - progress >= GROW_AFTER_SECONDS && grow(l) == 0)
+            continue;
+        if (now - progress >= l->stall_seconds) {
+            l->stalled = 1;
+            break;
+        }
+        double wait = now - progress < GROW_AFTER_SECONDS
+                          ? progress + GROW_AFTER_SECONDS - now
+                          : 0.1;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)(wait * 1e9);
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        size_t before = l->sent_from;
+        pthread_cond_timedwait(&l->room, &l->lock, &until);
+        if (l->sent_from != before)
+            progress = srv_now();
+    }
+    if (l->gone || l->stalled) {
         pthread_mutex_unlock(&l->lock);
         return -1;
     }

@@ -896,8 +896,8 @@ static int run_live(srv_request *req, const nn_binding *bind, int n_in,
                     (double)steps * (double)api_outputs_floats(picked),
                     held))
         return 0;
-    live_run r = {srv_live_new(window), calloc((size_t)picked->n,
-                                               sizeof *r.held), steps};
+    live_run r = {srv_live_new(window, req->cfg->connection_timeout),
+                  calloc((size_t)picked->n, sizeof *r.held), steps};
     int ok = r.live && r.held;
     for (int x = 1; x < picked->n && ok; x++) {
         nn_shape out = nn_node_output_shape(picked->nodes[x]);

@@ -410,6 +410,13 @@ int it_float_close(double got, double want)
     return fabs(got - want) <= 1e-5 * scale + 1e-6;
 }
 
+double it_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
 int it_rss_meaningful(void)
 {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)

@@ -84,6 +84,9 @@ void it_remove_tree(const char *dir);
  * imported back) is compared bit for bit, never through this. */
 int it_float_close(double got, double want);
 
+/* Monotonic seconds, for the tests that time the daemon. */
+double it_now(void);
+
 /* Whether the daemon's RSS measures what it allocates: not under a wrapper
  * (NERVED_WRAPPER: valgrind), and not in a sanitizer build (GCC's or
  * clang's), which keeps freed memory in quarantine and shadows it. */

@@ -32,13 +32,6 @@ typedef struct raw_answer {
     double seconds; /* until the answer was whole or the connection closed */
 } raw_answer;
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 /* Sends the bytes as they are and reads until the server closes (every
  * request here says Connection: close) or ms pass. */
 static void send_raw(const char *bytes, size_t len, int ms, raw_answer *a)
@@ -53,13 +46,13 @@ static void send_raw(const char *bytes, size_t len, int ms, raw_answer *a)
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     CU_ASSERT_FATAL(fd >= 0);
     CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
-    double start = now();
+    double start = it_now();
     CU_ASSERT((size_t)send(fd, bytes, len, MSG_NOSIGNAL) == len);
     size_t size = 1 << 16, got = 0;
     char *buf = malloc(size);
     CU_ASSERT_FATAL(buf != NULL);
     for (;;) {
-        int left = ms - (int)((now() - start) * 1000);
+        int left = ms - (int)((it_now() - start) * 1000);
         struct pollfd p = {fd, POLLIN, 0};
         if (left <= 0 || poll(&p, 1, left) <= 0)
             break;
@@ -70,7 +63,7 @@ static void send_raw(const char *bytes, size_t len, int ms, raw_answer *a)
         if (got + 1 >= size)
             break;
     }
-    a->seconds = now() - start;
+    a->seconds = it_now() - start;
     close(fd);
     buf[got] = '\0';
     char *end = strstr(buf, "\r\n\r\n");

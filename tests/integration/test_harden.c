@@ -343,13 +343,6 @@ static void *run_long(void *arg)
     return NULL;
 }
 
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* SIGTERM with a request running far past --shutdown-timeout 1: the daemon
  * checkpoints the idle session and exits 0 soon after the timeout instead
  * of waiting for the request. */
@@ -389,11 +382,11 @@ static void test_shutdown_timeout(void)
     struct timespec pause = {1, 500 * 1000 * 1000};
     nanosleep(&pause, NULL); /* the run has begun */
 
-    double t0 = now_seconds();
+    double t0 = it_now();
     CU_ASSERT_EQUAL(kill(s.pid, SIGTERM), 0);
     int status = -1;
     CU_ASSERT_EQUAL(waitpid(s.pid, &status, 0), s.pid);
-    double took = now_seconds() - t0;
+    double took = it_now() - t0;
     CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     if (took > 1 + 10)
         fprintf(stderr, "shutdown took %.1f s\n", took);

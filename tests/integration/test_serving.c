@@ -28,13 +28,6 @@ static const cJSON *get(const cJSON *j, const char *key)
     return cJSON_GetObjectItemCaseSensitive(j, key);
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -141,13 +134,13 @@ static void test_health_while_busy(void)
                                          "/v2/health/live", "/v2/health/ready"};
     double worst = 0;
     for (int k = 0; k < 20; k++) {
-        double t0 = now();
+        double t0 = it_now();
         it_response r;
         CU_ASSERT_EQUAL(it_request(&s, "GET", probes[k % 5], NULL, NULL, 0, &r),
                         0);
         CU_ASSERT_EQUAL(r.status, 200);
         it_response_free(&r);
-        double took = now() - t0;
+        double took = it_now() - t0;
         if (took > worst)
             worst = took;
         sleep_ms(10);
@@ -267,7 +260,7 @@ static int metrics_show(const it_server *s, const char *line, double secs)
 {
     char want[256];
     snprintf(want, sizeof want, "\n%s\n", line);
-    for (double until = now() + secs; now() < until; sleep_ms(20)) {
+    for (double until = it_now() + secs; it_now() < until; sleep_ms(20)) {
         it_response r;
         if (it_request(s, "GET", "/metrics", NULL, NULL, 0, &r) != 0)
             continue;
@@ -458,13 +451,13 @@ static void test_slowloris_locks_nobody_out(void)
      * the per-address limit are closed at once, the others once they have
      * spent --read-timeout (2 s) on their request. */
     int served = 0, asked = 0, limited = 0, cut = 0;
-    double t0 = now();
-    while (now() - t0 < 4.0) {
+    double t0 = it_now();
+    while (it_now() - t0 < 4.0) {
         for (int i = 0; i < LORIS; i++)
             if (fds[i] >= 0 && send(fds[i], "X", 1, MSG_NOSIGNAL) < 0) {
                 close(fds[i]);
                 fds[i] = -1;
-                if (now() - t0 < 1.5)
+                if (it_now() - t0 < 1.5)
                     limited++;
                 else
                     cut++;
@@ -893,13 +886,13 @@ static void test_lone_stream_does_not_wait(void)
     char path[128];
     snprintf(path, sizeof path, "/v1/networks/%s/sessions/k0/forward",
              g->name);
-    double t0 = now();
+    double t0 = it_now();
     for (int t = 0; t < 30; t++) {
         char *body = step_body(0, t, stream_batch[0], g->in, 0);
         cJSON_Delete(it_call(&s, "POST", path, body, 200));
         free(body);
     }
-    double alone = now() - t0;
+    double alone = it_now() - t0;
     fprintf(stderr, "30 steps of a lone session: %.3f s\n", alone);
     CU_ASSERT(alone < 1.5);
     /* Then the streams together: they meet in batches. */
@@ -974,10 +967,10 @@ static void test_waiting_fit_holds_no_thread(void)
     }
     CU_ASSERT_FATAL(job[0] != '\0');
     /* The one compute thread is free for others while the fit trains. */
-    double t0 = now();
+    double t0 = it_now();
     cJSON_Delete(it_call(&s, "POST", "/v1/networks/long/sessions/a/forward",
                          "{\"inputs\": {\"x\": [[1]]}}", 200));
-    double took = now() - t0;
+    double took = it_now() - t0;
     fprintf(stderr, "step beside a waiting fit: %.1f ms\n", took * 1e3);
     CU_ASSERT(!atomic_load(&fit.done));
     CU_ASSERT(took < (slow() ? 10.0 : 1.0));

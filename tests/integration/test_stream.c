@@ -611,6 +611,92 @@ static void test_client_leaving_mid_run(void)
     free(id);
 }
 
+/* A client that takes nothing of a streamed answer for a while does not
+ * hold the compute thread: the run completes meanwhile (its window grows,
+ * charged to the budget), the session's next request is answered, and the
+ * client later reads the whole answer. One compute thread, so a run
+ * waiting for its client would stop everything. */
+static void test_slow_client_holds_no_thread(void)
+{
+    it_server one;
+    const char *args[] = {"--compute-threads", "1", "--connection-timeout",
+                          "120", NULL};
+    CU_ASSERT_EQUAL_FATAL(it_start(&one, args), 0);
+    it_response r;
+    memset(&r, 0, sizeof r);
+    CU_ASSERT_EQUAL(it_request(&one, "POST", "/v1/networks",
+                               "application/json", RES_NET, strlen(RES_NET),
+                               &r), 0);
+    it_response_free(&r);
+    const char *s = "{\"id\": \"slow\", \"batch\": 1}";
+    CU_ASSERT_EQUAL(it_request(&one, "POST", "/v1/networks/res/sessions",
+                               "application/json", s, strlen(s), &r), 0);
+    it_response_free(&r);
+    char *body = run_body(0, 20000);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)one.port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "POST /v1/networks/res/sessions/slow/run HTTP/1.1\r\n"
+                     "Host: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n", strlen(body));
+    CU_ASSERT_EQUAL(write(fd, head, (size_t)n), n);
+    size_t sent = 0, len = strlen(body);
+    while (sent < len) {
+        ssize_t w = write(fd, body + sent, len - sent);
+        if (w <= 0)
+            break;
+        sent += (size_t)w;
+    }
+    /* The answer's first bytes say the run has begun; then nothing more
+     * is read: 26 MB of answer, far past the socket's buffers and the
+     * first window. The session's next request is ordered after the run,
+     * so it is answered only once the run is done. */
+    size_t cap = 64 << 20, got = 0;
+    char *all = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(all);
+    while (got < 12) {
+        ssize_t k = read(fd, all + got, 12 - got);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    CU_ASSERT_EQUAL(memcmp(all, "HTTP/1.1 200", 12), 0);
+    double t0 = it_now();
+    CU_ASSERT_EQUAL(it_request(&one, "GET", "/v1/networks/res/sessions/slow",
+                               NULL, NULL, 0, &r), 0);
+    double waited = it_now() - t0;
+    fprintf(stderr, "slow client: the next request waited %.2f s\n", waited);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"steps\":20000"));
+    CU_ASSERT(waited < 60);
+    it_response_free(&r);
+    /* Now the whole answer, chunked, ends as it should. */
+    for (;;) {
+        ssize_t k = read(fd, all + got, cap - got - 1);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+        all[got] = '\0';
+        if (got >= 5 && memcmp(all + got - 5, "0\r\n\r\n", 5) == 0)
+            break;
+    }
+    close(fd);
+    CU_ASSERT(got > 20000u * 120u * 2u);
+    CU_ASSERT(got >= 5 && memcmp(all + got - 5, "0\r\n\r\n", 5) == 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(all + (got > 4096 ? got - 4096 : 0),
+                                  "\"step\":20000}"));
+    free(all);
+    free(body);
+    CU_ASSERT_EQUAL(it_stop(&one), 0);
+}
+
 int main(void)
 {
     nn_error e;
@@ -634,6 +720,8 @@ int main(void)
          test_streamed_run_memory},
         {"a client leaving mid-run does not stop it",
          test_client_leaving_mid_run},
+        {"a slow client holds no compute thread",
+         test_slow_client_holds_no_thread},
         {NULL, NULL}};
     int rc = tu_run_suite("stream", tests);
     int exit_status = it_stop(&server);
