@@ -582,6 +582,27 @@ static int pick_nodes(nn_graph *g, const char *const *names, int n_names,
     return NN_OK;
 }
 
+/* A run's entries bound by name and its forced nodes checked: *bound
+ * (an entry's sequence, by entry) and *nodes (the node of each forced
+ * binding) are allocated, also on failure, for the caller to nn_free. */
+static int bind_run(nn_session *s, const nn_binding *inputs, int n_inputs,
+                    const nn_binding *forced, int n_forced, int num_steps,
+                    const nn_tensor ***bound, nn_node ***nodes,
+                    nn_error *err)
+{
+    *bound = nn_calloc((size_t)s->g->n_entries + 1, sizeof **bound);
+    *nodes = nn_calloc((size_t)n_forced + 1, sizeof **nodes);
+    int rc = *bound && *nodes
+                 ? NN_OK
+                 : nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+    if (rc == NN_OK)
+        rc = nn_session_bind_sequence(s, inputs, n_inputs, num_steps,
+                                      *bound, err);
+    if (rc == NN_OK)
+        rc = bind_forced(s, forced, n_forced, num_steps, *nodes, err);
+    return rc;
+}
+
 /* What nn_session_run_outputs and nn_session_run_each share: the checks,
  * then every step with its forcing; after step t, store(ctx, t) (which
  * reads the picked nodes' outputs). outputs non-NULL: filled by the
@@ -594,16 +615,10 @@ static int run_steps(nn_session *s, const nn_binding *inputs, int n_inputs,
                      nn_error *err)
 {
     nn_graph *g = s->g;
-    const nn_tensor **bound = nn_calloc((size_t)g->n_entries + 1,
-                                        sizeof *bound);
-    nn_node **nodes = nn_calloc((size_t)n_forced + 1, sizeof *nodes);
-    int rc = bound && nodes ? NN_OK
-                            : nn_error_set(err, NN_ERR_NOMEM, "out of memory");
-    if (rc == NN_OK)
-        rc = nn_session_bind_sequence(s, inputs, n_inputs, num_steps, bound,
-                                      err);
-    if (rc == NN_OK)
-        rc = bind_forced(s, forced, n_forced, num_steps, nodes, err);
+    const nn_tensor **bound;
+    nn_node **nodes;
+    int rc = bind_run(s, inputs, n_inputs, forced, n_forced, num_steps,
+                      &bound, &nodes, err);
     if (rc == NN_OK && outputs)
         rc = nn_session_sequence_outputs_of(s, picked, n_out, num_steps,
                                             outputs, err);
@@ -635,16 +650,10 @@ int nn_session_run_check(nn_session *s, const nn_binding *inputs,
                          int n_inputs, const nn_binding *forced, int n_forced,
                          int num_steps, nn_error *err)
 {
-    const nn_tensor **bound = nn_calloc((size_t)s->g->n_entries + 1,
-                                        sizeof *bound);
-    nn_node **nodes = nn_calloc((size_t)n_forced + 1, sizeof *nodes);
-    int rc = bound && nodes ? NN_OK
-                            : nn_error_set(err, NN_ERR_NOMEM, "out of memory");
-    if (rc == NN_OK)
-        rc = nn_session_bind_sequence(s, inputs, n_inputs, num_steps, bound,
-                                      err);
-    if (rc == NN_OK)
-        rc = bind_forced(s, forced, n_forced, num_steps, nodes, err);
+    const nn_tensor **bound;
+    nn_node **nodes;
+    int rc = bind_run(s, inputs, n_inputs, forced, n_forced, num_steps,
+                      &bound, &nodes, err);
     nn_free(bound);
     nn_free(nodes);
     return rc;

@@ -86,6 +86,8 @@ int it_float_close(double got, double want);
 
 /* Monotonic seconds, for the tests that time the daemon. */
 double it_now(void);
+/* The peak resident set (VmHWM) of process pid in KiB, or -1. */
+long it_peak_rss_kb(pid_t pid);
 
 /* Whether the daemon's RSS measures what it allocates: not under a wrapper
  * (NERVED_WRAPPER: valgrind), and not in a sanitizer build (GCC's or

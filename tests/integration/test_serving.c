@@ -491,20 +491,6 @@ static void test_slowloris_locks_nobody_out(void)
 
 /* ------------------------------------------------------- memory budget */
 
-static long peak_rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            kb = atol(line + 6);
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 static void test_memory_budget(void)
 {
     const char *const args[] = {"--max-memory", "100000000", NULL};
@@ -515,7 +501,7 @@ static void test_memory_budget(void)
                          "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 2},"
                          "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": "
                          "4000}], \"edges\": [\"x >> o\"]}", 201));
-    long before = peak_rss_kb(s.pid);
+    long before = it_peak_rss_kb(s.pid);
     /* Batch 4096 of Dense(4000): 16 M floats of reply, past the budget. */
     size_t cap = 4096 * 12 + 64;
     char *body = malloc(cap);
@@ -550,7 +536,7 @@ static void test_memory_budget(void)
      * 64 MiB of floats and 300 MB of text, the run 1.6 GB of floats. What
      * the run's request itself took to read (an 800 kB body of 200,000
      * numbers) remains. */
-    long refused = peak_rss_kb(s.pid);
+    long refused = it_peak_rss_kb(s.pid);
     fprintf(stderr, "memory: peak RSS %ld -> %ld KiB over the refusals\n",
             before, refused);
     if (it_rss_meaningful())
@@ -583,7 +569,7 @@ static void test_memory_budget(void)
     fprintf(stderr, "memory: %d sessions of 16 MiB, then %ld\n", made, status);
     CU_ASSERT_EQUAL(status, 503);
     CU_ASSERT(made >= 3 && made <= 6);
-    long after = peak_rss_kb(s.pid);
+    long after = it_peak_rss_kb(s.pid);
     fprintf(stderr, "memory: peak RSS %ld -> %ld KiB\n", before, after);
     /* The budget held: 100 MB of sessions, plus what OpenBLAS and the
      * allocator keep beside them. */

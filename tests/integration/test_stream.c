@@ -512,20 +512,6 @@ static void test_failure_mid_stream(void)
     it_response_free(&h);
 }
 
-static long peak_rss_kb(pid_t pid)
-{
-    char name[64], line[256];
-    snprintf(name, sizeof name, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(name, "r");
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            kb = strtol(line + 6, NULL, 10);
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 /* What the daemon holds for a streamed run does not grow with its length:
  * 40,000 steps of r are 19 MB of float32 (and 50 MB of text), against a
  * window of 1 MiB. On a fresh daemon, whose peak RSS so far is its
@@ -552,14 +538,14 @@ static void test_streamed_run_memory(void)
         api_buf_puts(&b, k ? ",[0.1,0.2,0.3]" : "[0.1,0.2,0.3]");
     api_buf_puts(&b, "]]}, \"outputs\": [\"r\"]}");
     char *body = api_buf_finish(&b, NULL);
-    long before = peak_rss_kb(fresh.pid);
+    long before = it_peak_rss_kb(fresh.pid);
     CU_ASSERT_EQUAL(it_request(&fresh, "POST",
                                "/v1/networks/res/sessions/m/run",
                                "application/json", body, strlen(body), &r),
                     0);
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT(r.len > 40000u * 120u * 2u);
-    long after = peak_rss_kb(fresh.pid);
+    long after = it_peak_rss_kb(fresh.pid);
     fprintf(stderr, "streamed run: peak RSS %ld -> %ld KiB\n", before, after);
     CU_ASSERT(before > 0 && after - before < 8 * 1024);
     it_response_free(&r);
@@ -567,19 +553,16 @@ static void test_streamed_run_memory(void)
     CU_ASSERT_EQUAL(it_stop(&fresh), 0);
 }
 
-/* A client that leaves in the middle of a streamed run: the run completes
- * (every step is taken, as for any started request), and the daemon goes
- * on answering. */
-static void test_client_leaving_mid_run(void)
+/* Connects to port and sends POST .../sessions/{id}/run with body, whole;
+ * returns the socket, for a test that reads the answer as it likes. */
+static int send_run(int port, const char *id, const char *body)
 {
-    char *id = session("{\"batch\": 1}");
-    char *body = run_body(0, 20000);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     CU_ASSERT_FATAL(fd >= 0);
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)server.port);
+    a.sin_port = htons((uint16_t)port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     char head[256];
@@ -595,6 +578,17 @@ static void test_client_leaving_mid_run(void)
             break;
         sent += (size_t)w;
     }
+    return fd;
+}
+
+/* A client that leaves in the middle of a streamed run: the run completes
+ * (every step is taken, as for any started request), and the daemon goes
+ * on answering. */
+static void test_client_leaving_mid_run(void)
+{
+    char *id = session("{\"batch\": 1}");
+    char *body = run_body(0, 20000);
+    int fd = send_run(server.port, id, body);
     char buf[4096];
     ssize_t got = read(fd, buf, sizeof buf);
     CU_ASSERT(got > 12);
@@ -633,27 +627,7 @@ static void test_slow_client_holds_no_thread(void)
                                "application/json", s, strlen(s), &r), 0);
     it_response_free(&r);
     char *body = run_body(0, 20000);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CU_ASSERT_FATAL(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)one.port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    char head[256];
-    int n = snprintf(head, sizeof head,
-                     "POST /v1/networks/res/sessions/slow/run HTTP/1.1\r\n"
-                     "Host: x\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n", strlen(body));
-    CU_ASSERT_EQUAL(write(fd, head, (size_t)n), n);
-    size_t sent = 0, len = strlen(body);
-    while (sent < len) {
-        ssize_t w = write(fd, body + sent, len - sent);
-        if (w <= 0)
-            break;
-        sent += (size_t)w;
-    }
+    int fd = send_run(one.port, "slow", body);
     /* The answer's first bytes say the run has begun; then nothing more
      * is read: 26 MB of answer, far past the socket's buffers and the
      * first window. The session's next request is ordered after the run,
