@@ -48,7 +48,8 @@ typedef struct route_stats {
 static pthread_mutex_t lock = SRV_SHORT_LOCK;
 static route_stats routes[MAX_ROUTES + 1]; /* last: unmatched paths */
 static unsigned long long steps_total, expired_total;
-static long in_flight;
+/* Moved twice by every request: an atomic, not the lock. */
+static atomic_long in_flight;
 static int fits_running;
 static const char *const outcomes[] = {"done", "failed", "cancelled"};
 #define N_OUTCOMES (sizeof outcomes / sizeof *outcomes)
@@ -200,9 +201,7 @@ void srv_metrics_request(int route, const char *network, int status,
 
 void srv_metrics_in_flight(int delta)
 {
-    pthread_mutex_lock(&lock);
-    in_flight += delta;
-    pthread_mutex_unlock(&lock);
+    atomic_fetch_add_explicit(&in_flight, delta, memory_order_relaxed);
 }
 
 void srv_metrics_steps(const char *network, long steps)
@@ -480,7 +479,8 @@ char *srv_metrics_render(const char *const *route_names, int n_routes,
             "nerved_fits_running %d\n"
             "# HELP nerved_fits_total Training jobs ended, by outcome.\n"
             "# TYPE nerved_fits_total counter\n",
-        in_flight, g->connections, g->networks, g->sessions, steps_total,
+        atomic_load_explicit(&in_flight, memory_order_relaxed),
+        g->connections, g->networks, g->sessions, steps_total,
         expired_total, fits_running);
     for (size_t k = 0; k < N_OUTCOMES; k++)
         put(&o, "nerved_fits_total{outcome=\"%s\"} %llu\n", outcomes[k],
