@@ -277,13 +277,6 @@ int nn_session_run_each(nn_session *s, const nn_binding *inputs,
                         int n_inputs, const nn_binding *forced, int n_forced,
                         const char *const *names, int n_names, int num_steps,
                         int train, nn_step_fn each, void *ctx, nn_error *err);
-/* What a run of these inputs and forcings would refuse before its first
- * step (a missing input, a wrong shape, a forced node nothing receives
- * feedback from), checked without stepping: for a caller that must know
- * before it commits to an answer. NN_OK, or the run's error. */
-int nn_session_run_check(nn_session *s, const nn_binding *inputs,
-                         int n_inputs, const nn_binding *forced, int n_forced,
-                         int num_steps, nn_error *err);
 
 /* ------------------------------------------------ batching across sessions */
 

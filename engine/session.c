@@ -582,27 +582,6 @@ static int pick_nodes(nn_graph *g, const char *const *names, int n_names,
     return NN_OK;
 }
 
-/* A run's entries bound by name and its forced nodes checked: *bound
- * (an entry's sequence, by entry) and *nodes (the node of each forced
- * binding) are allocated, also on failure, for the caller to nn_free. */
-static int bind_run(nn_session *s, const nn_binding *inputs, int n_inputs,
-                    const nn_binding *forced, int n_forced, int num_steps,
-                    const nn_tensor ***bound, nn_node ***nodes,
-                    nn_error *err)
-{
-    *bound = nn_calloc((size_t)s->g->n_entries + 1, sizeof **bound);
-    *nodes = nn_calloc((size_t)n_forced + 1, sizeof **nodes);
-    int rc = *bound && *nodes
-                 ? NN_OK
-                 : nn_error_set(err, NN_ERR_NOMEM, "out of memory");
-    if (rc == NN_OK)
-        rc = nn_session_bind_sequence(s, inputs, n_inputs, num_steps,
-                                      *bound, err);
-    if (rc == NN_OK)
-        rc = bind_forced(s, forced, n_forced, num_steps, *nodes, err);
-    return rc;
-}
-
 /* What nn_session_run_outputs and nn_session_run_each share: the checks,
  * then every step with its forcing; after step t, store(ctx, t) (which
  * reads the picked nodes' outputs). outputs non-NULL: filled by the
@@ -615,10 +594,16 @@ static int run_steps(nn_session *s, const nn_binding *inputs, int n_inputs,
                      nn_error *err)
 {
     nn_graph *g = s->g;
-    const nn_tensor **bound;
-    nn_node **nodes;
-    int rc = bind_run(s, inputs, n_inputs, forced, n_forced, num_steps,
-                      &bound, &nodes, err);
+    const nn_tensor **bound = nn_calloc((size_t)g->n_entries + 1,
+                                        sizeof *bound);
+    nn_node **nodes = nn_calloc((size_t)n_forced + 1, sizeof *nodes);
+    int rc = bound && nodes ? NN_OK
+                            : nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+    if (rc == NN_OK)
+        rc = nn_session_bind_sequence(s, inputs, n_inputs, num_steps, bound,
+                                      err);
+    if (rc == NN_OK)
+        rc = bind_forced(s, forced, n_forced, num_steps, nodes, err);
     if (rc == NN_OK && outputs)
         rc = nn_session_sequence_outputs_of(s, picked, n_out, num_steps,
                                             outputs, err);
@@ -641,19 +626,6 @@ static int run_steps(nn_session *s, const nn_binding *inputs, int n_inputs,
             apply_forced(s, forced, n_forced, nodes, num_steps, t);
         }
     }
-    nn_free(bound);
-    nn_free(nodes);
-    return rc;
-}
-
-int nn_session_run_check(nn_session *s, const nn_binding *inputs,
-                         int n_inputs, const nn_binding *forced, int n_forced,
-                         int num_steps, nn_error *err)
-{
-    const nn_tensor **bound;
-    nn_node **nodes;
-    int rc = bind_run(s, inputs, n_inputs, forced, n_forced, num_steps,
-                      &bound, &nodes, err);
     nn_free(bound);
     nn_free(nodes);
     return rc;
@@ -702,10 +674,8 @@ int nn_session_run_outputs(nn_session *s, const nn_binding *inputs,
 }
 
 typedef struct each_step {
-    nn_session *s;
-    nn_node *const *picked;
+    const nn_tensor **outs; /* the picked nodes' output buffers */
     int n_out;
-    const nn_tensor **now;
     nn_step_fn each;
     void *ctx;
 } each_step;
@@ -713,9 +683,7 @@ typedef struct each_step {
 static int store_through_callback(void *ctx, int t)
 {
     each_step *a = ctx;
-    for (int x = 0; x < a->n_out; x++)
-        a->now[x] = &a->s->runs[a->picked[x]->index].out;
-    return a->each(a->ctx, t, a->now, a->n_out);
+    return a->each(a->ctx, t, a->outs, a->n_out);
 }
 
 int nn_session_run_each(nn_session *s, const nn_binding *inputs,
@@ -729,8 +697,11 @@ int nn_session_run_each(nn_session *s, const nn_binding *inputs,
     int rc = pick_nodes(g, names, n_names, &picked, &n_out, err);
     if (rc != NN_OK)
         return rc;
+    /* A node keeps its output buffer for the session's life. */
     const nn_tensor **now = nn_calloc((size_t)n_out + 1, sizeof *now);
-    each_step a = {s, picked, n_out, now, each, ctx};
+    for (int x = 0; now && x < n_out; x++)
+        now[x] = &s->runs[picked[x]->index].out;
+    each_step a = {now, n_out, each, ctx};
     rc = now ? run_steps(s, inputs, n_inputs, forced, n_forced, picked, n_out,
                          num_steps, train, NULL, store_through_callback, &a,
                          err)

@@ -15,6 +15,7 @@
 
 #include "api_codec.h"
 #include "srv_budget.h"
+#include "srv_http.h"
 #include "srv_sched.h"
 
 struct srv_live {
@@ -184,20 +185,20 @@ static void live_job_over(void *cls)
     wake(conn);
 }
 
-int srv_live_send(srv_live *l, srv_request *req, api_enc *enc, int binary)
+void srv_live_send(srv_live *l, srv_request *req, api_enc *enc, int binary)
 {
-    if (!enc || api_enc_failed(enc)) {
-        api_enc_free(enc);
-        live_free(l);
-        return -1;
-    }
     l->enc = enc;
     l->refs = 2;
     srv_reply_stream(req, 200,
                      binary ? "application/octet-stream" : "application/json",
                      live_read, l, live_response_free);
     srv_request_send_now(req, live_job_over, l, &l->conn);
-    return 0;
+}
+
+void srv_live_drop(srv_live *l)
+{
+    if (l)
+        live_free(l);
 }
 
 /* Lock held: doubles the window, if the memory budget allows, keeping

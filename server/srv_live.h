@@ -26,21 +26,22 @@ typedef struct srv_live srv_live;
 
 /* A window of `window` floats (at least two pushes' worth), and the
  * seconds a client may take nothing once the window cannot grow. NULL
- * when out of memory. The caller owns it until srv_live_send. */
+ * when out of memory. The caller owns it until srv_live_send, or frees
+ * it with srv_live_drop. */
 srv_live *srv_live_new(size_t window, double stall_seconds);
 /* The encoder's source for the streamed tensor (api_enc_tensor_live),
  * with the srv_live as its ctx. */
 const float *srv_live_source(void *live, size_t k, size_t *n,
                              const char **tail);
-/* Takes enc, the reply's document (holding the streamed tensor), and
- * sends it now as req's reply (srv_request_send_now), in the binary
- * framing when binary (whose Inference-Header-Content-Length the caller
- * set). From then the live is shared with the reply; the caller pushes,
- * ends (its job ending ends the body; srv_live_cut
- * first on a failure), and must not reply again.
- * -1 when memory fails: nothing was sent, enc and l are freed, and req
- * can still be answered. */
-int srv_live_send(srv_live *l, srv_request *req, api_enc *enc, int binary);
+/* Takes enc, the reply's document (holding the streamed tensor, built
+ * without failure: api_enc_failed is 0), and sends it now as req's reply
+ * (srv_request_send_now), in the binary framing when binary (whose
+ * Inference-Header-Content-Length the caller set). From then the live is
+ * shared with the reply; the caller pushes, its job's end ends the body
+ * (srv_live_cut first on a failure), and it must not reply again. */
+void srv_live_send(srv_live *l, srv_request *req, api_enc *enc, int binary);
+/* Frees a live never sent (NULL: nothing). */
+void srv_live_drop(srv_live *l);
 /* Appends n floats, one step's, growing the window or waiting for room.
  * 0; -1 when the client is gone or cut off (the floats are dropped: the
  * caller goes on computing). */

@@ -833,14 +833,35 @@ static double run_work_floats(const nn_graph *g, int batch, int steps)
 #define LIVE_WINDOW ((size_t)256 * 1024)
 
 typedef struct live_run {
+    srv_request *req;
     srv_live *live;
-    nn_tensor **held; /* outputs 1..n, (1, steps, shape) */
-    int steps;
+    api_enc *enc;     /* the answer, the live's once sent */
+    int binary;
+    size_t header_len; /* of the binary framing */
+    int sent;         /* the answer has begun: errors end the document */
+    nn_tensor **held; /* outputs 1..n, (1, steps, shape); the encoder's */
 } live_run;
+
+/* The answer goes out at the first step: whatever the engine refuses
+ * before it (inputs, shapes, forcing, a failure of step 0) is still a
+ * plain error. */
+static void live_send(live_run *r)
+{
+    if (r->binary) {
+        r->req->reply_header = API_BINARY_HEADER;
+        snprintf(r->req->reply_value, sizeof r->req->reply_value, "%zu",
+                 r->header_len);
+    }
+    srv_live_send(r->live, r->req, r->enc, r->binary);
+    r->enc = NULL; /* the live's */
+    r->sent = 1;
+}
 
 static int live_step(void *ctx, int t, const nn_tensor *const *outs, int n)
 {
     live_run *r = ctx;
+    if (!r->sent)
+        live_send(r);
     /* The held outputs first: the reader comes to them once the last
      * push is in, and the push's lock orders these writes before. */
     for (int x = 1; x < n; x++) {
@@ -869,6 +890,45 @@ static void live_tail(const nn_error *e, char *tail, size_t size)
     cJSON_Delete(j);
 }
 
+/* The answer of a run to stream: the first output live, the others held
+ * (r->held, given to the encoder). -1 when memory fails. */
+static int live_answer(live_run *r, const api_outputs *picked, int steps,
+                       long step_after, size_t window)
+{
+    r->held = calloc((size_t)picked->n, sizeof *r->held);
+    nn_tensor **rest = calloc((size_t)picked->n, sizeof *rest);
+    nn_shape row = nn_node_output_shape(picked->nodes[0]);
+    nn_shape first = {.ndim = row.ndim + 2, .dims = {1, steps}};
+    int ok = r->held && rest && row.ndim + 2 <= NN_MAX_DIMS;
+    if (ok)
+        memcpy(first.dims + 2, row.dims, (size_t)row.ndim * sizeof(int));
+    for (int x = 1; x < picked->n && ok; x++) {
+        nn_shape out = nn_node_output_shape(picked->nodes[x]);
+        nn_shape shape = {.ndim = out.ndim + 2, .dims = {1, steps}};
+        ok = out.ndim + 2 <= NN_MAX_DIMS;
+        if (ok)
+            memcpy(shape.dims + 2, out.dims, (size_t)out.ndim * sizeof(int));
+        ok = ok && (rest[x] = r->held[x] = nn_tensor_new(&shape)) != NULL;
+    }
+    r->live = ok ? srv_live_new(window, r->req->cfg->connection_timeout)
+                 : NULL;
+    if (r->live)
+        /* Takes the held tensors, also when it fails. */
+        r->enc = api_sequence_nodes_live_enc(picked, &first, srv_live_source,
+                                             r->live, rest, step_after);
+    else
+        for (int x = 1; x < picked->n && rest; x++)
+            nn_tensor_free(rest[x]);
+    free(rest);
+    size_t total;
+    if (r->enc && r->binary &&
+        api_enc_binary(r->enc, &r->header_len, &total) != 0) {
+        api_enc_free(r->enc);
+        r->enc = NULL;
+    }
+    return r->enc && !api_enc_failed(r->enc) ? 0 : -1;
+}
+
 /* Streams the run if it is one to stream (returns 0: answered, with an
  * early reply or an error); 1 leaves it to the caller, untouched. */
 static int run_live(srv_request *req, const nn_binding *bind, int n_in,
@@ -881,11 +941,8 @@ static int run_live(srv_request *req, const nn_binding *bind, int n_in,
         return 1;
     nn_shape row = nn_node_output_shape(picked->nodes[0]);
     size_t per_step = nn_shape_numel(&row);
-    nn_error e;
-    if ((double)per_step * steps < (double)LIVE_WINDOW ||
-        nn_session_run_check(s, bind, n_in, forced, n_forced, steps, &e) !=
-            NN_OK)
-        return 1; /* held, or refused by the run as usual */
+    if ((double)per_step * steps < (double)LIVE_WINDOW)
+        return 1;
     size_t window = LIVE_WINDOW > 2 * per_step ? LIVE_WINDOW : 2 * per_step;
     double held = 0;
     for (int x = 1; x < picked->n; x++) {
@@ -896,63 +953,29 @@ static int run_live(srv_request *req, const nn_binding *bind, int n_in,
                     (double)steps * (double)api_outputs_floats(picked),
                     held))
         return 0;
-    live_run r = {srv_live_new(window, req->cfg->connection_timeout),
-                  calloc((size_t)picked->n, sizeof *r.held), steps};
-    int ok = r.live && r.held;
-    for (int x = 1; x < picked->n && ok; x++) {
-        nn_shape out = nn_node_output_shape(picked->nodes[x]);
-        nn_shape shape = {.ndim = out.ndim + 2, .dims = {1, steps}};
-        ok = out.ndim + 2 <= NN_MAX_DIMS;
-        if (ok)
-            memcpy(shape.dims + 2, out.dims, (size_t)out.ndim * sizeof(int));
-        ok = ok && (r.held[x] = nn_tensor_new(&shape)) != NULL;
-    }
-    nn_shape first_shape = {.ndim = row.ndim + 2, .dims = {1, steps}};
-    ok = ok && row.ndim + 2 <= NN_MAX_DIMS;
-    if (ok)
-        memcpy(first_shape.dims + 2, row.dims, (size_t)row.ndim * sizeof(int));
-    if (!ok) {
-        for (int x = 1; x < picked->n; x++)
-            nn_tensor_free(r.held[x]);
-        free(r.held);
-        if (r.live)
-            srv_live_send(r.live, req, NULL, 0); /* frees it */
-        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
-        return 0;
-    }
-    /* The held outputs are the encoder's from here on, and written by
-     * live_step before the reader comes to them. */
-    nn_tensor **rest = calloc((size_t)picked->n, sizeof *rest);
-    for (int x = 1; x < picked->n && rest; x++)
-        rest[x] = r.held[x];
-    api_enc *enc =
-        rest ? api_sequence_nodes_live_enc(picked, &first_shape,
-                                           srv_live_source, r.live, rest,
-                                           nn_session_steps(s) + steps)
-             : NULL;
-    free(rest);
-    int binary = wants_binary(req);
-    size_t header_len, total;
-    if (enc && binary && api_enc_binary(enc, &header_len, &total) == 0) {
-        req->reply_header = API_BINARY_HEADER;
-        snprintf(req->reply_value, sizeof req->reply_value, "%zu",
-                 header_len);
-    }
-    if (srv_live_send(r.live, req, enc, binary)) {
-        free(r.held);
-        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
-        return 0;
-    }
-    int rc = nn_session_run_each(s, bind, n_in, forced, n_forced,
-                                 picked->names, picked->n, steps, train,
-                                 live_step, &r, &e);
-    if (rc != NN_OK) {
+    live_run r = {.req = req, .binary = wants_binary(req)};
+    nn_error e;
+    int rc = live_answer(&r, picked, steps, nn_session_steps(s) + steps,
+                         window) == 0
+                 ? nn_session_run_each(s, bind, n_in, forced, n_forced,
+                                       picked->names, picked->n, steps,
+                                       train, live_step, &r, &e)
+                 : nn_error_set(&e, NN_ERR_NOMEM, "out of memory");
+    if (r.sent && rc != NN_OK) {
         char tail[600];
         live_tail(&e, tail, sizeof tail);
         srv_live_cut(r.live, tail);
-    } else {
-        srv_metrics_steps(net->id, steps);
+    } else if (!r.sent) {
+        /* Nothing went out: an ordinary error (memory, or the run's own
+         * refusal before its first step). */
+        api_enc_free(r.enc);
+        srv_live_drop(r.live);
+        api_error err;
+        api_fail_from_nn(&err, &e, 0);
+        srv_reply_error(req, &err);
     }
+    if (rc == NN_OK)
+        srv_metrics_steps(net->id, steps);
     free(r.held);
     return 0;
 }
@@ -961,8 +984,9 @@ static int run_live(srv_request *req, const nn_binding *bind, int n_in,
  * run_live, the whole run is done, and its outputs held as float32,
  * before the first byte of the answer: every error is a plain 4xx/5xx,
  * and what is streamed after cannot fail (api_enc_next needs no memory).
- * A streamed run is checked as completely before its first byte; only a
- * step failing after that ends it with an "error" member. */
+ * A streamed run's first byte goes after its first step, so the run's
+ * own refusals are plain errors there too; only a step failing after
+ * that ends it with an "error" member. */
 static void handle_session_run(srv_request *req)
 {
     api_json j;

@@ -449,6 +449,64 @@ static void test_long_run_streams(void)
     free(bin_id);
 }
 
+/* A run long enough to stream whose engine refuses it before its first
+ * step, or whose step 0 fails: nothing has gone out, so the answer is a
+ * plain error, as for a short run. */
+static void test_refusals_before_the_stream(void)
+{
+    char *id = session("{\"batch\": 1}");
+    char path[160];
+    snprintf(path, sizeof path, "/v1/networks/res/sessions/%s/run", id);
+    /* o's values forced, though no node receives o's feedback. */
+    char *inputs = run_body(0, LIVE_STEPS);
+    api_buf b = {0};
+    api_buf_put(&b, inputs, strlen(inputs) - 1); /* without its last '}' */
+    api_buf_puts(&b, ", \"forced\": {\"o\": [[");
+    for (int k = 0; k < LIVE_STEPS; k++)
+        api_buf_puts(&b, k ? ",[0,0,0,0]" : "[0,0,0,0]");
+    api_buf_puts(&b, "]]}}");
+    char *body = api_buf_finish(&b, NULL);
+    it_response r = post("POST", path, body, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "no node receives its feedback"));
+    cJSON *j = cJSON_Parse(r.body);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(
+                               cJSON_GetObjectItem(j, "error"), "code")),
+                           "bad_request");
+    cJSON_Delete(j);
+    it_response_free(&r);
+    free(body);
+    free(inputs);
+    snprintf(path, sizeof path, "/v1/networks/res/sessions/%s", id);
+    r = post("GET", path, NULL, 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"steps\":0"));
+    it_response_free(&r);
+    free(id);
+
+    it_response c = post("POST", "/v1/networks",
+                         "{\"name\": \"failing0\", \"seed\": 3, \"nodes\": ["
+                         "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+                         "{\"name\": \"r\", \"type\": \"Reservoir\","
+                         " \"num_unit\": 300},"
+                         "{\"name\": \"f\", \"type\": \"FailAtStep\","
+                         " \"step\": 0}],"
+                         "\"edges\": [\"x >> r >> f\"]}", 201);
+    it_response_free(&c);
+    c = post("POST", "/v1/networks/failing0/sessions", "{\"id\": \"a\"}", 201);
+    it_response_free(&c);
+    b = (api_buf){0};
+    api_buf_puts(&b, "{\"inputs\": {\"x\": [[");
+    for (int k = 0; k < 2000; k++)
+        api_buf_puts(&b, k ? ",[0.5]" : "[0.5]");
+    api_buf_puts(&b, "]]}, \"outputs\": [\"f\"]}");
+    body = api_buf_finish(&b, NULL);
+    r = post("POST", "/v1/networks/failing0/sessions/a/run", body, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "step 0"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "FailAtStep fails"));
+    CU_ASSERT_PTR_NULL(strstr(r.body, "outputs"));
+    it_response_free(&r);
+    free(body);
+}
+
 /* A step that fails after the answer has begun: the document stays valid
  * JSON, holds the steps before the failure and ends with an "error"
  * member; the session keeps the steps it took and goes on. In the binary
@@ -512,6 +570,28 @@ static void test_failure_mid_stream(void)
     it_response_free(&h);
 }
 
+/* Starts a daemon of its own (args as it_start's) holding RES_NET and a
+ * batch-1 session named sid. */
+static void start_with_session(it_server *srv, const char *const *args,
+                               const char *sid)
+{
+    CU_ASSERT_EQUAL_FATAL(it_start(srv, args), 0);
+    it_response r;
+    memset(&r, 0, sizeof r);
+    CU_ASSERT_EQUAL(it_request(srv, "POST", "/v1/networks",
+                               "application/json", RES_NET, strlen(RES_NET),
+                               &r), 0);
+    CU_ASSERT_EQUAL(r.status, 201);
+    it_response_free(&r);
+    char body[128];
+    snprintf(body, sizeof body, "{\"id\": \"%s\", \"batch\": 1}", sid);
+    CU_ASSERT_EQUAL(it_request(srv, "POST", "/v1/networks/res/sessions",
+                               "application/json", body, strlen(body), &r),
+                    0);
+    CU_ASSERT_EQUAL(r.status, 201);
+    it_response_free(&r);
+}
+
 /* What the daemon holds for a streamed run does not grow with its length:
  * 40,000 steps of r are 19 MB of float32 (and 50 MB of text), against a
  * window of 1 MiB. On a fresh daemon, whose peak RSS so far is its
@@ -521,17 +601,9 @@ static void test_streamed_run_memory(void)
     if (!it_rss_meaningful())
         return;
     it_server fresh;
-    CU_ASSERT_EQUAL_FATAL(it_start(&fresh, NULL), 0);
+    start_with_session(&fresh, NULL, "m");
     it_response r;
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(it_request(&fresh, "POST", "/v1/networks",
-                               "application/json", RES_NET, strlen(RES_NET),
-                               &r), 0);
-    it_response_free(&r);
-    const char *s = "{\"id\": \"m\", \"batch\": 1}";
-    CU_ASSERT_EQUAL(it_request(&fresh, "POST", "/v1/networks/res/sessions",
-                               "application/json", s, strlen(s), &r), 0);
-    it_response_free(&r);
     api_buf b = {0};
     api_buf_puts(&b, "{\"inputs\": {\"x\": [[");
     for (int k = 0; k < 40000; k++)
@@ -615,17 +687,9 @@ static void test_slow_client_holds_no_thread(void)
     it_server one;
     const char *args[] = {"--compute-threads", "1", "--connection-timeout",
                           "120", NULL};
-    CU_ASSERT_EQUAL_FATAL(it_start(&one, args), 0);
+    start_with_session(&one, args, "slow");
     it_response r;
     memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(it_request(&one, "POST", "/v1/networks",
-                               "application/json", RES_NET, strlen(RES_NET),
-                               &r), 0);
-    it_response_free(&r);
-    const char *s = "{\"id\": \"slow\", \"batch\": 1}";
-    CU_ASSERT_EQUAL(it_request(&one, "POST", "/v1/networks/res/sessions",
-                               "application/json", s, strlen(s), &r), 0);
-    it_response_free(&r);
     char *body = run_body(0, 20000);
     int fd = send_run(one.port, "slow", body);
     /* The answer's first bytes say the run has begun; then nothing more
@@ -688,6 +752,8 @@ int main(void)
          test_errors_before_the_first_byte},
         {"clients leaving mid-stream", test_clients_leaving_mid_stream},
         {"a long run streams as it steps", test_long_run_streams},
+        {"a long run's refusals before its first step are plain errors",
+         test_refusals_before_the_stream},
         {"a failure mid-stream ends the document with an error",
          test_failure_mid_stream},
         {"a streamed run's memory does not grow with it",
