@@ -188,14 +188,8 @@ void srv_reply_stream(srv_request *req, int status, const char *content_type,
  * the job ends, when over(cls) is called, the last touch of the job, and
  * only after it may the reply's reader end the body. *conn receives the
  * connection (before the reader can run), for srv_http_pause and
- * srv_http_wake. */
+ * srv_http_wake (srv_http.h). */
 void srv_request_send_now(srv_request *req, void (*over)(void *cls),
                           void *cls, void **conn);
-/* In a reply's reader on its connection's thread, before returning 0 for
- * "nothing yet": suspends the connection (a reader returning 0 without it
- * would be called again at once). */
-void srv_http_pause(void *conn);
-/* From any thread: resumes a connection srv_http_pause suspended. */
-void srv_http_wake(void *conn);
 
 #endif

@@ -760,10 +760,12 @@ static void job_run(srv_job *job)
     run_handler(&srv_routes[st->route], &job->req);
 }
 
-/* On the compute thread: the reply is ready; MHD calls srv_http_handle
- * again for the connection, which sends it. */
 static void state_put(conn_state *st);
 
+/* On the compute thread: the reply is ready; MHD calls srv_http_handle
+ * again for the connection, which sends it. Sent early, the reply is out
+ * already: the job's end is told to it, and the job lets go of the
+ * request. */
 static void job_done(srv_job *job)
 {
     conn_state *st = (conn_state *)((char *)job - offsetof(conn_state, job));

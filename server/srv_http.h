@@ -42,6 +42,12 @@ void srv_http_connection(void *cls, struct MHD_Connection *conn,
 int srv_http_sweep(int read_timeout);
 /* Connections open now, for /metrics. */
 int srv_http_open_connections(void);
+/* In a reply's reader on its connection's thread, before returning 0 for
+ * "nothing yet": suspends the connection (a reader returning 0 without it
+ * would be called again at once). conn is srv_request_send_now's. */
+void srv_http_pause(void *conn);
+/* From any thread: resumes a connection srv_http_pause suspended. */
+void srv_http_wake(void *conn);
 /* MHD_RequestCompletedCallback: frees what srv_http_handle kept. */
 void srv_http_completed(void *cls, struct MHD_Connection *conn,
                         void **con_cls, enum MHD_RequestTerminationCode code);
