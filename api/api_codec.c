@@ -479,6 +479,22 @@ void api_buf_float(api_buf *b, float v)
     b->data[b->len] = '\0';
 }
 
+/* How many trailing axes element k of a tensor of the given shape starts
+ * (its index is 0 on them; last 0) or ends (its index is the last on
+ * them; last 1). */
+static int trailing_axes(const nn_shape *shape, size_t k, int last)
+{
+    int axes = 0;
+    for (int d = shape->ndim - 1; d >= 0; d--) {
+        size_t n = (size_t)shape->dims[d];
+        if (k % n != (last ? n - 1 : 0))
+            break;
+        k /= n;
+        axes++;
+    }
+    return axes;
+}
+
 /* The text of element k of a tensor of the given shape with the
  * punctuation around it: the brackets it opens, a comma before it unless
  * it starts an innermost array, the brackets it closes. At most
@@ -489,25 +505,8 @@ static size_t element_text(float v, const nn_shape *shape, size_t k,
     char *p = out;
     if (shape->ndim == 0)
         return api_write_float(v, out);
-    /* How many trailing axes element k starts (its index is 0 on them)
-     * and ends (its index is the last on them). */
-    int starts = 0, ends = 0;
-    size_t rest = k;
-    for (int d = shape->ndim - 1; d >= 0; d--) {
-        size_t n = (size_t)shape->dims[d];
-        if (rest % n != 0)
-            break;
-        rest /= n;
-        starts++;
-    }
-    rest = k;
-    for (int d = shape->ndim - 1; d >= 0; d--) {
-        size_t n = (size_t)shape->dims[d];
-        if (rest % n != n - 1)
-            break;
-        rest /= n;
-        ends++;
-    }
+    int starts = trailing_axes(shape, k, 0);
+    int ends = trailing_axes(shape, k, 1);
     if (k > 0)
         *p++ = ',';
     for (int i = 0; i < starts; i++)
@@ -772,16 +771,7 @@ static size_t cut_brackets(const nn_shape *shape, size_t k, char *out)
         return n;
     }
     /* Element k - 1 closed its trailing axes; the others stay open. */
-    size_t rest = k - 1;
-    int closed = 0;
-    for (int d = shape->ndim - 1; d >= 0; d--) {
-        size_t len = (size_t)shape->dims[d];
-        if (rest % len != len - 1)
-            break;
-        rest /= len;
-        closed++;
-    }
-    for (int d = closed; d < shape->ndim; d++)
+    for (int d = trailing_axes(shape, k - 1, 1); d < shape->ndim; d++)
         out[n++] = ']';
     return n;
 }
@@ -961,6 +951,16 @@ int api_enc_binary(api_enc *e, size_t *header_len, size_t *total)
     return 0;
 }
 
+/* What fits of text[*at..len) into room bytes at dst; *at moves on. */
+static size_t copy_some(char *dst, size_t room, const char *text, size_t len,
+                        size_t *at)
+{
+    size_t n = len - *at < room ? len - *at : room;
+    memcpy(dst, text + *at, n);
+    *at += n;
+    return n;
+}
+
 size_t api_enc_next(api_enc *e, char *buf, size_t cap)
 {
     if (e->binary)
@@ -969,21 +969,13 @@ size_t api_enc_next(api_enc *e, char *buf, size_t cap)
     e->waiting = 0;
     while (out < cap) {
         if (e->pending_at < e->pending_len) {
-            size_t n = e->pending_len - e->pending_at;
-            if (n > cap - out)
-                n = cap - out;
-            memcpy(buf + out, e->pending + e->pending_at, n);
-            e->pending_at += n;
-            out += n;
+            out += copy_some(buf + out, cap - out, e->pending, e->pending_len,
+                             &e->pending_at);
             continue;
         }
         if (e->tail) {
-            size_t n = e->tail_len - e->tail_at;
-            if (n > cap - out)
-                n = cap - out;
-            memcpy(buf + out, e->tail + e->tail_at, n);
-            e->tail_at += n;
-            out += n;
+            out += copy_some(buf + out, cap - out, e->tail, e->tail_len,
+                             &e->tail_at);
             if (e->tail_at == e->tail_len)
                 break;
             continue;
@@ -1001,12 +993,8 @@ size_t api_enc_next(api_enc *e, char *buf, size_t cap)
                 continue;
             }
         } else if (!p->tensor && !p->live) {
-            size_t n = p->len - e->offset;
-            if (n > cap - out)
-                n = cap - out;
-            memcpy(buf + out, p->text + e->offset, n);
-            e->offset += n;
-            out += n;
+            out += copy_some(buf + out, cap - out, p->text, p->len,
+                             &e->offset);
         } else {
             size_t total = piece_numel(p);
             const nn_shape *shape = piece_shape(p);
