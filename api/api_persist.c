@@ -388,7 +388,7 @@ static int stored_patterns(const cJSON *meta, int version, nn_graph *g,
                                 : NULL;
             const cJSON *jw = o ? cJSON_GetObjectItemCaseSensitive(o, "weight")
                                 : NULL;
-            double r, c, z;
+            double r = 0, c = 0, z = 0; /* set on success; gcc -O3 cannot see it */
             if (!cJSON_IsString(jn) || !cJSON_IsString(jw) ||
                 strcmp(jn->valuestring, nm) || strcmp(jw->valuestring, wn) ||
                 meta_integer(o, "rows", rows, rows, &r, err) ||

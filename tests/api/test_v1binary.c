@@ -122,7 +122,7 @@ static void test_errors(void)
     nn_error e;
     nn_session *s = nn_session_new(g, 1, 1, &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    const float v[4] = {1, 2, 3, 4};
+    static const float v[4] = {1, 2, 3, 4};
     static const struct {
         const char *header;
         size_t floats;      /* sent after the header */
