@@ -7,7 +7,12 @@
  * of a small reservoir's step. They are built three times — plain, AVX2 and
  * AVX-512 — and picked at run time; the arithmetic is the same in each
  * (no fused multiply-adds: C11 without extensions does not contract), so
- * every machine gets the same bits. Measured against libm in double over
+ * every machine gets the same bits. The file is built with
+ * -fno-trapping-math: each kernel computes both sides of its selects, and
+ * GCC will not run a division it cannot prove harmless on lanes whose
+ * result is thrown away unless it may ignore floating-point traps (which
+ * nerved never enables); without it only AVX-512's masked instructions
+ * vectorised, and the plain and AVX2 builds ran one value at a time. Measured against libm in double over
  * every 257th float bit pattern (tests/unit/test_activations.c): exp within
  * 2 ulp, tanh and sigmoid within 4 ulp (NN_VMATH_MAX_ULP), the exact (erf)
  * GELU within NN_GELU_EXACT_MAX_ULP.
@@ -257,12 +262,20 @@ NN_VMATH_SET(avx2, __attribute__((target("avx2"))))
 NN_VMATH_SET(avx512, __attribute__((target("avx512f"))))
 #endif
 
+static int level_limit = -1;
+
+void nn_vmath_limit_vectors(int level)
+{
+    level_limit = level;
+}
+
 static const vmath *vm(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("avx512f"))
+    int limit = level_limit < 0 ? 2 : level_limit;
+    if (limit >= 2 && __builtin_cpu_supports("avx512f"))
         return &vmath_avx512;
-    if (__builtin_cpu_supports("avx2"))
+    if (limit >= 1 && __builtin_cpu_supports("avx2"))
         return &vmath_avx2;
 #endif
     return &vmath_plain;
