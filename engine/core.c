@@ -176,6 +176,23 @@ void nn_scratch_free(float *p, size_t floats)
     nn_free(p);
 }
 
+static int vector_limit = -1;
+
+void nn_limit_vectors(int level)
+{
+    vector_limit = level;
+}
+
+int nn_vector_level(void)
+{
+    int level = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx2"))
+        level = __builtin_cpu_supports("avx512f") ? 2 : 1;
+#endif
+    return vector_limit >= 0 && vector_limit < level ? vector_limit : level;
+}
+
 uint64_t nn_alloc_count(void)
 {
     return atomic_load(&alloc_count);

@@ -179,4 +179,12 @@ int nn_param_table_check(const nn_node_type *type, nn_error *err);
 /* Index of name in the type's table, or -1. */
 int nn_param_index(const nn_node_type *type, const char *name);
 
+/* The widest vector instructions the engine's own kernels (sparse
+ * products, activations) may use on this CPU: 0 none, 1 AVX2, 2 AVX-512F
+ * as well. */
+int nn_vector_level(void);
+/* For tests only: caps nn_vector_level at level even if the CPU has more;
+ * -1 lifts the cap. Not thread-safe: set it before kernels run. */
+void nn_limit_vectors(int level);
+
 #endif /* NN_INTERNAL_H */

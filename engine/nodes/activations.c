@@ -12,12 +12,15 @@
  * GCC will not run a division it cannot prove harmless on lanes whose
  * result is thrown away unless it may ignore floating-point traps (which
  * nerved never enables); without it only AVX-512's masked instructions
- * vectorised, and the plain and AVX2 builds ran one value at a time. Measured against libm in double over
- * every 257th float bit pattern (tests/unit/test_activations.c): exp within
- * 2 ulp, tanh and sigmoid within 4 ulp (NN_VMATH_MAX_ULP), the exact (erf)
- * GELU within NN_GELU_EXACT_MAX_ULP.
+ * vectorised, and the plain and AVX2 builds ran one value at a time.
+ * Measured against libm in double over every 257th float bit pattern
+ * (tests/unit/test_activations.c): exp within 2 ulp, tanh and sigmoid
+ * within 4 ulp (NN_VMATH_MAX_ULP), the exact (erf) GELU within
+ * NN_GELU_EXACT_MAX_ULP.
  */
 #include "activations.h"
+
+#include "nn_internal.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -262,20 +265,13 @@ NN_VMATH_SET(avx2, __attribute__((target("avx2"))))
 NN_VMATH_SET(avx512, __attribute__((target("avx512f"))))
 #endif
 
-static int level_limit = -1;
-
-void nn_vmath_limit_vectors(int level)
-{
-    level_limit = level;
-}
-
 static const vmath *vm(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    int limit = level_limit < 0 ? 2 : level_limit;
-    if (limit >= 2 && __builtin_cpu_supports("avx512f"))
+    int level = nn_vector_level();
+    if (level >= 2)
         return &vmath_avx512;
-    if (limit >= 1 && __builtin_cpu_supports("avx2"))
+    if (level == 1)
         return &vmath_avx2;
 #endif
     return &vmath_plain;

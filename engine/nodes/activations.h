@@ -60,9 +60,5 @@ void nn_vsigmoid(const float *x, float *y, size_t n);
  * double over the whole float range (-inf gives -0, the limit). */
 #define NN_GELU_EXACT_MAX_ULP 8
 void nn_vgelu_exact(const float *x, float *y, size_t n);
-/* For tests only: use the kernels built for vector level (0 plain, 1 AVX2,
- * 2 AVX-512F) or below even if the CPU has more; -1 lifts the limit. Not
- * thread-safe: set it before the kernels run. */
-void nn_vmath_limit_vectors(int level);
 
 #endif

@@ -9,8 +9,8 @@
  * one by one (two loads per entry instead of the plain loop's three; an
  * AVX2 gather instruction measured slower still: gathers are microcoded on
  * AMD Zen 4 and slowed by the gather-data-sampling mitigation on recent
- * Intel CPUs). At batch B > 1, 32 or 16 (AVX-512) or 8 (AVX2) rows at a
- * time are transposed, 8 x 8 blocks through vector registers, into the
+ * Intel CPUs). At batch B > 1, 32 or 16 (AVX-512) or 32 or 8 (AVX2) rows at
+ * a time are transposed, 8 x 8 blocks through vector registers, into the
  * scratch so that the values an entry multiplies are contiguous: one
  * broadcast of the value and, per vector of rows, one load, multiply and
  * add per entry, each lane one or two vector registers, and each row still
@@ -25,6 +25,8 @@
  * push those inputs out (NN_STREAM_W_BYTES).
  */
 #include "sparse.h"
+
+#include "nn_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -493,28 +495,10 @@ scatter_rows(const float *restrict yt, size_t cols, size_t b0, size_t w,
 }
 #endif
 
-static int level_limit = -1;
-
-void nn_csr_limit_vectors(int level)
-{
-    level_limit = level;
-}
-
-/* 0: plain, 1: AVX2, 2: AVX-512F as well. */
-static int vector_level(void)
-{
-    int level = 0;
-#ifdef NN_HAVE_AVX2_PATH
-    if (__builtin_cpu_supports("avx2"))
-        level = __builtin_cpu_supports("avx512f") ? 2 : 1;
-#endif
-    return level_limit >= 0 && level_limit < level ? level_limit : level;
-}
-
 void nn_csr_matmul(const nn_csr *m, const float *val, const float *x,
                    size_t batch, float beta, float *y, float *work)
 {
-    int level = vector_level();
+    int level = nn_vector_level();
     size_t rows = (size_t)m->rows, cols = (size_t)m->cols, b = 0;
 #ifdef NN_HAVE_AVX2_PATH
     /* Chunks of 32, 16 or 8 rows, each transposed so that the inputs an

@@ -74,10 +74,6 @@ size_t nn_csr_matmul_work(const nn_csr *m);
  * paths, so the bits are the same on every machine. */
 void nn_csr_matmul(const nn_csr *m, const float *val, const float *x,
                    size_t batch, float beta, float *y, float *work);
-/* For tests only: use vector instructions up to level (0 none, 1 AVX2,
- * 2 AVX-512F) even if the CPU has more; -1 lifts the limit. Not
- * thread-safe: set it before products run. */
-void nn_csr_limit_vectors(int level);
 /* dx += dy · Mᵀ (the input gradient of nn_csr_matmul). */
 void nn_csr_matmul_t_add(const nn_csr *m, const float *val, const float *dy,
                          size_t batch, float *dx);

@@ -6,6 +6,7 @@
  * softmax rows against double.
  */
 #include "activations.h"
+#include "nn_internal.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -219,7 +220,7 @@ static void test_same_bits_at_every_level(void)
             n++;
         }
         for (int level = 0; level <= 2; level++) {
-            nn_vmath_limit_vectors(level);
+            nn_limit_vectors(level);
             for (int f = 0; f < FNS; f++) {
                 float *out = level == 0 ? want[f] : got;
                 if (f == FNS - 1) {
@@ -239,7 +240,7 @@ static void test_same_bits_at_every_level(void)
                     }
             }
         }
-        nn_vmath_limit_vectors(-1);
+        nn_limit_vectors(-1);
     }
     CU_ASSERT_EQUAL(differ, 0);
 }

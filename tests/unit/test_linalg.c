@@ -3,6 +3,7 @@
  * whose spectrum is known by construction, and the CSR patterns and
  * products of engine/nodes/sparse.h against dense arithmetic.
  */
+#include "nn_internal.h"
 #include "nn_linalg.h"
 #include "sparse.h"
 #include "testutil.h"
@@ -568,7 +569,7 @@ static void test_csr_matmul_paths(void)
                 y0[i] = beta == 0.0f ? NAN : (float)nn_rng_normal(&rng);
             csr_reference(&m, val, x, batch, beta, y0, want, mag);
             for (int level = 0; level <= 2; level++) {
-                nn_csr_limit_vectors(level);
+                nn_limit_vectors(level);
                 memcpy(y, y0, batch * cols * sizeof(float));
                 nn_csr_matmul(&m, val, x, batch, beta, y, work + 1);
                 int bad = 0, differ = 0;
@@ -590,7 +591,7 @@ static void test_csr_matmul_paths(void)
                 CU_ASSERT_EQUAL(bad, 0);
                 CU_ASSERT_EQUAL(differ, 0);
             }
-            nn_csr_limit_vectors(-1);
+            nn_limit_vectors(-1);
         }
         free(val);
         free(x);

@@ -276,7 +276,8 @@ static void test_sparse_auto_and_large_reservoir(void)
 }
 
 /* A batch of 90 rows goes through every chunk width of the sparse product
- * (32, 32, 16, 8, then two rows alone) and its scratch (over 4 MiB) is
+ * (32, 32, 16, 8, then two rows alone; with AVX2 only 32, 32, 8, 8, 8, then
+ * two) and its scratch (over 4 MiB) is
  * mapped apart for huge pages: each row's states are still those of that
  * row stepped alone, a step allocates nothing, and a scratch that cannot
  * be had is out of memory, reported. The sparse product alone gives the
