@@ -3,6 +3,7 @@
 #include "testutil.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <dirent.h>
 #include <signal.h>
@@ -56,6 +57,45 @@ static char **make_argv(const char *const *fixed, const char *const *args)
     return argv;
 }
 
+/* Daemons started and not yet stopped. A fatal assertion leaves its test
+ * early, past the it_stop; the daemon would outlive the test binary and
+ * hold its output pipe open, so ctest would wait for it until the timeout.
+ * At exit they are killed. */
+#define MAX_LIVE 64
+static pid_t live[MAX_LIVE];
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void kill_leftovers(void)
+{
+    pthread_mutex_lock(&live_lock);
+    for (int i = 0; i < MAX_LIVE; i++) {
+        /* Only a child still ours and not reaped (by a test's own waitpid):
+         * a reaped pid may have been given to another process. */
+        if (live[i] > 0 && waitpid(live[i], NULL, WNOHANG) == 0) {
+            fprintf(stderr, "killing daemon %d, left running by a failed "
+                            "test\n", (int)live[i]);
+            kill(live[i], SIGKILL);
+            waitpid(live[i], NULL, 0);
+        }
+        live[i] = 0;
+    }
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void track(pid_t pid, pid_t replace)
+{
+    static int registered;
+    pthread_mutex_lock(&live_lock);
+    if (!registered)
+        registered = atexit(kill_leftovers) == 0;
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (live[i] == replace) {
+            live[i] = pid;
+            break;
+        }
+    pthread_mutex_unlock(&live_lock);
+}
+
 int it_start(it_server *s, const char *const *args)
 {
     return it_start_logged(s, args, NULL);
@@ -74,6 +114,7 @@ void it_kill(it_server *s)
 {
     kill(s->pid, SIGKILL);
     waitpid(s->pid, NULL, 0);
+    track(0, s->pid);
 }
 
 int it_start_logged(it_server *s, const char *const *args, const char *log)
@@ -120,6 +161,7 @@ int it_start_logged(it_server *s, const char *const *args, const char *log)
         return -1;
     }
     fclose(f); /* the daemon logs to stderr; stdout has no more to say */
+    track(pid, 0);
     s->pid = pid;
     s->port = port;
     s->cainfo[0] = '\0';
@@ -132,7 +174,9 @@ int it_stop(it_server *s)
     int status;
     if (kill(s->pid, SIGTERM))
         return -1;
-    if (waitpid(s->pid, &status, 0) != s->pid)
+    pid_t got = waitpid(s->pid, &status, 0);
+    track(0, s->pid);
+    if (got != s->pid)
         return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
@@ -177,11 +221,19 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 {
     it_response *r = arg;
     size_t add = size * n;
-    char *p = realloc(r->body, r->len + add + 1);
-    if (!p)
-        return 0;
-    memcpy(p + r->len, data, add);
-    r->body = p;
+    /* Doubling: growing by each chunk copies a large body quadratically
+     * often where realloc cannot grow in place (always, under ASan). */
+    if (r->len + add + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + add + 1)
+            cap *= 2;
+        char *p = realloc(r->body, cap);
+        if (!p)
+            return 0;
+        r->body = p;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, add);
     r->len += add;
     r->body[r->len] = '\0';
     return add;
@@ -402,6 +454,7 @@ void it_response_free(it_response *r)
 {
     free(r->body);
     r->body = NULL;
+    r->cap = 0;
 }
 
 int it_float_close(double got, double want)

@@ -37,6 +37,7 @@ typedef struct it_response {
     long status;
     char *body;     /* NUL-terminated, malloc'd */
     size_t len;
+    size_t cap;     /* bytes allocated for body; grows by doubling */
     char content_type[128];
     char allow[128];
     char backend[128];  /* X-Nerved-Backend, set by the nginx front */
