@@ -331,12 +331,16 @@ static struct MHD_Daemon *start_daemon(const srv_config *cfg,
                                        struct sockaddr_storage *addr)
 {
     memset(addr, 0, sizeof *addr);
-    /* MHD_USE_AUTO picks epoll on Linux: select() could not watch more
-     * than 1024 sockets, which a crowd of slow clients would reach. */
+    /* poll, not select: select() could not watch more than 1024 sockets,
+     * which a crowd of slow clients would reach. Not epoll either: with a
+     * thread pool, libmicrohttpd 0.9.75's MHD_quiesce_daemon removes the
+     * listen socket from each worker's epoll set while the worker may be
+     * removing it itself, and panics (aborts) when it loses that race:
+     * SIGTERM could end in SIGABRT. poll is as fast here (measured). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
                      MHD_USE_ITC | /* quiescing at shutdown needs it */
                      MHD_ALLOW_SUSPEND_RESUME | /* requests wait for compute */
-                     MHD_USE_AUTO;
+                     MHD_USE_POLL;
     struct sockaddr_in *v4 = (struct sockaddr_in *)addr;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)addr;
     if (inet_pton(AF_INET, cfg->host, &v4->sin_addr) == 1) {
