@@ -140,7 +140,10 @@ typedef struct srv_request {
     ssize_t (*stream)(void *cls, uint64_t pos, char *buf, size_t max);
     void *stream_cls;
     void (*stream_free)(void *cls);
+    uint64_t stream_size;       /* its length, or SRV_UNSIZED (chunked) */
 } srv_request;
+
+#define SRV_UNSIZED UINT64_MAX
 
 /* Parses req->raw into req->json (deleted with the request); replies 400
  * and returns -1 when it is not one JSON document. An empty body leaves
@@ -180,6 +183,17 @@ void srv_reply_stream(srv_request *req, int status, const char *content_type,
                       ssize_t (*reader)(void *cls, uint64_t pos, char *buf,
                                      size_t max),
                       void *cls, void (*free_fn)(void *cls));
+/* As srv_reply_stream when the reply's length is known before its first
+ * byte (the binary framing's): sent with a Content-Length, not chunked, in
+ * pieces of the response's own 256 KiB buffer rather than of the
+ * connection's 16 KiB pool. A reader ending before size bytes, or with
+ * MHD_CONTENT_READER_END_WITH_ERROR, cuts the connection: the client sees
+ * a body shorter than announced. */
+void srv_reply_stream_sized(srv_request *req, int status,
+                            const char *content_type, uint64_t size,
+                            ssize_t (*reader)(void *cls, uint64_t pos,
+                                              char *buf, size_t max),
+                            void *cls, void (*free_fn)(void *cls));
 
 /* For a handler on a compute thread that goes on making its reply after
  * the first bytes (a long run, streamed as it steps): sends the reply set

@@ -39,6 +39,7 @@
 
 /* Bytes a streamed reply is produced in at a time. */
 #define STREAM_BLOCK (64 * 1024)
+#define SIZED_STREAM_BLOCK (256 * 1024)
 /* A refusal decided from the headers waits for a declared body of up to
  * 4 x --max-body or this, whichever is larger (see refuse()). */
 #define DRAIN_FLOOR ((size_t)64 << 20)
@@ -144,6 +145,17 @@ void srv_reply_stream(srv_request *req, int status, const char *content_type,
     req->stream = reader;
     req->stream_cls = cls;
     req->stream_free = free_fn;
+    req->stream_size = SRV_UNSIZED;
+}
+
+void srv_reply_stream_sized(srv_request *req, int status,
+                            const char *content_type, uint64_t size,
+                            ssize_t (*reader)(void *cls, uint64_t pos,
+                                              char *buf, size_t max),
+                            void *cls, void (*free_fn)(void *cls))
+{
+    srv_reply_stream(req, status, content_type, reader, cls, free_fn);
+    req->stream_size = size;
 }
 
 void srv_reply_text(srv_request *req, int status, const char *content_type,
@@ -455,9 +467,14 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
     if (req->stream) {
         /* MHD calls stream_free when done with the response, also when
          * the client goes away mid-stream. */
+        /* Chunked, MHD makes each piece in the connection's pool (8 KiB
+         * at most); with a length it reads into the response's buffer of
+         * block_size and sends from there, a quarter of the sends. */
+        int sized = req->stream_size != SRV_UNSIZED;
         resp = MHD_create_response_from_callback(
-            MHD_SIZE_UNKNOWN, STREAM_BLOCK, req->stream, req->stream_cls,
-            req->stream_free);
+            sized ? req->stream_size : MHD_SIZE_UNKNOWN,
+            sized ? SIZED_STREAM_BLOCK : STREAM_BLOCK, req->stream,
+            req->stream_cls, req->stream_free);
         if (!resp) {
             drop_stream(req);
             return MHD_NO;

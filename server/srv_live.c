@@ -185,13 +185,17 @@ static void live_job_over(void *cls)
     wake(conn);
 }
 
-void srv_live_send(srv_live *l, srv_request *req, api_enc *enc, int binary)
+void srv_live_send(srv_live *l, srv_request *req, api_enc *enc, int binary,
+                   uint64_t binary_size)
 {
     l->enc = enc;
     l->refs = 2;
-    srv_reply_stream(req, 200,
-                     binary ? "application/octet-stream" : "application/json",
-                     live_read, l, live_response_free);
+    if (binary)
+        srv_reply_stream_sized(req, 200, "application/octet-stream",
+                               binary_size, live_read, l, live_response_free);
+    else
+        srv_reply_stream(req, 200, "application/json", live_read, l,
+                         live_response_free);
     srv_request_send_now(req, live_job_over, l, &l->conn);
 }
 

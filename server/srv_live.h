@@ -36,10 +36,12 @@ const float *srv_live_source(void *live, size_t k, size_t *n,
 /* Takes enc, the reply's document (holding the streamed tensor, built
  * without failure: api_enc_failed is 0), and sends it now as req's reply
  * (srv_request_send_now), in the binary framing when binary (whose
- * Inference-Header-Content-Length the caller set). From then the live is
+ * Inference-Header-Content-Length the caller set), whose whole length
+ * binary_size is then known before the first byte. From then the live is
  * shared with the reply; the caller pushes, its job's end ends the body
  * (srv_live_cut first on a failure), and it must not reply again. */
-void srv_live_send(srv_live *l, srv_request *req, api_enc *enc, int binary);
+void srv_live_send(srv_live *l, srv_request *req, api_enc *enc, int binary,
+                   uint64_t binary_size);
 /* Frees a live never sent (NULL: nothing). */
 void srv_live_drop(srv_live *l);
 /* Appends n floats, one step's, growing the window or waiting for room.

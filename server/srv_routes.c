@@ -120,8 +120,8 @@ static void reply_binary(srv_request *req, int status, api_enc *enc)
         return;
     }
     es->enc = enc;
-    srv_reply_stream(req, status, "application/octet-stream", enc_stream_read,
-                     es, enc_stream_free);
+    srv_reply_stream_sized(req, status, "application/octet-stream", total,
+                           enc_stream_read, es, enc_stream_free);
 }
 
 static void reply_encoded(srv_request *req, int status, api_enc *enc)
@@ -838,6 +838,7 @@ typedef struct live_run {
     api_enc *enc;     /* the answer, the live's once sent */
     int binary;
     size_t header_len; /* of the binary framing */
+    size_t binary_size; /* the framed answer's whole length */
     int sent;         /* the answer has begun: errors end the document */
     nn_tensor **held; /* outputs 1..n, (1, steps, shape); the encoder's */
 } live_run;
@@ -852,7 +853,7 @@ static void live_send(live_run *r)
         snprintf(r->req->reply_value, sizeof r->req->reply_value, "%zu",
                  r->header_len);
     }
-    srv_live_send(r->live, r->req, r->enc, r->binary);
+    srv_live_send(r->live, r->req, r->enc, r->binary, r->binary_size);
     r->enc = NULL; /* the live's */
     r->sent = 1;
 }
@@ -920,9 +921,8 @@ static int live_answer(live_run *r, const api_outputs *picked, int steps,
         for (int x = 1; x < picked->n && rest; x++)
             nn_tensor_free(rest[x]);
     free(rest);
-    size_t total;
     if (r->enc && r->binary &&
-        api_enc_binary(r->enc, &r->header_len, &total) != 0) {
+        api_enc_binary(r->enc, &r->header_len, &r->binary_size) != 0) {
         api_enc_free(r->enc);
         r->enc = NULL;
     }

@@ -562,7 +562,9 @@ static void test_failure_mid_stream(void)
                              "application/json", body, strlen(body),
                              "Accept: application/octet-stream", &bin);
     size_t whole = (size_t)2000 * 300 * sizeof(float);
-    CU_ASSERT(rc != 0 || bin.len < whole);
+    /* Cut short of its Content-Length: curl reports the transfer broken. */
+    CU_ASSERT(rc != 0);
+    CU_ASSERT(bin.len < whole);
     it_response_free(&bin);
     free(body);
     /* The daemon goes on. */
