@@ -27,6 +27,7 @@ struct srv_live {
      * given: freed at its next look. */
     float *retired[48];
     int n_retired;
+    size_t retired_bytes; /* theirs, charged to the budget until freed */
     size_t charged;    /* bytes of growth charged to the memory budget */
     double stall_seconds;
     int stalled;       /* the client took nothing for stall_seconds with
@@ -64,6 +65,8 @@ static void free_retired(srv_live *l)
     for (int i = 0; i < l->n_retired; i++)
         free(l->retired[i]);
     l->n_retired = 0;
+    srv_budget_release(l->retired_bytes);
+    l->retired_bytes = 0;
 }
 
 static void live_free(srv_live *l)
@@ -209,18 +212,21 @@ void srv_live_drop(srv_live *l)
  * the floats not yet sent at their positions modulo the new size. */
 static int grow(srv_live *l)
 {
+    /* The growth, and the old ring for as long as it is retired: both
+     * rings are allocated until the reader's next look. */
     size_t window = l->window * 2, bytes = l->window * sizeof(float);
     if (l->n_retired == (int)(sizeof l->retired / sizeof *l->retired) ||
-        srv_budget_charge(bytes))
+        srv_budget_charge(2 * bytes))
         return -1;
     float *ring = malloc(window * sizeof *ring);
     if (!ring) {
-        srv_budget_release(bytes);
+        srv_budget_release(2 * bytes);
         return -1;
     }
     for (size_t k = l->sent_from; k < l->pushed; k++)
         ring[k % window] = l->ring[k % l->window];
     l->retired[l->n_retired++] = l->ring;
+    l->retired_bytes += bytes;
     l->ring = ring;
     l->window = window;
     l->charged += bytes;

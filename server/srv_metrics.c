@@ -11,6 +11,7 @@
 #include "srv_metrics.h"
 #include "srv.h"
 #include "srv_blas.h"
+#include "srv_budget.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -458,7 +459,13 @@ char *srv_metrics_render(const char *const *route_names, int n_routes,
     pthread_mutex_lock(&lock);
     render_networks(&o);
     render_routes(&o, route_names, n_routes);
-    put(&o, "# HELP nerved_in_flight_requests Requests received and not yet "
+    put(&o, "# HELP nerved_memory_budget_bytes The memory budget "
+            "(--max-memory).\n# TYPE nerved_memory_budget_bytes gauge\n"
+            "nerved_memory_budget_bytes %zu\n"
+            "# HELP nerved_memory_charged_bytes Bytes charged to the memory "
+            "budget now.\n# TYPE nerved_memory_charged_bytes gauge\n"
+            "nerved_memory_charged_bytes %zu\n"
+            "# HELP nerved_in_flight_requests Requests received and not yet "
             "answered.\n# TYPE nerved_in_flight_requests gauge\n"
             "nerved_in_flight_requests %ld\n"
             "# HELP nerved_open_connections Open HTTP connections.\n"
@@ -479,6 +486,7 @@ char *srv_metrics_render(const char *const *route_names, int n_routes,
             "nerved_fits_running %d\n"
             "# HELP nerved_fits_total Training jobs ended, by outcome.\n"
             "# TYPE nerved_fits_total counter\n",
+        srv_budget_limit(), srv_budget_used(),
         atomic_load_explicit(&in_flight, memory_order_relaxed),
         g->connections, g->networks, g->sessions, steps_total,
         expired_total, fits_running);

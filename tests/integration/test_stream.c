@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static it_server server;
@@ -679,6 +680,20 @@ static void test_client_leaving_mid_run(void)
     free(id);
 }
 
+/* nerved_memory_charged_bytes in /metrics, or -1. */
+static long long charged_bytes(const it_server *s)
+{
+    it_response m;
+    long long v = -1;
+    if (it_request(s, "GET", "/metrics", NULL, NULL, 0, &m) == 0) {
+        const char *g = strstr(m.body, "\nnerved_memory_charged_bytes ");
+        if (g)
+            v = atoll(g + strlen("\nnerved_memory_charged_bytes "));
+    }
+    it_response_free(&m);
+    return v;
+}
+
 /* A client that takes nothing of a streamed answer for a while does not
  * hold the compute thread: the run completes meanwhile (its window grows,
  * charged to the budget), the session's next request is answered, and the
@@ -692,6 +707,8 @@ static void test_slow_client_holds_no_thread(void)
     start_with_session(&one, args, "slow");
     it_response r;
     memset(&r, 0, sizeof r);
+    long long idle = charged_bytes(&one);
+    CU_ASSERT(idle >= 0);
     char *body = run_body(0, 20000);
     int fd = send_run(one.port, "slow", body);
     /* The answer's first bytes say the run has begun; then nothing more
@@ -717,6 +734,12 @@ static void test_slow_client_holds_no_thread(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"steps\":20000"));
     CU_ASSERT(waited < 60);
     it_response_free(&r);
+    /* The run is done and its answer mostly unread: the grown window (and
+     * any ring it outgrew and the reader has not let go) is charged. */
+    long long held = charged_bytes(&one);
+    fprintf(stderr, "slow client: %lld bytes charged while unread\n",
+            held - idle);
+    CU_ASSERT(held > idle + (8 << 20));
     /* Now the whole answer, chunked, ends as it should. */
     for (;;) {
         ssize_t k = read(fd, all + got, cap - got - 1);
@@ -728,6 +751,16 @@ static void test_slow_client_holds_no_thread(void)
             break;
     }
     close(fd);
+    /* Everything charged for the answer comes back, no more and no less
+     * (a release too many would wrap the budget's count). The response
+     * is freed once libmicrohttpd is done with the connection. */
+    long long after = -1;
+    for (int i = 0; i < 100 && after != idle; i++) {
+        after = charged_bytes(&one);
+        if (after != idle)
+            nanosleep(&(struct timespec){0, 20000000}, NULL);
+    }
+    CU_ASSERT_EQUAL(after, idle);
     CU_ASSERT(got > 20000u * 120u * 2u);
     CU_ASSERT(got >= 5 && memcmp(all + got - 5, "0\r\n\r\n", 5) == 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(all + (got > 4096 ? got - 4096 : 0),
