@@ -128,27 +128,46 @@ int srv_decode_body(const char *encoding, char **body, size_t *len,
     return 0;
 }
 
+/* The q of one element of Accept-Encoding ("gzip;q=0.5"): 1 without. */
+static double element_q(const char *element)
+{
+    const char *semi = strchr(element, ';');
+    const char *v = semi ? strstr(semi, "q=") : NULL;
+    return v ? strtod(v + 2, NULL) : 1.0;
+}
+
 const char *srv_encoding_pick(const char *accept)
 {
+    /* Each coding's q, -1 while not named; "*" stands for the others. */
+    double q_gzip = -1, q_deflate = -1, q_any = -1;
     for (const char *p = accept; p && *p;) {
         while (*p == ',' || isspace((unsigned char)*p))
             p++;
+        /* Read up to its comma only: "gzip, deflate" names gzip. */
         size_t n = strcspn(p, ",");
-        int coding = coding_of(p);
-        /* "gzip;q=0" refuses it. */
-        const char *q = memchr(p, ';', n);
-        int refused = 0;
-        if (q) {
-            const char *v = strstr(q, "q=");
-            refused = v && v < p + n && strtod(v + 2, NULL) == 0;
+        char element[64];
+        if (n > 0 && n < sizeof element) {
+            memcpy(element, p, n);
+            element[n] = '\0';
+            double q = element_q(element);
+            int coding = coding_of(element);
+            if (coding == GZIP)
+                q_gzip = q;
+            else if (coding == DEFLATE)
+                q_deflate = q;
+            else if (element[0] == '*' &&
+                     (element[1] == '\0' || element[1] == ';' ||
+                      isspace((unsigned char)element[1])))
+                q_any = q;
         }
-        if (!refused && coding == GZIP)
-            return "gzip";
-        if (!refused && coding == DEFLATE)
-            return "deflate";
         p += n;
     }
-    return NULL;
+    double gzip = q_gzip >= 0 ? q_gzip : q_any > 0 ? q_any : 0;
+    double deflate = q_deflate >= 0 ? q_deflate : q_any > 0 ? q_any : 0;
+    /* The higher q; gzip on a tie, as most servers prefer it. */
+    if (gzip > 0 && gzip >= deflate)
+        return "gzip";
+    return deflate > 0 ? "deflate" : NULL;
 }
 
 int srv_encode_body(const char *coding, char **body, size_t *len)

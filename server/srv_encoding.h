@@ -24,8 +24,8 @@ int srv_decode_body(const char *encoding, char **body, size_t *len,
                     size_t max, api_error *err);
 
 /* The coding to answer in for an Accept-Encoding value: "gzip" or
- * "deflate" when listed (in the client's order, q=0 excluded), else NULL
- * (identity). */
+ * "deflate", the one of higher q ("*" standing for those not named; q=0
+ * refuses), gzip on a tie; NULL (identity) when neither is accepted. */
 const char *srv_encoding_pick(const char *accept);
 
 /* Compresses *body (len bytes, malloc'd) with coding ("gzip", or

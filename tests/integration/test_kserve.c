@@ -1227,6 +1227,29 @@ static void test_compressed_answers_json(void)
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT_STRING_EQUAL(r.content_encoding, "");
     raw_free(&r);
+    /* The coding of highest q, gzip on a tie; "*" for those not named. */
+    static const struct {
+        const char *accept, *coding;
+    } picks[] = {
+        {"Accept-Encoding: gzip, deflate", "gzip"},
+        {"Accept-Encoding: deflate, gzip", "gzip"},
+        {"Accept-Encoding: deflate;q=0.5, gzip", "gzip"},
+        {"Accept-Encoding: gzip;q=0.2, deflate", "deflate"},
+        {"Accept-Encoding: br, deflate", "deflate"},
+        {"Accept-Encoding: *", "gzip"},
+        {"Accept-Encoding: gzip;q=0, *", "deflate"},
+        {"Accept-Encoding: *;q=0", ""},
+    };
+    for (size_t k = 0; k < sizeof picks / sizeof *picks; k++) {
+        const char *lines[] = {picks[k].accept, NULL};
+        raw("POST", "/v2/models/pair/infer", lines, json, strlen(json), &r);
+        CU_ASSERT_EQUAL(r.status, 200);
+        if (strcmp(r.content_encoding, picks[k].coding) != 0)
+            fprintf(stderr, "%s: answered in '%s', wanted '%s'\n",
+                    picks[k].accept, r.content_encoding, picks[k].coding);
+        CU_ASSERT_STRING_EQUAL(r.content_encoding, picks[k].coding);
+        raw_free(&r);
+    }
     raw("POST", "/v2/models/nothere/infer", gz, json, strlen(json), &r);
     expect_v2_error(&r, 404, "nothere");
     CU_ASSERT_STRING_EQUAL(r.content_encoding, "");
