@@ -37,7 +37,8 @@
 /* Bodies up to this size are parsed on the HTTP thread (dispatch). */
 #define SMALL_BODY 65536
 
-/* Bytes a streamed reply is produced in at a time. */
+/* Bytes a streamed reply is produced in at a time: chunked (the pool
+ * bounds it further), and with a known length. */
 #define STREAM_BLOCK (64 * 1024)
 #define SIZED_STREAM_BLOCK (256 * 1024)
 /* A refusal decided from the headers waits for a declared body of up to
@@ -466,10 +467,10 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
     struct MHD_Response *resp;
     if (req->stream) {
         /* MHD calls stream_free when done with the response, also when
-         * the client goes away mid-stream. */
-        /* Chunked, MHD makes each piece in the connection's pool (8 KiB
-         * at most); with a length it reads into the response's buffer of
-         * block_size and sends from there, a quarter of the sends. */
+         * the client goes away mid-stream. Chunked, MHD makes each piece
+         * in the connection's pool (8 KiB at most); with a length it reads
+         * into the response's own buffer of block_size and sends from
+         * there, with a quarter of the sends. */
         int sized = req->stream_size != SRV_UNSIZED;
         resp = MHD_create_response_from_callback(
             sized ? req->stream_size : MHD_SIZE_UNKNOWN,
