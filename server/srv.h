@@ -184,7 +184,8 @@ void srv_reply_stream(srv_request *req, int status, const char *content_type,
                                      size_t max),
                       void *cls, void (*free_fn)(void *cls));
 /* As srv_reply_stream when the reply's length is known before its first
- * byte (the binary framing's): sent with a Content-Length, not chunked, in
+ * byte (the binary framing's; SRV_UNSIZED: not known, as srv_reply_stream
+ * does): sent with a Content-Length, not chunked, in
  * pieces of the response's own 256 KiB buffer rather than of the
  * connection's 16 KiB pool. A reader ending before size bytes, or with
  * MHD_CONTENT_READER_END_WITH_ERROR, cuts the connection: the client sees

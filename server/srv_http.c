@@ -137,6 +137,16 @@ void srv_reply_stream(srv_request *req, int status, const char *content_type,
                                      size_t max),
                       void *cls, void (*free_fn)(void *cls))
 {
+    srv_reply_stream_sized(req, status, content_type, SRV_UNSIZED, reader,
+                           cls, free_fn);
+}
+
+void srv_reply_stream_sized(srv_request *req, int status,
+                            const char *content_type, uint64_t size,
+                            ssize_t (*reader)(void *cls, uint64_t pos,
+                                              char *buf, size_t max),
+                            void *cls, void (*free_fn)(void *cls))
+{
     free(req->body);
     req->body = NULL;
     req->body_len = 0;
@@ -146,16 +156,6 @@ void srv_reply_stream(srv_request *req, int status, const char *content_type,
     req->stream = reader;
     req->stream_cls = cls;
     req->stream_free = free_fn;
-    req->stream_size = SRV_UNSIZED;
-}
-
-void srv_reply_stream_sized(srv_request *req, int status,
-                            const char *content_type, uint64_t size,
-                            ssize_t (*reader)(void *cls, uint64_t pos,
-                                              char *buf, size_t max),
-                            void *cls, void (*free_fn)(void *cls))
-{
-    srv_reply_stream(req, status, content_type, reader, cls, free_fn);
     req->stream_size = size;
 }
 

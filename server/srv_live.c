@@ -193,12 +193,9 @@ void srv_live_send(srv_live *l, srv_request *req, api_enc *enc, int binary,
 {
     l->enc = enc;
     l->refs = 2;
-    if (binary)
-        srv_reply_stream_sized(req, 200, "application/octet-stream",
-                               binary_size, live_read, l, live_response_free);
-    else
-        srv_reply_stream(req, 200, "application/json", live_read, l,
-                         live_response_free);
+    srv_reply_stream_sized(
+        req, 200, binary ? "application/octet-stream" : "application/json",
+        binary ? binary_size : SRV_UNSIZED, live_read, l, live_response_free);
     srv_request_send_now(req, live_job_over, l, &l->conn);
 }
 
