@@ -457,6 +457,19 @@ void it_response_free(it_response *r)
     r->cap = 0;
 }
 
+double it_metric(const it_server *s, const char *series)
+{
+    it_response r;
+    double v = -1;
+    if (it_request(s, "GET", "/metrics", NULL, NULL, 0, &r) == 0) {
+        const char *line = strstr(r.body, series);
+        if (line)
+            v = atof(line + strlen(series));
+    }
+    it_response_free(&r);
+    return v;
+}
+
 int it_float_close(double got, double want)
 {
     double scale = fabs(got) > fabs(want) ? fabs(got) : fabs(want);

@@ -84,6 +84,10 @@ void it_remove_tree(const char *dir);
  * Only what must be identical (weights saved and restored, exported and
  * imported back) is compared bit for bit, never through this. */
 int it_float_close(double got, double want);
+/* The value of the sample in the daemon's /metrics that follows series
+ * (written with its line's newline and its trailing space, as
+ * "\nnerved_fits_running "), or -1 when there is none. */
+double it_metric(const it_server *s, const char *series);
 
 /* Monotonic seconds, for the tests that time the daemon. */
 double it_now(void);

@@ -551,27 +551,14 @@ static void expect_error(const char *body, long status, const char *needle)
     cJSON_Delete(j);
 }
 
-/* The value of a sample line of the daemon's /metrics, or -1. */
-static long metric(const char *series)
-{
-    it_response r;
-    long v = -1;
-    if (it_request(&server, "GET", "/metrics", NULL, NULL, 0, &r) == 0) {
-        const char *line = strstr(r.body, series);
-        if (line)
-            v = atol(line + strlen(series));
-    }
-    it_response_free(&r);
-    return v;
-}
-
 static void test_refusals(void)
 {
     const char *data = "\"inputs\": {\"x\": [[[1], [2]]]}, "
                        "\"targets\": {\"o\": [[[1], [2]]]}";
     char body[512];
     /* Tests before this one may have ended jobs in failure on purpose. */
-    long failed_before = metric("\nnerved_fits_total{outcome=\"failed\"} ");
+    long failed_before =
+        (long)it_metric(&server, "\nnerved_fits_total{outcome=\"failed\"} ");
     CU_ASSERT(failed_before >= 0);
     expect_error("{\"inputs\": {}}", 400, "\"method\" is required");
     expect_error("{\"method\": \"sgd\"}", 400, "ridge, rls, force, bptt");

@@ -680,18 +680,10 @@ static void test_client_leaving_mid_run(void)
     free(id);
 }
 
-/* nerved_memory_charged_bytes in /metrics, or -1. */
+/* Bytes charged to the daemon's memory budget, or -1. */
 static long long charged_bytes(const it_server *s)
 {
-    it_response m;
-    long long v = -1;
-    if (it_request(s, "GET", "/metrics", NULL, NULL, 0, &m) == 0) {
-        const char *g = strstr(m.body, "\nnerved_memory_charged_bytes ");
-        if (g)
-            v = atoll(g + strlen("\nnerved_memory_charged_bytes "));
-    }
-    it_response_free(&m);
-    return v;
+    return (long long)it_metric(s, "\nnerved_memory_charged_bytes ");
 }
 
 /* A client that takes nothing of a streamed answer for a while does not
