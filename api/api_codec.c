@@ -7,10 +7,13 @@
  * its neighbours are scaled by a power of ten with 64-bit fixed-point
  * multipliers exact enough that the shortest decimal in between can be
  * read off by dropping digits, with exact trailing-zero tracking for the
- * ties. Reading takes a fast exact path (mantissa and power of ten both
- * exact in double, one correctly rounded operation) unless its double
- * result falls exactly on a halfway point between two floats, where
- * rounding twice could go wrong; those and everything else go to strtof.
+ * ties.
+ *
+ * Reading takes digits eight at a time and a fast path (mantissa and
+ * power of ten as doubles, one multiply, within two units in the double's
+ * last place of the exact value) unless that double falls within eight
+ * units of a halfway point between two floats, where rounding twice could
+ * go wrong; those and everything else go to strtof.
  */
 #include "api_codec.h"
 #include "api_outputs.h"
@@ -298,8 +301,42 @@ void api_format_float(float v, char *buf, size_t bufsize)
 static const double POW10[23] = {
     1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+/* The doubles nearest 10^-k: a product with one of them is within two
+ * units in the last place of the exact quotient, and a multiply is a
+ * fraction of a divide's latency. */
+static const double NEG_POW10[23] = {
+    1e-0,  1e-1,  1e-2,  1e-3,  1e-4,  1e-5,  1e-6,  1e-7,
+    1e-8,  1e-9,  1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15,
+    1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22};
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* Whether the 8 bytes at s are all digits and, if so, their value: the
+ * bytes are loaded as one little-endian word, tested in one go and
+ * combined pairwise by multiplies (the method of fast_float and
+ * simdjson). A byte above '9' or below '0' shows in a high nibble other
+ * than 3 in one of the two terms. */
+static int eight_digits(const char *s, uint32_t *value)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, s, sizeof v);
+    const uint64_t high = 0xF0F0F0F0F0F0F0F0u;
+    if (((v & high) | (((v + 0x0606060606060606u) & high) >> 4)) !=
+        0x3333333333333333u)
+        return 0;
+    v -= 0x3030303030303030u;
+    v = v * 10 + (v >> 8); /* each even byte: two digits' value */
+    v = (((v & 0x000000FF000000FFu) * (100 + (1000000ull << 32))) +
+         (((v >> 16) & 0x000000FF000000FFu) * (1 + (10000ull << 32)))) >>
+        32;
+    *value = (uint32_t)v;
+    return 1;
+#else
+    (void)s, (void)value;
+    return 0; /* the byte-by-byte loops read everything */
+#endif
+}
 
 /* strtof on a copy: the body is not NUL-terminated where the number
  * ends, and strtof reads more than JSON allows (hex, "inf"). */
@@ -331,9 +368,15 @@ size_t api_read_float(const char *s, size_t len, float *out)
     int ndigits = 0;   /* significant digits taken into w */
     int dropped = 0;   /* digits past what w holds (nonzero or not) */
     int scale = 0;     /* the power of ten the digits in w are short of */
+    uint32_t eight;
     if (s[i] == '0') {
         i++;
     } else {
+        while (ndigits <= 11 && len - i >= 8 && eight_digits(s + i, &eight)) {
+            w = w * 100000000u + eight;
+            ndigits += 8;
+            i += 8;
+        }
         for (; i < len && is_digit(s[i]); i++) {
             if (ndigits < 19) {
                 w = w * 10 + (uint64_t)(s[i] - '0');
@@ -348,6 +391,13 @@ size_t api_read_float(const char *s, size_t len, float *out)
         i++;
         if (i >= len || !is_digit(s[i]))
             return 0;
+        while (ndigits <= 11 && len - i >= 8 && eight_digits(s + i, &eight)) {
+            /* Leading zeros of 0.000123 are no significant digits. */
+            ndigits = w ? ndigits + 8 : eight ? count_digits(eight) : 0;
+            w = w * 100000000u + eight;
+            scale -= 8;
+            i += 8;
+        }
         for (; i < len && is_digit(s[i]); i++) {
             if (w == 0 && s[i] == '0') {
                 scale--; /* leading zeros of 0.000123 */
@@ -379,15 +429,18 @@ size_t api_read_float(const char *s, size_t len, float *out)
     }
     if (!dropped && w <= ((uint64_t)1 << 53) && scale >= -22 && scale <= 22) {
         double d = (double)w;
-        d = scale < 0 ? d / POW10[-scale] : d * POW10[scale];
-        /* Inside float32's normal range, a double on no halfway point
-         * between two floats rounds to the float the exact value does:
-         * halfway points are doubles, so rounding to double keeps the
-         * exact value on its side of each. */
+        d *= scale < 0 ? NEG_POW10[-scale] : POW10[scale];
+        /* Inside float32's normal range, a double more than two units in
+         * its last place from any halfway point between two floats rounds
+         * to the float the exact value does: d is that close to the exact
+         * value, and halfway points are doubles (25 significant bits), so
+         * none lies between the two. A halfway point's low 29 bits are
+         * 0x10000000; eight units either side are left to strtof. */
         if (d >= 0x1p-126 && d < 0x1p127) {
             uint64_t b;
             memcpy(&b, &d, sizeof b);
-            if ((b & 0x1fffffffu) != 0x10000000u) {
+            uint32_t low = (uint32_t)(b & 0x1fffffffu);
+            if (low - (0x10000000u - 8u) > 16u) {
                 float f = (float)d;
                 *out = neg ? -f : f;
                 return i;

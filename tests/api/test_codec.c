@@ -275,6 +275,38 @@ static void test_read_tricky(void)
         snprintf(text + at, sizeof text - (size_t)at, "e%d", ex);
         bad += agree(text);
     }
+    /* Digits read eight at a time: runs of every length around 8 and 16,
+     * leading zeros after the point (no significant digits, so not
+     * counted against the 19 a mantissa holds), and runs cut by the end
+     * of the text. */
+    for (int k = 0; k < 300000 / SWEEP_SCALE; k++) {
+        char text[96];
+        int at = 0;
+        int whole = (int)(nn_rng_u64(&rng) % 20);
+        int zeros = (int)(nn_rng_u64(&rng) % 4 == 0 ? nn_rng_u64(&rng) % 20 : 0);
+        int frac = (int)(nn_rng_u64(&rng) % 26);
+        if (whole == 0) {
+            text[at++] = '0';
+        } else {
+            text[at++] = (char)('1' + nn_rng_u64(&rng) % 9);
+            for (int i = 1; i < whole; i++)
+                text[at++] = (char)('0' + nn_rng_u64(&rng) % 10);
+        }
+        if (zeros + frac > 0) {
+            text[at++] = '.';
+            for (int i = 0; i < zeros; i++)
+                text[at++] = '0';
+            for (int i = 0; i < frac; i++)
+                text[at++] = (char)('0' + nn_rng_u64(&rng) % 10);
+            if (frac == 0)
+                text[at++] = '5';
+        }
+        if (nn_rng_u64(&rng) % 3 == 0)
+            at += snprintf(text + at, sizeof text - (size_t)at, "e%d",
+                           (int)(nn_rng_u64(&rng) % 60) - 30);
+        text[at] = '\0';
+        bad += agree(text);
+    }
     CU_ASSERT_EQUAL(bad, 0);
 
     /* Only JSON's grammar: no hex, no inf/nan words, no leading '+' or
@@ -290,6 +322,12 @@ static void test_read_tricky(void)
     /* Not past the given length, though the text goes on. */
     CU_ASSERT_EQUAL(api_read_float("12345", 3, &f), 3);
     CU_ASSERT_EQUAL(f, 123.0f);
+    CU_ASSERT_EQUAL(api_read_float("123456789012", 9, &f), 9);
+    CU_ASSERT_EQUAL(f, 123456789.0f);
+    CU_ASSERT_EQUAL(api_read_float("0.12345678901", 10, &f), 10);
+    CU_ASSERT_EQUAL(f, 0.12345678f);
+    CU_ASSERT_EQUAL(api_read_float("0.1234567,8901", 14, &f), 9);
+    CU_ASSERT_EQUAL(f, 0.1234567f);
 }
 
 /* ------------------------------------------------------- pull reader */
