@@ -2,12 +2,15 @@
  * api_codec.c — float32 text both ways, the output buffer and the chunked
  * encoder (see api_codec.h).
  *
- * Writing is the shortest-digits method of Ulf Adams' Ryu (PLDI 2018),
- * written here for float32 alone: the value and the two halfway points to
- * its neighbours are scaled by a power of ten with 64-bit fixed-point
- * multipliers exact enough that the shortest decimal in between can be
- * read off by dropping digits, with exact trailing-zero tracking for the
- * ties.
+ * Writing is Raffaello Giulietti's Schubfach method (2020), written here
+ * for float32 alone: the value and the two halfway points to its
+ * neighbours are scaled by one power of ten, each with a single 64-bit
+ * multiply rounded to odd (exact enough to compare), and the shortest
+ * decimal in between is one of four candidates, with no loop dropping
+ * digits. (It replaced a port of Ryu: every float32 gives the same text,
+ * checked on all 2^32 bit patterns, and the digits take a third less
+ * time.) The digits are then turned into text in parallel lanes of one
+ * 64-bit word and copied in fixed sizes.
  *
  * Reading takes digits eight at a time and a fast path (mantissa and
  * power of ten as doubles, one multiply, within two units in the double's
@@ -27,172 +30,165 @@
 
 /* ------------------------------------------------------------ writing */
 
-/* POW5_INV[q] = floor(2^(pow5bits(q) - 1 + 59) / 5^q) + 1 and
- * POW5[i] = floor(5^i / 2^(pow5bits(i) - 61)) (pow5bits as below): the
- * multipliers for 10^-q and 5^i, generated once with exact integers. */
-static const uint64_t POW5_INV[32] = {
-    576460752303423489u, 461168601842738791u, 368934881474191033u,
-    295147905179352826u, 472236648286964522u, 377789318629571618u,
-    302231454903657294u, 483570327845851670u, 386856262276681336u,
-    309485009821345069u, 495176015714152110u, 396140812571321688u,
-    316912650057057351u, 507060240091291761u, 405648192073033409u,
-    324518553658426727u, 519229685853482763u, 415383748682786211u,
-    332306998946228969u, 531691198313966350u, 425352958651173080u,
-    340282366920938464u, 544451787073501542u, 435561429658801234u,
-    348449143727040987u, 557518629963265579u, 446014903970612463u,
-    356811923176489971u, 570899077082383953u, 456719261665907162u,
-    365375409332725730u, 292300327466180584u,
+/* G[k + 45] for -45 <= k <= 31 (every power of ten a float32 needs):
+ * with r = floor(log2(10^-k)) and g = floor(10^-k * 2^(125 - r)) + 1, a
+ * 126-bit multiplier, G is floor(g / 2^63) + 1, its upper 63 bits
+ * rounded up, which is exact enough for float32. Generated once with
+ * exact integers. */
+static const uint64_t G[77] = {
+    0x59aedfc10d7279c6u, 0x47bf19673df52e38u,
+    0x72cb5bd86321e38du, 0x5bd5e313828182d7u,
+    0x4977e8dc68679be0u, 0x758ca7c70d7292ffu,
+    0x5e0a1fd271287599u, 0x4b3b4ca85a86c47bu,
+    0x785ee10d5da46d91u, 0x604be73de4838adau,
+    0x4d0985cb1d3608afu, 0x7b426fab61f00de4u,
+    0x629b8c891b267183u, 0x4ee2d6d415b85acfu,
+    0x7e37be2022c0914cu, 0x64f964e68233a770u,
+    0x50c783eb9b5c85f3u, 0x409f9cbc7c4a04c3u,
+    0x6765c793fa10079eu, 0x52b7d2dcc80cd2e5u,
+    0x422ca8b0a00a4251u, 0x69e10de76676d081u,
+    0x54b40b1f852bda01u, 0x43c33c1937564801u,
+    0x6c6b935b8bbd4001u, 0x56bc75e2d6310001u,
+    0x4563918244f40001u, 0x6f05b59d3b200001u,
+    0x58d15e1762800001u, 0x470de4df82000001u,
+    0x71afd498d0000001u, 0x5af3107a40000001u,
+    0x48c2739500000001u, 0x746a528800000001u,
+    0x5d21dba000000001u, 0x4a817c8000000001u,
+    0x7735940000000001u, 0x5f5e100000000001u,
+    0x4c4b400000000001u, 0x7a12000000000001u,
+    0x61a8000000000001u, 0x4e20000000000001u,
+    0x7d00000000000001u, 0x6400000000000001u,
+    0x5000000000000001u, 0x4000000000000001u,
+    0x6666666666666667u, 0x51eb851eb851eb86u,
+    0x4189374bc6a7ef9eu, 0x68db8bac710cb296u,
+    0x53e2d6238da3c212u, 0x431bde82d7b634dbu,
+    0x6b5fca6af2bd215fu, 0x55e63b88c230e77fu,
+    0x44b82fa09b5a52ccu, 0x6df37f675ef6eae0u,
+    0x57f5ff85e5925580u, 0x465e6604b7a84466u,
+    0x709709a125da070au, 0x5a126e1a84ae6c08u,
+    0x480ebe7b9d58566du, 0x734aca5f6226f0aeu,
+    0x5c3bd5191b525a25u, 0x49c97747490eae84u,
+    0x760f253edb4ab0d3u, 0x5e72843249088d76u,
+    0x4b8ed0283a6d3df8u, 0x78e480405d7b9659u,
+    0x60b6cd004ac94514u, 0x4d5f0a66a23a9daau,
+    0x7bcb43d769f762a9u, 0x63090312bb2c4eeeu,
+    0x4f3a68dbc8f03f25u, 0x7ec3daf941806507u,
+    0x65697bfa9acd1da0u, 0x51212ffbaf0a7e19u,
+    0x40e7599625a1fe7bu,
 };
-static const uint64_t POW5[49] = {
-    1152921504606846976u, 1441151880758558720u, 1801439850948198400u,
-    2251799813685248000u, 1407374883553280000u, 1759218604441600000u,
-    2199023255552000000u, 1374389534720000000u, 1717986918400000000u,
-    2147483648000000000u, 1342177280000000000u, 1677721600000000000u,
-    2097152000000000000u, 1310720000000000000u, 1638400000000000000u,
-    2048000000000000000u, 1280000000000000000u, 1600000000000000000u,
-    2000000000000000000u, 1250000000000000000u, 1562500000000000000u,
-    1953125000000000000u, 1220703125000000000u, 1525878906250000000u,
-    1907348632812500000u, 1192092895507812500u, 1490116119384765625u,
-    1862645149230957031u, 1164153218269348144u, 1455191522836685180u,
-    1818989403545856475u, 2273736754432320594u, 1421085471520200371u,
-    1776356839400250464u, 2220446049250313080u, 1387778780781445675u,
-    1734723475976807094u, 2168404344971008868u, 1355252715606880542u,
-    1694065894508600678u, 2117582368135750847u, 1323488980084844279u,
-    1654361225106055349u, 2067951531382569187u, 1292469707114105741u,
-    1615587133892632177u, 2019483917365790221u, 1262177448353618888u,
-    1577721810442023610u,
-};
 
-#define POW5_INV_BITS 59
-#define POW5_BITS 61
-
-/* ceil(log2(5^e)) for 0 <= e <= 3528, and floor(log10(2^e)),
- * floor(log10(5^e)): integer approximations exact in the range used. */
-static int pow5bits(int e) { return (int)(((uint32_t)e * 1217359u) >> 19) + 1; }
-static int log10_pow2(int e) { return (int)(((uint32_t)e * 78913u) >> 18); }
-static int log10_pow5(int e) { return (int)(((uint32_t)e * 732923u) >> 20); }
-
-static int pow5_factor(uint32_t v)
+static uint64_t mul_high(uint64_t a, uint64_t b)
 {
-    int n = 0;
-    while (v % 5 == 0) {
-        v /= 5;
-        n++;
-    }
-    return n;
+#ifdef __SIZEOF_INT128__
+    return (uint64_t)(((unsigned __int128)a * b) >> 64);
+#else
+    uint64_t al = (uint32_t)a, ah = a >> 32, bl = (uint32_t)b, bh = b >> 32;
+    uint64_t ll = al * bl, lh = al * bh, hl = ah * bl, hh = ah * bh;
+    uint64_t mid = (ll >> 32) + (uint32_t)lh + (uint32_t)hl;
+    return hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+#endif
 }
 
-/* (m * factor) >> shift, shift > 32, without a 128-bit type. */
-static uint32_t mul_shift(uint32_t m, uint64_t factor, int shift)
+/* g * cp / 2^95 rounded to odd: the low bit says whether anything was
+ * cut, so comparisons with exact multiples of 4 below stay exact. */
+static uint32_t round_to_odd(uint64_t g, uint64_t cp)
 {
-    uint64_t lo = (uint64_t)m * (uint32_t)factor;
-    uint64_t hi = (uint64_t)m * (uint32_t)(factor >> 32);
-    uint64_t sum = (lo >> 32) + hi;
-    return (uint32_t)(sum >> (shift - 32));
+    uint64_t x = mul_high(g, cp);
+    return (uint32_t)((x >> 31) | (((x & 0xffffffffu) + 0xffffffffu) >> 32));
+}
+
+/* floor(log10(2^q)), floor(log10(3/4 * 2^q)) and floor(log2(10^e)) as
+ * fixed-point products, exact over float32's range (right shifts of negative values are
+ * arithmetic on every compiler the project builds with). */
+static int floor_log10_pow2(int q)
+{
+    return (int)(((int64_t)q * 661971961083) >> 41);
+}
+static int floor_log10_three_quarters_pow2(int q)
+{
+    return (int)(((int64_t)q * 661971961083 - 274743187321) >> 41);
+}
+static int floor_log2_pow10(int e)
+{
+    return (int)(((int64_t)e * 913124641741) >> 38);
+}
+
+static void without_trailing_zeros(uint32_t f, int e, uint32_t *digits,
+                                   int *exp10)
+{
+    while (f % 10 == 0) {
+        f /= 10;
+        e++;
+    }
+    *digits = f;
+    *exp10 = e;
 }
 
 /* The shortest decimal digits and exponent of a finite nonzero float:
- * |v| = *digits * 10^*exp10. */
+ * |v| = *digits * 10^*exp10, the nearest of that length on a choice. */
 static void shortest(uint32_t bits, uint32_t *digits, int *exp10)
 {
-    uint32_t mant = bits & 0x7fffffu, ex = (bits >> 23) & 0xffu;
-    int e2;
-    uint32_t m2;
-    if (ex == 0) {
-        e2 = 1 - 127 - 23 - 2;
-        m2 = mant;
+    uint32_t fraction = bits & 0x7fffffu, biased = (bits >> 23) & 0xffu;
+    int q; /* v = c * 2^q */
+    uint32_t c;
+    if (biased != 0) {
+        int mq = 150 - (int)biased;
+        c = (1u << 23) | fraction;
+        if (mq > 0 && mq < 24 && (c >> mq) << mq == c) {
+            /* An integer below 2^24 is its own shortest decimal. */
+            without_trailing_zeros(c >> mq, 0, digits, exp10);
+            return;
+        }
+        q = -mq;
     } else {
-        e2 = (int)ex - 127 - 23 - 2;
-        m2 = (1u << 23) | mant;
+        q = -149;
+        c = fraction;
     }
-    int accept = (m2 & 1) == 0; /* round-half-even reads the bounds back */
-    uint32_t mv = 4 * m2, mp = 4 * m2 + 2;
-    uint32_t mm_shift = mant != 0 || ex <= 1;
-    uint32_t mm = 4 * m2 - 1 - mm_shift;
-    uint32_t vr, vp, vm;
-    int e10;
-    int vm_zeros = 0, vr_zeros = 0;
-    uint32_t last = 0;
-    if (e2 >= 0) {
-        int q = log10_pow2(e2);
-        e10 = q;
-        int k = POW5_INV_BITS + pow5bits(q) - 1;
-        int i = -e2 + q + k;
-        vr = mul_shift(mv, POW5_INV[q], i);
-        vp = mul_shift(mp, POW5_INV[q], i);
-        vm = mul_shift(mm, POW5_INV[q], i);
-        if (q != 0 && (vp - 1) / 10 <= vm / 10) {
-            int l = POW5_INV_BITS + pow5bits(q - 1) - 1;
-            last = mul_shift(mv, POW5_INV[q - 1], -e2 + q - 1 + l) % 10;
-        }
-        if (q <= 9) {
-            if (mv % 5 == 0)
-                vr_zeros = pow5_factor(mv) >= q;
-            else if (accept)
-                vm_zeros = pow5_factor(mm) >= q;
-            else
-                vp -= pow5_factor(mp) >= q;
-        }
+    /* The rounding interval (its bounds included when c is even, as
+     * round-half-even reads them back), 4 times c scaled: cb for v, cbl
+     * and cbr for the halfway points to its neighbours; below a power of
+     * two the lower neighbour is nearer. */
+    uint32_t out = c & 1;
+    uint64_t cb = (uint64_t)c << 2, cbr = cb + 2, cbl;
+    int k;
+    if (c != (1u << 23) || q == -149) {
+        cbl = cb - 2;
+        k = floor_log10_pow2(q);
     } else {
-        int q = log10_pow5(-e2);
-        e10 = q + e2;
-        int i = -e2 - q;
-        int k = pow5bits(i) - POW5_BITS;
-        int j = q - k;
-        vr = mul_shift(mv, POW5[i], j);
-        vp = mul_shift(mp, POW5[i], j);
-        vm = mul_shift(mm, POW5[i], j);
-        if (q != 0 && (vp - 1) / 10 <= vm / 10) {
-            j = q - 1 - (pow5bits(i + 1) - POW5_BITS);
-            last = mul_shift(mv, POW5[i + 1], j) % 10;
-        }
-        if (q <= 1) {
-            vr_zeros = 1;
-            if (accept)
-                vm_zeros = mm_shift == 1;
-            else
-                vp--;
-        } else if (q < 31) {
-            vr_zeros = (mv & ((1u << (q - 1)) - 1)) == 0;
+        cbl = cb - 1;
+        k = floor_log10_three_quarters_pow2(q);
+    }
+    int h = q + floor_log2_pow10(-k) + 33;
+    uint64_t g = G[k + 45];
+    uint32_t vb = round_to_odd(g, cb << h);
+    uint32_t vbl = round_to_odd(g, cbl << h);
+    uint32_t vbr = round_to_odd(g, cbr << h);
+    /* v * 10^-k lies in [s, s + 1); the interval is narrower than 10
+     * units, so at most one multiple of 10 is in it (a digit fewer), and
+     * otherwise s or s + 1, the nearer when both are. */
+    uint32_t s = vb >> 2;
+    if (s >= 10) {
+        uint32_t down = 10 * (uint32_t)(((uint64_t)s * 1717986919u) >> 34);
+        uint32_t up = down + 10;
+        int down_in = vbl + out <= down << 2;
+        int up_in = (up << 2) + out <= vbr;
+        if (down_in != up_in) {
+            without_trailing_zeros((down_in ? down : up) / 10, k + 1, digits,
+                                   exp10);
+            return;
         }
     }
-    int removed = 0;
-    uint32_t out;
-    if (vm_zeros || vr_zeros) {
-        while (vp / 10 > vm / 10) {
-            vm_zeros &= vm % 10 == 0;
-            vr_zeros &= last == 0;
-            last = vr % 10;
-            vr /= 10, vp /= 10, vm /= 10;
-            removed++;
-        }
-        if (vm_zeros)
-            while (vm % 10 == 0) {
-                vr_zeros &= last == 0;
-                last = vr % 10;
-                vr /= 10, vp /= 10, vm /= 10;
-                removed++;
-            }
-        if (vr_zeros && last == 5 && vr % 2 == 0)
-            last = 4; /* an exact tie rounds to even */
-        out = vr + ((vr == vm && (!accept || !vm_zeros)) || last >= 5);
-    } else {
-        /* No exact tie is possible here, so only the digit next to what
-         * stays decides the rounding: two can go at a time. */
-        while (vp / 100 > vm / 100) {
-            last = (vr % 100) / 10;
-            vr /= 100, vp /= 100, vm /= 100;
-            removed += 2;
-        }
-        while (vp / 10 > vm / 10) {
-            last = vr % 10;
-            vr /= 10, vp /= 10, vm /= 10;
-            removed++;
-        }
-        out = vr + (vr == vm || last >= 5);
+    uint32_t t = s + 1;
+    int s_in = vbl + out <= s << 2;
+    int t_in = (t << 2) + out <= vbr;
+    if (s_in != t_in) {
+        without_trailing_zeros(s_in ? s : t, k, digits, exp10);
+        return;
     }
-    *digits = out;
-    *exp10 = e10 + removed;
+    int32_t to_middle = (int32_t)(vb - ((s + t) << 1));
+    without_trailing_zeros(to_middle < 0 || (to_middle == 0 && (s & 1) == 0)
+                               ? s : t,
+                           k, digits, exp10);
 }
 
 static const char DIGIT_PAIRS[201] =
@@ -207,17 +203,31 @@ static int count_digits(uint32_t v)
          : v >= 100 ? 3 : v >= 10 ? 2 : 1;
 }
 
-/* The n decimal digits of v into p[0..n). */
-static void put_digits(char *p, uint32_t v, int n)
+static const uint32_t POW10_INT[10] = {1,      10,      100,      1000,
+                                       10000,  100000,  1000000,  10000000,
+                                       100000000, 1000000000};
+
+/* The 9 digits of v < 10^9, zero-padded, into p[0..9). Below the first,
+ * the digits come from multiplies in parallel lanes of one 64-bit word:
+ * the two halves of 10^4 in 32-bit lanes, their hundreds and tens split
+ * off by reciprocal multiplies exact below 10^4 and 10^2, so there is no
+ * chain of eight divisions. */
+static void nine_digits(char *p, uint32_t v)
 {
-    while (n >= 2) {
-        uint32_t r = v % 100;
-        v /= 100;
-        n -= 2;
-        memcpy(p + n, DIGIT_PAIRS + 2 * r, 2);
-    }
-    if (n == 1)
-        p[0] = (char)('0' + v);
+    p[0] = (char)('0' + v / 100000000);
+    v %= 100000000;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t x = (v / 10000) | ((uint64_t)(v % 10000) << 32);
+    uint64_t hundreds = ((x * 10486) >> 20) & 0x0000007F0000007Fu;
+    x = ((x - hundreds * 100) << 16) | hundreds;
+    uint64_t tens = ((x * 103) >> 10) & 0x000F000F000F000Fu;
+    x = ((x - tens * 10) << 8) | tens;
+    x |= 0x3030303030303030u;
+    memcpy(p + 1, &x, 8);
+#else
+    for (int k = 8; k >= 1; k--, v /= 10)
+        p[k] = (char)('0' + v % 10);
+#endif
 }
 
 size_t api_write_float(float v, char *buf)
@@ -229,8 +239,8 @@ size_t api_write_float(float v, char *buf)
         memcpy(buf, "null", 4);
         return 4;
     }
-    if (bits >> 31)
-        *p++ = '-';
+    *p = '-';
+    p += bits >> 31; /* no branch: signs come in any order */
     if ((bits & 0x7fffffffu) == 0) {
         *p++ = '0';
         return (size_t)(p - buf);
@@ -241,45 +251,35 @@ size_t api_write_float(float v, char *buf)
     int n = count_digits(digits);
     int x = e10 + n - 1; /* the exponent of the first digit */
     int precision = n > 6 ? n : 6;
+    /* The digits left-aligned in d and zeros after them, so that every
+     * layout below copies fixed sizes; what is copied past the text's end
+     * stays inside buf's API_FLOAT_MAX bytes and is not part of it. */
+    char d[16];
+    nine_digits(d, digits * POW10_INT[9 - n]);
+    memcpy(d + 9, "0000000", 7);
     if (x < -4 || x >= precision) {
-        char d[10];
-        put_digits(d, digits, n);
-        *p++ = d[0];
-        if (n > 1) {
-            *p++ = '.';
-            memcpy(p, d + 1, (size_t)n - 1);
-            p += n - 1;
-        }
+        *p = d[0];
+        p[1] = '.';
+        memcpy(p + 2, d + 1, 8);
+        p += n > 1 ? n + 1 : 1;
         *p++ = 'e';
         *p++ = x < 0 ? '-' : '+';
         int ax = x < 0 ? -x : x;
-        if (ax >= 10) {
-            memcpy(p, DIGIT_PAIRS + 2 * ax, 2);
-            p += 2;
-        } else {
-            *p++ = '0';
-            *p++ = (char)('0' + ax);
-        }
+        memcpy(p, DIGIT_PAIRS + 2 * ax, 2); /* "07", "38" */
+        p += 2;
     } else if (x < 0) {
-        *p++ = '0';
-        *p++ = '.';
-        for (int k = 0; k < -x - 1; k++)
-            *p++ = '0';
-        put_digits(p, digits, n);
+        memcpy(p, "0.000", 5); /* 0.0001 <= |v| < 1 */
+        p += 1 - x;
+        memcpy(p, d, 9);
         p += n;
-    } else if (e10 >= 0) {
-        put_digits(p, digits, n);
-        p += n;
-        for (int k = 0; k < e10; k++)
-            *p++ = '0';
-    } else {
-        char d[10];
-        put_digits(d, digits, n);
-        memcpy(p, d, (size_t)x + 1);
+    } else if (x + 1 >= n) {
+        memcpy(p, d, 9); /* an integer: its zeros are d's */
         p += x + 1;
-        *p++ = '.';
-        memcpy(p, d + x + 1, (size_t)(n - x - 1));
-        p += n - x - 1;
+    } else {
+        memcpy(p, d, 8);
+        p[x + 1] = '.';
+        memcpy(p + x + 2, d + x + 1, 8);
+        p += n + 1;
     }
     return (size_t)(p - buf);
 }

@@ -27,8 +27,8 @@
  * the same float, in %g's layout (exponent form below 1e-4 and from
  * 10^max(digits, 6) up: "1e-07", "1.5e+10"), so the text is what the
  * former %.6g..%.9g search gave. -0 is "-0"; NaN and infinities, which
- * JSON cannot hold, are "null". buf needs API_FLOAT_MAX bytes; returns the
- * length written (no terminating NUL). */
+ * JSON cannot hold, are "null". buf needs API_FLOAT_MAX bytes, all of which
+ * it may overwrite; returns the length of the text (no terminating NUL). */
 size_t api_write_float(float v, char *buf);
 
 /* Reads one JSON number (exactly JSON's grammar: -?(0|[1-9][0-9]*)
