@@ -12,7 +12,7 @@
  * time.) The digits are then turned into text in parallel lanes of one
  * 64-bit word and copied in fixed sizes.
  *
- * Reading takes digits eight at a time and a fast path (mantissa and
+ * Reading takes digits up to eight at a time and a fast path (mantissa and
  * power of ten as doubles, one multiply, within two units in the double's
  * last place of the exact value) unless that double falls within eight
  * units of a halfway point between two floats, where rounding twice could
@@ -311,47 +311,60 @@ static const double NEG_POW10[23] = {
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
-/* Whether the 8 bytes at s are all digits and, if so, their value: the
- * bytes are loaded as one little-endian word, tested in one go and
- * combined pairwise by multiplies (the method of fast_float and
- * simdjson). A byte above '9' or below '0' shows in a high nibble other
- * than 3 in one of the two terms. */
-static int eight_digits(const char *s, uint32_t *value)
+/* How many of the 8 bytes at s are digits before the first that is not
+ * (0 to 8), and the value of those digits: the bytes are loaded as one
+ * little-endian word, tested in one go and combined pairwise by
+ * multiplies (the method of fast_float and simdjson). A byte above '9' or
+ * below '0' shows in a high nibble other than 3 in one of the two terms;
+ * a carry or borrow out of such a byte reaches only the bytes after it.
+ * The digits are moved to the top of the word, so the bytes after them
+ * fall out and the ones before read as leading zeros. A number's last
+ * digits are read here too, not only runs of eight. */
+static int leading_digits(const char *s, uint32_t *value)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     uint64_t v;
     memcpy(&v, s, sizeof v);
     const uint64_t high = 0xF0F0F0F0F0F0F0F0u;
-    if (((v & high) | (((v + 0x0606060606060606u) & high) >> 4)) !=
-        0x3333333333333333u)
+    uint64_t not_digit = ((v & high) | (((v + 0x0606060606060606u) & high) >> 4)) ^
+                         0x3333333333333333u;
+    int n = not_digit ? __builtin_ctzll(not_digit) / 8 : 8;
+    if (n == 0)
         return 0;
-    v -= 0x3030303030303030u;
+    v = (v - 0x3030303030303030u) << (8 * (8 - n));
     v = v * 10 + (v >> 8); /* each even byte: two digits' value */
     v = (((v & 0x000000FF000000FFu) * (100 + (1000000ull << 32))) +
          (((v >> 16) & 0x000000FF000000FFu) * (1 + (10000ull << 32)))) >>
         32;
     *value = (uint32_t)v;
-    return 1;
+    return n;
 #else
     (void)s, (void)value;
     return 0; /* the byte-by-byte loops read everything */
 #endif
 }
 
-/* strtof on a copy: the body is not NUL-terminated where the number
- * ends, and strtof reads more than JSON allows (hex, "inf"). */
-static float slow_float(const char *s, size_t n)
+/* strtof on a copy of s[0..n) into *out; returns n. The body is not
+ * NUL-terminated where the number ends, and strtof reads more than JSON
+ * allows (hex, "inf"). Kept out of line so that its buffer and call do not
+ * give the fast path a stack frame. */
+#if defined(__GNUC__)
+__attribute__((noinline, cold))
+#endif
+static size_t slow_float(const char *s, size_t n, float *out)
 {
     char local[128];
     char *copy = n < sizeof local ? local : malloc(n + 1);
-    if (!copy) /* a number thousands of digits long, and no memory */
-        return NAN; /* refused as not finite */
+    if (!copy) { /* a number thousands of digits long, and no memory */
+        *out = NAN; /* refused as not finite */
+        return n;
+    }
     memcpy(copy, s, n);
     copy[n] = '\0';
-    float f = strtof(copy, NULL);
+    *out = strtof(copy, NULL);
     if (copy != local)
         free(copy);
-    return f;
+    return n;
 }
 
 size_t api_read_float(const char *s, size_t len, float *out)
@@ -368,14 +381,18 @@ size_t api_read_float(const char *s, size_t len, float *out)
     int ndigits = 0;   /* significant digits taken into w */
     int dropped = 0;   /* digits past what w holds (nonzero or not) */
     int scale = 0;     /* the power of ten the digits in w are short of */
-    uint32_t eight;
+    uint32_t run;
+    int k;
     if (s[i] == '0') {
         i++;
     } else {
-        while (ndigits <= 11 && len - i >= 8 && eight_digits(s + i, &eight)) {
-            w = w * 100000000u + eight;
-            ndigits += 8;
-            i += 8;
+        while (ndigits <= 11 && len - i >= 8 &&
+               (k = leading_digits(s + i, &run)) > 0) {
+            w = w * POW10_INT[k] + run;
+            ndigits += k;
+            i += (size_t)k;
+            if (k < 8 || i >= len || !is_digit(s[i]))
+                break;
         }
         for (; i < len && is_digit(s[i]); i++) {
             if (ndigits < 19) {
@@ -391,12 +408,15 @@ size_t api_read_float(const char *s, size_t len, float *out)
         i++;
         if (i >= len || !is_digit(s[i]))
             return 0;
-        while (ndigits <= 11 && len - i >= 8 && eight_digits(s + i, &eight)) {
+        while (ndigits <= 11 && len - i >= 8 &&
+               (k = leading_digits(s + i, &run)) > 0) {
             /* Leading zeros of 0.000123 are no significant digits. */
-            ndigits = w ? ndigits + 8 : eight ? count_digits(eight) : 0;
-            w = w * 100000000u + eight;
-            scale -= 8;
-            i += 8;
+            ndigits = w ? ndigits + k : run ? count_digits(run) : 0;
+            w = w * POW10_INT[k] + run;
+            scale -= k;
+            i += (size_t)k;
+            if (k < 8 || i >= len || !is_digit(s[i]))
+                break;
         }
         for (; i < len && is_digit(s[i]); i++) {
             if (w == 0 && s[i] == '0') {
@@ -447,8 +467,7 @@ size_t api_read_float(const char *s, size_t len, float *out)
             }
         }
     }
-    *out = slow_float(s, i);
-    return i;
+    return slow_float(s, i, out);
 }
 
 /* ------------------------------------------------------------- writer */
