@@ -652,9 +652,20 @@ static size_t fast_numbers(api_jsondoc *d, const char *data, size_t i,
             memcpy(d->text + d->len, data + i, take);
             d->len += take;
         }
-        element_of(d, K_NUMBER, d->pos + (i - start), v, data + i, len);
-        if (d->broken)
-            break;
+        /* The innermost axis of a blob being read, fine so far and with
+         * room: what element_of would do, without its verdicts. */
+        api_blob *b = &d->b;
+        int a = d->depth - 1 - d->cand;
+        if (d->converted && a > 0 && a + 1 == b->ndim &&
+            b->fail == API_BLOB_OK && b->n < d->cap_data &&
+            (!b->dims[a] || d->count[a] < b->dims[a]) && isfinite(v)) {
+            d->index[a] = d->count[a]++;
+            b->data[b->n++] = v;
+        } else {
+            element_of(d, K_NUMBER, d->pos + (i - start), v, data + i, len);
+            if (d->broken)
+                break;
+        }
         i += take;
         if (take == len || d->cand < 0 || d->failed) {
             value_done(d);
