@@ -298,16 +298,16 @@ void api_format_float(float v, char *buf, size_t bufsize)
 
 /* ------------------------------------------------------------ reading */
 
-static const double POW10[23] = {
-    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-/* The doubles nearest 10^-k: a product with one of them is within two
- * units in the last place of the exact quotient, and a multiply is a
- * fraction of a divide's latency. */
-static const double NEG_POW10[23] = {
-    1e-0,  1e-1,  1e-2,  1e-3,  1e-4,  1e-5,  1e-6,  1e-7,
-    1e-8,  1e-9,  1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15,
-    1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22};
+/* POW10_OF[22 + k] is the double nearest 10^k, for |k| <= 22: exact for
+ * k >= 0; for k < 0 a product with it is within two units in the last
+ * place of the exact quotient, and a multiply is a fraction of a divide's
+ * latency. One table, so the power is one load without a branch. */
+static const double POW10_OF[45] = {
+    1e-22, 1e-21, 1e-20, 1e-19, 1e-18, 1e-17, 1e-16, 1e-15, 1e-14,
+    1e-13, 1e-12, 1e-11, 1e-10, 1e-9,  1e-8,  1e-7,  1e-6,  1e-5,
+    1e-4,  1e-3,  1e-2,  1e-1,  1e0,   1e1,   1e2,   1e3,   1e4,
+    1e5,   1e6,   1e7,   1e8,   1e9,   1e10,  1e11,  1e12,  1e13,
+    1e14,  1e15,  1e16,  1e17,  1e18,  1e19,  1e20,  1e21,  1e22};
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -447,9 +447,8 @@ size_t api_read_float(const char *s, size_t len, float *out)
         *out = neg ? -0.0f : 0.0f;
         return i;
     }
-    if (!dropped && w <= ((uint64_t)1 << 53) && scale >= -22 && scale <= 22) {
-        double d = (double)w;
-        d *= scale < 0 ? NEG_POW10[-scale] : POW10[scale];
+    if (!dropped && w <= ((uint64_t)1 << 53) && (unsigned)(scale + 22) <= 44u) {
+        double d = (double)w * POW10_OF[22 + scale];
         /* Inside float32's normal range, a double more than two units in
          * its last place from any halfway point between two floats rounds
          * to the float the exact value does: d is that close to the exact
