@@ -828,6 +828,14 @@ static int check_datatype(const api_json *j, size_t at, const char *where,
     size_t p = ws(j, at);
     if (p + 6 <= j->len && memcmp(j->s + p, "\"FP32\"", 6) == 0)
         return 0;
+    /* An array or object is named, not quoted: a pushed body keeps a
+     * long numeric array as a blob, whose text is gone, and the message
+     * must not depend on how the body arrived. */
+    int kind = api_json_kind(j, p);
+    if (kind == '[' || kind == '{')
+        return api_fail(err, 400, "bad_tensor", "%s: \"datatype\" must be "
+                        "\"FP32\" (the network's tensors are float32), not "
+                        "an %s", where, kind == '[' ? "array" : "object");
     size_t end = api_json_skip(j, p);
     int shown = end != NPOS && end - p < 40 ? (int)(end - p) : 0;
     return api_fail(err, 400, "bad_tensor", "%s: \"datatype\" must be "

@@ -354,6 +354,12 @@ static const char *const documents[] = {
     "\"indptr\": [0,3,6,9,12], \"indices\": [0,1,2,0,1,2,0,1,2,0,1,2], "
     "\"data\": [1,2,3,4,5,6,7,8,9,10,11,\"x\"]}}}}",
     "{\"nodes\": [1,2,3,4,5,6,7,8,9,10]}",
+    /* a wrong "datatype" is described alike, blob or text */
+    "{\"datatype\": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], "
+    "\"data\": [1]}",
+    "{\"datatype\": [1,2], \"data\": [1]}", "{\"datatype\": {}, \"data\": [1]}",
+    "{\"datatype\": \"FP16\", \"data\": [1]}",
+    "{\"datatype\": 16, \"shape\": [1], \"data\": [1]}",
     /* white space, escapes and names around blobs */
     " {\n\t\"x\\u0041\" : [ 1 ,\r\n 2e-3,3 , 4, 5,6,7,8,9,  -0.0 ] ,\"\\ud83d"
     "\\ude00\": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]  } \n",
