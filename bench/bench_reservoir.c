@@ -8,6 +8,9 @@
  *     in stream-steps per second (steps x batch / s, the best of 3);
  *     the 1,000-unit batch-1 figures through one nn_session_run over a
  *     10,000-step sequence, the others by nn_session_step.
+ *   - where the sparse batch-1 product chose gathers (nn_csr_b1_kernel_name),
+ *     the same batch-1 figures with the inputs loaded one by one, the
+ *     reference in the same run;
  *   - building the 10,000-unit 1 % reservoir rescaled to spectral radius
  *     1.25 (the Arnoldi estimate), in seconds.
  *
@@ -23,6 +26,7 @@
  */
 #include "nn_graph.h"
 #include "benchutil.h"
+#include "nodes/sparse.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -98,6 +102,7 @@ int main(int argc, char **argv)
     nn_registry *reg = nn_registry_new();
     nn_registry_add_builtins(reg, &err);
     printf("nerved_openblas_core %s\n", openblas_get_corename());
+    printf("nerved_sparse_b1_kernel %s\n", nn_csr_b1_kernel_name());
 
     static const struct {
         int units;
@@ -118,6 +123,13 @@ int main(int argc, char **argv)
         const char *kind = dense ? "dense" : "sparse";
         printf("nerved_%s_%d_b1_steps_per_s %.0f\n", kind, units,
                rate(g, 1, cases[i].steps1, units == 1000));
+        if (!dense && strcmp(nn_csr_b1_kernel_name(), "gather") == 0) {
+            /* the reference in the same run: the inputs loaded one by one */
+            nn_csr_set_b1_kernel(NN_CSR_B1_INSERT);
+            printf("nerved_%s_%d_b1_insert_steps_per_s %.0f\n", kind, units,
+                   rate(g, 1, cases[i].steps1, units == 1000));
+            nn_csr_set_b1_kernel(NN_CSR_B1_AUTO);
+        }
         printf("nerved_%s_%d_b64_steps_per_s %.0f\n", kind, units,
                rate(g, 64, cases[i].steps64, 0));
         nn_graph_free(g);

@@ -42,7 +42,8 @@ echo
 nerved=$(build/bench/bench_reservoir 1)
 numpy=$(/usr/bin/python3 bench/reservoir_numpy.py)
 echo "Reservoir, leak 0.3, tanh, one thread; stream-steps/s (steps x batch / s)"
-echo "(OpenBLAS core: $(echo "$nerved" | awk '$1 == "nerved_openblas_core" {print $2}'))"
+echo "(OpenBLAS core: $(echo "$nerved" | awk '$1 == "nerved_openblas_core" {print $2}');" \
+     "sparse batch-1 inputs: $(echo "$nerved" | awk '$1 == "nerved_sparse_b1_kernel" {print $2}'))"
 printf "  %-34s %12s %12s %7s\n" "" nerved NumPy/SciPy ratio
 for units in 1000 10000; do
     for kind in dense sparse; do
@@ -60,6 +61,10 @@ a=$(echo "$nerved" | awk '$1 == "nerved_build_10000_s" {print $2}')
 c=$(echo "$numpy" | awk '$1 == "scipy_build_10000_s" {print $2}')
 awk -v a="$a" -v c="$c" 'BEGIN {
     printf "  %-34s %10.2f s %10.2f s %7.2f\n", "build 10,000 units at 1 %, radius", a, c, c / a }'
+for units in 1000 10000; do
+    ins=$(echo "$nerved" | awk -v k="nerved_sparse_${units}_b1_insert_steps_per_s" '$1 == k {print $2}')
+    [ -n "$ins" ] && echo "  sparse $units units, batch 1, inputs loaded one by one instead of gathered: $ins"
+done
 for units in 1000 10000; do
     one=$(echo "$nerved" | awk -v k="nerved_sparse_${units}_b1_steps_per_s" '$1 == k {print $2}')
     many=$(echo "$nerved" | awk -v k="nerved_sparse_${units}_b64_steps_per_s" '$1 == k {print $2}')

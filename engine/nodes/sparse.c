@@ -5,11 +5,14 @@
  * sums its entries in eight interleaved partial sums (entry k of a column
  * goes to lane k mod 8 of that column), then adds the lanes in a fixed tree
  * and the tail last. At batch 1, with AVX2, the eight lanes are one vector
- * register: the values of a block come in one load and the eight inputs
- * one by one (two loads per entry instead of the plain loop's three; an
- * AVX2 gather instruction measured slower still: gathers are microcoded on
- * AMD Zen 4 and slowed by the gather-data-sampling mitigation on recent
- * Intel CPUs). At batch B > 1, 32 or 16 (AVX-512) or 32 or 8 (AVX2) rows at
+ * register and the values of a block come in one load; the eight inputs
+ * come either one by one (two loads per entry instead of the plain loop's
+ * three) or by one gather instruction. Which is faster depends on the CPU:
+ * gathers are microcoded on AMD Zen 4 and slowed by the gather-data-
+ * sampling mitigation on some Intel CPUs, and a fifth faster than the
+ * loads one by one on Intel CPUs without that mitigation. Both give the
+ * same bits, so the first pattern made times the two on a small pattern
+ * and keeps the faster (choose_b1_kernel). At batch B > 1, 32 or 16 (AVX-512) or 32 or 8 (AVX2) rows at
  * a time are transposed, 8 x 8 blocks through vector registers, into the
  * scratch so that the values an entry multiplies are contiguous: one
  * broadcast of the value and, per vector of rows, one load, multiply and
@@ -29,12 +32,23 @@
 #include "nn_internal.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define NN_HAVE_AVX2_PATH 1
 #endif
+
+/* The batch-1 kernel in use, NN_CSR_B1_AUTO until measured; the measured
+ * choice, written once before b1_chosen completes. */
+static atomic_int b1_kernel = NN_CSR_B1_AUTO;
+static int b1_measured = NN_CSR_B1_INSERT;
+static pthread_once_t b1_chosen = PTHREAD_ONCE_INIT;
+static void choose_b1_kernel_once(void);
 
 void nn_csr_release(nn_csr *m)
 {
@@ -54,6 +68,8 @@ double nn_csr_min_nnz(int rows, int cols, double density)
 int nn_csr_random(nn_csr *m, int rows, int cols, double density,
                   size_t max_nnz, nn_rng *rng, nn_error *err)
 {
+    /* The kernel is chosen while a pattern is made, not in a step. */
+    pthread_once(&b1_chosen, choose_b1_kernel_once);
     memset(m, 0, sizeof *m);
     if (rows < 1 || cols < 1 || !(density > 0) || density > 1)
         return nn_error_set(err, NN_ERR_INVALID, "a sparse pattern needs "
@@ -125,6 +141,8 @@ oom:
 int nn_csr_from_arrays(nn_csr *m, int rows, int cols, const size_t *ptr,
                        const uint32_t *row, size_t nnz, nn_error *err)
 {
+    /* The kernel is chosen while a pattern is made, not in a step. */
+    pthread_once(&b1_chosen, choose_b1_kernel_once);
     memset(m, 0, sizeof *m);
     m->rows = rows;
     m->cols = cols;
@@ -238,7 +256,117 @@ matvec_avx2(const nn_csr *m, const float *restrict val,
 }
 #undef NN_X8
 #undef NN_X4
+
+/* matvec_avx2 with the eight inputs of a block fetched by one gather
+ * instruction: the same lanes, the same order, the same bits. */
+__attribute__((target("avx2"))) static void
+matvec_gather(const nn_csr *m, const float *restrict val,
+              const float *restrict x, float beta, float *restrict y)
+{
+    for (int j = 0; j < m->cols; j++) {
+        size_t k = m->ptr[j], end = m->ptr[j + 1];
+        __m256 a = _mm256_setzero_ps();
+        if (m->idx16)
+            for (; k + LANES <= end; k += LANES) {
+                __m256i at = _mm256_cvtepu16_epi32(
+                    _mm_loadu_si128((const __m128i *)(m->idx16 + k)));
+                a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(val + k),
+                                                   _mm256_i32gather_ps(x, at,
+                                                                       4)));
+            }
+        else
+            for (; k + LANES <= end; k += LANES) {
+                __m256i at = _mm256_loadu_si256((const __m256i *)(m->idx + k));
+                a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(val + k),
+                                                   _mm256_i32gather_ps(x, at,
+                                                                       4)));
+            }
+        float tail = 0;
+        for (; k < end; k++)
+            tail += val[k] * x[nn_csr_idx(m, k)];
+        y[j] = start_value(y[j], beta) + reduce_vector(a, tail);
+    }
+}
 #endif
+
+static double seconds_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Times both ways on a pattern of 2,048 inputs by 512 outputs at 5 %
+ * (about 52,000 entries, a few tens of microseconds a product), seven
+ * times each, interleaved, and keeps the best time of each: the gather
+ * must be a tenth faster to be chosen, so that noise keeps the loads one
+ * by one, the way that is never slow. Without AVX2, or if the memory for
+ * the trial is refused, nothing is measured. Plain malloc: the trial is
+ * not the engine's memory, and must not count as a step's allocation. */
+static void choose_b1_kernel_once(void)
+{
+    int chosen = NN_CSR_B1_INSERT;
+#ifdef NN_HAVE_AVX2_PATH
+    enum { IN = 2048, OUT = 512, MAX_NNZ = IN * OUT / 16 };
+    nn_csr m = {IN, OUT, 0, NULL, NULL, NULL};
+    m.ptr = malloc((OUT + 1) * sizeof *m.ptr);
+    m.idx16 = malloc(MAX_NNZ * sizeof *m.idx16);
+    float *val = malloc(MAX_NNZ * sizeof *val);
+    float *x = malloc(IN * sizeof *x), *y = malloc(OUT * sizeof *y);
+    /* The CPU's own level: a test's nn_limit_vectors must not decide. */
+    if (__builtin_cpu_supports("avx2") && m.ptr && m.idx16 && val && x &&
+        y) {
+        uint32_t s = 2463534242u;
+        for (int j = 0; j < OUT; j++) {
+            m.ptr[j] = m.nnz;
+            for (int i = 0; i < IN && m.nnz < MAX_NNZ; i++) {
+                s ^= s << 13, s ^= s >> 17, s ^= s << 5;
+                if (s % 20 == 0)
+                    m.idx16[m.nnz++] = (uint16_t)i;
+            }
+        }
+        m.ptr[OUT] = m.nnz;
+        for (size_t k = 0; k < m.nnz; k++)
+            val[k] = (float)(k % 7) - 3.0f;
+        for (int i = 0; i < IN; i++)
+            x[i] = (float)(i % 5) * 0.25f;
+        double best[2] = {1e300, 1e300};
+        for (int t = 0; t < 7; t++)
+            for (int way = 0; way < 2; way++) {
+                double t0 = seconds_now();
+                if (way)
+                    matvec_gather(&m, val, x, 0.0f, y);
+                else
+                    matvec_avx2(&m, val, x, 0.0f, y);
+                double dt = seconds_now() - t0;
+                best[way] = dt < best[way] ? dt : best[way];
+            }
+        if (best[1] < 0.9 * best[0])
+            chosen = NN_CSR_B1_GATHER;
+    }
+    free(m.ptr);
+    free(m.idx16);
+    free(val);
+    free(x);
+    free(y);
+#endif
+    b1_measured = chosen;
+    atomic_store(&b1_kernel, chosen);
+}
+
+void nn_csr_set_b1_kernel(nn_csr_b1_kernel k)
+{
+    pthread_once(&b1_chosen, choose_b1_kernel_once);
+    atomic_store(&b1_kernel, k == NN_CSR_B1_AUTO ? b1_measured : (int)k);
+}
+
+const char *nn_csr_b1_kernel_name(void)
+{
+    pthread_once(&b1_chosen, choose_b1_kernel_once);
+    if (nn_vector_level() < 1)
+        return "plain";
+    return atomic_load(&b1_kernel) == NN_CSR_B1_GATHER ? "gather" : "insert";
+}
 
 size_t nn_csr_matmul_work(const nn_csr *m)
 {
@@ -530,7 +658,14 @@ void nn_csr_matmul(const nn_csr *m, const float *val, const float *x,
     for (; b < batch; b++) {
 #ifdef NN_HAVE_AVX2_PATH
         if (level >= 1) {
-            matvec_avx2(m, val, x + b * rows, beta, y + b * cols);
+            if (atomic_load_explicit(&b1_kernel, memory_order_relaxed) ==
+                NN_CSR_B1_AUTO)
+                pthread_once(&b1_chosen, choose_b1_kernel_once);
+            if (atomic_load_explicit(&b1_kernel, memory_order_relaxed) ==
+                NN_CSR_B1_GATHER)
+                matvec_gather(m, val, x + b * rows, beta, y + b * cols);
+            else
+                matvec_avx2(m, val, x + b * rows, beta, y + b * cols);
             continue;
         }
 #endif

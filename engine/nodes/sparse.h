@@ -74,6 +74,24 @@ size_t nn_csr_matmul_work(const nn_csr *m);
  * paths, so the bits are the same on every machine. */
 void nn_csr_matmul(const nn_csr *m, const float *val, const float *x,
                    size_t batch, float beta, float *y, float *work);
+/* How the batch-1 vector product fetches the eight inputs of a block: one
+ * by one, or by one gather instruction. Which is faster depends on the
+ * CPU, so the first pattern made (nn_csr_random, nn_csr_from_arrays, or
+ * else the first product) times both and keeps the faster; both give the
+ * same bits. */
+typedef enum nn_csr_b1_kernel {
+    NN_CSR_B1_AUTO,
+    NN_CSR_B1_INSERT,
+    NN_CSR_B1_GATHER
+} nn_csr_b1_kernel;
+/* For tests and benchmarks: uses kernel k from now on, process-wide
+ * (NN_CSR_B1_AUTO: the measured one). Not to be called while products run
+ * on other threads. */
+void nn_csr_set_b1_kernel(nn_csr_b1_kernel k);
+/* "gather" or "insert", or "plain" without AVX2: the kernel batch-1
+ * products use now (measuring first if nothing has yet). */
+const char *nn_csr_b1_kernel_name(void);
+
 /* dx += dy · Mᵀ (the input gradient of nn_csr_matmul). */
 void nn_csr_matmul_t_add(const nn_csr *m, const float *val, const float *dy,
                          size_t batch, float *dx);

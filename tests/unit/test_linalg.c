@@ -506,7 +506,8 @@ static void csr_reference(const nn_csr *m, const float *val, const float *x,
 }
 
 /* Every path of the forward product (plain, AVX2, AVX-512 where the CPU
- * has them; chunks of 32, 16 and 8 rows and single rows; W fetched ahead
+ * has them; chunks of 32, 16 and 8 rows and single rows, these with their
+ * inputs loaded one by one and gathered; W fetched ahead
  * or not) against double arithmetic, on odd sizes, outputs with no
  * inputs, 16- and 32-bit indices, and the three kinds of beta; and the same bits from every path
  * and every batch a row is computed in. */
@@ -568,7 +569,12 @@ static void test_csr_matmul_paths(void)
                 /* beta 0 must not read y, not even a NaN */
                 y0[i] = beta == 0.0f ? NAN : (float)nn_rng_normal(&rng);
             csr_reference(&m, val, x, batch, beta, y0, want, mag);
-            for (int level = 0; level <= 2; level++) {
+            /* Levels 1 and 2 twice: batch-1 inputs loaded one by one, then
+             * by gathers; both must give the plain path's bits. */
+            for (int pass = 0; pass < 5; pass++) {
+                int level = pass < 3 ? pass : pass - 2;
+                nn_csr_set_b1_kernel(pass < 3 ? NN_CSR_B1_INSERT
+                                              : NN_CSR_B1_GATHER);
                 nn_limit_vectors(level);
                 memcpy(y, y0, batch * cols * sizeof(float));
                 nn_csr_matmul(&m, val, x, batch, beta, y, work + 1);
@@ -585,13 +591,15 @@ static void test_csr_matmul_paths(void)
                     differ |= memcmp(one, y + b * cols, cols * sizeof(float));
                 }
                 if (bad || differ)
-                    fprintf(stderr, "%d x %d, batch %zu, beta %g, level %d: "
-                            "%d outputs off, bits differ %d\n", m.rows, m.cols,
-                            batch, beta, level, bad, differ != 0);
+                    fprintf(stderr, "%d x %d, batch %zu, beta %g, level %d, "
+                            "%s: %d outputs off, bits differ %d\n", m.rows,
+                            m.cols, batch, beta, level, nn_csr_b1_kernel_name(),
+                            bad, differ != 0);
                 CU_ASSERT_EQUAL(bad, 0);
                 CU_ASSERT_EQUAL(differ, 0);
             }
             nn_limit_vectors(-1);
+            nn_csr_set_b1_kernel(NN_CSR_B1_AUTO);
         }
         free(val);
         free(x);
