@@ -73,6 +73,10 @@ int api_graph_def_name(const cJSON *def, const char **name, api_error *err);
 /* 1 when key has the form of the server's network ids ("n" and digits), which
  * no network name may take: a name n2 would capture the routes of id n2. */
 int api_is_network_id(const char *key);
+/* 1 when s is 1 to max - 1 bytes of letters, digits, '_', '-' and '.', and
+ * not "." or "..": the names and ids that stand in a URL's path, where
+ * those two would be resolved away before any request reached them. */
+int api_is_path_name(const char *s, size_t max);
 
 /* Describes a built graph: seed, entries, exits, and for every node its
  * type, parameters, ff and fb inputs, input shapes, output shape (batch

@@ -20,6 +20,18 @@ int api_is_network_id(const char *key)
     return key[0] == 'n' && n > 1 && strspn(key + 1, "0123456789") == n - 1;
 }
 
+int api_is_path_name(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= max || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
+            return 0;
+    return 1;
+}
+
 int api_graph_def_name(const cJSON *def, const char **name, api_error *err)
 {
     *name = NULL;
@@ -30,11 +42,10 @@ int api_graph_def_name(const cJSON *def, const char **name, api_error *err)
         strlen(n->valuestring) >= NN_NAME_MAX)
         return api_fail(err, 400, "bad_request", "\"name\" must be a non-empty "
                         "string of at most %d bytes", NN_NAME_MAX - 1);
-    for (const char *p = n->valuestring; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-              (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
-            return api_fail(err, 400, "bad_request", "\"name\" may hold "
-                            "letters, digits, '_', '-' and '.' only");
+    if (!api_is_path_name(n->valuestring, NN_NAME_MAX))
+        return api_fail(err, 400, "bad_request", "\"name\" may hold "
+                        "letters, digits, '_', '-' and '.' only, and may not "
+                        "be \".\" or \"..\" (a URL cannot name those)");
     if (api_is_network_id(n->valuestring))
         return api_fail(err, 400, "bad_request", "\"name\" may not be \"n\" "
                         "and digits (the server's own network ids): '%s' "

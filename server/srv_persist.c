@@ -360,6 +360,11 @@ static int load_network(const char *file,
         fprintf(stderr, "nerved: %s: network %s loses its name '%s', which "
                 "has the form of a network id\n", file, stored.id, name);
         name = NULL;
+    } else if (name && !api_is_path_name(name, NN_NAME_MAX)) {
+        /* The same for "." and "..", which no URL can address. */
+        fprintf(stderr, "nerved: %s: network %s loses its name '%s', which "
+                "no URL can address\n", file, stored.id, name);
+        name = NULL;
     }
     if (srv_network_add(stored.graph, stored.definition, name, stored.id, &net,
                         &err)) {

@@ -586,13 +586,8 @@ static void handle_graph(srv_request *req)
 static int valid_session_id(const char *id)
 {
     size_t n = strlen(id);
-    if (n == 0 || n >= 24)
+    if (!api_is_path_name(id, 24))
         return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
-              (id[i] >= '0' && id[i] <= '9') || id[i] == '_' || id[i] == '-' ||
-              id[i] == '.'))
-            return 0;
     /* "s" and digits is the server's own form (s1, s2, ...). */
     return !(id[0] == 's' && n > 1 && strspn(id + 1, "0123456789") == n - 1);
 }
@@ -618,7 +613,8 @@ static void handle_session_create(srv_request *req)
             if (!cJSON_IsString(id_j) || !valid_session_id(id_j->valuestring)) {
                 srv_reply_fail(req, 400, "bad_request", "\"id\" must be 1-23 "
                                "letters, digits, '_', '-' or '.', and not "
-                               "\"s\" and digits (the server's own ids)");
+                               "\"s\" and digits (the server's own ids), "
+                               "\".\" or \"..\"");
                 return;
             }
             id = id_j->valuestring;

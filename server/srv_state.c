@@ -100,15 +100,7 @@ static srv_network *state_network(srv_request *req)
  * the store keeps its later ids from repeating one. */
 static int importable_id(const char *id)
 {
-    size_t n = strlen(id);
-    if (n == 0 || n >= sizeof ((srv_session *)0)->id)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
-              (id[i] >= '0' && id[i] <= '9') || id[i] == '_' || id[i] == '-' ||
-              id[i] == '.'))
-            return 0;
-    return 1;
+    return api_is_path_name(id, sizeof ((srv_session *)0)->id);
 }
 
 static cJSON *session_summary(srv_session *s)
@@ -279,7 +271,8 @@ void srv_state_put(srv_request *req)
     const char *sid = req->params[1];
     if (!importable_id(sid)) {
         srv_reply_fail(req, 400, "bad_request", "the session id must be 1-23 "
-                       "letters, digits, '_', '-' or '.'");
+                       "letters, digits, '_', '-' or '.', and not \".\" or "
+                       "\"..\"");
         return;
     }
     api_checkpoint c;

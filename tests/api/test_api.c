@@ -337,6 +337,20 @@ static void test_delayed_edges_and_merges(void)
     nn_graph_free(g);
 }
 
+/* Names and ids that stand in a URL's path. */
+static void test_path_names(void)
+{
+    static const char *const good[] = {"a", "res-1", "v1.2", "...", ".a",
+                                       "a..", "_", "A_b-c.d"};
+    static const char *const bad[] = {"", ".", "..", "a b", "a/b", "%2e",
+                                      "\xc3\xa9", "abcdefgh"};
+    for (size_t k = 0; k < sizeof good / sizeof *good; k++)
+        CU_ASSERT_EQUAL(api_is_path_name(good[k], 8), 1);
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++)
+        CU_ASSERT_EQUAL(api_is_path_name(bad[k], 8), 0);
+    CU_ASSERT_EQUAL(api_is_path_name("abcdefg", 8), 1); /* max - 1 bytes */
+}
+
 static void test_definition_errors(void)
 {
     static const def_case cases[] = {
@@ -554,6 +568,7 @@ int main(void)
         {"definitions, descriptions, drawings, parameters", test_definitions},
         {"delayed edges and & merges", test_delayed_edges_and_merges},
         {"definition errors name the fault", test_definition_errors},
+        {"names a URL can address", test_path_names},
         {"string parameters from JSON numbers",
          test_string_params_from_json_numbers},
         {"NVAR feature names, a sparse reservoir's parameters",

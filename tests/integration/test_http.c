@@ -647,6 +647,13 @@ static const bad_case bad_cases[] = {
     {"POST", "/v1/networks/rnn/sessions", J, "{\"id\": \"s12\"}", 400,
      "server's own"},
     {"POST", "/v1/networks/rnn/sessions", J, "{\"id\": \"a/b\"}", 400, "\"id\""},
+    {"POST", "/v1/networks/rnn/sessions", J, "{\"id\": \"..\"}", 400,
+     "\"..\""},
+    {"POST", "/v1/networks/rnn/sessions", J, "{\"id\": \".\"}", 400, "\"id\""},
+    {"POST", "/v1/networks", J, "{\"name\": \"..\", \"nodes\": [{\"type\": "
+     "\"Input\", \"shape\": 2}]}", 400, "a URL cannot name"},
+    {"POST", "/v1/networks", J, "{\"name\": \".\", \"nodes\": [{\"type\": "
+     "\"Input\", \"shape\": 2}]}", 400, "a URL cannot name"},
     {"DELETE", "/v1/node-types", NULL, NULL, 405, "allowed: GET"},
     {"PATCH", "/v1/networks/guide", NULL, NULL, 405, "GET, HEAD, DELETE"},
     {"GET", "/v1/models", NULL, NULL, 404, "no route"},
