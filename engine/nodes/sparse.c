@@ -217,76 +217,55 @@ __attribute__((target("avx2"))) static inline float reduce_vector(__m256 a,
     return _mm_cvtss_f32(_mm_add_ss(w, _mm_movehdup_ps(w))) + tail;
 }
 
-/* Batch 1 with the lanes in one vector register: the eight inputs of a
- * block are loaded one by one into it (no gather instruction), the values
- * with one load, so an entry costs two loads instead of three; 16-bit
- * indices come four to a 64-bit load and are taken apart with shifts,
- * which cost no load. Same lanes, same order, same bits as matvec_plain. */
+/* Batch 1 with the lanes in one vector register, the values of a block
+ * in one load. The eight inputs come one by one (no gather instruction),
+ * so an entry costs two loads instead of three, 16-bit indices four to a
+ * 64-bit load taken apart with shifts, which cost no load; or, with
+ * gather, by one gather instruction. Same lanes, same order, same bits as
+ * matvec_plain either way. */
 #define NN_X4(w)                                                             \
     x[(w) >> 48], x[((w) >> 32) & 0xffff], x[((w) >> 16) & 0xffff],          \
         x[(w) & 0xffff]
 #define NN_X8(ip)                                                            \
     _mm256_set_ps(x[(ip)[7]], x[(ip)[6]], x[(ip)[5]], x[(ip)[4]],            \
                   x[(ip)[3]], x[(ip)[2]], x[(ip)[1]], x[(ip)[0]])
+#define NN_ADD_BLOCK(inputs)                                                 \
+    a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(val + k), (inputs)))
 __attribute__((target("avx2"))) static void
 matvec_avx2(const nn_csr *m, const float *restrict val,
-            const float *restrict x, float beta, float *restrict y)
+            const float *restrict x, float beta, float *restrict y, int gather)
 {
     for (int j = 0; j < m->cols; j++) {
         size_t k = m->ptr[j], end = m->ptr[j + 1];
         __m256 a = _mm256_setzero_ps();
-        if (m->idx16)
+        if (gather && m->idx16)
+            for (; k + LANES <= end; k += LANES)
+                NN_ADD_BLOCK(_mm256_i32gather_ps(
+                    x, _mm256_cvtepu16_epi32(_mm_loadu_si128(
+                           (const __m128i *)(m->idx16 + k))), 4));
+        else if (gather)
+            for (; k + LANES <= end; k += LANES)
+                NN_ADD_BLOCK(_mm256_i32gather_ps(
+                    x, _mm256_loadu_si256((const __m256i *)(m->idx + k)), 4));
+        else if (m->idx16)
             for (; k + LANES <= end; k += LANES) {
                 uint64_t lo, hi;
                 memcpy(&lo, m->idx16 + k, sizeof lo);
                 memcpy(&hi, m->idx16 + k + 4, sizeof hi);
-                a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(val + k),
-                                                   _mm256_set_ps(NN_X4(hi),
-                                                                 NN_X4(lo))));
+                NN_ADD_BLOCK(_mm256_set_ps(NN_X4(hi), NN_X4(lo)));
             }
         else
             for (; k + LANES <= end; k += LANES)
-                a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(val + k),
-                                                   NN_X8(m->idx + k)));
+                NN_ADD_BLOCK(NN_X8(m->idx + k));
         float tail = 0;
         for (; k < end; k++)
             tail += val[k] * x[nn_csr_idx(m, k)];
         y[j] = start_value(y[j], beta) + reduce_vector(a, tail);
     }
 }
+#undef NN_ADD_BLOCK
 #undef NN_X8
 #undef NN_X4
-
-/* matvec_avx2 with the eight inputs of a block fetched by one gather
- * instruction: the same lanes, the same order, the same bits. */
-__attribute__((target("avx2"))) static void
-matvec_gather(const nn_csr *m, const float *restrict val,
-              const float *restrict x, float beta, float *restrict y)
-{
-    for (int j = 0; j < m->cols; j++) {
-        size_t k = m->ptr[j], end = m->ptr[j + 1];
-        __m256 a = _mm256_setzero_ps();
-        if (m->idx16)
-            for (; k + LANES <= end; k += LANES) {
-                __m256i at = _mm256_cvtepu16_epi32(
-                    _mm_loadu_si128((const __m128i *)(m->idx16 + k)));
-                a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(val + k),
-                                                   _mm256_i32gather_ps(x, at,
-                                                                       4)));
-            }
-        else
-            for (; k + LANES <= end; k += LANES) {
-                __m256i at = _mm256_loadu_si256((const __m256i *)(m->idx + k));
-                a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(val + k),
-                                                   _mm256_i32gather_ps(x, at,
-                                                                       4)));
-            }
-        float tail = 0;
-        for (; k < end; k++)
-            tail += val[k] * x[nn_csr_idx(m, k)];
-        y[j] = start_value(y[j], beta) + reduce_vector(a, tail);
-    }
-}
 #endif
 
 static double seconds_now(void)
@@ -334,10 +313,7 @@ static void choose_b1_kernel_once(void)
         for (int t = 0; t < 7; t++)
             for (int way = 0; way < 2; way++) {
                 double t0 = seconds_now();
-                if (way)
-                    matvec_gather(&m, val, x, 0.0f, y);
-                else
-                    matvec_avx2(&m, val, x, 0.0f, y);
+                matvec_avx2(&m, val, x, 0.0f, y, way);
                 double dt = seconds_now() - t0;
                 best[way] = dt < best[way] ? dt : best[way];
             }
@@ -661,11 +637,9 @@ void nn_csr_matmul(const nn_csr *m, const float *val, const float *x,
             if (atomic_load_explicit(&b1_kernel, memory_order_relaxed) ==
                 NN_CSR_B1_AUTO)
                 pthread_once(&b1_chosen, choose_b1_kernel_once);
-            if (atomic_load_explicit(&b1_kernel, memory_order_relaxed) ==
-                NN_CSR_B1_GATHER)
-                matvec_gather(m, val, x + b * rows, beta, y + b * cols);
-            else
-                matvec_avx2(m, val, x + b * rows, beta, y + b * cols);
+            matvec_avx2(m, val, x + b * rows, beta, y + b * cols,
+                        atomic_load_explicit(&b1_kernel, memory_order_relaxed) ==
+                            NN_CSR_B1_GATHER);
             continue;
         }
 #endif
