@@ -502,6 +502,10 @@ int api_network_file_read(const unsigned char *bytes, size_t len,
         return api_fail(err, 422, "corrupt_file", "the definition is not "
                         "JSON");
     }
+    /* The meta's name is the network's; the definition's copy is not
+     * checked again, so that a name refused only since it was stored
+     * (srv_persist drops such names) does not lose the network. */
+    cJSON_DeleteItemFromObjectCaseSensitive(def, "name");
     api_error build;
     out->graph = api_graph_from_json(def, reg, lim, &build);
     cJSON_Delete(def);

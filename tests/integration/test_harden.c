@@ -70,12 +70,13 @@ static void test_names_cannot_shadow_ids(void)
     CU_ASSERT_EQUAL(it_stop(&s), 0);
 }
 
-/* A data directory written before such names were refused may hold a
- * network named like another's id: it loads without that name, and the id
- * finds its own network. */
-static void test_stored_name_of_id_form(void)
+/* A data directory written before some names were refused may hold a
+ * network so named, in its file's meta and in its definition: it loads
+ * without that name (log_says names why), and n1 is still its own. to is
+ * two bytes, the length of the name it replaces. */
+static void stored_name_refused_since(const char *to, const char *log_says)
 {
-    char *dir = it_temp_dir("nerved-idname");
+    char *dir = it_temp_dir("nerved-oldname");
     CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
     const char *const args[] = {"--data-dir", dir, NULL};
     it_server s;
@@ -90,7 +91,7 @@ static void test_stored_name_of_id_form(void)
     cJSON_Delete(second);
     CU_ASSERT_EQUAL(it_stop(&s), 0);
 
-    /* Rename n2 to "n1" in its file's meta, and seal it again. */
+    /* Rename n2 in its file, meta and definition, and seal it again. */
     char path[1024];
     snprintf(path, sizeof path, "%s/net-n2.nerved", dir);
     FILE *f = fopen(path, "r+b");
@@ -98,10 +99,13 @@ static void test_stored_name_of_id_form(void)
     static unsigned char bytes[1 << 16];
     size_t len = fread(bytes, 1, sizeof bytes, f);
     CU_ASSERT_FATAL(len > API_PERSIST_HEADER && len < sizeof bytes);
-    char *meta = memmem(bytes + API_PERSIST_HEADER, len - API_PERSIST_HEADER,
-                        "\"name\":\"zz\"", 11);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(meta);
-    memcpy(meta + 8, "n1", 2);
+    int renamed = 0;
+    for (unsigned char *at = bytes + API_PERSIST_HEADER, *meta;
+         (meta = memmem(at, len - (size_t)(at - bytes), "\"name\":\"zz\"",
+                        11)) != NULL;
+         at = meta + 11, renamed++)
+        memcpy(meta + 8, to, 2);
+    CU_ASSERT_EQUAL(renamed, 2); /* the meta's and the definition's */
     uint32_t crc = api_crc32(0, bytes, 24);
     crc = api_crc32(crc, bytes + 28, len - 28);
     for (int k = 0; k < 4; k++)
@@ -119,7 +123,8 @@ static void test_stored_name_of_id_form(void)
     cJSON_Delete(got);
     got = it_call(&s, "GET", "/v1/networks/n2", NULL, 200);
     const cJSON *name = cJSON_GetObjectItem(got, "name");
-    CU_ASSERT(!cJSON_IsString(name) || strcmp(name->valuestring, "n1") != 0);
+    CU_ASSERT(!cJSON_IsString(name) ||
+              strncmp(name->valuestring, to, 2) != 0);
     cJSON_Delete(got);
     CU_ASSERT_EQUAL(it_stop(&s), 0);
     f = fopen(log, "r");
@@ -128,10 +133,22 @@ static void test_stored_name_of_id_form(void)
     text[n] = '\0';
     if (f)
         fclose(f);
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "network n2 loses its name 'n1'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, log_says));
     unlink(log);
     it_remove_tree(dir);
     free(dir);
+}
+
+static void test_stored_name_of_id_form(void)
+{
+    stored_name_refused_since("n1", "network n2 loses its name 'n1', which "
+                              "has the form of a network id");
+}
+
+static void test_stored_name_a_url_cannot_hold(void)
+{
+    stored_name_refused_since("..", "network n2 loses its name '..', which "
+                              "no URL can address");
 }
 
 /* --------------------------------------------------- the data directory */
@@ -411,6 +428,8 @@ int main(void)
         {"network names cannot shadow ids", test_names_cannot_shadow_ids},
         {"a stored name of id form is dropped at load",
          test_stored_name_of_id_form},
+        {"a stored name no URL can address is dropped, the network kept",
+         test_stored_name_a_url_cannot_hold},
         {"odd files in the data directory are skipped",
          test_odd_files_in_the_data_dir},
         {"--version, GET /v2 and nerved_build_info", test_version},
