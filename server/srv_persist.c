@@ -360,8 +360,10 @@ static int load_network(const char *file,
         fprintf(stderr, "nerved: %s: network %s loses its name '%s', which "
                 "has the form of a network id\n", file, stored.id, name);
         name = NULL;
-    } else if (name && !api_is_path_name(name, NN_NAME_MAX)) {
-        /* The same for "." and "..", which no URL can address. */
+    } else if (name && (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)) {
+        /* The same for "." and "..", which no URL can address. Only
+         * those: a name given by a --preload file may hold characters a
+         * definition's may not, and must stay what that file finds. */
         fprintf(stderr, "nerved: %s: network %s loses its name '%s', which "
                 "no URL can address\n", file, stored.id, name);
         name = NULL;

@@ -123,6 +123,9 @@ int srv_network_add(nn_graph *graph, char *definition, const char *name,
     if (name && api_is_network_id(name))
         rc = api_fail(err, 400, "bad_request", "the name '%s' has the form "
                       "of a network id (\"n\" and digits)", name);
+    else if (name && (strcmp(name, ".") == 0 || strcmp(name, "..") == 0))
+        rc = api_fail(err, 400, "bad_request", "the name '%s' cannot be "
+                      "addressed: a URL's path resolves it away", name);
     else if ((int)networks_by_id.used >= max_networks_)
         rc = api_fail(err, 429, "limit", "the server holds %d networks, its "
                       "limit; delete one first", (int)networks_by_id.used);

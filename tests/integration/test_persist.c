@@ -1032,6 +1032,56 @@ static void test_preloaded_networks_keep_imports(void)
     free(dir);
 }
 
+/* A --preload file's name may hold what a definition's "name" may not (a
+ * space here); the network keeps it across restarts, and no copy of it
+ * appears. A file that would name a network "." is refused at start. */
+static void test_preloaded_names_survive_restarts(void)
+{
+    char *dir = make_data_dir();
+    char pre[600], data[600], path[700];
+    snprintf(pre, sizeof pre, "%s/pre", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    CU_ASSERT_EQUAL_FATAL(mkdir(pre, 0700), 0);
+    snprintf(path, sizeof path, "%s/my model.json", pre);
+    /* no "name": the file's gives it */
+    char def[1024];
+    ff_def(3, def, sizeof def);
+    char *def_unnamed = strchr(def, ',') + 1;
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputc('{', f);
+    fputs(def_unnamed, f);
+    fclose(f);
+    const char *const args[] = {"--data-dir", data, "--preload", pre, NULL};
+    for (int start = 0; start < 3; start++) {
+        it_server s;
+        long status;
+        CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+        char *list = request(&s, "GET", "/v1/networks", NULL, &status);
+        CU_ASSERT_EQUAL(status, 200);
+        cJSON *j = cJSON_Parse(list);
+        free(list);
+        const cJSON *nets = cJSON_GetObjectItem(j, "networks");
+        CU_ASSERT_EQUAL(cJSON_GetArraySize(nets), 1);
+        const cJSON *first = cJSON_GetArrayItem(nets, 0);
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(first,
+                                                                    "name"));
+        CU_ASSERT(name && strcmp(name, "my model") == 0);
+        cJSON_Delete(j);
+        CU_ASSERT_EQUAL(it_stop(&s), 0);
+    }
+    snprintf(path, sizeof path, "%s/..json", pre);
+    f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputc('{', f);
+    fputs(def_unnamed, f);
+    fclose(f);
+    it_server s;
+    CU_ASSERT_NOT_EQUAL(it_start(&s, args), 0);
+    remove_tree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     nn_error e;
@@ -1045,6 +1095,8 @@ int main(void)
         {"damaged files are named and skipped", test_damaged_files_are_skipped},
         {"preloaded networks keep their imported weights",
          test_preloaded_networks_keep_imports},
+        {"a preload file's name survives restarts; '.' is refused",
+         test_preloaded_names_survive_restarts},
         {"what was answered survives kill -9, bit for bit", test_crash_loop},
         {NULL, NULL}};
     int rc = tu_run_suite("persist", tests);
