@@ -35,15 +35,11 @@ static inline float bits_to_float(int32_t i)
     return f;
 }
 
-/* e^x, for any float x (NaN stays NaN, overflow is inf, underflow 0 or a
- * denormal rounded once). */
-static inline float exp_kernel(float x)
+/* e^x = p * 2^n for x within the shifter's range (|x / ln 2| < 2^22) or
+ * NaN: n = round(x / ln 2), by the 1.5 * 2^23 shifter, from 0 for a NaN,
+ * so the integer conversion is defined (the NaN still reaches p). */
+static inline float exp_reduced(float x, int32_t *n_out)
 {
-    x = x < -104.0f ? -104.0f : x; /* below: e^x rounds to 0 */
-    x = x > 89.0f ? 89.0f : x;     /* above: e^x is inf */
-    /* n = round(x / ln 2), by the 1.5 * 2^23 shifter (|x / ln 2| < 2^22);
-     * from 0 for a NaN, so the integer conversion below is defined (the
-     * NaN still reaches the result through r). */
     float xn = x == x ? x : 0.0f;
     float n = (xn * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f;
@@ -54,10 +50,20 @@ static inline float exp_kernel(float x)
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    *n_out = (int32_t)n;
+    return p * r * r + r + 1.0f;
+}
+
+/* e^x, for any float x (NaN stays NaN, overflow is inf, underflow 0 or a
+ * denormal rounded once). */
+static inline float exp_kernel(float x)
+{
+    x = x < -104.0f ? -104.0f : x; /* below: e^x rounds to 0 */
+    x = x > 89.0f ? 89.0f : x;     /* above: e^x is inf */
+    int32_t ni;
+    float p = exp_reduced(x, &ni);
     /* 2^n as two normal powers of two, so results down in the denormals
      * are rounded once, by the last multiplication. */
-    int32_t ni = (int32_t)n;
     int32_t n1 = ni / 2, n2 = ni - n1;
     return p * bits_to_float((n1 + 127) * (1 << 23)) *
            bits_to_float((n2 + 127) * (1 << 23));
@@ -69,18 +75,9 @@ static inline float exp_kernel(float x)
  * same bits for a fifth less work in tanh. */
 static inline float exp_tanh_range(float x)
 {
-    float xn = x == x ? x : 0.0f;
-    float n = (xn * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    return p * bits_to_float(((int32_t)n + 127) * (1 << 23));
+    int32_t ni;
+    float p = exp_reduced(x, &ni);
+    return p * bits_to_float((ni + 127) * (1 << 23));
 }
 
 static inline float tanh_kernel(float x)
