@@ -7,6 +7,8 @@
 #include "api_codec.h"
 #include "api_outputs.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,32 +228,87 @@ static int refuse_unsupported(const cJSON *params, const char *where,
     return 0;
 }
 
-static int read_parameters(const cJSON *body, api_kserve_request *r,
-                           int *binary_output, api_error *err)
+/* The digits of the unsigned integer at pos of j, if that is what is
+ * written there (no sign, fraction or exponent), into out. */
+static int integer_text(const api_json *j, size_t pos, char *out, size_t size)
+{
+    if (!j || pos == (size_t)-1)
+        return 0;
+    while (pos < j->len && isspace((unsigned char)j->s[pos]))
+        pos++;
+    size_t n = 0;
+    while (pos + n < j->len && isdigit((unsigned char)j->s[pos + n]))
+        n++;
+    size_t end = pos + n;
+    if (n == 0 || n >= size ||
+        (end < j->len && strchr(".eE", j->s[end])))
+        return 0;
+    memcpy(out, j->s + pos, n);
+    out[n] = '\0';
+    return 1;
+}
+
+/* Where parameters.sequence_id's value is in the text j, or (size_t)-1. */
+static size_t sequence_id_at(const api_json *j)
+{
+    if (!j || api_json_kind(j, 0) != '{')
+        return (size_t)-1;
+    size_t params = api_json_find(j, 0, "parameters");
+    if (params == (size_t)-1 || api_json_kind(j, params) != '{')
+        return (size_t)-1;
+    return api_json_find(j, params, "sequence_id");
+}
+
+int api_kserve_sequence_id(const cJSON *params, const api_json *j, char *id,
+                           int *numeric, api_error *err)
+{
+    id[0] = '\0';
+    *numeric = 0;
+    const cJSON *seq = member(params, "sequence_id");
+    if (!seq)
+        return 0;
+    if (cJSON_IsString(seq) &&
+        strlen(seq->valuestring) < API_KSERVE_SEQUENCE_MAX) {
+        snprintf(id, API_KSERVE_SEQUENCE_MAX, "%s", seq->valuestring);
+        return 0;
+    }
+    char digits[24];
+    if (cJSON_IsNumber(seq) && seq->valuedouble >= 0 &&
+        seq->valuedouble <= 18446744073709551616.0 &&
+        integer_text(j, sequence_id_at(j), digits, sizeof digits)) {
+        errno = 0;
+        char *end;
+        unsigned long long v = strtoull(digits, &end, 10);
+        if (errno == 0 && *end == '\0') {
+            *numeric = v > 0;
+            if (v > 0)
+                snprintf(id, API_KSERVE_SEQUENCE_MAX, "%llu", v);
+            return 0;
+        }
+    } else if (cJSON_IsNumber(seq) && seq->valuedouble >= 0 &&
+               seq->valuedouble == floor(seq->valuedouble) &&
+               seq->valuedouble < 9007199254740992.0) {
+        *numeric = seq->valuedouble > 0;
+        if (seq->valuedouble > 0)
+            snprintf(id, API_KSERVE_SEQUENCE_MAX, "%.0f", seq->valuedouble);
+        return 0;
+    }
+    return api_fail(err, 400, "bad_request", "parameters.sequence_id must be "
+                    "an integer from 0 to 2^64 - 1 or a string of up to %d "
+                    "characters", API_KSERVE_SEQUENCE_MAX - 1);
+}
+
+static int read_parameters(const cJSON *body, const api_json *j,
+                           api_kserve_request *r, int *binary_output,
+                           api_error *err)
 {
     const cJSON *params = member(body, "parameters");
     if (params && !cJSON_IsObject(params))
         return api_fail(err, 400, "bad_request", "\"parameters\" must be an "
                         "object");
-    const cJSON *seq = member(params, "sequence_id");
-    if (seq) {
-        /* 0 and "" mean "no sequence", as tritonclient documents. */
-        if (cJSON_IsString(seq) &&
-            strlen(seq->valuestring) < sizeof r->sequence_id)
-            snprintf(r->sequence_id, sizeof r->sequence_id, "%s",
-                     seq->valuestring);
-        else if (cJSON_IsNumber(seq) && seq->valuedouble >= 0 &&
-                 seq->valuedouble == floor(seq->valuedouble) &&
-                 seq->valuedouble < 9007199254740992.0) {
-            if (seq->valuedouble > 0)
-                snprintf(r->sequence_id, sizeof r->sequence_id, "%.0f",
-                         seq->valuedouble);
-        } else
-            return api_fail(err, 400, "bad_request", "parameters.sequence_id "
-                            "must be an integer >= 0 (below 2^53) or a "
-                            "string of up to %zu characters",
-                            sizeof r->sequence_id - 1);
-    }
+    if (api_kserve_sequence_id(params, j, r->sequence_id,
+                               &r->sequence_numeric, err))
+        return -1;
     if (bool_param(params, "parameters", "sequence_start", &r->sequence_start,
                    err) ||
         bool_param(params, "parameters", "sequence_end", &r->sequence_end,
@@ -465,8 +522,9 @@ static int read_outputs(const cJSON *body, const nn_graph *g,
     return 0;
 }
 
-static int read_request(const cJSON *body, const char *blob,
-                        size_t blob_len, const kept_blobs *kb,
+static int read_request(const cJSON *body, const api_json *text,
+                        const char *blob, size_t blob_len,
+                        const kept_blobs *kb,
                         const nn_graph *g, const api_limits *lim,
                         api_kserve_request *r, api_error *err)
 {
@@ -482,7 +540,7 @@ static int read_request(const cJSON *body, const char *blob,
                         "UTF-8");
     r->id = id ? id->valuestring : NULL;
     int binary_output = 0;
-    if (read_parameters(body, r, &binary_output, err))
+    if (read_parameters(body, text, r, &binary_output, err))
         return -1;
 
     const cJSON *inputs = member(body, "inputs");
@@ -520,7 +578,7 @@ int api_kserve_read_request(const cJSON *body, const char *blob,
                             api_error *err)
 {
     memset(r, 0, sizeof *r);
-    return read_request(body, blob, blob_len, NULL, g, lim, r, err);
+    return read_request(body, NULL, blob, blob_len, NULL, g, lim, r, err);
 }
 
 int api_kserve_read_text(const api_json *j, const char *blob,
@@ -548,8 +606,8 @@ int api_kserve_read_text(const api_json *j, const char *blob,
                       "name, id or value here can hold a NUL");
     } else {
         r->parsed = cJSON_ParseWithLength(text, len);
-        rc = r->parsed ? read_request(r->parsed, blob, blob_len, &kb, g, lim,
-                                      r, err)
+        rc = r->parsed ? read_request(r->parsed, j, blob, blob_len, &kb, g,
+                                      lim, r, err)
                        : api_fail(err, 400, "bad_json", "malformed JSON");
     }
     free(named);
@@ -570,8 +628,13 @@ cJSON *api_kserve_response(const api_kserve_request *r, const char *model,
     if (r->id)
         cJSON_AddStringToObject(o, "id", r->id);
     if (r->sequence_id[0]) {
+        /* In the kind it came as; an integer as its digits, which a
+         * double would round from 2^53 on. */
         cJSON *p = cJSON_AddObjectToObject(o, "parameters");
-        cJSON_AddStringToObject(p, "sequence_id", r->sequence_id);
+        if (r->sequence_numeric)
+            cJSON_AddRawToObject(p, "sequence_id", r->sequence_id);
+        else
+            cJSON_AddStringToObject(p, "sequence_id", r->sequence_id);
     }
     cJSON *outputs = cJSON_AddArrayToObject(o, "outputs");
     for (int k = 0; k < r->n_outputs; k++) {

@@ -20,6 +20,7 @@ typedef struct api_kserve_output {
 typedef struct api_kserve_request {
     const char *id;             /* borrowed from the request, or NULL */
     char sequence_id[64];       /* "" when stateless (absent, 0 or "") */
+    int sequence_numeric;       /* sequence_id was an integer, not a string */
     int sequence_start, sequence_end;
     double priority;            /* parameters.priority, 0 when absent */
     double timeout_us;          /* parameters.timeout, 0 when absent */
@@ -32,6 +33,18 @@ typedef struct api_kserve_request {
     struct cJSON *parsed;       /* the document api_kserve_read_text parsed,
                                    which the strings above borrow from */
 } api_kserve_request;
+
+/* The sequence that parameters.sequence_id names, into id (at least
+ * API_KSERVE_SEQUENCE_MAX bytes): an integer below 2^64 as its digits, or a
+ * string of up to 63 bytes as it is; "" for none (absent, 0 or ""), as
+ * tritonclient documents. j is the request's text (NULL when there is
+ * none): cJSON reads numbers as doubles, exact only below 2^53, so a
+ * larger integer is read from the text, as Triton reads its uint64 ids.
+ * *numeric says which kind it was: 7 and "7" are different sequences, as
+ * in Triton. Returns 0, or -1 with err filled (400). */
+#define API_KSERVE_SEQUENCE_MAX 64
+int api_kserve_sequence_id(const cJSON *params, const api_json *j, char *id,
+                           int *numeric, api_error *err);
 
 /* {name, versions, platform, inputs, outputs} with FP32 and -1 batch axes.
  * Caller owns the result. */

@@ -286,7 +286,10 @@ static int is_json_type(const char *type)
  * fills err with a 415. JSON is always read. /v2 also reads a body
  * without Content-Type, as Triton and KServe do and as tritonclient sends
  * it, and application/octet-stream when Inference-Header-Content-Length
- * announces the binary tensor framing (the extension's own example). */
+ * announces the binary tensor framing (the extension's own example). On
+ * /v2 octet-stream without that header is read as JSON: tritonclient's
+ * asyncio client posts its JSON-only requests as bytes, which aiohttp
+ * labels application/octet-stream. */
 static int body_readable(struct MHD_Connection *conn, const char *path,
                          api_error *err)
 {
@@ -308,10 +311,12 @@ static int body_readable(struct MHD_Connection *conn, const char *path,
      * with 400 (unpack_body). */
     if (framed && is_type(type, "application/octet-stream"))
         return 0;
+    if (is_v2_path(path) && is_type(type, "application/octet-stream"))
+        return 0;
     if (is_v2_path(path))
         return api_fail(err, 415, "unsupported_media", "the body must be "
-                        "application/json, none, or application/octet-stream "
-                        "with " API_BINARY_HEADER ", not '%.64s'",
+                        "application/json, application/octet-stream or none, "
+                        "not '%.64s'",
                         type ? type : "(none)");
     return api_fail(err, 415, "unsupported_media", "the body must be "
                     "application/json (or application/octet-stream with "

@@ -483,7 +483,8 @@ static int infer_in_sequence(srv_request *req, srv_network *net,
 {
     srv_session *s;
     int created;
-    if (srv_session_sequence(net, r->sequence_id, req->key, r->batch,
+    if (srv_session_sequence(net, r->sequence_id, r->sequence_numeric,
+                             req->key, r->batch,
                              r->sequence_start,
                              &s, &created, err))
         return -1;
@@ -528,14 +529,17 @@ uint64_t srv_v2_order_key(const srv_request *req)
         if (end != (size_t)-1)
             params = parsed = cJSON_ParseWithLength(req->raw + at, end - at);
     }
-    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(params, "sequence_id");
-    char id[64] = "";
-    if (cJSON_IsString(seq))
-        snprintf(id, sizeof id, "%s", seq->valuestring);
-    else if (cJSON_IsNumber(seq) && seq->valuedouble > 0)
-        snprintf(id, sizeof id, "%.0f", seq->valuedouble);
+    api_json text = {req->raw, req->raw_len, req->raw_doc};
+    char id[API_KSERVE_SEQUENCE_MAX];
+    int numeric;
+    api_error ignored; /* the request itself says so */
+    if (api_kserve_sequence_id(params, req->json ? NULL : &text, id, &numeric,
+                               &ignored))
+        id[0] = '\0';
     cJSON_Delete(parsed);
-    return id[0] ? srv_sched_key("sequence", id) : 0;
+    if (!id[0])
+        return 0;
+    return srv_sched_key(numeric ? "sequence" : "sequence-string", id);
 }
 
 /* The requested outputs, inner nodes included, against

@@ -552,12 +552,14 @@ void srv_store_shutdown(void)
     srv_dict_clear(&networks_by_name);
 }
 
-int srv_session_sequence(srv_network *net, const char *key, int owner,
-                         int batch,
+int srv_session_sequence(srv_network *net, const char *id, int numeric,
+                         int owner, int batch,
                          int create, srv_session **out, int *created,
                          api_error *err)
 {
     *created = 0;
+    char key[sizeof ((srv_session *)0)->sequence];
+    snprintf(key, sizeof key, "%c%.63s", numeric ? 'n' : 's', id);
     pthread_mutex_lock(&store_lock);
     srv_session *s = srv_dict_find(&net->sequences, key);
     if (s) {
@@ -570,9 +572,9 @@ int srv_session_sequence(srv_network *net, const char *key, int owner,
         return 0;
     }
     if (!create)
-        return api_fail(err, 400, "unknown_sequence", "sequence '%.64s' was "
-                        "not started (send parameters.sequence_start: true)",
-                        key);
+        return api_fail(err, 400, "unknown_sequence", "sequence %s%.64s%s "
+                        "was not started (send parameters.sequence_start: "
+                        "true)", numeric ? "" : "'", id, numeric ? "" : "'");
     srv_session *made;
     if (srv_session_add_for(net, batch, NULL, owner, &made, err))
         return -1;

@@ -43,7 +43,9 @@ typedef struct srv_network {
 
 typedef struct srv_session {
     char id[24];
-    char sequence[64];           /* KServe sequence_id, or "" */
+    char sequence[66];           /* KServe sequence key: 'n' and the digits
+                                    of an integer id, 's' and a string id;
+                                    "" for none */
     srv_network *net;            /* a held reference */
     nn_session *run;             /* owned */
     pthread_mutex_t lock;        /* one request at a time */
@@ -104,12 +106,14 @@ int srv_session_count(void);
  * memory. For work that must not run under the store lock (writing
  * checkpoints at shutdown). */
 int srv_session_hold_all(srv_session ***out);
-/* The session of net with the client's sequence key (the KServe sequence
- * extension), held. When none exists and create is set, one of batch rows
- * is made on behalf of API key owner (-1: none), under that key's session
- * quota (*created = 1); two racing creators get the same session. Without
- * create, a missing one is a 400 naming the key. */
-int srv_session_sequence(srv_network *net, const char *key, int owner,
+/* The session of net with the client's sequence id (the KServe sequence
+ * extension; numeric: the id was an integer, which names another sequence
+ * than the same digits as a string), held. When none exists and create is
+ * set, one of batch rows is made on behalf of API key owner (-1: none),
+ * under that key's session quota (*created = 1); two racing creators get
+ * the same session. Without create, a missing one is a 400 naming the id. */
+int srv_session_sequence(srv_network *net, const char *id, int numeric,
+                         int owner,
                          int batch,
                          int create, srv_session **out, int *created,
                          api_error *err);

@@ -212,8 +212,38 @@ static void test_binary_inputs(void)
         CU_ASSERT_EQUAL(api_kserve_read_request(j, NULL, 0, g, &lim, &r, &err),
                         0);
         CU_ASSERT_STRING_EQUAL(r.sequence_id, seqs[k][1]);
+        CU_ASSERT_EQUAL(r.sequence_numeric, seqs[k][0][0] != '"' &&
+                                                seqs[k][1][0]);
         api_kserve_request_free(&r);
         cJSON_Delete(j);
+    }
+    /* From the text, integers are Triton's uint64 ids, exact past 2^53
+     * (where a double would round 2^53 + 1 to 2^53); an exponent is
+     * read as the number it is. */
+    const char *wide[][2] = {{"18446744073709551615", "18446744073709551615"},
+                             {"9007199254740993", "9007199254740993"},
+                             {"1e3", "1000"},
+                             {"\"9007199254740993\"", "9007199254740993"}};
+    for (size_t k = 0; k < sizeof wide / sizeof *wide; k++) {
+        snprintf(doc, sizeof doc, "{\"parameters\": {\"sequence_id\": %s}, "
+                 "\"inputs\": [%s]}", wide[k][0], two);
+        api_json text = {doc, strlen(doc), NULL};
+        CU_ASSERT_EQUAL(api_kserve_read_text(&text, NULL, 0, g, &lim, &r,
+                                             &err), 0);
+        CU_ASSERT_STRING_EQUAL(r.sequence_id, wide[k][1]);
+        CU_ASSERT_EQUAL(r.sequence_numeric, wide[k][0][0] != '"');
+        api_kserve_request_free(&r);
+    }
+    const char *refused[] = {"18446744073709551616", "-1", "1.5", "true"};
+    for (size_t k = 0; k < sizeof refused / sizeof *refused; k++) {
+        snprintf(doc, sizeof doc, "{\"parameters\": {\"sequence_id\": %s}, "
+                 "\"inputs\": [%s]}", refused[k], two);
+        api_json text = {doc, strlen(doc), NULL};
+        CU_ASSERT_EQUAL(api_kserve_read_text(&text, NULL, 0, g, &lim, &r,
+                                             &err), -1);
+        CU_ASSERT_EQUAL(err.http_status, 400);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "2^64 - 1"));
+        api_kserve_request_free(&r);
     }
     nn_graph_free(g);
 }

@@ -767,6 +767,10 @@ static void client_sequence_step(const char *seq, int start, int end,
     free(body);
     CU_ASSERT_EQUAL(r.status, expect);
     if (r.status == 200) {
+        /* Echoed as it came: an integer as its digits, a string quoted. */
+        char echo[96];
+        snprintf(echo, sizeof echo, "\"sequence_id\":%s", seq);
+        CU_ASSERT_PTR_NOT_NULL(strstr(r.body, echo));
         cJSON *doc = reply_json(&r);
         int binary = 0;
         CU_ASSERT_EQUAL(output_values(&r, doc, "output0", out, 2, &binary), 2);
@@ -795,11 +799,16 @@ static void test_client_sequences(void)
     }
     nn_session_free(s);
 
-    /* sequence_id as an integer and as a string, interleaved. */
-    const char *ids[2] = {"8001", "\"client-seq\""};
+    /* sequence_id as an integer and as a string, interleaved, each its
+     * own sequence: 8001 and "8001" are two, as in Triton, and so are
+     * 2^53 and 2^53 + 1, which one double cannot tell apart; the largest
+     * uint64 is an id too. */
+    const char *ids[] = {"8001", "\"8001\"", "\"client-seq\"",
+                         "18446744073709551615", "9007199254740993",
+                         "9007199254740992"};
     float got[2];
     for (int t = 0; t < 4; t++)
-        for (int k = 0; k < 2; k++) {
+        for (size_t k = 0; k < sizeof ids / sizeof *ids; k++) {
             client_sequence_step(ids[k], t == 0, t == 3, xs[t], 200, got);
             for (int c = 0; c < 2; c++)
                 CU_ASSERT(close_to(got[c], want[t][c]));
@@ -859,10 +868,19 @@ static void test_errors_before_handlers(void)
     raw("POST", "/v2/models/mymodel/infer", text, good, strlen(good), &r);
     expect_v2_error(&r, 415, "text/plain");
     raw_free(&r);
-    /* octet-stream means the binary framing, which needs its header. */
+    /* octet-stream without the framing header is JSON: tritonclient's
+     * asyncio client sends its JSON requests so (aiohttp's label for a
+     * bytes body). */
     const char *octets[] = {"Content-Type: application/octet-stream", NULL};
     raw("POST", "/v2/models/mymodel/infer", octets, good, strlen(good), &r);
-    expect_v2_error(&r, 415, "Inference-Header-Content-Length");
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"outputs\""));
+    raw_free(&r);
+    /* A form, as curl -d labels its data, is a declared non-JSON type. */
+    const char *form[] = {
+        "Content-Type: application/x-www-form-urlencoded", NULL};
+    raw("POST", "/v2/models/mymodel/infer", form, good, strlen(good), &r);
+    expect_v2_error(&r, 415, "x-www-form-urlencoded");
     raw_free(&r);
     /* An encoding not served is said so, rather than read as broken JSON;
      * a gzip body that is not gzip is a 400. */
