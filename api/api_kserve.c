@@ -59,8 +59,21 @@ static cJSON *config_tensor(const char *name, const nn_shape *per_sample)
     return t;
 }
 
+/* Whether a step of g leaves something for the next: a node's state or
+ * a feedback edge's previous output. */
+static int carries_state(const nn_graph *g)
+{
+    for (int i = 0; i < nn_graph_node_count(g); i++) {
+        const nn_node *n = nn_graph_node_at(g, i);
+        if (nn_node_state_count(n) > 0 || nn_node_fb_count(n) > 0)
+            return 1;
+    }
+    return 0;
+}
+
 cJSON *api_kserve_model_config(const nn_graph *g, const char *name,
-                               const char *definition, int max_batch)
+                               const char *definition, int max_batch,
+                               double sequence_idle_us)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", name);
@@ -80,6 +93,14 @@ cJSON *api_kserve_model_config(const nn_graph *g, const char *name,
         nn_node *n = nn_graph_exit_at(g, i);
         nn_shape s = nn_node_output_shape(n);
         cJSON_AddItemToArray(outputs, config_tensor(nn_node_name(n), &s));
+    }
+    /* A stateful network keeps state between requests only in a
+     * sequence: this is how Triton's tools (perf_analyzer) tell that
+     * they must send sequence ids. */
+    if (carries_state(g)) {
+        cJSON *seq = cJSON_AddObjectToObject(o, "sequence_batching");
+        cJSON_AddNumberToObject(seq, "max_sequence_idle_microseconds",
+                                sequence_idle_us);
     }
     cJSON *def = definition ? cJSON_Parse(definition) : NULL;
     if (def)

@@ -52,12 +52,16 @@ cJSON *api_kserve_model_metadata(const nn_graph *g, const char *name);
 
 /* The model configuration extension's document, shaped after Triton's
  * ModelConfig: name, platform, backend, max_batch_size, input and output
- * ({name, data_type "TYPE_FP32", dims without the batch axis}), and
+ * ({name, data_type "TYPE_FP32", dims without the batch axis}), for a
+ * network whose steps carry state sequence_batching with
+ * max_sequence_idle_microseconds (sequence_idle_us, how long an idle
+ * sequence lives), and
  * "definition", the graph definition the network was created from
  * (definition: its JSON text, or NULL to leave it out). Caller owns the
  * result. */
 cJSON *api_kserve_model_config(const nn_graph *g, const char *name,
-                               const char *definition, int max_batch);
+                               const char *definition, int max_batch,
+                               double sequence_idle_us);
 
 /* Reads and checks an inference request against the graph: every entry
  * once, FP32, shapes [batch, ...] matching, data flat or nested with as

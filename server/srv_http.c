@@ -505,6 +505,9 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn,
     if (req->content_encoding)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
                                 req->content_encoding);
+    if (req->vary_encoding)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY,
+                                MHD_HTTP_HEADER_ACCEPT_ENCODING);
     if (allow && allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (st->challenge)

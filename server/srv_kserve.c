@@ -355,7 +355,8 @@ static void model_config(srv_request *req, int versioned)
         return;
     srv_reply_json(req, 200, api_kserve_model_config(
                                  net->graph, req->params[0], net->definition,
-                                 req->cfg->limits.max_batch));
+                                 req->cfg->limits.max_batch,
+                                 req->cfg->session_timeout * 1e6));
     srv_network_release(net);
 }
 
@@ -386,6 +387,7 @@ void srv_v2_model_version_ready(srv_request *req) { model_ready(req, 1); }
 static void compress_reply(srv_request *req)
 {
     const char *coding = srv_encoding_pick(req->accept_encoding);
+    req->vary_encoding = 1;
     if (coding && req->status == 200 && req->body_len &&
         srv_encode_body(coding, &req->body, &req->body_len) == 0)
         req->content_encoding = coding;

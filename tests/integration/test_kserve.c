@@ -253,6 +253,7 @@ typedef struct raw_reply {
     char content_type[128];
     char allow[128];
     char content_encoding[32];
+    char vary[64];
     long header_length;     /* Inference-Header-Content-Length, or -1 */
     double content_length;  /* as announced, or -1 */
 } raw_reply;
@@ -295,6 +296,7 @@ static size_t raw_header(char *data, size_t size, size_t n, void *arg)
     header_value(data, len, "Allow", r->allow, sizeof r->allow);
     header_value(data, len, "Content-Encoding", r->content_encoding,
                  sizeof r->content_encoding);
+    header_value(data, len, "Vary", r->vary, sizeof r->vary);
     header_value(data, len, "Inference-Header-Content-Length", value,
                  sizeof value);
     if (value[0])
@@ -1266,6 +1268,9 @@ static void test_compressed_answers_json(void)
             fprintf(stderr, "%s: answered in '%s', wanted '%s'\n",
                     picks[k].accept, r.content_encoding, picks[k].coding);
         CU_ASSERT_STRING_EQUAL(r.content_encoding, picks[k].coding);
+        /* Compressed or not, the answer depends on Accept-Encoding, which
+         * a cache must be told. */
+        CU_ASSERT_STRING_EQUAL(r.vary, "Accept-Encoding");
         raw_free(&r);
     }
     raw("POST", "/v2/models/nothere/infer", gz, json, strlen(json), &r);
@@ -1443,6 +1448,14 @@ static void test_config(void)
     cJSON *def = cJSON_Parse(PAIR);
     CU_ASSERT(cJSON_Compare(get(c, "definition"), def, 1));
     cJSON_Delete(def);
+    /* Stateless: no sequence batching; a recurrent network has it, with
+     * the session timeout (the default hour) as its idle limit. */
+    CU_ASSERT_PTR_NULL(get(c, "sequence_batching"));
+    cJSON *r = call("GET", "/v2/models/mymodel/config", NULL, 200);
+    const cJSON *idle = get(get(r, "sequence_batching"),
+                            "max_sequence_idle_microseconds");
+    CU_ASSERT(cJSON_IsNumber(idle) && idle->valuedouble == 3600e6);
+    cJSON_Delete(r);
     cJSON *v = call("GET", "/v2/models/pair/versions/1/config", NULL, 200);
     CU_ASSERT(cJSON_Compare(c, v, 1));
     cJSON_Delete(v);
