@@ -355,6 +355,31 @@ static int unpack_body(struct MHD_Connection *conn, const srv_route *route,
     return 0;
 }
 
+/* Whether a Content-Length header other than the first (first) has
+ * another value. */
+typedef struct length_scan {
+    const char *first;
+    int differ;
+} length_scan;
+
+static enum MHD_Result scan_length(void *arg, enum MHD_ValueKind kind,
+                                   const char *key, const char *value)
+{
+    (void)kind;
+    length_scan *scan = arg;
+    if (key && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0 &&
+        value && strcmp(value, scan->first) != 0)
+        scan->differ = 1;
+    return MHD_YES;
+}
+
+static int lengths_differ(struct MHD_Connection *conn, const char *first)
+{
+    length_scan scan = {first, 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_length, &scan);
+    return scan.differ;
+}
+
 /* The deepest nesting of arrays and objects, outside strings. */
 static int json_depth(const char *s, size_t len)
 {
@@ -1063,6 +1088,16 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
             conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         const char *chunked = MHD_lookup_connection_value(
             conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (length && lengths_differ(conn, length)) {
+            /* libmicrohttpd reads the first; a proxy that read another
+             * would see the rest of the body as a second request
+             * (RFC 9112 6.3: equal copies are allowed, others are an
+             * unrecoverable framing error). */
+            st->close = 1;
+            return answer_now(conn, st, method, url, 400, "bad_request", NULL,
+                              "a request may not have Content-Length "
+                              "headers of different values");
+        }
         if (length && chunked) {
             /* Two framings of one body: whichever a proxy in front read,
              * the rest would be taken for another request (RFC 9112 6.1). */

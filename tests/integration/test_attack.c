@@ -159,6 +159,42 @@ static void test_transfer_codings(void)
     free(a.body);
 }
 
+/* Two Content-Length headers of different values: libmicrohttpd read the
+ * first, so the bytes past it became a second request, one that a proxy
+ * reading the last length would have passed on unseen. */
+static void test_conflicting_lengths(void)
+{
+    cJSON_Delete(it_call(&server, "POST", "/v1/networks",
+                         "{\"name\": \"smuggled\", \"nodes\": [{\"name\": "
+                         "\"x\", \"type\": \"Input\", \"shape\": 1}, "
+                         "{\"name\": \"y\", \"type\": \"Dense\", "
+                         "\"num_unit\": 1}], \"edges\": [\"x >> y\"]}", 201));
+    static const char hidden[] = "DELETE /v1/networks/smuggled HTTP/1.1\r\n"
+                                 "Host: x\r\n\r\n";
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/networks/m/forward HTTP/1.1\r\nHost: x\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Content-Length: 27\r\nContent-Length: %zu\r\n\r\n"
+                     "{\"inputs\": {\"x\": [[1, 2]]}}%s",
+                     27 + strlen(hidden), hidden);
+    raw_answer a;
+    send_raw(req, (size_t)n, 4000, &a);
+    expect_json_error(&a, 400, "Content-Length");
+    free(a.body);
+    /* The hidden request did not run. */
+    cJSON_Delete(it_call(&server, "GET", "/v1/networks/smuggled", NULL, 200));
+    /* Copies of one value are one length (RFC 9112 6.3). */
+    static const char same[] =
+        "POST /v1/networks/m/forward HTTP/1.1\r\nHost: x\r\n"
+        "Connection: close\r\nContent-Type: application/json\r\n"
+        "Content-Length: 27\r\nContent-Length: 27\r\n\r\n"
+        "{\"inputs\": {\"x\": [[1, 2]]}}";
+    send_raw(same, sizeof same - 1, 4000, &a);
+    CU_ASSERT_EQUAL(a.status, 200);
+    free(a.body);
+}
+
 /* With keys, a request without one was refused first, and its body
  * drained: under a coding libmicrohttpd reads to the client's close, for
  * ever. The framing is refused before the key is asked for. */
@@ -452,6 +488,8 @@ int main(void)
          test_transfer_codings},
         {"a transfer coding is refused at once also without a key",
          test_transfer_coding_without_key},
+        {"Content-Length headers of different values are refused",
+         test_conflicting_lengths},
         {"error bodies are UTF-8 whatever bytes the request quoted",
          test_error_bodies_are_utf8},
         {"a query of hundreds of parameters is refused, not left hanging",
