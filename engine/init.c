@@ -309,7 +309,8 @@ done:
     return rc;
 }
 
-int nn_init_fill(const nn_init *init, nn_tensor *t, nn_rng *rng, nn_error *err)
+static int fill_values(const nn_init *init, nn_tensor *t, nn_rng *rng,
+                       nn_error *err)
 {
     double fan_in, fan_out;
     fans(&t->shape, &fan_in, &fan_out);
@@ -363,4 +364,25 @@ int nn_init_fill(const nn_init *init, nn_tensor *t, nn_rng *rng, nn_error *err)
         return nn_error_set(err, NN_ERR_INVALID, "unknown initializer kind %d",
                             (int)init->kind);
     }
+}
+
+int nn_init_fill(const nn_init *init, nn_tensor *t, nn_rng *rng, nn_error *err)
+{
+    int rc = fill_values(init, t, rng, err);
+    if (rc)
+        return rc;
+    /* Arguments are doubles; weights are float32. An argument past
+     * float32's range (Constant(1e39), Uniform(-1e39, 1), a gain of
+     * 1e308) gave inf or NaN weights, which every step then spread and
+     * no export could carry. */
+    size_t n = nn_tensor_numel(t);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(t->data[i])) {
+            char text[96];
+            return nn_error_set(err, NN_ERR_INVALID, "initializer %s gives "
+                                "values beyond float32's range (a value of "
+                                "magnitude up to 3.4e38)",
+                                nn_init_str(init, text, sizeof text));
+        }
+    return NN_OK;
 }

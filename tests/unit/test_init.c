@@ -288,6 +288,36 @@ static void test_fans_from_shape(void)
     nn_tensor_free(t);
 }
 
+/* Arguments are doubles, weights float32: an argument past float32's
+ * range must not give inf or NaN weights. */
+static void test_values_beyond_float32_refused(void)
+{
+    const char *beyond[] = {"Constant(1e39)", "Uniform(-1e39, 1)",
+                            "Normal(0, 1e39)", "XavierNormal(gain=1e308)",
+                            "KaimingUniform(gain=1e300)"};
+    int dims[2] = {20, 30};
+    nn_shape shape = nn_shape_make(2, dims);
+    nn_tensor *t = nn_tensor_new(&shape);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    for (size_t k = 0; k < sizeof beyond / sizeof *beyond; k++) {
+        nn_init init;
+        nn_error err;
+        CU_ASSERT_EQUAL_FATAL(nn_init_parse(beyond[k], &init, &err), NN_OK);
+        nn_rng rng;
+        nn_rng_seed(&rng, 1);
+        CU_ASSERT_EQUAL(nn_init_fill(&init, t, &rng, &err), NN_ERR_INVALID);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "float32"));
+    }
+    /* The largest float32 itself is a value. */
+    nn_init init;
+    nn_error err;
+    CU_ASSERT_EQUAL(nn_init_parse("Constant(3.4e38)", &init, &err), NN_OK);
+    nn_rng rng;
+    nn_rng_seed(&rng, 1);
+    CU_ASSERT_EQUAL(nn_init_fill(&init, t, &rng, &err), NN_OK);
+    nn_tensor_free(t);
+}
+
 int main(void)
 {
     static const tu_test tests[] = {
@@ -301,6 +331,8 @@ int main(void)
         {"orthogonal goes through LAPACK's QR",
          test_orthogonal_through_lapack},
         {"fans follow the shape", test_fans_from_shape},
+        {"values beyond float32 are refused",
+         test_values_beyond_float32_refused},
         {NULL, NULL}};
     return tu_run_suite("init", tests);
 }
