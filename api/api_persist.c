@@ -715,7 +715,10 @@ int api_checkpoint_read(const unsigned char *bytes, size_t len,
         meta_string(p.meta, "session", out->session, sizeof out->session, 0,
                     err) ||
         meta_integer(p.meta, "batch", 1, 1e9, &batch, err) ||
-        meta_integer(p.meta, "steps", 0, 9e15, &steps, err))
+        /* Far past any count a session reaches, and the same for an
+         * import as for the daemon's own files: a state imported at the
+         * limit and stepped on must still load. */
+        meta_integer(p.meta, "steps", 0, 0x1p62, &steps, err))
         return -1;
     if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(p.meta, "nodes")))
         return api_fail(err, 422, "corrupt_file", "meta \"nodes\" must be an "

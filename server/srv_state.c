@@ -8,6 +8,7 @@
 #include "srv_persist.h"
 #include "srv_store.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -223,6 +224,16 @@ static int read_state_body(srv_request *req, api_checkpoint *c)
                        req->cfg->limits.max_batch);
         return -1;
     }
+    /* As every tensor a request brings: a state of inf or NaN would make
+     * every later output null. (The daemon's own checkpoints of a session
+     * that diverged still load at start: nothing it held is lost.) */
+    for (size_t k = 0; k < c->n_values; k++)
+        if (!isfinite(c->values[k])) {
+            srv_reply_fail(req, 400, "bad_state", "\"checkpoint\": value %zu "
+                           "of its outputs and states is not a finite "
+                           "number", k);
+            return -1;
+        }
     return 0;
 }
 
