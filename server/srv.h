@@ -134,6 +134,7 @@ typedef struct srv_request {
     int retry_after;            /* seconds, for a Retry-After header; 0 none */
     atomic_int defer_refs;      /* srv_request_defer's handshake */
     const char *content_encoding; /* of body: "gzip", "deflate" or NULL */
+    size_t tree_bytes;          /* charged for its parsed JSON tree */
     int vary_encoding;          /* the answer depends on Accept-Encoding
                                    (Vary, for caches) */
     const char *reply_header;   /* one more response header, or NULL */

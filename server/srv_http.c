@@ -21,6 +21,7 @@
 #include "api_codec.h"
 
 #include <ctype.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -380,10 +381,13 @@ static int lengths_differ(struct MHD_Connection *conn, const char *first)
     return scan.differ;
 }
 
-/* The deepest nesting of arrays and objects, outside strings. */
-static int json_depth(const char *s, size_t len)
+/* The deepest nesting of arrays and objects, outside strings, and about
+ * how many values the text holds (one more than its commas and brackets
+ * outside strings, an upper bound). */
+static int json_depth(const char *s, size_t len, size_t *values)
 {
     int depth = 0, deepest = 0, in_string = 0;
+    size_t separators = 0;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (in_string) {
@@ -394,14 +398,22 @@ static int json_depth(const char *s, size_t len)
         } else if (c == '"') {
             in_string = 1;
         } else if (c == '[' || c == '{') {
+            separators++;
             if (++depth > deepest)
                 deepest = depth;
         } else if (c == ']' || c == '}') {
             depth--;
+        } else if (c == ',') {
+            separators++;
         }
     }
+    *values = separators + 1;
     return deepest;
 }
+
+/* What cJSON takes for a value: its node and the allocator's header. The
+ * text of strings and keys is counted by the body's length. */
+#define TREE_BYTES_PER_VALUE (sizeof(cJSON) + 16)
 
 static int append(conn_state *st, const char *data, size_t size)
 {
@@ -701,6 +713,30 @@ static const char *trailing_hint(const srv_request *req, int trailing)
                : "";
 }
 
+/* A document parsed into a tree (a definition, a fit's data) takes some
+ * twenty times its float32 numbers: charged to the budget before it is
+ * built, as the body was, and released with the request. */
+static int charge_tree(srv_request *req, size_t values)
+{
+    double bytes = (double)values * TREE_BYTES_PER_VALUE + (double)req->raw_len;
+    if (bytes >= (double)SIZE_MAX || srv_budget_charge((size_t)bytes)) {
+        srv_reply_fail(req, bytes > (double)srv_budget_limit() ? 413 : 503,
+                       "out_of_memory", "the body's %zu JSON values need "
+                       "about %.0f MiB to parse; the server's memory budget "
+                       "(--max-memory) has %.0f MiB of %.0f left", values,
+                       bytes / 1048576.0,
+                       (double)(srv_budget_limit() - srv_budget_used()) /
+                           1048576.0,
+                       (double)srv_budget_limit() / 1048576.0);
+        srv_metrics_rejected(req->net ? req->net->id : NULL, "memory");
+        req->retry_after = 1;
+        return -1;
+    }
+    req->charged += (size_t)bytes;
+    req->tree_bytes = (size_t)bytes;
+    return 0;
+}
+
 int srv_request_parse_json(srv_request *req)
 {
     if (req->raw_doc && !req->raw_checked) {
@@ -725,11 +761,14 @@ int srv_request_parse_json(srv_request *req)
     }
     if (req->raw_len == 0 || req->json || req->raw_checked)
         return 0;
-    if (json_depth(req->raw, req->raw_len) > MAX_JSON_DEPTH) {
+    size_t values;
+    if (json_depth(req->raw, req->raw_len, &values) > MAX_JSON_DEPTH) {
         srv_reply_fail(req, 400, "bad_json", "JSON nested deeper than %d "
                        "levels", MAX_JSON_DEPTH);
         return -1;
     }
+    if (!(req->route_flags & SRV_BODY_RAW) && charge_tree(req, values))
+        return -1;
     if (req->route_flags & SRV_BODY_RAW) {
         /* The handler reads the text itself (api_codec.h): it is only
          * checked here, with the same messages. */
@@ -780,6 +819,20 @@ int srv_request_parse_json(srv_request *req)
     return 0;
 }
 
+/* A large tree is millions of small blocks, which malloc keeps for the
+ * process once freed: handed back, so that one large document does not
+ * hold its memory for the daemon's life (the budget has it back). */
+#define TRIM_TREE_BYTES (64u << 20)
+
+static void free_tree(srv_request *req)
+{
+    cJSON_Delete((cJSON *)req->json);
+    req->json = NULL;
+    if (req->tree_bytes >= TRIM_TREE_BYTES)
+        malloc_trim(0);
+    req->tree_bytes = 0;
+}
+
 /* Calls the route's handler with its body parsed and its locks held. */
 static void run_handler(const srv_route *route, srv_request *req)
 {
@@ -798,8 +851,7 @@ static void run_handler(const srv_route *route, srv_request *req)
         pthread_mutex_unlock(&s->lock);
     if (net && (route->flags & (SRV_LOCK_WRITE | SRV_LOCK_READ)))
         pthread_rwlock_unlock(&net->weights);
-    cJSON_Delete((cJSON *)req->json);
-    req->json = NULL;
+    free_tree(req);
     /* A deferred reply is another thread's to write from now on. */
     if (atomic_load(&req->defer_refs) == 0 && !req->status)
         srv_reply_fail(req, 500, "internal", "the handler gave no reply");
@@ -875,10 +927,10 @@ static int resolve(const srv_route *route, srv_request *req)
     return 0;
 }
 
+
 void srv_request_release(srv_request *req)
 {
-    cJSON_Delete((cJSON *)req->json);
-    req->json = NULL;
+    free_tree(req);
     api_json_blobs_free(req->blobs);
     req->blobs = NULL;
     srv_session_release(req->session);

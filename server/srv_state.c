@@ -7,8 +7,11 @@
 #include "api_persist.h"
 #include "srv_persist.h"
 #include "srv_store.h"
+#include "srv_metrics.h"
+#include "srv_budget.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,11 +23,9 @@ static const char B64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* The standard alphabet with padding, NUL-terminated; malloc'd, or NULL. */
-static char *base64_encode(const unsigned char *in, size_t len)
+/* Writes the base64 of in into out (4 * ceil(len / 3) bytes, no NUL). */
+static void base64_into(char *out, const unsigned char *in, size_t len)
 {
-    char *out = malloc(4 * ((len + 2) / 3) + 1);
-    if (!out)
-        return NULL;
     char *o = out;
     for (size_t i = 0; i < len; i += 3) {
         unsigned v = (unsigned)in[i] << 16;
@@ -37,8 +38,6 @@ static char *base64_encode(const unsigned char *in, size_t len)
         *o++ = i + 1 < len ? B64[v >> 6 & 63] : '=';
         *o++ = i + 2 < len ? B64[v & 63] : '=';
     }
-    *o = '\0';
-    return out;
 }
 
 static int b64_value(char c)
@@ -116,6 +115,30 @@ static cJSON *session_summary(srv_session *s)
 
 /* ---------------------------------------------------------------- GET */
 
+/* The document GET .../state answers, with the checkpoint's base64
+ * written straight into it: the checkpoint's bytes and this text are all
+ * an export holds. Ids are path names, which need no escaping. NULL when
+ * out of memory; *size gets the length. */
+static char *state_document(const srv_network *net, const srv_session *s,
+                            int batch, long steps, const unsigned char *bytes,
+                            size_t len, size_t *size)
+{
+    char head[256];
+    int n = snprintf(head, sizeof head, "{\"network\":\"%s\",\"batch\":%d,"
+                     "\"steps\":%ld,\"session\":\"%s\",\"format\":\"%s\","
+                     "\"version\":%d,\"checkpoint\":\"", net->id, batch, steps,
+                     s->id, STATE_FORMAT, API_PERSIST_VERSION);
+    size_t text = 4 * ((len + 2) / 3);
+    char *doc = malloc((size_t)n + text + 3);
+    if (!doc)
+        return NULL;
+    memcpy(doc, head, (size_t)n);
+    base64_into(doc + n, bytes, len);
+    memcpy(doc + n + text, "\"}", 3);
+    *size = (size_t)n + text + 2;
+    return doc;
+}
+
 void srv_state_get(srv_request *req)
 {
     srv_network *net = state_network(req);
@@ -134,25 +157,33 @@ void srv_state_get(srv_request *req)
     pthread_mutex_lock(&s->lock);
     int rc = api_checkpoint_write(net->id, s->id, net->graph, s->run, &bytes,
                                   &len, &err);
-    cJSON *o = rc == 0 ? session_summary(s) : NULL;
+    int batch = nn_session_batch(s->run);
+    long steps = nn_session_steps(s->run);
     pthread_mutex_unlock(&s->lock);
-    char *text = rc == 0 ? base64_encode(bytes, len) : NULL;
-    free(bytes);
+    /* The bytes and their text, held together until the text is sent. */
+    double need = (double)len * (1 + 4.0 / 3);
     if (rc) {
         srv_reply_error(req, &err);
-    } else if (!o || !text) {
-        cJSON_Delete(o);
-        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
+    } else if (srv_budget_charge((size_t)need)) {
+        srv_reply_fail(req, need > (double)srv_budget_limit() ? 413 : 503,
+                       "out_of_memory", "the export needs about %.0f MiB; the "
+                       "server's memory budget (--max-memory) has %.0f MiB of "
+                       "%.0f left", need / 1048576.0,
+                       (double)(srv_budget_limit() - srv_budget_used()) /
+                           1048576.0,
+                       (double)srv_budget_limit() / 1048576.0);
+        srv_metrics_rejected(net->id, "memory");
+        req->retry_after = 1;
     } else {
-        /* The summary's "id" becomes "session", as in the file's meta. */
-        cJSON_DeleteItemFromObjectCaseSensitive(o, "id");
-        cJSON_AddStringToObject(o, "session", s->id);
-        cJSON_AddStringToObject(o, "format", STATE_FORMAT);
-        cJSON_AddNumberToObject(o, "version", API_PERSIST_VERSION);
-        cJSON_AddStringToObject(o, "checkpoint", text);
-        srv_reply_json(req, 200, o);
+        req->charged += (size_t)need;
+        size_t size;
+        char *doc = state_document(net, s, batch, steps, bytes, len, &size);
+        if (doc)
+            srv_reply_bytes(req, 200, "application/json", doc, size);
+        else
+            srv_reply_fail(req, 503, "out_of_memory", "out of memory");
     }
-    free(text);
+    free(bytes);
     srv_session_release(s);
     srv_network_release(net);
 }

@@ -542,6 +542,48 @@ static void test_memory_budget(void)
     if (it_rss_meaningful())
         CU_ASSERT(refused - before < 40 * 1024);
 
+    /* A document parsed into a tree: 4 M numbers in an 8 MB definition
+     * would take some 300 MB as cJSON nodes, refused before they are
+     * made (a tree of the body was the one request cost not charged). */
+    size_t tcap = 4000000 * 2 + 64;
+    char *tree = malloc(tcap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tree);
+    n = (size_t)snprintf(tree, tcap, "{\"nodes\": [");
+    for (int k = 0; k < 4000000; k++) {
+        tree[n++] = k ? ',' : ' ';
+        tree[n++] = '0';
+    }
+    snprintf(tree + n, tcap - n, "]}");
+    long tree_before = it_peak_rss_kb(s.pid);
+    CU_ASSERT_EQUAL(it_request(&s, "POST", "/v1/networks", "application/json",
+                               tree, strlen(tree), &r), 0);
+    CU_ASSERT_EQUAL(r.status, 413);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "JSON values"));
+    it_response_free(&r);
+    free(tree);
+    /* The body (8 MB) and its parse's bookkeeping, not 300 MB. */
+    if (it_rss_meaningful())
+        CU_ASSERT(it_peak_rss_kb(s.pid) - tree_before < 64 * 1024);
+
+    /* An export holds the checkpoint and its base64 text: charged first.
+     * A Delay of 60 features by 160,000 steps is 38 MB of state, which a
+     * session may hold and its export (about 90 MB) may not. */
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks",
+                         "{\"name\": \"slow\", \"nodes\": ["
+                         "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 60},"
+                         "{\"name\": \"d\", \"type\": \"Delay\", \"delay\": "
+                         "160000}], \"edges\": [\"x >> d\"]}", 201));
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks/slow/sessions",
+                         "{\"id\": \"held\"}", 201));
+    CU_ASSERT_EQUAL(it_request(&s, "GET",
+                               "/v1/networks/slow/sessions/held/state", NULL,
+                               NULL, 0, &r), 0);
+    CU_ASSERT(r.status == 413 || r.status == 503);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "export"));
+    it_response_free(&r);
+    cJSON_Delete(it_call(&s, "DELETE", "/v1/networks/slow", NULL, 200));
+
+
     /* Sessions of batch 4096 of Dense(1000) (16 MiB each) stop at the
      * budget with 503. */
     cJSON_Delete(it_call(&s, "POST", "/v1/networks",
@@ -583,6 +625,10 @@ static void test_memory_budget(void)
                          "{\"name\": \"h\", \"type\": \"Dense\", \"num_unit\": "
                          "1000}, {\"name\": \"o\", \"type\": \"Dense\", "
                          "\"num_unit\": 1}], \"edges\": [\"x >> h >> o\"]}", 201));
+    /* With room for its body's tree (charged as it is parsed), so that
+     * what is refused is the job. */
+    cJSON_Delete(it_call(&s, "DELETE", "/v1/networks/mid/sessions/big0",
+                         NULL, 200));
     size_t fcap = 1000 * 30 * 16 + 256;
     char *fit = malloc(fcap);
     n = (size_t)snprintf(fit, fcap, "{\"method\": \"bptt\", \"epochs\": 1, "
@@ -608,9 +654,8 @@ static void test_memory_budget(void)
     it_response_free(&r);
     free(fit);
 
-    /* Freed sessions give their budget back. */
-    cJSON_Delete(it_call(&s, "DELETE", "/v1/networks/mid/sessions/big0",
-                         NULL, 200));
+    /* Freed sessions give their budget back, and a refused job what it
+     * was charged. */
     cJSON_Delete(it_call(&s, "POST", "/v1/networks/mid/sessions",
                          "{\"batch\": 4096, \"id\": \"again\"}", 201));
     CU_ASSERT_EQUAL(it_stop(&s), 0);
