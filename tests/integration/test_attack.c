@@ -195,6 +195,40 @@ static void test_conflicting_lengths(void)
     free(a.body);
 }
 
+/* A member given twice was read two ways: lookups took the first (the
+ * network's name), loops over the members the last (a node's
+ * parameters). Now it is refused, in any object of the document. */
+static void test_repeated_members(void)
+{
+    static const char *const bodies[] = {
+        "{\"name\": \"a\", \"name\": \"b\", \"nodes\": [{\"name\": \"x\", "
+        "\"type\": \"Input\", \"shape\": 1}, {\"name\": \"y\", \"type\": "
+        "\"Dense\", \"num_unit\": 1}], \"edges\": [\"x >> y\"]}",
+        "{\"nodes\": [{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1}, "
+        "{\"name\": \"y\", \"type\": \"Dense\", \"num_unit\": 3, "
+        "\"num_unit\": 5}], \"edges\": [\"x >> y\"]}",
+    };
+    const char *names[] = {"name", "num_unit"};
+    for (size_t k = 0; k < sizeof bodies / sizeof *bodies; k++) {
+        cJSON *j = it_call(&server, "POST", "/v1/networks", bodies[k], 400);
+        const char *msg = cJSON_GetStringValue(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "message"));
+        CU_ASSERT(msg && strstr(msg, "twice") && strstr(msg, names[k]));
+        cJSON_Delete(j);
+    }
+    /* An object of many members is checked too (sorted, not pairwise). */
+    char big[4096];
+    size_t n = (size_t)snprintf(big, sizeof big, "{\"batch\": 1, \"meta\": {");
+    for (int k = 0; k < 100; k++)
+        n += (size_t)snprintf(big + n, sizeof big - n, "\"k%d\": %d, ", k, k);
+    snprintf(big + n, sizeof big - n, "\"k7\": 0}}");
+    cJSON *j = it_call(&server, "POST", "/v1/networks/m/sessions", big, 400);
+    const char *msg = cJSON_GetStringValue(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "message"));
+    CU_ASSERT(msg && strstr(msg, "'k7' twice"));
+    cJSON_Delete(j);
+}
+
 /* With keys, a request without one was refused first, and its body
  * drained: under a coding libmicrohttpd reads to the client's close, for
  * ever. The framing is refused before the key is asked for. */
@@ -490,6 +524,7 @@ int main(void)
          test_transfer_coding_without_key},
         {"Content-Length headers of different values are refused",
          test_conflicting_lengths},
+        {"a member given twice is refused", test_repeated_members},
         {"error bodies are UTF-8 whatever bytes the request quoted",
          test_error_bodies_are_utf8},
         {"a query of hundreds of parameters is refused, not left hanging",
