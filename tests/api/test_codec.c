@@ -908,15 +908,16 @@ static void test_step_inputs_into_session(void)
     nn_session *s = nn_session_new(g, 1, 1, &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     enum { N = 301 };
-    char *body = malloc(16 * N + 200);
+    size_t cap = 16 * N + 200;
+    char *body = malloc(cap);
     CU_ASSERT_PTR_NOT_NULL_FATAL(body);
     for (int width = 300; width <= N; width++) {
-        size_t len = (size_t)sprintf(body, "{\"inputs\": {\"y\": [[7, -8]], "
-                                     "\"x\": [[");
+        size_t len = (size_t)snprintf(body, cap, "{\"inputs\": {\"y\": "
+                                      "[[7, -8]], \"x\": [[");
         for (int k = 0; k < width; k++)
-            len += (size_t)sprintf(body + len, "%s%s%d.25", k ? "," : "",
-                                   k % 2 ? "-" : "", k);
-        sprintf(body + len, "]], \"y\": [[1, 2]]}}");
+            len += (size_t)snprintf(body + len, cap - len, "%s%s%d.25",
+                                    k ? "," : "", k % 2 ? "-" : "", k);
+        snprintf(body + len, cap - len, "]], \"y\": [[1, 2]]}}");
         api_json j = {body, strlen(body), NULL};
         api_step_body b;
         api_error err;
