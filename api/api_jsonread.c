@@ -869,7 +869,10 @@ static int tensor_object(const api_json *j, const api_json_blobs *bin,
                             "'%.64s' (a tensor object has \"shape\" and "
                             "\"data\", or \"shape\" and "
                             "\"binary_data_size\")", where, key);
-        if (slot && *slot == NPOS)
+        if (slot && *slot != NPOS)
+            return api_fail(err, 400, "bad_tensor", "%s: \"%s\" is given "
+                            "twice", where, key);
+        if (slot)
             *slot = value;
     }
     if (rc < 0)
@@ -1097,16 +1100,38 @@ static int check_input_names(const api_json *j, size_t inputs,
     size_t it = 0, value;
     char key[KEY_MAX];
     int cut, rc;
+    /* Which entries were given: one given twice would be read by the
+     * first and the second ignored, silently. */
+    enum { FEW_SEEN = 64 };
+    unsigned char seen_few[FEW_SEEN] = {0};
+    unsigned char *seen = n_entries <= FEW_SEEN ? seen_few
+                                                : calloc((size_t)n_entries, 1);
+    if (!seen)
+        return api_fail(err, 503, "out_of_memory", "out of memory");
     while ((rc = api_json_member(j, inputs, &it, key, sizeof key, &cut,
                                  &value)) == 1) {
         nn_node *node = cut ? NULL : nn_graph_find(g, key);
-        if (!node || !(nn_node_type_of(node)->flags & NN_TYPE_SOURCE))
+        int e = 0;
+        while (node && e < n_entries && nn_graph_entry_at(g, e) != node)
+            e++;
+        if (!node || e == n_entries) {
+            if (seen != seen_few)
+                free(seen);
             return api_fail(err, 400, "unknown_input", "inputs.%.64s: the "
                             "network has no input of that name", key);
-        for (int e = 0; at && e < n_entries; e++)
-            if (nn_graph_entry_at(g, e) == node && at[e] == NPOS)
-                at[e] = value;
+        }
+        if (seen[e]) {
+            if (seen != seen_few)
+                free(seen);
+            return api_fail(err, 400, "bad_request", "inputs.%.64s is given "
+                            "twice", key);
+        }
+        seen[e] = 1;
+        if (at)
+            at[e] = value;
     }
+    if (seen != seen_few)
+        free(seen);
     if (rc < 0)
         return bad_json(j, err, "inputs", it);
     for (int e = 0; e < n_entries; e++) {

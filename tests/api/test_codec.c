@@ -894,9 +894,9 @@ static void test_output_documents(void)
 }
 
 /* A step's inputs are read straight into the session: one of more floats
- * than the reader holds on its stack, entries named in another order, a
- * repeated name (its first value counts), and the refusals with the
- * shapes as read, past the stack too. */
+ * than the reader holds on its stack, entries named in another order, and
+ * the refusals with the shapes as read, past the stack too; a name given
+ * twice is refused (it was read by its first value, silently). */
 static void test_step_inputs_into_session(void)
 {
     nn_graph *g = graph_of(
@@ -917,7 +917,7 @@ static void test_step_inputs_into_session(void)
         for (int k = 0; k < width; k++)
             len += (size_t)snprintf(body + len, cap - len, "%s%s%d.25",
                                     k ? "," : "", k % 2 ? "-" : "", k);
-        snprintf(body + len, cap - len, "]], \"y\": [[1, 2]]}}");
+        snprintf(body + len, cap - len, "]]}}");
         api_json j = {body, strlen(body), NULL};
         api_step_body b;
         api_error err;
@@ -950,6 +950,11 @@ static void test_step_inputs_into_session(void)
          NULL},
         {"{\"inputs\": {\"y\": [[1, 2]], \"z\": [[1]]}}", "unknown_input",
          "inputs.z: the network has no input of that name"},
+        {"{\"inputs\": {\"y\": [[1, 2]], \"y\": [[3, 4]]}}", "bad_request",
+         "inputs.y is given twice"},
+        {"{\"inputs\": {\"y\": [[1, 2]], \"x\": {\"shape\": [1, 300], "
+         "\"data\": [1], \"data\": [3]}}}", "bad_tensor",
+         "inputs.x: \"data\" is given twice"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         api_json j = {bad[k].text, strlen(bad[k].text), NULL};
