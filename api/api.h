@@ -43,6 +43,11 @@ cJSON *api_error_json(const api_error *err);
 void api_utf8_clean(char *s);
 /* Whether s is well-formed UTF-8 (RFC 3629). */
 int api_utf8_valid(const char *s);
+/* The first member name an object anywhere in j holds twice, or NULL
+ * (*failed set when memory ran out). cJSON keeps both, its lookups take
+ * the first and loops over the members the last: one document, two
+ * readings, so readers refuse such a document. */
+const char *api_json_repeated_member(const cJSON *j, int *failed);
 
 /* Limits applied while reading client documents. */
 typedef struct api_limits {

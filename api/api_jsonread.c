@@ -992,6 +992,60 @@ int api_json_tensor(const api_json *j, size_t pos, const char *where,
                                out, err);
 }
 
+/* ------------------------------------------------- repeated members */
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first member name object j holds twice, or NULL; *failed when
+ * memory ran out. Pairwise when small, sorted when large. */
+static const char *repeated_in(const cJSON *j, int *failed)
+{
+    size_t n = 0;
+    for (const cJSON *c = j->child; c; c = c->next)
+        n++;
+    if (n <= 32) {
+        for (const cJSON *c = j->child; c; c = c->next)
+            for (const cJSON *d = c->next; d; d = d->next)
+                if (strcmp(c->string, d->string) == 0)
+                    return c->string;
+        return NULL;
+    }
+    const char **names = malloc(n * sizeof *names);
+    if (!names) {
+        *failed = 1;
+        return NULL;
+    }
+    size_t k = 0;
+    for (const cJSON *c = j->child; c; c = c->next)
+        names[k++] = c->string;
+    qsort(names, n, sizeof *names, by_name);
+    const char *twice = NULL;
+    for (k = 1; k < n && !twice; k++)
+        if (strcmp(names[k - 1], names[k]) == 0)
+            twice = names[k];
+    free(names);
+    return twice;
+}
+
+const char *api_json_repeated_member(const cJSON *j, int *failed)
+{
+    if (cJSON_IsObject(j)) {
+        const char *twice = repeated_in(j, failed);
+        if (twice || *failed)
+            return twice;
+    }
+    for (const cJSON *c = j->child; c; c = c->next)
+        if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
+            const char *twice = api_json_repeated_member(c, failed);
+            if (twice || *failed)
+                return twice;
+        }
+    return NULL;
+}
+
 /* ------------------------------------------------- request documents */
 
 int api_read_step_body(const api_json *j, int sequence, api_step_body *b,
@@ -1020,8 +1074,10 @@ int api_read_step_body(const api_json *j, int sequence, api_step_body *b,
             return api_fail(err, 400, "bad_request", "unknown member '%.64s' "
                             "(expected inputs, train, outputs%s)", key,
                             sequence ? ", forced" : "");
-        if (*slot == NPOS) /* the first of repeated keys, as cJSON */
-            *slot = value;
+        if (*slot != NPOS)
+            return api_fail(err, 400, "bad_request", "\"%s\" is given "
+                            "twice", key);
+        *slot = value;
     }
     if (rc < 0)
         return bad_json(j, err, "the body", it);

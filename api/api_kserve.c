@@ -627,9 +627,20 @@ int api_kserve_read_text(const api_json *j, const char *blob,
                       "name, id or value here can hold a NUL");
     } else {
         r->parsed = cJSON_ParseWithLength(text, len);
-        rc = r->parsed ? read_request(r->parsed, j, blob, blob_len, &kb, g,
-                                      lim, r, err)
-                       : api_fail(err, 400, "bad_json", "malformed JSON");
+        int failed = 0;
+        const char *twice = r->parsed ? api_json_repeated_member(r->parsed,
+                                                                 &failed)
+                                      : NULL;
+        if (!r->parsed)
+            rc = api_fail(err, 400, "bad_json", "malformed JSON");
+        else if (failed)
+            rc = api_fail(err, 503, "out_of_memory", "out of memory");
+        else if (twice)
+            rc = api_fail(err, 400, "bad_json", "an object holds the member "
+                          "'%.64s' twice", twice);
+        else
+            rc = read_request(r->parsed, j, blob, blob_len, &kb, g, lim, r,
+                              err);
     }
     free(named);
     free(kb.marks);

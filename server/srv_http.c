@@ -713,61 +713,6 @@ static const char *trailing_hint(const srv_request *req, int trailing)
                : "";
 }
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The first member name object j holds twice, or NULL; *failed when
- * memory ran out. Pairwise when small, sorted when large. */
-static const char *repeated_in(const cJSON *j, int *failed)
-{
-    size_t n = 0;
-    for (const cJSON *c = j->child; c; c = c->next)
-        n++;
-    if (n <= 32) {
-        for (const cJSON *c = j->child; c; c = c->next)
-            for (const cJSON *d = c->next; d; d = d->next)
-                if (strcmp(c->string, d->string) == 0)
-                    return c->string;
-        return NULL;
-    }
-    const char **names = malloc(n * sizeof *names);
-    if (!names) {
-        *failed = 1;
-        return NULL;
-    }
-    size_t k = 0;
-    for (const cJSON *c = j->child; c; c = c->next)
-        names[k++] = c->string;
-    qsort(names, n, sizeof *names, by_name);
-    const char *twice = NULL;
-    for (k = 1; k < n && !twice; k++)
-        if (strcmp(names[k - 1], names[k]) == 0)
-            twice = names[k];
-    free(names);
-    return twice;
-}
-
-/* The first member name an object in j holds twice, or NULL. cJSON keeps
- * both and its lookups take the first, while loops over the members took
- * the last: one document, two readings. */
-static const char *repeated_member(const cJSON *j, int *failed)
-{
-    if (cJSON_IsObject(j)) {
-        const char *twice = repeated_in(j, failed);
-        if (twice || *failed)
-            return twice;
-    }
-    for (const cJSON *c = j->child; c; c = c->next)
-        if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
-            const char *twice = repeated_member(c, failed);
-            if (twice || *failed)
-                return twice;
-        }
-    return NULL;
-}
-
 /* A document parsed into a tree (a definition, a fit's data) takes some
  * twenty times its float32 numbers: charged to the budget before it is
  * built, as the body was, and released with the request. */
@@ -871,7 +816,7 @@ int srv_request_parse_json(srv_request *req)
         return -1;
     }
     int failed = 0;
-    const char *twice = repeated_member(json, &failed);
+    const char *twice = api_json_repeated_member(json, &failed);
     if (twice || failed) {
         if (failed)
             srv_reply_fail(req, 503, "out_of_memory", "out of memory");

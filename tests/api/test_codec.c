@@ -844,6 +844,9 @@ static void test_output_documents(void)
         {"{\"inputs\": {}, \"forced\": {}}", 0, "unknown member 'forced'"},
         {"{\"train\": true}", 1, "\"inputs\" is missing"},
         {"{\"inputs\": {}, \"train\": 1}", 0, "\"train\" must be"},
+        {"{\"inputs\": {}, \"inputs\": {}}", 0, "\"inputs\" is given twice"},
+        {"{\"inputs\": {}, \"train\": true, \"train\": false}", 0,
+         "\"train\" is given twice"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         j.s = bad[k].text, j.len = strlen(bad[k].text);

@@ -856,6 +856,13 @@ static void test_errors_before_handlers(void)
     raw("POST", "/v2/models/mymodel/infer", NULL, "", 0, &r);
     expect_v2_error(&r, 400, "needs a JSON body");
     raw_free(&r);
+    /* A member twice: read by neither copy. */
+    static const char twice[] =
+        "{\"inputs\":[{\"name\":\"input0\",\"shape\":[1,2],\"datatype\":"
+        "\"FP32\",\"data\":[1,2],\"data\":[3,4]}]}";
+    raw("POST", "/v2/models/mymodel/infer", NULL, twice, strlen(twice), &r);
+    expect_v2_error(&r, 400, "'data' twice");
+    raw_free(&r);
     raw("GET", "/v2/nothing/here", NULL, NULL, 0, &r);
     expect_v2_error(&r, 404, "no route");
     raw_free(&r);
