@@ -51,7 +51,8 @@ int api_binary_split(const char *value, size_t body_len, size_t *json_len,
                         "a byte count, not '%.32s'", value ? value : "");
     if (n == 0)
         return api_fail(err, 400, "bad_request", API_BINARY_HEADER " is 0: a "
-                        "body without a JSON header is not supported");
+                        "body without a JSON header (a raw binary request) "
+                        "is taken only by /v2 infer");
     if (n > body_len)
         return api_fail(err, 400, "bad_request", API_BINARY_HEADER " is %zu "
                         "but the body has only %zu bytes", n, body_len);

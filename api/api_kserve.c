@@ -59,6 +59,52 @@ static cJSON *config_tensor(const char *name, const nn_shape *per_sample)
     return t;
 }
 
+static char *shape_text(const nn_shape *s, int batch_first, char *buf,
+                        size_t size);
+
+char *api_kserve_raw_header(const nn_graph *g, size_t bytes,
+                            api_error *err)
+{
+    if (nn_graph_entry_count(g) != 1) {
+        api_fail(err, 400, "bad_request", "a raw binary request ("
+                 API_BINARY_HEADER " 0) is for a model of one input; this "
+                 "one has %d: send the JSON header", nn_graph_entry_count(g));
+        return NULL;
+    }
+    nn_node *in = nn_graph_entry_at(g, 0);
+    nn_shape s = nn_node_output_shape(in);
+    size_t row = 4;
+    for (int d = 0; d < s.ndim; d++)
+        row *= (size_t)s.dims[d];
+    if (bytes == 0 || bytes % row != 0 || bytes / row > 1000000000u) {
+        api_fail(err, 400, "bad_tensor", "a raw binary request ("
+                 API_BINARY_HEADER " 0) is rows of input '%s' (%zu bytes "
+                 "each, float32), not %zu bytes", nn_node_name(in), row,
+                 bytes);
+        return NULL;
+    }
+    char dims[160];
+    shape_text(&s, 0, dims, sizeof dims);
+    size_t cap = strlen(nn_node_name(in)) * 6 + sizeof dims + 160;
+    char *text = malloc(cap);
+    cJSON *name = cJSON_CreateString(nn_node_name(in));
+    char *quoted = name ? cJSON_PrintUnformatted(name) : NULL;
+    cJSON_Delete(name);
+    if (!text || !quoted) {
+        free(text);
+        free(quoted);
+        api_fail(err, 503, "out_of_memory", "out of memory");
+        return NULL;
+    }
+    /* dims is "[d1, ..." without the batch: the rows go first. */
+    snprintf(text, cap, "{\"inputs\": [{\"name\": %s, \"shape\": [%zu%s%s, "
+             "\"datatype\": \"FP32\", \"parameters\": {\"binary_data_size\": "
+             "%zu}}]}", quoted, bytes / row, s.ndim ? ", " : "", dims + 1,
+             bytes);
+    free(quoted);
+    return text;
+}
+
 /* Whether a step of g leaves something for the next: a node's state or
  * a feedback edge's previous output. */
 static int carries_state(const nn_graph *g)

@@ -46,6 +46,14 @@ typedef struct api_kserve_request {
 int api_kserve_sequence_id(const cJSON *params, const api_json *j, char *id,
                            int *numeric, api_error *err);
 
+/* The JSON header a raw binary request stands for (the binary tensor data
+ * extension: Inference-Header-Content-Length 0, the body the single
+ * input's bytes): {"inputs": [{name, shape [rows, ...], "FP32",
+ * binary_data_size}]}, rows from the body's size. NULL with err filled
+ * (400) when g has not exactly one input or bytes is no whole number of
+ * its rows. Caller frees. */
+char *api_kserve_raw_header(const nn_graph *g, size_t bytes, api_error *err);
+
 /* {name, versions, platform, inputs, outputs} with FP32 and -1 batch axes.
  * Caller owns the result. */
 cJSON *api_kserve_model_metadata(const nn_graph *g, const char *name);

@@ -100,6 +100,8 @@ typedef struct srv_request {
                                    checked JSON with SRV_BODY_RAW */
     size_t raw_len;
     int raw_checked;            /* raw was checked as JSON (SRV_BODY_RAW) */
+    int raw_binary;             /* a /v2 raw binary request: no JSON, the
+                                   whole body is blob */
     const struct api_jsondoc *raw_doc; /* SRV_BODY_RAW bodies read as they
                                    arrived (api_codec.h): raw is its kept
                                    text, and its check's verdict is the

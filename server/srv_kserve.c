@@ -574,8 +574,17 @@ static void infer(srv_request *req, int versioned)
     /* The route reads its text itself (SRV_BODY_RAW): a JSON body's large
      * "data" arrays were read into float32 as they arrived. */
     api_json j = {req->raw ? req->raw : "", req->raw_len, req->raw_doc};
-    int rc = api_kserve_read_text(&j, req->blob, req->blob_len, net->graph,
-                                  &req->cfg->limits, &r, &err);
+    /* A raw binary request stands for the header of its one input. */
+    char *header = req->raw_binary ? api_kserve_raw_header(
+                                         net->graph, req->blob_len, &err)
+                                   : NULL;
+    if (header)
+        j = (api_json){header, strlen(header), NULL};
+    int rc = req->raw_binary && !header
+                 ? (memset(&r, 0, sizeof r), -1)
+                 : api_kserve_read_text(&j, req->blob, req->blob_len,
+                                        net->graph, &req->cfg->limits, &r,
+                                        &err);
     times.input_ns = now_ns() - start;
     if (!rc && r.batch > req->cfg->limits.max_batch)
         rc = api_fail(&err, 400, "bad_request", "batch %d is over the limit "
@@ -590,6 +599,7 @@ static void infer(srv_request *req, int versioned)
     srv_kserve_record(net, rc == 0, r.batch,
                       req->queue_ns + (now_ns() - start), &times);
     api_kserve_request_free(&r);
+    free(header);
     srv_network_release(net);
 }
 

@@ -840,6 +840,42 @@ static void expect_v2_error(const raw_reply *r, long status,
     cJSON_Delete(doc);
 }
 
+/* The extension's raw binary request: Inference-Header-Content-Length 0
+ * and the body the one input's rows, answered as the same rows sent with
+ * a JSON header are; a model of two inputs, and a body of no whole
+ * number of rows, are refused. */
+static void test_raw_binary_request(void)
+{
+    const float rows[4] = {0.5f, -1.0f, 2.0f, 0.25f};
+    const char *lines[] = {"Content-Type: application/octet-stream",
+                           "Inference-Header-Content-Length: 0", NULL};
+    raw_reply r;
+    raw("POST", "/v2/models/mymodel/infer", lines, rows, sizeof rows, &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    cJSON *got = cJSON_Parse(r.body);
+    raw_free(&r);
+    cJSON *want = call("POST", "/v2/models/mymodel/infer",
+                       "{\"inputs\":[{\"name\":\"input0\",\"shape\":[2,2],"
+                       "\"datatype\":\"FP32\",\"data\":[0.5,-1,2,0.25]}]}", 200);
+    CU_ASSERT(cJSON_Compare(get(got, "outputs"), get(want, "outputs"), 1));
+    CU_ASSERT_EQUAL(cJSON_GetArrayItem(get(cJSON_GetArrayItem(
+                        get(got, "outputs"), 0), "shape"), 0)->valueint, 2);
+    cJSON_Delete(got);
+    cJSON_Delete(want);
+    raw("POST", "/v2/models/mymodel/infer", lines, rows, 12, &r);
+    expect_v2_error(&r, 400, "rows of input 'input0'");
+    raw_free(&r);
+    raw("POST", "/v2/models/pair/infer", lines, rows, sizeof rows, &r);
+    expect_v2_error(&r, 400, "one input");
+    raw_free(&r);
+    /* v1 routes take the framing with its header only. */
+    raw("POST", "/v1/networks/mymodel/forward", lines, rows, sizeof rows, &r);
+    CU_ASSERT_EQUAL(r.status, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "only by /v2 infer"));
+    raw_free(&r);
+}
+
+
 static void test_errors_before_handlers(void)
 {
     raw_reply r;
@@ -1657,6 +1693,8 @@ int main(void)
          test_binary_in_json_out_and_mixed},
         {"tritonclient: sequences by integer and string id",
          test_client_sequences},
+        {"a raw binary request is the one input's rows",
+         test_raw_binary_request},
         {"errors before any handler have the protocol's shape",
          test_errors_before_handlers},
         {"401 and 413 have the protocol's shape", test_auth_and_size_errors},
