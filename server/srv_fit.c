@@ -610,10 +610,12 @@ void srv_fit_start(srv_request *req)
     int slot = busy || stopping || over ? -1 : free_slot(&forget);
     if (stopping)
         api_fail(&err, 503, "unavailable", "the server is shutting down");
-    else if (over)
+    else if (over) {
         api_fail(&err, 429, "quota", "this API key runs %d training jobs, "
                  "its quota (--max-fits-per-key); wait for one to end",
                  quota);
+        srv_metrics_rejected(net->id, "quota");
+    }
     else if (busy)
         api_fail(&err, 409, "busy", "network '%s' is already training (job "
                  "%s); wait for it or cancel it", net->id, busy->id);

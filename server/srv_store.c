@@ -296,9 +296,11 @@ static int session_refused(srv_network *net, const char *id, int owner,
         return api_fail(err, 429, "limit", "the server holds %d sessions, its "
                         "limit", max_sessions_);
     if (max_per_owner_ && owner >= 0 && owner < MAX_OWNERS &&
-        owner_sessions[owner] >= max_per_owner_)
+        owner_sessions[owner] >= max_per_owner_) {
+        srv_metrics_rejected(net->id, "quota");
         return api_fail(err, 429, "quota", "this API key holds %d sessions, "
                         "its quota (--max-sessions-per-key)", max_per_owner_);
+    }
     if (id && srv_dict_find(&net->sessions, id))
         return api_fail(err, 409, "conflict", "network '%s' has a session "
                         "'%s' already", net->id, id);

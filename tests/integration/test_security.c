@@ -331,6 +331,15 @@ static void test_quotas_per_key(void)
     it_response_free(&r);
     CU_ASSERT_EQUAL(status_of(&s, "POST", "/v1/networks/p/fit", ENDLESS_FIT, b,
                               NULL), 202);
+    /* Each refusal is counted where the README says: q's session and
+     * sequence, p's fit. */
+    CU_ASSERT_EQUAL(status_of(&s, "GET", "/metrics", NULL, a, &r), 200);
+    const char *q = "\nnerved_rejected_total{network=\"n1\",reason=\"quota\"} ";
+    const char *p = "\nnerved_rejected_total{network=\"n2\",reason=\"quota\"} ";
+    const char *at_q = strstr(r.body, q), *at_p = strstr(r.body, p);
+    CU_ASSERT(at_q && strtod(at_q + strlen(q), NULL) == 2);
+    CU_ASSERT(at_p && strtod(at_p + strlen(p), NULL) == 1);
+    it_response_free(&r);
     /* SIGTERM cancels the endless fits. */
     CU_ASSERT_EQUAL(it_stop(&s), 0);
 }
