@@ -881,7 +881,14 @@ static void run_handler(const srv_route *route, srv_request *req)
         pthread_rwlock_rdlock(&net->weights);
     if (s && (route->flags & SRV_LOCK_SESSION))
         pthread_mutex_lock(&s->lock);
-    route->handler(req);
+    /* A session is resolved when its request arrives; one deleted while
+     * the request waited behind another of its session is gone for it
+     * too. */
+    if (s && !srv_session_linked(s))
+        srv_reply_fail(req, 404, "not_found", "session '%s' was deleted",
+                       s->id);
+    else
+        route->handler(req);
     if (s && (route->flags & SRV_LOCK_SESSION))
         pthread_mutex_unlock(&s->lock);
     if (net && (route->flags & (SRV_LOCK_WRITE | SRV_LOCK_READ)))

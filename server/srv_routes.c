@@ -765,9 +765,16 @@ static int session_step_prepare(srv_job *job)
         free(outs);
         return 1;
     }
+    /* Deleted while this step waited behind another request of its
+     * session: the step would go to a session no one can reach. */
+    int refused = !srv_session_linked(s);
+    if (refused)
+        srv_reply_fail(req, 404, "not_found", "session '%s' was deleted",
+                       s->id);
     /* Charged under the lock, so a prepare tried again after a taken
      * lock charges once; the batch size cannot change meanwhile. */
-    int refused = charge(req, 0, (double)nn_session_batch(s->run) *
+    if (!refused)
+        refused = charge(req, 0, (double)nn_session_batch(s->run) *
                                      (double)api_outputs_floats(outs));
     if (!refused && api_json_bind_step_inputs_bin(&j, req->blobs, body.inputs,
                                                   s->run, req->net->graph,

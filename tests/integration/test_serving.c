@@ -393,6 +393,59 @@ static void test_refusals_carry_retry_after(void)
     CU_ASSERT_EQUAL(it_stop(&s), 0);
 }
 
+static void *delete_in_background(void *arg)
+{
+    runner *r = arg;
+    it_response resp;
+    if (it_request(r->server, "DELETE", r->path, NULL, NULL, 0, &resp) == 0)
+        r->status = resp.status;
+    it_response_free(&resp);
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+/* A session is resolved when a request arrives; the requests queued
+ * behind its DELETE found it still held and stepped it, answering 200 for
+ * steps no one could ever see. They find it gone. */
+static void test_queued_behind_delete(void)
+{
+    const char *const args[] = {"--compute-threads", "1", NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks", HOG_NET, 201));
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks/hog/sessions",
+                         "{\"id\": \"gone\"}", 201));
+    runner hog = {&s, "/v1/networks/hog/sessions/gone/run",
+                  run_body(slow() ? 1500 : 30000), 0, 0};
+    runner del = {&s, "/v1/networks/hog/sessions/gone", NULL, 0, 0};
+    runner step = {&s, "/v1/networks/hog/sessions/gone/forward",
+                   strdup("{\"inputs\": {\"x\": [[1]]}}"), 0, 0};
+    runner run = {&s, "/v1/networks/hog/sessions/gone/run", run_body(2), 0,
+                  0};
+    /* The DELETE is sent once the run holds the session; the step and
+     * the run queue behind it (whether or not the run is still going:
+     * one session's requests keep their order). */
+    pthread_t th[4];
+    pthread_create(&th[0], NULL, post_in_background, &hog);
+    CU_ASSERT(metrics_show(&s, "nerved_queue_running{network=\"n1\"} 1",
+                           30));
+    pthread_create(&th[1], NULL, delete_in_background, &del);
+    metrics_show(&s, "nerved_queue_depth{network=\"n1\"} 1", 10);
+    pthread_create(&th[2], NULL, post_in_background, &step);
+    metrics_show(&s, "nerved_queue_depth{network=\"n1\"} 2", 10);
+    pthread_create(&th[3], NULL, post_in_background, &run);
+    for (int k = 0; k < 4; k++)
+        pthread_join(th[k], NULL);
+    CU_ASSERT_EQUAL(hog.status, 200);
+    CU_ASSERT_EQUAL(del.status, 200);
+    CU_ASSERT_EQUAL(step.status, 404);
+    CU_ASSERT_EQUAL(run.status, 404);
+    free(hog.body);
+    free(step.body);
+    free(run.body);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
 /* ------------------------------------------------------- slowloris */
 
 /* A socket from address `from` (127.0.0.x) to the daemon, or -1. */
@@ -1023,6 +1076,8 @@ int main(void)
         {"under overload every request is answered; refusals change nothing",
          test_overload_is_answered},
         {"refusals carry Retry-After", test_refusals_carry_retry_after},
+        {"requests queued behind a DELETE find the session gone",
+         test_queued_behind_delete},
         {"a request waiting behind its session spins no thread",
          test_blocked_request_waits_idle},
         {"a slowloris from one address locks nobody else out",
