@@ -383,9 +383,10 @@ static int take(sched_queue *q, srv_job **jobs, int n, int cap, int *rows)
     int n_waiting = 0;
     for (srv_job *j = q->head, *next; j && n < cap; j = next) {
         next = j->next;
-        int blocked = key_busy(q, j->key);
-        for (int k = 0; !blocked && j->key && k < n_waiting; k++)
-            blocked = waiting[k] == j->key;
+        int listed = 0;
+        for (int k = 0; !listed && j->key && k < n_waiting; k++)
+            listed = waiting[k] == j->key;
+        int blocked = listed || key_busy(q, j->key);
         /* A step starts a new batch only while fewer than
          * --batch-instances of the network's batches run: steps that wait
          * meanwhile make the next batch fuller, and one GEMM of many rows
@@ -395,9 +396,15 @@ static int take(sched_queue *q, srv_job **jobs, int n, int cap, int *rows)
                           : jobs[0]->step && j->step && conf.batching &&
                                 *rows + j->batch_rows <= conf.batch_max_rows;
         if (blocked || !fits || mark_busy(q, j->key)) {
-            /* Later jobs of its key must wait behind it. */
-            if (j->key && n_waiting < MAX_BATCH_JOBS)
+            /* Later jobs of its key must wait behind it. When the list of
+             * such keys is full, nothing further is taken this time:
+             * a job passed over and forgotten would let a later one of
+             * its key go first. */
+            if (j->key && !listed) {
+                if (n_waiting == MAX_BATCH_JOBS)
+                    break;
                 waiting[n_waiting++] = j->key;
+            }
             prev = j;
             continue;
         }
