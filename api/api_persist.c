@@ -8,6 +8,7 @@
 #include "api_persist.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,19 +21,25 @@ static const char MAGIC[6] = {'N', 'E', 'R', 'V', 'E', 'D'};
 /* ------------------------------------------------------------- CRC-32 */
 
 /* zlib would be a new dependency for sixteen lines. */
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_table_build(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
 uint32_t api_crc32(uint32_t crc, const void *data, size_t len)
 {
-    static uint32_t table[256];
-    static int ready;
-    if (!ready) { /* idempotent, so a race only does the work twice */
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++)
-                c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            table[i] = c;
-        }
-        ready = 1;
-    }
+    /* Once, before any reader: threads writing files at start raced on
+     * a lazily built table. */
+    pthread_once(&crc_once, crc_table_build);
+    const uint32_t *table = crc_table;
     const unsigned char *p = data;
     crc = ~crc;
     for (size_t i = 0; i < len; i++)

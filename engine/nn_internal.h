@@ -107,7 +107,9 @@ struct nn_session {
     nn_graph *g;
     int batch;
     uint64_t seed;
-    long steps;
+    /* Atomic: a server may read the count (a session's summary) while
+     * another thread steps the session; only the stepping thread writes. */
+    _Atomic long steps;
     node_run *runs;       /* indexed by node->index */
     int batch_mark;       /* nonzero while nn_session_step_many checks it */
 };
