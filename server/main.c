@@ -498,7 +498,9 @@ int main(int argc, char **argv)
     double deadline = srv_now() + cfg.shutdown_timeout;
     srv_sched_drain(deadline);
     double remaining = deadline - srv_now();
-    int left = drain_requests(remaining > 0 ? (int)remaining + 1 : 0);
+    /* At least a second: the 503s the drain just gave must reach their
+     * clients before an exit that leaves running requests behind. */
+    int left = drain_requests(remaining > 0 ? (int)remaining + 1 : 1);
     if (persist) {
         int saved = checkpoint_sessions(persist);
         fprintf(stderr, "nerved: %d session checkpoints written\n", saved);

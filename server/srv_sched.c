@@ -16,6 +16,7 @@
 #include "srv_store.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -663,12 +664,18 @@ int srv_sched_drain(double deadline)
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&work, &lock, &ts);
     }
-    /* Threads now answer what is still queued with 503 and exit once
+    /* What is still queued is answered 503 unrun, every queue's: one
+     * whose jobs all wait behind a running job of their key is on no
+     * thread's list and would never be reached. The threads exit once
      * nothing runs. */
     stopping = 1;
+    srv_job *unrun = NULL;
+    for (sched_queue *q = all_queues; q; q = q->all_next)
+        take_expired(q, INFINITY, &unrun);
     pthread_cond_broadcast(&work);
     int running = total_running;
     pthread_mutex_unlock(&lock);
+    answer_unrun(unrun, 1);
     return running;
 }
 

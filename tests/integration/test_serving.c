@@ -446,6 +446,43 @@ static void test_queued_behind_delete(void)
     CU_ASSERT_EQUAL(it_stop(&s), 0);
 }
 
+/* At SIGTERM, requests still queued are answered 503 unrun, those
+ * waiting behind a running request of their own session too: their queue
+ * was on no compute thread's list, and they went unanswered. */
+static void test_shutdown_answers_the_queued(void)
+{
+    if (timing_meaningless("test_shutdown_answers_the_queued"))
+        return;
+    const char *const args[] = {"--compute-threads", "1",
+                                "--shutdown-timeout", "1", NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks", HOG_NET, 201));
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks/hog/sessions",
+                         "{\"id\": \"busy\"}", 201));
+    runner hog = {&s, "/v1/networks/hog/sessions/busy/run", run_body(60000),
+                  0, 0};
+    runner queued[3];
+    pthread_t th[4];
+    pthread_create(&th[0], NULL, post_in_background, &hog);
+    CU_ASSERT(metrics_show(&s, "nerved_queue_running{network=\"n1\"} 1",
+                           30));
+    for (int k = 0; k < 3; k++) {
+        queued[k] = (runner){&s, "/v1/networks/hog/sessions/busy/forward",
+                             strdup("{\"inputs\": {\"x\": [[1]]}}"), 0, 0};
+        pthread_create(&th[1 + k], NULL, post_in_background, &queued[k]);
+    }
+    CU_ASSERT(metrics_show(&s, "nerved_queue_depth{network=\"n1\"} 3", 30));
+    it_stop(&s);
+    for (int k = 0; k < 4; k++)
+        pthread_join(th[k], NULL);
+    for (int k = 0; k < 3; k++) {
+        CU_ASSERT_EQUAL(queued[k].status, 503);
+        free(queued[k].body);
+    }
+    free(hog.body);
+}
+
 /* ------------------------------------------------------- slowloris */
 
 /* A socket from address `from` (127.0.0.x) to the daemon, or -1. */
@@ -1078,6 +1115,8 @@ int main(void)
         {"refusals carry Retry-After", test_refusals_carry_retry_after},
         {"requests queued behind a DELETE find the session gone",
          test_queued_behind_delete},
+        {"at shutdown every queued request is answered",
+         test_shutdown_answers_the_queued},
         {"a request waiting behind its session spins no thread",
          test_blocked_request_waits_idle},
         {"a slowloris from one address locks nobody else out",
