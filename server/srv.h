@@ -154,6 +154,10 @@ typedef struct srv_request {
  * and returns -1 when it is not one JSON document. An empty body leaves
  * req->json NULL. */
 int srv_request_parse_json(srv_request *req);
+/* Charges bytes to the memory budget for the request (released with it).
+ * When they do not fit, replies 503 (or 413 when they never could) saying
+ * that `what` needs them, counts the refusal, and returns -1. */
+int srv_request_charge(srv_request *req, double bytes, const char *what);
 
 /* For a handler whose answer comes later from another thread (a training
  * job started with "wait", so no compute thread waits for it): the

@@ -737,18 +737,13 @@ static const char *trailing_hint(const srv_request *req, int trailing)
                : "";
 }
 
-/* A document parsed into a tree (a definition, a fit's data) takes some
- * twenty times its float32 numbers: charged to the budget before it is
- * built, as the body was, and released with the request. */
-static int charge_tree(srv_request *req, size_t values)
+int srv_request_charge(srv_request *req, double bytes, const char *what)
 {
-    double bytes = (double)values * TREE_BYTES_PER_VALUE + (double)req->raw_len;
     if (bytes >= (double)SIZE_MAX || srv_budget_charge((size_t)bytes)) {
         srv_reply_fail(req, bytes > (double)srv_budget_limit() ? 413 : 503,
-                       "out_of_memory", "the body's %zu JSON values need "
-                       "about %.0f MiB to parse; the server's memory budget "
-                       "(--max-memory) has %.0f MiB of %.0f left", values,
-                       bytes / 1048576.0,
+                       "out_of_memory", "%s needs about %.0f MiB; the "
+                       "server's memory budget (--max-memory) has %.0f MiB "
+                       "of %.0f left", what, bytes / 1048576.0,
                        (double)(srv_budget_limit() - srv_budget_used()) /
                            1048576.0,
                        (double)srv_budget_limit() / 1048576.0);
@@ -757,6 +752,19 @@ static int charge_tree(srv_request *req, size_t values)
         return -1;
     }
     req->charged += (size_t)bytes;
+    return 0;
+}
+
+/* A document parsed into a tree (a definition, a fit's data) takes some
+ * twenty times its float32 numbers: charged to the budget before it is
+ * built, as the body was, and released with the request. */
+static int charge_tree(srv_request *req, size_t values)
+{
+    double bytes = (double)values * TREE_BYTES_PER_VALUE + (double)req->raw_len;
+    char what[96];
+    snprintf(what, sizeof what, "parsing the body's %zu JSON values", values);
+    if (srv_request_charge(req, bytes, what))
+        return -1;
     req->tree_bytes = (size_t)bytes;
     return 0;
 }

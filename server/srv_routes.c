@@ -406,21 +406,8 @@ static int charge_held(srv_request *req, double work_floats,
                        out_floats, req->cfg->max_output_floats);
         return -1;
     }
-    double bytes = 4.0 * (work_floats + held_floats);
-    if (bytes >= (double)SIZE_MAX || srv_budget_charge((size_t)bytes)) {
-        srv_reply_fail(req, bytes > (double)srv_budget_limit() ? 413 : 503,
-                       "out_of_memory", "the request needs about %.0f MiB; "
-                       "the server's memory budget (--max-memory) has %.0f "
-                       "MiB of %.0f left", bytes / 1048576.0,
-                       (double)(srv_budget_limit() - srv_budget_used()) /
-                           1048576.0,
-                       (double)srv_budget_limit() / 1048576.0);
-        srv_metrics_rejected(req->net ? req->net->id : NULL, "memory");
-        req->retry_after = 1;
-        return -1;
-    }
-    req->charged += (size_t)bytes;
-    return 0;
+    return srv_request_charge(req, 4.0 * (work_floats + held_floats),
+                              "the request");
 }
 
 /* As charge_held for a reply that holds all its out_floats. */

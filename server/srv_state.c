@@ -7,8 +7,6 @@
 #include "api_persist.h"
 #include "srv_persist.h"
 #include "srv_store.h"
-#include "srv_metrics.h"
-#include "srv_budget.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -164,18 +162,7 @@ void srv_state_get(srv_request *req)
     double need = (double)len * (1 + 4.0 / 3);
     if (rc) {
         srv_reply_error(req, &err);
-    } else if (srv_budget_charge((size_t)need)) {
-        srv_reply_fail(req, need > (double)srv_budget_limit() ? 413 : 503,
-                       "out_of_memory", "the export needs about %.0f MiB; the "
-                       "server's memory budget (--max-memory) has %.0f MiB of "
-                       "%.0f left", need / 1048576.0,
-                       (double)(srv_budget_limit() - srv_budget_used()) /
-                           1048576.0,
-                       (double)srv_budget_limit() / 1048576.0);
-        srv_metrics_rejected(net->id, "memory");
-        req->retry_after = 1;
-    } else {
-        req->charged += (size_t)need;
+    } else if (srv_request_charge(req, need, "the export") == 0) {
         size_t size;
         char *doc = state_document(net, s, batch, steps, bytes, len, &size);
         if (doc)

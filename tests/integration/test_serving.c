@@ -71,14 +71,16 @@ typedef struct runner {
     char *body;
     long status;
     atomic_int done;
+    const char *method; /* NULL: POST */
 } runner;
 
 static void *post_in_background(void *arg)
 {
     runner *r = arg;
     it_response resp;
-    if (it_request(r->server, "POST", r->path, "application/json", r->body,
-                   strlen(r->body), &resp) == 0)
+    if (it_request(r->server, r->method ? r->method : "POST", r->path,
+                   r->body ? "application/json" : NULL, r->body,
+                   r->body ? strlen(r->body) : 0, &resp) == 0)
         r->status = resp.status;
     it_response_free(&resp);
     atomic_store(&r->done, 1);
@@ -297,7 +299,7 @@ static void test_overload_is_answered(void)
                              201));
     }
     runner hog = {&s, "/v1/networks/hog/sessions/h/run",
-                  run_body(slow() ? 1500 : 30000), 0, 0};
+                  run_body(slow() ? 1500 : 30000), 0, 0, NULL};
     pthread_t hog_thread;
     pthread_create(&hog_thread, NULL, post_in_background, &hog);
     CU_ASSERT(metrics_show(&s, "nerved_queue_running{network=\"n2\"} 1",
@@ -369,7 +371,7 @@ static void test_refusals_carry_retry_after(void)
     cJSON_Delete(it_call(&s, "POST", "/v1/networks/long/sessions",
                          "{\"id\": \"a\"}", 201));
     runner hog = {&s, "/v1/networks/long/sessions/a/run",
-                  run_body(slow() ? 1500 : 100000), 0, 0};
+                  run_body(slow() ? 1500 : 100000), 0, 0, NULL};
     runner queued = hog;
     pthread_t t1, t2;
     pthread_create(&t1, NULL, post_in_background, &hog);
@@ -393,17 +395,6 @@ static void test_refusals_carry_retry_after(void)
     CU_ASSERT_EQUAL(it_stop(&s), 0);
 }
 
-static void *delete_in_background(void *arg)
-{
-    runner *r = arg;
-    it_response resp;
-    if (it_request(r->server, "DELETE", r->path, NULL, NULL, 0, &resp) == 0)
-        r->status = resp.status;
-    it_response_free(&resp);
-    atomic_store(&r->done, 1);
-    return NULL;
-}
-
 /* A session is resolved when a request arrives; the requests queued
  * behind its DELETE found it still held and stepped it, answering 200 for
  * steps no one could ever see. They find it gone. */
@@ -416,12 +407,13 @@ static void test_queued_behind_delete(void)
     cJSON_Delete(it_call(&s, "POST", "/v1/networks/hog/sessions",
                          "{\"id\": \"gone\"}", 201));
     runner hog = {&s, "/v1/networks/hog/sessions/gone/run",
-                  run_body(slow() ? 1500 : 30000), 0, 0};
-    runner del = {&s, "/v1/networks/hog/sessions/gone", NULL, 0, 0};
+                  run_body(slow() ? 1500 : 30000), 0, 0, NULL};
+    runner del = {&s, "/v1/networks/hog/sessions/gone", NULL, 0, 0,
+                  "DELETE"};
     runner step = {&s, "/v1/networks/hog/sessions/gone/forward",
-                   strdup("{\"inputs\": {\"x\": [[1]]}}"), 0, 0};
+                   strdup("{\"inputs\": {\"x\": [[1]]}}"), 0, 0, NULL};
     runner run = {&s, "/v1/networks/hog/sessions/gone/run", run_body(2), 0,
-                  0};
+                  0, NULL};
     /* The DELETE is sent once the run holds the session; the step and
      * the run queue behind it (whether or not the run is still going:
      * one session's requests keep their order). */
@@ -429,7 +421,7 @@ static void test_queued_behind_delete(void)
     pthread_create(&th[0], NULL, post_in_background, &hog);
     CU_ASSERT(metrics_show(&s, "nerved_queue_running{network=\"n1\"} 1",
                            30));
-    pthread_create(&th[1], NULL, delete_in_background, &del);
+    pthread_create(&th[1], NULL, post_in_background, &del);
     metrics_show(&s, "nerved_queue_depth{network=\"n1\"} 1", 10);
     pthread_create(&th[2], NULL, post_in_background, &step);
     metrics_show(&s, "nerved_queue_depth{network=\"n1\"} 2", 10);
@@ -461,7 +453,7 @@ static void test_shutdown_answers_the_queued(void)
     cJSON_Delete(it_call(&s, "POST", "/v1/networks/hog/sessions",
                          "{\"id\": \"busy\"}", 201));
     runner hog = {&s, "/v1/networks/hog/sessions/busy/run", run_body(60000),
-                  0, 0};
+                  0, 0, NULL};
     runner queued[3];
     pthread_t th[4];
     pthread_create(&th[0], NULL, post_in_background, &hog);
@@ -469,7 +461,7 @@ static void test_shutdown_answers_the_queued(void)
                            30));
     for (int k = 0; k < 3; k++) {
         queued[k] = (runner){&s, "/v1/networks/hog/sessions/busy/forward",
-                             strdup("{\"inputs\": {\"x\": [[1]]}}"), 0, 0};
+                             strdup("{\"inputs\": {\"x\": [[1]]}}"), 0, 0, NULL};
         pthread_create(&th[1 + k], NULL, post_in_background, &queued[k]);
     }
     CU_ASSERT(metrics_show(&s, "nerved_queue_depth{network=\"n1\"} 3", 30));
@@ -1071,7 +1063,7 @@ static void test_waiting_fit_holds_no_thread(void)
     cJSON_Delete(it_call(&s, "POST", "/v1/networks", LONG_NET, 201));
     cJSON_Delete(it_call(&s, "POST", "/v1/networks/long/sessions",
                          "{\"id\": \"a\"}", 201));
-    runner fit = {&s, "/v1/networks/fitme/fit", endless_fit(), 0, 0};
+    runner fit = {&s, "/v1/networks/fitme/fit", endless_fit(), 0, 0, NULL};
     pthread_t th;
     pthread_create(&th, NULL, post_in_background, &fit);
     /* Wait until the job runs. */
