@@ -598,6 +598,14 @@ static int read_request(const cJSON *body, const api_json *text,
     if (!cJSON_IsObject(body))
         return api_fail(err, 400, "bad_request", "an inference request is a "
                         "JSON object with \"inputs\"");
+    /* Read by neither copy, on either path. */
+    int failed = 0;
+    const char *twice = api_json_repeated_member(body, &failed);
+    if (failed)
+        return api_fail(err, 503, "out_of_memory", "out of memory");
+    if (twice)
+        return api_fail(err, 400, "bad_json", "an object holds the member "
+                        "'%.64s' twice", twice);
     const cJSON *id = member(body, "id");
     if (id && !cJSON_IsString(id))
         return api_fail(err, 400, "bad_request", "\"id\" must be a string");
@@ -673,20 +681,9 @@ int api_kserve_read_text(const api_json *j, const char *blob,
                       "name, id or value here can hold a NUL");
     } else {
         r->parsed = cJSON_ParseWithLength(text, len);
-        int failed = 0;
-        const char *twice = r->parsed ? api_json_repeated_member(r->parsed,
-                                                                 &failed)
-                                      : NULL;
-        if (!r->parsed)
-            rc = api_fail(err, 400, "bad_json", "malformed JSON");
-        else if (failed)
-            rc = api_fail(err, 503, "out_of_memory", "out of memory");
-        else if (twice)
-            rc = api_fail(err, 400, "bad_json", "an object holds the member "
-                          "'%.64s' twice", twice);
-        else
-            rc = read_request(r->parsed, j, blob, blob_len, &kb, g, lim, r,
-                              err);
+        rc = r->parsed ? read_request(r->parsed, j, blob, blob_len, &kb, g,
+                                      lim, r, err)
+                       : api_fail(err, 400, "bad_json", "malformed JSON");
     }
     free(named);
     free(kb.marks);
