@@ -95,11 +95,16 @@ static int from_object(const cJSON *j, const char *where,
 {
     const cJSON *shape_j = cJSON_GetObjectItemCaseSensitive(j, "shape");
     const cJSON *data_j = cJSON_GetObjectItemCaseSensitive(j, "data");
-    for (const cJSON *c = j->child; c; c = c->next)
+    for (const cJSON *c = j->child; c; c = c->next) {
         if (strcmp(c->string, "shape") && strcmp(c->string, "data"))
             return api_fail(err, 400, "bad_tensor", "%s: unknown member '%s' "
                             "(a tensor object has \"shape\" and \"data\")",
                             where, c->string);
+        /* As the text reader: a member given twice is read by neither. */
+        if (c != (c->string[0] == 's' ? shape_j : data_j))
+            return api_fail(err, 400, "bad_tensor", "%s: \"%s\" is given "
+                            "twice", where, c->string);
+    }
     if (!cJSON_IsArray(shape_j) || !cJSON_IsArray(data_j))
         return api_fail(err, 400, "bad_tensor", "%s: \"shape\" and \"data\" "
                         "must both be arrays", where);
