@@ -3,6 +3,7 @@
  * nodes (the "build"). Running it is session.c's job.
  */
 #include "nn_internal.h"
+#include "nn_train.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -21,6 +22,19 @@ nn_graph *nn_graph_new(const nn_registry *reg, uint64_t seed)
     g->reg = reg;
     g->seed = seed;
     return g;
+}
+
+void nn_graph_set_abort(nn_graph *g, int (*fn)(void *user), void *user)
+{
+    g->abort_fn = fn;
+    g->abort_user = fn ? user : NULL;
+}
+
+int nn_graph_abort_check(const nn_graph *g, nn_error *err)
+{
+    if (g->abort_fn && g->abort_fn(g->abort_user))
+        return nn_error_set(err, NN_ERR_STATE, "cancelled");
+    return NN_OK;
 }
 
 static void node_free(nn_node *node)

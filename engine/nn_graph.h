@@ -198,6 +198,13 @@ int nn_session_reset(nn_session *s, nn_error *err);
  * its scratch zeroed and seed's random streams, without allocating; for
  * reusing a session across stateless requests. */
 int nn_session_renew(nn_session *s, uint64_t seed, nn_error *err);
+/* Makes dst continue where src stands: outputs (what feedback reads next),
+ * state, scratch, random streams, step count and seed are copied. Both
+ * sessions have the same batch and run graphs of one definition (a
+ * clone); else an error naming the first node that differs, and dst is
+ * unchanged. Allocates nothing. */
+int nn_session_copy_state(nn_session *dst, const nn_session *src,
+                          nn_error *err);
 /* Reallocates for another batch size and resets. */
 int nn_session_resize(nn_session *s, int num_batch, nn_error *err);
 long nn_session_steps(const nn_session *s);

@@ -90,6 +90,8 @@ struct nn_graph {
     size_t n_params;           /* weight elements so far */
     nn_node *sequence;         /* after build: the first sequence node, so
                                   a graph that has one runs node by node */
+    int (*abort_fn)(void *);   /* nn_graph_set_abort, or NULL */
+    void *abort_user;
 };
 
 /* A session's buffers for one node (session.c). */

@@ -140,6 +140,20 @@ void nn_optim_step(nn_optim *opt, const nn_grads *grads, int epoch);
  * the norm before clipping. */
 double nn_grads_clip(nn_grads *grads, double max_norm);
 
+/* ------------------------------------------------------ stopping a trainer */
+
+/* A training call on g (nn_fit_bptt, nn_ridge_feed, nn_rls_run, nn_ip_fit)
+ * asks fn(user) between steps, or between BPTT windows, and stops with
+ * NN_ERR_STATE "cancelled" as soon as it answers nonzero, so a long call
+ * can be cut short from another thread (fn must be safe to call from the
+ * training thread). What the call changed until then stays: the caller
+ * that wants all or nothing trains a clone. NULL fn removes it. A clone of
+ * g does not inherit it. The same idea as llama.cpp's abort callback. */
+void nn_graph_set_abort(nn_graph *g, int (*fn)(void *user), void *user);
+/* What those calls ask: NN_OK, or NN_ERR_STATE "cancelled" once the
+ * callback asks to stop. */
+int nn_graph_abort_check(const nn_graph *g, nn_error *err);
+
 /* ------------------------------------------------ gradient training (BPTT) */
 
 /* Called after each epoch; a nonzero return stops the fit (cancelled). */
@@ -256,6 +270,13 @@ nn_rls *nn_online_new(nn_graph *g, const nn_binding *targets, int n_targets,
 nn_rls *nn_rls_new(nn_graph *g, const nn_binding *targets, int n_targets,
                    double alpha, nn_error *err);
 void nn_rls_free(nn_rls *r);
+/* A trainer equal to r (P, the weights it holds, rule and rates), sharing
+ * nothing: train the copy and keep it only if the training succeeds. The
+ * caller owns it. */
+nn_rls *nn_rls_clone(const nn_rls *r, nn_error *err);
+/* The memory r holds in P and its weights, in bytes (what a clone
+ * allocates). */
+size_t nn_rls_bytes(const nn_rls *r);
 nn_online_rule nn_rls_rule(const nn_rls *r);
 /* Changes forgetting and lr for the runs to come (alpha only shapes P₀,
  * which exists already). The rule cannot change: a trainer of another rule

@@ -398,7 +398,9 @@ int nn_ridge_feed(nn_ridge *r, nn_session *s, const nn_binding *inputs,
     }
     long added = 0;
     for (int t = 0; ret == NN_OK && t < num_steps; t++) {
-        ret = run_step(&rc, &r->rs, t, err);
+        ret = nn_graph_abort_check(s->g, err);
+        if (ret == NN_OK)
+            ret = run_step(&rc, &r->rs, t, err);
         if (ret != NN_OK)
             break;
         for (int i = 0; t >= warmup && i < r->rs.n; i++) {
@@ -615,6 +617,55 @@ nn_rls *nn_rls_new(nn_graph *g, const nn_binding *targets, int n_targets,
     return nn_online_new(g, targets, n_targets, &o, err);
 }
 
+static double *copy_doubles(const double *src, size_t n)
+{
+    double *d = src ? nn_malloc(n * sizeof(double)) : NULL;
+    if (d)
+        memcpy(d, src, n * sizeof(double));
+    return d;
+}
+
+nn_rls *nn_rls_clone(const nn_rls *r, nn_error *err)
+{
+    nn_rls *c = nn_calloc(1, sizeof *c);
+    if (c)
+        c->rs.r = nn_calloc((size_t)r->rs.n, sizeof *c->rs.r);
+    if (!c || !c->rs.r) {
+        nn_free(c);
+        nn_error_set(err, NN_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    c->opts = r->opts;
+    c->rs.n = r->rs.n;
+    for (int i = 0; i < r->rs.n; i++) {
+        const readout *ro = &r->rs.r[i];
+        readout *co = &c->rs.r[i];
+        *co = *ro;
+        co->xtx = co->xty = NULL;
+        size_t D = (size_t)ro->D, U = (size_t)ro->U;
+        co->P = copy_doubles(ro->P, D * D);
+        co->theta = copy_doubles(ro->theta, D * U);
+        if ((ro->P && !co->P) || (ro->theta && !co->theta)) {
+            nn_error_set(err, NN_ERR_NOMEM, "out of memory for a copy of the "
+                         "%d x %d P of '%s'", ro->D, ro->D, ro->name);
+            nn_rls_free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+size_t nn_rls_bytes(const nn_rls *r)
+{
+    size_t n = 0;
+    for (int i = 0; i < r->rs.n; i++) {
+        const readout *ro = &r->rs.r[i];
+        size_t D = (size_t)ro->D, U = (size_t)ro->U;
+        n += ((ro->P ? D * D : 0) + (ro->theta ? D * U : 0)) * sizeof(double);
+    }
+    return n;
+}
+
 nn_online_rule nn_rls_rule(const nn_rls *r)
 {
     return r->opts.rule;
@@ -722,7 +773,9 @@ int nn_rls_run(nn_rls *r, nn_session *s, const nn_binding *inputs,
     double sq = 0;
     long count = 0;
     for (int t = 0; ret == NN_OK && t < num_steps; t++) {
-        ret = run_step(&rc, &r->rs, t, err);
+        ret = nn_graph_abort_check(s->g, err);
+        if (ret == NN_OK)
+            ret = run_step(&rc, &r->rs, t, err);
         for (int i = 0; ret == NN_OK && i < r->rs.n; i++) {
             readout *ro = &r->rs.r[i];
             feed *f = &rc.feeds[i];

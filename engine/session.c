@@ -219,6 +219,45 @@ void nn_session_free(nn_session *s)
     nn_free(s);
 }
 
+int nn_session_copy_state(nn_session *dst, const nn_session *src,
+                          nn_error *err)
+{
+    if (dst->batch != src->batch || dst->g->n_nodes != src->g->n_nodes)
+        return nn_error_set(err, NN_ERR_SHAPE, "the sessions differ: %d and "
+                            "%d rows, %d and %d nodes", dst->batch, src->batch,
+                            dst->g->n_nodes, src->g->n_nodes);
+    for (int i = 0; i < src->g->n_nodes; i++) {
+        const node_run *a = &src->runs[i];
+        const node_run *b = &dst->runs[i];
+        int same = a->n_state == b->n_state &&
+                   nn_tensor_numel(&a->out) == nn_tensor_numel(&b->out) &&
+                   src->g->nodes[i]->work_per_row ==
+                       dst->g->nodes[i]->work_per_row;
+        for (int k = 0; same && k < a->n_state; k++)
+            same = nn_tensor_numel(&a->state[k]) ==
+                   nn_tensor_numel(&b->state[k]);
+        if (!same)
+            return nn_error_set(err, NN_ERR_SHAPE, "the sessions differ at "
+                                "node '%s'", src->g->nodes[i]->name);
+    }
+    for (int i = 0; i < src->g->n_nodes; i++) {
+        const node_run *a = &src->runs[i];
+        node_run *b = &dst->runs[i];
+        memcpy(b->out.data, a->out.data,
+               nn_tensor_numel(&a->out) * sizeof(float));
+        for (int k = 0; k < a->n_state; k++)
+            memcpy(b->state[k].data, a->state[k].data,
+                   nn_tensor_numel(&a->state[k]) * sizeof(float));
+        if (a->work)
+            memcpy(b->work, a->work, src->g->nodes[i]->work_per_row *
+                                         (size_t)src->batch * sizeof(float));
+        b->rng = a->rng;
+    }
+    dst->seed = src->seed;
+    dst->steps = nn_session_steps(src);
+    return NN_OK;
+}
+
 int nn_session_batch(const nn_session *s) { return s->batch; }
 long nn_session_steps(const nn_session *s) { return s->steps; }
 

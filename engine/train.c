@@ -602,6 +602,8 @@ static int fit_minibatch(fit_run *fr, nn_graph *g, const nn_binding *inputs,
 {
     int rc = nn_session_reset(fr->s, err);
     for (int t0 = 0; t0 < T && rc == NN_OK; t0 += K) {
+        if ((rc = nn_graph_abort_check(g, err)) != NN_OK)
+            break;
         int k = T - t0 < K ? T - t0 : K;
         for (int i = 0; i < n_inputs; i++)
             gather(inputs[i].tensor, rows, B, t0, k, &fr->in[i]);

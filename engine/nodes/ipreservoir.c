@@ -322,7 +322,9 @@ int nn_ip_fit(nn_graph *g, const nn_binding *inputs, int n_inputs, int batch,
     for (int e = 0; rc == NN_OK && e < epochs; e++) {
         rc = nn_session_reset(s, err);
         for (int t = 0; rc == NN_OK && t < num_steps; t++) {
-            rc = load_step(s, inputs, n_inputs, batch, num_steps, t, err);
+            rc = nn_graph_abort_check(g, err);
+            if (rc == NN_OK)
+                rc = load_step(s, inputs, n_inputs, batch, num_steps, t, err);
             if (rc == NN_OK)
                 rc = nn_session_step(s, 0, err);
             if (rc != NN_OK || t < warmup)

@@ -1003,6 +1003,157 @@ static void test_bptt_refusals_and_cancel(void)
     nn_graph_free(g);
 }
 
+/* ------------------------------------------- aborting, cloning trainers */
+
+/* Counts its calls and asks to stop at the stop_at-th. */
+typedef struct abort_count {
+    int calls, stop_at;
+} abort_count;
+
+static int abort_at(void *user)
+{
+    abort_count *a = user;
+    return ++a->calls >= a->stop_at;
+}
+
+static nn_graph *small_esn(const char *reservoir)
+{
+    nn_graph *g = tu_graph(reg, 6);
+    tu_node(g, "Input", "x", "shape=1", NULL);
+    tu_node(g, reservoir, "r", "num_unit=10", NULL);
+    tu_node(g, "Dense", "o", "num_unit=1", "W_initializer=Zeros", NULL);
+    tu_link(g, "x >> r >> o");
+    tu_build(g);
+    return g;
+}
+
+/* The abort callback stops ridge, RLS, IP and BPTT at the step (or BPTT
+ * window) it answers nonzero, with "cancelled"; without it they run
+ * through. */
+static void test_abort_stops_every_trainer(void)
+{
+    enum { T = 50 };
+    nn_error err;
+    nn_graph *g = small_esn("Reservoir");
+    nn_tensor *x = tensor3(1, T, 1), *y = tensor3(1, T, 1);
+    for (int t = 0; t < T; t++) {
+        x->data[t] = sinf(0.3f * (float)t);
+        y->data[t] = cosf(0.3f * (float)t);
+    }
+    nn_binding in = {"x", x}, tg = {"o", y};
+    abort_count ac = {0, 5};
+    nn_graph_set_abort(g, abort_at, &ac);
+    nn_session *s = nn_session_new(g, 1, 0, &err);
+    nn_ridge *ridge = nn_ridge_new(g, &tg, 1, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ridge);
+    CU_ASSERT_EQUAL(nn_ridge_feed(ridge, s, &in, 1, &tg, 1, T, 0, &err),
+                    NN_ERR_STATE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "cancelled"));
+    CU_ASSERT_EQUAL(ac.calls, 5);
+    CU_ASSERT_EQUAL(nn_session_steps(s), 4);
+
+    ac.calls = 0;
+    CU_ASSERT_EQUAL_FATAL(nn_session_reset(s, &err), NN_OK);
+    nn_rls *rls = nn_rls_new(g, &tg, 1, 0.1, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rls);
+    CU_ASSERT_EQUAL(nn_rls_run(rls, s, &in, 1, &tg, 1, T, NULL, &err),
+                    NN_ERR_STATE);
+    CU_ASSERT_EQUAL(ac.calls, 5);
+    CU_ASSERT_EQUAL(nn_session_steps(s), 4);
+
+    nn_graph_set_abort(g, NULL, NULL);
+    CU_ASSERT_EQUAL_FATAL(nn_session_reset(s, &err), NN_OK);
+    CU_ASSERT_EQUAL(nn_rls_run(rls, s, &in, 1, &tg, 1, T, NULL, &err), NN_OK);
+    CU_ASSERT_EQUAL(nn_session_steps(s), T);
+    CU_ASSERT_EQUAL(ac.calls, 5);
+
+    /* Five windows of ten steps; the third is not run. */
+    nn_fit_opts fo = nn_fit_defaults();
+    fo.window = 10;
+    ac.calls = 0;
+    ac.stop_at = 3;
+    nn_graph_set_abort(g, abort_at, &ac);
+    int done = -1;
+    CU_ASSERT_EQUAL(nn_fit_bptt(g, &in, 1, &tg, 1, &fo, NULL, &done, &err),
+                    NN_ERR_STATE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "cancelled"));
+    CU_ASSERT_EQUAL(ac.calls, 3);
+    CU_ASSERT_EQUAL(done, 0);
+    nn_rls_free(rls);
+    nn_ridge_free(ridge);
+    nn_session_free(s);
+    nn_graph_free(g);
+
+    g = small_esn("IPReservoir");
+    ac.calls = 0;
+    ac.stop_at = 5;
+    nn_graph_set_abort(g, abort_at, &ac);
+    long updates = -1;
+    CU_ASSERT_EQUAL(nn_ip_fit(g, &in, 1, 1, T, 3, 0, &updates, &err),
+                    NN_ERR_STATE);
+    CU_ASSERT_EQUAL(ac.calls, 5);
+    CU_ASSERT_EQUAL(updates, 4);
+    nn_graph_free(g);
+    nn_tensor_free(x);
+    nn_tensor_free(y);
+}
+
+/* A clone of an RLS trainer with a copy of its session, on a clone of the
+ * graph, trains exactly as the original goes on: same bits, same steps.
+ * Training the copy leaves the original as it was. */
+static void test_rls_clone_and_session_copy(void)
+{
+    enum { T = 60 };
+    nn_error err;
+    nn_graph *g = small_esn("Reservoir");
+    nn_tensor *x = tensor3(1, T, 1), *y = tensor3(1, T, 1);
+    for (int t = 0; t < T; t++) {
+        x->data[t] = sinf(0.3f * (float)t);
+        y->data[t] = cosf(0.2f * (float)t);
+    }
+    nn_binding in = {"x", x}, tg = {"o", y};
+    nn_session *s = nn_session_new(g, 1, 0, &err);
+    nn_rls *rls = nn_rls_new(g, &tg, 1, 0.1, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rls);
+    /* D = 10 features and the 1: P is 11 x 11, the weights 11 x 1. */
+    CU_ASSERT_EQUAL(nn_rls_bytes(rls), (11 * 11 + 11) * sizeof(double));
+    CU_ASSERT_EQUAL_FATAL(nn_rls_run(rls, s, &in, 1, &tg, 1, T, NULL, &err),
+                          NN_OK);
+
+    nn_graph *gc = nn_graph_clone(g, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(gc);
+    nn_session *sc = nn_session_new(gc, 1, 7, &err);
+    nn_session *wide = nn_session_new(gc, 2, 0, &err);
+    CU_ASSERT_EQUAL(nn_session_copy_state(wide, s, &err), NN_ERR_SHAPE);
+    CU_ASSERT_EQUAL_FATAL(nn_session_copy_state(sc, s, &err), NN_OK);
+    CU_ASSERT_EQUAL(nn_session_steps(sc), T);
+    nn_rls *rc = nn_rls_clone(rls, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rc);
+    CU_ASSERT_EQUAL(nn_rls_bytes(rc), nn_rls_bytes(rls));
+
+    /* The copy goes first and must not move the original. */
+    CU_ASSERT_EQUAL_FATAL(nn_rls_run(rc, sc, &in, 1, &tg, 1, T, NULL, &err),
+                          NN_OK);
+    CU_ASSERT_EQUAL_FATAL(nn_rls_run(rls, s, &in, 1, &tg, 1, T, NULL, &err),
+                          NN_OK);
+    const nn_tensor *w = nn_node_weight(nn_graph_find(g, "o"), "W");
+    const nn_tensor *wc = nn_node_weight(nn_graph_find(gc, "o"), "W");
+    CU_ASSERT_EQUAL(memcmp(w->data, wc->data, 10 * sizeof(float)), 0);
+    CU_ASSERT_EQUAL(nn_session_steps(sc), 2 * T);
+    const nn_tensor *o = nn_session_output(s, "o");
+    const nn_tensor *oc = nn_session_output(sc, "o");
+    CU_ASSERT_EQUAL(memcmp(o->data, oc->data, sizeof(float)), 0);
+    nn_rls_free(rc);
+    nn_rls_free(rls);
+    nn_session_free(wide);
+    nn_session_free(sc);
+    nn_session_free(s);
+    nn_graph_free(gc);
+    nn_graph_free(g);
+    nn_tensor_free(x);
+    nn_tensor_free(y);
+}
+
 int main(void)
 {
     nn_error err;
@@ -1031,6 +1182,10 @@ int main(void)
         {"bptt learns xor with dropout", test_bptt_learns_xor_with_dropout},
         {"bptt: an rnn learns a delay", test_bptt_rnn_learns_delay},
         {"bptt refusals and cancellation", test_bptt_refusals_and_cancel},
+        {"the abort callback stops every trainer",
+         test_abort_stops_every_trainer},
+        {"an rls clone and a session copy go on alike",
+         test_rls_clone_and_session_copy},
         {NULL, NULL}};
     int rc = tu_run_suite("train", tests);
     nn_registry_free(reg);
