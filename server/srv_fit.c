@@ -40,11 +40,11 @@ typedef struct fit_job {
     pthread_t thread;
     int joined;
     atomic_int cancel;
-    pthread_cond_t finished; /* signalled (under jobs_lock) at the end */
 
     /* Under jobs_lock. */
-    int waiters;             /* handlers waiting for the end: keep it */
     srv_request *waiter;     /* the deferred request of a "wait" start */
+    srv_request **cancellers; /* deferred DELETEs, answered at the end */
+    int n_cancellers;
     int owner;               /* API key index of who started it, or -1 */
     size_t charged;          /* bytes of the memory budget it holds */
     job_status status;
@@ -55,6 +55,8 @@ typedef struct fit_job {
     long rows;               /* ridge: rows fed; ip: steps that updated */
     api_error error;         /* when failed */
     struct timespec started, ended;
+    struct rls_trainer *trainer; /* online: what the job trained, put in
+                                    net->trainer only with its weights */
 } fit_job;
 
 /* The online trainer a network keeps between requests, for one set of
@@ -82,28 +84,23 @@ static double seconds_between(const struct timespec *a,
            (double)(b->tv_nsec - a->tv_nsec) / 1e9;
 }
 
-static void rls_trainer_forget_state(rls_trainer *t)
-{
-    nn_session_free(t->session);
-    nn_graph_free(t->graph);
-    t->session = NULL;
-    t->graph = NULL;
-}
-
 static void rls_trainer_free(void *p)
 {
     rls_trainer *t = p;
-    rls_trainer_forget_state(t);
+    nn_session_free(t->session);
+    nn_graph_free(t->graph);
     nn_rls_free(t->rls);
     free(t);
 }
 
 static void job_free(fit_job *job)
 {
+    if (job->trainer)
+        rls_trainer_free(job->trainer);
+    free(job->cancellers);
     api_fit_request_release(&job->req);
     nn_graph_free(job->clone);
     free(job->history);
-    pthread_cond_destroy(&job->finished);
     srv_network_release(job->net);
     srv_budget_release(job->charged);
     free(job);
@@ -112,7 +109,8 @@ static void job_free(fit_job *job)
 /* What a job will hold while it trains, in bytes: its clone's weights, and
  * the floats of the session (ridge, RLS, LMS, IP: one of the data's batch)
  * or of the BPTT tape (the window's steps at the minibatch's rows) that its
- * thread allocates. Saturates. */
+ * thread allocates. Saturates. The kept trainer's P, known only once the
+ * job runs, is charged then (rls_state). */
 static size_t job_bytes(const fit_job *job)
 {
     const api_fit_data *d = &job->req.data[0];
@@ -136,6 +134,10 @@ static size_t job_bytes(const fit_job *job)
                                      : nn_session_float_count(job->clone,
                                                               (int)rows);
     floats = floats > SIZE_MAX - params ? SIZE_MAX : floats + params;
+    /* An online job going on from the kept state trains a copy of it: one
+     * more graph and session (P's copy is charged when it is made). */
+    if (job->req.method == API_FIT_RLS && job->req.continue_state)
+        floats = floats > SIZE_MAX / 2 ? SIZE_MAX : 2 * floats;
     return floats > SIZE_MAX / sizeof(float) ? SIZE_MAX
                                              : floats * sizeof(float);
 }
@@ -189,6 +191,14 @@ static cJSON *job_json(const fit_job *job)
 
 /* ------------------------------------------------------------ the thread */
 
+/* The trainers' abort callback (nn_graph_set_abort): asked between
+ * steps, so a cancel stops every method within a step or a BPTT window. */
+static int job_cancelled(void *user)
+{
+    fit_job *job = user;
+    return atomic_load(&job->cancel);
+}
+
 static int bptt_progress(void *user, int epoch, int epochs, double loss)
 {
     fit_job *job = user;
@@ -240,64 +250,67 @@ static void targets_key(const api_fit_data *d, char *key, size_t size)
                  d->targets[i].name);
 }
 
-/* The network's online trainer, made anew on reset, for other targets or
- * another rule, or when the readouts changed shape; otherwise retuned to
- * this request's forgetting and lr. Only the job running on the network
- * touches net->trainer. */
-static int rls_state(fit_job *job, rls_trainer **out, nn_error *e)
+/* The trainer this job trains, into job->trainer: a copy of the network's
+ * (its P, and with continue_state its kept state), or a new one on reset,
+ * for other targets or another rule, or when the readouts changed shape;
+ * retuned to this request's forgetting and lr. The network's own stays as
+ * it is until the job's weights are swapped in, so a cancelled or failed
+ * job changes nothing. Only the job running on the network reads
+ * net->trainer. */
+static int rls_state(fit_job *job, nn_error *e)
 {
     srv_network *net = job->net;
     const api_fit_data *d = &job->req.data[0];
     const nn_online_opts *opts = &job->req.online;
     char key[512];
     targets_key(d, key, sizeof key);
-    rls_trainer *t = net->trainer;
-    if (t && (job->req.reset || strcmp(t->targets, key) ||
-              nn_rls_rule(t->rls) != opts->rule ||
-              nn_rls_compatible(t->rls, job->clone, e) != NN_OK)) {
-        rls_trainer_free(t);
-        net->trainer = t = NULL;
-    }
-    if (t) {
-        *out = t;
-        return nn_rls_tune(t->rls, opts, e);
-    }
-    if (!(t = calloc(1, sizeof *t)))
-        return nn_error_set(e, NN_ERR_NOMEM, "out of memory");
-    if (!(t->rls = nn_online_new(job->clone, d->targets, d->n_targets, opts,
-                                 e))) {
-        free(t);
-        return e->code;
-    }
-    snprintf(t->targets, sizeof t->targets, "%s", key);
-    net->trainer = t;
-    net->trainer_free = rls_trainer_free;
-    *out = t;
-    return NN_OK;
-}
-
-/* The session a continuing request runs on: the kept one, holding the
- * state the last continuing request left, with the weights the job starts
- * from; or a new one from zero state. */
-static int kept_session(fit_job *job, rls_trainer *t, nn_error *e)
-{
-    const api_fit_data *d = &job->req.data[0];
-    if (t->session && nn_session_batch(t->session) != d->batch)
+    const rls_trainer *base = net->trainer;
+    if (base && (job->req.reset || strcmp(base->targets, key) ||
+                 nn_rls_rule(base->rls) != opts->rule ||
+                 nn_rls_compatible(base->rls, job->clone, e) != NN_OK))
+        base = NULL;
+    if (base && job->req.continue_state && base->session &&
+        nn_session_batch(base->session) != d->batch)
         return nn_error_set(e, NN_ERR_INVALID, "continue_state: the kept "
                             "state holds %d sequences and this request has "
                             "%d; send as many, or \"reset\": true to start "
-                            "from zero", nn_session_batch(t->session),
+                            "from zero", nn_session_batch(base->session),
                             d->batch);
-    if (!t->session) {
-        if (!(t->graph = nn_graph_clone(job->clone, e)))
-            return e->code;
-        if (!(t->session = nn_session_new(t->graph, d->batch,
-                                          nn_graph_seed(t->graph), e))) {
-            rls_trainer_forget_state(t);
-            return e->code;
-        }
-    }
-    return nn_graph_copy_weights(t->graph, job->clone, e);
+    /* The copy's memory, on top of what the job was charged at its start
+     * (P is known only now). */
+    size_t extra = base ? nn_rls_bytes(base->rls) : 0;
+    if (srv_budget_charge(extra))
+        return nn_error_set(e, NN_ERR_NOMEM, "the trainer's copy needs about "
+                            "%.0f MiB; the server's memory budget "
+                            "(--max-memory) has not that much left now",
+                            (double)extra / 1048576.0);
+    pthread_mutex_lock(&jobs_lock);
+    job->charged += extra;
+    pthread_mutex_unlock(&jobs_lock);
+    rls_trainer *t = calloc(1, sizeof *t);
+    if (!t)
+        return nn_error_set(e, NN_ERR_NOMEM, "out of memory");
+    job->trainer = t;
+    snprintf(t->targets, sizeof t->targets, "%s", key);
+    t->rls = base ? nn_rls_clone(base->rls, e)
+                  : nn_online_new(job->clone, d->targets, d->n_targets, opts,
+                                  e);
+    if (!t->rls)
+        return e->code;
+    if (nn_rls_tune(t->rls, opts, e) != NN_OK)
+        return e->code;
+    if (!job->req.continue_state)
+        return NN_OK; /* and a state kept before is dropped */
+    /* The kept state runs on a graph of its own, with the weights the job
+     * starts from. */
+    if (!(t->graph = nn_graph_clone(job->clone, e)) ||
+        !(t->session = nn_session_new(t->graph, d->batch,
+                                      nn_graph_seed(t->graph), e)))
+        return e->code;
+    nn_graph_set_abort(t->graph, job_cancelled, job);
+    if (base && base->session)
+        return nn_session_copy_state(t->session, base->session, e);
+    return NN_OK;
 }
 
 /* A fit can run away (lms with a large lr, rls or ridge on targets near
@@ -326,28 +339,18 @@ static int weights_finite(nn_graph *g, nn_error *e)
 
 static int run_rls(fit_job *job, nn_error *e)
 {
-    rls_trainer *t = NULL;
-    int rc = rls_state(job, &t, e);
+    int rc = rls_state(job, e);
+    rls_trainer *t = job->trainer;
     api_fit_data *d = &job->req.data[0];
     double mse = 0;
     long steps = 0;
-    if (rc == NN_OK && job->req.continue_state) {
-        rc = kept_session(job, t, e);
-        if (rc == NN_OK)
-            rc = nn_rls_run(t->rls, t->session, d->inputs, d->n_inputs,
-                            d->targets, d->n_targets, d->steps, &mse, e);
+    if (rc == NN_OK && t->session) {
+        rc = nn_rls_run(t->rls, t->session, d->inputs, d->n_inputs,
+                        d->targets, d->n_targets, d->steps, &mse, e);
         if (rc == NN_OK)
             rc = nn_graph_copy_weights(job->clone, t->graph, e);
-        if (rc == NN_OK)
-            steps = nn_session_steps(t->session);
-        else if (t)
-            /* A state half through a failed run is no state to go on
-             * from. */
-            rls_trainer_forget_state(t);
+        steps = nn_session_steps(t->session);
     } else if (rc == NN_OK) {
-        /* Without continue_state every request starts from zero, and a
-         * state kept before is dropped. */
-        rls_trainer_forget_state(t);
         nn_session *s = nn_session_new(job->clone, d->batch,
                                        nn_graph_seed(job->clone), e);
         rc = s ? nn_rls_run(t->rls, s, d->inputs, d->n_inputs, d->targets,
@@ -355,13 +358,6 @@ static int run_rls(fit_job *job, nn_error *e)
                : e->code;
         steps = s ? nn_session_steps(s) : 0;
         nn_session_free(s);
-    }
-    if (rc == NN_OK && weights_finite(job->clone, e) != NN_OK) {
-        /* P and any kept state ran away with the weights: the next
-         * request starts over rather than from them. */
-        rls_trainer_free(t);
-        job->net->trainer = NULL;
-        rc = e->code;
     }
     pthread_mutex_lock(&jobs_lock);
     job->loss = mse;
@@ -377,6 +373,7 @@ static void *job_main(void *arg)
     nn_error e = {0};
     int rc;
     api_fit_data *d = &job->req.data[0];
+    nn_graph_set_abort(job->clone, job_cancelled, job);
     switch (job->req.method) {
     case API_FIT_RIDGE:
         rc = run_ridge(job, &e);
@@ -423,8 +420,19 @@ static void *job_main(void *arg)
             nn_graph_copy_weights(job->net->graph, old, &e);
             store_failed = 1;
         }
+        if (rc == NN_OK && !store_failed && job->trainer) {
+            /* The trainer goes with the weights it trained. */
+            rls_trainer *kept = job->net->trainer;
+            job->net->trainer = job->trainer;
+            job->net->trainer_free = rls_trainer_free;
+            job->trainer = kept;
+        }
         pthread_rwlock_unlock(&job->net->weights);
         nn_graph_free(old);
+    }
+    if (job->trainer) {
+        rls_trainer_free(job->trainer);
+        job->trainer = NULL;
     }
     pthread_mutex_lock(&jobs_lock);
     clock_gettime(CLOCK_MONOTONIC, &job->ended);
@@ -442,13 +450,28 @@ static void *job_main(void *arg)
     srv_metrics_fit(job->status == JOB_DONE        ? "done"
                     : job->status == JOB_CANCELLED ? "cancelled"
                                                    : "failed");
-    pthread_cond_broadcast(&job->finished);
     srv_request *waiter = job->waiter;
     job->waiter = NULL;
     cJSON *o = waiter ? job_json(job) : NULL;
     int failed = job->status == JOB_FAILED;
     api_error failure = job->error;
+    /* Who asked to cancel hears how the job ended. */
+    srv_request **cancellers = job->cancellers;
+    int n_cancellers = job->n_cancellers;
+    cJSON *ended = n_cancellers ? job_json(job) : NULL;
+    job->cancellers = NULL;
+    job->n_cancellers = 0;
     pthread_mutex_unlock(&jobs_lock);
+    for (int i = 0; i < n_cancellers; i++) {
+        cJSON *copy = i + 1 < n_cancellers ? cJSON_Duplicate(ended, 1) : ended;
+        if (copy)
+            srv_reply_json(cancellers[i], 200, copy);
+        else
+            srv_reply_fail(cancellers[i], 503, "out_of_memory", "out of "
+                           "memory; the job has ended");
+        srv_request_finish(cancellers[i]);
+    }
+    free(cancellers);
     if (waiter) {
         if (failed) {
             cJSON_Delete(o);
@@ -471,7 +494,7 @@ static int free_slot(fit_job **forget)
     if (n_jobs < SRV_FIT_MAX_JOBS)
         return n_jobs++;
     for (int i = 0; i < n_jobs; i++)
-        if (jobs[i]->status != JOB_RUNNING && !jobs[i]->waiters) {
+        if (jobs[i]->status != JOB_RUNNING) {
             *forget = jobs[i];
             memmove(&jobs[i], &jobs[i + 1],
                     (size_t)(n_jobs - i - 1) * sizeof *jobs);
@@ -563,7 +586,6 @@ void srv_fit_start(srv_request *req)
     }
     job->net = net;
     job->persist = req->persist;
-    pthread_cond_init(&job->finished, NULL);
     pthread_rwlock_rdlock(&net->weights);
     job->clone = nn_graph_clone(net->graph, &e);
     pthread_rwlock_unlock(&net->weights);
@@ -704,19 +726,32 @@ void srv_fit_get(srv_request *req)
     srv_reply_json(req, 200, o);
 }
 
-/* Asks the job to stop and answers once it has: BPTT stops after the
- * current epoch, ridge after the current data item; the network keeps
- * the weights it had. A finished job is reported as it is. */
+/* Asks the job to stop and answers once it has (every method stops
+ * within a step, BPTT within a window); the network keeps the weights and
+ * the online trainer it had. No thread waits meanwhile: the job's own
+ * answers when it ends. A finished job is reported as it is. */
 void srv_fit_cancel(srv_request *req)
 {
     fit_job *job = lock_job(req);
     if (!job)
         return;
     atomic_store(&job->cancel, 1);
-    job->waiters++;
-    while (job->status == JOB_RUNNING)
-        pthread_cond_wait(&job->finished, &jobs_lock);
-    job->waiters--;
+    if (job->status == JOB_RUNNING) {
+        srv_request **grown = realloc(job->cancellers,
+                                      (size_t)(job->n_cancellers + 1) *
+                                          sizeof *grown);
+        if (grown) {
+            job->cancellers = grown;
+            job->cancellers[job->n_cancellers++] = req;
+            srv_request_defer(req);
+            pthread_mutex_unlock(&jobs_lock);
+            return;
+        }
+        pthread_mutex_unlock(&jobs_lock);
+        srv_reply_fail(req, 503, "out_of_memory", "out of memory; the job "
+                       "was asked to stop");
+        return;
+    }
     cJSON *o = job_json(job);
     pthread_mutex_unlock(&jobs_lock);
     srv_reply_json(req, 200, o);

@@ -319,6 +319,104 @@ static void test_online_continue_state(void)
     }
 }
 
+/* A fit of `steps` steps of one sequence, not waited for; returns the job
+ * id (malloc'd). */
+static char *start_long_online(const char *net, const char *options,
+                               int steps, double target)
+{
+    size_t cap = 64 + 48 * (size_t)steps;
+    char *body = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+    size_t n = (size_t)snprintf(body, cap, "{%s, \"inputs\": {\"x\": [[",
+                                options);
+    for (int t = 0; t < steps; t++)
+        n += (size_t)snprintf(body + n, cap - n, "%s[%.4f]", t ? "," : "",
+                              sin(0.37 * t));
+    n += (size_t)snprintf(body + n, cap - n, "]]}, \"targets\": {\"o\": [[");
+    for (int t = 0; t < steps; t++)
+        n += (size_t)snprintf(body + n, cap - n, "%s[%g]", t ? "," : "",
+                              target);
+    snprintf(body + n, cap - n, "]]}}");
+    char path[128];
+    snprintf(path, sizeof path, "/v1/networks/%s/fit", net);
+    cJSON *j = call("POST", path, body, 202);
+    free(body);
+    const char *job = cJSON_GetStringValue(get(j, "job"));
+    char *id = job ? strdup(job) : NULL;
+    cJSON_Delete(j);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(id);
+    return id;
+}
+
+/* A cancelled online fit and a failed one change nothing: not the weights,
+ * not P, not the kept state. "cut" goes through both between two requests
+ * that "ref" makes alone; the two networks then hold the same bits. The
+ * cancelled job is long (90,000 steps of a 200-unit reservoir) and stops
+ * within a step of the DELETE. */
+static void test_online_cancel_and_failure_change_nothing(void)
+{
+    const char *const rules[] = {
+        "\"method\": \"lms\", \"lr\": 0.002, \"continue_state\": true",
+        "\"method\": \"rls\", \"alpha\": 0.01, \"forgetting\": 0.98, "
+        "\"continue_state\": true"};
+    const char *const diverging[] = {
+        "\"method\": \"lms\", \"lr\": 1e6, \"continue_state\": true",
+        "\"method\": \"rls\", \"alpha\": 0.01, \"forgetting\": 0.01, "
+        "\"continue_state\": true"};
+    for (int k = 0; k < 2; k++) {
+        const char *names[] = {"ref", "cut"};
+        for (int i = 0; i < 2; i++) {
+            char def[1024];
+            snprintf(def, sizeof def,
+                     "{\"name\": \"%s\", \"seed\": 5, \"nodes\": ["
+                     "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+                     "{\"name\": \"r\", \"type\": \"Reservoir\", "
+                     "\"num_unit\": 200, \"spectral_radius\": 0.9, "
+                     "\"leaky_rate\": 0.5},"
+                     "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 1,"
+                     " \"W_initializer\": \"Zeros\"}],"
+                     "\"edges\": [\"x >> r >> o\"]}", names[i]);
+            create(def);
+            cJSON_Delete(online_request(names[i], rules[k], 0, 40, 200));
+        }
+
+        char *job = start_long_online("cut", rules[k], 90000, 0.5);
+        char path[128];
+        snprintf(path, sizeof path, "/v1/networks/cut/fit/%s", job);
+        cJSON *j = call("DELETE", path, NULL, 200);
+        CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(j, "status")),
+                               "cancelled");
+        cJSON_Delete(j);
+        free(job);
+
+        /* A rate that runs away drives the weights to inf. */
+        job = start_long_online("cut", diverging[k], 400, 0.5);
+        j = wait_job("cut", job);
+        CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(j, "status")),
+                               "failed");
+        cJSON_Delete(j);
+        free(job);
+
+        for (int i = 0; i < 2; i++) {
+            j = online_request(names[i], rules[k], 40, 40, 200);
+            /* The kept state went on from step 40, not from where the
+             * cancelled job stopped. */
+            CU_ASSERT_EQUAL(cJSON_GetNumberValue(get(j, "state_steps")), 80);
+            cJSON_Delete(j);
+        }
+        cJSON *a = weights("ref", "o", "W"), *b = weights("cut", "o", "W");
+        CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(a), 200);
+        int same = 1;
+        for (int i = 0; i < 200; i++)
+            same &= at(a, i) == at(b, i);
+        CU_ASSERT(same);
+        cJSON_Delete(a);
+        cJSON_Delete(b);
+        delete_net("ref");
+        delete_net("cut");
+    }
+}
+
 /* ------------------------------------------------- intrinsic plasticity */
 
 /* method ip adapts an IPReservoir's gain a and bias b from the inputs
@@ -612,14 +710,14 @@ static void test_refusals(void)
     it_response r;
     CU_ASSERT_EQUAL_FATAL(it_request(&server, "GET", "/metrics", NULL, NULL, 0,
                                      &r), 0);
-    /* The jobs of the tests so far: several done, one cancelled, no more
+    /* The jobs of the tests so far: several done, three cancelled, no more
      * failed than before these refusals (a refusal starts no job), none
      * running now. */
     const struct {
         const char *series;
         long min, max;
     } want[] = {{"\nnerved_fits_total{outcome=\"done\"} ", 3, 1000},
-                {"\nnerved_fits_total{outcome=\"cancelled\"} ", 1, 1},
+                {"\nnerved_fits_total{outcome=\"cancelled\"} ", 3, 3},
                 {"\nnerved_fits_total{outcome=\"failed\"} ", failed_before,
                  failed_before},
                 {"\nnerved_fits_running ", 0, 0}};
@@ -647,6 +745,8 @@ int main(void)
         {"rls continues across requests", test_rls_continues_across_requests},
         {"lms and rls continue the state when asked",
          test_online_continue_state},
+        {"a cancelled or failed online fit changes nothing",
+         test_online_cancel_and_failure_change_nothing},
         {"ip adapts an IPReservoir over http", test_ip_over_http},
         {"a bptt job: progress, sessions keep running, atomic swap",
          test_bptt_job_with_progress_and_atomic_swap},
