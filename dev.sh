@@ -71,11 +71,14 @@ fuzz() {
 
 # The integration tests with every daemon they start run under valgrind;
 # a definite leak or a memory error makes the daemon exit 99, which the
-# tests see as a failed stop.
+# tests see as a failed stop. valgrind runs one thread at a time, and its
+# default lock lets a busy thread (a training job) keep it for minutes
+# while the HTTP thread waits with a reply ready: --fair-sched=yes hands
+# it round in turn.
 valgrind_integration() {
     local logs
     logs=$(mktemp -d)
-    NERVED_WRAPPER="valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 --log-file=$logs/%p.log" \
+    NERVED_WRAPPER="valgrind -q --fair-sched=yes --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 --log-file=$logs/%p.log" \
         ctest --test-dir build -R '^it_' --output-on-failure -j "$JOBS" || {
             cat "$logs"/*.log >&2; rm -rf "$logs"; return 1; }
     rm -rf "$logs"

@@ -1066,10 +1066,6 @@ static char *endless_fit(void)
 
 static void test_waiting_fit_holds_no_thread(void)
 {
-    /* Under valgrind the endless training thread can keep the others
-     * from their turn past the client's timeout. */
-    if (timing_meaningless("test_waiting_fit_holds_no_thread"))
-        return;
     const char *const args[] = {"--compute-threads", "1", NULL};
     it_server s;
     CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
