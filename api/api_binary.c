@@ -30,8 +30,8 @@ static void swap4(void *data, size_t count)
     }
 }
 
-int api_binary_split(const char *value, size_t body_len, size_t *json_len,
-                     api_error *err)
+int api_binary_split(const char *value, size_t body_len, int allow_raw,
+                     size_t *json_len, api_error *err)
 {
     const char *p = value ? value : "";
     while (isspace((unsigned char)*p))
@@ -49,6 +49,10 @@ int api_binary_split(const char *value, size_t body_len, size_t *json_len,
     if (!digits || *p)
         return api_fail(err, 400, "bad_request", API_BINARY_HEADER " must be "
                         "a byte count, not '%.32s'", value ? value : "");
+    if (n == 0 && allow_raw && body_len > 0) {
+        *json_len = 0;
+        return 0;
+    }
     if (n == 0)
         return api_fail(err, 400, "bad_request", API_BINARY_HEADER " is 0: a "
                         "body without a JSON header (a raw binary request) "

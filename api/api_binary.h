@@ -18,10 +18,13 @@
 
 /* Reads the Inference-Header-Content-Length value (decimal digits, spaces
  * around allowed) against a body of body_len bytes: the JSON header is the
- * first *json_len bytes, and the blobs are the rest. Fails with 400 when
- * the value is not a number, is 0, or is more than the body. */
-int api_binary_split(const char *value, size_t body_len, size_t *json_len,
-                     api_error *err);
+ * first *json_len bytes, and the blobs are the rest. 0 is the extension's
+ * raw binary request (no JSON; the body is the one input's bytes), taken
+ * only when allow_raw (the /v2 infer route, a body not empty). Fails with
+ * 400 when the value is not a number, is 0 where that is not allowed, or
+ * is more than the body. */
+int api_binary_split(const char *value, size_t body_len, int allow_raw,
+                     size_t *json_len, api_error *err);
 
 /* The blob bytes after the JSON header, consumed in order. */
 typedef struct api_binary_reader {

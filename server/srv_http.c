@@ -324,21 +324,6 @@ static int body_readable(struct MHD_Connection *conn, const char *path,
                     API_BINARY_HEADER "), not '%.64s'", type ? type : "(none)");
 }
 
-/* Whether a header value is the number 0 (spaces around allowed). */
-static int is_zero(const char *value)
-{
-    const char *p = value;
-    while (isspace((unsigned char)*p))
-        p++;
-    if (*p != '0')
-        return 0;
-    while (*p == '0')
-        p++;
-    while (isspace((unsigned char)*p))
-        p++;
-    return *p == '\0';
-}
-
 /* The whole body is here. A compressed body becomes what it decompresses
  * to (Inference-Header-Content-Length counts decoded bytes, as in Triton),
  * at most --max-body bytes. With Inference-Header-Content-Length, on a
@@ -364,17 +349,11 @@ static int unpack_body(struct MHD_Connection *conn, const srv_route *route,
         return api_fail(err, 400, "bad_request", "%s %s does not take binary "
                         "tensor data (" API_BINARY_HEADER ")", req->method,
                         route->pattern);
-    if (is_zero(framed) && is_v2_path(req->path) && *len > 0) {
-        /* The extension's raw binary request: no JSON at all, the body is
-         * the one input's bytes (the infer handler checks the model). */
-        *json_len = 0;
-        req->raw_binary = 1;
-        req->blob = *body;
-        req->blob_len = *len;
-        return 0;
-    }
-    if (api_binary_split(framed, *len, json_len, err))
+    if (api_binary_split(framed, *len, is_v2_path(req->path), json_len, err))
         return -1;
+    /* 0: the extension's raw binary request, no JSON at all (the infer
+     * handler checks the model). */
+    req->raw_binary = *json_len == 0;
     req->blob = *body + *json_len;
     req->blob_len = *len - *json_len;
     return 0;

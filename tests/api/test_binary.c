@@ -32,20 +32,25 @@ static void test_split(void)
 {
     api_error err;
     size_t json_len = 0;
-    CU_ASSERT_EQUAL(api_binary_split("12", 20, &json_len, &err), 0);
+    CU_ASSERT_EQUAL(api_binary_split("12", 20, 0, &json_len, &err), 0);
     CU_ASSERT_EQUAL(json_len, 12);
-    CU_ASSERT_EQUAL(api_binary_split(" 20 ", 20, &json_len, &err), 0);
+    CU_ASSERT_EQUAL(api_binary_split(" 20 ", 20, 0, &json_len, &err), 0);
     CU_ASSERT_EQUAL(json_len, 20);
     const char *bad[] = {"", "x", "12x", "-3", "1.5", "0", "21",
                          "99999999999999999999999999"};
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
-        CU_ASSERT_EQUAL(api_binary_split(bad[k], 20, &json_len, &err), -1);
+        CU_ASSERT_EQUAL(api_binary_split(bad[k], 20, 0, &json_len, &err), -1);
         CU_ASSERT_EQUAL(err.http_status, 400);
         CU_ASSERT_PTR_NOT_NULL(strstr(err.message, API_BINARY_HEADER));
     }
-    CU_ASSERT_EQUAL(api_binary_split(NULL, 20, &json_len, &err), -1);
-    CU_ASSERT_EQUAL(api_binary_split("21", 20, &json_len, &err), -1);
+    CU_ASSERT_EQUAL(api_binary_split(NULL, 20, 1, &json_len, &err), -1);
+    CU_ASSERT_EQUAL(api_binary_split("21", 20, 1, &json_len, &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "the body has only 20"));
+    /* 0 is a raw binary request where one is taken, of a body not empty. */
+    CU_ASSERT_EQUAL(api_binary_split(" 00 ", 20, 1, &json_len, &err), 0);
+    CU_ASSERT_EQUAL(json_len, 0);
+    CU_ASSERT_EQUAL(api_binary_split("0", 0, 1, &json_len, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "raw binary"));
 }
 
 static void test_reader(void)

@@ -197,7 +197,7 @@ static void test_errors(void)
 
     /* The header's length against the body (the HTTP layer's split). */
     size_t json_len;
-    CU_ASSERT_EQUAL(api_binary_split("200", 100, &json_len, &err), -1);
+    CU_ASSERT_EQUAL(api_binary_split("200", 100, 0, &json_len, &err), -1);
     CU_ASSERT_EQUAL(err.http_status, 400);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "the body has only 100"));
     nn_session_free(s);

@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t body_len = size - vlen - 1;
     api_error err;
     size_t json_len = body_len;
-    if (vlen && api_binary_split(value, body_len, &json_len, &err))
+    if (vlen && api_binary_split(value, body_len, 0, &json_len, &err))
         return 0;
     cJSON *j = cJSON_ParseWithLength(body, json_len);
     api_limits lim = api_default_limits();
