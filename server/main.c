@@ -431,6 +431,8 @@ int main(int argc, char **argv)
         }
         int networks, sessions;
         srv_persist_load(persist, reg, &cfg.limits, &networks, &sessions);
+        /* From here on no id is handed out twice, across restarts. */
+        srv_store_keep_ids(srv_persist_save_id_marks, persist);
         fprintf(stderr, "nerved: data directory %s: %d networks and %d "
                         "session checkpoints restored\n", cfg.data_dir,
                 networks, sessions);

@@ -156,6 +156,21 @@ static int remove_files(srv_persist *p, char (*files)[160], int n,
 
 /* ------------------------------------------------------------ saving */
 
+#define IDS_FILE "ids" SUFFIX
+#define IDS_FORMAT "nerved ids 1\nnetworks %llu\nsessions %llu\n"
+
+int srv_persist_save_id_marks(void *persist, unsigned long long networks,
+                              unsigned long long sessions, api_error *err)
+{
+    srv_persist *p = persist;
+    if (!p)
+        return 0;
+    char text[128];
+    int len = snprintf(text, sizeof text, IDS_FORMAT, networks, sessions);
+    return write_atomically(p, IDS_FILE, (const unsigned char *)text,
+                            (size_t)len, err);
+}
+
 int srv_persist_save_network(srv_persist *p, srv_network *net, api_error *err)
 {
     if (!p || !srv_network_linked(net))
@@ -434,6 +449,34 @@ static void reserve_ids_of(const char *file, const char *prefix)
     srv_store_reserve_id(ids);
 }
 
+/* The marks of ids.nerved, if there is one; a damaged one is named, and
+ * the ids the other files name are still never handed out again. */
+static void load_id_marks(srv_persist *p)
+{
+    char path[sizeof p->dir + 32];
+    snprintf(path, sizeof path, "%s/" IDS_FILE, p->dir);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            skip(IDS_FILE, strerror(errno));
+        return;
+    }
+    char text[128];
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    unsigned long long networks, sessions;
+    char end;
+    if (n < 0 || (text[n] = '\0',
+                  sscanf(text, IDS_FORMAT "%c", &networks, &sessions, &end)
+                      != 2 ||
+                  networks > 1000000000000000000ULL ||
+                  sessions > 1000000000000000000ULL)) {
+        skip(IDS_FILE, "not the format of nerved's id marks");
+        return;
+    }
+    srv_store_reserve_serials(networks, sessions);
+}
+
 void srv_persist_load(srv_persist *p, const nn_registry *reg,
                       const api_limits *lim, int *networks, int *sessions)
 {
@@ -447,6 +490,7 @@ void srv_persist_load(srv_persist *p, const nn_registry *reg,
                 p->dir, strerror(errno));
         return;
     }
+    load_id_marks(p);
     /* Networks first: every checkpoint needs its network. */
     for (int pass = 0; pass < 2; pass++) {
         const char *prefix = pass == 0 ? NET_PREFIX : CKPT_PREFIX;

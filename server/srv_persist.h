@@ -3,7 +3,8 @@
  * session checkpoint is one file in the format of api/api_persist.h,
  * written before the request that changed it is answered.
  *
- * Files: net-<network id>.nerved and ckpt-<network id>-<session id>.nerved.
+ * Files: net-<network id>.nerved and ckpt-<network id>-<session id>.nerved,
+ * and ids.nerved, the marks below which ids may have been handed out.
  * A write goes to a temporary file in the same directory, which is
  * fsync'd, renamed over the old file, and then the directory is fsync'd:
  * after a crash each file is its old version or its new one, never a mix,
@@ -54,6 +55,12 @@ int srv_persist_remove_network(srv_persist *p, srv_network *net,
  * not written. *bytes (may be NULL) receives the file's size. */
 int srv_persist_save_session(srv_persist *p, srv_session *s, size_t *bytes,
                              api_error *err);
+/* A srv_id_keeper (srv_store.h) for the srv_persist p: writes ids.nerved,
+ * which srv_persist_load reads back, so ids up to n<networks> and
+ * s<sessions> are never handed out again. */
+int srv_persist_save_id_marks(void *p, unsigned long long networks,
+                              unsigned long long sessions, api_error *err);
+
 /* Removes the checkpoint of session s, if any. Call with s->lock held. */
 int srv_persist_remove_session(srv_persist *p, srv_session *s,
                                api_error *err);

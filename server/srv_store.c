@@ -96,6 +96,54 @@ static void reserve(const char *id)
         next_session_id = s;
 }
 
+static srv_id_keeper keeper_;
+static void *keeper_user_;
+/* Under store_lock: serials up to these are recorded as possibly issued. */
+static unsigned long long kept_networks, kept_sessions;
+
+void srv_store_keep_ids(srv_id_keeper keeper, void *user)
+{
+    pthread_mutex_lock(&store_lock);
+    keeper_ = keeper;
+    keeper_user_ = user;
+    pthread_mutex_unlock(&store_lock);
+}
+
+/* Store lock held: makes sure id's serial is within the recorded marks,
+ * recording marks a block past the highest serial so far when it is not.
+ * The write under the lock happens once a block. */
+static int keep(const char *id, api_error *err)
+{
+    unsigned long long n = id_serial(id, 'n'), s = id_serial(id, 's');
+    if (!keeper_ || (n <= kept_networks && s <= kept_sessions))
+        return 0;
+    unsigned long long nets = next_network_id > n ? next_network_id : n;
+    unsigned long long sessions = next_session_id > s ? next_session_id : s;
+    nets = nets > kept_networks ? nets + SRV_ID_BLOCK : kept_networks;
+    sessions = sessions > kept_sessions ? sessions + SRV_ID_BLOCK
+                                        : kept_sessions;
+    if (keeper_(keeper_user_, nets, sessions, err))
+        return -1;
+    kept_networks = nets;
+    kept_sessions = sessions;
+    return 0;
+}
+
+void srv_store_reserve_serials(unsigned long long networks,
+                               unsigned long long sessions)
+{
+    pthread_mutex_lock(&store_lock);
+    if (networks > next_network_id)
+        next_network_id = networks;
+    if (sessions > next_session_id)
+        next_session_id = sessions;
+    if (networks > kept_networks)
+        kept_networks = networks;
+    if (sessions > kept_sessions)
+        kept_sessions = sessions;
+    pthread_mutex_unlock(&store_lock);
+}
+
 void srv_store_reserve_id(const char *id)
 {
     pthread_mutex_lock(&store_lock);
@@ -140,7 +188,9 @@ int srv_network_add(nn_graph *graph, char *definition, const char *name,
             snprintf(net->id, sizeof net->id, "%s", id);
         else
             snprintf(net->id, sizeof net->id, "n%llu", next_network_id + 1);
-        if (srv_dict_add(&networks_by_id, net->id, net)) {
+        if (keep(net->id, err)) {
+            rc = -1;
+        } else if (srv_dict_add(&networks_by_id, net->id, net)) {
             rc = api_fail(err, 503, "out_of_memory", "out of memory");
         } else if (net->name[0] &&
                    srv_dict_add(&networks_by_name, net->name, net)) {
@@ -354,6 +404,8 @@ int srv_session_add_for(srv_network *net, int batch, const char *id,
     s->last_used = time(NULL);
     pthread_mutex_lock(&store_lock);
     rc = session_refused(net, s->id, owner, err);
+    if (rc == 0)
+        rc = keep(s->id, err);
     if (rc == 0 && srv_dict_add(&net->sessions, s->id, s))
         rc = api_fail(err, 503, "out_of_memory", "out of memory");
     if (rc == 0) {

@@ -121,6 +121,24 @@ int srv_session_sequence(srv_network *net, const char *id, int numeric,
 /* Makes ids picked from now on ("n..." or "s...") skip past a given one,
  * so an id named by a file on disk is never handed out again. */
 void srv_store_reserve_id(const char *id);
+/* The same for every serial up to networks ("n<serial>") and sessions
+ * ("s<serial>"): the marks a data directory recorded. */
+void srv_store_reserve_serials(unsigned long long networks,
+                               unsigned long long sessions);
+
+/* Records that ids up to the marks n<networks> and s<sessions> may be
+ * handed out (a data directory's srv_persist_save_id_marks); 0, or -1
+ * with err filled. */
+typedef int (*srv_id_keeper)(void *user, unsigned long long networks,
+                             unsigned long long sessions, api_error *err);
+/* From now on, before an id of the daemon's form past the recorded marks
+ * is handed out or taken, keeper records marks a block further (so it
+ * writes once per SRV_ID_BLOCK ids); when it fails, the network or
+ * session is refused with its error. So no id is ever handed out twice,
+ * across restarts and crashes, even of a network deleted or a session
+ * never checkpointed. NULL: no keeping (no data directory). */
+void srv_store_keep_ids(srv_id_keeper keeper, void *user);
+#define SRV_ID_BLOCK 1024ULL
 
 /* Ends (srv_session_end) sessions idle longer than timeout seconds and not
  * in use; returns how many. */
