@@ -209,9 +209,11 @@ int nn_fit_check(nn_graph *g, const nn_binding *inputs, int n_inputs,
 
 /* The checks nn_ridge_new and nn_rls_new make of the targets (each a
  * linear, trainable node, within the memory cap), without allocating the
- * matrices. */
+ * matrices. *bytes (when not NULL) receives what either then allocates for
+ * them, (D² + D·U) doubles a readout of D features and U units (XᵀX and
+ * XᵀY, or P and the weights), so a server can charge it first. */
 int nn_readouts_check(nn_graph *g, const nn_binding *targets, int n_targets,
-                      nn_error *err);
+                      size_t *bytes, nn_error *err);
 
 typedef struct nn_ridge nn_ridge;
 
@@ -274,9 +276,6 @@ void nn_rls_free(nn_rls *r);
  * nothing: train the copy and keep it only if the training succeeds. The
  * caller owns it. */
 nn_rls *nn_rls_clone(const nn_rls *r, nn_error *err);
-/* The memory r holds in P and its weights, in bytes (what a clone
- * allocates). */
-size_t nn_rls_bytes(const nn_rls *r);
 nn_online_rule nn_rls_rule(const nn_rls *r);
 /* Changes forgetting and lr for the runs to come (alpha only shapes P₀,
  * which exists already). The rule cannot change: a trainer of another rule

@@ -127,11 +127,19 @@ static int readouts_init(readouts *rs, nn_graph *g, const nn_binding *targets,
 }
 
 int nn_readouts_check(nn_graph *g, const nn_binding *targets, int n_targets,
-                      nn_error *err)
+                      size_t *bytes, nn_error *err)
 {
     readouts rs;
     int rc = readouts_init(&rs, g, targets, n_targets, err);
+    size_t total = 0;
+    for (int i = 0; rc == NN_OK && i < rs.n; i++) {
+        /* D is held under the session cap, so this does not overflow. */
+        size_t D = (size_t)rs.r[i].D, U = (size_t)rs.r[i].U;
+        total += (D * D + D * U) * sizeof(double);
+    }
     readouts_release(&rs);
+    if (bytes)
+        *bytes = total;
     return rc;
 }
 
@@ -653,17 +661,6 @@ nn_rls *nn_rls_clone(const nn_rls *r, nn_error *err)
         }
     }
     return c;
-}
-
-size_t nn_rls_bytes(const nn_rls *r)
-{
-    size_t n = 0;
-    for (int i = 0; i < r->rs.n; i++) {
-        const readout *ro = &r->rs.r[i];
-        size_t D = (size_t)ro->D, U = (size_t)ro->U;
-        n += ((ro->P ? D * D : 0) + (ro->theta ? D * U : 0)) * sizeof(double);
-    }
-    return n;
 }
 
 nn_online_rule nn_rls_rule(const nn_rls *r)

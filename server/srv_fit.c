@@ -33,7 +33,8 @@ static const char *const status_names[] = {"running", "done", "failed",
 
 typedef struct fit_job {
     char id[24];
-    srv_network *net;        /* held until the job is forgotten */
+    srv_network *net;        /* held while it runs (under jobs_lock) */
+    char net_id[24];         /* the network's id, which is never reused */
     srv_persist *persist;    /* the data directory, or NULL */
     nn_graph *clone;         /* what the thread trains */
     api_fit_request req;     /* bindings point into clone */
@@ -57,6 +58,9 @@ typedef struct fit_job {
     struct timespec started, ended;
     struct rls_trainer *trainer; /* online: what the job trained, put in
                                     net->trainer only with its weights */
+    size_t matrix_bytes;     /* ridge, online: the readouts' matrices */
+    size_t trainer_bytes;    /* online: what its trainer holds, charged
+                                with the job, then with the network */
 } fit_job;
 
 /* The online trainer a network keeps between requests, for one set of
@@ -65,6 +69,7 @@ typedef struct fit_job {
  * own (a clone: the job's clone is freed at the job's end), which is one
  * more copy of the weights while a state is kept. */
 typedef struct rls_trainer {
+    size_t charged; /* bytes of the memory budget, once kept */
     nn_rls *rls;
     char targets[512]; /* the target names, as a key */
     nn_graph *graph;   /* with a kept state, else NULL */
@@ -90,6 +95,7 @@ static void rls_trainer_free(void *p)
     nn_session_free(t->session);
     nn_graph_free(t->graph);
     nn_rls_free(t->rls);
+    srv_budget_release(t->charged);
     free(t);
 }
 
@@ -106,12 +112,19 @@ static void job_free(fit_job *job)
     free(job);
 }
 
-/* What a job will hold while it trains, in bytes: its clone's weights, and
- * the floats of the session (ridge, RLS, LMS, IP: one of the data's batch)
- * or of the BPTT tape (the window's steps at the minibatch's rows) that its
- * thread allocates. Saturates. The kept trainer's P, known only once the
- * job runs, is charged then (rls_state). */
-static size_t job_bytes(const fit_job *job)
+static size_t add_bytes(size_t a, size_t b)
+{
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+/* What a job will hold while it trains, in bytes: its data, its clone's
+ * weights, the floats of the session (ridge, RLS, LMS, IP: one of the data's batch) or
+ * of the BPTT tape (the window's steps at the minibatch's rows) that its
+ * thread allocates, and the readouts' matrices (ridge's XᵀX, the online
+ * trainer's P). An online job's trainer, which the network keeps after it
+ * (its matrices, and with continue_state one more graph and session), is
+ * job->trainer_bytes of that. Saturates. */
+static size_t job_bytes(fit_job *job)
 {
     const api_fit_data *d = &job->req.data[0];
     size_t params = 0;
@@ -134,12 +147,26 @@ static size_t job_bytes(const fit_job *job)
                                      : nn_session_float_count(job->clone,
                                                               (int)rows);
     floats = floats > SIZE_MAX - params ? SIZE_MAX : floats + params;
-    /* An online job going on from the kept state trains a copy of it: one
-     * more graph and session (P's copy is charged when it is made). */
-    if (job->req.method == API_FIT_RLS && job->req.continue_state)
-        floats = floats > SIZE_MAX / 2 ? SIZE_MAX : 2 * floats;
-    return floats > SIZE_MAX / sizeof(float) ? SIZE_MAX
-                                             : floats * sizeof(float);
+    size_t bytes = floats > SIZE_MAX / sizeof(float) ? SIZE_MAX
+                                                     : floats * sizeof(float);
+    if (job->req.method == API_FIT_RLS)
+        job->trainer_bytes = add_bytes(job->matrix_bytes,
+                                       job->req.continue_state ? bytes : 0);
+    /* The data it trains on outlives the request that brought it. */
+    for (int i = 0; i < job->req.n_data; i++) {
+        const api_fit_data *item = &job->req.data[i];
+        for (int k = 0; k < item->n_inputs; k++)
+            bytes = add_bytes(bytes, nn_tensor_numel(item->inputs[k].tensor) *
+                                         sizeof(float));
+        for (int k = 0; k < item->n_targets; k++)
+            bytes = add_bytes(bytes, nn_tensor_numel(item->targets[k].tensor) *
+                                         sizeof(float));
+    }
+    if (job->req.method == API_FIT_RIDGE)
+        return add_bytes(bytes, job->matrix_bytes);
+    if (job->req.method == API_FIT_RLS)
+        return add_bytes(bytes, job->trainer_bytes);
+    return bytes;
 }
 
 /* --------------------------------------------------------------- the JSON */
@@ -149,7 +176,7 @@ static cJSON *job_json(const fit_job *job)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "job", job->id);
-    cJSON_AddStringToObject(o, "network", job->net->id);
+    cJSON_AddStringToObject(o, "network", job->net_id);
     cJSON_AddStringToObject(o, "method", job->req.method_name);
     cJSON_AddStringToObject(o, "status", status_names[job->status]);
     if (job->req.method == API_FIT_BPTT) {
@@ -276,17 +303,6 @@ static int rls_state(fit_job *job, nn_error *e)
                             "%d; send as many, or \"reset\": true to start "
                             "from zero", nn_session_batch(base->session),
                             d->batch);
-    /* The copy's memory, on top of what the job was charged at its start
-     * (P is known only now). */
-    size_t extra = base ? nn_rls_bytes(base->rls) : 0;
-    if (srv_budget_charge(extra))
-        return nn_error_set(e, NN_ERR_NOMEM, "the trainer's copy needs about "
-                            "%.0f MiB; the server's memory budget "
-                            "(--max-memory) has not that much left now",
-                            (double)extra / 1048576.0);
-    pthread_mutex_lock(&jobs_lock);
-    job->charged += extra;
-    pthread_mutex_unlock(&jobs_lock);
     rls_trainer *t = calloc(1, sizeof *t);
     if (!t)
         return nn_error_set(e, NN_ERR_NOMEM, "out of memory");
@@ -421,11 +437,16 @@ static void *job_main(void *arg)
             store_failed = 1;
         }
         if (rc == NN_OK && !store_failed && job->trainer) {
-            /* The trainer goes with the weights it trained. */
+            /* The trainer goes with the weights it trained, and its
+             * memory is the network's from now on. */
             rls_trainer *kept = job->net->trainer;
             job->net->trainer = job->trainer;
             job->net->trainer_free = rls_trainer_free;
+            job->trainer->charged = job->trainer_bytes;
             job->trainer = kept;
+            pthread_mutex_lock(&jobs_lock);
+            job->charged -= job->trainer_bytes;
+            pthread_mutex_unlock(&jobs_lock);
         }
         pthread_rwlock_unlock(&job->net->weights);
         nn_graph_free(old);
@@ -434,6 +455,11 @@ static void *job_main(void *arg)
         rls_trainer_free(job->trainer);
         job->trainer = NULL;
     }
+    /* What the job trained on and with is not needed to report it: a
+     * finished job kept in the table holds its few numbers only. */
+    api_fit_request_release(&job->req);
+    nn_graph_free(job->clone);
+    job->clone = NULL;
     pthread_mutex_lock(&jobs_lock);
     clock_gettime(CLOCK_MONOTONIC, &job->ended);
     if (cancelled) {
@@ -455,6 +481,13 @@ static void *job_main(void *arg)
     cJSON *o = waiter ? job_json(job) : NULL;
     int failed = job->status == JOB_FAILED;
     api_error failure = job->error;
+    /* Its memory went with its clone and data above (the trainer it
+     * leaves to the network took its own share). */
+    size_t release = job->charged;
+    job->charged = 0;
+    /* A deleted network goes now, not when its last job is forgotten. */
+    srv_network *net = job->net;
+    job->net = NULL;
     /* Who asked to cancel hears how the job ended. */
     srv_request **cancellers = job->cancellers;
     int n_cancellers = job->n_cancellers;
@@ -462,6 +495,8 @@ static void *job_main(void *arg)
     job->cancellers = NULL;
     job->n_cancellers = 0;
     pthread_mutex_unlock(&jobs_lock);
+    srv_budget_release(release);
+    srv_network_release(net);
     for (int i = 0; i < n_cancellers; i++) {
         cJSON *copy = i + 1 < n_cancellers ? cJSON_Duplicate(ended, 1) : ended;
         if (copy)
@@ -506,7 +541,7 @@ static int free_slot(fit_job **forget)
 static fit_job *find_job(const char *net_id, const char *job_id)
 {
     for (int i = 0; i < n_jobs; i++)
-        if (strcmp(jobs[i]->net->id, net_id) == 0 &&
+        if (strcmp(jobs[i]->net_id, net_id) == 0 &&
             strcmp(jobs[i]->id, job_id) == 0)
             return jobs[i];
     return NULL;
@@ -515,7 +550,7 @@ static fit_job *find_job(const char *net_id, const char *job_id)
 static fit_job *running_on(const srv_network *net)
 {
     for (int i = 0; i < n_jobs; i++)
-        if (jobs[i]->net == net && jobs[i]->status == JOB_RUNNING)
+        if (jobs[i]->status == JOB_RUNNING && jobs[i]->net == net)
             return jobs[i];
     return NULL;
 }
@@ -566,7 +601,8 @@ static int precheck(fit_job *job, nn_error *e)
         return nn_error_set(e, NN_ERR_INVALID, "%s takes \"inputs\" and "
                             "\"targets\", not \"data\"",
                             req->method_name);
-    return nn_readouts_check(job->clone, d->targets, d->n_targets, e);
+    return nn_readouts_check(job->clone, d->targets, d->n_targets,
+                             &job->matrix_bytes, e);
 }
 
 void srv_fit_start(srv_request *req)
@@ -585,6 +621,7 @@ void srv_fit_start(srv_request *req)
         return;
     }
     job->net = net;
+    snprintf(job->net_id, sizeof job->net_id, "%s", net->id);
     job->persist = req->persist;
     pthread_rwlock_rdlock(&net->weights);
     job->clone = nn_graph_clone(net->graph, &e);
@@ -769,7 +806,7 @@ void srv_fit_list(srv_request *req)
     cJSON *list = cJSON_AddArrayToObject(o, "jobs");
     pthread_mutex_lock(&jobs_lock);
     for (int i = 0; list && i < n_jobs; i++)
-        if (jobs[i]->net == net)
+        if (strcmp(jobs[i]->net_id, net->id) == 0)
             cJSON_AddItemToArray(list, job_json(jobs[i]));
     pthread_mutex_unlock(&jobs_lock);
     srv_network_release(net);

@@ -417,6 +417,41 @@ static void test_online_cancel_and_failure_change_nothing(void)
     }
 }
 
+/* The online trainer a network keeps (P, its weights, and with
+ * continue_state a graph and session of its own) is charged to the memory
+ * budget for as long as it is kept, and given back with the network. */
+static void test_kept_trainer_is_charged(void)
+{
+    const char *series = "\nnerved_memory_charged_bytes ";
+    double before = it_metric(&server, series);
+    CU_ASSERT_FATAL(before >= 0);
+    char def[1024];
+    snprintf(def, sizeof def,
+             "{\"name\": \"held\", \"seed\": 5, \"nodes\": ["
+             "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+             "{\"name\": \"r\", \"type\": \"Reservoir\", \"num_unit\": 200},"
+             "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 1}],"
+             "\"edges\": [\"x >> r >> o\"]}");
+    create(def);
+    double built = it_metric(&server, series);
+    cJSON_Delete(online_request("held", "\"method\": \"rls\", "
+                                "\"continue_state\": true", 0, 40, 200));
+    double kept = it_metric(&server, series);
+    /* P and the weights: 201 features and the 1 unit, in doubles. */
+    double p_bytes = (201.0 * 201.0 + 201.0) * 8.0;
+    if (!(kept - built >= p_bytes))
+        fprintf(stderr, "charged %.0f -> %.0f with a kept trainer\n", built,
+                kept);
+    CU_ASSERT(kept - built >= p_bytes);
+    /* A request without continue_state drops the kept state, not P. */
+    cJSON_Delete(online_request("held", "\"method\": \"rls\"", 40, 40, 200));
+    double dropped = it_metric(&server, series);
+    CU_ASSERT(dropped < kept);
+    CU_ASSERT(dropped - built >= p_bytes);
+    delete_net("held");
+    CU_ASSERT_EQUAL(it_metric(&server, series), before);
+}
+
 /* ------------------------------------------------- intrinsic plasticity */
 
 /* method ip adapts an IPReservoir's gain a and bias b from the inputs
@@ -747,6 +782,8 @@ int main(void)
          test_online_continue_state},
         {"a cancelled or failed online fit changes nothing",
          test_online_cancel_and_failure_change_nothing},
+        {"a kept online trainer is charged to the budget",
+         test_kept_trainer_is_charged},
         {"ip adapts an IPReservoir over http", test_ip_over_http},
         {"a bptt job: progress, sessions keep running, atomic swap",
          test_bptt_job_with_progress_and_atomic_swap},

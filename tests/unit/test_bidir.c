@@ -217,7 +217,7 @@ static void test_fit(void)
     CU_ASSERT_EQUAL(nn_fit_bptt(g, &bin, 1, &btg, 1, &fo, NULL, NULL, &err),
                     NN_OK);
     /* Readout fits go step by step. */
-    CU_ASSERT_EQUAL(nn_readouts_check(g, &btg, 1, &err), NN_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(nn_readouts_check(g, &btg, 1, NULL, &err), NN_ERR_UNSUPPORTED);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "node 'b'"));
     /* So does intrinsic plasticity. */
     CU_ASSERT_EQUAL(nn_ip_check(g, &err), NN_ERR_UNSUPPORTED);
