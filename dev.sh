@@ -50,7 +50,7 @@ install_missing() {
 fuzz() {
     local seconds=$1
     CC=clang build build-fuzz -DNERVED_FUZZ=ON -DNERVED_TESTS=OFF
-    for target in graph_def tensor edges infer codec params v1binary jsonpush; do
+    for target in graph_def tensor edges infer codec params v1binary jsonpush fit; do
         local scratch log
         scratch=$(mktemp -d)
         log=build-fuzz/fuzz_$target.log

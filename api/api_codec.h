@@ -105,6 +105,12 @@ size_t api_json_skip(const api_json *j, size_t pos);
  * Returns 0 after the last member, -1 on malformed text. */
 int api_json_member(const api_json *j, size_t pos, size_t *it, char *key,
                     size_t keycap, int *cut, size_t *value);
+/* Walks the elements of the array at pos written as text (not one the
+ * pushed reader kept as floats): start with *it = 0; each call that
+ * returns 1 gives the position of the next element's value. Returns 0
+ * after the last, -1 on malformed text. */
+int api_json_element(const api_json *j, size_t pos, size_t *it,
+                     size_t *value);
 /* The value of the first member named key of the object at pos, or
  * (size_t)-1 when there is none (as cJSON_GetObjectItemCaseSensitive). */
 size_t api_json_find(const api_json *j, size_t pos, const char *key);

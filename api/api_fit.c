@@ -2,6 +2,7 @@
  * api_fit.c — reading training requests (see api_fit.h).
  */
 #include "api_fit.h"
+#include "api_codec.h"
 
 #include <limits.h>
 #include <math.h>
@@ -107,17 +108,20 @@ static int choice(const cJSON *obj, const char *key, const char *const *list,
 /* Axis 0 of the first tensor in an object of tensors, or 0. A number out
  * of int's range is not converted (that would be undefined): it is 0, which
  * the caller refuses by name. */
-static int first_batch(const cJSON *obj)
+#define NPOS ((size_t)-1)
+
+/* Axis 0 of the first input of the object at inputs, or 0 when there is
+ * none to tell. */
+static int first_batch(const api_json *j, size_t inputs)
 {
-    const cJSON *first = cJSON_IsObject(obj) ? obj->child : NULL;
-    if (cJSON_IsArray(first))
-        return cJSON_GetArraySize(first);
-    const cJSON *shape = first ? cJSON_GetObjectItemCaseSensitive(first, "shape")
-                               : NULL;
-    if (!cJSON_IsArray(shape) || !cJSON_IsNumber(shape->child))
+    size_t it = 0, value;
+    char key[8];
+    int cut;
+    if (api_json_member(j, inputs, &it, key, sizeof key, &cut, &value) != 1)
         return 0;
-    double d = shape->child->valuedouble;
-    return d >= 1 && d <= INT_MAX ? (int)d : 0;
+    int kind = api_json_kind(j, value);
+    return kind == '[' || kind == '{' ? api_json_stateless_batch(j, inputs)
+                                      : 0;
 }
 
 static void data_release(api_fit_data *d)
@@ -128,34 +132,40 @@ static void data_release(api_fit_data *d)
 }
 
 /* Targets by node name, each (batch, steps, output shape). */
-static int read_targets(const cJSON *targets, nn_graph *g, const char *where,
-                        api_fit_data *d, const api_limits *lim, api_error *err)
+static int read_targets(const api_json *j, size_t targets, nn_graph *g,
+                        const char *where, api_fit_data *d,
+                        const api_limits *lim, api_error *err)
 {
-    if (!cJSON_IsObject(targets) || !targets->child)
+    size_t it = 0, value;
+    char key[8];
+    int cut;
+    if (targets == NPOS || api_json_kind(j, targets) != '{' ||
+        api_json_member(j, targets, &it, key, sizeof key, &cut, &value) != 1)
         return api_fail(err, 400, "bad_request", "%s\"targets\" must be an "
                         "object {\"<node>\": (sequences, steps, features)} "
                         "with at least one node", where);
     char prefix[64];
     snprintf(prefix, sizeof prefix, "%stargets", where);
-    return api_read_node_sequences(targets, g, d->batch, d->steps, prefix, lim,
-                                   &d->targets, &d->n_targets, err);
+    return api_json_node_sequences(j, targets, g, d->batch, d->steps, prefix,
+                                   lim, &d->targets, &d->n_targets, err);
 }
 
-static int read_data(const cJSON *obj, nn_graph *g, const char *where,
-                     const api_limits *lim, int need_targets, api_fit_data *d,
-                     api_error *err)
+/* The sequences of the object at obj (the body, or an item of "data"). */
+static int read_data(const api_json *j, size_t obj, nn_graph *g,
+                     const char *where, const api_limits *lim,
+                     int need_targets, api_fit_data *d, api_error *err)
 {
-    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(obj, "inputs");
-    if (!cJSON_IsObject(inputs))
+    size_t inputs = api_json_find(j, obj, "inputs");
+    if (inputs == NPOS || api_json_kind(j, inputs) != '{')
         return api_fail(err, 400, "bad_request", "%s\"inputs\" must be an "
                         "object {\"<input>\": (sequences, steps, features)}",
                         where);
-    d->batch = first_batch(inputs);
+    d->batch = first_batch(j, inputs);
     if (d->batch < 1 || d->batch > lim->max_batch)
         return api_fail(err, 400, "bad_request", "%sthe number of sequences "
                         "(axis 0 of the inputs) must be from 1 to %d", where,
                         lim->max_batch);
-    if (api_read_sequence_inputs(inputs, g, d->batch, lim, &d->inputs,
+    if (api_json_sequence_inputs(j, inputs, g, d->batch, lim, &d->inputs,
                                  &d->steps, err)) {
         if (*where)
             snprintf(err->message + strlen(err->message),
@@ -166,8 +176,8 @@ static int read_data(const cJSON *obj, nn_graph *g, const char *where,
     d->n_inputs = nn_graph_entry_count(g);
     if (!need_targets)
         return 0;
-    return read_targets(cJSON_GetObjectItemCaseSensitive(obj, "targets"), g,
-                        where, d, lim, err);
+    return read_targets(j, api_json_find(j, obj, "targets"), g, where, d, lim,
+                        err);
 }
 
 /* --------------------------------------------------------------- options */
@@ -263,9 +273,9 @@ static int read_bptt(const cJSON *body, nn_graph *g, api_fit_request *req,
     return 0;
 }
 
-int api_fit_request_parse(const cJSON *body, nn_graph *g,
-                          const api_limits *lim, api_fit_request *req,
-                          api_error *err)
+int api_fit_request_parse(const cJSON *body, const api_json *text,
+                          nn_graph *g, const api_limits *lim,
+                          api_fit_request *req, api_error *err)
 {
     static const char *const methods[] = {"ridge", "rls", "force", "bptt",
                                           "lms", "ip", NULL};
@@ -337,10 +347,23 @@ int api_fit_request_parse(const cJSON *body, nn_graph *g,
     req->n_data = data ? cJSON_GetArraySize(data) : 1;
     if (!(req->data = calloc((size_t)req->n_data, sizeof *req->data)))
         return api_fail(err, 503, "out_of_memory", "out of memory");
+    /* The tree and the text are one document: the items of "data" come in
+     * the same order in both. */
+    size_t root = 0, items = 0, at = 0;
+    if (api_json_kind(text, root) != '{')
+        return api_fail(err, 400, "bad_request", "the body must be an object");
+    size_t data_at = data ? api_json_find(text, root, "data") : NPOS;
+    if (data && (data_at == NPOS || api_json_kind(text, data_at) != '['))
+        return api_fail(err, 400, "bad_request", "\"data\" must be a non-empty "
+                        "array of {\"inputs\": ..., \"targets\": ...}");
     size_t total = 0;
-    for (int i = 0; i < req->n_data; i++) {
-        const cJSON *item = data ? cJSON_GetArrayItem(data, i) : body;
+    const cJSON *item = data ? data->child : body;
+    for (int i = 0; i < req->n_data; i++, item = data ? item->next : body) {
         char where[32] = "";
+        at = root;
+        if (data && api_json_element(text, data_at, &items, &at) != 1)
+            return api_fail(err, 400, "bad_json", "data[%d]: malformed JSON",
+                            i);
         if (data) {
             snprintf(where, sizeof where, "data[%d]: ", i);
             if (!cJSON_IsObject(item))
@@ -353,7 +376,8 @@ int api_fit_request_parse(const cJSON *body, nn_graph *g,
                                     "a member of a data item", where,
                                     c->string);
         }
-        if (read_data(item, g, where, lim, need_targets, &req->data[i], err))
+        if (read_data(text, at, g, where, lim, need_targets, &req->data[i],
+                      err))
             return -1;
         total += (size_t)req->data[i].batch * (size_t)req->data[i].steps;
         if (total > (size_t)lim->max_steps * (size_t)lim->max_batch)

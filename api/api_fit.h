@@ -28,6 +28,7 @@
 #define API_FIT_H
 
 #include "api.h"
+#include "api_codec.h"
 #include "nn_train.h"
 
 typedef enum api_fit_method {
@@ -65,11 +66,17 @@ typedef struct api_fit_request {
 /* Reads a request against g: names in the bindings point into g, which must
  * outlive req. Checks every option's type and range and every tensor's
  * shape against its node; the trainers check what depends on the method
- * (which nodes they can train). Release with api_fit_request_release, also
- * after a failure. */
-int api_fit_request_parse(const cJSON *body, nn_graph *g,
-                          const api_limits *lim, api_fit_request *req,
-                          api_error *err);
+ * (which nodes they can train). The options come from body, a tree of the
+ * document; the sequences (inputs, targets, data) from text, the same
+ * document with its bulk numbers (api_codec.h: the arrays a body's pushed
+ * reader kept as float32, which body then holds as the strings
+ * api_json_naming_blobs names them by), so no tree of numbers is built.
+ * Tensors read from those blobs borrow text's document (owns_data 0),
+ * which must outlive req. Release with api_fit_request_release, also
+ * after a failure, before that document. */
+int api_fit_request_parse(const cJSON *body, const api_json *text,
+                          nn_graph *g, const api_limits *lim,
+                          api_fit_request *req, api_error *err);
 void api_fit_request_release(api_fit_request *req);
 
 #endif

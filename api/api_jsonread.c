@@ -451,6 +451,35 @@ int api_json_member(const api_json *j, size_t pos, size_t *it, char *key,
     return 1;
 }
 
+int api_json_element(const api_json *j, size_t pos, size_t *it,
+                     size_t *value)
+{
+    size_t p;
+    if (*it == 0) {
+        p = ws(j, pos);
+        if (p >= j->len || j->s[p] != '[')
+            return -1;
+        p = ws(j, p + 1);
+        if (p < j->len && j->s[p] == ']') {
+            *it = p;
+            return 0;
+        }
+    } else {
+        p = ws(j, *it);
+        if (p < j->len && j->s[p] == ']')
+            return 0;
+        if (p >= j->len || j->s[p] != ',')
+            return -1;
+        p = ws(j, p + 1);
+    }
+    size_t end = api_json_skip(j, p);
+    if (end == NPOS)
+        return -1;
+    *value = p;
+    *it = end;
+    return 1;
+}
+
 /* Keys longer than this match no name of ours (node names are shorter)
  * and are shown cut in messages. */
 #define KEY_MAX 256

@@ -11,8 +11,8 @@
  * through /proc/<pid>/clear_refs) for a /run of 2,000 steps returning a
  * Reservoir(1000)'s states and one of 20,000 (streamed as it steps), for
  * the 2,000-step run's 2,000 x 1,000 input read
- * back in, and for GET /params of 4 M weights, each against its float32
- * payload.
+ * back in (by a run, and as a ridge fit's inputs), and for GET and PUT
+ * /params of 4 M weights, each against its float32 payload.
  *
  * Usage: bench_codec [PATH_TO_NERVED...]
  */
@@ -467,6 +467,26 @@ static void against_daemon(const char *bin)
             2000.0 * 1000 * 4 / 1048576, 0);
     stop(pid);
     free(big);
+
+    /* The same states as a ridge fit's inputs, with a target a step. */
+    api_buf fit = {0};
+    api_buf_puts(&fit, "{\"method\": \"ridge\", \"wait\": true, "
+                 "\"inputs\": {\"x\": ");
+    api_buf_puts(&fit, tensor_at);
+    api_buf_puts(&fit, "}, \"targets\": {\"o\": [[");
+    for (int t = 0; t < 2000; t++) {
+        api_buf_puts(&fit, t ? ",[" : "[");
+        api_buf_float(&fit, (float)cos(0.01 * t));
+        api_buf_puts(&fit, "]");
+    }
+    api_buf_puts(&fit, "]]}}");
+    char *fit_body = api_buf_finish(&fit, NULL);
+    pid = fresh(bin, WIDE, base, sizeof base);
+    snprintf(url, sizeof url, "%s/res/fit", base);
+    measure(pid, "ridge fit reading a (1, 2,000, 1,000) input", "POST", url,
+            fit_body, 2001.0 * 1000 * 4 / 1048576, 0);
+    stop(pid);
+    free(fit_body);
 
     pid = fresh(bin, BIG, base, sizeof base);
     snprintf(url, sizeof url, "%s/res/params", base);

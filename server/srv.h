@@ -154,6 +154,18 @@ typedef struct srv_request {
  * and returns -1 when it is not one JSON document. An empty body leaves
  * req->json NULL. */
 int srv_request_parse_json(srv_request *req);
+/* For a route with SRV_BODY_RAW that wants a tree of the document part of
+ * its body: parses text (the body's text with its bulk numbers named,
+ * api_json_naming_blobs, or the body's own) into req->json, charged and
+ * checked as srv_request_parse_json does it (depth, \u0000, repeated
+ * members); -1 after replying. */
+int srv_request_parse_text(srv_request *req, const char *text, size_t len);
+/* For a handler whose work outlives the request and reads its body's
+ * floats in place (a training job): takes the body read as it arrived
+ * (req->raw_doc; NULL when there is none) with its share of the memory
+ * budget, *charged bytes, which the caller releases once it frees the
+ * document. req's text is gone afterwards. */
+struct api_jsondoc *srv_request_take_doc(srv_request *req, size_t *charged);
 /* Charges bytes to the memory budget for the request (released with it).
  * When they do not fit, replies 503 (or 413 when they never could) saying
  * that `what` needs them, counts the refusal, and returns -1. */

@@ -7,6 +7,7 @@
  */
 #include "srv_fit.h"
 #include "srv_budget.h"
+#include "api_codec.h"
 #include "api_fit.h"
 #include "srv_metrics.h"
 #include "srv_persist.h"
@@ -59,6 +60,9 @@ typedef struct fit_job {
     struct rls_trainer *trainer; /* online: what the job trained, put in
                                     net->trainer only with its weights */
     size_t matrix_bytes;     /* ridge, online: the readouts' matrices */
+    api_jsondoc *doc;        /* the body read as it arrived, whose floats
+                                req's tensors borrow; freed after req */
+    size_t doc_charged;      /* its share of the memory budget */
     size_t trainer_bytes;    /* online: what its trainer holds, charged
                                 with the job, then with the network */
 } fit_job;
@@ -105,6 +109,8 @@ static void job_free(fit_job *job)
         rls_trainer_free(job->trainer);
     free(job->cancellers);
     api_fit_request_release(&job->req);
+    api_jsondoc_free(job->doc);
+    srv_budget_release(job->doc_charged);
     nn_graph_free(job->clone);
     free(job->history);
     srv_network_release(job->net);
@@ -152,15 +158,18 @@ static size_t job_bytes(fit_job *job)
     if (job->req.method == API_FIT_RLS)
         job->trainer_bytes = add_bytes(job->matrix_bytes,
                                        job->req.continue_state ? bytes : 0);
-    /* The data it trains on outlives the request that brought it. */
+    /* The data it trains on outlives the request that brought it: what
+     * was read from text, and the body's document (doc_charged) for the
+     * rest. */
     for (int i = 0; i < job->req.n_data; i++) {
         const api_fit_data *item = &job->req.data[i];
-        for (int k = 0; k < item->n_inputs; k++)
-            bytes = add_bytes(bytes, nn_tensor_numel(item->inputs[k].tensor) *
-                                         sizeof(float));
-        for (int k = 0; k < item->n_targets; k++)
-            bytes = add_bytes(bytes, nn_tensor_numel(item->targets[k].tensor) *
-                                         sizeof(float));
+        for (int k = 0; k < item->n_inputs + item->n_targets; k++) {
+            const nn_tensor *t = k < item->n_inputs
+                                     ? item->inputs[k].tensor
+                                     : item->targets[k - item->n_inputs].tensor;
+            if (t->owns_data)
+                bytes = add_bytes(bytes, nn_tensor_numel(t) * sizeof(float));
+        }
     }
     if (job->req.method == API_FIT_RIDGE)
         return add_bytes(bytes, job->matrix_bytes);
@@ -458,6 +467,8 @@ static void *job_main(void *arg)
     /* What the job trained on and with is not needed to report it: a
      * finished job kept in the table holds its few numbers only. */
     api_fit_request_release(&job->req);
+    api_jsondoc_free(job->doc);
+    job->doc = NULL;
     nn_graph_free(job->clone);
     job->clone = NULL;
     pthread_mutex_lock(&jobs_lock);
@@ -483,8 +494,8 @@ static void *job_main(void *arg)
     api_error failure = job->error;
     /* Its memory went with its clone and data above (the trainer it
      * leaves to the network took its own share). */
-    size_t release = job->charged;
-    job->charged = 0;
+    size_t release = job->charged + job->doc_charged;
+    job->charged = job->doc_charged = 0;
     /* A deleted network goes now, not when its last job is forgotten. */
     srv_network *net = job->net;
     job->net = NULL;
@@ -630,8 +641,33 @@ void srv_fit_start(srv_request *req)
         api_fail_from_nn(&err, &e, 0);
         goto refuse;
     }
-    if (api_fit_request_parse(req->json, job->clone, &req->cfg->limits,
-                              &job->req, &err))
+    /* The body was read as it arrived, its bulk numbers into float32
+     * (SRV_BODY_RAW): only the rest becomes a tree, for the options. */
+    api_json text = {req->raw ? req->raw : "", req->raw_len, req->raw_doc};
+    size_t *marks = NULL;
+    int n_marks = 0;
+    char *named = text.doc ? api_json_naming_blobs(&text, &marks, &n_marks)
+                           : NULL;
+    free(marks);
+    if (text.doc && !named) {
+        api_fail(&err, 503, "out_of_memory", "out of memory");
+        goto refuse;
+    }
+    int parsed = text.len && srv_request_parse_text(req,
+                                                    named ? named : text.s,
+                                                    named ? strlen(named)
+                                                          : text.len);
+    free(named);
+    if (parsed) {
+        job_free(job);
+        return;
+    }
+    int read = api_fit_request_parse(req->json, &text, job->clone,
+                                     &req->cfg->limits, &job->req, &err);
+    /* Its tensors read the body's floats where they are: the job keeps
+     * the body (a copy would double it). */
+    job->doc = srv_request_take_doc(req, &job->doc_charged);
+    if (read)
         goto refuse;
     if (precheck(job, &e) != NN_OK) {
         api_fail_from_nn(&err, &e, 0);

@@ -841,6 +841,54 @@ int srv_request_parse_json(srv_request *req)
     return 0;
 }
 
+api_jsondoc *srv_request_take_doc(srv_request *req, size_t *charged)
+{
+    conn_state *st =
+        (conn_state *)((char *)req - offsetof(conn_state, job.req));
+    api_jsondoc *doc = st->doc;
+    *charged = doc ? api_jsondoc_charged(doc) : 0;
+    st->doc = NULL;
+    /* Nothing of the request reads the text any more. */
+    req->raw_doc = NULL;
+    req->raw = "";
+    req->raw_len = 0;
+    return doc;
+}
+
+int srv_request_parse_text(srv_request *req, const char *text, size_t len)
+{
+    size_t values;
+    if (json_depth(text, len, &values) > MAX_JSON_DEPTH) {
+        srv_reply_fail(req, 400, "bad_json", "JSON nested deeper than %d "
+                       "levels", MAX_JSON_DEPTH);
+        return -1;
+    }
+    if (charge_tree(req, values))
+        return -1;
+    size_t nul = api_json_nul_escape(text, len);
+    if (nul) {
+        srv_reply_fail(req, 400, "bad_json", "a string holds \\u0000: no "
+                       "name, id or value here can hold a NUL");
+        return -1;
+    }
+    cJSON *json = cJSON_ParseWithLength(text, len);
+    int failed = !json;
+    const char *twice = json ? api_json_repeated_member(json, &failed) : NULL;
+    if (twice || failed) {
+        /* The text was checked whole: what fails now is memory. */
+        if (failed)
+            srv_reply_fail(req, 503, "out_of_memory", "out of memory");
+        else
+            srv_reply_fail(req, 400, "bad_json", "an object holds the member "
+                           "'%.64s' twice", twice);
+        cJSON_Delete(json);
+        return -1;
+    }
+    cJSON_Delete((cJSON *)req->json);
+    req->json = json;
+    return 0;
+}
+
 /* A large tree is millions of small blocks, which malloc keeps for the
  * process once freed: handed back, so that one large document does not
  * hold its memory for the daemon's life (the budget has it back). */

@@ -4,6 +4,7 @@
  * range are refused by name before any conversion, and targets are checked
  * against what the loss needs.
  */
+#include "api_codec.h"
 #include "api_fit.h"
 #include "testutil.h"
 
@@ -35,7 +36,8 @@ static int parse(const char *body, nn_graph *g, api_fit_request *req,
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     api_error err;
     memset(&err, 0, sizeof err);
-    int rc = api_fit_request_parse(j, g, &lim, req, &err);
+    api_json text = {body, strlen(body), NULL};
+    int rc = api_fit_request_parse(j, &text, g, &lim, req, &err);
     cJSON_Delete(j);
     snprintf(message, size, "%s", rc ? err.message : "");
     return rc ? err.http_status : 0;
@@ -233,6 +235,76 @@ static void test_online_and_adamw_options(void)
     nn_graph_free(g);
 }
 
+/* The body as the daemon reads it: pushed, every eligible array kept as
+ * float32 (blob_min 0), the options from a tree of the rest. The request
+ * equals the one read from the plain text, bit for bit; its tensors read
+ * from blobs borrow the document's floats rather than copy them. */
+static void test_read_from_pushed_body(void)
+{
+    nn_graph *g = graph(gru_dense);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    const char *bodies[] = {
+        "{\"method\": \"ridge\", \"inputs\": {\"x\": [[[0.5], [-1], [0.25]],"
+        " [[1], [0], [-0.5]]]}, \"targets\": {\"o\": {\"shape\": [2, 3, 1],"
+        " \"data\": [1, 0, 1, 0, 1, 0.125]}}}",
+        "{\"method\": \"ridge\", \"data\": [{\"inputs\": {\"x\": [[[1], [2]]]},"
+        " \"targets\": {\"o\": [[[3], [4]]]}}, {\"inputs\": {\"x\": [[[5],"
+        " [6], [7]]]}, \"targets\": {\"o\": [[[8], [9], [10]]]}}]}"};
+    for (size_t b = 0; b < sizeof bodies / sizeof *bodies; b++) {
+        api_fit_request plain, pushed;
+        char message[256];
+        CU_ASSERT_EQUAL_FATAL(parse(bodies[b], g, &plain, message,
+                                    sizeof message), 0);
+        api_jsondoc *doc = api_jsondoc_new(0, NULL, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+        /* In two pieces, as a body arrives. */
+        size_t len = strlen(bodies[b]);
+        CU_ASSERT_EQUAL(api_jsondoc_feed(doc, bodies[b], len / 2), 0);
+        CU_ASSERT_EQUAL(api_jsondoc_feed(doc, bodies[b] + len / 2,
+                                         len - len / 2), 0);
+        api_jsondoc_finish(doc);
+        size_t at;
+        int trailing;
+        CU_ASSERT_EQUAL_FATAL(api_jsondoc_check(doc, &at, &trailing), 0);
+        api_json text = api_jsondoc_json(doc);
+        size_t *marks = NULL;
+        int n = 0;
+        char *named = api_json_naming_blobs(&text, &marks, &n);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(named);
+        CU_ASSERT(n > 0); /* some arrays did become blobs */
+        cJSON *tree = cJSON_Parse(named);
+        api_error err;
+        CU_ASSERT_EQUAL_FATAL(api_fit_request_parse(tree, &text, g, &lim,
+                                                    &pushed, &err), 0);
+        cJSON_Delete(tree);
+        free(named);
+        free(marks);
+        CU_ASSERT_EQUAL_FATAL(pushed.n_data, plain.n_data);
+        int borrowed = 0;
+        for (int i = 0; i < plain.n_data; i++) {
+            const api_fit_data *p = &plain.data[i], *q = &pushed.data[i];
+            CU_ASSERT_EQUAL(p->batch, q->batch);
+            CU_ASSERT_EQUAL(p->steps, q->steps);
+            CU_ASSERT_EQUAL_FATAL(p->n_targets, q->n_targets);
+            const nn_tensor *pairs[][2] = {
+                {p->inputs[0].tensor, q->inputs[0].tensor},
+                {p->targets[0].tensor, q->targets[0].tensor}};
+            for (int k = 0; k < 2; k++) {
+                size_t count = nn_tensor_numel(pairs[k][0]);
+                CU_ASSERT_EQUAL_FATAL(count, nn_tensor_numel(pairs[k][1]));
+                borrowed += !pairs[k][1]->owns_data;
+                CU_ASSERT_EQUAL(memcmp(pairs[k][0]->data, pairs[k][1]->data,
+                                       count * sizeof(float)), 0);
+            }
+        }
+        CU_ASSERT(borrowed > 0);
+        api_fit_request_release(&plain);
+        api_fit_request_release(&pushed);
+        api_jsondoc_free(doc);
+    }
+    nn_graph_free(g);
+}
+
 int main(void)
 {
     nn_error e;
@@ -241,6 +313,8 @@ int main(void)
         return 2;
     lim = api_default_limits();
     static const tu_test tests[] = {
+        {"a body read as it arrives gives the same request",
+         test_read_from_pushed_body},
         {"the cosine horizon is the fit's epochs",
          test_cosine_horizon_is_the_fits_epochs},
         {"numbers out of range are refused by name",

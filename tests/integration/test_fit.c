@@ -452,6 +452,51 @@ static void test_kept_trainer_is_charged(void)
     CU_ASSERT_EQUAL(it_metric(&server, series), before);
 }
 
+/* A fit's sequences are read into float32 as the body arrives, not into a
+ * tree of JSON numbers (about 80 bytes a value): under a budget of 48 MB,
+ * a body of a million numbers (8 MB of text, 4 MB of floats) trains; as a
+ * tree it would need some 80 MB and was refused. */
+static void test_fit_body_is_read_as_floats(void)
+{
+    const char *const args[] = {"--max-memory", "48000000", NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks",
+                         "{\"name\": \"wide\", \"nodes\": ["
+                         "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 100},"
+                         "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 1}],"
+                         "\"edges\": [\"x >> o\"]}", 201));
+    enum { T = 10000, F = 100 };
+    size_t cap = (size_t)T * (F * 7 + 16) + 256;
+    char *body = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+    size_t n = (size_t)snprintf(body, cap, "{\"method\": \"ridge\", \"wait\": "
+                                "true, \"inputs\": {\"x\": [[");
+    for (int t = 0; t < T; t++) {
+        body[n++] = t ? ',' : '[';
+        if (t)
+            body[n++] = '[';
+        for (int f = 0; f < F; f++)
+            n += (size_t)snprintf(body + n, cap - n, "%s%.3f", f ? "," : "",
+                                  0.001 * ((t * 7 + f * 13) % 1000));
+        body[n++] = ']';
+    }
+    n += (size_t)snprintf(body + n, cap - n, "]]}, \"targets\": {\"o\": [[");
+    for (int t = 0; t < T; t++)
+        n += (size_t)snprintf(body + n, cap - n, "%s[%.3f]", t ? "," : "",
+                              0.001 * (t % 1000));
+    snprintf(body + n, cap - n, "]]}}");
+    cJSON *j = it_call(&s, "POST", "/v1/networks/wide/fit", body, 200);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(j, "status")), "done");
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(get(j, "rows")), T);
+    cJSON_Delete(j);
+    free(body);
+    /* Nothing of it stays charged once the job has ended. */
+    double left = it_metric(&s, "\nnerved_memory_charged_bytes ");
+    CU_ASSERT(left >= 0 && left < 1e6);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
 /* ------------------------------------------------- intrinsic plasticity */
 
 /* method ip adapts an IPReservoir's gain a and bias b from the inputs
@@ -784,6 +829,8 @@ int main(void)
          test_online_cancel_and_failure_change_nothing},
         {"a kept online trainer is charged to the budget",
          test_kept_trainer_is_charged},
+        {"a fit's body is read as floats, not a tree",
+         test_fit_body_is_read_as_floats},
         {"ip adapts an IPReservoir over http", test_ip_over_http},
         {"a bptt job: progress, sessions keep running, atomic swap",
          test_bptt_job_with_progress_and_atomic_swap},
