@@ -748,6 +748,27 @@ static int charge_tree(srv_request *req, size_t values)
     return 0;
 }
 
+/* Takes json as the request's tree (req->json) unless an object in it
+ * holds a member twice, which lookups would read one way and loops
+ * another; -1 after replying (json deleted). */
+static int adopt_tree(srv_request *req, cJSON *json)
+{
+    int failed = 0;
+    const char *twice = api_json_repeated_member(json, &failed);
+    if (twice || failed) {
+        if (failed)
+            srv_reply_fail(req, 503, "out_of_memory", "out of memory");
+        else
+            srv_reply_fail(req, 400, "bad_json", "an object holds the member "
+                           "'%.64s' twice", twice);
+        cJSON_Delete(json);
+        return -1;
+    }
+    cJSON_Delete((cJSON *)req->json);
+    req->json = json;
+    return 0;
+}
+
 int srv_request_parse_json(srv_request *req)
 {
     if (req->raw_doc && !req->raw_checked) {
@@ -826,19 +847,7 @@ int srv_request_parse_json(srv_request *req)
                        trailing_hint(req, 1));
         return -1;
     }
-    int failed = 0;
-    const char *twice = api_json_repeated_member(json, &failed);
-    if (twice || failed) {
-        if (failed)
-            srv_reply_fail(req, 503, "out_of_memory", "out of memory");
-        else
-            srv_reply_fail(req, 400, "bad_json", "an object holds the member "
-                           "'%.64s' twice", twice);
-        cJSON_Delete(json);
-        return -1;
-    }
-    req->json = json;
-    return 0;
+    return adopt_tree(req, json);
 }
 
 api_jsondoc *srv_request_take_doc(srv_request *req, size_t *charged)
@@ -871,22 +880,13 @@ int srv_request_parse_text(srv_request *req, const char *text, size_t len)
                        "name, id or value here can hold a NUL");
         return -1;
     }
+    /* The text was checked whole: what fails to parse now is memory. */
     cJSON *json = cJSON_ParseWithLength(text, len);
-    int failed = !json;
-    const char *twice = json ? api_json_repeated_member(json, &failed) : NULL;
-    if (twice || failed) {
-        /* The text was checked whole: what fails now is memory. */
-        if (failed)
-            srv_reply_fail(req, 503, "out_of_memory", "out of memory");
-        else
-            srv_reply_fail(req, 400, "bad_json", "an object holds the member "
-                           "'%.64s' twice", twice);
-        cJSON_Delete(json);
+    if (!json) {
+        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
         return -1;
     }
-    cJSON_Delete((cJSON *)req->json);
-    req->json = json;
-    return 0;
+    return adopt_tree(req, json);
 }
 
 /* A large tree is millions of small blocks, which malloc keeps for the
