@@ -132,9 +132,10 @@ static void data_release(api_fit_data *d)
 }
 
 /* Targets by node name, each (batch, steps, output shape). */
-static int read_targets(const api_json *j, size_t targets, nn_graph *g,
-                        const char *where, api_fit_data *d,
-                        const api_limits *lim, api_error *err)
+static int read_targets(const api_json *j, const api_json_blobs *bin,
+                        size_t targets, nn_graph *g, const char *where,
+                        api_fit_data *d, const api_limits *lim,
+                        api_error *err)
 {
     size_t it = 0, value;
     char key[8];
@@ -146,13 +147,14 @@ static int read_targets(const api_json *j, size_t targets, nn_graph *g,
                         "with at least one node", where);
     char prefix[64];
     snprintf(prefix, sizeof prefix, "%stargets", where);
-    return api_json_node_sequences(j, targets, g, d->batch, d->steps, prefix,
-                                   lim, &d->targets, &d->n_targets, err);
+    return api_json_node_sequences_bin(j, bin, targets, g, d->batch, d->steps,
+                                       prefix, lim, &d->targets,
+                                       &d->n_targets, err);
 }
 
 /* The sequences of the object at obj (the body, or an item of "data"). */
-static int read_data(const api_json *j, size_t obj, nn_graph *g,
-                     const char *where, const api_limits *lim,
+static int read_data(const api_json *j, const api_json_blobs *bin, size_t obj,
+                     nn_graph *g, const char *where, const api_limits *lim,
                      int need_targets, api_fit_data *d, api_error *err)
 {
     size_t inputs = api_json_find(j, obj, "inputs");
@@ -165,8 +167,8 @@ static int read_data(const api_json *j, size_t obj, nn_graph *g,
         return api_fail(err, 400, "bad_request", "%sthe number of sequences "
                         "(axis 0 of the inputs) must be from 1 to %d", where,
                         lim->max_batch);
-    if (api_json_sequence_inputs(j, inputs, g, d->batch, lim, &d->inputs,
-                                 &d->steps, err)) {
+    if (api_json_sequence_inputs_bin(j, bin, inputs, g, d->batch, lim,
+                                     &d->inputs, &d->steps, err)) {
         if (*where)
             snprintf(err->message + strlen(err->message),
                      sizeof err->message - strlen(err->message), " (in %.*s)",
@@ -176,8 +178,8 @@ static int read_data(const api_json *j, size_t obj, nn_graph *g,
     d->n_inputs = nn_graph_entry_count(g);
     if (!need_targets)
         return 0;
-    return read_targets(j, api_json_find(j, obj, "targets"), g, where, d, lim,
-                        err);
+    return read_targets(j, bin, api_json_find(j, obj, "targets"), g, where, d,
+                        lim, err);
 }
 
 /* --------------------------------------------------------------- options */
@@ -274,8 +276,9 @@ static int read_bptt(const cJSON *body, nn_graph *g, api_fit_request *req,
 }
 
 int api_fit_request_parse(const cJSON *body, const api_json *text,
-                          nn_graph *g, const api_limits *lim,
-                          api_fit_request *req, api_error *err)
+                          const api_json_blobs *bin, nn_graph *g,
+                          const api_limits *lim, api_fit_request *req,
+                          api_error *err)
 {
     static const char *const methods[] = {"ridge", "rls", "force", "bptt",
                                           "lms", "ip", NULL};
@@ -376,8 +379,8 @@ int api_fit_request_parse(const cJSON *body, const api_json *text,
                                     "a member of a data item", where,
                                     c->string);
         }
-        if (read_data(text, at, g, where, lim, need_targets, &req->data[i],
-                      err))
+        if (read_data(text, bin, at, g, where, lim, need_targets,
+                      &req->data[i], err))
             return -1;
         total += (size_t)req->data[i].batch * (size_t)req->data[i].steps;
         if (total > (size_t)lim->max_steps * (size_t)lim->max_batch)

@@ -72,11 +72,14 @@ typedef struct api_fit_request {
  * reader kept as float32, which body then holds as the strings
  * api_json_naming_blobs names them by), so no tree of numbers is built.
  * Tensors read from those blobs borrow text's document (owns_data 0),
- * which must outlive req. Release with api_fit_request_release, also
+ * which must outlive req. With the binary tensor framing, bin indexes the
+ * bytes after the JSON header (tensors {"shape", "binary_data_size"},
+ * copied out); NULL refuses binary_data_size. Release with api_fit_request_release, also
  * after a failure, before that document. */
 int api_fit_request_parse(const cJSON *body, const api_json *text,
-                          nn_graph *g, const api_limits *lim,
-                          api_fit_request *req, api_error *err);
+                          const api_json_blobs *bin, nn_graph *g,
+                          const api_limits *lim, api_fit_request *req,
+                          api_error *err);
 void api_fit_request_release(api_fit_request *req);
 
 #endif

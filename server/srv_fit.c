@@ -662,8 +662,16 @@ void srv_fit_start(srv_request *req)
         job_free(job);
         return;
     }
-    int read = api_fit_request_parse(req->json, &text, job->clone,
-                                     &req->cfg->limits, &job->req, &err);
+    /* With the binary tensor framing, the tensors' bytes follow the JSON
+     * header; they are copied out as they are read. */
+    int read = req->blob && !req->blobs
+                   ? api_json_blobs_index(&text, req->blob, req->blob_len,
+                                          &req->blobs, &err)
+                   : 0;
+    if (!read)
+        read = api_fit_request_parse(req->json, &text, req->blobs,
+                                     job->clone, &req->cfg->limits, &job->req,
+                                     &err);
     /* Its tensors read the body's floats where they are: the job keeps
      * the body (a copy would double it). */
     job->doc = srv_request_take_doc(req, &job->doc_charged);

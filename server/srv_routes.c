@@ -1093,7 +1093,7 @@ const srv_route srv_routes[] = {
      handle_session_run, SESSION | READ | LOCKED | BODY | RAW | BINARY, NULL,
      NULL},
     {"POST", "/v1/networks/{net}/fit", "fit_start", srv_fit_start,
-     BODY | RAW, NULL, NULL},
+     BODY | RAW | BINARY, NULL, NULL},
     {"GET", "/v1/networks/{net}/fit", "fit_list", srv_fit_list, INLINE, NULL, NULL},
     {"GET", "/v1/networks/{net}/fit/{job}", "fit_get", srv_fit_get, INLINE,
      NULL, NULL},

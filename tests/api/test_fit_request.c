@@ -37,7 +37,7 @@ static int parse(const char *body, nn_graph *g, api_fit_request *req,
     api_error err;
     memset(&err, 0, sizeof err);
     api_json text = {body, strlen(body), NULL};
-    int rc = api_fit_request_parse(j, &text, g, &lim, req, &err);
+    int rc = api_fit_request_parse(j, &text, NULL, g, &lim, req, &err);
     cJSON_Delete(j);
     snprintf(message, size, "%s", rc ? err.message : "");
     return rc ? err.http_status : 0;
@@ -274,8 +274,8 @@ static void test_read_from_pushed_body(void)
         CU_ASSERT(n > 0); /* some arrays did become blobs */
         cJSON *tree = cJSON_Parse(named);
         api_error err;
-        CU_ASSERT_EQUAL_FATAL(api_fit_request_parse(tree, &text, g, &lim,
-                                                    &pushed, &err), 0);
+        CU_ASSERT_EQUAL_FATAL(api_fit_request_parse(tree, &text, NULL, g,
+                                                    &lim, &pushed, &err), 0);
         cJSON_Delete(tree);
         free(named);
         free(marks);

@@ -69,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cJSON *tree = cJSON_ParseWithLength(text, size);
     api_fit_request a, b;
     api_error ea, eb;
-    int ra = api_fit_request_parse(tree, &plain, g, &lim, &a, &ea);
+    int ra = api_fit_request_parse(tree, &plain, NULL, g, &lim, &a, &ea);
 
     api_jsondoc *doc = api_jsondoc_new(0, NULL, NULL);
     if (!doc || api_jsondoc_feed(doc, text, size / 2) ||
@@ -85,7 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!named)
         abort();
     cJSON *named_tree = cJSON_Parse(named);
-    int rb = api_fit_request_parse(named_tree, &pushed, g, &lim, &b, &eb);
+    int rb = api_fit_request_parse(named_tree, &pushed, NULL, g, &lim, &b,
+                                   &eb);
     if ((ra == 0) != (rb == 0))
         abort();
     if (ra && (ea.http_status != eb.http_status ||

@@ -663,6 +663,53 @@ static void test_refusals(void)
     reply_free(&r);
 }
 
+/* A fit takes its sequences in the framing too: the same ridge fit sent
+ * as text and framed (inputs framed, targets text) trains the same
+ * weights, bit for bit; sizes that do not add up are refused by name. */
+static void test_fit(void)
+{
+    const char *def =
+        "{\"name\": \"%s\", \"seed\": 2, \"nodes\": ["
+        "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 2},"
+        "{\"name\": \"o\", \"type\": \"Dense\", \"num_unit\": 1}],"
+        "\"edges\": [\"x >> o\"]}";
+    const char *names[] = {"fit_text", "fit_framed"};
+    reply r;
+    for (int i = 0; i < 2; i++) {
+        char body[512];
+        snprintf(body, sizeof body, def, names[i]);
+        json_call("POST", "/v1/networks", body, 0, 201, &r);
+        reply_free(&r);
+    }
+    const float x[8] = {1, 0, 0, 1, 1, 1, 2, -1};
+    json_call("POST", "/v1/networks/fit_text/fit",
+              "{\"method\": \"ridge\", \"wait\": true, \"inputs\": {\"x\": "
+              "[[[1, 0], [0, 1], [1, 1], [2, -1]]]}, \"targets\": {\"o\": "
+              "[[[1.5], [2.5], [3.5], [0.5]]]}}", 0, 200, &r);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"rows\":4"));
+    reply_free(&r);
+    const char *header = "{\"method\": \"ridge\", \"wait\": true, \"inputs\": "
+                         "{\"x\": {\"shape\": [1, 4, 2], \"binary_data_size\":"
+                         " 32}}, \"targets\": {\"o\": [[[1.5], [2.5], [3.5], "
+                         "[0.5]]]}}";
+    framed_call("POST", "/v1/networks/fit_framed/fit", header, x, 8, 0, 200,
+                &r);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"rows\":4"));
+    reply_free(&r);
+    reply a, b;
+    json_call("GET", "/v1/networks/fit_text/params", NULL, 0, 200, &a);
+    json_call("GET", "/v1/networks/fit_framed/params", NULL, 0, 200, &b);
+    CU_ASSERT_EQUAL(a.len, b.len);
+    CU_ASSERT(a.len == b.len && memcmp(a.body, b.body, a.len) == 0);
+    reply_free(&a);
+    reply_free(&b);
+    /* Truncated: the header promises 32 bytes, 16 follow. */
+    framed_call("POST", "/v1/networks/fit_framed/fit", header, x, 4, 0, 400,
+                &r);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "truncated"));
+    reply_free(&r);
+}
+
 /* Accept picks the answer's form; JSON unless octet-stream is preferred. */
 static void test_accept(void)
 {
@@ -709,6 +756,7 @@ int main(void)
     if (it_start(&server, NULL))
         return 2;
     static const tu_test tests[] = {
+        {"a fit takes its sequences framed", test_fit},
         {"the network", create_network},
         {"forward, framed both ways", test_forward},
         {"session steps, framed", test_session_steps},
