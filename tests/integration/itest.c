@@ -470,6 +470,18 @@ double it_metric(const it_server *s, const char *series)
     return v;
 }
 
+double it_metric_settled(const it_server *s, const char *series)
+{
+    double v = it_metric(s, series);
+    for (int i = 0, same = 0; i < 200 && same < 3; i++) {
+        nanosleep(&(struct timespec){0, 50000000}, NULL);
+        double now = it_metric(s, series);
+        same = now == v ? same + 1 : 0;
+        v = now;
+    }
+    return v;
+}
+
 int it_float_close(double got, double want)
 {
     double scale = fabs(got) > fabs(want) ? fabs(got) : fabs(want);

@@ -88,6 +88,12 @@ int it_float_close(double got, double want);
  * (written with its line's newline and its trailing space, as
  * "\nnerved_fits_running "), or -1 when there is none. */
 double it_metric(const it_server *s, const char *series);
+/* it_metric once the value has stopped moving (the same on three readings
+ * 50 ms apart, for at most 10 s). A request's charges are given back when
+ * libmicrohttpd reports it complete, which may come after its answer has
+ * reached the client: a reading of nerved_memory_charged_bytes right after
+ * an answer can still include the request that produced it. */
+double it_metric_settled(const it_server *s, const char *series);
 
 /* Monotonic seconds, for the tests that time the daemon. */
 double it_now(void);

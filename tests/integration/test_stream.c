@@ -699,15 +699,8 @@ static void test_slow_client_holds_no_thread(void)
     start_with_session(&one, args, "slow");
     it_response r;
     memset(&r, 0, sizeof r);
-    /* A request's body stays charged until libmicrohttpd reports the
-     * request complete, which may come after its answer reached us. */
-    long long idle = charged_bytes(&one);
-    for (int i = 0, same = 0; i < 200 && same < 3; i++) {
-        nanosleep(&(struct timespec){0, 50000000}, NULL);
-        long long now = charged_bytes(&one);
-        same = now == idle ? same + 1 : 0;
-        idle = now;
-    }
+    long long idle = (long long)it_metric_settled(
+        &one, "\nnerved_memory_charged_bytes ");
     CU_ASSERT(idle >= 0);
     char *body = run_body(0, 20000);
     int fd = send_run(one.port, "slow", body);
