@@ -35,13 +35,14 @@ static inline float bits_to_float(int32_t i)
     return f;
 }
 
-/* e^x = p * 2^n for x within the shifter's range (|x / ln 2| < 2^22) or
- * NaN: n = round(x / ln 2), by the 1.5 * 2^23 shifter, from 0 for a NaN,
- * so the integer conversion is defined (the NaN still reaches p). */
+/* e^x = p * 2^n for x within the shifter's range (|x / ln 2| < 2^22):
+ * n = round(x / ln 2), by the 1.5 * 2^23 shifter. Never given a NaN: a
+ * select that kept the conversion to an integer defined for one made GCC
+ * build the whole polynomial twice, once for the lanes it zeroed (tanh
+ * over an array took 0.9 ns a value with AVX-512, 0.7 without). */
 static inline float exp_reduced(float x, int32_t *n_out)
 {
-    float xn = x == x ? x : 0.0f;
-    float n = (xn * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -58,21 +59,24 @@ static inline float exp_reduced(float x, int32_t *n_out)
  * denormal rounded once). */
 static inline float exp_kernel(float x)
 {
-    x = x < -104.0f ? -104.0f : x; /* below: e^x rounds to 0 */
-    x = x > 89.0f ? 89.0f : x;     /* above: e^x is inf */
+    /* Below -104 e^x rounds to 0, above 89 it is inf; a NaN is clamped
+     * too, and put back at the end. */
+    float xc = x > -104.0f ? x : -104.0f;
+    xc = xc < 89.0f ? xc : 89.0f;
     int32_t ni;
-    float p = exp_reduced(x, &ni);
+    float p = exp_reduced(xc, &ni);
     /* 2^n as two normal powers of two, so results down in the denormals
      * are rounded once, by the last multiplication. */
     int32_t n1 = ni / 2, n2 = ni - n1;
-    return p * bits_to_float((n1 + 127) * (1 << 23)) *
-           bits_to_float((n2 + 127) * (1 << 23));
+    float e = p * bits_to_float((n1 + 127) * (1 << 23)) *
+              bits_to_float((n2 + 127) * (1 << 23));
+    return x == x ? e : x;
 }
 
-/* e^x for 0 <= x <= 18.2 or NaN, tanh's range: exp_kernel without its
- * clamps and its split power of two, neither of which can matter there
- * (a product by one normal power of two is exact as two are), so the
- * same bits for a fifth less work in tanh. */
+/* e^x for 0 <= x <= 18.2, tanh's range: exp_kernel without its clamps
+ * and its split power of two, neither of which can matter there (a
+ * product by one normal power of two is exact as two are), so the same
+ * bits for a fifth less work in tanh. */
 static inline float exp_tanh_range(float x)
 {
     int32_t ni;
@@ -91,12 +95,13 @@ static inline float tanh_kernel(float x)
     p = p * z - 3.33332819422e-1f;
     float small = p * z * x + x;
     /* Past 9.1, 2 / (e^2|x| + 1) is under half an ulp of 1 and t rounds
-     * to 1 either way; a NaN passes the clamp. */
-    float ac = ax > 9.1f ? 9.1f : ax;
+     * to 1 either way. A NaN is clamped too, so e^x sees numbers only;
+     * it keeps its NaN through small, which the last select takes. */
+    float ac = ax < 9.1f ? ax : 9.1f;
     float e = exp_tanh_range(ac + ac);
     float t = 1.0f - 2.0f / (e + 1.0f);
     t = x < 0 ? -t : t;
-    return ax < 0.625f ? small : t;
+    return ax >= 0.625f ? t : small;
 }
 
 static inline float sigmoid_kernel(float x)
