@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -96,6 +97,16 @@ static void track(pid_t pid, pid_t replace)
     pthread_mutex_unlock(&live_lock);
 }
 
+/* In a forked child: the kernel kills it when the test binary dies, by a
+ * crash too, which the atexit above never sees. (Daemons are started from
+ * the tests' main thread, whose end is the process's.) */
+static void die_with_parent(pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) /* it died before the line above */
+        _exit(127);
+}
+
 int it_start(it_server *s, const char *const *args)
 {
     return it_start_logged(s, args, NULL);
@@ -129,8 +140,10 @@ int it_start_logged(it_server *s, const char *const *args, const char *log)
         close(out[1]);
         return -1;
     }
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        die_with_parent(parent);
         if (log) {
             int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
             if (fd >= 0)
@@ -192,8 +205,10 @@ int it_run(const char *const *args, char *err_out, size_t size)
         close(err[1]);
         return -1;
     }
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        die_with_parent(parent);
         dup2(err[1], 2);
         int devnull = open("/dev/null", 1);
         if (devnull >= 0)

@@ -11,9 +11,11 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1103,6 +1105,62 @@ static void test_bad_flags(void)
     CU_ASSERT_EQUAL(it_run(help, err, sizeof err), 0);
 }
 
+/* Whether pid is a process that has not ended (a zombie has). */
+static int process_runs(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int runs = 0;
+    if (fgets(line, sizeof line, f)) {
+        const char *end = strrchr(line, ')'); /* after the command's name */
+        runs = end && end[1] == ' ' && end[2] != 'Z' && end[2] != 'X';
+    }
+    fclose(f);
+    return runs;
+}
+
+/* A test binary that crashes takes its daemons with it: one left running
+ * would hold ctest's output pipe, and ctest would wait for it until its
+ * timeout instead of reporting the crash. */
+static void test_daemons_die_with_a_crashed_test(void)
+{
+    int fds[2];
+    CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+    pid_t child = fork();
+    CU_ASSERT_FATAL(child >= 0);
+    if (child == 0) {
+        close(fds[0]);
+        it_server s;
+        pid_t daemon = it_start(&s, NULL) ? 0 : s.pid;
+        if (write(fds[1], &daemon, sizeof daemon) != sizeof daemon)
+            _exit(1);
+        raise(SIGKILL); /* as a crash: no atexit handler runs */
+        _exit(1);
+    }
+    close(fds[1]);
+    pid_t daemon = 0;
+    CU_ASSERT_EQUAL(read(fds[0], &daemon, sizeof daemon), sizeof daemon);
+    close(fds[0]);
+    int status;
+    CU_ASSERT_EQUAL(waitpid(child, &status, 0), child);
+    CU_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    CU_ASSERT_FATAL(daemon > 0);
+    /* Not our child, so never reaped here: gone, or a zombie waiting for
+     * whoever adopted it. */
+    int gone = 0;
+    for (int i = 0; i < 500 && !gone; i++) {
+        gone = !process_runs(daemon);
+        if (!gone)
+            nanosleep(&(struct timespec){0, 20000000}, NULL);
+    }
+    CU_ASSERT(gone);
+    if (!gone)
+        kill(daemon, SIGKILL);
+}
+
 int main(void)
 {
     nn_error e;
@@ -1134,6 +1192,7 @@ int main(void)
         {"limits and session expiry", test_limits_and_expiry},
         {"sizes past the limits", test_sizes_past_the_limits},
         {"bad flags", test_bad_flags},
+        {"daemons die with a crashed test", test_daemons_die_with_a_crashed_test},
         {NULL, NULL}};
     int rc = tu_run_suite("http", tests);
     int exit_status = it_stop(&server);
