@@ -338,7 +338,10 @@ static int unpack_body(struct MHD_Connection *conn, const srv_route *route,
     if (srv_decode_body(MHD_lookup_connection_value(
                             conn, MHD_HEADER_KIND,
                             MHD_HTTP_HEADER_CONTENT_ENCODING),
-                        body, len, config->max_body, err))
+                        body, len,
+                        route->max_body ? route->max_body(config)
+                                        : config->max_body,
+                        err))
         return -1;
     *json_len = *len;
     const char *framed = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -418,11 +421,18 @@ static int json_depth(const char *s, size_t len, size_t *values)
  * text of strings and keys is counted by the body's length. */
 #define TREE_BYTES_PER_VALUE (sizeof(cJSON) + 16)
 
+/* The largest body route takes. */
+static size_t body_limit(int route)
+{
+    const srv_route *r = route >= 0 ? &srv_routes[route] : NULL;
+    return r && r->max_body ? r->max_body(config) : config->max_body;
+}
+
 static int append(conn_state *st, const char *data, size_t size)
 {
     if (st->no_memory)
         return 0;
-    if (st->too_large || st->len + size > config->max_body) {
+    if (st->too_large || st->len + size > body_limit(st->route)) {
         st->too_large = 1;
         return 0;
     }
@@ -1044,7 +1054,7 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, conn_state *st,
     if (st->too_large)
         return answer_now(conn, st, method, url, 413, "too_large", NULL,
                           "the body exceeds the limit of %zu bytes",
-                          config->max_body);
+                          body_limit(st->route));
     if (st->len > 0 && !(route->flags & (SRV_BODY_REQUIRED | SRV_BODY_OPTIONAL)))
         return answer_now(conn, st, method, url, 400, "bad_request", NULL,
                           "%s %s takes no body", method, route->pattern);
@@ -1282,9 +1292,9 @@ enum MHD_Result srv_http_handle(void *cls, struct MHD_Connection *conn,
                          url);
             return refuse(conn, st, method, url, &err, allow);
         }
-        if (length && strtoull(length, NULL, 10) > config->max_body) {
+        if (length && strtoull(length, NULL, 10) > body_limit(st->route)) {
             api_fail(&err, 413, "too_large", "the body is %s bytes; the "
-                     "limit is %zu", length, config->max_body);
+                     "limit is %zu", length, body_limit(st->route));
             return refuse(conn, st, method, url, &err, NULL);
         }
         int has_body = (length && strtoull(length, NULL, 10) > 0) || chunked;

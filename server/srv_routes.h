@@ -41,6 +41,9 @@ typedef struct srv_route {
      * the body): requests with equal keys run one at a time, in order.
      * NULL: the session the path names, if any. */
     uint64_t (*order_key)(const srv_request *req);
+    /* The largest body it takes, when that is not --max-body (a session's
+     * state, which an export may make larger). NULL: --max-body. */
+    size_t (*max_body)(const srv_config *cfg);
 } srv_route;
 
 /* Ends with a row of NULLs. */

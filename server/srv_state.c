@@ -4,6 +4,7 @@
  * because the HTTP layer takes JSON bodies only.
  */
 #include "srv_state.h"
+#include "api_codec.h"
 #include "api_persist.h"
 #include "srv_persist.h"
 #include "srv_store.h"
@@ -44,42 +45,69 @@ static int b64_value(char c)
     return p ? (int)(p - B64) : -1;
 }
 
-/* Decodes padded standard base64 into a malloc'd *out of *len bytes.
- * Returns 0, or -1 (not base64, or out of memory: *out NULL then too). */
-static int base64_decode(const char *in, unsigned char **out, size_t *len)
+/* The next character of the JSON string text s[*i..n), its escapes
+ * decoded (the body was checked as JSON, so an escape is whole); -1 for
+ * a character past ASCII, which no base64 or format character is. */
+static int string_char(const char *s, size_t n, size_t *i)
 {
-    size_t n = strlen(in);
-    *out = NULL;
-    if (n % 4)
+    unsigned char c = (unsigned char)s[(*i)++];
+    if (c != '\\')
+        return c < 128 ? c : -1;
+    if (*i >= n)
         return -1;
-    unsigned char *buf = malloc(n / 4 * 3 + 1);
-    if (!buf)
-        return -1;
-    size_t at = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int last = i + 4 == n;
+    switch (s[(*i)++]) {
+    case '"': return '"';
+    case '\\': return '\\';
+    case '/': return '/'; /* base64's '/', as some encoders escape it */
+    case 'b': return '\b';
+    case 'f': return '\f';
+    case 'n': return '\n';
+    case 'r': return '\r';
+    case 't': return '\t';
+    case 'u': {
+        if (n - *i < 4)
+            return -1;
+        unsigned v = 0;
+        for (int k = 0; k < 4; k++) {
+            char h = s[(*i)++];
+            v = v * 16 + (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+        }
+        return v < 128 ? (int)v : -1;
+    }
+    default: return -1;
+    }
+}
+
+/* Decodes padded standard base64, written as the JSON string text
+ * s[0..n) (escapes allowed), into out, which has room for n / 4 * 3
+ * bytes. Returns the length, or -1 when it is not base64. */
+static long base64_decode(const char *s, size_t n, unsigned char *out)
+{
+    size_t i = 0, at = 0;
+    int end = 0; /* a quad with padding was the last */
+    while (i < n) {
+        int c[4];
+        for (int k = 0; k < 4; k++)
+            c[k] = i < n ? string_char(s, n, &i) : -1;
         int v[4];
         for (int k = 0; k < 4; k++)
-            v[k] = b64_value(in[i + k]);
+            v[k] = b64_value(c[k] > 0 ? (char)c[k] : 0);
         /* '=' only at the very end: xx== or xxx=. */
-        int pad = last && in[i + 3] == '=' ? (in[i + 2] == '=' ? 2 : 1) : 0;
-        if (v[0] < 0 || v[1] < 0 || (pad < 2 && v[2] < 0) ||
-            (pad < 1 && v[3] < 0)) {
-            free(buf);
+        int pad = c[3] == '=' ? (c[2] == '=' ? 2 : 1) : 0;
+        if (end || v[0] < 0 || v[1] < 0 || (pad < 2 && v[2] < 0) ||
+            (pad < 1 && v[3] < 0))
             return -1;
-        }
+        end = pad > 0;
         unsigned w = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 |
                      (unsigned)(pad < 2 ? v[2] : 0) << 6 |
                      (unsigned)(pad < 1 ? v[3] : 0);
-        buf[at++] = (unsigned char)(w >> 16);
+        out[at++] = (unsigned char)(w >> 16);
         if (pad < 2)
-            buf[at++] = (unsigned char)(w >> 8);
+            out[at++] = (unsigned char)(w >> 8);
         if (pad < 1)
-            buf[at++] = (unsigned char)w;
+            out[at++] = (unsigned char)w;
     }
-    *out = buf;
-    *len = at;
-    return 0;
+    return (long)at;
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -177,59 +205,143 @@ void srv_state_get(srv_request *req)
 
 /* ---------------------------------------------------------------- PUT */
 
+/* Bytes of meta JSON a checkpoint may spend on each node (its name, rng
+ * and shapes) and on the rest. */
+#define STATE_META_PER_NODE 1024
+#define STATE_META_FIXED 4096
+
+size_t srv_state_max_body(const srv_config *cfg)
+{
+    /* The largest checkpoint holds a session's every float, and its text
+     * is 4/3 of it, plus the document around it and room for a client's
+     * white space. */
+    double bytes = API_PERSIST_HEADER + STATE_META_FIXED +
+                   (double)cfg->limits.max_nodes * STATE_META_PER_NODE +
+                   4.0 * (double)cfg->limits.max_session_floats;
+    double text = 4.0 * (bytes / 3.0 + 1) + 4096;
+    if (text > (double)(SIZE_MAX / 2))
+        text = (double)(SIZE_MAX / 2);
+    return (size_t)text > cfg->max_body ? (size_t)text : cfg->max_body;
+}
+
+/* The text between the quotes of the string value at pos of j, or -1
+ * when the value there is not a string. */
+static int string_span(const api_json *j, size_t pos, const char **text,
+                       size_t *len)
+{
+    if (api_json_kind(j, pos) != '"')
+        return -1;
+    size_t end = api_json_skip(j, pos);
+    const char *open = memchr(j->s + pos, '"', j->len - pos);
+    if (end == (size_t)-1 || !open || j->s + end - 1 <= open)
+        return -1;
+    *text = open + 1;
+    *len = (size_t)(j->s + end - 1 - *text);
+    return 0;
+}
+
+/* Whether the string value at pos of j is want. */
+static int string_is(const api_json *j, size_t pos, const char *want)
+{
+    const char *t;
+    size_t n, i = 0, k = 0;
+    if (string_span(j, pos, &t, &n))
+        return 0;
+    while (i < n && want[k] && string_char(t, n, &i) == want[k])
+        k++;
+    return i == n && !want[k];
+}
+
+/* Whether the value at pos of j is the number want. */
+static int number_is(const api_json *j, size_t pos, double want)
+{
+    while (pos < j->len && (j->s[pos] == ' ' || j->s[pos] == '\t' ||
+                            j->s[pos] == '\r' || j->s[pos] == '\n'))
+        pos++;
+    float v;
+    return pos < j->len && api_read_float(j->s + pos, j->len - pos, &v) &&
+           v == want;
+}
+
 /* Checks the body and reads its checkpoint into c (which the caller frees
  * with api_checkpoint_free in any case). Replies and returns -1 when the
- * body is refused. */
+ * body is refused. The route reads the body's text (SRV_BODY_RAW): the
+ * checkpoint's base64 is decoded from it in place, never copied into a
+ * tree first, and what the decoding holds is charged before. */
 static int read_state_body(srv_request *req, api_checkpoint *c)
 {
     memset(c, 0, sizeof *c);
     static const char *const known[] = {"network", "session", "batch", "steps",
                                         "format", "version", "checkpoint"};
-    if (!cJSON_IsObject(req->json)) {
+    enum { FORMAT = 4, VERSION = 5, CHECKPOINT = 6, KNOWN = 7 };
+    api_json j = {req->raw ? req->raw : "", req->raw_len, req->raw_doc};
+    if (api_json_kind(&j, 0) != '{') {
         srv_reply_fail(req, 400, "bad_request", "the body must be the object "
                        "GET .../state answers, with at least \"checkpoint\"");
         return -1;
     }
-    for (const cJSON *m = req->json->child; m; m = m->next) {
-        size_t k = 0;
-        while (k < sizeof known / sizeof *known && strcmp(m->string, known[k]))
+    size_t at[KNOWN], it = 0, value;
+    for (int k = 0; k < KNOWN; k++)
+        at[k] = (size_t)-1;
+    char key[64];
+    int cut, more;
+    while ((more = api_json_member(&j, 0, &it, key, sizeof key, &cut,
+                                   &value)) == 1) {
+        int k = 0;
+        while (k < KNOWN && (cut || strcmp(key, known[k])))
             k++;
-        if (k == sizeof known / sizeof *known) {
-            srv_reply_fail(req, 400, "bad_request", "unknown member '%.64s' "
+        if (k == KNOWN) {
+            srv_reply_fail(req, 400, "bad_request", "unknown member '%.64s%s' "
                            "(expected checkpoint, and optionally network, "
-                           "session, batch, steps, format, version)",
-                           m->string);
+                           "session, batch, steps, format, version)", key,
+                           cut ? "..." : "");
             return -1;
         }
+        if (at[k] != (size_t)-1) {
+            srv_reply_fail(req, 400, "bad_json", "member \"%s\" is given "
+                           "twice", key);
+            return -1;
+        }
+        at[k] = value;
     }
-    const cJSON *format = cJSON_GetObjectItemCaseSensitive(req->json, "format");
-    const cJSON *version = cJSON_GetObjectItemCaseSensitive(req->json,
-                                                            "version");
-    if ((format && (!cJSON_IsString(format) ||
-                    strcmp(format->valuestring, STATE_FORMAT))) ||
-        (version && (!cJSON_IsNumber(version) ||
-                     version->valuedouble != API_PERSIST_VERSION))) {
+    if (more < 0) {
+        srv_reply_fail(req, 400, "bad_json", "the body is not a JSON object");
+        return -1;
+    }
+    if ((at[FORMAT] != (size_t)-1 && !string_is(&j, at[FORMAT], STATE_FORMAT)) ||
+        (at[VERSION] != (size_t)-1 &&
+         !number_is(&j, at[VERSION], API_PERSIST_VERSION))) {
         srv_reply_fail(req, 400, "bad_request", "\"format\" must be \""
                        STATE_FORMAT "\" and \"version\" %d",
                        API_PERSIST_VERSION);
         return -1;
     }
-    const cJSON *text = cJSON_GetObjectItemCaseSensitive(req->json,
-                                                         "checkpoint");
-    if (!cJSON_IsString(text)) {
+    const char *text;
+    size_t text_len;
+    if (at[CHECKPOINT] == (size_t)-1 ||
+        string_span(&j, at[CHECKPOINT], &text, &text_len)) {
         srv_reply_fail(req, 400, "bad_request", "\"checkpoint\" must be the "
                        "base64 string GET .../state gave");
         return -1;
     }
-    unsigned char *bytes;
-    size_t len;
-    if (base64_decode(text->valuestring, &bytes, &len)) {
+    /* The bytes, and the checkpoint read from them. */
+    size_t room = text_len / 4 * 3 + 1;
+    if (srv_request_charge(req, 2.0 * (double)room, "the imported state"))
+        return -1;
+    unsigned char *bytes = malloc(room);
+    if (!bytes) {
+        srv_reply_fail(req, 503, "out_of_memory", "out of memory");
+        return -1;
+    }
+    long len = base64_decode(text, text_len, bytes);
+    if (len < 0) {
+        free(bytes);
         srv_reply_fail(req, 400, "bad_request", "\"checkpoint\" is not "
                        "padded standard base64");
         return -1;
     }
     api_error err;
-    int rc = api_checkpoint_read(bytes, len, c, &err);
+    int rc = api_checkpoint_read(bytes, (size_t)len, c, &err);
     free(bytes);
     if (rc) {
         srv_reply_fail(req, 400, "bad_state", "\"checkpoint\": %s",

@@ -8,6 +8,7 @@
  *             "checkpoint": "<base64>"}
  *   PUT /v1/networks/{net}/sessions/{sid}/state   (that document as body)
  *     -> 201 (the session was created) or 200 (its state was replaced)
+ *   (taken up to srv_state_max_body, which may exceed --max-body)
  *
  * "checkpoint" is the base64 of the very bytes a checkpoint file holds
  * (api/api_persist.h): every node's output buffer and state tensors, its
@@ -24,5 +25,10 @@
 
 void srv_state_get(srv_request *req);
 void srv_state_put(srv_request *req);
+/* The largest body PUT .../state takes: --max-body, or the text of the
+ * largest state a session may hold (--max-session-floats, --max-nodes)
+ * when that is more, so that every export can be put back. The body is
+ * charged to the memory budget as it arrives, as any other. */
+size_t srv_state_max_body(const srv_config *cfg);
 
 #endif

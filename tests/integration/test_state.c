@@ -310,6 +310,97 @@ static void test_imports_that_cannot_go_on(void)
     free(state);
 }
 
+/* Every export can be put back: a state's text larger than --max-body
+ * (here 64 KiB against some 350 KB) is taken, up to the largest state a
+ * session may hold. It was refused with 413, so a large session could not
+ * move between replicas. The base64 may also come with its '/' escaped,
+ * as some JSON encoders write it; a repeated member is refused. */
+static void test_large_state_moves(void)
+{
+    static const char *const args[] = {"--max-body", "65536", NULL};
+    it_server c, d;
+    CU_ASSERT_EQUAL_FATAL(it_start(&c, args), 0);
+    CU_ASSERT_EQUAL_FATAL(it_start(&d, args), 0);
+    static const char *wide =
+        "{\"name\": \"wide\", \"seed\": 3, \"nodes\": ["
+        "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+        "{\"name\": \"r\", \"type\": \"VanillaRNN\", \"num_unit\": 1000}],"
+        "\"edges\": [\"x >> r\"]}";
+    CU_ASSERT_EQUAL_FATAL(request(&c, "POST", "/v1/networks", wide, NULL), 201);
+    CU_ASSERT_EQUAL_FATAL(request(&d, "POST", "/v1/networks", wide, NULL), 201);
+    CU_ASSERT_EQUAL_FATAL(request(&c, "POST", "/v1/networks/wide/sessions",
+                                  "{\"id\": \"big\", \"batch\": 32}", NULL),
+                          201);
+    char body[512];
+    size_t n = (size_t)snprintf(body, sizeof body, "{\"inputs\": {\"x\": [");
+    for (int b = 0; b < 32; b++)
+        n += (size_t)snprintf(body + n, sizeof body - n, "%s[%d]", b ? "," : "",
+                              b - 16);
+    snprintf(body + n, sizeof body - n, "]}}");
+    for (int t = 0; t < 2; t++)
+        CU_ASSERT_EQUAL(request(&c, "POST", "/v1/networks/wide/sessions/big/"
+                                "forward", body, NULL), 200);
+    char *state = NULL, *again = NULL, *answer = NULL;
+    CU_ASSERT_EQUAL_FATAL(request(&c, "GET", "/v1/networks/wide/sessions/big/"
+                                  "state", NULL, &state), 200);
+    CU_ASSERT(strlen(state) > 4 * 65536);
+    CU_ASSERT_EQUAL(request(&d, "PUT", "/v1/networks/wide/sessions/big/state",
+                            state, &answer), 201);
+    CU_ASSERT_PTR_NOT_NULL(strstr(answer, "\"steps\":2"));
+    free(answer);
+    CU_ASSERT_EQUAL(request(&d, "GET", "/v1/networks/wide/sessions/big/state",
+                            NULL, &again), 200);
+    CU_ASSERT(again && strcmp(again, state) == 0);
+    free(again);
+
+    /* The same with every '/' written as the escape "\/". */
+    size_t slashes = 0;
+    for (const char *p = state; *p; p++)
+        slashes += *p == '/';
+    CU_ASSERT(slashes > 0);
+    char *escaped = malloc(strlen(state) + slashes + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(escaped);
+    char *o = escaped;
+    for (const char *p = state; *p; p++) {
+        if (*p == '/')
+            *o++ = '\\';
+        *o++ = *p;
+    }
+    *o = '\0';
+    CU_ASSERT_EQUAL(request(&d, "PUT", "/v1/networks/wide/sessions/big2/state",
+                            escaped, &answer), 201);
+    free(answer);
+    /* Both imports step on alike (one daemon: the same bits). */
+    char *one = NULL, *two = NULL;
+    CU_ASSERT_EQUAL(request(&d, "POST", "/v1/networks/wide/sessions/big/"
+                            "forward", body, &one), 200);
+    CU_ASSERT_EQUAL(request(&d, "POST", "/v1/networks/wide/sessions/big2/"
+                            "forward", body, &two), 200);
+    CU_ASSERT(one && two && strcmp(one, two) == 0);
+    free(one);
+    free(two);
+    free(escaped);
+
+    /* A member given twice is refused, and leaves no session. */
+    char *twice = malloc(strlen(state) + 64);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(twice);
+    snprintf(twice, strlen(state) + 64, "{\"format\": \"nerved-checkpoint\", "
+             "%s", state + 1);
+    CU_ASSERT_EQUAL(request(&d, "PUT", "/v1/networks/wide/sessions/big3/state",
+                            twice, &answer), 400);
+    CU_ASSERT_PTR_NOT_NULL(answer && strstr(answer, "twice"));
+    free(answer);
+    free(twice);
+    CU_ASSERT_EQUAL(request(&d, "GET", "/v1/networks/wide/sessions/big3", NULL,
+                            NULL), 404);
+    /* Other routes keep --max-body. */
+    CU_ASSERT_EQUAL(request(&d, "POST", "/v1/networks/wide/sessions/big/forward",
+                            state, NULL), 413);
+    free(state);
+    CU_ASSERT_EQUAL(it_stop(&c), 0);
+    CU_ASSERT_EQUAL(it_stop(&d), 0);
+}
+
 int main(void)
 {
     if (it_start(&a, NULL) || it_start(&b, NULL))
@@ -322,6 +413,7 @@ int main(void)
          test_imported_session_continues},
         {"imports that could not go on are refused, those that can kept",
          test_imports_that_cannot_go_on},
+        {"a state larger than --max-body moves", test_large_state_moves},
         {NULL, NULL}};
     int rc = tu_run_suite("state", tests);
     if (it_stop(&a) || it_stop(&b))
