@@ -148,9 +148,15 @@ cJSON *api_kserve_model_config(const nn_graph *g, const char *name,
         cJSON_AddNumberToObject(seq, "max_sequence_idle_microseconds",
                                 sequence_idle_us);
     }
-    cJSON *def = definition ? cJSON_Parse(definition) : NULL;
-    if (def)
-        cJSON_AddItemToObject(o, "definition", def);
+    /* The definition goes in ModelConfig's parameters map, as text: a
+     * member ModelConfig does not have would make the document unreadable
+     * to the tools that parse it into the protobuf message
+     * (json_format.ParseDict refuses unknown fields). */
+    if (definition) {
+        cJSON *def = cJSON_AddObjectToObject(
+            cJSON_AddObjectToObject(o, "parameters"), "definition");
+        cJSON_AddStringToObject(def, "string_value", definition);
+    }
     return o;
 }
 

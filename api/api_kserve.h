@@ -63,10 +63,11 @@ cJSON *api_kserve_model_metadata(const nn_graph *g, const char *name);
  * ({name, data_type "TYPE_FP32", dims without the batch axis}), for a
  * network whose steps carry state sequence_batching with
  * max_sequence_idle_microseconds (sequence_idle_us, how long an idle
- * sequence lives), and
- * "definition", the graph definition the network was created from
- * (definition: its JSON text, or NULL to leave it out). Caller owns the
- * result. */
+ * sequence lives), and parameters {"definition": {"string_value": text}},
+ * the graph definition the network was created from as JSON text
+ * (definition, or NULL to leave it out): every member is one of
+ * ModelConfig's, so the document parses as that protobuf message. Caller
+ * owns the result. */
 cJSON *api_kserve_model_config(const nn_graph *g, const char *name,
                                const char *definition, int max_batch,
                                double sequence_idle_us);

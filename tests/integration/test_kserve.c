@@ -1477,6 +1477,61 @@ static void test_statistics(void)
     cJSON_Delete(kept);
 }
 
+/* Whether every member of the object j is one of names (a NULL-ended
+ * list). */
+static int members_among(const cJSON *j, const char *const *names)
+{
+    if (!cJSON_IsObject(j))
+        return 0;
+    for (const cJSON *m = j->child; m; m = m->next) {
+        int k = 0;
+        while (names[k] && strcmp(names[k], m->string))
+            k++;
+        if (!names[k]) {
+            fprintf(stderr, "'%s' is not a field of the message\n",
+                    m->string);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Whether c reads as Triton's ModelConfig message (model_config.proto in
+ * triton-inference-server/common), as json_format.ParseDict would take
+ * it: only the message's fields, ModelInput's and ModelOutput's in the
+ * tensors, ModelParameter's in the parameters map. Tools parse the
+ * document that way, and an unknown field fails them. */
+static int is_model_config(const cJSON *c)
+{
+    static const char *const config[] = {
+        "name", "platform", "backend", "runtime", "version_policy",
+        "max_batch_size", "input", "output", "batch_input", "batch_output",
+        "optimization", "dynamic_batching", "sequence_batching",
+        "ensemble_scheduling", "instance_group", "default_model_filename",
+        "cc_model_filenames", "metric_tags", "parameters", "model_warmup",
+        "model_operations", "model_transaction_policy",
+        "model_repository_agents", "response_cache", NULL};
+    static const char *const input[] = {
+        "name", "data_type", "format", "dims", "reshape", "is_shape_tensor",
+        "allow_ragged_batch", "optional", NULL};
+    static const char *const output[] = {
+        "name", "data_type", "dims", "reshape", "label_filename",
+        "is_shape_tensor", NULL};
+    static const char *const sequence[] = {
+        "direct", "oldest", "max_sequence_idle_microseconds",
+        "control_input", "state", "iterative_sequence", NULL};
+    static const char *const parameter[] = {"string_value", NULL};
+    int ok = members_among(c, config);
+    const cJSON *t;
+    cJSON_ArrayForEach(t, get(c, "input")) ok &= members_among(t, input);
+    cJSON_ArrayForEach(t, get(c, "output")) ok &= members_among(t, output);
+    if (get(c, "sequence_batching"))
+        ok &= members_among(get(c, "sequence_batching"), sequence);
+    cJSON_ArrayForEach(t, get(c, "parameters"))
+        ok &= members_among(t, parameter) && cJSON_IsString(t->child);
+    return ok;
+}
+
 static void test_config(void)
 {
     cJSON *c = call("GET", "/v2/models/pair/config", NULL, 200);
@@ -1492,10 +1547,15 @@ static void test_config(void)
     const cJSON *y = cJSON_GetArrayItem(get(c, "output"), 0);
     CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(get(y, "name")), "y");
     CU_ASSERT_EQUAL(cJSON_GetArrayItem(get(y, "dims"), 0)->valueint, 3);
-    /* The graph definition it was created from. */
+    /* The graph definition it was created from, as text in ModelConfig's
+     * parameters map. */
     cJSON *def = cJSON_Parse(PAIR);
-    CU_ASSERT(cJSON_Compare(get(c, "definition"), def, 1));
+    cJSON *given = cJSON_Parse(cJSON_GetStringValue(
+        get(get(get(c, "parameters"), "definition"), "string_value")));
+    CU_ASSERT(given && cJSON_Compare(given, def, 1));
+    cJSON_Delete(given);
     cJSON_Delete(def);
+    CU_ASSERT(is_model_config(c));
     /* Stateless: no sequence batching; a recurrent network has it, with
      * the session timeout (the default hour) as its idle limit. */
     CU_ASSERT_PTR_NULL(get(c, "sequence_batching"));
@@ -1503,6 +1563,7 @@ static void test_config(void)
     const cJSON *idle = get(get(r, "sequence_batching"),
                             "max_sequence_idle_microseconds");
     CU_ASSERT(cJSON_IsNumber(idle) && idle->valuedouble == 3600e6);
+    CU_ASSERT(is_model_config(r));
     cJSON_Delete(r);
     cJSON *v = call("GET", "/v2/models/pair/versions/1/config", NULL, 200);
     CU_ASSERT(cJSON_Compare(c, v, 1));
