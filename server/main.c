@@ -452,6 +452,8 @@ int main(int argc, char **argv)
         .batch_max_rows = cfg.batch_max_rows,
         .batch_window_us = cfg.batch_window_us,
         .batch_instances = cfg.batch_instances,
+        .build_threads = cfg.build_threads ? cfg.build_threads
+                                           : (int)(cores > 0 ? cores : 2),
     };
     scheduling = srv_sched_start(&sched, msg, sizeof msg) == 0;
     if (!scheduling) {

@@ -60,6 +60,7 @@ typedef struct srv_config {
     int quiet;                  /* no access log */
     /* The serving core (srv_sched.h). */
     int compute_threads;        /* 0: one per core */
+    int build_threads;          /* network builds' threads; 0: one per core */
     int max_queue;              /* queued requests per network */
     int request_timeout;        /* seconds a request may wait to start */
     int batching;               /* batch steps of different sessions */

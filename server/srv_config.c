@@ -67,6 +67,10 @@ static const srv_option options[] = {
     {"--compute-threads", "NERVED_COMPUTE_THREADS", OPT_INT,
      AT(compute_threads), 0, 256,
      "threads that compute requests (default 0: one per core)"},
+    {"--build-threads", "NERVED_BUILD_THREADS", OPT_INT, AT(build_threads), 0,
+     256, "threads that build networks, apart from the compute threads so "
+     "that a long build holds up no other network's requests (default 0: "
+     "one per core)"},
     {"--max-queue", "NERVED_MAX_QUEUE", OPT_INT, AT(max_queue), 1, 1000000,
      "requests queued per network; more are answered 503 (default 1024)"},
     {"--request-timeout", "NERVED_REQUEST_TIMEOUT", OPT_INT,

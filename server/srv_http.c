@@ -1126,6 +1126,7 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, conn_state *st,
     srv_job *job = &st->job;
     job->net = req->net;
     job->step = route->step;
+    job->build = (route->flags & SRV_BUILD) != 0;
     job->run = job_run;
     job->done = job_done;
     job->batch_rows = 1;

@@ -1055,6 +1055,7 @@ static uint64_t path_session_key(const srv_request *req)
 #define MAYBE_BODY SRV_BODY_OPTIONAL
 #define RAW SRV_BODY_RAW
 #define BINARY SRV_BODY_BINARY
+#define BUILD SRV_BUILD
 
 const srv_route srv_routes[] = {
     {"GET", "/healthz", "healthz", handle_healthz, INLINE, NULL, NULL, NULL},
@@ -1064,8 +1065,8 @@ const srv_route srv_routes[] = {
      NULL},
     {"GET", "/v1/node-types", "node_types", handle_node_types, INLINE, NULL,
      NULL, NULL},
-    {"POST", "/v1/networks", "network_create", handle_network_create, BODY,
-     NULL, NULL, NULL},
+    {"POST", "/v1/networks", "network_create", handle_network_create,
+     BODY | BUILD, NULL, NULL, NULL},
     {"GET", "/v1/networks", "network_list", handle_network_list, INLINE,
      NULL, NULL, NULL},
     {"GET", "/v1/networks/{net}", "network_get", handle_network_get,

@@ -24,8 +24,10 @@ enum {
     SRV_LOCK_READ = 1 << 6,     /* the network's weights, read-locked */
     SRV_LOCK_WRITE = 1 << 7,    /* the network's weights, write-locked */
     SRV_LOCK_SESSION = 1 << 8,  /* the session's mutex */
-    SRV_BODY_BINARY = 1 << 9    /* the JSON may be followed by binary
+    SRV_BODY_BINARY = 1 << 9,   /* the JSON may be followed by binary
                                    tensor data (api_binary.h) */
+    SRV_BUILD = 1 << 10         /* builds a network: run on the build lane,
+                                   not the compute threads (srv_sched.h) */
 };
 
 typedef struct srv_route {

@@ -58,6 +58,12 @@ static pthread_cond_t work = PTHREAD_COND_INITIALIZER;
 static sched_queue *ready_head, *ready_tail;
 static sched_queue global_queue; /* jobs of no network */
 static sched_queue *all_queues = &global_queue;
+/* The build lane: one queue, never on the ready ring, drained by its own
+ * threads (build_main). */
+static sched_queue build_queue;
+static pthread_cond_t build_work = PTHREAD_COND_INITIALIZER;
+static pthread_t build_threads[MAX_THREADS];
+static int n_build_threads;
 static srv_sched_config conf;
 static pthread_t threads[MAX_THREADS];
 static int n_threads, stopping;
@@ -304,7 +310,7 @@ int srv_sched_submit(srv_job *job)
     job->deadline = job->queued_at + conf.timeout;
     job->next = NULL;
     pthread_mutex_lock(&lock);
-    sched_queue *q = queue_of(job->net);
+    sched_queue *q = job->build ? &build_queue : queue_of(job->net);
     int refused = stopping ? 1 : q->queued >= conf.max_queue ? 2 : 0;
     if (!refused) {
         if (q->tail)
@@ -319,11 +325,16 @@ int srv_sched_submit(srv_job *job)
                 q->mixed_at = job->queued_at;
             q->last_step_key = job->key;
         }
-        list_ready(q);
-        /* One thread: a thread filling a batch that wakes for another
-         * network's job passes the signal on (fill_batch). Waking all for
-         * every request cost the small ones a context switch each. */
-        pthread_cond_signal(&work);
+        if (q == &build_queue) {
+            pthread_cond_signal(&build_work);
+        } else {
+            list_ready(q);
+            /* One thread: a thread filling a batch that wakes for another
+             * network's job passes the signal on (fill_batch). Waking all
+             * for every request cost the small ones a context switch
+             * each. */
+            pthread_cond_signal(&work);
+        }
     }
     pthread_mutex_unlock(&lock);
     if (refused == 1)
@@ -616,6 +627,50 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* A build thread: takes the build lane's jobs in order, one at a time. */
+static void *build_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        while (!build_queue.head && !stopping)
+            pthread_cond_wait(&build_work, &lock);
+        srv_job *job = build_queue.head;
+        if (!job)
+            break; /* stopping, and drain answered what was queued */
+        unlink_job(&build_queue, NULL, job);
+        total_queued--;
+        int late = job->deadline <= srv_now();
+        if (!late) {
+            build_queue.running++;
+            total_running++;
+        }
+        pthread_mutex_unlock(&lock);
+        if (late) {
+            answer_unrun(job, 0);
+        } else {
+            job->started_at = srv_now();
+            job->req.queue_ns =
+                (uint64_t)((job->started_at - job->queued_at) * 1e9);
+            job->run(job);
+            if (atomic_load(&job->req.defer_refs) == 0)
+                answer(job);
+            else
+                end_part(job);
+        }
+        pthread_mutex_lock(&lock);
+        if (!late) {
+            build_queue.running--;
+            total_running--;
+        }
+        /* Compute threads that stop wait for nothing to run. */
+        if (stopping)
+            pthread_cond_broadcast(&work);
+    }
+    pthread_mutex_unlock(&lock);
+    return NULL;
+}
+
 /* A job blocked behind a long one of its key, or queued while every
  * thread is busy, still gets its 504 when its deadline passes: the reaper
  * sweeps every queue each second. */
@@ -642,6 +697,28 @@ int srv_sched_start(const srv_sched_config *cfg, char *msg, size_t size)
     if (conf.batch_instances < 1)
         conf.batch_instances = conf.threads;
     stopping = 0;
+    pthread_mutex_lock(&lock);
+    if (!build_queue.all_next && all_queues != &build_queue) {
+        /* Swept with the others (deadlines, drain). */
+        build_queue.all_next = all_queues;
+        all_queues->all_prev = &build_queue;
+        all_queues = &build_queue;
+    }
+    pthread_mutex_unlock(&lock);
+    if (conf.build_threads < 1)
+        conf.build_threads = 1;
+    if (conf.build_threads > MAX_THREADS)
+        conf.build_threads = MAX_THREADS;
+    for (n_build_threads = 0; n_build_threads < conf.build_threads;
+         n_build_threads++)
+        if (pthread_create(&build_threads[n_build_threads], NULL, build_main,
+                           NULL) != 0) {
+            snprintf(msg, size, "cannot start build thread %d",
+                     n_build_threads);
+            srv_sched_drain(0);
+            srv_sched_join();
+            return -1;
+        }
     for (n_threads = 0; n_threads < conf.threads; n_threads++)
         if (pthread_create(&threads[n_threads], NULL, worker_main,
                            (void *)(intptr_t)n_threads) != 0) {
@@ -673,6 +750,7 @@ int srv_sched_drain(double deadline)
     for (sched_queue *q = all_queues; q; q = q->all_next)
         take_expired(q, INFINITY, &unrun);
     pthread_cond_broadcast(&work);
+    pthread_cond_broadcast(&build_work);
     int running = total_running;
     pthread_mutex_unlock(&lock);
     answer_unrun(unrun, 1);
@@ -684,4 +762,7 @@ void srv_sched_join(void)
     for (int i = 0; i < n_threads; i++)
         pthread_join(threads[i], NULL);
     n_threads = 0;
+    for (int i = 0; i < n_build_threads; i++)
+        pthread_join(build_threads[i], NULL);
+    n_build_threads = 0;
 }

@@ -14,6 +14,12 @@
  * per session, W read once. A compute thread that finds fewer rows than
  * --batch-max-rows waits at most --batch-window-us for more.
  *
+ * Builds. A network build (SRV_BUILD routes) may take minutes (a dense
+ * reservoir's spectral radius): it queues on a lane of its own, run by
+ * build threads (--build-threads), so builds never hold the compute
+ * threads and other networks' requests go on meanwhile, as a model server
+ * loads a model beside the ones serving.
+ *
  * Admission. Every queued job is answered: a full queue (--max-queue per
  * network) is refused at once with 503, a job still queued when its
  * deadline (--request-timeout) passes gets 504; both carry Retry-After and
@@ -56,6 +62,7 @@ struct srv_job {
     nn_session *run_session;
     int train;
     int may_wait;                /* prepare may block on the session lock */
+    int build;                   /* runs on the build lane (see above) */
     void *step_ctx;              /* what prepare took, for finish */
     /* The scheduler's. */
     double queued_at, started_at, finished_at, deadline;
@@ -71,6 +78,7 @@ typedef struct srv_sched_config {
     int batch_max_rows;
     int batch_window_us;
     int batch_instances;  /* batched steps of one network running at once */
+    int build_threads;    /* threads of the build lane */
 } srv_sched_config;
 
 /* Starts the compute threads. Returns 0, or -1 with a message in msg. */
@@ -80,7 +88,8 @@ int srv_sched_start(const srv_sched_config *cfg, char *msg, size_t size);
  * queued with 503 and exit once their running jobs end. Returns how many
  * jobs are still running. */
 int srv_sched_drain(double deadline);
-/* Waits for the compute threads to exit (after srv_sched_drain). */
+/* Waits for the compute and build threads to exit (after
+ * srv_sched_drain). */
 void srv_sched_join(void);
 
 /* Queues job. On refusal (queue full, shutting down) returns -1 with the

@@ -1107,11 +1107,56 @@ static void test_waiting_fit_holds_no_thread(void)
     CU_ASSERT_EQUAL(it_stop(&s), 0);
 }
 
+/* A network build runs on the build lane: a long one (a dense reservoir's
+ * spectral radius, here about a second) holds no compute thread, so with
+ * a single compute thread another network's request is answered while the
+ * build goes on. It used to wait for the build. */
+static void test_build_holds_no_compute_thread(void)
+{
+    const char *const args[] = {"--compute-threads", "1", "--build-threads",
+                                "1", NULL};
+    it_server s;
+    CU_ASSERT_EQUAL_FATAL(it_start(&s, args), 0);
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks", LONG_NET, 201));
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks/long/sessions",
+                         "{\"id\": \"a\"}", 201));
+    char def[512];
+    snprintf(def, sizeof def,
+             "{\"name\": \"slowbuild\", \"nodes\": ["
+             "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+             "{\"name\": \"r\", \"type\": \"Reservoir\", \"num_unit\": %d,"
+             " \"sparse\": false, \"rc_connectivity\": 1.0,"
+             " \"spectral_radius\": 1.25}], \"edges\": [\"x >> r\"]}",
+             slow() ? 700 : 1600);
+    runner build = {&s, "/v1/networks", def, 0, 0, NULL};
+    pthread_t th;
+    pthread_create(&th, NULL, post_in_background, &build);
+    sleep_ms(slow() ? 1000 : 100); /* the build has begun */
+    double t0 = it_now();
+    cJSON_Delete(it_call(&s, "POST", "/v1/networks/long/sessions/a/forward",
+                         "{\"inputs\": {\"x\": [[1]]}}", 200));
+    double took = it_now() - t0;
+    /* The network is listed once built: not yet, so the forward did not
+     * wait for the build. */
+    cJSON *listed = it_json(&s, "GET", "/v1/networks/slowbuild", NULL,
+                            &(long){0});
+    int building = !atomic_load(&build.done) && !get(listed, "nodes");
+    cJSON_Delete(listed);
+    fprintf(stderr, "step beside a network build: %.1f ms (build %s)\n",
+            took * 1e3, building ? "still running" : "already done");
+    CU_ASSERT(building);
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(build.status, 201);
+    CU_ASSERT_EQUAL(it_stop(&s), 0);
+}
+
 int main(void)
 {
     static const tu_test tests[] = {
         {"health checks answer while every compute thread is busy",
          test_health_while_busy},
+        {"a network build holds no compute thread",
+         test_build_holds_no_compute_thread},
         {"under overload every request is answered; refusals change nothing",
          test_overload_is_answered},
         {"refusals carry Retry-After", test_refusals_carry_retry_after},
