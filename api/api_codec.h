@@ -114,6 +114,12 @@ int api_json_element(const api_json *j, size_t pos, size_t *it,
 /* The value of the first member named key of the object at pos, or
  * (size_t)-1 when there is none (as cJSON_GetObjectItemCaseSensitive). */
 size_t api_json_find(const api_json *j, size_t pos, const char *key);
+/* The string value at pos, unescaped (UTF-8) and NUL-terminated into out,
+ * cut to cap - 1 bytes with *cut set when longer or when it holds a
+ * \u0000 (which a C string cannot). Returns the length written, or
+ * (size_t)-1 when the value at pos is not a string. */
+size_t api_json_string(const api_json *j, size_t pos, char *out, size_t cap,
+                       int *cut);
 
 /* Reads a tensor written as nested arrays or {"shape", "data"} (with
  * ignore_trainable, a "trainable" member is also allowed and ignored, as

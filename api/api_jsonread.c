@@ -484,6 +484,16 @@ int api_json_element(const api_json *j, size_t pos, size_t *it,
  * and are shown cut in messages. */
 #define KEY_MAX 256
 
+size_t api_json_string(const api_json *j, size_t pos, char *out, size_t cap,
+                       int *cut)
+{
+    size_t bad;
+    if (cap == 0 ||
+        string_at(j, ws(j, pos), &bad, out, cap, cut) == NPOS)
+        return NPOS;
+    return strlen(out);
+}
+
 size_t api_json_find(const api_json *j, size_t pos, const char *key)
 {
     size_t it = 0, value;

@@ -324,9 +324,15 @@ static int body_readable(struct MHD_Connection *conn, const char *path,
                     API_BINARY_HEADER "), not '%.64s'", type ? type : "(none)");
 }
 
+/* The largest body route takes: --max-body unless its row says. */
+static size_t route_body_limit(const srv_route *route)
+{
+    return route->max_body ? route->max_body(config) : config->max_body;
+}
+
 /* The whole body is here. A compressed body becomes what it decompresses
  * to (Inference-Header-Content-Length counts decoded bytes, as in Triton),
- * at most --max-body bytes. With Inference-Header-Content-Length, on a
+ * at most the route's body limit. With Inference-Header-Content-Length, on a
  * route that takes the binary tensor extension, the JSON is the body's
  * first *json_len bytes and the rest goes to the handler as req->blob;
  * otherwise the JSON is all of it. *body may be replaced by another
@@ -338,10 +344,7 @@ static int unpack_body(struct MHD_Connection *conn, const srv_route *route,
     if (srv_decode_body(MHD_lookup_connection_value(
                             conn, MHD_HEADER_KIND,
                             MHD_HTTP_HEADER_CONTENT_ENCODING),
-                        body, len,
-                        route->max_body ? route->max_body(config)
-                                        : config->max_body,
-                        err))
+                        body, len, route_body_limit(route), err))
         return -1;
     *json_len = *len;
     const char *framed = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -421,11 +424,10 @@ static int json_depth(const char *s, size_t len, size_t *values)
  * text of strings and keys is counted by the body's length. */
 #define TREE_BYTES_PER_VALUE (sizeof(cJSON) + 16)
 
-/* The largest body route takes. */
+/* The largest body the route at index route (-1: none matched) takes. */
 static size_t body_limit(int route)
 {
-    const srv_route *r = route >= 0 ? &srv_routes[route] : NULL;
-    return r && r->max_body ? r->max_body(config) : config->max_body;
+    return route >= 0 ? route_body_limit(&srv_routes[route]) : config->max_body;
 }
 
 static int append(conn_state *st, const char *data, size_t size)

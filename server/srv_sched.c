@@ -558,6 +558,19 @@ static void run_steps(sched_queue *q, int thread, srv_job **jobs, int n)
         run_steps(q, thread, &later[i], 1);
 }
 
+/* Runs a job that is not a single step, and answers it unless its
+ * handler deferred the answer (then whoever ends last answers). */
+static void run_job(srv_job *job)
+{
+    job->started_at = srv_now();
+    job->req.queue_ns = (uint64_t)((job->started_at - job->queued_at) * 1e9);
+    job->run(job);
+    if (atomic_load(&job->req.defer_refs) == 0)
+        answer(job);
+    else
+        end_part(job);
+}
+
 static void *worker_main(void *arg)
 {
     int thread = (int)(intptr_t)arg;
@@ -595,14 +608,7 @@ static void *worker_main(void *arg)
         if (steps) {
             run_steps(q, thread, jobs, n);
         } else if (n > 0) {
-            jobs[0]->started_at = srv_now();
-            jobs[0]->req.queue_ns =
-                (uint64_t)((jobs[0]->started_at - jobs[0]->queued_at) * 1e9);
-            jobs[0]->run(jobs[0]);
-            if (atomic_load(&jobs[0]->req.defer_refs) == 0)
-                answer(jobs[0]);
-            else
-                end_part(jobs[0]);
+            run_job(jobs[0]);
         }
         pthread_mutex_lock(&lock);
         for (int i = 0; i < n; i++)
@@ -646,18 +652,10 @@ static void *build_main(void *arg)
             total_running++;
         }
         pthread_mutex_unlock(&lock);
-        if (late) {
+        if (late)
             answer_unrun(job, 0);
-        } else {
-            job->started_at = srv_now();
-            job->req.queue_ns =
-                (uint64_t)((job->started_at - job->queued_at) * 1e9);
-            job->run(job);
-            if (atomic_load(&job->req.defer_refs) == 0)
-                answer(job);
-            else
-                end_part(job);
-        }
+        else
+            run_job(job);
         pthread_mutex_lock(&lock);
         if (!late) {
             build_queue.running--;

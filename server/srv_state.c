@@ -45,59 +45,23 @@ static int b64_value(char c)
     return p ? (int)(p - B64) : -1;
 }
 
-/* The next character of the JSON string text s[*i..n), its escapes
- * decoded (the body was checked as JSON, so an escape is whole); -1 for
- * a character past ASCII, which no base64 or format character is. */
-static int string_char(const char *s, size_t n, size_t *i)
+/* Decodes padded standard base64, in[0..n), into out, which has room for
+ * n / 4 * 3 bytes. Returns the length, or -1 when it is not base64. */
+static long base64_decode(const char *in, size_t n, unsigned char *out)
 {
-    unsigned char c = (unsigned char)s[(*i)++];
-    if (c != '\\')
-        return c < 128 ? c : -1;
-    if (*i >= n)
+    if (n % 4)
         return -1;
-    switch (s[(*i)++]) {
-    case '"': return '"';
-    case '\\': return '\\';
-    case '/': return '/'; /* base64's '/', as some encoders escape it */
-    case 'b': return '\b';
-    case 'f': return '\f';
-    case 'n': return '\n';
-    case 'r': return '\r';
-    case 't': return '\t';
-    case 'u': {
-        if (n - *i < 4)
-            return -1;
-        unsigned v = 0;
-        for (int k = 0; k < 4; k++) {
-            char h = s[(*i)++];
-            v = v * 16 + (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
-        }
-        return v < 128 ? (int)v : -1;
-    }
-    default: return -1;
-    }
-}
-
-/* Decodes padded standard base64, written as the JSON string text
- * s[0..n) (escapes allowed), into out, which has room for n / 4 * 3
- * bytes. Returns the length, or -1 when it is not base64. */
-static long base64_decode(const char *s, size_t n, unsigned char *out)
-{
-    size_t i = 0, at = 0;
-    int end = 0; /* a quad with padding was the last */
-    while (i < n) {
-        int c[4];
-        for (int k = 0; k < 4; k++)
-            c[k] = i < n ? string_char(s, n, &i) : -1;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int last = i + 4 == n;
         int v[4];
         for (int k = 0; k < 4; k++)
-            v[k] = b64_value(c[k] > 0 ? (char)c[k] : 0);
+            v[k] = b64_value(in[i + k]);
         /* '=' only at the very end: xx== or xxx=. */
-        int pad = c[3] == '=' ? (c[2] == '=' ? 2 : 1) : 0;
-        if (end || v[0] < 0 || v[1] < 0 || (pad < 2 && v[2] < 0) ||
+        int pad = last && in[i + 3] == '=' ? (in[i + 2] == '=' ? 2 : 1) : 0;
+        if (v[0] < 0 || v[1] < 0 || (pad < 2 && v[2] < 0) ||
             (pad < 1 && v[3] < 0))
             return -1;
-        end = pad > 0;
         unsigned w = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 |
                      (unsigned)(pad < 2 ? v[2] : 0) << 6 |
                      (unsigned)(pad < 1 ? v[3] : 0);
@@ -224,43 +188,18 @@ size_t srv_state_max_body(const srv_config *cfg)
     return (size_t)text > cfg->max_body ? (size_t)text : cfg->max_body;
 }
 
-/* The text between the quotes of the string value at pos of j, or -1
- * when the value there is not a string. */
+/* The text between the quotes of the string value at pos of j (a value
+ * position api_json_member gave), escapes as written, or -1 when the
+ * value there is not a string. */
 static int string_span(const api_json *j, size_t pos, const char **text,
                        size_t *len)
 {
-    if (api_json_kind(j, pos) != '"')
-        return -1;
     size_t end = api_json_skip(j, pos);
-    const char *open = memchr(j->s + pos, '"', j->len - pos);
-    if (end == (size_t)-1 || !open || j->s + end - 1 <= open)
+    if (api_json_kind(j, pos) != '"' || end == (size_t)-1 || end < pos + 2)
         return -1;
-    *text = open + 1;
-    *len = (size_t)(j->s + end - 1 - *text);
+    *text = j->s + pos + 1;
+    *len = end - pos - 2;
     return 0;
-}
-
-/* Whether the string value at pos of j is want. */
-static int string_is(const api_json *j, size_t pos, const char *want)
-{
-    const char *t;
-    size_t n, i = 0, k = 0;
-    if (string_span(j, pos, &t, &n))
-        return 0;
-    while (i < n && want[k] && string_char(t, n, &i) == want[k])
-        k++;
-    return i == n && !want[k];
-}
-
-/* Whether the value at pos of j is the number want. */
-static int number_is(const api_json *j, size_t pos, double want)
-{
-    while (pos < j->len && (j->s[pos] == ' ' || j->s[pos] == '\t' ||
-                            j->s[pos] == '\r' || j->s[pos] == '\n'))
-        pos++;
-    float v;
-    return pos < j->len && api_read_float(j->s + pos, j->len - pos, &v) &&
-           v == want;
 }
 
 /* Checks the body and reads its checkpoint into c (which the caller frees
@@ -271,9 +210,11 @@ static int number_is(const api_json *j, size_t pos, double want)
 static int read_state_body(srv_request *req, api_checkpoint *c)
 {
     memset(c, 0, sizeof *c);
-    static const char *const known[] = {"network", "session", "batch", "steps",
-                                        "format", "version", "checkpoint"};
-    enum { FORMAT = 4, VERSION = 5, CHECKPOINT = 6, KNOWN = 7 };
+    enum { NETWORK, SESSION, BATCH, STEPS, FORMAT, VERSION, CHECKPOINT, KNOWN };
+    static const char *const known[KNOWN] = {
+        [NETWORK] = "network", [SESSION] = "session", [BATCH] = "batch",
+        [STEPS] = "steps",     [FORMAT] = "format",   [VERSION] = "version",
+        [CHECKPOINT] = "checkpoint"};
     api_json j = {req->raw ? req->raw : "", req->raw_len, req->raw_doc};
     if (api_json_kind(&j, 0) != '{') {
         srv_reply_fail(req, 400, "bad_request", "the body must be the object "
@@ -308,9 +249,17 @@ static int read_state_body(srv_request *req, api_checkpoint *c)
         srv_reply_fail(req, 400, "bad_json", "the body is not a JSON object");
         return -1;
     }
-    if ((at[FORMAT] != (size_t)-1 && !string_is(&j, at[FORMAT], STATE_FORMAT)) ||
-        (at[VERSION] != (size_t)-1 &&
-         !number_is(&j, at[VERSION], API_PERSIST_VERSION))) {
+    char format[sizeof STATE_FORMAT + 1];
+    float version;
+    int format_ok = at[FORMAT] == (size_t)-1 ||
+                    (api_json_string(&j, at[FORMAT], format, sizeof format,
+                                     &cut) != (size_t)-1 &&
+                     !cut && strcmp(format, STATE_FORMAT) == 0);
+    int version_ok = at[VERSION] == (size_t)-1 ||
+                     (api_read_float(j.s + at[VERSION], j.len - at[VERSION],
+                                     &version) &&
+                      version == API_PERSIST_VERSION);
+    if (!format_ok || !version_ok) {
         srv_reply_fail(req, 400, "bad_request", "\"format\" must be \""
                        STATE_FORMAT "\" and \"version\" %d",
                        API_PERSIST_VERSION);
@@ -324,16 +273,33 @@ static int read_state_body(srv_request *req, api_checkpoint *c)
                        "base64 string GET .../state gave");
         return -1;
     }
-    /* The bytes, and the checkpoint read from them. */
+    /* The bytes, and the checkpoint read from them; and, only when the
+     * base64 is written with escapes (some encoders write '/' as "\/"),
+     * its unescaped copy first. */
+    int escaped = memchr(text, '\\', text_len) != NULL;
     size_t room = text_len / 4 * 3 + 1;
-    if (srv_request_charge(req, 2.0 * (double)room, "the imported state"))
+    if (srv_request_charge(req, 2.0 * (double)room +
+                                    (escaped ? (double)text_len + 1 : 0),
+                           "the imported state"))
         return -1;
+    char *plain = escaped ? malloc(text_len + 1) : NULL;
     unsigned char *bytes = malloc(room);
-    if (!bytes) {
+    if (!bytes || (escaped && !plain)) {
+        free(plain);
+        free(bytes);
         srv_reply_fail(req, 503, "out_of_memory", "out of memory");
         return -1;
     }
-    long len = base64_decode(text, text_len, bytes);
+    long len = -1;
+    if (!escaped) {
+        len = base64_decode(text, text_len, bytes);
+    } else {
+        size_t n = api_json_string(&j, at[CHECKPOINT], plain, text_len + 1,
+                                   &cut);
+        if (!cut) /* cut: it held a \u0000, not base64 either */
+            len = base64_decode(plain, n, bytes);
+    }
+    free(plain);
     if (len < 0) {
         free(bytes);
         srv_reply_fail(req, 400, "bad_request", "\"checkpoint\" is not "

@@ -1124,14 +1124,12 @@ static void test_build_holds_no_compute_thread(void)
     cJSON_Delete(it_call(&s, "POST", "/v1/networks", LONG_NET, 201));
     cJSON_Delete(it_call(&s, "POST", "/v1/networks/long/sessions",
                          "{\"id\": \"a\"}", 201));
-    char def[512];
-    snprintf(def, sizeof def,
-             "{\"name\": \"slowbuild\", \"nodes\": ["
-             "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
-             "{\"name\": \"r\", \"type\": \"Reservoir\", \"num_unit\": %d,"
-             " \"sparse\": false, \"rc_connectivity\": 1.0,"
-             " \"spectral_radius\": 1.25}], \"edges\": [\"x >> r\"]}",
-             1600);
+    static char def[] =
+        "{\"name\": \"slowbuild\", \"nodes\": ["
+        "{\"name\": \"x\", \"type\": \"Input\", \"shape\": 1},"
+        "{\"name\": \"r\", \"type\": \"Reservoir\", \"num_unit\": 1600,"
+        " \"sparse\": false, \"rc_connectivity\": 1.0,"
+        " \"spectral_radius\": 1.25}], \"edges\": [\"x >> r\"]}";
     runner build = {&s, "/v1/networks", def, 0, 0, NULL};
     pthread_t th;
     pthread_create(&th, NULL, post_in_background, &build);
